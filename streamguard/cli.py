@@ -1,0 +1,43 @@
+"""The ``streamguard`` command line. Each command group lives with the code it drives and is
+imported only when invoked, so ``streamguard --help`` stays fast (Spark, Feast and Evidently are heavy)."""
+
+import importlib
+from typing import Any
+
+import click
+
+_GROUPS: dict[str, tuple[str, str]] = {
+    "dev": ("streamguard.devstack.cli", "Provision and run the local stack (kube-apiserver, Kafka, registry, Redis)."),
+    "crds": ("streamguard.api.cli", "Generate and check the CustomResourceDefinitions."),
+    "operator": ("streamguard.operator.cli", "Run the Kubernetes operator."),
+    "workload": ("streamguard.workloads.cli", "Entrypoints of the containers the operator deploys."),
+    "serve": ("streamguard.serving.cli", "Serve feature vectors over HTTP from Redis."),
+    "plan": ("streamguard.delivery.plan", "Show what applying a folder of feature resources would change."),
+    "validate": ("streamguard.delivery.validate", "Validate feature resources offline (schemas, contracts)."),
+    "demo": ("streamguard.demo.cli", "Run the FinServe spine end to end on this machine (development only)."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_GROUPS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in _GROUPS:
+            return None
+        module = importlib.import_module(_GROUPS[cmd_name][0])
+        command: click.Command = module.command
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_text) for name, (_, help_text) in sorted(_GROUPS.items())]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name="streamguard")
+def main(**_: Any) -> None:
+    """StreamGuard: real-time ML feature pipelines on Kubernetes."""

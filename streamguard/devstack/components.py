@@ -1,0 +1,199 @@
+"""How each component of the stack is configured, started and probed."""
+
+import json
+import os
+import re
+import shutil
+import ssl
+import subprocess
+import sys
+import urllib.request
+import uuid
+from pathlib import Path
+
+from streamguard.devstack.certs import Pki
+from streamguard.devstack.provision import Artifact
+from streamguard.devstack.supervisor import Service, port_open
+
+
+def _http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=context) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def admin_ssl_context(pki: Pki) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(pki.ca_cert))
+    context.load_cert_chain(str(pki.admin_cert), str(pki.admin_key))
+    return context
+
+
+def etcd(artifact: Artifact, data: Path, port: int, peer_port: int) -> Service:
+    client = f"http://127.0.0.1:{port}"
+    peer = f"http://127.0.0.1:{peer_port}"
+    return Service(
+        "etcd",
+        [str(artifact.directory / "etcd"), "--name=default", f"--data-dir={data}",
+         f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
+         f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+         f"--initial-cluster=default={peer}", "--unsafe-no-fsync=true", "--log-level=warn"],
+        ready=lambda: _http_ok(f"{client}/health"),
+    )
+
+
+def kube_apiserver(artifact: Artifact, pki: Pki, work: Path, port: int, etcd_port: int) -> Service:
+    work.mkdir(parents=True, exist_ok=True)
+    context = admin_ssl_context(pki)
+    return Service(
+        "kube-apiserver",
+        [str(artifact.directory / "kube-apiserver"),
+         f"--etcd-servers=http://127.0.0.1:{etcd_port}",
+         "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port}",
+         f"--cert-dir={work}", f"--tls-cert-file={pki.server_cert}", f"--tls-private-key-file={pki.server_key}",
+         f"--client-ca-file={pki.ca_cert}", "--authorization-mode=RBAC",
+         "--disable-admission-plugins=ServiceAccount", "--service-cluster-ip-range=10.0.0.0/24",
+         f"--service-account-issuer=https://127.0.0.1:{port}/", f"--service-account-key-file={pki.sa_pub}",
+         f"--service-account-signing-key-file={pki.sa_key}", "--allow-privileged=true",
+         "--endpoint-reconciler-type=none"],
+        ready=lambda: _http_ok(f"https://127.0.0.1:{port}/readyz", context),
+        timeout=180,
+    )
+
+
+def kube_controller_manager(artifact: Artifact, pki: Pki, kubeconfig: Path, kubectl: Path) -> Service:
+    def ready() -> bool:
+        probe = subprocess.run([str(kubectl), f"--kubeconfig={kubeconfig}", "get", "configmap", "-n", "default",
+                                "kube-root-ca.crt", "-o", "name"], capture_output=True, text=True, check=False)
+        return probe.returncode == 0
+
+    return Service(
+        "kube-controller-manager",
+        [str(artifact.directory / "kube-controller-manager"), f"--kubeconfig={kubeconfig}",
+         "--leader-elect=false", "--secure-port=0", "--controllers=*",
+         f"--service-account-private-key-file={pki.sa_key}", f"--root-ca-file={pki.ca_cert}",
+         "--concurrent-gc-syncs=5", "--v=1"],
+        ready=ready,
+    )
+
+
+def _kafka_properties(data: Path, port: int, controller_port: int) -> str:
+    lines = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(data),
+        "num.partitions": "1",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "6",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "auto.create.topics.enable": "false",
+    }
+    return "".join(f"{key}={value}\n" for key, value in lines.items())
+
+
+def _kafka_ready(port: int) -> bool:
+    if not port_open(port):
+        return False
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}", "socket.timeout.ms": 2000})
+    metadata = admin.list_topics(timeout=2)
+    return bool(metadata.brokers)
+
+
+def kafka(artifact: Artifact, work: Path, port: int, controller_port: int) -> Service:
+    """Apache Kafka in KRaft combined mode; the storage is formatted on first start."""
+    data = work / "data"
+    config = work / "server.properties"
+    work.mkdir(parents=True, exist_ok=True)
+    config.write_text(_kafka_properties(data, port, controller_port))
+    classpath = f"{artifact.directory / 'lib'}/*"
+    if not (data / "meta.properties").exists():
+        cluster_id = uuid.uuid4().hex[:22]
+        subprocess.run(["java", "-cp", classpath, "kafka.tools.StorageTool", "format", "--standalone",
+                        "-t", cluster_id, "-c", str(config)], check=True, capture_output=True)
+    return Service(
+        "kafka",
+        ["java", "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", f"-Dkafka.logs.dir={work / 'logs'}",
+         "-cp", classpath, "kafka.Kafka", str(config)],
+        ready=lambda: _kafka_ready(port),
+        timeout=120,
+    )
+
+
+def java_home(minimum: int) -> Path:
+    """A JDK of at least ``minimum`` major version (Apicurio 3 needs 21+; the machine's default is 17)."""
+    candidates = [Path(p) for p in (os.environ.get("JAVA_HOME"),) if p]
+    candidates += sorted(Path("/usr/lib/jvm").glob("*"), reverse=True)
+    for home in candidates:
+        release = home / "release"
+        if not (home / "bin" / "java").exists() or not release.exists():
+            continue
+        match = re.search(r'^JAVA_VERSION="(\d+)', release.read_text(), re.MULTILINE)
+        if match and int(match.group(1)) >= minimum:
+            return home
+    raise FileNotFoundError(f"no JDK {minimum}+ found in $JAVA_HOME or /usr/lib/jvm (Apicurio Registry 3 needs it)")
+
+
+def apicurio(artifact: Artifact, port: int) -> Service:
+    """Apicurio Registry 3 (in-memory storage) serving the Confluent API under /apis/ccompat/v7."""
+    props = {
+        "quarkus.http.host": "127.0.0.1",
+        "quarkus.http.port": str(port),
+        "apicurio.rest.deletion.group.enabled": "true",
+        "apicurio.rest.deletion.artifact.enabled": "true",
+        "apicurio.rest.deletion.artifact-version.enabled": "true",
+        "quarkus.log.level": "WARN",
+    }
+    return Service(
+        "apicurio-registry",
+        [str(java_home(21) / "bin" / "java"), "-Xms128m", "-Xmx768m", *[f"-D{k}={v}" for k, v in props.items()],
+         "-jar", str(artifact.directory / "quarkus-run.jar")],
+        ready=lambda: _http_ok(f"http://127.0.0.1:{port}/apis/ccompat/v7/subjects"),
+        cwd=artifact.directory,
+        timeout=180,
+    )
+
+
+def set_registry_default_compatibility(registry_url: str, level: str = "BACKWARD") -> None:
+    request = urllib.request.Request(f"{registry_url}/config", method="PUT",
+                                     data=json.dumps({"compatibility": level}).encode(),
+                                     headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        body = json.loads(response.read())
+    if body.get("compatibility", body.get("compatibilityLevel")) != level:
+        raise RuntimeError(f"registry did not take default compatibility {level}: {body}")
+
+
+def redis(work: Path, port: int) -> Service:
+    """Redis with AOF (appendfsync everysec, no RDB snapshots) and an LRU eviction policy."""
+    work.mkdir(parents=True, exist_ok=True)
+    server = shutil.which("redis-server") or "redis-server"
+
+    def ready() -> bool:
+        import redis as redis_client
+
+        return bool(redis_client.Redis(port=port, socket_timeout=1).ping())
+
+    return Service(
+        "redis",
+        [server, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(work), "--appendonly", "yes",
+         "--appendfsync", "everysec", "--save", "", "--maxmemory", "2gb", "--maxmemory-policy", "allkeys-lru",
+         "--protected-mode", "no", "--daemonize", "no"],
+        ready=ready,
+    )
+
+
+def python_bin() -> Path:
+    return Path(sys.executable).parent

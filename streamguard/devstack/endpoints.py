@@ -1,0 +1,49 @@
+"""The addresses of a running stack, written by ``streamguard dev up`` and read by tests and tools."""
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from streamguard.devstack.paths import run_root
+
+ENDPOINTS_FILE = "endpoints.json"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    run_dir: str
+    kubeconfig: str
+    apiserver: str
+    kafka_bootstrap: str
+    registry_url: str
+    """Base of the Confluent-compatible API, e.g. ``http://127.0.0.1:PORT/apis/ccompat/v7``."""
+    redis_url: str
+    bin_dir: str
+    """Folder with kubectl, helm, kube-apiserver and friends for this stack."""
+    spark_jars: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def save(self) -> Path:
+        path = Path(self.run_dir) / ENDPOINTS_FILE
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, run_dir: Path | None = None) -> "Endpoints":
+        path = (run_dir or run_root()) / ENDPOINTS_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"no running stack: {path} is missing (run `streamguard dev up`)")
+        return cls(**json.loads(path.read_text()))
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point tools and workloads at this stack."""
+        return {
+            "KUBECONFIG": self.kubeconfig,
+            "STREAMGUARD_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "STREAMGUARD_REGISTRY_URL": self.registry_url,
+            "STREAMGUARD_REDIS_URL": self.redis_url,
+            "STREAMGUARD_SPARK_JARS": ",".join(self.spark_jars),
+            "STREAMGUARD_RUN_DIR": self.run_dir,
+            "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        }

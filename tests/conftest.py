@@ -1,0 +1,88 @@
+"""Session fixtures: the real local stack (started here unless one already runs) and clients for it.
+
+A component that cannot start fails the session with its log tail; nothing is skipped. Set
+``STREAMGUARD_KEEP_STACK=1`` to leave a stack this session started running afterwards.
+"""
+
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from kubernetes import client, config
+
+from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.stack import Stack
+
+REPO = Path(__file__).resolve().parent.parent
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def _attach_or_start() -> tuple[Endpoints, Stack, bool]:
+    run_dir = Path(os.environ.get("STREAMGUARD_RUN_DIR", REPO / ".run" / "stack"))
+    os.environ["STREAMGUARD_RUN_DIR"] = str(run_dir)
+    stack = Stack(run_dir)
+    if (run_dir / "endpoints.json").exists() and all(stack.status().values()):
+        return Endpoints.load(run_dir), stack, False
+    return stack.up(), stack, True
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Endpoints]:
+    endpoints, handle, started = _attach_or_start()
+    yield endpoints
+    if started and os.environ.get("STREAMGUARD_KEEP_STACK") != "1":
+        handle.down()
+
+
+@pytest.fixture(scope="session")
+def kube_api(stack: Endpoints) -> client.ApiClient:
+    return config.new_client_from_config(config_file=stack.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def kubectl(stack: Endpoints) -> Kubectl:
+    binary = str(Path(stack.bin_dir) / "kubectl")
+
+    def run(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([binary, f"--kubeconfig={stack.kubeconfig}", *args], capture_output=True,
+                                text=True, input=input, check=False, timeout=120)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def crds(kubectl: Kubectl) -> None:
+    """The StreamGuard CRDs installed and Established."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
+
+
+@pytest.fixture
+def namespace(kube_api: client.ApiClient) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    core = client.CoreV1Api(kube_api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def redis_client(stack: Endpoints) -> redis.Redis:
+    return redis.Redis.from_url(stack.redis_url)
+
+
+@pytest.fixture(scope="session")
+def registry_url(stack: Endpoints) -> str:
+    return stack.registry_url
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(stack: Endpoints) -> str:
+    return stack.kafka_bootstrap

@@ -1,0 +1,74 @@
+"""Kafka (KRaft) and the Confluent-compatible registry, used through confluent-kafka's Avro serde."""
+
+import json
+import urllib.error
+import urllib.request
+import uuid
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+V1 = {"type": "record", "name": "Payment", "namespace": "stacktest",
+      "fields": [{"name": "id", "type": "string"}, {"name": "amount", "type": "double"}]}
+
+
+def _schema(extra_field: dict[str, object]) -> str:
+    return json.dumps({**V1, "fields": [*V1["fields"], extra_field]})  # type: ignore[list-item]
+
+
+def _register(registry_url: str, subject: str, schema: str) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(
+        f"{registry_url}/subjects/{subject}/versions", method="POST",
+        data=json.dumps({"schema": schema, "schemaType": "AVRO"}).encode(),
+        headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def test_avro_round_trip_through_six_partition_topic(kafka_bootstrap: str, registry_url: str) -> None:
+    topic = f"stacktest-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])[topic].result(30)
+    assert len(admin.list_topics(topic, timeout=10).topics[topic].partitions) == 6
+
+    registry = SchemaRegistryClient({"url": registry_url})
+    serializer = AvroSerializer(registry, json.dumps(V1))
+    record = {"id": "pay-1", "amount": 12.5}
+    producer = Producer({"bootstrap.servers": kafka_bootstrap})
+    value = serializer(record, SerializationContext(topic, MessageField.VALUE))
+    assert value is not None and value[0] == 0  # Confluent wire format: magic byte, then schema id
+    producer.produce(topic, key=b"acct-1", value=value)
+    assert producer.flush(30) == 0
+
+    consumer = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": topic, "auto.offset.reset": "earliest"})
+    consumer.subscribe([topic])
+    try:
+        message = None
+        for _ in range(60):
+            message = consumer.poll(1.0)
+            if message is not None and message.error() is None:
+                break
+        assert message is not None and message.error() is None, "no record consumed within 60 s"
+        decoded = AvroDeserializer(registry)(message.value(), SerializationContext(topic, MessageField.VALUE))
+    finally:
+        consumer.close()
+    assert decoded == record
+
+
+def test_backward_compatibility_is_enforced_by_default(registry_url: str) -> None:
+    subject = f"stacktest-{uuid.uuid4().hex[:8]}-value"
+    status, _ = _register(registry_url, subject, json.dumps(V1))
+    assert status == 200
+    status, body = _register(registry_url, subject, _schema({"name": "country", "type": "string"}))
+    assert status == 409, body
+    status, body = _register(registry_url, subject,
+                             _schema({"name": "country", "type": "string", "default": "NL"}))
+    assert status == 200, body
+    with urllib.request.urlopen(f"{registry_url}/subjects/{subject}/versions", timeout=10) as response:
+        assert json.loads(response.read()) == [1, 2]

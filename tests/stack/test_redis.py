@@ -1,0 +1,27 @@
+"""Redis keeps data across a restart (AOF) and runs with the LRU eviction policy."""
+
+import time
+import uuid
+from pathlib import Path
+
+import redis
+
+from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.stack import Stack
+
+
+def test_value_survives_restart(stack: Endpoints) -> None:
+    connection = redis.Redis.from_url(stack.redis_url)
+    key = f"stacktest:{uuid.uuid4().hex}"
+    connection.set(key, b"kept")
+    time.sleep(1.5)  # appendfsync everysec
+    Stack(Path(stack.run_dir)).restart("redis")
+    assert redis.Redis.from_url(stack.redis_url).get(key) == b"kept"
+
+
+def test_persistence_and_eviction_settings(redis_client: redis.Redis) -> None:
+    config = redis_client.config_get("*")
+    assert config["appendonly"] == "yes"
+    assert config["appendfsync"] == "everysec"
+    assert config["save"] == ""
+    assert config["maxmemory-policy"] == "allkeys-lru"
