@@ -146,11 +146,13 @@ def java_home(minimum: int) -> Path:
     raise FileNotFoundError(f"no JDK {minimum}+ found in $JAVA_HOME or /usr/lib/jvm (Apicurio Registry 3 needs it)")
 
 
-def apicurio(artifact: Artifact, port: int) -> Service:
+def apicurio(artifact: Artifact, port: int, management_port: int) -> Service:
     """Apicurio Registry 3 (in-memory storage) serving the Confluent API under /apis/ccompat/v7."""
     props = {
         "quarkus.http.host": "127.0.0.1",
         "quarkus.http.port": str(port),
+        "quarkus.management.host": "127.0.0.1",
+        "quarkus.management.port": str(management_port),
         "apicurio.rest.deletion.group.enabled": "true",
         "apicurio.rest.deletion.artifact.enabled": "true",
         "apicurio.rest.deletion.artifact-version.enabled": "true",

@@ -13,11 +13,13 @@ from pathlib import Path
 from streamguard.devstack import components, versions
 from streamguard.devstack.certs import ensure_pki, kubeconfig
 from streamguard.devstack.endpoints import Endpoints
-from streamguard.devstack.provision import Artifact, ensure
+from streamguard.devstack.provision import Artifact, artifacts, ensure
 from streamguard.devstack.supervisor import Service, Supervisor, free_port
 
+RESTARTABLE = ("kafka", "apicurio-registry", "redis")
 SERVICES = ("etcd", "kube-apiserver", "kube-controller-manager", "kafka", "apicurio-registry", "redis")
-_PORT_NAMES = ("etcd", "etcd-peer", "apiserver", "kafka", "kafka-controller", "registry", "redis")
+_PORT_NAMES = ("etcd", "etcd-peer", "apiserver", "kafka", "kafka-controller", "registry", "registry-management",
+               "redis")
 
 
 def _say(message: str) -> None:
@@ -71,37 +73,36 @@ class Stack:
 
     def _up(self) -> Endpoints:
         started = time.monotonic()
-        artifacts = ensure()
+        built = ensure()
         ports = self._ports()
         pki = ensure_pki(self.run_dir / "pki")
-        kubectl = self._link_bins(artifacts)
+        kubectl = self._link_bins(built)
         apiserver = f"https://127.0.0.1:{ports['apiserver']}"
         self.kubeconfig.write_text(kubeconfig(pki, apiserver))
-        registry_url = f"http://127.0.0.1:{ports['registry']}/apis/ccompat/v7"
+        registry_url = _registry_url(ports)
         _say(f"[stack] starting in {self.run_dir}: kubernetes {versions.K8S}, etcd {versions.ETCD}, "
              f"kafka {versions.KAFKA}, apicurio {versions.APICURIO}, redis {_redis_version()}")
 
         def control_plane() -> None:
-            self._start(components.etcd(artifacts["etcd"], self.run_dir / "etcd", ports["etcd"], ports["etcd-peer"]))
-            self._start(components.kube_apiserver(artifacts["kubernetes"], pki, self.run_dir / "apiserver",
+            self._start(components.etcd(built["etcd"], self.run_dir / "etcd", ports["etcd"], ports["etcd-peer"]))
+            self._start(components.kube_apiserver(built["kubernetes"], pki, self.run_dir / "apiserver",
                                                   ports["apiserver"], ports["etcd"]))
-            self._start(components.kube_controller_manager(artifacts["kubernetes"], pki, self.kubeconfig, kubectl))
+            self._start(components.kube_controller_manager(built["kubernetes"], pki, self.kubeconfig, kubectl))
 
         def registry() -> None:
-            self._start(components.apicurio(artifacts["apicurio"], ports["registry"]))
+            self._start(self._data_service("apicurio-registry", built, ports))
             components.set_registry_default_compatibility(registry_url)
 
         tasks: list[Callable[[], None]] = [
             control_plane,
-            lambda: self._start(components.kafka(artifacts["kafka"], self.run_dir / "kafka", ports["kafka"],
-                                                 ports["kafka-controller"])),
+            lambda: self._start(self._data_service("kafka", built, ports)),
             registry,
-            lambda: self._start(components.redis(self.run_dir / "redis", ports["redis"])),
+            lambda: self._start(self._data_service("redis", built, ports)),
         ]
         with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
             for future in [pool.submit(task) for task in tasks]:
                 future.result()
-        jars = sorted(str(p) for p in (artifacts["spark-connectors"].directory / "jars").glob("*.jar"))
+        jars = sorted(str(p) for p in (built["spark-connectors"].directory / "jars").glob("*.jar"))
         endpoints = Endpoints(
             run_dir=str(self.run_dir),
             kubeconfig=str(self.kubeconfig),
@@ -126,20 +127,24 @@ class Stack:
         else:
             _say(f"[stack] {service.name} already running")
 
+    def _data_service(self, name: str, artifacts: dict[str, Artifact], ports: dict[str, int]) -> Service:
+        if name == "kafka":
+            return components.kafka(artifacts["kafka"], self.run_dir / "kafka", ports["kafka"],
+                                    ports["kafka-controller"])
+        if name == "apicurio-registry":
+            return components.apicurio(artifacts["apicurio"], ports["registry"], ports["registry-management"])
+        if name == "redis":
+            return components.redis(self.run_dir / "redis", ports["redis"])
+        raise ValueError(f"cannot restart {name!r}; restartable: {', '.join(RESTARTABLE)}")
+
     def restart(self, name: str) -> None:
-        """Stop and start one running service (e.g. ``kafka`` or ``redis``) on the same port and data."""
+        """Stop and start one data service (``kafka``, ``apicurio-registry``, ``redis``) on its port and data."""
         ports = self._ports()
-        artifacts = ensure([])
-        factories: dict[str, Callable[[], Service]] = {
-            "kafka": lambda: components.kafka(artifacts["kafka"], self.run_dir / "kafka", ports["kafka"],
-                                              ports["kafka-controller"]),
-            "redis": lambda: components.redis(self.run_dir / "redis", ports["redis"]),
-            "apicurio-registry": lambda: components.apicurio(artifacts["apicurio"], ports["registry"]),
-        }
-        if name not in factories:
-            raise ValueError(f"cannot restart {name!r}; restartable: {', '.join(factories)}")
+        service = self._data_service(name, artifacts(), ports)
         self.supervisor.stop(name)
-        self._start(factories[name]())
+        self._start(service)
+        if name == "apicurio-registry":
+            components.set_registry_default_compatibility(_registry_url(ports))
 
     def down(self) -> list[str]:
         """Stop every service this stack started, in reverse order. Returns the names stopped."""
@@ -152,6 +157,10 @@ class Stack:
         """Stop everything and delete the run directory (data, logs, PKI)."""
         self.down()
         shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def _registry_url(ports: dict[str, int]) -> str:
+    return f"http://127.0.0.1:{ports['registry']}/apis/ccompat/v7"
 
 
 def _redis_version() -> str:
