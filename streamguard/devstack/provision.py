@@ -9,6 +9,7 @@ import fcntl
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -111,8 +112,10 @@ def _build_locked(artifact: Artifact, logs: Path) -> None:
     command = artifact.build(staging, log)
     _say(f"[provision] {artifact.name} {artifact.version}: building (log: {log})")
     started = time.monotonic()
-    with log.open("w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    with log.open("w") as out, tempfile.TemporaryDirectory(prefix="streamguard-build-") as scratch:
+        # A scratch working directory: Maven goals run without a project write markers under ./target.
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   cwd=scratch)
         while process.poll() is None:
             time.sleep(1)
             elapsed = int(time.monotonic() - started)
