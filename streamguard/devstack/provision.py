@@ -67,6 +67,9 @@ def artifacts() -> dict[str, Artifact]:
     kafka = root / f"kafka-{versions.KAFKA}"
     apicurio = root / f"apicurio-{versions.APICURIO}"
     spark = root / f"spark-connectors-{versions.SPARK}"
+    actionlint = root / f"actionlint-{versions.ACTIONLINT}"
+    promtool = root / f"promtool-{versions.PROMTOOL}"
+    prometheus_crds = root / f"prometheus-crds-{versions.PROMETHEUS_OPERATOR}"
     return {
         a.name: a
         for a in (
@@ -87,6 +90,14 @@ def artifacts() -> dict[str, Artifact]:
                      lambda d, _: _maven("spark-connectors.pom.xml", d / "jars",
                                          [f"-Dspark.version={versions.SPARK}",
                                           "-DincludeArtifactIds=" + ",".join(versions.SPARK_CONNECTOR_ARTIFACTS)])),
+            Artifact("actionlint", versions.ACTIONLINT, actionlint, actionlint / "actionlint",
+                     lambda d, _: [*_script("build-actionlint.sh"), versions.ACTIONLINT, str(d)]),
+            Artifact("promtool", versions.PROMTOOL, promtool, promtool / "promtool",
+                     lambda d, _: [*_script("build-promtool.sh"), versions.PROMTOOL, str(d)]),
+            Artifact("prometheus-crds", versions.PROMETHEUS_OPERATOR, prometheus_crds,
+                     prometheus_crds / "monitoring.coreos.com_prometheusrules.yaml",
+                     lambda d, _: [*_script("build-prometheus-crds.sh"), versions.PROMETHEUS_OPERATOR,
+                                   versions.CONTROLLER_TOOLS, str(d)]),
         )
     }
 

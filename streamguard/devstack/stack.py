@@ -54,6 +54,8 @@ class Stack:
             "etcd": built["etcd"].directory / "etcd",
             "kube-apiserver": built["kubernetes"].directory / "kube-apiserver",
             "kube-controller-manager": built["kubernetes"].directory / "kube-controller-manager",
+            "actionlint": built["actionlint"].directory / "actionlint",
+            "promtool": built["promtool"].directory / "promtool",
         }
         for name, target in targets.items():
             link = self.bin_dir / name

@@ -21,7 +21,7 @@ echo "[prometheus-crds] controller-gen $tools"
 GOBIN="$work/bin" go install "sigs.k8s.io/controller-tools/cmd/controller-gen@$tools"
 cd "$work/mod"
 printf 'module local/promcrds\n\ngo 1.26.0\n' > go.mod
-go get "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring@$ver"
+go get "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1@$ver"
 src=$(go list -m -f '{{.Dir}}' github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring)
 echo "[prometheus-crds] generating from $src/v1"
 "$work/bin/controller-gen" crd:crdVersions=v1,allowDangerousTypes=true,maxDescLen=0 \

@@ -1,0 +1,51 @@
+-- Argo CD health of a StreamGuard DriftMonitor (streamguard.dev/v1alpha1), from status alone.
+-- Key in argocd-cm: resource.customizations.health.streamguard.dev_DriftMonitor
+-- Healthy: Ready=True for the current generation. Progressing: not yet observed, or Reconciling=True.
+-- Degraded: Stalled=True, or Ready=False and not reconciling (e.g. the exporter cannot read its data); drift itself stays Healthy and shows in the message.
+-- The domain condition whose bad state (Drifted=True) is appended to the message.
+local detail, detail_bad = "Drifted", "True"
+local hs = { status = "Progressing", message = "Waiting for the operator to report status" }
+if obj.status == nil or obj.status.conditions == nil then
+  return hs
+end
+local generation = obj.metadata.generation
+local observed = obj.status.observedGeneration
+if generation ~= nil and (observed == nil or observed < generation) then
+  hs.message = "Waiting for the operator to observe generation " .. tostring(generation)
+  return hs
+end
+local found = {}
+for _, condition in ipairs(obj.status.conditions) do
+  local current = generation == nil or condition.observedGeneration == nil
+    or condition.observedGeneration >= generation
+  if current then
+    found[condition.type] = condition
+  end
+end
+local function describe(condition)
+  local text = condition.reason or condition.type
+  if condition.message ~= nil and condition.message ~= "" then
+    text = text .. ": " .. condition.message
+  end
+  return text
+end
+local stalled, ready, reconciling = found["Stalled"], found["Ready"], found["Reconciling"]
+if stalled ~= nil and stalled.status == "True" then
+  hs.status = "Degraded"
+  hs.message = describe(stalled)
+elseif ready ~= nil and ready.status == "True" then
+  hs.status = "Healthy"
+  hs.message = describe(ready)
+elseif reconciling ~= nil and reconciling.status == "True" then
+  hs.message = describe(reconciling)
+elseif ready ~= nil and ready.status == "False" then
+  hs.status = "Degraded"
+  hs.message = describe(ready)
+else
+  hs.message = "Waiting for the Ready condition"
+end
+local signal = found[detail]
+if signal ~= nil and signal.status == detail_bad and hs.status ~= "Progressing" then
+  hs.message = hs.message .. " (" .. detail .. ": " .. describe(signal) .. ")"
+end
+return hs

@@ -1,0 +1,50 @@
+{{/* Arguments of `streamguard operator run` (the container's entrypoint is `streamguard`). */}}
+{{- define "streamguard.operatorArgs" -}}
+- operator
+- run
+{{- if .Values.operator.watchNamespaces }}
+{{- range .Values.operator.watchNamespaces }}
+- --namespace={{ . }}
+{{- end }}
+{{- else }}
+- --all-namespaces
+{{- end }}
+{{- if include "streamguard.peering" . }}
+- --peering={{ .Values.operator.peering.name }}
+{{- else }}
+- --standalone
+{{- end }}
+- --liveness=http://0.0.0.0:{{ .Values.operator.healthPort }}/healthz
+- --metrics-port={{ .Values.operator.metricsPort }}
+{{- if .Values.operator.verbose }}
+- --verbose
+{{- end }}
+{{- end }}
+
+{{/* STREAMGUARD_OPERATOR_* settings (streamguard.operator.settings.OperatorSettings). */}}
+{{- define "streamguard.operatorEnv" -}}
+- name: POD_ID
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: STREAMGUARD_OPERATOR_IMAGE
+  value: {{ include "streamguard.image" . | quote }}
+- name: STREAMGUARD_OPERATOR_IMAGE_PULL_POLICY
+  value: {{ .Values.image.pullPolicy | quote }}
+- name: STREAMGUARD_OPERATOR_SERVICE_ACCOUNT
+  value: {{ .Values.workloads.serviceAccount.name | quote }}
+- name: STREAMGUARD_OPERATOR_REDIS_SECRET_NAME
+  value: {{ include "streamguard.redisSecretName" . | quote }}
+- name: STREAMGUARD_OPERATOR_REDIS_SECRET_KEY
+  value: {{ include "streamguard.redisSecretKey" . | quote }}
+- name: STREAMGUARD_OPERATOR_CHECKPOINT_STORAGE
+  value: {{ .Values.workloads.checkpointStorage | quote }}
+- name: STREAMGUARD_OPERATOR_CHECKPOINT_STORAGE_CLASS
+  value: {{ .Values.workloads.checkpointStorageClass | quote }}
+- name: STREAMGUARD_OPERATOR_WORKERS
+  value: {{ .Values.operator.workers | quote }}
+{{- range $key, $value := .Values.operator.settings }}
+- name: STREAMGUARD_OPERATOR_{{ $key | upper }}
+  value: {{ (kindIs "string" $value) | ternary $value ($value | toJson) | quote }}
+{{- end }}
+{{- end }}

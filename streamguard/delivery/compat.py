@@ -1,0 +1,164 @@
+"""Avro contract compatibility: BACKWARD (a consumer on the new schema reads data written with the old).
+
+Two sources of truth, same answer shape: the Schema Registry's own check
+(``POST /compatibility/subjects/{subject}/versions/latest``) when a registry is reachable, and offline
+the Avro specification's schema-resolution rules (``avro.compatibility``) against the previous contract.
+Each offline incompatibility names the rule it breaks, the location in the schema and what to do.
+"""
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import avro.schema
+import httpx
+from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
+
+RULE_HINTS: dict[str, str] = {
+    "READER_FIELD_MISSING_DEFAULT_VALUE": "a field added to the new schema needs a default, "
+    "otherwise records written with the old schema cannot be read",
+    "TYPE_MISMATCH": "a field's type changed to one the old type cannot be promoted to "
+    "(allowed: int->long/float/double, long->float/double, float->double, string<->bytes, T->union with T)",
+    "MISSING_UNION_BRANCH": "a union lost a branch that old records may hold",
+    "MISSING_ENUM_SYMBOLS": "an enum lost a symbol that old records may hold (or give the enum a default)",
+    "NAME_MISMATCH": "a named type (record, enum, fixed) was renamed without an alias for the old name",
+    "FIXED_SIZE_MISMATCH": "a fixed type changed size",
+}
+
+
+@dataclass(frozen=True)
+class Incompatibility:
+    rule: str
+    location: str
+    message: str
+
+    def describe(self) -> str:
+        hint = RULE_HINTS.get(self.rule, "")
+        return f"{self.rule} at {self.location}: {self.message}" + (f" ({hint})" if hint else "")
+
+
+@dataclass
+class CompatResult:
+    """Outcome of one BACKWARD check. ``against`` says what the new contract was compared with."""
+
+    subject: str
+    against: str
+    compatible: bool
+    issues: list[Incompatibility] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+
+
+class ContractError(ValueError):
+    """The contract is not a valid Avro schema."""
+
+
+def parse(schema_text: str) -> avro.schema.Schema:
+    """Parse Avro schema JSON; raise :class:`ContractError` with the parser's reason."""
+    try:
+        return avro.schema.parse(schema_text)
+    except (avro.errors.SchemaParseException, ValueError, TypeError, KeyError) as error:
+        raise ContractError(f"not a valid Avro schema: {error}") from error
+
+
+def record_fields(schema_text: str) -> dict[str, Any]:
+    """Top-level field name -> Avro type (JSON form) of a record schema."""
+    schema = json.loads(schema_text)
+    if not isinstance(schema, dict) or schema.get("type") != "record":
+        raise ContractError("the contract must be an Avro record")
+    return {f["name"]: f["type"] for f in schema.get("fields", [])}
+
+
+def _checker() -> ReaderWriterCompatibilityChecker:
+    return ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]
+
+
+def backward_offline(subject: str, new_text: str, old_text: str, against: str) -> CompatResult:
+    """The new schema reads data written with the old one (Avro schema resolution)."""
+    reader, writer = parse(new_text), parse(old_text)
+    verdict = _checker().get_compatibility(reader, writer)
+    if verdict.compatibility is SchemaCompatibilityType.compatible:
+        return CompatResult(subject, against, True)
+    issues = _issues(reader, writer, "")
+    if not issues:
+        issues = [Incompatibility(kind.name.upper(), ", ".join(sorted(verdict.locations)),
+                                  "; ".join(sorted(verdict.messages))) for kind in verdict.incompatibilities]
+    return CompatResult(subject, against, False, issues, [i.describe() for i in issues])
+
+
+def _issues(reader: avro.schema.Schema, writer: avro.schema.Schema, path: str) -> list[Incompatibility]:
+    """Incompatibilities attributed to the record field they are in (``.amount``, ``.payer.country``)."""
+    if isinstance(reader, avro.schema.RecordSchema) and isinstance(writer, avro.schema.RecordSchema):
+        issues = []
+        aliases: list[str] = list(reader.props.get("aliases") or [])  # type: ignore[call-overload]
+        if reader.fullname != writer.fullname and writer.fullname not in aliases:
+            issues.append(Incompatibility("NAME_MISMATCH", path or "/",
+                                          f"record {writer.fullname} is now named {reader.fullname}"))
+        by_name = {f.name: f for f in writer.fields}
+        for field_ in reader.fields:
+            old = by_name.get(field_.name) or next(
+                (by_name[a] for a in (field_.props.get("aliases") or []) if a in by_name), None)
+            where = f"{path}.{field_.name}"
+            if old is None:
+                if not field_.has_default:
+                    issues.append(Incompatibility("READER_FIELD_MISSING_DEFAULT_VALUE", where,
+                                                  f"field {field_.name!r} was added without a default"))
+            else:
+                issues.extend(_issues(field_.type, old.type, where))
+        return issues
+    result = _checker().get_compatibility(reader, writer)
+    if result.compatibility is SchemaCompatibilityType.compatible:
+        return []
+    message = "; ".join(sorted(result.messages))
+    return [Incompatibility(kind.name.upper(), path or "/", _friendly(kind.name.upper(), message))
+            for kind in dict.fromkeys(result.incompatibilities)]
+
+
+def _friendly(rule: str, message: str) -> str:
+    if rule == "MISSING_ENUM_SYMBOLS":
+        return f"enum symbols removed: {message}"
+    if rule == "MISSING_UNION_BRANCH":
+        return f"union branches missing: {message}"
+    return message
+
+
+class RegistryUnreachableError(RuntimeError):
+    """The registry gave no verdict (connection refused, timeout, an error status)."""
+
+
+def backward_registry(registry_url: str, subject: str, schema_text: str, timeout: float = 10.0) -> CompatResult | None:
+    """The registry's verdict for ``schema_text`` against the latest version of ``subject``.
+
+    ``None`` when the subject does not exist yet (any valid schema may be its first version).
+    """
+    base = registry_url.rstrip("/")
+    url = f"{base}/compatibility/subjects/{quote(subject, safe='')}/versions/latest"
+    try:
+        # Some registries (Apicurio) call any schema compatible with a subject that does not exist.
+        latest = httpx.get(f"{base}/subjects/{quote(subject, safe='')}/versions/latest", timeout=timeout)
+        if latest.status_code == 404:
+            return None
+        if latest.status_code >= 500:
+            raise RegistryUnreachableError(f"{latest.url}: HTTP {latest.status_code} {latest.text[:300]}")
+        response = httpx.post(
+            url,
+            params={"verbose": "true"},
+            json={"schema": schema_text},
+            headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
+            timeout=timeout,
+        )
+    except httpx.HTTPError as error:
+        raise RegistryUnreachableError(f"{registry_url}: {error}") from error
+    if response.status_code >= 500:
+        raise RegistryUnreachableError(f"{url}: HTTP {response.status_code} {response.text[:300]}")
+    if response.status_code == 422:
+        return CompatResult(subject, f"registry {registry_url}", False,
+                            [Incompatibility("INVALID_SCHEMA", "/", response.text[:500])])
+    if response.status_code >= 400:
+        raise RegistryUnreachableError(f"{url}: HTTP {response.status_code} {response.text[:300]}")
+    body = response.json()
+    messages = [str(m) for m in body.get("messages", []) or []]
+    compatible = bool(body.get("is_compatible"))
+    issues = [] if compatible else [Incompatibility("BACKWARD", "/", m) for m in messages] or [
+        Incompatibility("BACKWARD", "/", "the registry refused the schema as incompatible")]
+    return CompatResult(subject, f"registry {registry_url} (latest version)", compatible, issues, messages)

@@ -1,0 +1,220 @@
+"""The Helm chart with the real helm binary and the real apiserver: lint, template, server-side dry-run,
+install; CRDs and RBAC kept identical to what the code generates."""
+
+import json
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from streamguard.api.crdgen import render_all
+from streamguard.operator.rbac import rules as operator_rules
+from tests.delivery.conftest import CHART, REPO, VALUES_FILES, Helm
+
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def rendered(helm: Helm, values: str, namespace: str = "streamguard", release: str = "sg",
+             *extra: str) -> list[dict[str, Any]]:
+    out = helm("template", release, str(CHART), "--namespace", namespace, "-f", str(CHART / values), *extra).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def find(docs: list[dict[str, Any]], kind: str, suffix: str = "") -> dict[str, Any]:
+    matches = [d for d in docs if d["kind"] == kind and d["metadata"]["name"].endswith(suffix)]
+    assert len(matches) == 1, f"expected one {kind} *{suffix}, found {[d['metadata']['name'] for d in matches]}"
+    return matches[0]
+
+
+def container(deployment: dict[str, Any]) -> dict[str, Any]:
+    containers: list[dict[str, Any]] = deployment["spec"]["template"]["spec"]["containers"]
+    return containers[0]
+
+
+def test_chart_crds_are_the_generated_ones() -> None:
+    generated = render_all()
+    for name, text in generated.items():
+        assert (CHART / "crds" / name).read_text() == text, \
+            f"charts/streamguard/crds/{name} is stale: cp crds/*.yaml charts/streamguard/crds/"
+        assert (REPO / "crds" / name).read_text() == text, f"crds/{name} is stale"
+    extra = {p.name for p in (CHART / "crds").iterdir()} - set(generated)
+    assert extra == {"kopf.dev-peerings.yaml"}
+
+
+def test_operator_rules_file_is_what_the_operator_renders() -> None:
+    shipped = yaml.safe_load((CHART / "files" / "operator-clusterrole.yaml").read_text())
+    assert shipped["rules"] == operator_rules()
+
+
+@pytest.mark.stack
+def test_rendered_operator_clusterrole_equals_the_operator_rbac(helm: Helm) -> None:
+    role = find(rendered(helm, "values.yaml"), "ClusterRole", "-operator")
+    assert role["rules"] == operator_rules()
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize("values", VALUES_FILES)
+def test_lint(helm: Helm, values: str) -> None:
+    result = helm("lint", "--strict", str(CHART), "-f", str(CHART / values))
+    assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize("values", VALUES_FILES)
+def test_template_renders_operator_and_serving(helm: Helm, values: str) -> None:
+    docs = rendered(helm, values)
+    operator = find(docs, "Deployment", "-operator")
+    serving = find(docs, "Deployment", "-serving")
+    args = container(operator)["args"]
+    assert args[:2] == ["operator", "run"]
+    assert container(operator)["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    if operator["spec"]["replicas"] > 1:
+        assert "--peering=streamguard" in args
+        assert find(docs, "ClusterKopfPeering")["metadata"]["name"] == "streamguard"
+    else:
+        assert "--standalone" in args
+    serve = container(serving)
+    assert serve["args"][:2] == ["serve", "--from-cluster=streamguard"]
+    assert serve["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert serve["livenessProbe"]["httpGet"]["path"] == "/livez"
+    for pod in (operator, serving):
+        spec = pod["spec"]["template"]["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert container(pod)["securityContext"]["readOnlyRootFilesystem"] is True
+        env = {e["name"]: e for e in container(pod)["env"]}
+        assert "secretKeyRef" in env["STREAMGUARD_REDIS_URL"]["valueFrom"]
+    assert find(docs, "Pod", "-smoke-test")["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert find(docs, "ConfigMap", "-dashboard")["data"]["streamguard.json"].lstrip().startswith("{")
+
+
+@pytest.mark.stack
+def test_environment_profiles(helm: Helm) -> None:
+    dev = rendered(helm, "values-dev.yaml")
+    assert find(dev, "Deployment", "-redis")
+    secret = find(dev, "Secret", "-redis")
+    env = {e["name"]: e for e in container(find(dev, "Deployment", "-serving"))["env"]}
+    assert env["STREAMGUARD_REDIS_URL"]["valueFrom"]["secretKeyRef"]["name"] == secret["metadata"]["name"]
+    assert not [d for d in dev if d["kind"] in ("ServiceMonitor", "PrometheusRule")]
+    prod = rendered(helm, "values-prod.yaml")
+    assert not [d for d in prod if d["metadata"]["name"].endswith("-redis")]
+    assert find(prod, "PodDisruptionBudget", "-serving")["spec"]["minAvailable"] == 2
+    assert len([d for d in prod if d["kind"] == "ServiceMonitor"]) == 2
+    rule = find(prod, "PrometheusRule")
+    assert rule["spec"]["groups"][0]["rules"], "the PrometheusRule carries the drift helper's alert rules"
+    assert find(prod, "Deployment", "-serving")["spec"]["replicas"] == 3
+
+
+@pytest.mark.stack
+def test_watching_namespaces_binds_per_namespace(helm: Helm) -> None:
+    docs = rendered(helm, "values-staging.yaml", "streamguard", "sg", "--set", "operator.watchNamespaces={a,b}")
+    bindings = [d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-operator")]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["a", "b"]
+    assert not [d for d in docs if d["kind"] == "ClusterRoleBinding"]
+    assert sorted(d["metadata"]["namespace"] for d in docs if d["kind"] == "KopfPeering") == ["a", "b"]
+    args = container(find(docs, "Deployment", "-operator"))["args"]
+    assert "--namespace=a" in args and "--namespace=b" in args and "--all-namespaces" not in args
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize(("setting", "field"), [
+    ("operator.replicas=-1", "replicas"),
+    ("connections.kafka.bootstrapServers=not a host", "bootstrapServers"),
+    ("serving.logLevel=loud", "logLevel"),
+    ("operatr.replicas=2", "operatr"),
+])
+def test_values_schema_refuses_bad_values(helm: Helm, setting: str, field: str) -> None:
+    result = helm("template", "sg", str(CHART), "--set", setting, check=False)
+    assert result.returncode != 0
+    assert "values don't meet the specifications of the schema" in result.stderr
+    assert field in result.stderr
+
+
+@pytest.fixture
+def release(helm: Helm, namespace: str) -> Iterator[str]:
+    name = f"sg-{uuid.uuid4().hex[:6]}"
+    yield name
+    helm("uninstall", name, "--namespace", namespace, "--wait", "--timeout", "60s", check=False)
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize("values", VALUES_FILES)
+def test_every_manifest_passes_server_side_dry_run(
+    helm: Helm, kubectl: Kubectl, namespace: str, chart_crds: None, prometheus_crds: Path, values: str
+) -> None:
+    manifest = helm("template", "sg", str(CHART), "--namespace", namespace, "-f", str(CHART / values)).stdout
+    result = kubectl("apply", "--dry-run=server", "--namespace", namespace, "-f", "-", input=manifest, check=False)
+    assert result.returncode == 0, result.stderr
+    kinds = {doc["kind"] for doc in yaml.safe_load_all(manifest) if doc}
+    applied = result.stdout.count("(server dry run)")
+    assert applied == len([d for d in yaml.safe_load_all(manifest) if d]) and applied > 5
+    assert {"Deployment", "Service", "ClusterRole", "ServiceAccount", "Pod"} <= kinds
+
+
+@pytest.mark.stack
+def test_install_creates_operator_and_serving(
+    helm: Helm, kubectl: Kubectl, namespace: str, chart_crds: None, release: str
+) -> None:
+    helm("install", release, str(CHART), "--namespace", namespace, "-f", str(CHART / "values-dev.yaml"),
+         "--set", "operator.watchNamespaces={" + namespace + "}")
+
+    def get(*what: str) -> Any:
+        return json.loads(kubectl("get", *what, "-o", "json").stdout)
+
+    deployments = {d["metadata"]["name"]: d for d in get("deployments", "-n", namespace)["items"]}
+    operator = deployments[f"{release}-streamguard-operator"]
+    serving = deployments[f"{release}-streamguard-serving"]
+    assert f"{release}-streamguard-redis" in deployments
+    assert container(operator)["args"][:3] == ["operator", "run", f"--namespace={namespace}"]
+    assert container(serving)["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    service = get("service", f"{release}-streamguard-serving", "-n", namespace)
+    assert service["spec"]["ports"][0]["port"] == 80
+    accounts = {a["metadata"]["name"] for a in get("serviceaccounts", "-n", namespace)["items"]}
+    assert {f"{release}-streamguard", f"{release}-streamguard-serving", "streamguard-workload"} <= accounts
+    role = get("clusterrole", f"{release}-streamguard-operator")
+    assert role["rules"] == operator_rules()
+    binding = get("rolebinding", f"{release}-streamguard-operator", "-n", namespace)
+    assert binding["subjects"][0]["name"] == f"{release}-streamguard"
+    status = json.loads(helm("status", release, "--namespace", namespace, "-o", "json").stdout)
+    assert status["info"]["status"] == "deployed"
+
+
+@pytest.mark.stack
+def test_installed_service_account_may_do_exactly_what_the_operator_needs(
+    helm: Helm, kubectl: Kubectl, namespace: str, chart_crds: None, release: str
+) -> None:
+    helm("install", release, str(CHART), "--namespace", namespace, "-f", str(CHART / "values-dev.yaml"),
+         "--set", "operator.watchNamespaces={" + namespace + "}")
+    account = f"system:serviceaccount:{namespace}:{release}-streamguard"
+
+    def can(verb: str, resource: str, where: str = namespace) -> bool:
+        result = kubectl("auth", "can-i", verb, resource, "--namespace", where, "--as", account, check=False)
+        return result.stdout.strip() == "yes"
+
+    assert can("watch", "featureviews.streamguard.dev")
+    assert can("patch", "streamingwindows.streamguard.dev/status")
+    assert can("create", "deployments.apps")
+    assert can("delete", "cronjobs.batch")
+    assert not can("get", "secrets")
+    assert not can("create", "pods")
+    assert not can("watch", "featureviews.streamguard.dev", "kube-system")
+    serving = f"system:serviceaccount:{namespace}:{release}-streamguard-serving"
+    read = kubectl("auth", "can-i", "list", "streamingwindows.streamguard.dev", "-n", namespace, "--as", serving,
+                   check=False)
+    write = kubectl("auth", "can-i", "patch", "featureviews.streamguard.dev", "-n", namespace, "--as", serving,
+                    check=False)
+    assert (read.stdout.strip(), write.stdout.strip()) == ("yes", "no")
+
+
+def test_kind_config_matches_the_dev_profile() -> None:
+    config = yaml.safe_load((REPO / "kind-config.yaml").read_text())
+    assert (config["kind"], config["apiVersion"]) == ("Cluster", "kind.x-k8s.io/v1alpha4")
+    ports = [m["hostPort"] for node in config["nodes"] for m in node.get("extraPortMappings", [])]
+    assert len(ports) == len(set(ports)) and 30080 in ports
+    dev = yaml.safe_load((CHART / "values-dev.yaml").read_text())
+    image = f"{dev['image']['repository']}:{dev['image']['tag']}"
+    assert f"kind load docker-image {image} --name {config['name']}" in (REPO / "kind-config.yaml").read_text()
+    assert f"kind load docker-image {image} --name {config['name']}" in (REPO / "docs" / "helm.md").read_text()

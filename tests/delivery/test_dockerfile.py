@@ -1,0 +1,163 @@
+"""The Dockerfile, checked without Docker: what it copies exists, what it runs exists, and its build steps
+match the project (Python and Spark versions, connector artifacts, the package it installs)."""
+
+import fnmatch
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import click
+import pytest
+
+from streamguard.cli import main
+from streamguard.devstack import versions
+from tests.delivery.conftest import REPO
+
+DOCKERFILE = REPO / "Dockerfile"
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def instructions() -> list[tuple[str, str]]:
+    """``(INSTRUCTION, arguments)`` with line continuations joined and comments dropped."""
+    joined: list[str] = []
+    pending = ""
+    for line in DOCKERFILE.read_text().splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        joined.append(pending + stripped)
+        pending = ""
+    return [(text.split(None, 1)[0].upper(), text.split(None, 1)[1] if " " in text else "") for text in joined]
+
+
+def args_of(name: str) -> list[str]:
+    return [value for instruction, value in instructions() if instruction == name]
+
+
+def build_args() -> dict[str, str]:
+    return dict(arg.split("=", 1) for arg in args_of("ARG") if "=" in arg)
+
+
+def local_copies() -> list[list[str]]:
+    """Sources of every COPY that reads the build context (not ``--from=`` another stage)."""
+    copies = []
+    for value in args_of("COPY"):
+        words = [w for w in shlex.split(value) if not w.startswith("--")]
+        if "--from=" not in value:
+            copies.append(words[:-1])
+    return copies
+
+
+def dockerignore_excludes(path: str) -> bool:
+    """Docker's rule: the last matching pattern wins; ``!`` re-includes (and covers a folder's contents)."""
+    excluded = False
+    for raw in (REPO / ".dockerignore").read_text().splitlines():
+        pattern = raw.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negate = pattern.startswith("!")
+        pattern = pattern.lstrip("!").rstrip("/")
+        parts = Path(path).parts
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        if any(fnmatch.fnmatch(p, pattern) for p in prefixes):
+            excluded = not negate
+    return excluded
+
+
+def test_every_copied_path_exists_and_is_in_the_build_context() -> None:
+    sources = [source for copy in local_copies() for source in copy]
+    assert sources, "the Dockerfile copies nothing from the build context"
+    for source in sources:
+        assert (REPO / source).exists(), f"COPY {source}: no such path in the repository"
+        assert not dockerignore_excludes(source.rstrip("/")), f"COPY {source}: excluded by .dockerignore"
+
+
+def test_python_and_spark_versions_match_the_project() -> None:
+    args = build_args()
+    assert PYPROJECT["project"]["requires-python"] == f">={args['PYTHON_VERSION']},<3.12"
+    assert f"pyspark=={args['SPARK_VERSION']}" in PYPROJECT["project"]["dependencies"]
+    assert args["SPARK_VERSION"] == versions.SPARK
+
+
+def test_connector_jars_are_the_ones_the_stack_uses() -> None:
+    maven = next(run for run in args_of("RUN") if "dependency:copy-dependencies" in run)
+    assert "spark-connectors.pom.xml" in " ".join(c for copy in local_copies() for c in copy)
+    included = re.search(r"-DincludeArtifactIds=(\S+)", maven)
+    assert included is not None
+    assert tuple(included.group(1).split(",")) == versions.SPARK_CONNECTOR_ARTIFACTS
+    assert "-Dspark.version=${SPARK_VERSION}" in maven and "-Dmdep.stripVersion=true" in maven
+    env = " ".join(args_of("ENV"))
+    jars = re.search(r"STREAMGUARD_SPARK_JARS=(\S+)", env)
+    assert jars is not None
+    assert [Path(j).stem for j in jars.group(1).split(",")] == list(versions.SPARK_CONNECTOR_ARTIFACTS)
+
+
+def test_runs_as_non_root_with_the_streamguard_entrypoint() -> None:
+    user = args_of("USER")[-1]
+    assert re.fullmatch(r"[1-9][0-9]*:[1-9][0-9]*", user), f"USER {user} is not a numeric non-root user"
+    entrypoint = args_of("ENTRYPOINT")[-1]
+    assert entrypoint.endswith('"streamguard"]')
+    assert PYPROJECT["project"]["scripts"]["streamguard"] == "streamguard.cli:main"
+    assert "default-jre-headless" in " ".join(args_of("RUN"))
+
+
+def resolve(args: list[str]) -> click.Command:
+    """The click command ``streamguard <args>`` runs, with its options parsed (unknown ones raise)."""
+    command: click.Command = main
+    ctx = click.Context(main, info_name="streamguard")
+    while isinstance(command, click.Group) and args and not args[0].startswith("-"):
+        sub = command.get_command(ctx, args[0])
+        assert sub is not None, f"`streamguard ... {args[0]}` does not exist"
+        command, args = sub, args[1:]
+        ctx = click.Context(command, info_name=command.name, parent=ctx)
+    command.make_context(command.name, list(args), parent=ctx, resilient_parsing=False)
+    return command
+
+
+@pytest.mark.parametrize("args", [
+    ["operator", "run", "--help"],
+    ["workload", "materialize", "--help"],
+    ["workload", "stream", "--help"],
+    ["workload", "drift", "--help"],
+    ["serve", "--help"],
+])
+def test_the_image_entrypoints_exist(args: list[str]) -> None:
+    with pytest.raises(click.exceptions.Exit) as exited:
+        resolve(args)
+    assert exited.value.exit_code == 0
+
+
+def test_the_install_step_builds_a_package_with_every_entrypoint(tmp_path: Path) -> None:
+    """Build the wheel from exactly what the Dockerfile copies, the way its `pip install .` does."""
+    context = tmp_path / "context"
+    context.mkdir()
+    build_stage = [copy for copy in local_copies() if not copy[0].endswith(".pom.xml")]
+    for copy in build_stage:
+        for source in copy:
+            src = REPO / source
+            if src.is_dir():
+                shutil.copytree(src, context / source, symlinks=True,
+                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copy2(src, context / source)
+    assert any("pip install ." in run for run in args_of("RUN"))
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
+                             str(context)], capture_output=True, text=True, check=False, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    wheel = next((tmp_path / "dist").glob("streamguard-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for module in ("streamguard/cli.py", "streamguard/operator/cli.py", "streamguard/workloads/cli.py",
+                   "streamguard/workloads/materialize/cli.py", "streamguard/workloads/streaming/cli.py",
+                   "streamguard/workloads/drift/cli.py", "streamguard/serving/cli.py",
+                   "streamguard/devstack/maven/spark-connectors.pom.xml"):
+        assert module in names, f"{module} is missing from the image's package"
+    assert not any(n.startswith(("operator/", "workloads/", "serving/")) for n in names), \
+        "top-level operator/ must not become an importable package"
