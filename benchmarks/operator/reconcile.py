@@ -1,0 +1,238 @@
+"""Reconcile latency and API writes per no-op resync, for 1 and 200 FeatureViews.
+
+Runs the real operator (``streamguard operator run``) against the local stack's apiserver:
+
+* latency: from applying N FeatureViews to every one of them Ready (observedGeneration current) with
+  its CronJob present, per object (p50/p95/max) and for the whole batch;
+* no-op resync: the operator is restarted, relists everything and reconciles every object again; the
+  API writes it makes (from its own metrics) and the objects' resourceVersions before/after are reported.
+
+Usage: ``.venv/bin/python benchmarks/operator/reconcile.py [--counts 1 200]``; writes
+``benchmarks/results/operator-reconcile.json``.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from streamguard.devstack.endpoints import Endpoints
+from streamguard.operator.kube import Kube, load_configuration
+
+REPO = Path(__file__).resolve().parents[2]
+RESULTS = REPO / "benchmarks" / "results" / "operator-reconcile.json"
+
+
+def kubectl(stack: Endpoints, *args: str) -> None:
+    subprocess.run(
+        [str(Path(stack.bin_dir) / "kubectl"), f"--kubeconfig={stack.kubeconfig}", *args],
+        check=True,
+        capture_output=True,
+    )
+
+
+def feature_view(name: str, namespace: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "streamguard.dev/v1alpha1",
+        "kind": "FeatureView",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "entities": [{"name": "customer", "joinKey": "customer_id"}],
+            "features": [{"name": f"f{i}", "dtype": "FLOAT64"} for i in range(8)],
+            "source": {"path": f"/data/{name}.parquet"},
+            "materialization": {"schedule": "*/15 * * * *"},
+        },
+    }
+
+
+class Operator:
+    def __init__(self, namespace: str, env: dict[str, str], log: Path) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        command = [
+            str(Path(sys.executable).parent / "streamguard"),
+            "operator",
+            "run",
+            "-n",
+            namespace,
+            "--standalone",
+            "--metrics-port",
+            str(self.port),
+        ]
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                self.metrics()
+                return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError(f"operator did not start, see {log}")
+
+    def metrics(self) -> dict[str, float]:
+        text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
+        return {
+            name: float(value)
+            for name, _, value in (line.rpartition(" ") for line in text.splitlines())
+            if name.startswith("streamguard_operator_")
+        }
+
+    def calls(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for name, value in self.metrics().items():
+            if name.startswith("streamguard_operator_api_requests_total"):
+                verb = name.split('verb="')[1].split('"')[0]
+                totals[verb] = totals.get(verb, 0) + int(value)
+        return totals
+
+    def wait_idle(self, settle: float = 2.0, timeout: float = 600) -> None:
+        deadline, last, since = time.monotonic() + timeout, None, time.monotonic()
+        while time.monotonic() < deadline:
+            current = self.metrics()
+            if current != last:
+                last, since = current, time.monotonic()
+            elif current.get("streamguard_operator_idle") == 1.0 and time.monotonic() - since >= settle:
+                return
+            time.sleep(0.25)
+        raise RuntimeError("operator did not settle")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def ready(item: dict[str, Any]) -> bool:
+    status = item.get("status") or {}
+    if status.get("observedGeneration") != item["metadata"]["generation"]:
+        return False
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or [])
+
+
+async def versions(kube: Kube, namespace: str) -> dict[str, str]:
+    out = {}
+    for kind in ("FeatureView", "ConfigMap", "CronJob"):
+        for item in await kube.select(kind, namespace):
+            out[f"{kind}/{item['metadata']['name']}"] = item["metadata"]["resourceVersion"]
+    return out
+
+
+async def measure(count: int, stack: Endpoints, kube: Kube, log_dir: Path) -> dict[str, Any]:
+    namespace = f"bench-op-{uuid.uuid4().hex[:8]}"
+    await asyncio.to_thread(kubectl, stack, "create", "namespace", namespace)
+    env = {**os.environ, **stack.env()}
+    operator = Operator(namespace, env, log_dir / f"operator-{count}.log")
+    try:
+        names = [f"view-{i:03d}" for i in range(count)]
+        started = time.perf_counter()
+        applied_at: dict[str, float] = {}
+        for name in names:
+            await kube.apply(feature_view(name, namespace))
+            applied_at[name] = time.perf_counter()
+        done_at: dict[str, float] = {}
+        while len(done_at) < count:
+            if time.perf_counter() - started > 600:
+                raise RuntimeError(f"only {len(done_at)}/{count} Ready after 600s")
+            crons = {c["metadata"]["name"] for c in await kube.select("CronJob", namespace)}
+            now = time.perf_counter()
+            for item in await kube.select("FeatureView", namespace):
+                name = item["metadata"]["name"]
+                if name not in done_at and ready(item) and f"{name}-materialize" in crons:
+                    done_at[name] = now
+            await asyncio.sleep(0.1)
+        batch = max(done_at.values()) - started
+        latencies = sorted(done_at[n] - applied_at[n] for n in names)
+        operator.wait_idle()
+        converge_calls = operator.calls()
+        operator.stop()
+
+        before = await versions(kube, namespace)
+        resync_started = time.perf_counter()
+        operator = Operator(namespace, env, log_dir / f"operator-{count}-resync.log")
+        operator.wait_idle()
+        resync_seconds = time.perf_counter() - resync_started
+        resync_calls = operator.calls()
+        after = await versions(kube, namespace)
+        writes = sum(resync_calls.get(v, 0) for v in ("apply", "patch", "create", "delete"))
+        return {
+            "feature_views": count,
+            "apply_to_all_ready_seconds": round(batch, 3),
+            "per_object_latency_seconds": {
+                "p50": round(statistics.median(latencies), 3),
+                "p95": round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 3),
+                "max": round(latencies[-1], 3),
+            },
+            "converge_api_calls": converge_calls,
+            "noop_resync": {
+                "api_writes": writes,
+                "api_writes_per_object": round(writes / count, 3),
+                "api_calls": resync_calls,
+                "resource_versions_changed": sum(1 for k in before if after.get(k) != before[k]),
+                "objects_checked": len(before),
+                "seconds_until_idle_incl_startup": round(resync_seconds, 3),
+            },
+        }
+    finally:
+        operator.stop()
+        await asyncio.to_thread(kubectl, stack, "delete", "namespace", namespace, "--wait=false")
+
+
+async def main(counts: list[int]) -> None:
+    load_at_start = round(os.getloadavg()[0], 2)
+    stack = Endpoints.load()
+    await asyncio.to_thread(kubectl, stack, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    kube = Kube(load_configuration(stack.kubeconfig))
+    log_dir = RESULTS.parent / "operator-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    runs = []
+    try:
+        for count in counts:
+            result = await measure(count, stack, kube, log_dir)
+            runs.append(result)
+            latency = result["per_object_latency_seconds"]
+            print(
+                f"{count:>4} FeatureViews: all Ready in {result['apply_to_all_ready_seconds']:.2f}s "
+                f"(per object p50 {latency['p50']:.2f}s p95 {latency['p95']:.2f}s max {latency['max']:.2f}s); "
+                f"no-op resync: {result['noop_resync']['api_writes']} writes, "
+                f"{result['noop_resync']['resource_versions_changed']} resourceVersions changed of "
+                f"{result['noop_resync']['objects_checked']}"
+            )
+    finally:
+        await kube.close()
+    report = {
+        "benchmark": "operator-reconcile",
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_1m_at_start": load_at_start,
+        },
+        "kubernetes": stack.versions.get("kubernetes"),
+        "runs": runs,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--counts", type=int, nargs="+", default=[1, 200])
+    asyncio.run(main(parser.parse_args().counts))

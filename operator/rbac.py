@@ -1,0 +1,65 @@
+"""The least-privilege ClusterRole of the operator, rendered from the calls the code makes."""
+
+from typing import Any
+
+import yaml
+
+from streamguard.api.common import GROUP
+
+ROLE_NAME = "streamguard-operator"
+_CHILD_VERBS = ["list", "watch", "create", "patch", "delete"]
+"""Children are listed by label (no single gets), applied (create on first apply) and pruned."""
+
+
+def rules() -> list[dict[str, Any]]:
+    return [
+        {
+            "apiGroups": [GROUP],
+            "resources": ["featureviews", "streamingwindows", "driftmonitors"],
+            "verbs": ["get", "list", "watch"],
+        },
+        {"apiGroups": [GROUP], "resources": ["streamingwindows"], "verbs": ["patch"]},
+        {
+            "apiGroups": [GROUP],
+            "resources": ["featureviews/status", "streamingwindows/status", "driftmonitors/status"],
+            "verbs": ["patch"],
+        },
+        {
+            "apiGroups": [GROUP],
+            "resources": ["featureviews/finalizers", "streamingwindows/finalizers", "driftmonitors/finalizers"],
+            "verbs": ["update"],
+        },
+        {"apiGroups": [""], "resources": ["configmaps", "services", "persistentvolumeclaims"], "verbs": _CHILD_VERBS},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": _CHILD_VERBS},
+        {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": _CHILD_VERBS},
+        {
+            "apiGroups": ["monitoring.coreos.com"],
+            "resources": ["prometheusrules"],
+            "verbs": ["list", "create", "patch", "delete"],
+        },
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
+        {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["list", "watch"]},
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+        {
+            "apiGroups": ["kopf.dev"],
+            "resources": ["kopfpeerings", "clusterkopfpeerings"],
+            "verbs": ["get", "list", "watch", "patch"],
+        },
+    ]
+
+
+def cluster_role(name: str = ROLE_NAME) -> dict[str, Any]:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {
+            "name": name,
+            "labels": {"app.kubernetes.io/part-of": "streamguard", "app.kubernetes.io/component": "operator"},
+        },
+        "rules": rules(),
+    }
+
+
+def cluster_role_yaml(name: str = ROLE_NAME) -> str:
+    return yaml.safe_dump(cluster_role(name), sort_keys=False)

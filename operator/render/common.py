@@ -1,0 +1,200 @@
+"""Pieces every rendered child shares: identity of the owner, labels, ownerReferences, pod hardening."""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from streamguard.api.common import API_VERSION
+from streamguard.jobspec import JOB_CONFIG_DIR, JOB_CONFIG_KEY, JOB_CONFIG_PATH
+from streamguard.operator.settings import OperatorSettings, Resources
+
+MANAGED_BY = "streamguard-operator"
+PART_OF = "streamguard"
+CONFIG_HASH_ANNOTATION = "streamguard.dev/config-hash"
+APPLIED_HASH_ANNOTATION = "streamguard.dev/applied-hash"
+"""Hash of the desired object as last applied: lets the operator skip writes that would change nothing."""
+
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The custom resource a child belongs to."""
+
+    kind: str
+    name: str
+    namespace: str
+    uid: str
+    generation: int = 0
+
+    @classmethod
+    def of(cls, body: dict[str, Any]) -> "Owner":
+        meta = body["metadata"]
+        return cls(
+            kind=body["kind"],
+            name=meta["name"],
+            namespace=meta["namespace"],
+            uid=meta["uid"],
+            generation=int(meta.get("generation") or 0),
+        )
+
+    def reference(self) -> dict[str, Any]:
+        return {
+            "apiVersion": API_VERSION,
+            "kind": self.kind,
+            "name": self.name,
+            "uid": self.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+
+
+def labels(owner: Owner, component: str) -> dict[str, str]:
+    """The ``app.kubernetes.io/*`` labels of every child; ``component`` is unique per owner kind."""
+    return {
+        "app.kubernetes.io/name": f"streamguard-{component}",
+        "app.kubernetes.io/instance": owner.name,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+    }
+
+
+def selector_labels(owner: Owner, component: str) -> dict[str, str]:
+    """The immutable subset used by Deployment selectors and Services."""
+    all_labels = labels(owner, component)
+    return {key: all_labels[key] for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance")}
+
+
+def label_selector(owner: Owner, component: str) -> str:
+    """Selects every child of one owner, for listing and pruning."""
+    return (
+        f"app.kubernetes.io/managed-by={MANAGED_BY},app.kubernetes.io/instance={owner.name},"
+        f"app.kubernetes.io/component={component}"
+    )
+
+
+def metadata(owner: Owner, component: str, name: str, annotations: dict[str, str] | None = None) -> Manifest:
+    meta: Manifest = {
+        "name": name,
+        "namespace": owner.namespace,
+        "labels": labels(owner, component),
+        "ownerReferences": [owner.reference()],
+    }
+    if annotations:
+        meta["annotations"] = annotations
+    return meta
+
+
+def digest(value: Any) -> str:
+    """A stable SHA-256 of any JSON value."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def job_config_map(owner: Owner, component: str, name: str, job_json: str) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(owner, component, name),
+        "data": {JOB_CONFIG_KEY: job_json},
+    }
+
+
+def pod_security_context(settings: OperatorSettings) -> Manifest:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": settings.run_as_user,
+        "runAsGroup": settings.run_as_user,
+        "fsGroup": settings.run_as_user,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context() -> Manifest:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def env_value(name: str, value: str) -> Manifest:
+    return {"name": name, "value": value}
+
+
+def redis_env(settings: OperatorSettings) -> Manifest:
+    """The Redis URL comes from a Secret by reference: credentials never appear in a manifest."""
+    return {
+        "name": "STREAMGUARD_REDIS_URL",
+        "valueFrom": {"secretKeyRef": {"name": settings.redis_secret_name, "key": settings.redis_secret_key}},
+    }
+
+
+def container(
+    settings: OperatorSettings,
+    name: str,
+    workload: str,
+    env: list[Manifest],
+    resources: Resources,
+    extra_mounts: list[Manifest] | None = None,
+    ports: list[Manifest] | None = None,
+) -> Manifest:
+    """A workload container: ``streamguard workload <workload> --config /etc/streamguard/job.json``."""
+    spec: Manifest = {
+        "name": name,
+        "image": settings.image,
+        "imagePullPolicy": settings.image_pull_policy,
+        "command": ["streamguard", "workload", workload, "--config", JOB_CONFIG_PATH],
+        "env": [env_value("HOME", "/tmp"), *env],
+        "resources": resources.wire(),
+        "securityContext": container_security_context(),
+        "volumeMounts": [
+            {"name": "job-config", "mountPath": JOB_CONFIG_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+            *(extra_mounts or []),
+        ],
+    }
+    if ports:
+        spec["ports"] = ports
+    return spec
+
+
+def volumes(config_map: str, extra: list[Manifest] | None = None) -> list[Manifest]:
+    return [
+        {"name": "job-config", "configMap": {"name": config_map}},
+        {"name": "tmp", "emptyDir": {}},
+        *(extra or []),
+    ]
+
+
+def metrics_probe(port_name: str, settings: OperatorSettings, initial_delay: int | None = None) -> Manifest:
+    return {
+        "httpGet": {"path": "/metrics", "port": port_name},
+        "initialDelaySeconds": settings.probe_initial_delay_seconds if initial_delay is None else initial_delay,
+        "periodSeconds": 15,
+        "failureThreshold": 4,
+    }
+
+
+def metrics_service(owner: Owner, component: str, name: str, port: int) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(
+            owner,
+            component,
+            name,
+            {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": "/metrics"},
+        ),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector_labels(owner, component),
+            "ports": [{"name": "metrics", "port": port, "targetPort": "metrics", "protocol": "TCP"}],
+        },
+    }
+
+
+def metrics_port(port: int) -> list[Manifest]:
+    return [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]

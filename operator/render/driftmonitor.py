@@ -1,0 +1,165 @@
+"""DriftMonitor -> job ConfigMap + drift exporter Deployment + metrics Service (+ PrometheusRule)."""
+
+from streamguard.api.driftmonitor import DriftMonitorSpec
+from streamguard.api.featureview import FeatureViewSpec
+from streamguard.jobspec import DriftJob
+from streamguard.operator.render.common import (
+    CONFIG_HASH_ANNOTATION,
+    Manifest,
+    Owner,
+    container,
+    digest,
+    job_config_map,
+    labels,
+    metadata,
+    metrics_port,
+    metrics_probe,
+    metrics_service,
+    pod_security_context,
+    selector_labels,
+    volumes,
+)
+from streamguard.operator.render.streamingwindow import Problem
+from streamguard.operator.settings import OperatorSettings
+
+COMPONENT = "drift-exporter"
+METRICS_PORT = 9109
+CHILD_KINDS = ("ConfigMap", "Deployment", "Service", "PrometheusRule")
+PSI_METRIC = "streamguard_drift_psi"
+SHARE_METRIC = "streamguard_drift_share"
+KS_METRIC = "streamguard_drift_ks_pvalue"
+NUMERIC = ("INT64", "INT32", "FLOAT64", "FLOAT32")
+
+
+def child_names(owner: Owner) -> dict[str, str]:
+    return {
+        "ConfigMap": f"{owner.name}-drift",
+        "Deployment": f"{owner.name}-drift",
+        "Service": f"{owner.name}-drift-metrics",
+        "PrometheusRule": f"{owner.name}-drift",
+    }
+
+
+def check(spec: DriftMonitorSpec, view_name: str, view: FeatureViewSpec | None) -> Problem | None:
+    if view is None:
+        return Problem("FeatureViewNotFound", f"spec.featureView: FeatureView {view_name!r} does not exist")
+    dtypes = {feature.name: feature.dtype for feature in view.features}
+    for field, names in (("spec.features", spec.features), ("spec.ksFeatures", spec.ks_features)):
+        for index, name in enumerate(names):
+            if name not in dtypes:
+                return Problem(
+                    "FeatureNotInView", f"{field}[{index}]: {name!r} is not a feature of FeatureView {view_name!r}"
+                )
+            if dtypes[name] not in NUMERIC:
+                return Problem(
+                    "FeatureNotNumeric",
+                    f"{field}[{index}]: {name!r} is {dtypes[name]}; drift is measured on numeric features",
+                )
+    if not spec.features and not any(dtype in NUMERIC for dtype in dtypes.values()):
+        return Problem("FeatureNotNumeric", f"spec.features: FeatureView {view_name!r} has no numeric feature")
+    return None
+
+
+def job(owner: Owner, spec: DriftMonitorSpec, view: FeatureViewSpec) -> DriftJob:
+    return DriftJob(
+        namespace=owner.namespace,
+        name=owner.name,
+        generation=owner.generation,
+        monitor=spec,
+        view_name=spec.feature_view,
+        view=view,
+        metrics_port=METRICS_PORT,
+    )
+
+
+def prometheus_rule(owner: Owner, spec: DriftMonitorSpec) -> Manifest:
+    """Alerts on the exporter's gauges (labels ``view``, ``feature``, ``monitor``), scoped to this monitor by
+    ``namespace`` (added by Prometheus' Kubernetes discovery) and ``monitor``."""
+    scope = f'{{namespace="{owner.namespace}", monitor="{owner.name}"}}'
+    where = f"DriftMonitor {owner.namespace}/{owner.name}"
+    thresholds = spec.thresholds
+    rules: list[Manifest] = [
+        {
+            "alert": "StreamGuardFeatureDrift",
+            "expr": f"{PSI_METRIC}{scope} >= {thresholds.psi:g}",
+            "labels": {"severity": "warning"},
+            "annotations": {
+                "summary": "Feature {{ $labels.feature }} of view {{ $labels.view }} drifted (PSI)",
+                "description": f"{where}: PSI {{{{ $value }}}} is at or above {thresholds.psi:g}.",
+            },
+        },
+        {
+            "alert": "StreamGuardDriftShareHigh",
+            "expr": f"{SHARE_METRIC}{scope} >= {thresholds.drift_share:g}",
+            "labels": {"severity": "critical"},
+            "annotations": {
+                "summary": "Drift share of view {{ $labels.view }} over threshold",
+                "description": f"{where}: {{{{ $value | humanizePercentage }}}} of the watched features drifted "
+                f"(threshold {thresholds.drift_share:g}).",
+            },
+        },
+    ]
+    if spec.ks_features:
+        rules.insert(
+            1,
+            {
+                "alert": "StreamGuardFeatureDriftKS",
+                "expr": f"{KS_METRIC}{scope} < {thresholds.ks_p_value:g}",
+                "labels": {"severity": "warning"},
+                "annotations": {
+                    "summary": "Feature {{ $labels.feature }} of view {{ $labels.view }} drifted (KS test)",
+                    "description": f"{where}: KS p-value {{{{ $value }}}} is below {thresholds.ks_p_value:g}.",
+                },
+            },
+        )
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": metadata(owner, COMPONENT, child_names(owner)["PrometheusRule"]),
+        "spec": {"groups": [{"name": f"streamguard-drift.{owner.namespace}.{owner.name}", "rules": rules}]},
+    }
+
+
+def render(
+    owner: Owner,
+    spec: DriftMonitorSpec,
+    view: FeatureViewSpec,
+    settings: OperatorSettings,
+    prometheus_rules: bool,
+) -> list[Manifest]:
+    """The desired children; the PrometheusRule only when the cluster serves that kind."""
+    names = child_names(owner)
+    job_json = job(owner, spec, view).model_dump_json(by_alias=True, exclude_none=True, indent=2)
+    exporter = container(
+        settings, "drift-exporter", "drift", [], settings.drift_resources, ports=metrics_port(METRICS_PORT)
+    )
+    exporter["readinessProbe"] = metrics_probe("metrics", settings)
+    children: list[Manifest] = [
+        job_config_map(owner, COMPONENT, names["ConfigMap"], job_json),
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": metadata(owner, COMPONENT, names["Deployment"]),
+            "spec": {
+                "replicas": 1,
+                "strategy": {"type": "Recreate"},
+                "selector": {"matchLabels": selector_labels(owner, COMPONENT)},
+                "template": {
+                    "metadata": {
+                        "labels": labels(owner, COMPONENT),
+                        "annotations": {CONFIG_HASH_ANNOTATION: digest(job_json)},
+                    },
+                    "spec": {
+                        "serviceAccountName": settings.service_account,
+                        "securityContext": pod_security_context(settings),
+                        "containers": [exporter],
+                        "volumes": volumes(names["ConfigMap"]),
+                    },
+                },
+            },
+        },
+        metrics_service(owner, COMPONENT, names["Service"], METRICS_PORT),
+    ]
+    if prometheus_rules:
+        children.append(prometheus_rule(owner, spec))
+    return children

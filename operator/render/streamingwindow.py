@@ -1,0 +1,187 @@
+"""StreamingWindow -> job ConfigMap + Spark streaming Deployment + metrics Service (+ checkpoint PVC)."""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import fastavro
+from fastavro.schema import SchemaParseException
+
+from streamguard.api.featureview import FeatureViewSpec
+from streamguard.api.streamingwindow import StreamingWindowSpec
+from streamguard.jobspec import StreamJob
+from streamguard.operator.render.common import (
+    CONFIG_HASH_ANNOTATION,
+    Manifest,
+    Owner,
+    container,
+    digest,
+    env_value,
+    job_config_map,
+    labels,
+    metadata,
+    metrics_port,
+    metrics_probe,
+    metrics_service,
+    pod_security_context,
+    redis_env,
+    selector_labels,
+    volumes,
+)
+from streamguard.operator.settings import OperatorSettings
+
+COMPONENT = "stream"
+METRICS_PORT = 9108
+CHILD_KINDS = ("ConfigMap", "Deployment", "Service", "PersistentVolumeClaim")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a spec cannot be acted on; ``message`` names the offending field."""
+
+    reason: str
+    message: str
+
+
+def subject_of(spec: StreamingWindowSpec) -> str:
+    return spec.contract.subject or f"{spec.source.topic}-value"
+
+
+def normalized_schema(text: str) -> str:
+    """The schema JSON without insignificant whitespace: what is registered and fingerprinted."""
+    return json.dumps(json.loads(text), separators=(",", ":"))
+
+
+def fingerprint(text: str) -> str:
+    return digest(json.loads(text))
+
+
+def child_names(owner: Owner) -> dict[str, str]:
+    return {
+        "ConfigMap": f"{owner.name}-stream",
+        "Deployment": f"{owner.name}-stream",
+        "Service": f"{owner.name}-stream-metrics",
+        "PersistentVolumeClaim": f"{owner.name}-checkpoint",
+    }
+
+
+def _schema_fields(schema: Any) -> set[str]:
+    if not isinstance(schema, dict) or schema.get("type") != "record":
+        return set()
+    return {field["name"] for field in schema.get("fields", []) if isinstance(field, dict) and "name" in field}
+
+
+def check(spec: StreamingWindowSpec, view_name: str, view: FeatureViewSpec | None) -> Problem | None:
+    """Cross-checks the CRD schema cannot express: the Avro contract and the target FeatureView."""
+    try:
+        parsed = json.loads(spec.contract.schema_)
+        fastavro.parse_schema(parsed)
+    except (json.JSONDecodeError, SchemaParseException, ValueError, TypeError, KeyError) as error:
+        return Problem("InvalidSchema", f"spec.contract.schema: not a valid Avro schema: {error}")
+    fields = _schema_fields(parsed)
+    if not fields:
+        return Problem("InvalidSchema", "spec.contract.schema: must be an Avro record with fields")
+    needed = [("spec.keyField", spec.key_field), ("spec.eventTimeField", spec.event_time_field)]
+    needed += [(f"spec.aggregations[{i}].field", agg.field) for i, agg in enumerate(spec.aggregations) if agg.field]
+    for path, field in needed:
+        if field not in fields:
+            return Problem("InvalidSchema", f"{path}: field {field!r} is not in the Avro schema of spec.contract")
+    if view is None:
+        return Problem("FeatureViewNotFound", f"spec.featureView: FeatureView {view_name!r} does not exist")
+    declared = {feature.name for feature in view.features}
+    missing = [name for name in spec.feature_names() if name not in declared]
+    if missing:
+        return Problem(
+            "FeaturesNotDeclared",
+            f"spec.aggregations/spec.windows: FeatureView {view_name!r} does not declare "
+            f"{', '.join(missing)} in its spec.features",
+        )
+    return None
+
+
+def job(owner: Owner, spec: StreamingWindowSpec, view: FeatureViewSpec, settings: OperatorSettings) -> StreamJob:
+    return StreamJob(
+        namespace=owner.namespace,
+        name=owner.name,
+        generation=owner.generation,
+        window=spec,
+        view_name=spec.feature_view,
+        view=view,
+        subject=subject_of(spec),
+        checkpoint_dir=f"{settings.checkpoint_root}/{owner.namespace}/{owner.name}",
+        metrics_port=METRICS_PORT,
+    )
+
+
+def render(
+    owner: Owner, spec: StreamingWindowSpec, view: FeatureViewSpec, settings: OperatorSettings
+) -> list[Manifest]:
+    """The desired children of an accepted StreamingWindow (contract registered, view checked)."""
+    names = child_names(owner)
+    job_json = job(owner, spec, view, settings).model_dump_json(by_alias=True, exclude_none=True, indent=2)
+    checkpoint_volume: Manifest
+    children: list[Manifest] = [job_config_map(owner, COMPONENT, names["ConfigMap"], job_json)]
+    if settings.checkpoint_storage:
+        checkpoint_volume = {
+            "name": "checkpoint",
+            "persistentVolumeClaim": {"claimName": names["PersistentVolumeClaim"]},
+        }
+        claim_spec: Manifest = {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": settings.checkpoint_storage}},
+        }
+        if settings.checkpoint_storage_class:
+            claim_spec["storageClassName"] = settings.checkpoint_storage_class
+        children.append(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": metadata(owner, COMPONENT, names["PersistentVolumeClaim"]),
+                "spec": claim_spec,
+            }
+        )
+    else:
+        checkpoint_volume = {"name": "checkpoint", "emptyDir": {}}
+    endpoints = (
+        ("STREAMGUARD_KAFKA_BOOTSTRAP", settings.kafka_bootstrap),
+        ("STREAMGUARD_REGISTRY_URL", settings.registry_url),
+    )
+    env = [*(env_value(name, value) for name, value in endpoints if value), redis_env(settings)]
+    stream = container(
+        settings,
+        "stream",
+        "stream",
+        env,
+        settings.stream_resources,
+        extra_mounts=[{"name": "checkpoint", "mountPath": settings.checkpoint_root}],
+        ports=metrics_port(METRICS_PORT),
+    )
+    stream["livenessProbe"] = metrics_probe("metrics", settings, initial_delay=settings.probe_initial_delay_seconds * 2)
+    stream["readinessProbe"] = metrics_probe("metrics", settings)
+    children.append(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": metadata(owner, COMPONENT, names["Deployment"]),
+            "spec": {
+                "replicas": 0 if spec.suspend else 1,
+                "strategy": {"type": "Recreate"},
+                "selector": {"matchLabels": selector_labels(owner, COMPONENT)},
+                "template": {
+                    "metadata": {
+                        "labels": labels(owner, COMPONENT),
+                        "annotations": {CONFIG_HASH_ANNOTATION: digest(job_json)},
+                    },
+                    "spec": {
+                        "serviceAccountName": settings.service_account,
+                        "securityContext": pod_security_context(settings),
+                        "terminationGracePeriodSeconds": 60,
+                        "containers": [stream],
+                        "volumes": volumes(names["ConfigMap"], [checkpoint_volume]),
+                    },
+                },
+            },
+        }
+    )
+    children.append(metrics_service(owner, COMPONENT, names["Service"], METRICS_PORT))
+    return children

@@ -1,0 +1,92 @@
+"""Operator configuration: what the operator puts into the workloads it deploys, read from the environment.
+
+Every field can be set with ``STREAMGUARD_OPERATOR_<FIELD>`` (upper case); structured fields take JSON.
+The endpoints handed to workloads default to ``STREAMGUARD_KAFKA_BOOTSTRAP`` / ``STREAMGUARD_REGISTRY_URL``.
+Credentials are never configured here by value: the Redis URL reaches pods through a ``secretKeyRef``.
+"""
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_PREFIX = "STREAMGUARD_OPERATOR_"
+FIELD_MANAGER = "streamguard-operator"
+
+
+class Resources(BaseModel):
+    """A container's ``resources`` (canonical quantity strings, as the apiserver stores them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requests: dict[str, str] = Field(default_factory=dict)
+    limits: dict[str, str] = Field(default_factory=dict)
+
+    def wire(self) -> dict[str, dict[str, str]]:
+        return {key: value for key, value in (("requests", self.requests), ("limits", self.limits)) if value}
+
+
+class OperatorSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image: str = "streamguard:0.1.0"
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    service_account: str = Field(default="streamguard-workload", description="ServiceAccount of workload pods.")
+    run_as_user: int = Field(default=10001, ge=1)
+
+    materialize_resources: Resources = Resources(requests={"cpu": "250m", "memory": "512Mi"}, limits={"memory": "1Gi"})
+    stream_resources: Resources = Resources(requests={"cpu": "500m", "memory": "1Gi"}, limits={"memory": "2Gi"})
+    drift_resources: Resources = Resources(requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "512Mi"})
+
+    kafka_bootstrap: str = Field(default="", description="STREAMGUARD_KAFKA_BOOTSTRAP handed to workloads.")
+    registry_url: str = Field(default="", description="STREAMGUARD_REGISTRY_URL handed to workloads.")
+    operator_registry_url: str = Field(default="", description="Registry base URL the operator itself calls.")
+    redis_secret_name: str = Field(default="streamguard-redis", description="Secret holding the Redis URL.")
+    redis_secret_key: str = "url"
+
+    checkpoint_root: str = "/var/lib/streamguard/checkpoints"
+    checkpoint_storage: str | None = Field(
+        default="1Gi", description="PVC size for streaming checkpoints; empty means an emptyDir (lost on restart)."
+    )
+    checkpoint_storage_class: str | None = None
+
+    subject_deletion_policy: Literal["Delete", "Retain"] = "Retain"
+    """Default for StreamingWindows that leave ``spec.contract.deletionPolicy`` unset."""
+    cleanup_timeout_seconds: int = Field(default=600, ge=0)
+    """After this long in deletion, an unreachable registry no longer blocks the finalizer."""
+    registry_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    probe_initial_delay_seconds: int = Field(default=30, ge=0)
+    workers: int = Field(default=4, ge=1, le=64)
+
+    def registry_for_operator(self) -> str:
+        return self.operator_registry_url or self.registry_url
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "OperatorSettings":
+        """Settings from ``STREAMGUARD_OPERATOR_*`` (JSON for structured fields), then ``overrides``."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        if env.get("STREAMGUARD_KAFKA_BOOTSTRAP"):
+            values["kafka_bootstrap"] = env["STREAMGUARD_KAFKA_BOOTSTRAP"]
+        if env.get("STREAMGUARD_REGISTRY_URL"):
+            values["registry_url"] = env["STREAMGUARD_REGISTRY_URL"]
+        for name, field in cls.model_fields.items():
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is None:
+                continue
+            structured = field.annotation is Resources
+            try:
+                values[name] = json.loads(raw) if structured else raw
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{ENV_PREFIX}{name.upper()}: not valid JSON ({error})") from error
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        for optional in ("checkpoint_storage", "checkpoint_storage_class"):
+            if values.get(optional) == "":
+                values[optional] = None
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            raise ValueError(f"invalid operator settings: {error}") from error

@@ -1,0 +1,76 @@
+"""``DriftMonitor``: PSI and KS drift of a FeatureView's features, current window against a reference."""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from streamguard.api.common import IDENTIFIER_PATTERN, NAME_PATTERN, ApiModel, CommonStatus, cel, with_rules
+from streamguard.api.durations import DURATION_PATTERN, GO_DURATION_PATTERN
+
+
+class DataSlice(ApiModel):
+    """Rows of a Parquet data set, optionally limited to a time range or a trailing window."""
+
+    path: str = Field(min_length=1, max_length=4096)
+    timestamp_field: str = Field(default="event_timestamp", pattern=IDENTIFIER_PATTERN)
+    start: datetime | None = None
+    end: datetime | None = None
+    last: str | None = Field(
+        default=None, pattern=DURATION_PATTERN, description="Only the trailing window ending at the newest row."
+    )
+
+
+class Thresholds(ApiModel):
+    psi: float = Field(default=0.25, gt=0, le=10)
+    ks_p_value: float = Field(default=0.05, gt=0, lt=1)
+    drift_share: float = Field(default=0.3, gt=0, le=1)
+
+
+class DriftMonitorSpec(ApiModel):
+    feature_view: str = Field(pattern=NAME_PATTERN, max_length=253)
+    features: list[str] = Field(
+        default_factory=list,
+        max_length=512,
+        description="Features to watch; default every numeric feature of the view.",
+        json_schema_extra={
+            "items": {"type": "string", "pattern": IDENTIFIER_PATTERN, "maxLength": 63},
+            "x-kubernetes-validations": [cel("self.all(f, self.exists_one(o, o == f))", "features must be unique")],
+        },
+    )
+    ks_features: list[str] = Field(
+        default_factory=list,
+        max_length=512,
+        description="Features tested with Kolmogorov-Smirnov instead of PSI.",
+        json_schema_extra={"items": {"type": "string", "pattern": IDENTIFIER_PATTERN, "maxLength": 63}},
+    )
+    reference: DataSlice
+    current: DataSlice
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    interval: str = Field(default="10m", pattern=GO_DURATION_PATTERN, description="Time between drift runs.")
+    method: Literal["psi"] = "psi"
+
+    model_config = with_rules(
+        cel(
+            "!has(self.ksFeatures) || !has(self.features) || size(self.features) == 0 "
+            "|| self.ksFeatures.all(k, k in self.features)",
+            "every ksFeatures entry must also be listed in features",
+            ".ksFeatures",
+        ),
+    )
+
+
+class DriftMonitorStatus(CommonStatus):
+    last_run_at: datetime | None = None
+    drift_share: float | None = None
+    drifted_features: list[str] = Field(default_factory=list)
+    drifted_count: int | None = None
+    scores: dict[str, float] = Field(default_factory=dict)
+
+
+class DriftMonitor(ApiModel):
+    api_version: str = Field(default="streamguard.dev/v1alpha1")
+    kind: Literal["DriftMonitor"] = "DriftMonitor"
+    metadata: dict[str, object] = Field(default_factory=dict)
+    spec: DriftMonitorSpec
+    status: DriftMonitorStatus | None = None

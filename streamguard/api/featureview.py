@@ -1,0 +1,127 @@
+"""``FeatureView``: entities, features, batch source, TTL, freshness SLA and materialization."""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from streamguard.api.common import (
+    IDENTIFIER_PATTERN,
+    ApiModel,
+    CommonStatus,
+    cel,
+    with_rules,
+)
+from streamguard.api.durations import DURATION_PATTERN
+
+ValueType = Literal["INT64", "INT32", "FLOAT64", "FLOAT32", "STRING", "BOOL"]
+
+
+class Entity(ApiModel):
+    """An entity the view is keyed by, e.g. ``customer`` joined on ``customer_id``."""
+
+    name: str = Field(pattern=IDENTIFIER_PATTERN, max_length=63)
+    join_key: str = Field(pattern=IDENTIFIER_PATTERN, max_length=63)
+    value_type: Literal["STRING", "INT64"] = "STRING"
+    description: str = Field(default="", max_length=1024)
+
+
+class Feature(ApiModel):
+    """One feature column of the view."""
+
+    name: str = Field(pattern=IDENTIFIER_PATTERN, max_length=63)
+    dtype: ValueType
+    description: str = Field(default="", max_length=1024)
+    deprecated: bool = False
+    """Still served; the view reports a ``Deprecated`` warning condition."""
+
+
+class BatchSource(ApiModel):
+    """A Parquet file or directory holding the view's offline rows."""
+
+    path: str = Field(min_length=1, max_length=4096)
+    timestamp_field: str = Field(default="event_timestamp", pattern=IDENTIFIER_PATTERN)
+    created_timestamp_field: str | None = Field(default=None, pattern=IDENTIFIER_PATTERN)
+
+
+class Materialization(ApiModel):
+    """How the offline rows reach the online store."""
+
+    schedule: str = Field(
+        default="*/15 * * * *",
+        min_length=6,
+        max_length=128,
+        pattern=r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$",
+        description="Cron schedule of the materialization CronJob.",
+    )
+    suspend: bool = False
+    start: datetime | None = Field(
+        default=None, description="Where the first incremental run starts (default: now minus the TTL)."
+    )
+
+
+class FeatureViewSpec(ApiModel):
+    project: str = Field(default="streamguard", pattern=IDENTIFIER_PATTERN, max_length=63)
+    description: str = Field(default="", max_length=4096)
+    entities: list[Entity] = Field(
+        min_length=1,
+        max_length=8,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.all(e, self.exists_one(o, o.name == e.name))",
+                    "entity names must be unique",
+                ),
+            ]
+        },
+    )
+    features: list[Feature] = Field(
+        min_length=1,
+        max_length=512,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.all(f, self.exists_one(o, o.name == f.name))",
+                    "feature names must be unique",
+                ),
+            ]
+        },
+    )
+    source: BatchSource | None = Field(
+        default=None, description="Offline source; omit for a view filled only by a StreamingWindow."
+    )
+    ttl: str = Field(default="1d", pattern=DURATION_PATTERN, description="Values older than this read as expired.")
+    freshness_sla: str = Field(
+        default="1h",
+        pattern=DURATION_PATTERN,
+        description="The view is not Fresh (and serving not Ready) when its newest data is older than this.",
+    )
+    materialization: Materialization = Field(default_factory=Materialization)
+    online: bool = True
+
+    model_config = with_rules(
+        cel(
+            "!self.features.exists(f, self.entities.exists(e, e.joinKey == f.name))",
+            "a feature may not reuse an entity join key as its name",
+            ".features",
+        ),
+    )
+
+
+class FeatureViewStatus(CommonStatus):
+    last_materialized_at: datetime | None = None
+    materialized_until: datetime | None = Field(
+        default=None, description="The incremental watermark: the end of the last materialized interval."
+    )
+    freshness_seconds: int | None = Field(default=None, ge=0)
+    rows_materialized: int | None = Field(default=None, ge=0)
+    feature_count: int | None = Field(default=None, ge=0)
+    entity_names: str | None = Field(default=None, description="Comma-separated entity names (for kubectl).")
+
+
+class FeatureView(ApiModel):
+    api_version: str = Field(default="streamguard.dev/v1alpha1")
+    kind: Literal["FeatureView"] = "FeatureView"
+    metadata: dict[str, object] = Field(default_factory=dict)
+    spec: FeatureViewSpec
+    status: FeatureViewStatus | None = None

@@ -1,0 +1,266 @@
+"""Pure rendering: the objects each kind turns into, their wiring, hardening and stability."""
+
+import json
+from typing import Any
+
+import pytest
+
+from streamguard.api.driftmonitor import DriftMonitorSpec
+from streamguard.api.featureview import FeatureViewSpec
+from streamguard.api.streamingwindow import StreamingWindowSpec
+from streamguard.jobspec import JOB_CONFIG_PATH, DriftJob, MaterializeJob, StreamJob
+from streamguard.operator.render import driftmonitor, featureview, streamingwindow
+from streamguard.operator.render.common import CONFIG_HASH_ANNOTATION, Owner
+from streamguard.operator.settings import OperatorSettings
+from tests.operator import manifests
+
+SETTINGS = OperatorSettings(
+    image="registry.local/streamguard:1.2.3",
+    kafka_bootstrap="kafka:9092",
+    registry_url="http://registry/apis/ccompat/v7",
+)
+
+
+def owner(kind: str, name: str) -> Owner:
+    return Owner(kind=kind, name=name, namespace="fraud", uid=f"uid-{name}", generation=3)
+
+
+def by_kind(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    kinds = [o["kind"] for o in objects]
+    assert len(kinds) == len(set(kinds)), kinds
+    return {o["kind"]: o for o in objects}
+
+
+def fv_spec(**kwargs: Any) -> FeatureViewSpec:
+    return FeatureViewSpec.model_validate(manifests.feature_view(**kwargs)["spec"])
+
+
+def sw_spec(**kwargs: Any) -> StreamingWindowSpec:
+    return StreamingWindowSpec.model_validate(manifests.streaming_window(**kwargs)["spec"])
+
+
+def dm_spec() -> DriftMonitorSpec:
+    return DriftMonitorSpec.model_validate(manifests.drift_monitor()["spec"])
+
+
+def assert_child_conventions(objects: list[dict[str, Any]], o: Owner, component: str) -> None:
+    for obj in objects:
+        meta = obj["metadata"]
+        assert meta["namespace"] == o.namespace
+        assert meta["ownerReferences"] == [
+            {
+                "apiVersion": "streamguard.dev/v1alpha1",
+                "kind": o.kind,
+                "name": o.name,
+                "uid": o.uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+        assert meta["labels"] == {
+            "app.kubernetes.io/name": f"streamguard-{component}",
+            "app.kubernetes.io/instance": o.name,
+            "app.kubernetes.io/component": component,
+            "app.kubernetes.io/part-of": "streamguard",
+            "app.kubernetes.io/managed-by": "streamguard-operator",
+        }
+        assert len(meta["name"]) <= 63
+
+
+def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
+    spec = workload["spec"]["jobTemplate"]["spec"] if workload["kind"] == "CronJob" else workload["spec"]
+    pod: dict[str, Any] = spec["template"]["spec"]
+    return pod
+
+
+def assert_hardened(pod: dict[str, Any]) -> None:
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] > 0
+    (container,) = pod["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert {"name": "tmp", "emptyDir": {}} in pod["volumes"]
+    assert container["image"] == SETTINGS.image
+    assert pod["serviceAccountName"] == SETTINGS.service_account
+    for env in container["env"]:
+        assert "password" not in json.dumps(env).lower()
+
+
+def test_featureview_renders_config_and_cronjob() -> None:
+    o = owner("FeatureView", "customer-txn")
+    objects = featureview.render(o, fv_spec(schedule="*/5 * * * *"), SETTINGS)
+    children = by_kind(objects)
+    assert set(children) == {"ConfigMap", "CronJob"}
+    assert_child_conventions(objects, o, "materializer")
+    job = MaterializeJob.model_validate_json(children["ConfigMap"]["data"]["job.json"])
+    assert (job.namespace, job.name, job.generation) == ("fraud", "customer-txn", 3)
+    assert job.view == fv_spec(schedule="*/5 * * * *")
+    cron = children["CronJob"]["spec"]
+    assert cron["schedule"] == "*/5 * * * *"
+    assert cron["suspend"] is False
+    assert cron["concurrencyPolicy"] == "Forbid"
+    pod = pod_spec(children["CronJob"])
+    assert pod["containers"][0]["command"] == ["streamguard", "workload", "materialize", "--config", JOB_CONFIG_PATH]
+    assert_hardened(pod)
+    redis = next(e for e in pod["containers"][0]["env"] if e["name"] == "STREAMGUARD_REDIS_URL")
+    assert redis == {
+        "name": "STREAMGUARD_REDIS_URL",
+        "valueFrom": {"secretKeyRef": {"name": "streamguard-redis", "key": "url"}},
+    }
+
+
+def test_featureview_suspend_and_no_source() -> None:
+    o = owner("FeatureView", "v")
+    spec = FeatureViewSpec.model_validate(
+        {**manifests.feature_view()["spec"], "materialization": {"schedule": "@hourly", "suspend": True}}
+    )
+    assert by_kind(featureview.render(o, spec, SETTINGS))["CronJob"]["spec"]["suspend"] is True
+    assert featureview.render(o, fv_spec(source=False), SETTINGS) == []
+
+
+def test_render_is_deterministic() -> None:
+    o = owner("StreamingWindow", "w")
+    first = streamingwindow.render(o, sw_spec(), fv_spec(), SETTINGS)
+    assert first == streamingwindow.render(o, sw_spec(), fv_spec(), SETTINGS)
+
+
+def test_streamingwindow_renders_job_deployment_service_and_checkpoint() -> None:
+    o = owner("StreamingWindow", "customer-txn")
+    objects = streamingwindow.render(o, sw_spec(), fv_spec(), SETTINGS)
+    children = by_kind(objects)
+    assert set(children) == {"ConfigMap", "Deployment", "Service", "PersistentVolumeClaim"}
+    assert_child_conventions(objects, o, "stream")
+    job = StreamJob.model_validate_json(children["ConfigMap"]["data"]["job.json"])
+    assert job.subject == "transactions-value"
+    assert job.view == fv_spec() and job.view_name == "customer-txn"
+    assert job.checkpoint_dir == "/var/lib/streamguard/checkpoints/fraud/customer-txn"
+    deployment = children["Deployment"]["spec"]
+    assert deployment["replicas"] == 1
+    assert deployment["strategy"] == {"type": "Recreate"}
+    pod = pod_spec(children["Deployment"])
+    container = pod["containers"][0]
+    assert container["command"] == ["streamguard", "workload", "stream", "--config", JOB_CONFIG_PATH]
+    assert_hardened(pod)
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["STREAMGUARD_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    assert env["STREAMGUARD_REGISTRY_URL"] == "http://registry/apis/ccompat/v7"
+    assert {"name": "checkpoint", "persistentVolumeClaim": {"claimName": "customer-txn-checkpoint"}} in pod["volumes"]
+    selector = deployment["selector"]["matchLabels"]
+    assert selector.items() <= deployment["template"]["metadata"]["labels"].items()
+    service = children["Service"]["spec"]
+    assert service["selector"] == selector
+    assert service["ports"] == [{"name": "metrics", "port": 9108, "targetPort": "metrics", "protocol": "TCP"}]
+    assert container["ports"][0]["containerPort"] == 9108
+
+
+def test_config_change_rolls_the_pod_and_nothing_else_does() -> None:
+    o = owner("StreamingWindow", "w")
+
+    def template_hash(spec: StreamingWindowSpec, view: FeatureViewSpec) -> str:
+        deployment = by_kind(streamingwindow.render(o, spec, view, SETTINGS))["Deployment"]
+        annotation: str = deployment["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
+        return annotation
+
+    base = template_hash(sw_spec(), fv_spec())
+    assert base == template_hash(sw_spec(), fv_spec())
+    assert base != template_hash(sw_spec(windows=(("1m", "30s"), ("5m", "1m"))), fv_spec())
+    assert base != template_hash(sw_spec(), fv_spec(windows=("1m", "5m", "1h")))
+
+
+def test_streamingwindow_suspend_and_emptydir_checkpoint() -> None:
+    o = owner("StreamingWindow", "w")
+    spec = StreamingWindowSpec.model_validate({**manifests.streaming_window()["spec"], "suspend": True})
+    settings = SETTINGS.model_copy(update={"checkpoint_storage": None})
+    children = by_kind(streamingwindow.render(o, spec, fv_spec(), settings))
+    assert "PersistentVolumeClaim" not in children
+    assert children["Deployment"]["spec"]["replicas"] == 0
+    assert {"name": "checkpoint", "emptyDir": {}} in pod_spec(children["Deployment"])["volumes"]
+
+
+@pytest.mark.parametrize(
+    ("window", "view", "reason", "field"),
+    [
+        ({}, None, "FeatureViewNotFound", "spec.featureView"),
+        ({"windows": (("1m", "15s"), ("1h", "5m"))}, {}, "FeaturesNotDeclared", "spec.aggregations"),
+        (
+            {"schema": {"type": "record", "name": "T", "fields": [{"name": "x", "type": "nope"}]}},
+            {},
+            "InvalidSchema",
+            "spec.contract.schema",
+        ),
+        (
+            {"schema": {**manifests.TRANSACTION_SCHEMA, "fields": manifests.TRANSACTION_SCHEMA["fields"][1:]}},
+            {},
+            "InvalidSchema",
+            "spec.keyField",
+        ),
+    ],
+)
+def test_streamingwindow_cross_checks_name_the_field(
+    window: dict[str, Any], view: dict[str, Any] | None, reason: str, field: str
+) -> None:
+    problem = streamingwindow.check(sw_spec(**window), "customer-txn", None if view is None else fv_spec(**view))
+    assert problem is not None
+    assert problem.reason == reason
+    assert problem.message.startswith(field)
+
+
+def test_streamingwindow_check_passes_when_view_declares_every_feature() -> None:
+    assert streamingwindow.check(sw_spec(), "customer-txn", fv_spec()) is None
+
+
+def test_schema_fingerprint_ignores_whitespace() -> None:
+    text = json.dumps(manifests.TRANSACTION_SCHEMA, indent=4)
+    normalized = streamingwindow.normalized_schema(text)
+    assert "\n" not in normalized
+    assert streamingwindow.fingerprint(normalized) == streamingwindow.fingerprint(
+        json.dumps(manifests.TRANSACTION_SCHEMA)
+    )
+
+
+def test_driftmonitor_renders_exporter_and_rule_only_when_served() -> None:
+    o = owner("DriftMonitor", "customer-drift")
+    without = by_kind(driftmonitor.render(o, dm_spec(), fv_spec(), SETTINGS, prometheus_rules=False))
+    assert set(without) == {"ConfigMap", "Deployment", "Service"}
+    objects = driftmonitor.render(o, dm_spec(), fv_spec(), SETTINGS, prometheus_rules=True)
+    children = by_kind(objects)
+    assert_child_conventions(objects, o, "drift-exporter")
+    job = DriftJob.model_validate_json(children["ConfigMap"]["data"]["job.json"])
+    assert job.view_name == "customer-txn" and job.metrics_port == 9109
+    pod = pod_spec(children["Deployment"])
+    assert pod["containers"][0]["command"] == ["streamguard", "workload", "drift", "--config", JOB_CONFIG_PATH]
+    assert_hardened(pod)
+    assert children["Service"]["spec"]["ports"][0]["port"] == 9109
+    rules = children["PrometheusRule"]["spec"]["groups"][0]["rules"]
+    exprs = {r["alert"]: r["expr"] for r in rules}
+    assert (
+        exprs["StreamGuardFeatureDrift"] == 'streamguard_drift_psi{namespace="fraud", monitor="customer-drift"} >= 0.2'
+    )
+    assert exprs["StreamGuardDriftShareHigh"] == (
+        'streamguard_drift_share{namespace="fraud", monitor="customer-drift"} >= 0.5'
+    )
+
+
+@pytest.mark.parametrize(
+    ("features", "reason", "field"),
+    [
+        (["nope"], "FeatureNotInView", "spec.features[0]"),
+        (["txn_count_1m", "zzz"], "FeatureNotInView", "spec.features[1]"),
+    ],
+)
+def test_driftmonitor_check(features: list[str], reason: str, field: str) -> None:
+    spec = DriftMonitorSpec.model_validate({**manifests.drift_monitor()["spec"], "features": features})
+    problem = driftmonitor.check(spec, "customer-txn", fv_spec())
+    assert problem is not None and problem.reason == reason and problem.message.startswith(field)
+    assert driftmonitor.check(dm_spec(), "customer-txn", None) is not None
+    assert driftmonitor.check(dm_spec(), "customer-txn", fv_spec()) is None
+
+
+def test_string_features_are_refused_for_drift() -> None:
+    view = FeatureViewSpec.model_validate(
+        {**manifests.feature_view()["spec"], "features": [{"name": "segment", "dtype": "STRING"}]}
+    )
+    spec = DriftMonitorSpec.model_validate({**manifests.drift_monitor()["spec"], "features": ["segment"]})
+    problem = driftmonitor.check(spec, "v", view)
+    assert problem is not None and problem.reason == "FeatureNotNumeric"
