@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import random
 
 import click
 
@@ -43,7 +44,12 @@ def command() -> None:
     default=None,
     help="kopf peering object for HA: only the highest-priority replica acts (needs kopf's peering CRDs).",
 )
-@click.option("--priority", type=int, default=None, help="This replica's peering priority.")
+@click.option(
+    "--priority",
+    type=int,
+    default=None,
+    help="This replica's peering priority (default with --peering: random, so replicas never tie and freeze).",
+)
 @click.option("--standalone", is_flag=True, help="Ignore peering entirely (single replica).")
 @click.option(
     "--registry-url",
@@ -92,6 +98,8 @@ def run(
     except ValueError as error:
         raise click.UsageError(str(error)) from error
     registry = build_registry(settings, kubeconfig=kubeconfig, metrics_port=metrics_port)
+    if peering_name and priority is None:
+        priority = random.randint(1, 1_000_000)
     asyncio.run(
         kopf.operator(
             registry=registry,

@@ -12,6 +12,7 @@ _GROUPS: dict[str, tuple[str, str]] = {
     "operator": ("streamguard.operator.cli", "Run the Kubernetes operator."),
     "workload": ("streamguard.workloads.cli", "Entrypoints of the containers the operator deploys."),
     "serve": ("streamguard.serving.cli", "Serve feature vectors over HTTP from Redis."),
+    "feast": ("streamguard.feastrepo.cli", "Generate and apply the Feast repository of FeatureView manifests."),
     "plan": ("streamguard.delivery.plan", "Show what applying a folder of feature resources would change."),
     "validate": ("streamguard.delivery.validate", "Validate feature resources offline (schemas, contracts)."),
     "demo": ("streamguard.demo.cli", "Run the FinServe spine end to end on this machine (development only)."),

@@ -18,7 +18,17 @@ HEARTBEAT_BATCH = b"batch_id"
 
 
 def window_key(project: str, view: str, suffix: str, end_ms: int, join_keys: Mapping[str, EntityValue]) -> bytes:
-    return b"sgw:" + serialize_entity_key(join_keys) + f"{project}:{view}:{suffix}:{end_ms}".encode()
+    return entity_prefix(join_keys) + window_key_tail(project, view, suffix, end_ms)
+
+
+def entity_prefix(join_keys: Mapping[str, EntityValue]) -> bytes:
+    """The start of every window key of one entity (writers cache it per entity)."""
+    return b"sgw:" + serialize_entity_key(join_keys)
+
+
+def window_key_tail(project: str, view: str, suffix: str, end_ms: int) -> bytes:
+    """The end of a window key: ``window_key == entity_prefix(keys) + window_key_tail(...)``."""
+    return f"{project}:{view}:{suffix}:{end_ms}".encode()
 
 
 def heartbeat_key(project: str, view: str) -> bytes:
