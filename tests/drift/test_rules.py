@@ -1,0 +1,178 @@
+"""Alert rules: the chart file is the rendered one, and promtool (built from the Go module proxy) accepts
+every rendered rule file and fires the alerts on the right series only (``promtool test rules``)."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from streamguard.api.driftmonitor import DriftMonitorSpec
+from streamguard.devstack.paths import cache_root
+from streamguard.workloads.drift.rules import (
+    CHART_RULES_FILE,
+    dump_rules_file,
+    render_default_rules,
+    render_prometheus_rule,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+PROMTOOL_VERSION = "v0.316.0"
+"""Go module version of Prometheus 3.16.0 (``build-promtool.sh``)."""
+
+SPEC = DriftMonitorSpec.model_validate(
+    {
+        "featureView": "customer-daily",
+        "features": ["amount", "count"],
+        "ksFeatures": ["count"],
+        "reference": {"path": "/data/ref.parquet"},
+        "current": {"path": "/data/cur.parquet", "last": "1d"},
+        "thresholds": {"psi": 0.3, "ksPValue": 0.01, "driftShare": 0.4},
+        "interval": "10m",
+    }
+)
+
+
+@pytest.fixture(scope="session")
+def promtool() -> Path:
+    """promtool from the cache; built on first use by the provisioning script (several minutes, once)."""
+    out = cache_root() / f"promtool-{PROMTOOL_VERSION}"
+    script = REPO / "streamguard" / "devstack" / "scripts" / "build-promtool.sh"
+    subprocess.run(["bash", str(script), PROMTOOL_VERSION, str(out)], check=True, capture_output=True, timeout=3600)
+    return out / "promtool"
+
+
+def _promtool(promtool: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(promtool), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_chart_rules_file_is_the_rendered_default() -> None:
+    committed = (REPO / CHART_RULES_FILE).read_text()
+    assert committed == dump_rules_file(render_default_rules()), (
+        f"{CHART_RULES_FILE} is stale: regenerate it with "
+        f"`python -m streamguard.workloads.drift.rules > {CHART_RULES_FILE}`"
+    )
+
+
+def test_prometheus_rule_uses_the_monitor_thresholds() -> None:
+    rule = render_prometheus_rule("fraud", "customer-drift", SPEC, labels={"app.kubernetes.io/part-of": "streamguard"})
+    assert rule["kind"] == "PrometheusRule" and rule["metadata"]["name"] == "customer-drift-drift"
+    exprs = {r["alert"]: r["expr"] for r in rule["spec"]["groups"][0]["rules"]}
+    assert (
+        exprs["StreamGuardFeatureDrift"] == 'streamguard_drift_psi{namespace="fraud", monitor="customer-drift"} >= 0.3'
+    )
+    assert exprs["StreamGuardFeatureDriftKS"].endswith("< 0.01")
+    assert exprs["StreamGuardDriftShareHigh"].endswith(">= 0.4")
+    assert exprs["StreamGuardDriftStale"].endswith("> 1800")
+
+
+def test_promtool_accepts_chart_and_rendered_rules(promtool: Path, tmp_path: Path) -> None:
+    no_ks = SPEC.model_copy(update={"ks_features": []})
+    for name, spec in (("with-ks", SPEC), ("psi-only", no_ks)):
+        groups = render_prometheus_rule("fraud", name, spec)["spec"]
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(groups))
+    files = [str(REPO / CHART_RULES_FILE), "with-ks.yaml", "psi-only.yaml"]
+
+    checked = _promtool(promtool, "check", "rules", *files, cwd=tmp_path)
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 5 rules found" in checked.stdout
+    assert "SUCCESS: 4 rules found" in checked.stdout
+
+
+def _series(metric: str, labels: dict[str, str], values: str) -> dict[str, str]:
+    inner = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    return {"series": f"{metric}{{{inner}}}", "values": values}
+
+
+def test_promtool_alerts_fire_for_this_monitor_only(promtool: Path, tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(render_prometheus_rule("fraud", "cd", SPEC)["spec"]))
+    mon = {"namespace": "fraud", "monitor": "cd", "view": "customer-daily"}
+    other = {**mon, "namespace": "other"}
+    where = "DriftMonitor fraud/cd"
+    tests = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    _series("streamguard_drift_psi", {**mon, "feature": "amount"}, "0.45x40"),
+                    _series("streamguard_drift_psi", {**mon, "feature": "other"}, "0.05x40"),
+                    _series("streamguard_drift_psi", {**other, "feature": "amount"}, "0.9x40"),
+                    _series("streamguard_drift_ks_pvalue", {**mon, "feature": "count"}, "0.5x40"),
+                    _series("streamguard_drift_share", mon, "0.5x40"),
+                    _series(
+                        "streamguard_drift_run_errors_total", {**mon, "reason": "CurrentWindowEmpty"}, "0x20 1+1x20"
+                    ),
+                    _series("streamguard_drift_last_run_timestamp_seconds", mon, "0x40"),
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "5m",
+                        "alertname": "StreamGuardFeatureDrift",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {**mon, "feature": "amount", "severity": "warning"},
+                                "exp_annotations": {
+                                    "summary": "Feature amount of view customer-daily drifted (PSI)",
+                                    "description": f"{where}: PSI of amount is 0.450, at or above 0.3.",
+                                },
+                            }
+                        ],
+                    },
+                    {"eval_time": "5m", "alertname": "StreamGuardFeatureDriftKS", "exp_alerts": []},
+                    {
+                        "eval_time": "5m",
+                        "alertname": "StreamGuardDriftShareHigh",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {**mon, "severity": "critical"},
+                                "exp_annotations": {
+                                    "summary": "Drift share of view customer-daily over threshold",
+                                    "description": f"{where}: 50% of the watched features drifted (threshold 0.4); "
+                                    "check the upstream data and the model.",
+                                },
+                            }
+                        ],
+                    },
+                    {"eval_time": "10m", "alertname": "StreamGuardDriftRunFailing", "exp_alerts": []},
+                    {
+                        "eval_time": "30m",
+                        "alertname": "StreamGuardDriftRunFailing",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {**mon, "reason": "CurrentWindowEmpty", "severity": "warning"},
+                                "exp_annotations": {
+                                    "summary": "Drift runs of cd fail (CurrentWindowEmpty)",
+                                    "description": f"{where}: drift runs failed with reason CurrentWindowEmpty in the "
+                                    "last 20m; the Drifted condition's message says which field to fix.",
+                                },
+                            }
+                        ],
+                    },
+                    {"eval_time": "20m", "alertname": "StreamGuardDriftStale", "exp_alerts": []},
+                    {
+                        "eval_time": "35m",
+                        "alertname": "StreamGuardDriftStale",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {**mon, "severity": "warning"},
+                                "exp_annotations": {
+                                    "summary": "No successful drift run of cd for a while",
+                                    "description": f"{where}: the last successful drift run was 35m 0s ago "
+                                    "(expected every 10m).",
+                                },
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests, sort_keys=False))
+
+    result = _promtool(promtool, "test", "rules", "tests.yaml", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
