@@ -38,7 +38,7 @@ class OperatorSettings(BaseModel):
 
     materialize_resources: Resources = Resources(requests={"cpu": "250m", "memory": "512Mi"}, limits={"memory": "1Gi"})
     stream_resources: Resources = Resources(requests={"cpu": "500m", "memory": "1Gi"}, limits={"memory": "2Gi"})
-    drift_resources: Resources = Resources(requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "512Mi"})
+    drift_resources: Resources = Resources(requests={"cpu": "100m", "memory": "512Mi"}, limits={"memory": "1536Mi"})
 
     kafka_bootstrap: str = Field(default="", description="STREAMGUARD_KAFKA_BOOTSTRAP handed to workloads.")
     registry_url: str = Field(default="", description="STREAMGUARD_REGISTRY_URL handed to workloads.")

@@ -1,5 +1,6 @@
 """DriftMonitor -> job ConfigMap + drift exporter Deployment + metrics Service (+ PrometheusRule)."""
 
+from streamguard.alerts import render_monitor_rules
 from streamguard.api.driftmonitor import DriftMonitorSpec
 from streamguard.api.featureview import FeatureViewSpec
 from streamguard.jobspec import DriftJob
@@ -25,9 +26,6 @@ from streamguard.operator.settings import OperatorSettings
 COMPONENT = "drift-exporter"
 METRICS_PORT = 9109
 CHILD_KINDS = ("ConfigMap", "Deployment", "Service", "PrometheusRule")
-PSI_METRIC = "streamguard_drift_psi"
-SHARE_METRIC = "streamguard_drift_share"
-KS_METRIC = "streamguard_drift_ks_pvalue"
 NUMERIC = ("INT64", "INT32", "FLOAT64", "FLOAT32")
 
 
@@ -50,13 +48,13 @@ def check(spec: DriftMonitorSpec, view_name: str, view: FeatureViewSpec | None) 
                 return Problem(
                     "FeatureNotInView", f"{field}[{index}]: {name!r} is not a feature of FeatureView {view_name!r}"
                 )
-            if dtypes[name] not in NUMERIC:
-                return Problem(
-                    "FeatureNotNumeric",
-                    f"{field}[{index}]: {name!r} is {dtypes[name]}; drift is measured on numeric features",
-                )
-    if not spec.features and not any(dtype in NUMERIC for dtype in dtypes.values()):
-        return Problem("FeatureNotNumeric", f"spec.features: FeatureView {view_name!r} has no numeric feature")
+    for index, name in enumerate(spec.ks_features):
+        if dtypes[name] not in NUMERIC:
+            return Problem(
+                "FeatureNotNumeric",
+                f"spec.ksFeatures[{index}]: {name!r} is {dtypes[name]}; the KS test needs a numeric feature "
+                "(categorical features are measured with PSI)",
+            )
     return None
 
 
@@ -73,50 +71,12 @@ def job(owner: Owner, spec: DriftMonitorSpec, view: FeatureViewSpec) -> DriftJob
 
 
 def prometheus_rule(owner: Owner, spec: DriftMonitorSpec) -> Manifest:
-    """Alerts on the exporter's gauges (labels ``view``, ``feature``, ``monitor``), scoped to this monitor by
-    ``namespace`` (added by Prometheus' Kubernetes discovery) and ``monitor``."""
-    scope = f'{{namespace="{owner.namespace}", monitor="{owner.name}"}}'
-    where = f"DriftMonitor {owner.namespace}/{owner.name}"
-    thresholds = spec.thresholds
-    rules: list[Manifest] = [
-        {
-            "alert": "StreamGuardFeatureDrift",
-            "expr": f"{PSI_METRIC}{scope} >= {thresholds.psi:g}",
-            "labels": {"severity": "warning"},
-            "annotations": {
-                "summary": "Feature {{ $labels.feature }} of view {{ $labels.view }} drifted (PSI)",
-                "description": f"{where}: PSI {{{{ $value }}}} is at or above {thresholds.psi:g}.",
-            },
-        },
-        {
-            "alert": "StreamGuardDriftShareHigh",
-            "expr": f"{SHARE_METRIC}{scope} >= {thresholds.drift_share:g}",
-            "labels": {"severity": "critical"},
-            "annotations": {
-                "summary": "Drift share of view {{ $labels.view }} over threshold",
-                "description": f"{where}: {{{{ $value | humanizePercentage }}}} of the watched features drifted "
-                f"(threshold {thresholds.drift_share:g}).",
-            },
-        },
-    ]
-    if spec.ks_features:
-        rules.insert(
-            1,
-            {
-                "alert": "StreamGuardFeatureDriftKS",
-                "expr": f"{KS_METRIC}{scope} < {thresholds.ks_p_value:g}",
-                "labels": {"severity": "warning"},
-                "annotations": {
-                    "summary": "Feature {{ $labels.feature }} of view {{ $labels.view }} drifted (KS test)",
-                    "description": f"{where}: KS p-value {{{{ $value }}}} is below {thresholds.ks_p_value:g}.",
-                },
-            },
-        )
+    """The monitor's alert rules (shared with the chart's rules file) as a PrometheusRule."""
     return {
         "apiVersion": "monitoring.coreos.com/v1",
         "kind": "PrometheusRule",
         "metadata": metadata(owner, COMPONENT, child_names(owner)["PrometheusRule"]),
-        "spec": {"groups": [{"name": f"streamguard-drift.{owner.namespace}.{owner.name}", "rules": rules}]},
+        "spec": {"groups": render_monitor_rules(owner.namespace, owner.name, spec)},
     }
 
 

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from streamguard.api.driftmonitor import DriftMonitorSpec
-from streamguard.devstack.paths import cache_root
-from streamguard.workloads.drift.rules import (
+from streamguard.alerts import (
     CHART_RULES_FILE,
     dump_rules_file,
     render_default_rules,
     render_prometheus_rule,
 )
+from streamguard.api.driftmonitor import DriftMonitorSpec
+from streamguard.devstack.paths import cache_root
 
 REPO = Path(__file__).resolve().parents[2]
 PROMTOOL_VERSION = "v0.316.0"
@@ -50,7 +50,7 @@ def test_chart_rules_file_is_the_rendered_default() -> None:
     committed = (REPO / CHART_RULES_FILE).read_text()
     assert committed == dump_rules_file(render_default_rules()), (
         f"{CHART_RULES_FILE} is stale: regenerate it with "
-        f"`python -m streamguard.workloads.drift.rules > {CHART_RULES_FILE}`"
+        f"`python -m streamguard.alerts > {CHART_RULES_FILE}`"
     )
 
 

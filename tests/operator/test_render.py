@@ -257,10 +257,15 @@ def test_driftmonitor_check(features: list[str], reason: str, field: str) -> Non
     assert driftmonitor.check(dm_spec(), "customer-txn", fv_spec()) is None
 
 
-def test_string_features_are_refused_for_drift() -> None:
+def test_string_features_get_psi_but_not_the_ks_test() -> None:
     view = FeatureViewSpec.model_validate(
         {**manifests.feature_view()["spec"], "features": [{"name": "segment", "dtype": "STRING"}]}
     )
-    spec = DriftMonitorSpec.model_validate({**manifests.drift_monitor()["spec"], "features": ["segment"]})
-    problem = driftmonitor.check(spec, "v", view)
+    psi = DriftMonitorSpec.model_validate({**manifests.drift_monitor()["spec"], "features": ["segment"]})
+    assert driftmonitor.check(psi, "v", view) is None
+    ks = DriftMonitorSpec.model_validate(
+        {**manifests.drift_monitor()["spec"], "features": ["segment"], "ksFeatures": ["segment"]}
+    )
+    problem = driftmonitor.check(ks, "v", view)
     assert problem is not None and problem.reason == "FeatureNotNumeric"
+    assert problem.message.startswith("spec.ksFeatures[0]")
