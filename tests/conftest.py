@@ -15,6 +15,7 @@ import redis
 from kubernetes import client, config
 
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.provision import artifacts
 from streamguard.devstack.stack import Stack
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,6 +63,18 @@ def crds(kubectl: Kubectl) -> None:
     """The StreamGuard CRDs installed and Established."""
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(REPO / "crds"))
+
+
+@pytest.fixture(scope="session")
+def prometheus_crds(stack: Endpoints, kubectl: Kubectl) -> Path:
+    """The Prometheus Operator's ServiceMonitor and PrometheusRule CRDs (generated from its Go API types by
+    provisioning), installed and Established."""
+    out = artifacts()["prometheus-crds"].directory
+    for kind in ("servicemonitors", "prometheusrules"):
+        file = out / f"monitoring.coreos.com_{kind}.yaml"
+        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(file))
+        kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(file))
+    return out
 
 
 @pytest.fixture

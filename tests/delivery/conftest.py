@@ -10,14 +10,12 @@ from click.testing import CliRunner, Result
 
 from streamguard.cli import main
 from streamguard.devstack.endpoints import Endpoints
-from streamguard.devstack.paths import cache_root
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "streamguard"
 DATA = Path(__file__).resolve().parent / "data"
 SPINE = DATA / "spine"
 VALUES_FILES = ("values.yaml", "values-dev.yaml", "values-staging.yaml", "values-prod.yaml")
-PROMETHEUS_CRDS_VERSION = "v0.95.2"
 
 Helm = Callable[..., subprocess.CompletedProcess[str]]
 Cli = Callable[..., Result]
@@ -45,21 +43,6 @@ def helm(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Helm:
         return result
 
     return run
-
-
-@pytest.fixture(scope="session")
-def prometheus_crds(kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> Path:
-    """The Prometheus Operator CRDs, generated from its Go API types and installed in the apiserver."""
-    script = REPO / "streamguard" / "devstack" / "scripts" / "build-prometheus-crds.sh"
-    out = cache_root() / f"prometheus-crds-{PROMETHEUS_CRDS_VERSION}"
-    build = subprocess.run(["bash", str(script), PROMETHEUS_CRDS_VERSION, "v0.23.0", str(out)],
-                           capture_output=True, text=True, check=False, timeout=1200)
-    assert build.returncode == 0, f"building the Prometheus Operator CRDs failed:\n{build.stdout[-3000:]}"
-    files = [out / "monitoring.coreos.com_servicemonitors.yaml", out / "monitoring.coreos.com_prometheusrules.yaml"]
-    for file in files:
-        kubectl("apply", "--server-side", "--force-conflicts", "-f", str(file))
-        kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(file))
-    return out
 
 
 @pytest.fixture(scope="session")

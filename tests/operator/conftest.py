@@ -132,10 +132,8 @@ def operator_env(stack: Endpoints, **settings: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def prometheus_rule_crd(kubectl: Kubectl) -> None:
-    path = str(HERE / "data" / "prometheusrules-crd.yaml")
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", path)
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", path)
+def prometheus_rule_crd(prometheus_crds: Path) -> None:
+    """The real PrometheusRule CRD, so the operator renders and applies its drift alerts."""
 
 
 @pytest.fixture
