@@ -1,0 +1,425 @@
+"""Serving latency at fixed request rates: StreamGuard's server vs Feast's feature server, same Redis data.
+
+One request = one FinServe feature vector: the 22 features of ``examples/finserve`` (customer-profile 5,
+account-profile 4, merchant-profile 4, account-realtime 9) for one random customer / account /
+merchant. The data is written once under a throw-away project in the stack's Redis:
+
+- the three batch views in Feast's layout (read by both servers);
+- account-realtime in the streaming window layout with a fresh heartbeat (read by ``streamguard``) and
+  the same values in Feast's layout (read by ``feast``, which cannot read the window layout, and by
+  ``streamguard-feast-layout``, our server reading byte-for-byte what Feast reads).
+
+Servers run one at a time (never competing for the 2 cores), each warmed up, then driven by the
+open-loop generator (``loadgen.py``, its own process) at every rate. Feast runs in its best
+configuration: ``feast serve --workers 2 --no-access-log --max-requests 0``. Before timing, one vector
+from each server is compared value by value.
+
+    .venv/bin/python benchmarks/serving/run.py [--rates 200,1000,3000] [--duration 15]
+
+Prints a table and writes ``benchmarks/results/serving.json`` (with the machine it ran on).
+"""
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+import yaml
+
+from streamguard.api.featureview import FeatureView
+from streamguard.api.streamingwindow import StreamingWindow
+from streamguard.devstack.endpoints import Endpoints
+from streamguard.finserve.resources import load_manifests
+from streamguard.onlinestore.feast_layout import feature_field, redis_key, timestamp_field
+from streamguard.onlinestore.valueproto import encode_timestamp, encode_value
+from streamguard.onlinestore.window_layout import (
+    HEARTBEAT_BATCH,
+    HEARTBEAT_PROCESSED_AT,
+    HEARTBEAT_WATERMARK,
+    encode_number,
+    heartbeat_key,
+    window_key,
+)
+from streamguard.windows import WindowShape
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "serving.json"
+BIN = Path(sys.executable).parent
+COUNTS = {"customer_id": ("C", 6, 5000), "account_id": ("A", 6, 6000), "merchant_id": ("M", 5, 800)}
+STREAM_VIEW = "account-realtime"
+
+
+def entity_ids(join_key: str, count: int) -> list[str]:
+    prefix, width, total = COUNTS[join_key]
+    return [f"{prefix}{i:0{width}d}" for i in range(min(count, total))]
+
+
+def value_for(dtype: str, feature: str, entity: str) -> Any:
+    """A deterministic value per (feature, entity)."""
+    seed = (zlib.crc32(f"{feature}/{entity}".encode()) & 0xFFFF) + 1
+    if dtype in ("INT64", "INT32"):
+        return seed % 97
+    if dtype in ("FLOAT64", "FLOAT32"):
+        return round(seed / 7.0, 2)
+    if dtype == "BOOL":
+        return seed % 2 == 0
+    return f"{feature}-{seed}"
+
+
+class Data:
+    """The FinServe views under a fresh project, and the Redis writes both servers read."""
+
+    def __init__(self, client: redis.Redis, entities: int, horizon_s: int) -> None:
+        self.client = client
+        self.project = f"bench_{uuid.uuid4().hex[:10]}"
+        manifests = load_manifests()
+        self.views: dict[str, FeatureView] = {}
+        for name, view in manifests.feature_views.items():
+            self.views[name] = view.model_copy(update={"spec": view.spec.model_copy(update={"project": self.project})})
+        self.window: StreamingWindow = manifests.windows[next(iter(manifests.windows))]
+        assert self.window.spec.feature_view == STREAM_VIEW
+        self.entities = entities
+        self.horizon_s = horizon_s
+        self.refs = [f"{n}:{f.name}" for n, v in sorted(self.views.items()) for f in v.spec.features]
+
+    def manifests(self, with_window: bool) -> list[dict[str, Any]]:
+        docs = [
+            {"apiVersion": v.api_version, "kind": "FeatureView", "metadata": {"name": n}, "spec": v.spec.wire()}
+            for n, v in sorted(self.views.items())
+        ]
+        if with_window:
+            docs.append(
+                {
+                    "apiVersion": self.window.api_version,
+                    "kind": "StreamingWindow",
+                    "metadata": {"name": "account-activity"},
+                    "spec": self.window.spec.wire(),
+                }
+            )
+        return docs
+
+    def write(self) -> int:
+        """Every view in Feast's layout for the sampled entities, plus account-realtime's windows."""
+        now = time.time()
+        now_ms = int(now * 1000)
+        stamp = encode_timestamp(datetime.fromtimestamp(now - 60, UTC))
+        pipe = self.client.pipeline(transaction=False)
+        writes = 0
+        for name, view in self.views.items():
+            join_key = view.spec.entities[0].join_key
+            for entity in entity_ids(join_key, self.entities):
+                mapping = {
+                    feature_field(name, f.name): encode_value(f.dtype, value_for(f.dtype, f.name, entity))
+                    for f in view.spec.features
+                }
+                mapping[timestamp_field(name)] = stamp
+                pipe.hset(redis_key(self.project, {join_key: entity}), mapping=mapping)  # type: ignore[arg-type]
+                writes += 1
+        pipe.execute()
+        dtypes = {f.name: f.dtype for f in self.views[STREAM_VIEW].spec.features}
+        for w in self.window.spec.windows:
+            shape = WindowShape.parse(w.length, w.slide)
+            ends = range(shape.end_as_of(now_ms), shape.end_as_of(now_ms + self.horizon_s * 1000) + 1, shape.slide_ms)
+            for entity in entity_ids("account_id", self.entities):
+                fields = {
+                    a.name.encode(): encode_number(
+                        value_for(dtypes[f"{a.name}_{w.suffix}"], f"{a.name}_{w.suffix}", entity)
+                    )
+                    for a in self.window.spec.aggregations
+                }
+                for end in ends:
+                    key = window_key(self.project, STREAM_VIEW, w.suffix, end, {"account_id": entity})
+                    pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+                    pipe.expire(key, self.horizon_s + 600)
+                    writes += 1
+                    if writes % 5000 == 0:
+                        pipe.execute()
+        pipe.hset(
+            heartbeat_key(self.project, STREAM_VIEW),  # type: ignore[arg-type]
+            mapping={
+                HEARTBEAT_PROCESSED_AT: str(now_ms).encode(),
+                HEARTBEAT_WATERMARK: str(now_ms).encode(),
+                HEARTBEAT_BATCH: b"1",
+            },
+        )
+        pipe.execute()
+        return writes
+
+    def bodies(self, count: int) -> tuple[list[str], list[str]]:
+        """(ours, feast) request bodies for the same random entity rows."""
+        rng = random.Random(7)
+        ours, feast = [], []
+        for _ in range(count):
+            row = {k: rng.choice(entity_ids(k, self.entities)) for k in COUNTS}
+            ours.append(json.dumps({"features": self.refs, "entities": [row]}))
+            feast.append(json.dumps({"features": self.refs, "entities": {k: [v] for k, v in row.items()}}))
+        return ours, feast
+
+    def delete(self) -> None:
+        for key in self.client.scan_iter(match=f"*{self.project}*", count=5000):
+            self.client.delete(key)
+
+
+def feast_repo(data: Data, folder: Path, redis_url: str) -> Path:
+    """A Feast repository of the same four views (generated from the specs), applied."""
+    from streamguard.feastrepo.repo import apply_repo, write_repo
+
+    specs = {}
+    for name, view in data.views.items():
+        assert view.spec.source is not None
+        path = folder / "sources" / Path(view.spec.source.path).name
+        path.mkdir(parents=True, exist_ok=True)
+        source = view.spec.source.model_copy(update={"path": str(path)})
+        specs[name] = view.spec.model_copy(update={"source": source})
+    repo = write_repo(folder / "feast", data.project, specs, redis_url, base_dir=folder)
+    apply_repo(repo)
+    return repo
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU time of every live process in process group ``pgid`` (the server and its workers)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def server(command: list[str], health_url: str, log: Path, timeout: float = 120) -> Iterator[int]:
+    """Start a server process group; yield its id once ``health_url`` answers 200; stop the group
+    (our own PIDs only)."""
+    with log.open("w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{command[0]} exited with {process.returncode}: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(health_url, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{' '.join(command)} did not answer {health_url} in {timeout:.0f}s")
+            time.sleep(0.25)
+        yield process.pid
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def vector(url: str, body: str, feast: bool) -> dict[str, Any]:
+    """Feature name -> value of one response (Feast's column-major shape flattened)."""
+    response = httpx.post(url, content=body, headers={"content-type": "application/json"}, timeout=10)
+    response.raise_for_status()
+    data = response.json()
+    if feast:
+        names = data["metadata"]["feature_names"]
+        return {n: r["values"][0] for n, r in zip(names, data["results"], strict=True) if not n.endswith("_id")}
+    row = data["results"][0]
+    assert set(row["statuses"]) == {"present"}, row["statuses"]
+    return {ref.split(":")[1]: v for ref, v in zip(data["features"], row["values"], strict=True)}
+
+
+def load(url: str, bodies: Path, rate: float, duration: float) -> dict[str, Any]:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "loadgen.py"),
+            "--url",
+            url,
+            "--bodies",
+            str(bodies),
+            "--rate",
+            str(rate),
+            "--duration",
+            str(duration),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=duration + 120,
+    )
+    figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def machine() -> dict[str, Any]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "load_average_at_start": os.getloadavg(),
+        "versions": {p: version(p) for p in ("fastapi", "uvicorn", "redis", "hiredis", "orjson", "feast")},
+        "note": "load generator, servers and Redis share the same cores",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rates", default="200,1000,3000", help="Comma-separated requests/s.")
+    parser.add_argument("--duration", type=float, default=15.0, help="Seconds per rate.")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--entities", type=int, default=1000, help="Entities per join key written and asked for.")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of our server.")
+    parser.add_argument("--servers", default="streamguard,feast,streamguard-feast-layout")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    rates = [float(r) for r in args.rates.split(",")]
+    servers = args.servers.split(",")
+    endpoints = Endpoints.load()
+    client = redis.Redis.from_url(endpoints.redis_url)
+    horizon = int(len(servers) * (len(rates) * (args.duration + 10) + args.warmup + 150))
+    info = machine()
+    data = Data(client, args.entities, horizon)
+    workdir = Path(tempfile.mkdtemp(prefix="sg-bench-serving-"))
+    results: dict[str, Any] = {}
+    try:
+        started = time.perf_counter()
+        writes = data.write()
+        print(f"wrote {writes} hashes under project {data.project} in {time.perf_counter() - started:.1f}s")
+        ours_bodies, feast_bodies = data.bodies(2000)
+        (workdir / "ours.jsonl").write_text("\n".join(ours_bodies) + "\n")
+        (workdir / "feast.jsonl").write_text("\n".join(feast_bodies) + "\n")
+        for name, with_window in (("streamguard", True), ("streamguard-feast-layout", False)):
+            (workdir / f"{name}.yaml").write_text(yaml.safe_dump_all(data.manifests(with_window)))
+        repo = feast_repo(data, workdir, endpoints.redis_url) if "feast" in servers else None
+        reference: dict[str, Any] | None = None
+        for name in servers:
+            port = 18000 + len(results)
+            if name == "feast":
+                assert repo is not None
+                command = [
+                    str(BIN / "feast"),
+                    "-c",
+                    str(repo),
+                    "serve",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "--workers",
+                    "2",
+                    "--no-access-log",
+                    "--max-requests",
+                    "0",
+                ]
+                url, health, body_file = (
+                    f"http://127.0.0.1:{port}/get-online-features",
+                    f"http://127.0.0.1:{port}/health",
+                    workdir / "feast.jsonl",
+                )
+            else:
+                command = [
+                    str(BIN / "streamguard"),
+                    "serve",
+                    "--config",
+                    str(workdir / f"{name}.yaml"),
+                    "--redis-url",
+                    endpoints.redis_url,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(args.workers),
+                    "--cache-staleness",
+                    "0",
+                ]
+                url, health, body_file = (
+                    f"http://127.0.0.1:{port}/features",
+                    f"http://127.0.0.1:{port}/livez",
+                    workdir / "ours.jsonl",
+                )
+            with server(command, health, workdir / f"{name}.log") as pgid:
+                got = vector(url, (feast_bodies if name == "feast" else ours_bodies)[0], name == "feast")
+                if reference is None:
+                    reference = got
+                elif got != reference:
+                    diff = {
+                        k: (reference.get(k), got.get(k))
+                        for k in set(reference) | set(got)
+                        if reference.get(k) != got.get(k)
+                    }
+                    raise RuntimeError(f"{name} returned other values than {servers[0]}: {diff}")
+                load(url, body_file, 200, args.warmup)
+                results[name] = {}
+                for rate in rates:
+                    cpu_before = group_cpu_seconds(pgid)
+                    figures = load(url, body_file, rate, args.duration)
+                    cpu = group_cpu_seconds(pgid) - cpu_before
+                    figures["server_cpu_ms_per_request"] = round(1000 * cpu / max(1, figures["sent"]), 3)
+                    results[name][str(int(rate))] = figures
+                    lat = figures["latency_ms"]
+                    print(
+                        f"{name:26s} {rate:6.0f} rps  p50 {lat['p50']} ms  p99 {lat['p99']} ms  "
+                        f"p99.9 {lat['p99.9']} ms  errors {figures['errors']}  achieved {figures['achieved_rps']}"
+                    )
+    finally:
+        data.delete()
+        shutil.rmtree(workdir, ignore_errors=True)
+    summary: dict[str, Any] = {}
+    ours_1000 = results.get("streamguard", {}).get("1000", {}).get("latency_ms", {}).get("p99")
+    feast_1000 = results.get("feast", {}).get("1000", {}).get("latency_ms", {}).get("p99")
+    if ours_1000 is not None:
+        summary["streamguard_p99_ms_at_1000_rps"] = ours_1000
+    if ours_1000 and feast_1000:
+        summary["feast_p99_ms_at_1000_rps"] = feast_1000
+        summary["feast_over_streamguard_p99_at_1000_rps"] = round(feast_1000 / ours_1000, 1)
+    report = {
+        "benchmark": "serving",
+        "finished_at": datetime.now(UTC).isoformat(),
+        "request": "one FinServe vector: 22 features, 3 entities (customer, account, merchant), 4 views",
+        "duration_s_per_rate": args.duration,
+        "our_workers": args.workers,
+        "feast_config": "feast serve --workers 2 --no-access-log --max-requests 0",
+        "machine": {**info, "load_average_at_end": os.getloadavg()},
+        "results": results,
+        "summary": summary,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    print(f"written to {args.output}")
+
+
+if __name__ == "__main__":
+    main()

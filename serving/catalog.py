@@ -1,0 +1,239 @@
+"""What the server can serve, derived from the FeatureView and StreamingWindow resources (pure).
+
+Everything the request path needs is precomputed here once per catalog change: per view the Redis
+fields to ``HMGET`` (Feast layout) and per streaming window the aggregation fields of its hashes
+(window layout), the decoders and TTL, and named feature sets.
+
+A feature of a view is a *window feature* when a StreamingWindow targeting the view produces it
+(``<aggregation>_<window suffix>``); every other feature is read from Feast's layout. Window features
+the FeatureView does not declare are served too, typed INT64 for ``count`` and FLOAT64 otherwise.
+A feature set is named by the annotation :data:`FEATURE_SETS_ANNOTATION` (comma-separated names) on
+FeatureViews: the set holds every feature of every view carrying its name (views in name order,
+features in declaration order).
+"""
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from streamguard.api.durations import duration_seconds
+from streamguard.api.featureview import FeatureViewSpec
+from streamguard.api.streamingwindow import StreamingWindowSpec
+from streamguard.onlinestore.feast_layout import feature_field, timestamp_field
+from streamguard.onlinestore.valueproto import Scalar
+from streamguard.onlinestore.window_layout import heartbeat_key
+from streamguard.serving.redisio import pack_tail
+from streamguard.windows import WindowShape, empty_value
+
+FEATURE_SETS_ANNOTATION = "streamguard.dev/feature-sets"
+
+
+@dataclass(frozen=True)
+class ViewResource:
+    """A FeatureView as the server sees it: its name, spec and annotations."""
+
+    name: str
+    spec: FeatureViewSpec
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    status_newest: float | None = None
+    """Newest event time (epoch seconds) per the status: ``lastMaterializedAt - freshnessSeconds``."""
+
+
+@dataclass(frozen=True)
+class WindowResource:
+    name: str
+    spec: StreamingWindowSpec
+
+
+@dataclass(frozen=True)
+class WindowGroup:
+    """The features of one window (suffix) of one view: one hash per entity and window end."""
+
+    suffix: str
+    shape: WindowShape
+    fields: tuple[bytes, ...]
+    """Aggregation names, the hash fields to ``HMGET``."""
+    packed_fields: bytes
+    """:attr:`fields` in RESP, appended to every ``HMGET`` of the window's hashes."""
+    key_infix: bytes
+    """``<project>:<view>:<suffix>:`` of the window layout's keys (entity before, window end after)."""
+    empty: tuple[Scalar, ...]
+    """Each aggregation's value over an empty window, already cast to the feature's type."""
+    casts: tuple[Callable[[bytes | None], Scalar], ...]
+
+
+@dataclass(frozen=True)
+class FeatureSlot:
+    """Where one feature's value is found: a batch field index, or a window group and field index."""
+
+    dtype: str
+    group: str | None
+    index: int
+
+
+@dataclass(frozen=True)
+class ServedView:
+    name: str
+    project: str
+    join_keys: tuple[tuple[str, str], ...]
+    """(join key, value type) in declaration order."""
+    ttl_seconds: float
+    """0 means values never expire."""
+    sla_seconds: float
+    has_batch: bool
+    """Freshness comes from the materializer (the view has a batch source)."""
+    status_newest: float | None
+    batch_features: tuple[str, ...]
+    batch_fields: tuple[bytes, ...]
+    """``_ts:<view>`` first, then one field per batch feature."""
+    packed_batch_fields: bytes
+    project_bytes: bytes
+    """Suffix of the view's Feast keys (entity key + project)."""
+    heartbeat_key: bytes
+    windows: Mapping[str, WindowGroup]
+    slots: Mapping[str, FeatureSlot]
+    feature_names: tuple[str, ...]
+
+    @property
+    def has_stream(self) -> bool:
+        return bool(self.windows)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    views: Mapping[str, ServedView]
+    feature_sets: Mapping[str, tuple[str, ...]]
+    problems: tuple[str, ...] = ()
+    """Resources that could not be served, each naming the resource and why."""
+
+
+_INT_TYPES = frozenset({"INT64", "INT32"})
+_FLOAT_TYPES = frozenset({"FLOAT64", "FLOAT32"})
+
+
+def _window_cast(dtype: str) -> Callable[[bytes | None], Scalar]:
+    """Decoder of one ASCII aggregate into the feature's type (``None`` for an absent field)."""
+    if dtype in _INT_TYPES:
+        return lambda raw: None if raw is None else int(float(raw)) if b"." in raw or b"e" in raw else int(raw)
+    if dtype in _FLOAT_TYPES:
+        return lambda raw: None if raw is None else float(raw)
+    if dtype == "BOOL":
+        return lambda raw: None if raw is None else raw not in (b"0", b"0.0", b"false")
+    return lambda raw: None if raw is None else raw.decode()
+
+
+def _cast_scalar(dtype: str, value: float | int | None) -> Scalar:
+    if value is None:
+        return None
+    if dtype in _INT_TYPES:
+        return int(value)
+    if dtype in _FLOAT_TYPES:
+        return float(value)
+    return value
+
+
+def _window_features(
+    view: ViewResource, windows: list[WindowResource], problems: list[str]
+) -> dict[str, tuple[str, WindowShape, str, str]]:
+    """feature name -> (window suffix, shape, aggregation, function) of every window feature."""
+    found: dict[str, tuple[str, WindowShape, str, str]] = {}
+    owner: dict[str, str] = {}
+    shapes: dict[str, WindowShape] = {}
+    for window in windows:
+        for w in window.spec.windows:
+            shape = WindowShape.parse(w.length, w.slide)
+            if shapes.setdefault(w.suffix, shape) != shape:
+                problems.append(
+                    f"StreamingWindow {window.name}: window {w.suffix!r} of FeatureView {view.name} has another "
+                    "length or slide in another StreamingWindow; its features are not served"
+                )
+                continue
+            for aggregation in window.spec.aggregations:
+                name = f"{aggregation.name}_{w.suffix}"
+                if name in found:
+                    problems.append(
+                        f"StreamingWindow {window.name}: feature {name!r} of FeatureView {view.name} is also "
+                        f"written by StreamingWindow {owner[name]}; serving the latter"
+                    )
+                    continue
+                found[name] = (w.suffix, shape, aggregation.name, aggregation.function)
+                owner[name] = window.name
+    return found
+
+
+def _build_view(view: ViewResource, windows: list[WindowResource], problems: list[str]) -> ServedView:
+    spec = view.spec
+    declared = {f.name: f.dtype for f in spec.features}
+    window_of = _window_features(view, windows, problems)
+
+    def dtype_of(name: str, function: str) -> str:
+        return declared.get(name, "INT64" if function == "count" else "FLOAT64")
+
+    slots: dict[str, FeatureSlot] = {}
+    batch = [f.name for f in spec.features if f.name not in window_of]
+    for index, name in enumerate(batch):
+        slots[name] = FeatureSlot(declared[name], None, index)
+
+    members: dict[str, list[tuple[str, str, str]]] = {}
+    shapes: dict[str, WindowShape] = {}
+    for name, (suffix, shape, aggregation, function) in window_of.items():
+        members.setdefault(suffix, []).append((name, aggregation, function))
+        shapes[suffix] = shape
+    groups: dict[str, WindowGroup] = {}
+    for suffix, group in members.items():
+        aggregations = list(dict.fromkeys(aggregation for _, aggregation, _ in group))
+        casts, empties = [], []
+        for aggregation in aggregations:
+            name, _, function = next(m for m in group if m[1] == aggregation)
+            casts.append(_window_cast(dtype_of(name, function)))
+            empties.append(_cast_scalar(dtype_of(name, function), empty_value(function)))
+        fields = tuple(a.encode() for a in aggregations)
+        infix = f"{spec.project}:{view.name}:{suffix}:".encode()
+        groups[suffix] = WindowGroup(
+            suffix, shapes[suffix], fields, pack_tail(*fields), infix, tuple(empties), tuple(casts)
+        )
+        for name, aggregation, function in group:
+            slots[name] = FeatureSlot(dtype_of(name, function), suffix, aggregations.index(aggregation))
+
+    ordered = [f.name for f in spec.features] + [n for n in window_of if n not in declared]
+    batch_fields = (timestamp_field(view.name), *(feature_field(view.name, n) for n in batch))
+    return ServedView(
+        name=view.name,
+        project=spec.project,
+        join_keys=tuple((e.join_key, e.value_type) for e in spec.entities),
+        ttl_seconds=float(duration_seconds(spec.ttl)),
+        sla_seconds=float(duration_seconds(spec.freshness_sla)),
+        has_batch=spec.source is not None,
+        status_newest=view.status_newest,
+        batch_features=tuple(batch),
+        batch_fields=batch_fields,
+        packed_batch_fields=pack_tail(*batch_fields),
+        project_bytes=spec.project.encode(),
+        heartbeat_key=heartbeat_key(spec.project, view.name),
+        windows=groups,
+        slots=slots,
+        feature_names=tuple(ordered),
+    )
+
+
+def build_catalog(views: Iterable[ViewResource], windows: Iterable[WindowResource]) -> Catalog:
+    """The catalog of every online FeatureView, with the StreamingWindows that target it."""
+    problems: list[str] = []
+    by_view: dict[str, list[WindowResource]] = {}
+    for window in sorted(windows, key=lambda w: w.name):
+        by_view.setdefault(window.spec.feature_view, []).append(window)
+    served: dict[str, ServedView] = {}
+    sets: dict[str, list[str]] = {}
+    for view in sorted(views, key=lambda v: v.name):
+        if not view.spec.online:
+            continue
+        served[view.name] = _build_view(view, by_view.pop(view.name, []), problems)
+        for set_name in view.annotations.get(FEATURE_SETS_ANNOTATION, "").split(","):
+            if set_name.strip():
+                refs = sets.setdefault(set_name.strip(), [])
+                refs.extend(f"{view.name}:{n}" for n in served[view.name].feature_names)
+    for view_name, orphans in sorted(by_view.items()):
+        for window in orphans:
+            problems.append(
+                f"StreamingWindow {window.name}: spec.featureView {view_name!r} is not an online FeatureView"
+            )
+    return Catalog(served, {k: tuple(v) for k, v in sorted(sets.items())}, tuple(problems))

@@ -1,0 +1,85 @@
+"""Prometheus metrics of the serving process (one registry per app, so tests can run several)."""
+
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from streamguard.serving.health import ViewFreshness
+
+LATENCY_BUCKETS = (
+    0.0005,
+    0.00075,
+    0.001,
+    0.0015,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+
+
+class _FreshnessCollector(Collector):
+    """``streamguard_feature_freshness_seconds{view}``, computed at scrape time from the newest data
+    times last seen (so the gauge keeps growing while a view's data stops arriving)."""
+
+    def __init__(self, snapshot: Callable[[], tuple[ViewFreshness, ...]]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "streamguard_feature_freshness_seconds",
+            "Age of the newest data of each served FeatureView (NaN when unknown).",
+            labels=["view"],
+        )
+        sla = GaugeMetricFamily(
+            "streamguard_feature_freshness_sla_seconds", "Freshness SLA of each served FeatureView.", labels=["view"]
+        )
+        now = time.time()
+        for view in self._snapshot():
+            age = view.age(now)
+            gauge.add_metric([view.view], float("nan") if age is None else age)
+            sla.add_metric([view.view], view.sla_seconds)
+        yield gauge
+        yield sla
+
+
+class ServingMetrics:
+    def __init__(self, freshness: Callable[[], tuple[ViewFreshness, ...]]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.request_duration = Histogram(
+            "streamguard_serving_request_duration_seconds",
+            "Time to answer a request, from the handler's start to the response body being ready.",
+            ["endpoint", "code"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.cache_hits = Counter(
+            "streamguard_serving_cache_hits", "Redis reads answered from the in-process cache.", registry=self.registry
+        )
+        self.cache_misses = Counter(
+            "streamguard_serving_cache_misses", "Redis reads not found in the in-process cache.", registry=self.registry
+        )
+        self.redis_errors = Counter(
+            "streamguard_serving_redis_errors",
+            "Requests or health checks that failed to talk to Redis.",
+            registry=self.registry,
+        )
+        self.registry.register(_FreshnessCollector(freshness))
+        self._durations: dict[tuple[str, int], Histogram] = {}
+
+    def observe(self, endpoint: str, code: int, seconds: float) -> None:
+        child = self._durations.get((endpoint, code))
+        if child is None:
+            child = self._durations[(endpoint, code)] = self.request_duration.labels(endpoint, str(code))
+        child.observe(seconds)

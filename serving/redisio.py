@@ -1,0 +1,243 @@
+"""A small pipelined Redis client for the read path: a bounded pool of keep-alive connections, RESP
+replies parsed by hiredis, one deadline per round trip.
+
+Why not redis-py's asyncio pipeline: per command it packs arguments in Python and wraps every reply
+read in its own timeout, which costs more CPU than the whole rest of a lookup. Here a request's
+commands arrive pre-packed (the field lists are fixed per view), go out in one write, and the replies
+of the round trip are read under a single timer.
+
+Failure behaviour: connecting, writing and reading are bounded by short timeouts; any failure closes
+the connection (a half-read pipeline cannot be reused) and raises :class:`RedisUnavailableError`. A
+request that fails on a reused connection is retried once on a fresh one, so a Redis restart costs no
+request more than a reconnect.
+"""
+
+import asyncio
+import contextlib
+import ssl
+from collections import deque
+from collections.abc import Sequence
+from urllib.parse import unquote, urlparse
+
+import hiredis
+
+
+class RedisUnavailableError(Exception):
+    """Redis could not be reached, did not answer in time, or answered with an error."""
+
+
+def pack(*parts: bytes) -> bytes:
+    """One command in RESP."""
+    return b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+
+
+def pack_tail(*parts: bytes) -> bytes:
+    """Bulk strings without the array header (constant trailing arguments, packed once)."""
+    return b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.reader = hiredis.Reader()
+        self.waiter: asyncio.Future[list[object]] | None = None
+        self.expected = 0
+        self.replies: list[object] = []
+        self.lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        while len(self.replies) < self.expected:
+            reply = self.reader.gets()
+            if reply is False:
+                return
+            self.replies.append(reply)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done() and len(self.replies) >= self.expected:
+            waiter.set_result(self.replies)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(RedisUnavailableError(f"connection to Redis lost ({exc or 'closed by server'})"))
+
+    def close(self) -> None:
+        self.lost = True
+        if self.transport is not None:
+            self.transport.close()
+
+    async def round_trip(self, payload: bytes, count: int, deadline_s: float) -> list[object]:
+        """Send ``payload`` (``count`` packed commands); return their replies, in order, or raise after
+        ``deadline_s`` seconds (one timer for the whole round trip, cheaper than ``asyncio.timeout``)."""
+        assert self.transport is not None
+        loop = asyncio.get_running_loop()
+        self.waiter = waiter = loop.create_future()
+        self.expected = count
+        self.replies = []
+        self.transport.write(payload)
+        timer = loop.call_later(deadline_s, self._expire, waiter, deadline_s)
+        try:
+            replies: list[object] = await waiter
+            return replies
+        finally:
+            timer.cancel()
+            self.waiter = None
+
+    def _expire(self, waiter: "asyncio.Future[list[object]]", timeout: float) -> None:
+        if not waiter.done():
+            waiter.set_exception(RedisUnavailableError(f"Redis did not answer within {timeout:g}s"))
+            self.close()
+
+
+class RedisPool:
+    """At most ``max_connections`` connections; a caller waits up to ``pool_timeout`` for a free one."""
+
+    def __init__(
+        self,
+        url: str,
+        max_connections: int = 50,
+        connect_timeout: float = 0.25,
+        socket_timeout: float = 0.25,
+        pool_timeout: float = 0.5,
+    ) -> None:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
+            raise ValueError(f"Redis URL {url!r} is not redis://[user:password@]host:port/db")
+        self.host = parsed.hostname
+        self.port = parsed.port or 6379
+        self.ssl = ssl.create_default_context() if parsed.scheme == "rediss" else None
+        db = unquote(parsed.path.lstrip("/")) or "0"
+        if not db.isdigit():
+            raise ValueError(f"Redis URL {url!r}: database {db!r} is not a number")
+        setup = []
+        if parsed.password:
+            user = unquote(parsed.username) if parsed.username else None
+            password = unquote(parsed.password)
+            setup.append(pack(b"AUTH", user.encode(), password.encode()) if user else pack(b"AUTH", password.encode()))
+        if db != "0":
+            setup.append(pack(b"SELECT", db.encode()))
+        self._setup = setup
+        self.max_connections = max_connections
+        self.connect_timeout = connect_timeout
+        self.socket_timeout = socket_timeout
+        self.pool_timeout = pool_timeout
+        self._idle: list[_Connection] = []
+        self._count = 0
+        self._waiters: deque[asyncio.Future[_Connection | None]] = deque()
+
+    async def _connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                _, connection = await loop.create_connection(_Connection, self.host, self.port, ssl=self.ssl)
+        except (OSError, TimeoutError) as error:
+            raise RedisUnavailableError(
+                f"cannot connect to Redis at {self.host}:{self.port}: {error or 'timed out'}"
+            ) from error
+        if self._setup:
+            replies = await connection.round_trip(b"".join(self._setup), len(self._setup), self.socket_timeout)
+            for reply in replies:
+                if isinstance(reply, hiredis.ReplyError):
+                    connection.close()
+                    raise RedisUnavailableError(f"Redis refused the connection setup: {reply}")
+        return connection
+
+    async def _acquire(self) -> tuple[_Connection, bool]:
+        """A connection and whether it was reused from the pool."""
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.lost:
+                return connection, True
+            self._count -= 1
+        if self._count >= self.max_connections:
+            waiter: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                async with asyncio.timeout(self.pool_timeout):
+                    handed = await waiter
+            except BaseException as error:
+                self._remove_waiter(waiter)
+                if waiter.done() and not waiter.cancelled():
+                    self._pass_on(waiter.result())
+                if isinstance(error, TimeoutError):
+                    raise RedisUnavailableError(
+                        f"all {self.max_connections} Redis connections busy for {self.pool_timeout:g}s"
+                    ) from error
+                raise
+            if handed is not None:
+                return handed, True
+        self._count += 1
+        try:
+            return await self._connect(), False
+        except BaseException:
+            self._count -= 1
+            self._wake(None)
+            raise
+
+    def _remove_waiter(self, waiter: "asyncio.Future[_Connection | None]") -> None:
+        with contextlib.suppress(ValueError):
+            self._waiters.remove(waiter)
+
+    def _wake(self, connection: _Connection | None) -> bool:
+        """Hand ``connection`` (or a free slot, ``None``) to the first waiter; False when none waits."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return True
+        return False
+
+    def _pass_on(self, handed: _Connection | None) -> None:
+        """Give back what was handed to a waiter that gave up."""
+        if handed is not None:
+            self._release(handed)
+        else:
+            self._wake(None)
+
+    def _release(self, connection: _Connection) -> None:
+        if connection.lost:
+            self._count -= 1
+            self._wake(None)
+        elif not self._wake(connection):
+            self._idle.append(connection)
+
+    async def execute(self, payload: bytes, count: int) -> list[object]:
+        """One round trip of ``count`` pre-packed commands; an error reply raises."""
+        for attempt in (1, 2):
+            connection, reused = await self._acquire()
+            try:
+                replies = await connection.round_trip(payload, count, self.socket_timeout)
+            except RedisUnavailableError:
+                connection.close()
+                self._release(connection)
+                if reused and attempt == 1:
+                    continue
+                raise
+            except BaseException:
+                connection.close()
+                self._release(connection)
+                raise
+            self._release(connection)
+            for reply in replies:
+                if isinstance(reply, hiredis.ReplyError):
+                    raise RedisUnavailableError(f"Redis answered with an error: {reply}")
+            return replies
+        raise AssertionError("unreachable")
+
+    async def hmget_many(self, reads: Sequence[tuple[bytes, bytes, int]]) -> list[object]:
+        """``HMGET key <fields>`` for each (key, packed fields, field count), in one round trip."""
+        payload = b"".join(
+            b"*%d\r\n$5\r\nHMGET\r\n$%d\r\n%s\r\n%s" % (count + 2, len(key), key, fields)
+            for key, fields, count in reads
+        )
+        return await self.execute(payload, len(reads))
+
+    async def close(self) -> None:
+        for connection in self._idle:
+            connection.close()
+        self._idle.clear()
+        self._count = 0

@@ -1,0 +1,188 @@
+"""The serving state behind the HTTP routes: catalog, Redis client, cache, metrics and health.
+
+Request handling returns ``(status, JSON bytes)`` so the route can answer without FastAPI's response
+validation: the lookup response is a plain dict dumped with orjson, shaped as
+:class:`streamguard.serving.models.LookupResponse`.
+"""
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from streamguard.serving.cache import TTLCache
+from streamguard.serving.catalog import Catalog
+from streamguard.serving.errors import BatchTooLargeError, ServingError, StoreUnavailableError
+from streamguard.serving.health import Health, ViewFreshness, check
+from streamguard.serving.lookup import Lookup
+from streamguard.serving.metrics import ServingMetrics
+from streamguard.serving.models import LookupRequest
+from streamguard.serving.redisio import RedisPool
+from streamguard.serving.selection import Selection, feature_set_refs, resolve
+from streamguard.serving.settings import Settings
+from streamguard.serving.sources import CatalogSource
+
+log = logging.getLogger(__name__)
+_REQUEST = TypeAdapter(LookupRequest)
+_SELECTIONS_MAX = 4096
+
+
+def _error(status: int, detail: object) -> tuple[int, bytes]:
+    return status, orjson.dumps({"detail": detail})
+
+
+def connect(settings: Settings) -> RedisPool:
+    """The bounded pool with short timeouts (connections open lazily: Redis may be down at start)."""
+    return RedisPool(
+        settings.redis_url,
+        max_connections=settings.max_connections,
+        connect_timeout=settings.connect_timeout,
+        socket_timeout=settings.socket_timeout,
+        pool_timeout=settings.pool_timeout,
+    )
+
+
+class FeatureService:
+    def __init__(self, settings: Settings, source: CatalogSource, pool: RedisPool) -> None:
+        self.settings = settings
+        self.source = source
+        self.pool = pool
+        self.cache = TTLCache(settings.cache_staleness, settings.cache_max_entries)
+        self.lookup = Lookup(pool, self.cache)
+        self.newest_seen: dict[str, float] = {}
+        self.health: Health | None = None
+        self.metrics = ServingMetrics(self._freshness_snapshot)
+        self._catalog: Catalog | None = None
+        self._selections: dict[tuple[str, ...], Selection] = {}
+
+    def _freshness_snapshot(self) -> tuple[ViewFreshness, ...]:
+        return self.health.views if self.health else ()
+
+    def catalog(self) -> Catalog | None:
+        catalog = self.source.current()
+        if catalog is not self._catalog:
+            self._catalog = catalog
+            self._selections = {}
+            self.cache.clear()
+        return catalog
+
+    def _select(self, catalog: Catalog, request: LookupRequest) -> Selection:
+        refs = tuple(request.features) if request.features is not None else None
+        if refs is None:
+            assert request.feature_set is not None
+            refs = feature_set_refs(catalog, request.feature_set)
+        selection = self._selections.get(refs)
+        if selection is None:
+            selection = resolve(catalog, refs)
+            if len(self._selections) >= _SELECTIONS_MAX:
+                self._selections.clear()
+            self._selections[refs] = selection
+        return selection
+
+    async def features(self, body: bytes) -> tuple[int, bytes]:
+        """Answer ``POST /features``."""
+        try:
+            raw = orjson.loads(body)
+        except orjson.JSONDecodeError as error:
+            return _error(422, [{"loc": ["body"], "msg": f"invalid JSON: {error}", "type": "json_invalid"}])
+        try:
+            if isinstance(raw, dict):
+                entities = raw.get("entities")
+                if isinstance(entities, list) and len(entities) > self.settings.max_batch:
+                    raise BatchTooLargeError(
+                        f"{len(entities)} entity rows in one request; the limit is {self.settings.max_batch}"
+                    )
+            try:
+                request = _REQUEST.validate_python(raw)
+            except ValidationError as error:
+                details = error.errors(include_url=False, include_context=False, include_input=False)
+                return _error(422, [{"loc": list(d["loc"]), "msg": d["msg"], "type": d["type"]} for d in details])
+            catalog = self.catalog()
+            if catalog is None:
+                raise StoreUnavailableError("feature catalog not loaded yet (FeatureViews not read)")
+            selection = self._select(catalog, request)
+            values, statuses, stamps, stats = await self.lookup.read(selection, request.entities)
+        except StoreUnavailableError as error:
+            self.metrics.redis_errors.inc()
+            return _error(error.status_code, error.detail)
+        except ServingError as error:
+            return _error(error.status_code, error.detail)
+        if stats.cache_hits:
+            self.metrics.cache_hits.inc(stats.cache_hits)
+        if stats.cache_misses:
+            self.metrics.cache_misses.inc(stats.cache_misses)
+        for view, ts in stats.newest_batch_ts.items():
+            if ts > self.newest_seen.get(view, 0.0):
+                self.newest_seen[view] = ts
+        results = [
+            {"values": v, "statuses": s, "eventTimestamps": t} for v, s, t in zip(values, statuses, stamps, strict=True)
+        ]
+        return 200, orjson.dumps({"features": selection.refs, "results": results})
+
+    async def check_health(self) -> Health:
+        catalog = self.catalog()
+        if catalog is None:
+            health = Health(None, (), catalog_loaded=False)
+        else:
+            try:
+                health = await asyncio.wait_for(check(self.pool, catalog, self.newest_seen), timeout=2.0)
+            except TimeoutError:
+                health = Health("no answer within 2s", ())
+        if health.redis_error is not None:
+            self.metrics.redis_errors.inc()
+        self.health = health
+        return health
+
+    async def readiness(self) -> tuple[int, dict[str, Any]]:
+        health = await self.check_health()
+        now = time.time()
+        reasons = health.reasons(now)
+        views = [
+            {
+                "view": v.view,
+                "fresh": v.fresh(now),
+                "freshness_seconds": v.age(now),
+                "sla_seconds": v.sla_seconds,
+                "source": v.source,
+                "reason": v.reason,
+            }
+            for v in health.views
+        ]
+        body = {
+            "ready": not reasons,
+            "reasons": reasons,
+            "redis": "ok" if health.redis_error is None else health.redis_error,
+            "views": views,
+        }
+        return (200 if not reasons else 503), body
+
+    async def refresh_forever(self) -> None:
+        """Keep the freshness gauges current between readiness probes."""
+        while True:
+            try:
+                await self.check_health()
+            except Exception:  # a failed refresh must not end the loop
+                log.exception("freshness refresh failed")
+            await asyncio.sleep(self.settings.freshness_interval)
+
+    def catalog_body(self) -> dict[str, Any]:
+        catalog = self.catalog()
+        if catalog is None:
+            return {"views": {}, "feature_sets": {}, "problems": ["feature catalog not loaded yet"]}
+        return {
+            "views": {
+                name: {
+                    "project": view.project,
+                    "entities": [key for key, _ in view.join_keys],
+                    "features": list(view.feature_names),
+                    "ttl_seconds": view.ttl_seconds,
+                    "freshness_sla_seconds": view.sla_seconds,
+                }
+                for name, view in catalog.views.items()
+            },
+            "feature_sets": {name: list(refs) for name, refs in catalog.feature_sets.items()},
+            "problems": list(catalog.problems),
+        }

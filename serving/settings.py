@@ -1,0 +1,41 @@
+"""Settings of one serving process (from CLI flags, passed to uvicorn workers as JSON in the env)."""
+
+import os
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SETTINGS_ENV = "STREAMGUARD_SERVING_SETTINGS"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    config_file: str | None = Field(default=None, description="YAML list of FeatureView/StreamingWindow manifests.")
+    namespace: str | None = Field(default=None, description="Watch FeatureViews and StreamingWindows here.")
+    kubeconfig: str | None = None
+    max_connections: int = Field(default=50, ge=1)
+    socket_timeout: float = Field(default=0.25, gt=0, description="Seconds to wait for a Redis reply.")
+    connect_timeout: float = Field(default=0.25, gt=0)
+    pool_timeout: float = Field(default=0.5, gt=0, description="Seconds to wait for a free pooled connection.")
+    cache_staleness: float = Field(default=1.0, ge=0, description="Max age of a cached read; 0 turns the cache off.")
+    cache_max_entries: int = Field(default=100_000, ge=1)
+    max_batch: int = Field(default=1000, ge=1, description="Entity rows per request; more -> 413.")
+    freshness_interval: float = Field(default=5.0, gt=0, description="Seconds between freshness refreshes.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.config_file is None) == (self.namespace is None):
+            raise ValueError("give exactly one feature source: a config file or a namespace to watch")
+        return self
+
+    def to_env(self) -> dict[str, str]:
+        return {SETTINGS_ENV: self.model_dump_json()}
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        raw = os.environ.get(SETTINGS_ENV)
+        if raw is None:
+            raise RuntimeError(f"{SETTINGS_ENV} is not set (start the server with `streamguard serve`)")
+        return cls.model_validate_json(raw)

@@ -1,0 +1,271 @@
+"""Test data for serving: FinServe-like manifests and writers of both Redis layouts (through the
+shared layout functions, exactly as the materializer and the streaming job write them)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+import yaml
+
+from streamguard.onlinestore.feast_layout import EntityValue, feature_field, redis_key, timestamp_field
+from streamguard.onlinestore.freshness import FreshnessRecord, freshness_key
+from streamguard.onlinestore.valueproto import Scalar, encode_timestamp, encode_value
+from streamguard.onlinestore.window_layout import (
+    HEARTBEAT_BATCH,
+    HEARTBEAT_PROCESSED_AT,
+    HEARTBEAT_WATERMARK,
+    encode_number,
+    heartbeat_key,
+    window_key,
+)
+
+API = "streamguard.dev/v1alpha1"
+CUSTOMER = [
+    ("age", "INT64"),
+    ("tenure_days", "INT64"),
+    ("credit_score", "FLOAT64"),
+    ("segment", "STRING"),
+    ("kyc_verified", "BOOL"),
+    ("avg_txn_amount_30d", "FLOAT64"),
+    ("txn_count_30d", "INT64"),
+    ("chargeback_count_90d", "INT64"),
+]
+ACCOUNT = [
+    ("account_age_days", "INT64"),
+    ("balance", "FLOAT64"),
+    ("overdraft_count_90d", "INT64"),
+    ("account_type", "STRING"),
+    ("is_joint", "BOOL"),
+    ("avg_daily_balance_30d", "FLOAT64"),
+    ("days_since_last_login", "INT64"),
+]
+MERCHANT = [
+    ("merchant_category", "STRING"),
+    ("merchant_risk_score", "FLOAT64"),
+    ("chargeback_rate_90d", "FLOAT64"),
+    ("txn_volume_30d", "INT64"),
+    ("avg_ticket", "FLOAT64"),
+    ("country", "STRING"),
+    ("is_high_risk_mcc", "BOOL"),
+]
+BATCH_VIEWS = {
+    "customer-profile": ("customer_id", CUSTOMER),
+    "account-profile": ("account_id", ACCOUNT),
+    "merchant-profile": ("merchant_id", MERCHANT),
+}
+WINDOW_VIEW = "customer-txn-windows"
+WINDOWS = [("1m", "15s"), ("5m", "1m")]
+TXN_SCHEMA = json.dumps(
+    {
+        "type": "record",
+        "name": "Txn",
+        "fields": [
+            {"name": "customer_id", "type": "string"},
+            {"name": "amount", "type": "double"},
+            {"name": "event_time", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        ],
+    }
+)
+AGGREGATIONS = [("txn_count", "count", None), ("amount_sum", "sum", "amount"), ("amount_max", "max", "amount")]
+
+
+def unique_project() -> str:
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+def finserve_manifests(
+    project: str, ttl: str = "1d", sla: str = "1h", window_ttl: str = "10m", window_sla: str = "1m"
+) -> list[dict[str, Any]]:
+    """Three batch views (22 features, feature set ``fraud``) and one StreamingWindow-fed view."""
+    docs: list[dict[str, Any]] = []
+    for name, (join_key, features) in BATCH_VIEWS.items():
+        docs.append(
+            {
+                "apiVersion": API,
+                "kind": "FeatureView",
+                "metadata": {"name": name, "annotations": {"streamguard.dev/feature-sets": "fraud,all"}},
+                "spec": {
+                    "project": project,
+                    "entities": [{"name": join_key.removesuffix("_id"), "joinKey": join_key}],
+                    "features": [{"name": f, "dtype": t} for f, t in features],
+                    "source": {"path": f"/data/{name}.parquet"},
+                    "ttl": ttl,
+                    "freshnessSla": sla,
+                },
+            }
+        )
+    docs.append(
+        {
+            "apiVersion": API,
+            "kind": "FeatureView",
+            "metadata": {"name": WINDOW_VIEW, "annotations": {"streamguard.dev/feature-sets": "all"}},
+            "spec": {
+                "project": project,
+                "entities": [{"name": "customer", "joinKey": "customer_id"}],
+                "features": [
+                    {"name": f"{a}_{w}", "dtype": "INT64" if fn == "count" else "FLOAT64"}
+                    for a, fn, _ in AGGREGATIONS
+                    for w, _ in WINDOWS
+                ],
+                "ttl": window_ttl,
+                "freshnessSla": window_sla,
+            },
+        }
+    )
+    docs.append(
+        {
+            "apiVersion": API,
+            "kind": "StreamingWindow",
+            "metadata": {"name": WINDOW_VIEW},
+            "spec": {
+                "featureView": WINDOW_VIEW,
+                "source": {"topic": f"{project}-transactions"},
+                "contract": {"schema": TXN_SCHEMA},
+                "keyField": "customer_id",
+                "windows": [{"length": length, "slide": slide} for length, slide in WINDOWS],
+                "aggregations": [
+                    {"name": a, "function": fn, **({"field": field} if field else {})} for a, fn, field in AGGREGATIONS
+                ],
+            },
+        }
+    )
+    return docs
+
+
+def fraud_refs() -> list[str]:
+    """The ``fraud`` feature set: views in name order, features in declaration order."""
+    return [f"{view}:{f}" for view, (_, features) in sorted(BATCH_VIEWS.items()) for f, _ in features]
+
+
+def write_config(path: Path, docs: list[dict[str, Any]]) -> Path:
+    path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+    return path
+
+
+def sample_value(dtype: str, index: int, feature: str) -> Scalar:
+    if dtype == "INT64":
+        return index * 7 + len(feature)
+    if dtype == "FLOAT64":
+        return index * 1.25 + len(feature) / 8
+    if dtype == "BOOL":
+        return index % 2 == 0
+    return f"{feature}-{index}"
+
+
+def write_batch_row(
+    client: redis.Redis,
+    project: str,
+    view: str,
+    join_keys: Mapping[str, EntityValue],
+    values: Mapping[str, tuple[str, Scalar]],
+    event_time: float,
+) -> None:
+    """One entity row in Feast's layout: ``values`` maps feature -> (dtype, value)."""
+    mapping = {feature_field(view, f): encode_value(dtype, v) for f, (dtype, v) in values.items()}
+    mapping[timestamp_field(view)] = encode_timestamp(datetime.fromtimestamp(event_time, UTC))
+    client.hset(redis_key(project, join_keys), mapping=mapping)  # type: ignore[arg-type]
+
+
+def write_finserve_rows(client: redis.Redis, project: str, count: int, event_time: float) -> None:
+    for i in range(count):
+        for view, (join_key, features) in BATCH_VIEWS.items():
+            values = {f: (t, sample_value(t, i, f)) for f, t in features}
+            write_batch_row(client, project, view, {join_key: entity_id(join_key, i)}, values, event_time)
+
+
+def entity_id(join_key: str, index: int) -> str:
+    return f"{join_key[0].upper()}{index:05d}"
+
+
+def write_window(
+    client: redis.Redis,
+    project: str,
+    suffix: str,
+    end_ms: int,
+    customer: str,
+    aggregates: Mapping[str, float | int | None],
+) -> None:
+    fields = {k.encode(): encode_number(v) for k, v in aggregates.items() if v is not None}
+    client.hset(window_key(project, WINDOW_VIEW, suffix, end_ms, {"customer_id": customer}), mapping=fields)  # type: ignore[arg-type]
+
+
+def write_heartbeat(client: redis.Redis, project: str, processed_at: float, view: str = WINDOW_VIEW) -> None:
+    ms = int(processed_at * 1000)
+    client.hset(
+        heartbeat_key(project, view),  # type: ignore[arg-type]
+        mapping={HEARTBEAT_PROCESSED_AT: str(ms), HEARTBEAT_WATERMARK: str(ms - 120_000), HEARTBEAT_BATCH: "1"},
+    )
+
+
+def write_freshness(client: redis.Redis, project: str, view: str, newest_event: float) -> None:
+    now_ms = int(time.time() * 1000)
+    record = FreshnessRecord(int(newest_event * 1000), now_ms, now_ms, 1)
+    client.hset(freshness_key(project, view), mapping=record.mapping())  # type: ignore[arg-type]
+
+
+def delete_project_keys(client: redis.Redis, project: str) -> None:
+    for key in client.scan_iter(match=f"*{project}*", count=1000):
+        client.delete(key)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def running_server(config: Path | None, redis_url: str, *extra: str) -> Iterator[str]:
+    """``streamguard serve`` as a subprocess; yields its base URL once ``/livez`` answers.
+
+    Without ``config``, ``extra`` names the source (``--from-cluster NAMESPACE --kubeconfig ...``)."""
+    port = free_port()
+    source = ["--config", str(config)] if config is not None else []
+    command = [
+        str(Path(sys.executable).with_name("streamguard")),
+        "serve",
+        *source,
+        "--redis-url",
+        redis_url,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *extra,
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read().decode() if process.stdout else ""
+                raise AssertionError(f"streamguard serve exited with {process.returncode}:\n{output}")
+            try:
+                if httpx.get(f"{base}/livez", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("streamguard serve did not answer /livez within 30s")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

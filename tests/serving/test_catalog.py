@@ -1,0 +1,141 @@
+"""Pure logic: the catalog built from manifests, reference resolution, freshness assessment, cache."""
+
+import copy
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamguard.onlinestore.feast_layout import feature_field, timestamp_field
+from streamguard.onlinestore.freshness import FreshnessRecord
+from streamguard.serving.cache import TTLCache
+from streamguard.serving.catalog import build_catalog
+from streamguard.serving.errors import UnknownFeatureError
+from streamguard.serving.health import Health, assess
+from streamguard.serving.selection import Column, resolve
+from streamguard.serving.sources import FileSource, resources_from_documents
+from tests.serving.support import WINDOW_VIEW, finserve_manifests, write_config
+
+
+def _catalog(docs: list[dict[str, Any]]) -> Any:
+    views, windows, problems = resources_from_documents(docs, "test")
+    assert problems == []
+    return build_catalog(views, windows)
+
+
+def test_views_fields_and_windows_come_from_the_manifests() -> None:
+    catalog = _catalog(finserve_manifests("p"))
+    customer = catalog.views["customer-profile"]
+    assert customer.project == "p"
+    assert customer.join_keys == (("customer_id", "STRING"),)
+    assert customer.ttl_seconds == 86400 and customer.sla_seconds == 3600
+    assert customer.batch_fields[0] == timestamp_field("customer-profile")
+    assert customer.batch_fields[1] == feature_field("customer-profile", "age")
+    windows = catalog.views[WINDOW_VIEW]
+    assert windows.batch_features == () and not windows.has_batch and windows.has_stream
+    one = windows.windows["1m"]
+    assert (one.shape.length_ms, one.shape.slide_ms) == (60_000, 15_000)
+    assert one.fields == (b"txn_count", b"amount_sum", b"amount_max")
+    assert one.empty == (0, 0.0, None)
+    assert [cast(b"7") for cast in one.casts] == [7, 7.0, 7.0]
+    assert catalog.feature_sets["fraud"][0] == "account-profile:account_age_days"
+
+
+def test_undeclared_window_features_are_served_with_inferred_types() -> None:
+    docs = finserve_manifests("p")
+    docs[3]["spec"]["features"] = [{"name": "txn_count_1m", "dtype": "INT64"}]
+    view = _catalog(docs).views[WINDOW_VIEW]
+    assert view.feature_names[0] == "txn_count_1m"
+    assert set(view.feature_names) == {
+        f"{a}_{w}" for a in ("txn_count", "amount_sum", "amount_max") for w in ("1m", "5m")
+    }
+    assert view.slots["amount_max_5m"].dtype == "FLOAT64"
+
+
+def test_conflicting_and_orphan_windows_are_reported() -> None:
+    docs = finserve_manifests("p")
+    clash = copy.deepcopy(docs[4])
+    clash["metadata"]["name"] = "zz-other"
+    clash["spec"]["windows"] = [{"length": "2m", "slide": "15s", "name": "1m"}]
+    orphan = copy.deepcopy(docs[4])
+    orphan["metadata"]["name"] = "orphan"
+    orphan["spec"]["featureView"] = "missing-view"
+    views, windows, _ = resources_from_documents([*docs, clash, orphan], "test")
+    catalog = build_catalog(views, windows)
+    assert any("zz-other" in p and "another" in p for p in catalog.problems)
+    assert any("orphan" in p and "missing-view" in p for p in catalog.problems)
+    assert catalog.views[WINDOW_VIEW].windows["1m"].shape.length_ms == 60_000
+
+
+def test_invalid_documents_name_the_resource_and_field(tmp_path: Path) -> None:
+    docs = finserve_manifests("p")
+    docs[0]["spec"]["ttl"] = "one day"
+    docs[1]["metadata"] = {}
+    views, _, problems = resources_from_documents([{"kind": "List", "items": docs}], "f.yaml")
+    assert len(views) == 2
+    assert any("FeatureView customer-profile" in p and "spec.ttl" in p for p in problems)
+    assert any("f.yaml[0].items[1]" in p and "metadata.name" in p for p in problems)
+    with pytest.raises(ValueError, match=r"spec\.ttl"):
+        FileSource(write_config(tmp_path / "bad.yaml", docs))
+
+
+def test_status_gives_the_newest_event_time() -> None:
+    docs = finserve_manifests("p")
+    docs[0]["status"] = {"lastMaterializedAt": "2026-11-28T10:00:00Z", "freshnessSeconds": 600}
+    view = _catalog(docs).views["customer-profile"]
+    assert view.status_newest == datetime(2026, 11, 28, 9, 50, tzinfo=UTC).timestamp()
+
+
+def test_resolve_names_the_unknown_part() -> None:
+    catalog = _catalog(finserve_manifests("p"))
+    selection = resolve(catalog, ["customer-profile:age", f"{WINDOW_VIEW}:txn_count_5m", "customer-profile:segment"])
+    assert [v.name for v in selection.views] == ["customer-profile", WINDOW_VIEW]
+    assert selection.needs_batch == (True, False)
+    assert selection.groups == ((), ("5m",))
+    assert selection.columns == (Column(0, None, 0), Column(1, "5m", 0), Column(0, None, 3))
+    with pytest.raises(UnknownFeatureError, match="unknown FeatureView 'x'"):
+        resolve(catalog, ["x:age"])
+    with pytest.raises(UnknownFeatureError, match="has no feature 'agee'"):
+        resolve(catalog, ["customer-profile:agee"])
+
+
+def test_freshness_takes_the_newest_source_and_the_stalest_part() -> None:
+    catalog = _catalog(finserve_manifests("p"))
+    now = 10_000.0
+    views = {
+        v.view: v
+        for v in assess(
+            catalog,
+            recorded={"customer-profile": now - 100, "account-profile": now - 5000},
+            heartbeats={WINDOW_VIEW: now - 30},
+            newest_seen={"account-profile": now - 50},
+        )
+    }
+    assert views["customer-profile"].age(now) == 100
+    assert views["account-profile"].age(now) == 50  # a newer row read beats an old record
+    assert views["merchant-profile"].age(now) is None
+    assert "never materialized" in views["merchant-profile"].reason
+    assert views[WINDOW_VIEW].age(now) == 30 and views[WINDOW_VIEW].source == "stream"
+    reasons = Health(None, tuple(views.values())).reasons(now)
+    assert reasons == ["FeatureView merchant-profile: never materialized (no freshness record and no rows read)"]
+
+
+def test_freshness_record_round_trip() -> None:
+    record = FreshnessRecord(1_000, 2_000, 3_000, 4)
+    assert FreshnessRecord.parse(record.mapping()) == record
+    assert FreshnessRecord.parse({}) is None
+
+
+def test_cache_staleness_bound_and_size() -> None:
+    cache = TTLCache(staleness_seconds=1.0, max_entries=2)
+    cache.put("a", 1, now=100.0)
+    assert cache.get("a", now=100.9) == (True, 1)
+    assert cache.get("a", now=101.0) == (False, None)
+    cache.put("a", 1, now=200.0)
+    cache.put("b", 2, now=200.0)
+    cache.put("c", 3, now=200.0)
+    assert len(cache) == 2 and cache.get("a", now=200.0) == (False, None)
+    assert not TTLCache(0).enabled
+    with pytest.raises(ValueError):
+        TTLCache(-1)
