@@ -1,0 +1,84 @@
+"""``streamguard feast``: the Feast repository generated from FeatureView manifests."""
+
+import os
+from pathlib import Path
+
+import click
+
+from streamguard.api.featureview import FeatureViewSpec
+from streamguard.finserve.resources import EXAMPLES_DIR, load_manifests
+
+_MANIFESTS = click.option(
+    "--manifests",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=EXAMPLES_DIR,
+    show_default=True,
+    help="Folder of FeatureView YAML (the source of truth).",
+)
+
+
+def _views(manifests: Path, project: str | None) -> tuple[str, dict[str, FeatureViewSpec]]:
+    views = {name: fv.spec for name, fv in load_manifests(manifests).feature_views.items()}
+    projects = sorted({spec.project for spec in views.values()})
+    if project is None:
+        if len(projects) != 1:
+            raise click.UsageError(f"the manifests span projects {projects}: choose one with --project")
+        project = projects[0]
+    chosen = {name: spec for name, spec in views.items() if spec.project == project}
+    if not chosen:
+        raise click.UsageError(f"no FeatureView in {manifests} belongs to project {project!r}")
+    return project, chosen
+
+
+def _redis_url(value: str | None) -> str:
+    url = value or os.environ.get("STREAMGUARD_REDIS_URL")
+    if not url:
+        raise click.UsageError("give --redis-url or set STREAMGUARD_REDIS_URL")
+    return url
+
+
+@click.group(name="feast")
+def command() -> None:
+    """The Feast repository of a folder of FeatureView manifests (no hand-written Feast Python)."""
+
+
+@command.command()
+@_MANIFESTS
+@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), required=True, help="Folder to write.")
+@click.option("--project", default=None, help="Only views of this project (default: the only one).")
+@click.option("--redis-url", default=None, help="Online store (default: STREAMGUARD_REDIS_URL).")
+def render(manifests: Path, repo: Path, project: str | None, redis_url: str | None) -> None:
+    """Write feature_store.yaml, views.json and the generated features.py (usable by `feast plan`)."""
+    from streamguard.feastrepo.repo import write_repo
+
+    name, views = _views(manifests, project)
+    write_repo(repo, name, views, _redis_url(redis_url))
+    click.echo(f"{repo}: project {name}, {len(views)} feature views")
+
+
+@command.command()
+@_MANIFESTS
+@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), required=True, help="Folder to write.")
+@click.option("--project", default=None, help="Only views of this project (default: the only one).")
+@click.option("--redis-url", default=None, help="Online store (default: STREAMGUARD_REDIS_URL).")
+def apply(manifests: Path, repo: Path, project: str | None, redis_url: str | None) -> None:
+    """Render the repository and register it in Feast's registry (pruning views no longer declared)."""
+    from streamguard.feastrepo.repo import apply_repo, write_repo
+
+    name, views = _views(manifests, project)
+    write_repo(repo, name, views, _redis_url(redis_url))
+    click.echo(f"{repo}: project {name}, applied {', '.join(apply_repo(repo))}")
+
+
+@command.command()
+@_MANIFESTS
+@click.argument("view")
+@click.option("--namespace", default="default", show_default=True)
+def job(manifests: Path, view: str, namespace: str) -> None:
+    """Print the MaterializeJob JSON of VIEW (what the operator mounts), to run the materializer by hand."""
+    from streamguard.jobspec import MaterializeJob
+
+    views = load_manifests(manifests).feature_views
+    if view not in views:
+        raise click.UsageError(f"no FeatureView {view!r} in {manifests} (have: {', '.join(sorted(views))})")
+    click.echo(MaterializeJob(namespace=namespace, name=view, view=views[view].spec).model_dump_json(indent=2))

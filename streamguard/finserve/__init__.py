@@ -1,0 +1,1 @@
+"""The FinServe worked example: sample data and its 22 features."""

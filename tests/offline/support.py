@@ -1,0 +1,48 @@
+"""Helpers of the offline tests: Redis dumps, Feast repositories for a test project."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import redis
+
+from streamguard.api.featureview import FeatureViewSpec
+from streamguard.feastrepo.repo import apply_repo, write_repo
+
+DATA_END = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def dump(client: redis.Redis, project: str) -> dict[bytes, dict[bytes, bytes]]:
+    """Every Feast-layout hash of ``project`` (keys end with the project name), without the suffix."""
+    suffix = project.encode()
+    out = {}
+    for key in client.scan_iter(match=b"*" + suffix, count=5000):
+        if key.endswith(suffix) and not key.startswith((b"streamguard:", b"sg-fresh:")):
+            out[key[: -len(suffix)]] = cast(dict[bytes, bytes], client.hgetall(key))
+    return out
+
+
+def delete_project(client: redis.Redis, project: str) -> None:
+    keys = list(client.scan_iter(match=b"*" + project.encode(), count=5000))
+    keys += list(client.scan_iter(match=f"streamguard:materialize:{project}:*".encode()))
+    keys += list(client.scan_iter(match=f"sg-fresh:{project}:*".encode()))
+    for start in range(0, len(keys), 1000):
+        client.delete(*keys[start : start + 1000])
+
+
+def with_project(views: dict[str, FeatureViewSpec], project: str) -> dict[str, FeatureViewSpec]:
+    return {name: spec.model_copy(update={"project": project}) for name, spec in views.items()}
+
+
+def feast_store(repo_dir: Path, project: str, views: dict[str, FeatureViewSpec], redis_url: str) -> Any:
+    """A FeatureStore over a generated, applied repository (imports Feast)."""
+    from feast import FeatureStore
+
+    write_repo(repo_dir, project, views, redis_url)
+    apply_repo(repo_dir)
+    return FeatureStore(repo_path=str(repo_dir))
+
+
+def url_with_db(redis_url: str, db: int) -> str:
+    base, _, _ = redis_url.rpartition("/")
+    return f"{base}/{db}"

@@ -1,0 +1,90 @@
+"""The Feast repository generated from FeatureView specs: rendering, validation and the Feast CLI on it."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from streamguard.api.featureview import FeatureViewSpec
+from streamguard.feastrepo.config import redis_connection_string
+from streamguard.feastrepo.repo import CONFIG_FILE, MODULE_FILE, SPECS_FILE, read_specs, render_repo, write_repo
+from streamguard.finserve.resources import EXAMPLES_DIR, load_manifests
+
+
+def _views() -> dict[str, FeatureViewSpec]:
+    return {name: fv.spec for name, fv in load_manifests(EXAMPLES_DIR).feature_views.items()}
+
+
+def test_connection_strings() -> None:
+    assert redis_connection_string("redis://127.0.0.1:6379/3") == "127.0.0.1:6379,db=3"
+    assert redis_connection_string("redis://h") == "h:6379,db=0"
+    secret = redis_connection_string("rediss://:s3cret@h:1/0")
+    assert "s3cret" not in secret and secret == "h:1,db=0,password=${STREAMGUARD_REDIS_PASSWORD},ssl=true"
+    with pytest.raises(ValueError, match="redis://"):
+        redis_connection_string("http://h:1/0")
+
+
+def test_render_is_pure_and_round_trips(tmp_path: Path) -> None:
+    views = _views()
+    rendered = render_repo("finserve", views, "redis://127.0.0.1:6379/0", tmp_path / "registry.db", tmp_path)
+    assert rendered == render_repo("finserve", views, "redis://127.0.0.1:6379/0", tmp_path / "registry.db", tmp_path)
+    config = yaml.safe_load(rendered.files[CONFIG_FILE])
+    assert config["online_store"] == {"type": "redis", "connection_string": "127.0.0.1:6379,db=0"}
+    assert config["offline_store"] == {"type": "file"} and config["entity_key_serialization_version"] == 3
+    assert "GENERATED" in rendered.files[MODULE_FILE]
+    write_repo(tmp_path / "repo", "finserve", views, "redis://127.0.0.1:6379/0", base_dir=tmp_path)
+    assert read_specs(tmp_path / "repo" / SPECS_FILE) == (views, tmp_path.resolve())
+    other = {**views, "x": views["customer-profile"].model_copy(update={"project": "other"})}
+    with pytest.raises(ValueError, match=r"FeatureView x: spec\.project"):
+        render_repo("finserve", other, "redis://h/0", tmp_path / "r.db", tmp_path)
+
+
+def test_feast_objects_follow_the_specs(tmp_path: Path) -> None:
+    from feast import Entity, FeatureView, FileSource
+    from feast.types import Float64, Int64
+
+    from streamguard.feastrepo.objects import feast_objects
+
+    views = _views()
+    objects = feast_objects(views, tmp_path)
+    entities = {o.name: o for o in objects if isinstance(o, Entity)}
+    assert {n: e.join_key for n, e in entities.items()} == {
+        "customer": "customer_id",
+        "account": "account_id",
+        "merchant": "merchant_id",
+    }
+    fvs = {o.name: o for o in objects if isinstance(o, FeatureView)}
+    assert set(fvs) == set(views)
+    profile = fvs["customer-profile"]
+    assert [f.name for f in profile.features] == [f.name for f in views["customer-profile"].features]
+    assert {f.name: f.dtype for f in profile.features}["cust_txn_count_7d"] == Int64
+    assert {f.name: f.dtype for f in profile.features}["cust_amount_avg_30d"] == Float64
+    assert profile.ttl is not None and profile.ttl.total_seconds() == 2 * 86400
+    assert isinstance(profile.batch_source, FileSource)
+    assert profile.batch_source.path == str(tmp_path / ".run/data/finserve/offline/customer_profile")
+    clash = {
+        **views,
+        "bad": views["customer-profile"].model_copy(
+            update={"entities": [views["customer-profile"].entities[0].model_copy(update={"join_key": "cust"})]}
+        ),
+    }
+    with pytest.raises(ValueError, match=r"spec\.entities\[customer\]"):
+        feast_objects(clash, tmp_path)
+
+
+def test_feast_plan_reads_the_generated_repository(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    write_repo(repo, "finserve", _views(), "redis://127.0.0.1:6379/0", base_dir=tmp_path)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "feast"), "plan"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name in ("customer-profile", "account-profile", "merchant-profile", "account-realtime"):
+        assert f"Created feature view {name}" in done.stdout

@@ -1,0 +1,115 @@
+"""Point-in-time training sets from the generated Feast repository equal an independent computation
+from the raw transactions, and nothing from after a label's time leaks in (TTL edges included)."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from streamguard.api.durations import parse_duration
+from streamguard.devstack.endpoints import Endpoints
+from streamguard.feastrepo.training import training_set
+from streamguard.windows import WindowShape
+from tests.offline.conftest import OfflineData
+from tests.offline.support import feast_store, with_project
+
+DAY = pd.Timedelta(days=1)
+US = pd.Timedelta(microseconds=1)
+
+
+def _customer_expected(
+    tx: pd.DataFrame, first_snapshot: pd.Timestamp, last_snapshot: pd.Timestamp, ttl: pd.Timedelta, at: pd.Timestamp
+) -> dict[str, float] | None:
+    """The snapshot a PIT join must use for a label at ``at`` (None: expired or not yet known)."""
+    snapshot = min(at.floor("D"), last_snapshot)
+    if snapshot < first_snapshot or at - snapshot > ttl:
+        return None
+    w7 = tx[(tx.event_time >= snapshot - 7 * DAY) & (tx.event_time < snapshot)]
+    w30 = tx[(tx.event_time >= snapshot - 30 * DAY) & (tx.event_time < snapshot)]
+    return {
+        "cust_txn_count_7d": len(w7),
+        "cust_txn_count_30d": len(w30),
+        "cust_amount_avg_30d": w30.amount.mean() if len(w30) else float("nan"),
+    }
+
+
+@pytest.mark.spark
+def test_training_set_is_point_in_time_correct(
+    offline: OfflineData, stack: Endpoints, project: str, tmp_path: Path
+) -> None:
+    views = with_project({n: v.spec for n, v in offline.manifests.feature_views.items()}, project)
+    store = feast_store(tmp_path / "repo", project, views, stack.redis_url)
+    tx = offline.transactions
+    ttl = pd.Timedelta(parse_duration(views["customer-profile"].ttl))
+    last_snapshot = tx.event_time.max().floor("D") + DAY
+
+    picks = tx.sample(n=40, random_state=21)
+    labels = [(c, a, t) for c, a, t in zip(picks.customer_id, picks.account_id, picks.event_time, strict=True)]
+    customer = picks.customer_id.iloc[0]
+    account = picks.account_id.iloc[0]
+    first_snapshot = tx[tx.customer_id == customer].event_time.min().floor("D") + DAY
+    labels += [
+        (customer, account, first_snapshot + 3 * DAY),  # exactly at a snapshot: that snapshot is known
+        (customer, account, first_snapshot + 3 * DAY - US),  # a microsecond before: the previous one
+        (customer, account, first_snapshot - US),  # before the first snapshot: nothing known yet
+        (customer, account, last_snapshot + ttl),  # the TTL edge: still valid
+        (customer, account, last_snapshot + ttl + US),  # just past the TTL: expired
+        (customer, account, last_snapshot + 30 * DAY),  # long expired
+    ]
+    entity_df = pd.DataFrame(labels, columns=["customer_id", "account_id", "event_timestamp"])
+    features = [
+        "customer-profile:cust_txn_count_7d",
+        "customer-profile:cust_txn_count_30d",
+        "customer-profile:cust_amount_avg_30d",
+        "account-realtime:txn_count_1m",
+        "account-realtime:txn_count_5m",
+        "account-realtime:txn_count_1h",
+        "account-realtime:amount_sum_1h",
+        "account-realtime:amount_max_5m",
+    ]
+    result = training_set(store, entity_df, features)
+    assert len(result) == len(entity_df)
+    assert (result.event_timestamp.values == entity_df.event_timestamp.values).all()
+
+    by_customer = dict(tuple(tx.groupby("customer_id")))
+    by_account = dict(tuple(tx.groupby("account_id")))
+    leaky_differs = 0
+    for row in result.itertuples(index=False):
+        mine = by_customer[row.customer_id]
+        first = mine.event_time.min().floor("D") + DAY
+        expected = _customer_expected(mine, first, last_snapshot, ttl, row.event_timestamp)
+        if expected is None:
+            assert pd.isna(row.cust_txn_count_7d) and pd.isna(row.cust_amount_avg_30d), row
+        else:
+            assert row.cust_txn_count_7d == expected["cust_txn_count_7d"], row
+            assert row.cust_txn_count_30d == expected["cust_txn_count_30d"], row
+            if np.isnan(expected["cust_amount_avg_30d"]):
+                assert pd.isna(row.cust_amount_avg_30d)
+            else:
+                assert row.cust_amount_avg_30d == pytest.approx(expected["cust_amount_avg_30d"], rel=1e-9)
+            leaky = ((mine.event_time > row.event_timestamp - 7 * DAY) & (mine.event_time <= row.event_timestamp)).sum()
+            leaky_differs += int(leaky != expected["cust_txn_count_7d"])
+
+        acct = by_account[row.account_id]
+        at_ms = int(row.event_timestamp.value // 1_000_000)
+        for suffix, length, slide in (("1m", "1m", "15s"), ("5m", "5m", "1m"), ("1h", "1h", "5m")):
+            shape = WindowShape.parse(length, slide)
+            end = pd.Timestamp((at_ms // shape.slide_ms) * shape.slide_ms, unit="ms", tz="UTC")
+            inside = acct[
+                (acct.event_time >= end - pd.Timedelta(milliseconds=shape.length_ms)) & (acct.event_time < end)
+            ]
+            got = getattr(row, f"txn_count_{suffix}")
+            if pd.isna(got):  # no row within the view's TTL: every window has long been empty
+                assert len(inside) == 0, (row, suffix)
+            else:
+                assert got == len(inside), (row, suffix)
+        if not pd.isna(row.amount_sum_1h):
+            shape = WindowShape.parse("1h", "5m")
+            end = pd.Timestamp((at_ms // shape.slide_ms) * shape.slide_ms, unit="ms", tz="UTC")
+            inside = acct[(acct.event_time >= end - pd.Timedelta(hours=1)) & (acct.event_time < end)]
+            assert row.amount_sum_1h == pytest.approx(inside.amount.sum(), rel=1e-12)
+            assert (inside.event_time <= row.event_timestamp).all()
+    assert leaky_differs > 0, "labels should include cases where a leaky join would give another value"
+    edge = result.tail(6)
+    assert edge.cust_txn_count_7d.isna().tolist() == [False, False, True, False, True, True]

@@ -1,0 +1,1 @@
+"""The materialization workload: a FeatureView's Parquet source -> Redis in Feast's layout, incrementally."""

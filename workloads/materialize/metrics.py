@@ -1,0 +1,59 @@
+"""Prometheus metrics of materialization runs.
+
+A CronJob run is short-lived, so the registry is written in the text exposition format to a file
+(``--metrics-file``, for node-exporter's textfile collector or a sidecar) at the end of the run.
+"""
+
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, write_to_textfile
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.rows = Counter(
+            "streamguard_materialize_rows_total",
+            "Entity rows written to the online store.",
+            ["view"],
+            registry=self.registry,
+        )
+        self.values = Counter(
+            "streamguard_materialize_feature_values_total",
+            "Feature values written to the online store.",
+            ["view"],
+            registry=self.registry,
+        )
+        self.failures = Counter(
+            "streamguard_materialize_failures_total",
+            "Materialization runs that failed.",
+            ["view"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "streamguard_materialize_duration_seconds",
+            "Wall time of a materialization run.",
+            ["view"],
+            buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
+            registry=self.registry,
+        )
+        self.freshness = Gauge(
+            "streamguard_feature_freshness_seconds",
+            "Age of the newest materialized row of a view.",
+            ["view"],
+            registry=self.registry,
+        )
+
+    def succeeded(self, view: str, rows: int, features: int, seconds: float, freshness: int | None) -> None:
+        self.rows.labels(view).inc(rows)
+        self.values.labels(view).inc(rows * features)
+        self.duration.labels(view).observe(seconds)
+        if freshness is not None:
+            self.freshness.labels(view).set(freshness)
+
+    def failed(self, view: str) -> None:
+        self.failures.labels(view).inc()
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_to_textfile(str(path), self.registry)

@@ -1,0 +1,117 @@
+"""Where a view's watermark (``materializedUntil``) lives between runs.
+
+Normally in the FeatureView's status (:class:`KubeStatus`); without an apiserver (``--no-status``) in a
+Redis hash (:class:`RedisWatermark`) or a JSON file (:class:`FileWatermark`).
+"""
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+import redis
+
+from streamguard.api.common import GROUP, VERSION
+from streamguard.workloads.materialize.status import FIELD_MANAGER, RunReport, render_status
+
+
+def parse_time(text: str) -> datetime:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class Watermarks(Protocol):
+    def load(self) -> datetime | None:
+        """The end of the last successful run, if any."""
+
+    def record(self, report: RunReport) -> None:
+        """Store the outcome of a run (the watermark only moves on success)."""
+
+
+class KubeStatus:
+    """The FeatureView's status subresource, written by server-side apply."""
+
+    def __init__(self, api_client: Any, namespace: str, name: str, generation: int) -> None:
+        from kubernetes import client
+
+        self.api = client.CustomObjectsApi(api_client)
+        self.namespace = namespace
+        self.name = name
+        self.generation = generation
+        self._status: dict[str, Any] = {}
+
+    def _get(self) -> dict[str, Any]:
+        obj = self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, "featureviews", self.name)
+        return cast(dict[str, Any], obj)
+
+    def load(self) -> datetime | None:
+        obj = self._get()
+        status: dict[str, Any] = obj.get("status") or {}
+        self._status = status
+        self.generation = int(obj.get("metadata", {}).get("generation") or self.generation)
+        until = status.get("materializedUntil")
+        return parse_time(until) if until else None
+
+    def record(self, report: RunReport) -> None:
+        body = render_status(self.name, self.namespace, self.generation, report, self._status)
+        self.api.patch_namespaced_custom_object_status(
+            GROUP,
+            VERSION,
+            self.namespace,
+            "featureviews",
+            self.name,
+            body,
+            field_manager=FIELD_MANAGER,
+            force=True,
+            _content_type="application/apply-patch+yaml",
+        )
+
+
+def _payload(report: RunReport, previous: datetime | None) -> dict[str, Any]:
+    until = report.materialized_until if report.ok else previous
+    return {
+        "materializedUntil": until.isoformat() if until else None,
+        "ok": report.ok,
+        "reason": report.reason,
+        "message": report.message,
+        "finishedAt": report.finished_at.isoformat(),
+        "rows": report.rows,
+        "freshnessSeconds": report.freshness_seconds,
+    }
+
+
+class RedisWatermark:
+    """A JSON string at ``streamguard:materialize:<project>:<view>``."""
+
+    def __init__(self, client: redis.Redis, project: str, view: str) -> None:
+        self.client = client
+        self.key = f"streamguard:materialize:{project}:{view}"
+        self._loaded: datetime | None = None
+
+    def load(self) -> datetime | None:
+        raw = cast(bytes | None, self.client.get(self.key))
+        until = json.loads(raw).get("materializedUntil") if raw else None
+        self._loaded = parse_time(until) if until else None
+        return self._loaded
+
+    def record(self, report: RunReport) -> None:
+        self.client.set(self.key, json.dumps(_payload(report, self._loaded)))
+
+
+class FileWatermark:
+    """A JSON file (for runs by hand without a cluster)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._loaded: datetime | None = None
+
+    def load(self) -> datetime | None:
+        if not self.path.exists():
+            return None
+        until = json.loads(self.path.read_text()).get("materializedUntil")
+        self._loaded = parse_time(until) if until else None
+        return self._loaded
+
+    def record(self, report: RunReport) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(_payload(report, self._loaded), indent=2) + "\n")
