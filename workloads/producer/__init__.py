@@ -1,0 +1,1 @@
+"""The FinServe transaction producer (``streamguard workload produce``)."""

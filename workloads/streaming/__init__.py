@@ -1,0 +1,1 @@
+"""The streaming job a StreamingWindow's Deployment runs (``streamguard workload stream``)."""

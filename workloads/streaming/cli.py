@@ -1,0 +1,48 @@
+"""``streamguard workload stream``: what a StreamingWindow's Deployment runs."""
+
+import dataclasses
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from streamguard.jobspec import JOB_CONFIG_PATH, StreamJob, connections_from_env, load
+
+
+@click.command(name="stream")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path(JOB_CONFIG_PATH), show_default=True, help="The job file the operator mounts.")
+def command(config_path: Path) -> None:
+    """Run a StreamingWindow's Spark Structured Streaming job: Kafka (Confluent Avro) -> sliding windows
+    with a watermark -> Redis, with dead letters, checkpoints and Prometheus metrics.
+
+    Endpoints come from $STREAMGUARD_KAFKA_BOOTSTRAP, $STREAMGUARD_REGISTRY_URL and $STREAMGUARD_REDIS_URL;
+    connector jars from $STREAMGUARD_SPARK_JARS. $STREAMGUARD_METRICS_PORT overrides the job file's metrics
+    port (for several jobs on one host outside Kubernetes).
+    """
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    from streamguard.workloads.streaming.plan import StreamSpecError, build
+
+    try:
+        plan = build(load(StreamJob, config_path))
+    except (FileNotFoundError, ValueError, StreamSpecError) as error:
+        raise click.ClickException(str(error)) from error
+    env = connections_from_env()
+    missing = [name for name, value in (("STREAMGUARD_KAFKA_BOOTSTRAP", env.kafka_bootstrap),
+                                        ("STREAMGUARD_REGISTRY_URL", env.registry_url),
+                                        ("STREAMGUARD_REDIS_URL", env.redis_url)) if not value]
+    if missing:
+        raise click.ClickException(f"StreamingWindow {plan.ref}: missing environment {', '.join(missing)}")
+    from streamguard.workloads.streaming.runner import Endpoints, StreamRunner
+
+    assert env.kafka_bootstrap and env.registry_url and env.redis_url
+    port = os.environ.get("STREAMGUARD_METRICS_PORT")
+    if port:  # several jobs on one host outside Kubernetes (a pod has its own network namespace)
+        plan = dataclasses.replace(plan, metrics_port=int(port))
+    runner = StreamRunner(plan, Endpoints(env.kafka_bootstrap, env.registry_url, env.redis_url))
+    sys.exit(runner.run())

@@ -1,0 +1,205 @@
+"""The Spark Structured Streaming queries of a StreamingWindow.
+
+``windows``: Kafka -> Confluent decode -> ``withWatermark(event time)`` -> every sliding window of the spec
+-> aggregations -> ``update`` mode ``foreachBatch`` -> Redis (idempotent overwrites).
+
+``dead-letters``: the same records, keeping only those that cannot be decoded -> ``<topic>.dlq`` with
+headers saying why and where they came from.
+
+All windows of the spec are computed by one stateful aggregation: each event is expanded into the
+``(window, end)`` pairs containing it (``streamguard.windows.WindowShape.ends_containing``), and the
+window struct carries Spark's event-time watermark metadata, exactly as Spark's own ``window()`` does,
+so Spark drops an event only from windows whose end the watermark has passed and evicts closed windows.
+"""
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F  # noqa: N812
+from pyspark.sql.streaming.query import StreamingQuery
+
+from streamguard.workloads.streaming.decode import UNKNOWN_ID_MARKER, WriterSchemas, decoded_col, schema_id_col
+from streamguard.workloads.streaming.plan import AggregationPlan, StreamPlan, WindowPlan
+from streamguard.workloads.streaming.sink import END, KEY, SUFFIX
+
+DEAD_LETTER_TRIGGER_MS = 15_000
+"""Dead letters are rare: their query runs less often so it takes little CPU from the windows."""
+WATERMARK_DELAY_KEY = "spark.watermarkDelayMs"
+"""Metadata key Spark's ``EventTimeWatermark`` puts on watermarked columns (``window()`` copies it)."""
+
+
+def spark_session(app_name: str) -> SparkSession:
+    """A local session with the Kafka and Avro connector jars of ``$STREAMGUARD_SPARK_JARS``."""
+    jars = [j for j in os.environ.get("STREAMGUARD_SPARK_JARS", "").split(",") if j]
+    missing = [j for j in jars if not Path(j).exists()]
+    if not jars or missing:
+        raise RuntimeError(
+            "STREAMGUARD_SPARK_JARS must list the spark-sql-kafka-0-10, spark-avro and kafka-clients jars"
+            + (f" (missing: {', '.join(missing)})" if missing else "")
+        )
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = (
+        SparkSession.builder.master(os.environ.get("STREAMGUARD_SPARK_MASTER", "local[2]"))
+        .appName(app_name)
+        .config("spark.jars", ",".join(jars))
+        .config("spark.driver.memory", os.environ.get("STREAMGUARD_SPARK_DRIVER_MEMORY", "1g"))
+        .config("spark.sql.shuffle.partitions", os.environ.get("STREAMGUARD_SPARK_SHUFFLE_PARTITIONS", "2"))
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.streaming.metricsEnabled", "false")
+    )
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel(os.environ.get("STREAMGUARD_SPARK_LOG_LEVEL", "WARN"))
+    return session
+
+
+def kafka_source(spark: SparkSession, plan: StreamPlan, bootstrap: str) -> DataFrame:
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", bootstrap)
+        .option("subscribe", plan.topic)
+        .option("startingOffsets", plan.starting_offsets)
+        .option("failOnDataLoss", "true")
+    )
+    if plan.max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", str(plan.max_offsets_per_trigger))
+    return reader.load()
+
+
+def check_col(decoded: Column, schemas: WriterSchemas, plan: StreamPlan) -> Column:
+    """Null for a good record, else why it is a dead letter. A schema id the job has not resolved yet
+    fails the batch (``raise_error`` with a marker); the runner resolves it and restarts the query."""
+    sid = schema_id_col()
+    known = schemas.known()
+    unknown = sid.isNotNull() & ~sid.isin(known) if known else sid.isNotNull()
+    dead = sid.isin(sorted(schemas.dead)) if schemas.dead else F.lit(False)
+    undecoded = decoded.isNull()
+    for field in plan.required_fields:  # PERMISSIVE decoding yields a struct of nulls for a bad body
+        undecoded = undecoded | decoded[field].isNull()
+    return (
+        F.when(unknown, F.raise_error(F.concat(F.lit(UNKNOWN_ID_MARKER), sid.cast("string"))).cast("string"))
+        .when(sid.isNull(), F.lit("not-confluent-wire-format"))
+        .when(dead, F.lit("unknown-or-unreadable-schema-id"))
+        .when(undecoded, F.lit("avro-decode-failed"))
+        .when(decoded[plan.key_field].isNull(), F.lit(f"missing-{plan.key_field}"))
+        .when(decoded[plan.event_time_field].isNull(), F.lit(f"missing-{plan.event_time_field}"))
+    )
+
+
+def checked(source: DataFrame, schemas: WriterSchemas, plan: StreamPlan) -> DataFrame:
+    """Source rows plus ``event`` (the decoded struct) and ``error`` (null when good)."""
+    with_event = source.select("*", decoded_col(schemas, plan.reader_schema).alias("event"))
+    return with_event.withColumn("error", check_col(F.col("event"), schemas, plan))
+
+
+def _aggregate(agg: AggregationPlan) -> Column:
+    if agg.function == "count":
+        return F.count(F.lit(1)).alias(agg.name)
+    column = F.col(f"v_{agg.field}")
+    if agg.function == "sum":
+        return F.coalesce(F.sum(column), F.lit(0)).alias(agg.name)
+    functions: dict[str, Callable[[Column], Column]] = {"avg": F.avg, "min": F.min, "max": F.max}
+    return functions[agg.function](column).alias(agg.name)
+
+
+def _window_of(window: WindowPlan, ts_ms: Column) -> Callable[[Column], Column]:
+    """``k -> (suffix, length, end)`` of the k-th window containing an event at ``ts_ms``."""
+    first_end = ts_ms - F.pmod(ts_ms, F.lit(window.slide_ms)) + F.lit(window.slide_ms)
+
+    def nth(k: Column) -> Column:
+        return F.struct(
+            F.lit(window.suffix).alias("suffix"),
+            F.lit(window.length_ms).cast("long").alias("length_ms"),
+            (first_end + k * F.lit(window.slide_ms)).alias("end_ms"),
+        )
+
+    return nth
+
+
+def windowed(events: DataFrame, plan: StreamPlan) -> DataFrame:
+    """Good decoded rows -> one row per (entity, window suffix, window end) with the aggregations."""
+    key_type = "long" if plan.join_key_type == "INT64" else "string"
+    fields = sorted({a.field for a in plan.aggregations if a.field})
+    base = events.where(F.col("error").isNull()).select(
+        F.col(f"event.{plan.key_field}").cast(key_type).alias(KEY),
+        F.col(f"event.{plan.event_time_field}").alias("event_time"),
+        *[F.col(f"event.{f}").alias(f"v_{f}") for f in fields],
+    )
+    watermarked = base.withWatermark("event_time", f"{plan.watermark_ms} milliseconds")
+    ts = F.unix_millis(F.col("event_time"))
+    pairs = [F.transform(F.sequence(F.lit(0), F.lit(w.count - 1)), _window_of(w, ts)) for w in plan.windows]
+    exploded = watermarked.select(KEY, *[f"v_{f}" for f in fields], F.explode(F.concat(*pairs)).alias("w"))
+    window_struct = F.struct(
+        F.timestamp_millis(F.col("w.end_ms") - F.col("w.length_ms")).alias("start"),
+        F.timestamp_millis(F.col("w.end_ms")).alias("end"),
+    ).alias("window", metadata={WATERMARK_DELAY_KEY: plan.watermark_ms})
+    keyed = exploded.select(KEY, F.col("w.suffix").alias(SUFFIX), window_struct, *[f"v_{f}" for f in fields])
+    grouped = keyed.groupBy(KEY, SUFFIX, "window").agg(*[_aggregate(a) for a in plan.aggregations])
+    return grouped.select(KEY, SUFFIX, F.unix_millis(F.col("window.end")).alias(END),
+                          *[a.name for a in plan.aggregations])
+
+
+def dead_letters(events: DataFrame) -> DataFrame:
+    """Bad rows in the Kafka sink's shape: the original key and bytes, plus headers saying why."""
+    origin = F.concat_ws("/", F.col("topic"), F.col("partition").cast("string"), F.col("offset").cast("string"))
+    return events.where(F.col("error").isNotNull()).select(
+        F.col("key"),
+        F.col("value"),
+        F.array(
+            F.struct(F.lit("streamguard.error").alias("key"), F.encode(F.col("error"), "UTF-8").alias("value")),
+            F.struct(F.lit("streamguard.origin").alias("key"), F.encode(origin, "UTF-8").alias("value")),
+        ).alias("headers"),
+    )
+
+
+BatchHandler = Callable[[DataFrame, int], None]
+
+
+def start_windows(spark: SparkSession, plan: StreamPlan, bootstrap: str, schemas: WriterSchemas,
+                  handle: BatchHandler) -> StreamingQuery:
+    frame = windowed(checked(kafka_source(spark, plan, bootstrap), schemas, plan), plan)
+    return (
+        frame.writeStream.queryName(f"{plan.name}-windows")
+        .outputMode("update")
+        .option("checkpointLocation", str(Path(plan.checkpoint_dir) / "windows"))
+        .trigger(processingTime=f"{plan.trigger_ms} milliseconds")
+        .foreachBatch(handle)
+        .start()
+    )
+
+
+def start_dead_letters(spark: SparkSession, plan: StreamPlan, bootstrap: str, schemas: WriterSchemas,
+                       handle: BatchHandler) -> StreamingQuery:
+    frame = dead_letters(checked(kafka_source(spark, plan, bootstrap), schemas, plan))
+    return (
+        frame.writeStream.queryName(f"{plan.name}-dead-letters")
+        .outputMode("append")
+        .option("checkpointLocation", str(Path(plan.checkpoint_dir) / "dead-letters"))
+        .trigger(processingTime=f"{max(plan.trigger_ms, DEAD_LETTER_TRIGGER_MS)} milliseconds")
+        .foreachBatch(handle)
+        .start()
+    )
+
+
+def write_dead_letters(frame: DataFrame, bootstrap: str, topic: str) -> int:
+    """Send one batch of dead letters to ``topic``; returns how many."""
+    frame.persist()
+    try:
+        count = frame.count()
+        if count:
+            (frame.write.format("kafka").option("kafka.bootstrap.servers", bootstrap)
+             .option("topic", topic).save())
+        return int(count)
+    finally:
+        frame.unpersist()
+
+
+def arrow_columns(frame: DataFrame) -> dict[str, list[Any]]:
+    """A (small, aggregated) batch as Python lists per column, through Arrow."""
+    table = frame.toArrow()
+    return {name: table.column(name).to_pylist() for name in table.column_names}

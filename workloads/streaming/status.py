@@ -1,0 +1,82 @@
+"""The ``StreamRunning`` condition of a StreamingWindow: a pure renderer and a server-side-apply shell.
+
+The job applies, with field manager ``streamguard-stream`` on the ``status`` subresource, only that one
+condition (``conditions`` is a map list keyed by ``type``, so the operator's conditions are untouched).
+It applies only when the condition's status, reason or message changes, never on every batch.
+"""
+
+import logging
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from streamguard.api.common import API_VERSION, GROUP, VERSION
+
+FIELD_MANAGER = "streamguard-stream"
+CONDITION = "StreamRunning"
+PLURAL = "streamingwindows"
+log = logging.getLogger(__name__)
+
+
+def render_condition(namespace: str, name: str, generation: int, status: str, reason: str, message: str,
+                     transition: datetime) -> dict[str, Any]:
+    """The apply body carrying only the ``StreamRunning`` condition."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "StreamingWindow",
+        "metadata": {"name": name, "namespace": namespace},
+        "status": {
+            "conditions": [
+                {
+                    "type": CONDITION,
+                    "status": status,
+                    "reason": reason,
+                    "message": message[:32768],
+                    "observedGeneration": generation,
+                    "lastTransitionTime": transition.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                }
+            ]
+        },
+    }
+
+
+class ConditionReporter:
+    """Applies the condition when an apiserver is reachable (in-cluster, or ``$KUBECONFIG``); else logs."""
+
+    def __init__(self, namespace: str, name: str, generation: int) -> None:
+        self.namespace, self.name, self.generation = namespace, name, generation
+        self._last: tuple[str, str, str] | None = None
+        self._since = datetime.now(UTC)
+        self._api: Any = self._connect()
+
+    @staticmethod
+    def _connect() -> Any:
+        from kubernetes import client, config
+
+        try:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except config.ConfigException:
+            if not os.environ.get("KUBECONFIG"):
+                log.info("no in-cluster config and no KUBECONFIG: the StreamRunning condition is not reported")
+                return None
+            config.load_kube_config()  # type: ignore[no-untyped-call]
+        return client.CustomObjectsApi(client.ApiClient())
+
+    def report(self, status: str, reason: str, message: str) -> bool:
+        """Apply the condition if it changed; returns True when something was written."""
+        state = (status, reason, message)
+        if state == self._last or self._api is None:
+            return False
+        if self._last is None or self._last[0] != status:
+            self._since = datetime.now(UTC)
+        body = render_condition(self.namespace, self.name, self.generation, status, reason, message, self._since)
+        try:
+            self._api.patch_namespaced_custom_object_status(
+                GROUP, VERSION, self.namespace, PLURAL, self.name, body,
+                field_manager=FIELD_MANAGER, force=True, _content_type="application/apply-patch+yaml",
+            )
+        except Exception as error:  # the job never dies for want of an apiserver
+            log.warning("could not apply %s on StreamingWindow %s/%s: %s", CONDITION, self.namespace, self.name, error)
+            return False
+        self._last = state
+        return True
