@@ -2,7 +2,8 @@
 
 Two sources of truth, same answer shape: the Schema Registry's own check
 (``POST /compatibility/subjects/{subject}/versions/latest``) when a registry is reachable, and offline
-the Avro specification's schema-resolution rules (``avro.compatibility``) against the previous contract.
+the Avro specification's schema-resolution rules (:mod:`streamguard.contracts.compatibility`) against the
+previous contract.
 Each offline incompatibility names the rule it breaks, the location in the schema and what to do.
 """
 
@@ -11,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-import avro.schema
 import httpx
-from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
+
+from streamguard.contracts import compatibility
 
 RULE_HINTS: dict[str, str] = {
     "READER_FIELD_MISSING_DEFAULT_VALUE": "a field added to the new schema needs a default, "
@@ -53,11 +54,11 @@ class ContractError(ValueError):
     """The contract is not a valid Avro schema."""
 
 
-def parse(schema_text: str) -> avro.schema.Schema:
-    """Parse Avro schema JSON; raise :class:`ContractError` with the parser's reason."""
+def parse(schema_text: str) -> None:
+    """Check that ``schema_text`` is Avro schema JSON; raise :class:`ContractError` with the reason."""
     try:
-        return avro.schema.parse(schema_text)
-    except (avro.errors.SchemaParseException, ValueError, TypeError, KeyError) as error:
+        compatibility.parse(schema_text)
+    except compatibility.SchemaParseError as error:
         raise ContractError(f"not a valid Avro schema: {error}") from error
 
 
@@ -69,57 +70,20 @@ def record_fields(schema_text: str) -> dict[str, Any]:
     return {f["name"]: f["type"] for f in schema.get("fields", [])}
 
 
-def _checker() -> ReaderWriterCompatibilityChecker:
-    return ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]
-
-
 def backward_offline(subject: str, new_text: str, old_text: str, against: str) -> CompatResult:
-    """The new schema reads data written with the old one (Avro schema resolution)."""
-    reader, writer = parse(new_text), parse(old_text)
-    verdict = _checker().get_compatibility(reader, writer)
-    if verdict.compatibility is SchemaCompatibilityType.compatible:
-        return CompatResult(subject, against, True)
-    issues = _issues(reader, writer, "")
-    if not issues:
-        issues = [Incompatibility(kind.name.upper(), ", ".join(sorted(verdict.locations)),
-                                  "; ".join(sorted(verdict.messages))) for kind in verdict.incompatibilities]
-    return CompatResult(subject, against, False, issues, [i.describe() for i in issues])
+    """The new schema reads data written with the old one (the Avro specification's resolution rules,
+    :mod:`streamguard.contracts.compatibility`). Locations are field paths below the record (``.amount``)."""
+    parse(new_text)
+    parse(old_text)
+    issues = [Incompatibility(found.rule, _location(found.path), found.message)
+              for found in compatibility.can_read(new_text, old_text)]
+    return CompatResult(subject, against, not issues, issues, [i.describe() for i in issues])
 
 
-def _issues(reader: avro.schema.Schema, writer: avro.schema.Schema, path: str) -> list[Incompatibility]:
-    """Incompatibilities attributed to the record field they are in (``.amount``, ``.payer.country``)."""
-    if isinstance(reader, avro.schema.RecordSchema) and isinstance(writer, avro.schema.RecordSchema):
-        issues = []
-        aliases: list[str] = list(reader.props.get("aliases") or [])  # type: ignore[call-overload]
-        if reader.fullname != writer.fullname and writer.fullname not in aliases:
-            issues.append(Incompatibility("NAME_MISMATCH", path or "/",
-                                          f"record {writer.fullname} is now named {reader.fullname}"))
-        by_name = {f.name: f for f in writer.fields}
-        for field_ in reader.fields:
-            old = by_name.get(field_.name) or next(
-                (by_name[a] for a in (field_.props.get("aliases") or []) if a in by_name), None)
-            where = f"{path}.{field_.name}"
-            if old is None:
-                if not field_.has_default:
-                    issues.append(Incompatibility("READER_FIELD_MISSING_DEFAULT_VALUE", where,
-                                                  f"field {field_.name!r} was added without a default"))
-            else:
-                issues.extend(_issues(field_.type, old.type, where))
-        return issues
-    result = _checker().get_compatibility(reader, writer)
-    if result.compatibility is SchemaCompatibilityType.compatible:
-        return []
-    message = "; ".join(sorted(result.messages))
-    return [Incompatibility(kind.name.upper(), path or "/", _friendly(kind.name.upper(), message))
-            for kind in dict.fromkeys(result.incompatibilities)]
-
-
-def _friendly(rule: str, message: str) -> str:
-    if rule == "MISSING_ENUM_SYMBOLS":
-        return f"enum symbols removed: {message}"
-    if rule == "MISSING_UNION_BRANCH":
-        return f"union branches missing: {message}"
-    return message
+def _location(path: str) -> str:
+    """``Payment.payer.country`` -> ``.payer.country``; the record itself -> ``/``."""
+    _, _, below = path.partition(".")
+    return f".{below}" if below else "/"
 
 
 class RegistryUnreachableError(RuntimeError):
