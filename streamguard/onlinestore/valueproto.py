@@ -13,7 +13,8 @@ _VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5
 Scalar = str | bytes | int | float | bool | None
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """Protobuf base-128 varint of a (two's-complement 64-bit) integer."""
     value &= (1 << 64) - 1
     out = bytearray()
     while value >= 0x80:
@@ -45,16 +46,16 @@ def encode_value(dtype: str, value: Scalar) -> bytes:
         return b""
     if dtype == "STRING":
         raw = str(value).encode()
-        return bytes([_STRING << 3 | _LEN]) + _varint(len(raw)) + raw
+        return bytes([_STRING << 3 | _LEN]) + varint(len(raw)) + raw
     if dtype == "BYTES":
         raw = value if isinstance(value, bytes) else str(value).encode()
-        return bytes([_BYTES << 3 | _LEN]) + _varint(len(raw)) + raw
+        return bytes([_BYTES << 3 | _LEN]) + varint(len(raw)) + raw
     if dtype == "INT64":
-        return bytes([_INT64 << 3 | _VARINT]) + _varint(int(value))
+        return bytes([_INT64 << 3 | _VARINT]) + varint(int(value))
     if dtype == "INT32":
-        return bytes([_INT32 << 3 | _VARINT]) + _varint(int(value))
+        return bytes([_INT32 << 3 | _VARINT]) + varint(int(value))
     if dtype == "UNIX_TIMESTAMP":
-        return bytes([_UNIX_TS << 3 | _VARINT]) + _varint(int(value))
+        return bytes([_UNIX_TS << 3 | _VARINT]) + varint(int(value))
     if dtype == "FLOAT64":
         return bytes([_DOUBLE << 3 | _FIXED64]) + struct.pack("<d", float(value))
     if dtype == "FLOAT32":
@@ -94,9 +95,9 @@ def encode_timestamp(moment: datetime) -> bytes:
     seconds, rem = divmod(micros, 1_000_000)
     out = b""
     if seconds:
-        out += b"\x08" + _varint(seconds)
+        out += b"\x08" + varint(seconds)
     if rem:
-        out += b"\x10" + _varint(rem * 1000)
+        out += b"\x10" + varint(rem * 1000)
     return out
 
 

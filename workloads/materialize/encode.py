@@ -12,19 +12,9 @@ import pyarrow as pa
 
 from streamguard.api.featureview import Entity
 from streamguard.onlinestore.feast_layout import redis_key
-from streamguard.onlinestore.valueproto import encode_value
+from streamguard.onlinestore.valueproto import encode_value, varint
 
 _STRING, _INT64 = 2, 4
-
-
-def _varint(value: int) -> bytes:
-    value &= (1 << 64) - 1
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def entity_keys(project: str, entities: list[Entity], rows: pa.Table) -> list[bytes]:
@@ -80,7 +70,7 @@ def _strings(column: pa.ChunkedArray) -> list[bytes]:
             out.append(b"")
         else:
             raw = value.encode()
-            out.append(b"\x12" + _varint(len(raw)) + raw)
+            out.append(b"\x12" + varint(len(raw)) + raw)
     return out
 
 
@@ -107,8 +97,8 @@ def encode_timestamps(micros: np.ndarray) -> list[bytes]:
         encoded = cache.get(value)
         if encoded is None:
             seconds, rest = divmod(value, 1_000_000)
-            encoded = (b"\x08" + _varint(seconds) if seconds else b"") + (
-                b"\x10" + _varint(rest * 1000) if rest else b""
+            encoded = (b"\x08" + varint(seconds) if seconds else b"") + (
+                b"\x10" + varint(rest * 1000) if rest else b""
             )
             cache[value] = encoded
         out.append(encoded)
