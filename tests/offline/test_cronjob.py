@@ -4,7 +4,6 @@ it back from the apiserver and run its container command with its env and its mo
 import base64
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -20,16 +19,7 @@ from streamguard.devstack.endpoints import Endpoints
 from streamguard.finserve.resources import EXAMPLES_DIR
 from tests.offline.support import delete_project, dump
 from tests.operator.conftest import OperatorProcess, operator_env
-
-
-def _wait(what: str, probe: Any, timeout: float = 90) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.polling import wait_for
 
 
 def _resolve_env(core: client.CoreV1Api, namespace: str, env: list[Any]) -> dict[str, str]:
@@ -91,7 +81,7 @@ def test_cronjob_command_materializes_the_view(
     operator = OperatorProcess(namespace, operator_env(stack), tmp_path / "operator.log").start()
     try:
         kubectl("apply", "-n", namespace, "-f", str(manifest_file))
-        cron = _wait(
+        cron = wait_for(
             "the materialization CronJob", lambda: next(iter(batch.list_namespaced_cron_job(namespace).items), None)
         )
     finally:

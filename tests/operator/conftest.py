@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from streamguard.devstack.endpoints import Endpoints
+from tests.polling import wait_for
 
 HERE = Path(__file__).resolve().parent
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
@@ -215,13 +216,7 @@ class Cluster:
         return None
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.5)
-        raise AssertionError(f"timed out waiting for {what}")
+        return wait_for(what, predicate, timeout)
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """The control plane is real: CRDs with schema validation, RBAC, and kube-controller-manager's GC."""
 
-import time
 import uuid
 
 import pytest
@@ -8,6 +7,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.conftest import Kubectl
+from tests.polling import wait_for
 
 WIDGET_CRD = """
 apiVersion: apiextensions.k8s.io/v1
@@ -88,15 +88,16 @@ def test_garbage_collector_deletes_owned_deployment(kube_api: client.ApiClient, 
                 metadata=client.V1ObjectMeta(labels=labels),
                 spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox")])))))
     core.delete_namespaced_config_map(owner.metadata.name, namespace)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def deployment_gone() -> bool:
         try:
             apps.read_namespaced_deployment("owned", namespace)
         except ApiException as error:
             assert error.status == 404
-            return
-        time.sleep(0.5)
-    raise AssertionError("the owned Deployment survived its owner for 60 s: garbage collection is not running")
+            return True
+        return False
+
+    wait_for("garbage collection of the owned Deployment", deployment_gone)
 
 
 def test_deployment_controller_creates_replica_set(kube_api: client.ApiClient, namespace: str) -> None:
@@ -109,9 +110,5 @@ def test_deployment_controller_creates_replica_set(kube_api: client.ApiClient, n
             template=client.V1PodTemplateSpec(
                 metadata=client.V1ObjectMeta(labels=labels),
                 spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox")])))))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if apps.list_namespaced_replica_set(namespace, label_selector="app=rs-probe").items:
-            return
-        time.sleep(0.5)
-    raise AssertionError("no ReplicaSet after 60 s: the Deployment controller is not running")
+    wait_for("the Deployment controller's ReplicaSet",
+             lambda: apps.list_namespaced_replica_set(namespace, label_selector="app=rs-probe").items)
