@@ -42,6 +42,7 @@ crds: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/mypy tests benchmarks
 	$(BIN)/streamguard crds check
 
 # The whole suite against the real stack; the stack is stopped afterwards whatever the outcome.

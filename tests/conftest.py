@@ -41,7 +41,8 @@ def stack() -> Iterator[Endpoints]:
 
 @pytest.fixture(scope="session")
 def kube_api(stack: Endpoints) -> client.ApiClient:
-    return config.new_client_from_config(config_file=stack.kubeconfig)
+    api: client.ApiClient = config.new_client_from_config(config_file=stack.kubeconfig)  # type: ignore[no-untyped-call]
+    return api
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(what: str, probe: Callable[[], T], timeout: float = 60.0, interval: float = 0.5) -> T:
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.5) -> T:
     """Call ``probe`` until it returns something truthy and return that; fail naming ``what`` on timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

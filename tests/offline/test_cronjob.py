@@ -81,7 +81,7 @@ def test_cronjob_command_materializes_the_view(
     operator = OperatorProcess(namespace, operator_env(stack), tmp_path / "operator.log").start()
     try:
         kubectl("apply", "-n", namespace, "-f", str(manifest_file))
-        cron = wait_for(
+        cron: Any = wait_for(
             "the materialization CronJob", lambda: next(iter(batch.list_namespaced_cron_job(namespace).items), None)
         )
     finally:

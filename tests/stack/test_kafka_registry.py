@@ -6,7 +6,8 @@ import urllib.request
 import uuid
 
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -16,7 +17,7 @@ V1 = {"type": "record", "name": "Payment", "namespace": "stacktest",
 
 
 def _schema(extra_field: dict[str, object]) -> str:
-    return json.dumps({**V1, "fields": [*V1["fields"], extra_field]})  # type: ignore[list-item]
+    return json.dumps({**V1, "fields": [*V1["fields"], extra_field]})
 
 
 def _register(registry_url: str, subject: str, schema: str) -> tuple[int, dict[str, object]]:

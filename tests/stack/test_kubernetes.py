@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from tests.conftest import Kubectl
 from tests.polling import wait_for
@@ -75,9 +75,11 @@ def test_rbac_is_enforced_for_service_accounts(kubectl: Kubectl, namespace: str)
 
 def test_garbage_collector_deletes_owned_deployment(kube_api: client.ApiClient, namespace: str) -> None:
     core, apps = client.CoreV1Api(kube_api), client.AppsV1Api(kube_api)
+    owner_name = f"owner-{uuid.uuid4().hex[:6]}"
     owner = core.create_namespaced_config_map(
-        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=f"owner-{uuid.uuid4().hex[:6]}")))
-    reference = client.V1OwnerReference(api_version="v1", kind="ConfigMap", name=owner.metadata.name,
+        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name=owner_name)))
+    assert owner.metadata is not None
+    reference = client.V1OwnerReference(api_version="v1", kind="ConfigMap", name=owner_name,
                                         uid=owner.metadata.uid, block_owner_deletion=True, controller=True)
     labels = {"app": "gc-probe"}
     apps.create_namespaced_deployment(namespace, client.V1Deployment(
@@ -87,7 +89,7 @@ def test_garbage_collector_deletes_owned_deployment(kube_api: client.ApiClient, 
             template=client.V1PodTemplateSpec(
                 metadata=client.V1ObjectMeta(labels=labels),
                 spec=client.V1PodSpec(containers=[client.V1Container(name="c", image="busybox")])))))
-    core.delete_namespaced_config_map(owner.metadata.name, namespace)
+    core.delete_namespaced_config_map(owner_name, namespace)
 
     def deployment_gone() -> bool:
         try:

@@ -2,6 +2,7 @@
 
 import time
 import uuid
+from typing import cast
 from pathlib import Path
 
 import redis
@@ -20,7 +21,7 @@ def test_value_survives_restart(stack: Endpoints) -> None:
 
 
 def test_persistence_and_eviction_settings(redis_client: redis.Redis) -> None:
-    config = redis_client.config_get("*")
+    config = cast(dict[str, str], redis_client.config_get("*"))
     assert config["appendonly"] == "yes"
     assert config["appendfsync"] == "everysec"
     assert config["save"] == ""
