@@ -202,7 +202,7 @@ def _build_view(view: ViewResource, windows: list[WindowResource], problems: lis
         join_keys=tuple((e.join_key, e.value_type) for e in spec.entities),
         ttl_seconds=float(duration_seconds(spec.ttl)),
         sla_seconds=float(duration_seconds(spec.freshness_sla)),
-        has_batch=spec.source is not None,
+        has_batch=spec.source is not None and not spec.materialization.suspend,
         status_newest=view.status_newest,
         batch_features=tuple(batch),
         batch_fields=batch_fields,

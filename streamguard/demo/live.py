@@ -1,0 +1,173 @@
+"""What "features are live" means, checked through the same interfaces a user has: the API and HTTP."""
+
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from streamguard.api.common import GROUP, VERSION
+from streamguard.devkubelet.kube import Kube, KubeError
+from streamguard.devstack.endpoints import Endpoints
+
+if TYPE_CHECKING:
+    from streamguard.demo.run import DemoState
+
+Obj = dict[str, Any]
+KINDS = ("featureviews", "streamingwindows", "driftmonitors")
+REALTIME_VIEW = "account-realtime"
+REALTIME_FEATURES = ("txn_count_1m", "amount_sum_1m", "amount_max_1m", "txn_count_5m", "txn_count_1h")
+
+
+def resources(kube: Kube, namespace: str) -> dict[str, list[Obj]]:
+    found: dict[str, list[Obj]] = {}
+    for plural in KINDS:
+        try:
+            found[plural] = kube.request("GET", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}")["items"]
+        except KubeError:
+            found[plural] = []
+    return found
+
+
+def condition(obj: Obj, kind: str) -> Obj | None:
+    for item in (obj.get("status") or {}).get("conditions") or []:
+        if item.get("type") == kind:
+            return dict(item)
+    return None
+
+
+def not_ready(kube: Kube, namespace: str) -> list[str]:
+    """Every custom resource whose Ready condition is not True, with its reason."""
+    pending = []
+    for plural, items in resources(kube, namespace).items():
+        for item in items:
+            ready = condition(item, "Ready") or {}
+            if ready.get("status") != "True":
+                reason = f"{ready.get('reason', 'no status yet')}: {ready.get('message', '')}".strip(": ")
+                pending.append(f"{plural[:-1]}/{item['metadata']['name']} ({reason[:160]})")
+    return pending
+
+
+def materialized_views(kube: Kube, namespace: str) -> list[str]:
+    """FeatureViews whose materialization is not suspended (each gets a CronJob)."""
+    views = resources(kube, namespace)["featureviews"]
+    return [v["metadata"]["name"] for v in views
+            if not ((v.get("spec") or {}).get("materialization") or {}).get("suspend")]
+
+
+def http_json(url: str, body: Obj | None = None, timeout: float = 5.0) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return int(response.status), json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        text = error.read()
+        try:
+            return int(error.code), json.loads(text or b"null")
+        except ValueError:
+            return int(error.code), text.decode(errors="replace")
+
+
+def vector_request(account: str, view: str = REALTIME_VIEW) -> Obj:
+    return {"features": [f"{view}:{name}" for name in REALTIME_FEATURES], "entities": [{"account_id": account}]}
+
+
+def served_vector(base_url: str, account: str, view: str = REALTIME_VIEW) -> dict[str, Any] | None:
+    """The account's window features as served over HTTP, or None when serving does not answer."""
+    try:
+        status, body = http_json(f"{base_url}/features", vector_request(account, view))
+    except OSError:
+        return None
+    if status != 200 or not isinstance(body, dict) or not body.get("results"):
+        return None
+    names = [ref.split(":", 1)[1] for ref in body["features"]]
+    return dict(zip(names, body["results"][0]["values"], strict=True))
+
+
+def readyz(base_url: str) -> tuple[bool, Any]:
+    try:
+        status, body = http_json(f"{base_url}/readyz")
+    except OSError as error:
+        return False, str(error)
+    return status == 200, body
+
+
+def wait_until_live(kube: Kube, namespace: str, state: "DemoState", endpoints: Endpoints,
+                    say: Callable[[str], None], timeout: float, require_ready: bool = True) -> bool:
+    """Until every resource is Ready, serving's /readyz passes (unless not ``require_ready``) and a burst
+    shows in served window features. Returns whether serving was ready."""
+    from streamguard.demo.burst import send_burst
+
+    deadline = time.monotonic() + timeout
+    last_report = 0.0
+    burst_sent_at: float | None = None
+    while time.monotonic() < deadline:
+        pending = not_ready(kube, namespace)
+        ready, why = readyz(state.serving_url)
+        vector = served_vector(state.serving_url, _demo_account())
+        # Window values are served (0 for empty windows) once the streaming job has written its first
+        # batch; a burst sent from then on is read by it (the job starts at the topic's latest offsets).
+        streaming = bool(vector and vector.get("txn_count_1m") is not None)
+        if not pending and streaming and state.topic and burst_sent_at is None:
+            send_burst(endpoints, state.topic, _demo_account(), 5)
+            burst_sent_at = time.monotonic()
+        jumped = bool(vector and (vector.get("txn_count_1m") or 0) >= 5)
+        if not pending and (ready or not require_ready) and (jumped or not state.topic):
+            return ready
+        if burst_sent_at is not None and time.monotonic() - burst_sent_at > 30 and not jumped:
+            send_burst(endpoints, state.topic, _demo_account(), 5)
+            burst_sent_at = time.monotonic()
+        if time.monotonic() - last_report > 15:
+            last_report = time.monotonic()
+            reasons = why.get("reasons") if isinstance(why, dict) else why
+            waiting = pending[:4] + ([] if ready else [f"serving /readyz: {str(reasons)[:300]}"])
+            if not jumped and state.topic:
+                waiting.append(f"served {REALTIME_VIEW} for {_demo_account()}: {vector}")
+            say("still waiting for: " + "; ".join(waiting))
+        time.sleep(2)
+    raise TimeoutError(f"features not live after {timeout:.0f}s; see `streamguard demo status` and the logs in "
+                       f"{state.demo_dir}/logs and {state.demo_dir}/pods")
+
+
+def _demo_account() -> str:
+    from streamguard.demo.run import DEMO_ACCOUNT
+
+    return DEMO_ACCOUNT
+
+
+def cli_path() -> str:
+    """How to call this ``streamguard`` from the current directory (e.g. ``.venv/bin/streamguard``)."""
+    executable = Path(sys.executable).parent / "streamguard"
+    try:
+        return str(executable.relative_to(Path.cwd()))
+    except ValueError:
+        return str(executable)
+
+
+def instructions(state: "DemoState", endpoints: Endpoints) -> str:
+    url = state.serving_url
+    body = json.dumps(vector_request(_demo_account()))
+    ns = state.namespace
+    sg = cli_path()
+    return f"""
+FinServe features are live. Try:
+
+  eval "$({sg} dev env)"               # KUBECONFIG, PATH with kubectl
+  kubectl get featureviews,streamingwindows,driftmonitors -n {ns}
+  kubectl get pods -n {ns} -o wide                    # pods run on node {state.node_name} (devkubelet)
+  kubectl logs -n {ns} deploy/streamguard-serving --tail=20
+  curl -s {url}/features -H 'content-type: application/json' \\
+       -d '{body}'
+  curl -s {url}/readyz                                # freshness readiness
+  {sg} demo burst --account {_demo_account()}   # 20 fraud transactions now; watch txn_count_1m jump
+  {sg} demo status                     # processes, pods, ports, conditions
+  {sg} demo logs <pod-name> -f         # a pod's output (files in {state.demo_dir}/pods)
+
+Metrics: serving {url}/metrics; streaming job and drift exporter ports: `{sg} demo status`.
+Dashboard: charts/streamguard/files/grafana-dashboard.json (import into Grafana, Prometheus datasource).
+Stop everything: make demo-down   (or: {sg} demo down)
+"""

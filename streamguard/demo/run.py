@@ -1,0 +1,337 @@
+"""``streamguard demo up``: every step from a bare machine to "features are live", timed.
+
+Processes the demo starts (operator, devkubelet, producer) are supervised like the stack's: own session,
+PID + start time recorded under ``<demo dir>/pids``, logs under ``<demo dir>/logs``; ``down`` stops only
+those, and the stack only if this demo started it.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from streamguard.demo import live
+from streamguard.demo.manifests import Manifest, isolate, load_examples, platform, topics
+from streamguard.devkubelet import NODE_NAME
+from streamguard.devkubelet.kube import Kube
+from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.paths import run_root
+from streamguard.devstack.stack import Stack
+from streamguard.devstack.supervisor import Service, Supervisor, free_port, port_open
+
+PROCESSES = ("producer", "operator", "devkubelet")
+"""Stopped in this order."""
+STATE_FILE = "state.json"
+DEMO_ACCOUNT = "A000042"
+
+
+def repo_root() -> Path:
+    return Path(os.environ.get("STREAMGUARD_REPO", Path.cwd())).resolve()
+
+
+def demo_root() -> Path:
+    explicit = os.environ.get("STREAMGUARD_DEMO_DIR")
+    return Path(explicit) if explicit else repo_root() / ".run" / "demo"
+
+
+@dataclass
+class DemoState:
+    """What ``up`` did, so ``down``/``status``/``burst`` know what to address."""
+
+    namespace: str
+    stack_dir: str
+    owns_stack: bool
+    serving_port: int
+    node_name: str
+    topic: str
+    suffix: str = ""
+    demo_dir: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def save(self, demo_dir: Path) -> None:
+        demo_dir.mkdir(parents=True, exist_ok=True)
+        (demo_dir / STATE_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, demo_dir: Path) -> "DemoState":
+        path = demo_dir / STATE_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"no demo state at {path}: run `streamguard demo up` first")
+        return cls(**json.loads(path.read_text()))
+
+    @property
+    def serving_url(self) -> str:
+        return f"http://127.0.0.1:{self.serving_port}"
+
+
+class Progress:
+    """``[demo  12.3s] step: message`` lines, and per-step durations."""
+
+    def __init__(self, echo: Callable[[str], None]) -> None:
+        self.echo = echo
+        self.started = time.monotonic()
+        self.timings: dict[str, float] = {}
+
+    def say(self, message: str) -> None:
+        self.echo(f"[demo {time.monotonic() - self.started:6.1f}s] {message}")
+
+    @contextmanager
+    def step(self, name: str, what: str) -> Iterator[None]:
+        began = time.monotonic()
+        self.say(f"{what} ...")
+        yield
+        self.timings[name] = round(time.monotonic() - began, 1)
+        self.say(f"{what}: done in {self.timings[name]:.1f}s")
+
+
+@dataclass
+class Demo:
+    repo: Path = field(default_factory=repo_root)
+    demo_dir: Path = field(default_factory=demo_root)
+    stack_dir: Path = field(default_factory=run_root)
+    namespace: str = "finserve"
+    node_name: str = NODE_NAME
+    suffix: str = ""
+    """Appended to the Feast project, topic and subject (tests isolate runs on a shared stack)."""
+    burst_every: float = 60.0
+    timeout: float = 900.0
+    echo: Callable[[str], None] = print
+    require_serving_ready: bool = True
+    """"Live" includes serving's /readyz (the e2e test checks readiness on its own, to report it apart)."""
+    workdir: Path | None = None
+    """Working directory of the pods (relative source paths resolve here); default ``<demo dir>/work``."""
+
+    def __post_init__(self) -> None:
+        self.supervisor = Supervisor(self.demo_dir)
+        self.work = (self.workdir or self.demo_dir / "work").resolve()
+        self.data_dir = self.work / ".run" / "data" / "finserve"
+
+    # ---- up ---------------------------------------------------------------------------------------
+    def up(self) -> DemoState:
+        progress = Progress(self.echo)
+        progress.say("StreamGuard FinServe demo (development only: pods run as local processes via devkubelet)")
+        stack = Stack(self.stack_dir)
+        running = (self.stack_dir / "endpoints.json").exists() and all(stack.status().values())
+        with progress.step("stack", "local stack (kube-apiserver, etcd, controllers, Kafka, registry, Redis)"):
+            endpoints = Endpoints.load(self.stack_dir) if running else stack.up()
+        kube = Kube.from_kubeconfig(endpoints.kubeconfig)
+        docs = self._resources()
+        previous = self._previous_state()
+        state = DemoState(namespace=self.namespace, stack_dir=str(self.stack_dir),
+                          owns_stack=(not running) or bool(previous and previous.owns_stack),
+                          serving_port=self._serving_port(previous), node_name=self.node_name,
+                          topic=topics(docs)[0] if topics(docs) else "", suffix=self.suffix,
+                          demo_dir=str(self.demo_dir))
+        state.save(self.demo_dir)
+        env = {**os.environ, **endpoints.env()}
+        with progress.step("crds", "CustomResourceDefinitions (crds/)"):
+            self._kubectl(endpoints, "apply", "--server-side", "--force-conflicts", "-f", str(self.repo / "crds"))
+            self._kubectl(endpoints, "wait", "--for=condition=Established", "--timeout=60s", "-f",
+                          str(self.repo / "crds"))
+        with progress.step("platform", f"namespace {self.namespace}: Redis Secret, workload account, serving"):
+            self._apply(endpoints, platform(self.namespace, endpoints.redis_url, state.serving_port))
+        with progress.step("data", "FinServe sample data and offline tables"):
+            self._data(env, progress)
+        with progress.step("operator", "operator (streamguard operator run)"):
+            self._start_operator(env)
+        with progress.step("devkubelet", f"devkubelet: node {self.node_name} runs StreamGuard pods locally"):
+            self._start_devkubelet(env, kube)
+        with progress.step("apply", "kubectl apply -f examples/finserve/"):
+            self._apply(endpoints, docs, namespace=self.namespace)
+        with progress.step("materialize", "first materialization (jobs from the CronJobs)"):
+            created = self._materialize(endpoints, kube)
+            progress.say(f"created jobs: {', '.join(created) or 'none (no materialization CronJobs)'}")
+        if state.topic:
+            with progress.step("producer", f"transaction producer on {state.topic} (10 TPS, fraud bursts)"):
+                self._start_producer(env, state.topic)
+        with progress.step("live", "waiting until features are live"):
+            serving_ready = live.wait_until_live(kube, self.namespace, state, endpoints, progress.say,
+                                                 self.timeout, self.require_serving_ready)
+        progress.timings["total"] = round(time.monotonic() - progress.started, 1)
+        state.timings = progress.timings
+        state.save(self.demo_dir)
+        self._record_timing(progress.timings, running)
+        readiness = "" if serving_ready else " (serving /readyz not passing yet)"
+        progress.say(f"features are live after {progress.timings['total']:.1f}s{readiness}")
+        self.echo(live.instructions(state, endpoints))
+        return state
+
+    def _previous_state(self) -> DemoState | None:
+        try:
+            return DemoState.load(self.demo_dir)
+        except (FileNotFoundError, TypeError, ValueError):
+            return None
+
+    def _serving_port(self, previous: DemoState | None) -> int:
+        """8080 (or the port of the previous run) unless something else listens there."""
+        if previous is not None and previous.namespace == self.namespace and (
+                not port_open(previous.serving_port) or self.supervisor.running_pid("devkubelet")):
+            return previous.serving_port
+        return 8080 if not port_open(8080) else free_port()
+
+    def _resources(self) -> list[Manifest]:
+        docs = load_examples(self.repo / "examples" / "finserve")
+        return isolate(docs, self.suffix) if self.suffix else docs
+
+    def _kubectl(self, endpoints: Endpoints, *args: str, stdin: str | None = None) -> str:
+        kubectl = str(Path(endpoints.bin_dir) / "kubectl")
+        result = subprocess.run([kubectl, f"--kubeconfig={endpoints.kubeconfig}", *args], input=stdin,
+                                capture_output=True, text=True, check=False, timeout=180)
+        if result.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)} failed:\n{result.stderr.strip()}")
+        return result.stdout
+
+    def _apply(self, endpoints: Endpoints, docs: list[Manifest], namespace: str | None = None) -> None:
+        extra = ["-n", namespace] if namespace else []
+        self._kubectl(endpoints, "apply", "--server-side", "--force-conflicts", "--field-manager=streamguard-demo",
+                      *extra, "-f", "-", stdin=yaml.safe_dump_all(docs, sort_keys=False))
+
+    def _run_logged(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        log = self.supervisor.log_path(name)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.work.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            code = subprocess.run(argv, cwd=self.work, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                  check=False).returncode
+        if code != 0:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+            raise RuntimeError(f"{' '.join(argv[:4])} failed with code {code}; log {log}:\n{tail}")
+
+    def _data(self, env: dict[str, str], progress: Progress) -> None:
+        """Sample data ending today (UTC midnight), so the profile views are within their freshness SLA;
+        regenerated once a day, offline tables with it."""
+        end = time.strftime("%Y-%m-%dT00:00:00+00:00", time.gmtime())
+        marker = self.data_dir / "demo-end.txt"
+        if marker.exists() and marker.read_text().strip() == end:
+            progress.say(f"sample data (ending {end[:10]}) cached in {self.data_dir}")
+        else:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            self._run_logged("generate", [sys.executable, str(self.repo / "examples" / "finserve" / "generate.py"),
+                                          "--out", str(self.data_dir), "--end", end], env)
+            marker.write_text(end + "\n")
+        docs = load_examples(self.repo / "examples" / "finserve")
+        missing = [name for name, path in materialized_sources(docs) if not (self.work / path / "_SUCCESS").exists()]
+        if missing:
+            progress.say(f"computing offline tables of {', '.join(missing)} with Spark (cached afterwards)")
+            views = [arg for name in missing for arg in ("--view", name)]
+            self._run_logged("batch-features",
+                             [_streamguard(), "workload", "batch-features", "--cores", "2", *views], env)
+        else:
+            progress.say("offline tables cached")
+
+    def _start_operator(self, env: dict[str, str]) -> None:
+        port = free_port()
+        argv = [_streamguard(), "operator", "run", "--namespace", self.namespace, "--standalone",
+                "--liveness", f"http://127.0.0.1:{port}/healthz"]
+        operator_env = {**env, "STREAMGUARD_OPERATOR_PROBE_INITIAL_DELAY_SECONDS": "10",
+                        "STREAMGUARD_OPERATOR_WORKERS": "2"}
+
+        def healthy() -> bool:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                return bool(response.status == 200)
+
+        self.supervisor.start(Service("operator", argv, healthy, env=operator_env, cwd=self.repo, timeout=120))
+
+    def _start_devkubelet(self, env: dict[str, str], kube: Kube) -> None:
+        argv = [_streamguard(), "demo", "kubelet", "--kubeconfig", env["KUBECONFIG"], "--run-dir",
+                str(self.demo_dir), "--node-name", self.node_name, "--namespace", self.namespace,
+                "--workdir", str(self.work)]
+
+        def registered() -> bool:
+            found = kube.get(f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.node_name}")
+            return bool(found and (found.get("spec") or {}).get("renewTime", "") >= _utc_stamp(-15))
+
+        self.supervisor.start(Service("devkubelet", argv, registered, env=env, cwd=self.repo, timeout=60))
+
+    def _materialize(self, endpoints: Endpoints, kube: Kube) -> list[str]:
+        expected = live.materialized_views(kube, self.namespace)
+        deadline = time.monotonic() + 120
+        cronjobs: list[str] = []
+        while time.monotonic() < deadline:
+            found = kube.request("GET", f"/apis/batch/v1/namespaces/{self.namespace}/cronjobs").get("items", [])
+            cronjobs = sorted(item["metadata"]["name"] for item in found if not item["spec"].get("suspend"))
+            if len(cronjobs) >= len(expected):
+                break
+            time.sleep(1)
+        stamp = time.strftime("%H%M%S")
+        created = []
+        for name in cronjobs:
+            job = f"{name[:40]}-demo-{stamp}"
+            self._kubectl(endpoints, "create", "job", job, f"--from=cronjob/{name}", "-n", self.namespace)
+            created.append(job)
+        return created
+
+    def _start_producer(self, env: dict[str, str], topic: str) -> None:
+        argv = [_streamguard(), "workload", "produce", "--topic", topic, "--rate", "10",
+                "--burst-every", str(self.burst_every)]
+        launched = time.monotonic()
+        self.supervisor.start(Service("producer", argv, lambda: time.monotonic() - launched > 3, env=env,
+                                      cwd=self.repo, timeout=60))
+
+    def _record_timing(self, timings: dict[str, float], stack_was_running: bool) -> None:
+        path = self.demo_dir / "timings.jsonl"
+        record = {"at": _utc_stamp(0), "stack_was_running": stack_was_running, **timings}
+        with path.open("a") as out:
+            out.write(json.dumps(record) + "\n")
+
+    # ---- down -------------------------------------------------------------------------------------
+    def down(self, purge: bool = False) -> list[str]:
+        """Stop the demo's processes (and the stack if the demo started it). Returns what was stopped.
+
+        ``purge`` first deletes the demo namespace (devkubelet still confirms its pods' deletion) and
+        afterwards the dev node, leaving nothing of the demo in a stack that keeps running."""
+        state = self._previous_state()
+        kube: Kube | None = None
+        if purge and state is not None and (Path(state.stack_dir) / "endpoints.json").exists():
+            kube = Kube.from_kubeconfig(Endpoints.load(Path(state.stack_dir)).kubeconfig)
+            kube.delete(f"/api/v1/namespaces/{state.namespace}")
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and kube.request(
+                    "GET", f"/api/v1/namespaces/{state.namespace}/pods").get("items"):
+                time.sleep(1)
+        stopped = [name for name in PROCESSES if self.supervisor.stop(name, grace=40.0)]
+        if kube is not None and state is not None:
+            kube.delete(f"/api/v1/nodes/{state.node_name}")
+        if state is not None and state.owns_stack:
+            stopped += Stack(Path(state.stack_dir)).down()
+        return stopped
+
+    def processes(self) -> dict[str, int | None]:
+        return {name: self.supervisor.running_pid(name) for name in PROCESSES}
+
+
+def materialized_sources(docs: list[Manifest]) -> list[tuple[str, str]]:
+    """(FeatureView, source path) of the views the demo materializes; a view filled only by its stream
+    (materialization suspended) needs no offline table to go live."""
+    return [(doc["metadata"]["name"], doc["spec"]["source"]["path"]) for doc in docs
+            if doc.get("kind") == "FeatureView" and (doc["spec"].get("source") or {}).get("path")
+            and not (doc["spec"].get("materialization") or {}).get("suspend")]
+
+
+def _streamguard() -> str:
+    return str(Path(sys.executable).parent / "streamguard")
+
+
+def _utc_stamp(offset_seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + offset_seconds))
+
+
+def load_state(demo_dir: Path | None = None) -> DemoState:
+    return DemoState.load(demo_dir or demo_root())
+
+
+def kube_for(state: DemoState) -> tuple[Kube, Endpoints]:
+    endpoints = Endpoints.load(Path(state.stack_dir))
+    return Kube.from_kubeconfig(endpoints.kubeconfig), endpoints
+
+
+__all__ = ["DEMO_ACCOUNT", "Demo", "DemoState", "Progress", "kube_for", "load_state"]

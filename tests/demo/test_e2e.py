@@ -1,0 +1,114 @@
+"""The `make demo` path, headless, on the session stack: what a user would see.
+
+Isolated from a demo (or another run) on the same stack: its own namespace, dev node, Feast project,
+Kafka topic and registry subject.
+"""
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamguard.demo import live
+from streamguard.demo.burst import send_burst
+from streamguard.demo.manifests import load_examples
+from streamguard.demo.run import Demo, DemoState
+from streamguard.devkubelet.kube import Kube
+from streamguard.devstack.endpoints import Endpoints
+from tests.polling import wait_for
+
+pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1800)]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def demo(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Demo, DemoState]]:
+    suffix = uuid.uuid4().hex[:6]
+    runner = Demo(repo=REPO, demo_dir=tmp_path_factory.mktemp("demo"), stack_dir=Path(stack.run_dir),
+                  namespace=f"e2e-{suffix}", node_name=f"dk-e2e-{suffix}", suffix=suffix, timeout=1200,
+                  echo=print, workdir=REPO / ".run" / "e2e-work", require_serving_ready=False)
+    try:
+        yield runner, runner.up()
+    finally:
+        stopped = runner.down(purge=True)
+        assert set(stopped) >= {"operator", "devkubelet"}
+        assert not any(runner.processes().values())
+        kube = Kube.from_kubeconfig(stack.kubeconfig)
+        assert kube.get(f"/api/v1/nodes/{runner.node_name}") is None
+
+
+@pytest.fixture(scope="module")
+def kube(stack: Endpoints) -> Kube:
+    return Kube.from_kubeconfig(stack.kubeconfig)
+
+
+def test_every_resource_is_ready(demo: tuple[Demo, DemoState], kube: Kube) -> None:
+    runner, _ = demo
+    found = live.resources(kube, runner.namespace)
+    expected = {doc["kind"].lower() + "s" for doc in load_examples(REPO / "examples" / "finserve")}
+    for plural in expected:
+        assert found[plural], f"no {plural} in {runner.namespace}"
+    assert live.not_ready(kube, runner.namespace) == []
+
+
+def test_the_stack_stays_within_the_demo_processes(demo: tuple[Demo, DemoState], kube: Kube) -> None:
+    runner, state = demo
+    assert all(runner.processes().values()), runner.processes()
+    assert state.owns_stack is False
+    pods = kube.request("GET", f"/api/v1/namespaces/{runner.namespace}/pods").get("items", [])
+    running = [p for p in pods if p["status"].get("phase") == "Running"]
+    assert running and all(p["spec"]["nodeName"] == runner.node_name for p in running)
+
+
+def test_serving_is_ready_because_every_view_is_fresh(demo: tuple[Demo, DemoState]) -> None:
+    _, state = demo
+    deadline = time.monotonic() + 120
+    ready, body = live.readyz(state.serving_url)
+    while not ready and time.monotonic() < deadline:
+        time.sleep(2)
+        ready, body = live.readyz(state.serving_url)
+    assert ready, body
+    assert body["ready"] is True
+    assert all(view["fresh"] for view in body["views"])
+
+
+def test_a_fraud_burst_shows_in_served_window_features_within_seconds(demo: tuple[Demo, DemoState],
+                                                                       stack: Endpoints) -> None:
+    _, state = demo
+    account = f"A9{uuid.uuid4().int % 10**5:05d}"
+    before = live.served_vector(state.serving_url, account)
+    assert before is not None
+    assert not before["txn_count_1m"]
+    send_burst(stack, state.topic, account, 20)
+    sent = time.monotonic()
+    after = before
+    while time.monotonic() - sent < 90:
+        after = live.served_vector(state.serving_url, account) or before
+        if (after["txn_count_1m"] or 0) >= 20:
+            break
+        time.sleep(1)
+    assert after["txn_count_1m"] == 20, after
+    assert after["amount_sum_1m"] >= 20 * 200.0
+    assert after["amount_max_1m"] >= 200.0
+
+
+def test_a_drift_run_is_recorded(demo: tuple[Demo, DemoState], kube: Kube) -> None:
+    runner, _ = demo
+    monitors = live.resources(kube, runner.namespace)["driftmonitors"]
+    assert monitors, f"no DriftMonitor in {runner.namespace}"
+    for monitor in monitors:
+        name = monitor["metadata"]["name"]
+        path = f"/apis/streamguard.dev/v1alpha1/namespaces/{runner.namespace}/driftmonitors/{name}"
+
+        def last_run(path: str = path) -> dict[str, Any] | None:
+            status: dict[str, Any] = (kube.get(path) or {}).get("status") or {}
+            return status if status.get("lastRunAt") else None
+
+        status = wait_for(f"a drift run of {name}", last_run, timeout=300)
+        assert 0 <= status["driftShare"] <= 1
+        assert set(status["scores"]) >= {"acct_amount_sum_30d"}
+        assert any(c["type"] == "Drifted" and c["status"] in ("True", "False") for c in status["conditions"])
