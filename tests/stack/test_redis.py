@@ -2,8 +2,8 @@
 
 import time
 import uuid
-from typing import cast
 from pathlib import Path
+from typing import cast
 
 import redis
 
