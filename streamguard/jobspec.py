@@ -80,3 +80,15 @@ def connections_from_env() -> Connections:
         registry_url=os.environ.get("STREAMGUARD_REGISTRY_URL"),
         redis_url=os.environ.get("STREAMGUARD_REDIS_URL"),
     )
+
+
+METRICS_PORT_ENV = "STREAMGUARD_PORT_METRICS"
+"""Overrides a job's metrics port: the port a local runtime (devkubelet) assigned to the container port
+named ``metrics`` when several jobs share one host. In a pod the job file's port is used."""
+
+
+def metrics_port(job_port: int) -> int:
+    """The metrics port to listen on: ``$STREAMGUARD_PORT_METRICS`` when set, else the job file's."""
+    override = os.environ.get(METRICS_PORT_ENV)
+    return int(override) if override else job_port
+

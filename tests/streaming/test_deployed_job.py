@@ -4,7 +4,7 @@ applied StreamingWindow, then driven through late events, dead letters and a mid
 The pod is emulated faithfully where it matters: the rendered ``command`` and ``env`` are used as they
 are, the rendered job ConfigMap is bind-mounted at ``/etc/streamguard`` in a private mount namespace
 (``unshare``), the checkpoint root is a local folder, and the admin kubeconfig stands in for the pod's
-service account, and the metrics port is moved off 9108 with ``STREAMGUARD_METRICS_PORT`` (this host has no
+service account, and the metrics port is moved off 9108 with ``STREAMGUARD_PORT_METRICS`` (this host has no
 pod network namespaces). Tests in this module run in order against the one job (Spark starts once).
 """
 
@@ -144,7 +144,7 @@ def deployed(stack: Endpoints, kube_api: client.ApiClient, kubectl: Kubectl, crd
     v1 = TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V1)
     assert container["ports"][0]["containerPort"] == 9108
     port = free_port()  # the pod's port 9108 may be taken on this shared host (no network namespace here)
-    env = {**_pod_env(container, stack), "STREAMGUARD_METRICS_PORT": str(port)}
+    env = {**_pod_env(container, stack), "STREAMGUARD_PORT_METRICS": str(port)}
     job = JobProcess(_pod_argv(container, config_dir), env, work / "job.log", port)
     state = Deployed(stack, namespace, spec, view, container, job, v1, redis.Redis.from_url(stack.redis_url))
     state.send(v1, state.event("clock", 600, 1.0))  # moves the watermark to T0 + 480 s

@@ -69,14 +69,15 @@ def command(config_path: Path, once: bool, no_status: bool, log_level: str) -> N
         click.echo(json.dumps(_summary(outcome), indent=2))
         raise SystemExit(0 if isinstance(outcome, DriftResult) else 1)
     disable_created_metrics()  # type: ignore[no-untyped-call]
+    port = jobspec.metrics_port(job.metrics_port)
     try:
-        start_http_server(job.metrics_port, registry=exporter.metrics.registry)
+        start_http_server(port, registry=exporter.metrics.registry)
     except OSError as error:
-        raise click.ClickException(f"cannot serve /metrics on port {job.metrics_port}: {error}") from None
+        raise click.ClickException(f"cannot serve /metrics on port {port}: {error}") from None
     logging.getLogger("streamguard.drift").info(
         "%s: serving /metrics on :%d, running every %s",
         exporter.metrics.plan.ref,
-        job.metrics_port,
+        port,
         job.monitor.interval,
     )
     stop = threading.Event()

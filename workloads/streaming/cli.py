@@ -2,13 +2,12 @@
 
 import dataclasses
 import logging
-import os
 import sys
 from pathlib import Path
 
 import click
 
-from streamguard.jobspec import JOB_CONFIG_PATH, StreamJob, connections_from_env, load
+from streamguard.jobspec import JOB_CONFIG_PATH, StreamJob, connections_from_env, load, metrics_port
 
 
 @click.command(name="stream")
@@ -19,7 +18,7 @@ def command(config_path: Path) -> None:
     with a watermark -> Redis, with dead letters, checkpoints and Prometheus metrics.
 
     Endpoints come from $STREAMGUARD_KAFKA_BOOTSTRAP, $STREAMGUARD_REGISTRY_URL and $STREAMGUARD_REDIS_URL;
-    connector jars from $STREAMGUARD_SPARK_JARS. $STREAMGUARD_METRICS_PORT overrides the job file's metrics
+    connector jars from $STREAMGUARD_SPARK_JARS. $STREAMGUARD_PORT_METRICS overrides the job file's metrics
     port (for several jobs on one host outside Kubernetes).
     """
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -41,8 +40,6 @@ def command(config_path: Path) -> None:
     from streamguard.workloads.streaming.runner import Endpoints, StreamRunner
 
     assert env.kafka_bootstrap and env.registry_url and env.redis_url
-    port = os.environ.get("STREAMGUARD_METRICS_PORT")
-    if port:  # several jobs on one host outside Kubernetes (a pod has its own network namespace)
-        plan = dataclasses.replace(plan, metrics_port=int(port))
+    plan = dataclasses.replace(plan, metrics_port=metrics_port(plan.metrics_port))
     runner = StreamRunner(plan, Endpoints(env.kafka_bootstrap, env.registry_url, env.redis_url))
     sys.exit(runner.run())
