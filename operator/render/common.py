@@ -198,3 +198,41 @@ def metrics_service(owner: Owner, component: str, name: str, port: int) -> Manif
 
 def metrics_port(port: int) -> list[Manifest]:
     return [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
+
+
+def single_pod_deployment(
+    owner: Owner,
+    component: str,
+    name: str,
+    settings: OperatorSettings,
+    main: Manifest,
+    pod_volumes: list[Manifest],
+    job_json: str,
+    replicas: int = 1,
+    pod_extra: Manifest | None = None,
+) -> Manifest:
+    """A one-pod Deployment (``Recreate``: never two jobs on one checkpoint or port) whose pod rolls when
+    its job file changes (config-hash annotation)."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(owner, component, name),
+        "spec": {
+            "replicas": replicas,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": selector_labels(owner, component)},
+            "template": {
+                "metadata": {
+                    "labels": labels(owner, component),
+                    "annotations": {CONFIG_HASH_ANNOTATION: digest(job_json)},
+                },
+                "spec": {
+                    "serviceAccountName": settings.service_account,
+                    "securityContext": pod_security_context(settings),
+                    **(pod_extra or {}),
+                    "containers": [main],
+                    "volumes": pod_volumes,
+                },
+            },
+        },
+    }

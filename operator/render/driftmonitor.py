@@ -5,19 +5,15 @@ from streamguard.api.driftmonitor import DriftMonitorSpec
 from streamguard.api.featureview import FeatureViewSpec
 from streamguard.jobspec import DriftJob
 from streamguard.operator.render.common import (
-    CONFIG_HASH_ANNOTATION,
     Manifest,
     Owner,
     container,
-    digest,
     job_config_map,
-    labels,
     metadata,
     metrics_port,
     metrics_probe,
     metrics_service,
-    pod_security_context,
-    selector_labels,
+    single_pod_deployment,
     volumes,
 )
 from streamguard.operator.render.streamingwindow import Problem
@@ -96,28 +92,9 @@ def render(
     exporter["readinessProbe"] = metrics_probe("metrics", settings)
     children: list[Manifest] = [
         job_config_map(owner, COMPONENT, names["ConfigMap"], job_json),
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": metadata(owner, COMPONENT, names["Deployment"]),
-            "spec": {
-                "replicas": 1,
-                "strategy": {"type": "Recreate"},
-                "selector": {"matchLabels": selector_labels(owner, COMPONENT)},
-                "template": {
-                    "metadata": {
-                        "labels": labels(owner, COMPONENT),
-                        "annotations": {CONFIG_HASH_ANNOTATION: digest(job_json)},
-                    },
-                    "spec": {
-                        "serviceAccountName": settings.service_account,
-                        "securityContext": pod_security_context(settings),
-                        "containers": [exporter],
-                        "volumes": volumes(names["ConfigMap"]),
-                    },
-                },
-            },
-        },
+        single_pod_deployment(
+            owner, COMPONENT, names["Deployment"], settings, exporter, volumes(names["ConfigMap"]), job_json
+        ),
         metrics_service(owner, COMPONENT, names["Service"], METRICS_PORT),
     ]
     if prometheus_rules:

@@ -11,21 +11,18 @@ from streamguard.api.featureview import FeatureViewSpec
 from streamguard.api.streamingwindow import StreamingWindowSpec
 from streamguard.jobspec import StreamJob
 from streamguard.operator.render.common import (
-    CONFIG_HASH_ANNOTATION,
     Manifest,
     Owner,
     container,
     digest,
     env_value,
     job_config_map,
-    labels,
     metadata,
     metrics_port,
     metrics_probe,
     metrics_service,
-    pod_security_context,
     redis_env,
-    selector_labels,
+    single_pod_deployment,
     volumes,
 )
 from streamguard.operator.settings import OperatorSettings
@@ -159,29 +156,17 @@ def render(
     stream["livenessProbe"] = metrics_probe("metrics", settings, initial_delay=settings.probe_initial_delay_seconds * 2)
     stream["readinessProbe"] = metrics_probe("metrics", settings)
     children.append(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": metadata(owner, COMPONENT, names["Deployment"]),
-            "spec": {
-                "replicas": 0 if spec.suspend else 1,
-                "strategy": {"type": "Recreate"},
-                "selector": {"matchLabels": selector_labels(owner, COMPONENT)},
-                "template": {
-                    "metadata": {
-                        "labels": labels(owner, COMPONENT),
-                        "annotations": {CONFIG_HASH_ANNOTATION: digest(job_json)},
-                    },
-                    "spec": {
-                        "serviceAccountName": settings.service_account,
-                        "securityContext": pod_security_context(settings),
-                        "terminationGracePeriodSeconds": 60,
-                        "containers": [stream],
-                        "volumes": volumes(names["ConfigMap"], [checkpoint_volume]),
-                    },
-                },
-            },
-        }
+        single_pod_deployment(
+            owner,
+            COMPONENT,
+            names["Deployment"],
+            settings,
+            stream,
+            volumes(names["ConfigMap"], [checkpoint_volume]),
+            job_json,
+            replicas=0 if spec.suspend else 1,
+            pod_extra={"terminationGracePeriodSeconds": 60},
+        )
     )
     children.append(metrics_service(owner, COMPONENT, names["Service"], METRICS_PORT))
     return children
