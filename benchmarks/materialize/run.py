@@ -12,7 +12,6 @@ and whether every Redis hash is byte-identical. Timings exclude interpreter star
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 import uuid
@@ -26,6 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from streamguard.devstack.endpoints import Endpoints  # noqa: E402
+from streamguard.devstack.machine import machine_facts  # noqa: E402
 from streamguard.finserve.generate import FinServeConfig, generate, write  # noqa: E402
 from streamguard.finserve.resources import EXAMPLES_DIR, load_manifests  # noqa: E402
 from streamguard.workloads.materialize.run import materialize_incremental  # noqa: E402
@@ -33,24 +33,6 @@ from streamguard.workloads.materialize.watermark import FileWatermark  # noqa: E
 
 VIEWS = ("customer-profile", "account-profile", "merchant-profile")
 FEAST_DB = 2
-
-
-def machine() -> dict[str, Any]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
 
 
 def prepare(scale: float, root: Path) -> Path:
@@ -176,7 +158,7 @@ def main() -> None:
     report = {
         "benchmark": "materialize",
         "measured_at": datetime.now(UTC).isoformat(),
-        "machine": machine(),
+        "machine": machine_facts(),
         "redis_url": redis_url.rpartition("@")[2],
         "note": "full-range materialization of the three FinServe profile views from a cold Redis; "
         "both in-process, import and store construction excluded",

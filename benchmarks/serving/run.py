@@ -22,7 +22,6 @@ Prints a table and writes ``benchmarks/results/serving.json`` (with the machine 
 import argparse
 import json
 import os
-import platform
 import random
 import shutil
 import signal
@@ -46,6 +45,7 @@ import yaml
 from streamguard.api.featureview import FeatureView
 from streamguard.api.streamingwindow import StreamingWindow
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.machine import machine_facts
 from streamguard.finserve.resources import load_manifests
 from streamguard.onlinestore.feast_layout import feature_field, redis_key, timestamp_field
 from streamguard.onlinestore.valueproto import encode_timestamp, encode_value
@@ -273,21 +273,8 @@ def load(url: str, bodies: Path, rate: float, duration: float) -> dict[str, Any]
 
 
 def machine() -> dict[str, Any]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
     return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "load_average_at_start": os.getloadavg(),
+        **machine_facts(),
         "versions": {p: version(p) for p in ("fastapi", "uvicorn", "redis", "hiredis", "orjson", "feast")},
         "note": "load generator, servers and Redis share the same cores",
     }
