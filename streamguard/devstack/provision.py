@@ -73,7 +73,7 @@ def artifacts() -> dict[str, Artifact]:
     return {
         a.name: a
         for a in (
-            Artifact("kubernetes", versions.K8S, k8s, k8s / "kube-controller-manager",
+            Artifact("kubernetes", versions.K8S, k8s, k8s / "kubelet",
                      lambda d, _: [*_script("build-k8s.sh"), versions.K8S, versions.K8S_STAGING, str(d)]),
             Artifact("etcd", versions.ETCD, etcd, etcd / "etcd",
                      lambda d, _: [*_script("build-etcd.sh"), versions.ETCD, str(d)]),

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build kube-apiserver and kube-controller-manager from the k8s.io/kubernetes Go module.
+# Build the control plane (kube-apiserver, kube-controller-manager, kube-scheduler) and the node agent
+# (kubelet) from the k8s.io/kubernetes Go module, in one build so the shared packages compile once.
 # The release's go.mod points every staging module at ./staging (v0.0.0); a wrapper module
 # replaces each with its published v0.N.x so the commands build from the module proxy.
 # Usage: build-k8s.sh K8S_VERSION STAGING_VERSION OUT_DIR
@@ -17,11 +18,13 @@ for m in $(awk '$1 ~ /^k8s\.io\// && $2=="v0.0.0" {print $1}' "$gomod" | sort -u
 done
 echo "[k8s] fetching modules (cold: ~1 GB)"
 go get "k8s.io/kubernetes@$k8s"
-go get k8s.io/kubernetes/cmd/kube-apiserver@"$k8s" k8s.io/kubernetes/cmd/kube-controller-manager@"$k8s"
-echo "[k8s] compiling kube-apiserver and kube-controller-manager (cold: 10-20 min on 2 cores)"
+cmds="kube-apiserver kube-controller-manager kube-scheduler kubelet"
+for c in $cmds; do go get "k8s.io/kubernetes/cmd/$c@$k8s"; done
+echo "[k8s] compiling $cmds (cold: 15-25 min on 2 cores)"
 mkdir -p "$work/bin"
+# shellcheck disable=SC2046
 go build -trimpath -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$k8s" -o "$work/bin/" \
-  k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+  $(for c in $cmds; do echo "k8s.io/kubernetes/cmd/$c"; done)
 mkdir -p "$out"
-mv "$work/bin/kube-apiserver" "$work/bin/kube-controller-manager" "$out/"
+for c in $cmds; do mv "$work/bin/$c" "$out/"; done
 echo "[k8s] built into $out"
