@@ -20,7 +20,8 @@ def command() -> None:
 @command.command()
 @click.option("--namespace", default="finserve", show_default=True)
 @click.option("--burst-every", default=60.0, show_default=True, help="Seconds between the producer's fraud bursts.")
-@click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait for features to be live.")
+@click.option("--timeout", default=300.0, show_default=True,
+              help="Seconds to wait for features to be live; then it stops and names what blocks.")
 def up(namespace: str, burst_every: float, timeout: float) -> None:
     """Bring everything up and wait until features are live (harmless when already up)."""
     from streamguard.demo.run import Demo
@@ -73,6 +74,10 @@ def status() -> None:
             cond = live.condition(item, "Ready") or {}
             click.echo(f"  {plural[:-1]}/{item['metadata']['name']:30} Ready={cond.get('status', '?'):7} "
                        f"{cond.get('reason', '')}")
+    blockers = live.blocking(kube, state.namespace)
+    click.echo("\nblocking conditions:" if blockers else "\nblocking conditions: none")
+    for line in blockers:
+        click.echo(f"  {line}")
     ok, why = live.readyz(state.serving_url)
     click.echo(f"\nserving {state.serving_url}: readyz {'ok' if ok else 'NOT ready: ' + str(why)[:300]}")
 

@@ -51,6 +51,31 @@ def not_ready(kube: Kube, namespace: str) -> list[str]:
     return pending
 
 
+TRUE_IS_BAD = frozenset({"Stalled", "Reconciling", "Drifted"})
+"""Conditions whose ``True`` means trouble or work in progress (kstatus abnormal-true and drift)."""
+BLOCKING_AFTER_S = 120.0
+"""From then on the demo's waiting lines name the conditions that block, not only the awaited value."""
+
+
+def blocking(kube: Kube, namespace: str) -> list[str]:
+    """Every condition that keeps a resource from working, e.g.
+    ``streamingwindow/account-activity: StreamRunning=False DeadLettering: schema id 1 unknown``
+    (``Drifted`` is a finding, not a blocker, and is left out)."""
+    found = []
+    for plural, items in resources(kube, namespace).items():
+        for item in items:
+            conditions = (item.get("status") or {}).get("conditions") or []
+            bad = [c for c in conditions if c.get("type") != "Drifted"
+                   and (c.get("status") == "True") == (c.get("type") in TRUE_IS_BAD)]
+            bad.sort(key=lambda c: c.get("type") == "Ready")
+            for cond in bad:
+                text = f"{cond.get('type')}={cond.get('status')} {cond.get('reason', '')}: {cond.get('message', '')}"
+                found.append(f"{plural[:-1]}/{item['metadata']['name']}: {text.strip(': ')[:240]}")
+            if not conditions:
+                found.append(f"{plural[:-1]}/{item['metadata']['name']}: no status yet (is the operator running?)")
+    return found
+
+
 def materialized_views(kube: Kube, namespace: str) -> list[str]:
     """FeatureViews whose materialization is not suspended (each gets a CronJob)."""
     views = resources(kube, namespace)["featureviews"]
@@ -102,7 +127,8 @@ def wait_until_live(kube: Kube, namespace: str, state: "DemoState", endpoints: E
     shows in served window features. Returns whether serving was ready."""
     from streamguard.demo.burst import send_burst
 
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     last_report = 0.0
     burst_sent_at: float | None = None
     while time.monotonic() < deadline:
@@ -127,10 +153,17 @@ def wait_until_live(kube: Kube, namespace: str, state: "DemoState", endpoints: E
             waiting = pending[:4] + ([] if ready else [f"serving /readyz: {str(reasons)[:300]}"])
             if not jumped and state.topic:
                 waiting.append(f"served {REALTIME_VIEW} for {_demo_account()}: {vector}")
+            if time.monotonic() - started >= BLOCKING_AFTER_S:
+                waiting += [f"blocked by {line}" for line in blocking(kube, namespace)[:6]]
             say("still waiting for: " + "; ".join(waiting))
         time.sleep(2)
-    raise TimeoutError(f"features not live after {timeout:.0f}s; see `streamguard demo status` and the logs in "
-                       f"{state.demo_dir}/logs and {state.demo_dir}/pods")
+    blockers = blocking(kube, namespace)
+    _, why = readyz(state.serving_url)
+    raise TimeoutError(
+        f"features not live after {timeout:.0f}s.\n"
+        + ("".join(f"  blocked by {line}\n" for line in blockers) or "  every resource reports Ready\n")
+        + f"  serving /readyz: {str(why)[:400]}\n"
+        f"See `streamguard demo status` and the logs in {state.demo_dir}/logs and {state.demo_dir}/pods")
 
 
 def _demo_account() -> str:

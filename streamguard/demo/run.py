@@ -19,6 +19,8 @@ from pathlib import Path
 
 import yaml
 
+from streamguard.api.common import GROUP, VERSION
+from streamguard.api.crdgen import KINDS
 from streamguard.demo import live
 from streamguard.demo.manifests import Manifest, isolate, load_examples, platform, topics
 from streamguard.devkubelet import NODE_NAME
@@ -103,7 +105,7 @@ class Demo:
     suffix: str = ""
     """Appended to the Feast project, topic and subject (tests isolate runs on a shared stack)."""
     burst_every: float = 60.0
-    timeout: float = 900.0
+    timeout: float = 300.0
     echo: Callable[[str], None] = print
     require_serving_ready: bool = True
     """"Live" includes serving's /readyz (the e2e test checks readiness on its own, to report it apart)."""
@@ -147,6 +149,9 @@ class Demo:
             self._start_devkubelet(env, kube)
         with progress.step("apply", "kubectl apply -f examples/finserve/"):
             self._apply(endpoints, docs, namespace=self.namespace)
+            reset = reapply_as_written(kube, self.namespace, docs)
+            if reset:
+                progress.say(f"reset to the example as written (changed since an earlier run): {', '.join(reset)}")
         with progress.step("materialize", "first materialization (jobs from the CronJobs)"):
             created = self._materialize(endpoints, kube)
             progress.say(f"created jobs: {', '.join(created) or 'none (no materialization CronJobs)'}")
@@ -307,6 +312,24 @@ class Demo:
 
     def processes(self) -> dict[str, int | None]:
         return {name: self.supervisor.running_pid(name) for name in PROCESSES}
+
+
+def reapply_as_written(kube: Kube, namespace: str, docs: list[Manifest]) -> list[str]:
+    """Replace the spec of every StreamGuard resource with the example's, so fields another manager set on
+    an earlier run (``suspend: true``, a changed window) do not survive a re-run; returns what changed."""
+    plurals = {info.kind: info.plural for info in KINDS}
+    changed = []
+    for doc in docs:
+        plural = plurals.get(doc.get("kind", ""))
+        if plural is None:
+            continue
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}/{doc['metadata']['name']}"
+        before = (kube.get(path) or {}).get("metadata", {}).get("generation")
+        after = kube.request("PATCH", path, [{"op": "replace", "path": "/spec", "value": doc["spec"]}],
+                             content_type="application/json-patch+json")["metadata"].get("generation")
+        if before is not None and after != before:
+            changed.append(f"{plural[:-1]}/{doc['metadata']['name']}")
+    return changed
 
 
 def materialized_sources(docs: list[Manifest]) -> list[tuple[str, str]]:
