@@ -58,11 +58,15 @@ BLOCKING_AFTER_S = 120.0
 
 
 def blocking(kube: Kube, namespace: str) -> list[str]:
+    return blockers(resources(kube, namespace))
+
+
+def blockers(found_resources: dict[str, list[Obj]]) -> list[str]:
     """Every condition that keeps a resource from working, e.g.
     ``streamingwindow/account-activity: StreamRunning=False DeadLettering: schema id 1 unknown``
-    (``Drifted`` is a finding, not a blocker, and is left out)."""
+    (``Drifted`` is a finding, not a blocker, and is left out); Ready last for each resource."""
     found = []
-    for plural, items in resources(kube, namespace).items():
+    for plural, items in found_resources.items():
         for item in items:
             conditions = (item.get("status") or {}).get("conditions") or []
             bad = [c for c in conditions if c.get("type") != "Drifted"

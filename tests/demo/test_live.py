@@ -1,0 +1,29 @@
+"""The demo's report of what blocks it (pure)."""
+
+from streamguard.demo.live import blockers
+
+
+def _item(name: str, *conditions: tuple[str, str, str]) -> dict[str, object]:
+    return {"metadata": {"name": name},
+            "status": {"conditions": [{"type": t, "status": s, "reason": r, "message": f"{t} says {r}"}
+                                      for t, s, r in conditions]}}
+
+
+def test_names_the_resource_and_each_blocking_condition_ready_last() -> None:
+    found = {
+        "streamingwindows": [_item("account-activity", ("Ready", "False", "DeadLettering"),
+                                   ("StreamRunning", "False", "DeadLettering"), ("Stalled", "False", "Ok"))],
+        "featureviews": [_item("account-profile", ("Ready", "True", "Fresh"), ("Drifted", "True", "Drift"))],
+    }
+    assert blockers(found) == [
+        "streamingwindow/account-activity: StreamRunning=False DeadLettering: StreamRunning says DeadLettering",
+        "streamingwindow/account-activity: Ready=False DeadLettering: Ready says DeadLettering",
+    ]
+
+
+def test_stalled_true_and_a_missing_status_block() -> None:
+    found = {"driftmonitors": [_item("drift", ("Stalled", "True", "BadReference")), {"metadata": {"name": "new"}}]}
+    assert blockers(found) == [
+        "driftmonitor/drift: Stalled=True BadReference: Stalled says BadReference",
+        "driftmonitor/new: no status yet (is the operator running?)",
+    ]
