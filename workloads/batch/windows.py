@@ -244,7 +244,8 @@ def window_features_as_of(
     (``StreamingWindowSpec.feature_names()``). A row at instant ``c`` holds every window's value for
     labels at ``t`` with ``c <= t`` up to the key's next row: the rows are the instants where any value
     changes. Before a key's first event there is no row; after its last event has left every window the
-    last row holds count 0, sum 0 and null avg/min/max.
+    last row holds count 0, sum 0 and null avg/min/max. Events without an event time are ignored (the
+    stream dead-letters them).
     """
     key = spec.key_field
     value_fields = _check_fields(events, spec)
