@@ -5,6 +5,10 @@ entity has source rows but none inside ``[label time - ttl, label time]``, inste
 (so one expired view also erases the other views' values). :func:`training_set` asks Feast one view at
 a time and joins the answers back onto every label row, in input order: expired or not yet known
 values are null, never taken from after the label time.
+
+A window view's offline table follows the time rule (``docs/time-rule.md``): a label at ``t`` gets the
+window that contains ``t`` over the events before ``t`` (at millisecond precision), the value serving
+returned at ``t``.
 """
 
 from collections.abc import Sequence

@@ -120,7 +120,9 @@ def test_window_features_equal_the_reference_definition(offline: OfflineData, sp
 
 
 @pytest.mark.spark
-def test_window_offline_table_holds_the_latest_closed_window(offline: OfflineData) -> None:
+def test_window_offline_table_follows_the_time_rule(offline: OfflineData) -> None:
+    """Read as Feast reads it (latest row at or before t), the table holds the window containing t over
+    the events before t: the seconds just before t count, an event at exactly t does not."""
     window = offline.manifests.window_for("account-realtime")
     view = offline.manifests.feature_views["account-realtime"].spec
     assert window is not None and view.source is not None
@@ -128,19 +130,18 @@ def test_window_offline_table_holds_the_latest_closed_window(offline: OfflineDat
     tx = offline.transactions
     rng = np.random.default_rng(5)
     picks = tx.sample(n=60, random_state=9)
-    for account, ts in zip(picks.account_id, picks.event_time, strict=True):
-        at = ts + pd.Timedelta(milliseconds=int(rng.integers(0, 400_000)))
+    offsets = [0, 1, *rng.integers(2, 400_000, size=len(picks) - 2)]  # at the event, 1 ms after it, later
+    for account, ts, offset in zip(picks.account_id, picks.event_time, offsets, strict=True):
+        at = ts.floor("ms") + pd.Timedelta(milliseconds=int(offset))
         rows = table[(table.account_id == account) & (table.event_timestamp <= at)]
         latest = rows.iloc[-1] if len(rows) else None
         mine = tx[tx.account_id == account]
         for w in window.spec.windows:
             shape = WindowShape.parse(w.length, w.slide)
-            end_ms = (int(at.value // 1_000_000) // shape.slide_ms) * shape.slide_ms
-            end = pd.Timestamp(end_ms, unit="ms", tz="UTC")
-            inside = mine[
-                (mine.event_time >= end - pd.Timedelta(milliseconds=shape.length_ms)) & (mine.event_time < end)
-            ]
-            if latest is None:  # no window of this account has closed yet
+            end_ms = shape.end_as_of(int(at.value // 1_000_000))
+            start = pd.Timestamp(end_ms - shape.length_ms, unit="ms", tz="UTC")
+            inside = mine[(mine.event_time.dt.floor("ms") >= start) & (mine.event_time.dt.floor("ms") < at)]
+            if latest is None:  # no event of this account before t
                 assert len(inside) == 0, (account, at, w.suffix)
                 continue
             assert latest[f"txn_count_{w.suffix}"] == len(inside), (account, at, w.suffix)

@@ -1,5 +1,7 @@
 """Point-in-time training sets from the generated Feast repository equal an independent computation
-from the raw transactions, and nothing from after a label's time leaks in (TTL edges included)."""
+from the raw transactions, and nothing from after a label's time leaks in (TTL edges included). Window
+features follow the time rule (docs/time-rule.md): the window containing the label time, over the events
+before it, so an event at exactly the label time is left out and the seconds before it count."""
 
 from pathlib import Path
 
@@ -75,6 +77,7 @@ def test_training_set_is_point_in_time_correct(
     by_customer = dict(tuple(tx.groupby("customer_id")))
     by_account = dict(tuple(tx.groupby("account_id")))
     leaky_differs = 0
+    at_label = 0
     for row in result.itertuples(index=False):
         mine = by_customer[row.customer_id]
         first = mine.event_time.min().floor("D") + DAY
@@ -92,24 +95,24 @@ def test_training_set_is_point_in_time_correct(
             leaky_differs += int(leaky != expected["cust_txn_count_7d"])
 
         acct = by_account[row.account_id]
+        acct_ms = acct.event_time.dt.floor("ms")
         at_ms = int(row.event_timestamp.value // 1_000_000)
+        at = pd.Timestamp(at_ms, unit="ms", tz="UTC")
         for suffix, length, slide in (("1m", "1m", "15s"), ("5m", "5m", "1m"), ("1h", "1h", "5m")):
-            shape = WindowShape.parse(length, slide)
-            end = pd.Timestamp((at_ms // shape.slide_ms) * shape.slide_ms, unit="ms", tz="UTC")
-            inside = acct[
-                (acct.event_time >= end - pd.Timedelta(milliseconds=shape.length_ms)) & (acct.event_time < end)
-            ]
+            shape = WindowShape.parse(length, slide)  # the time rule: the window containing t, events before t
+            start = pd.Timestamp(shape.end_as_of(at_ms) - shape.length_ms, unit="ms", tz="UTC")
+            inside = acct[(acct_ms >= start) & (acct_ms < at)]
             got = getattr(row, f"txn_count_{suffix}")
             if pd.isna(got):  # no row within the view's TTL: every window has long been empty
                 assert len(inside) == 0, (row, suffix)
             else:
                 assert got == len(inside), (row, suffix)
-        if not pd.isna(row.amount_sum_1h):
-            shape = WindowShape.parse("1h", "5m")
-            end = pd.Timestamp((at_ms // shape.slide_ms) * shape.slide_ms, unit="ms", tz="UTC")
-            inside = acct[(acct.event_time >= end - pd.Timedelta(hours=1)) & (acct.event_time < end)]
-            assert row.amount_sum_1h == pytest.approx(inside.amount.sum(), rel=1e-12)
-            assert (inside.event_time <= row.event_timestamp).all()
+            if suffix == "1h" and not pd.isna(row.amount_sum_1h):
+                assert row.amount_sum_1h == pytest.approx(inside.amount.sum(), rel=1e-12)
+                assert (inside.event_time < row.event_timestamp).all()
+        if (acct.event_time == row.event_timestamp).any() and not pd.isna(row.txn_count_1m):
+            at_label += 1  # a label at an event's own time: that event is not in its features
     assert leaky_differs > 0, "labels should include cases where a leaky join would give another value"
+    assert at_label > 0, "labels should include instants of the accounts' own events"
     edge = result.tail(6)
     assert edge.cust_txn_count_7d.isna().tolist() == [False, False, True, False, True, True]

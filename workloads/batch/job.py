@@ -1,7 +1,8 @@
 """Compute every offline table of a folder of manifests from the raw FinServe transactions.
 
 Each FeatureView named like a :data:`~streamguard.workloads.batch.profiles.PROFILES` entry gets its daily
-profile table; each FeatureView filled by a StreamingWindow gets the point-in-time window table. Tables
+profile table; each FeatureView filled by a StreamingWindow gets the point-in-time window table (the time rule of
+:mod:`streamguard.workloads.batch.windows`). Tables
 are written (overwritten) as Parquet to the FeatureView's ``spec.source.path``.
 """
 
@@ -14,7 +15,7 @@ from pyspark.sql import functions as F  # noqa: N812
 from streamguard.api.featureview import FeatureView
 from streamguard.finserve.resources import Manifests
 from streamguard.workloads.batch.profiles import PROFILES, TIMESTAMP, compute_profile
-from streamguard.workloads.batch.windows import compute_window_features, window_features_as_of
+from streamguard.workloads.batch.windows import window_features_as_of
 
 TRANSACTION_COLUMNS = {
     "event_time": "timestamp",
@@ -97,7 +98,6 @@ def run(
             )
         if view.spec.source is None or (only is not None and view_name not in only):
             continue
-        long_rows = compute_window_features(transactions, window.spec)
-        written.append(_write(window_features_as_of(long_rows, window.spec, TIMESTAMP), view_name, view))
+        written.append(_write(window_features_as_of(transactions, window.spec, TIMESTAMP), view_name, view))
     transactions.unpersist()
     return written
