@@ -279,7 +279,11 @@ async def reconcile_streamingwindow(ctx: Context, body: Manifest) -> float | Non
         return None
     schema_fields["windowNames"] = ",".join(w.suffix for w in spec.windows)
     view = await _view(ctx, owner.namespace, spec.feature_view)
-    problem = view if isinstance(view, Problem) else streamingwindow.check(spec, spec.feature_view, view)
+    problem = (
+        view
+        if isinstance(view, Problem)
+        else streamingwindow.check(spec, spec.feature_view, view, ctx.settings.max_windows_per_event)
+    )
     if problem is not None or view is None or isinstance(view, Problem):
         verdict = _stalled(
             problem or Problem("FeatureViewNotFound", "spec.featureView"),

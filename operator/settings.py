@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from streamguard.api.streamingwindow import DEFAULT_MAX_WINDOWS_PER_EVENT, WINDOWS_PER_EVENT_CEILING
+
 ENV_PREFIX = "STREAMGUARD_OPERATOR_"
 FIELD_MANAGER = "streamguard-operator"
 
@@ -57,6 +59,9 @@ class OperatorSettings(BaseModel):
     cleanup_timeout_seconds: int = Field(default=600, ge=0)
     """After this long in deletion, an unreachable registry no longer blocks the finalizer."""
     registry_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    max_windows_per_event: int = Field(default=DEFAULT_MAX_WINDOWS_PER_EVENT, ge=1, le=WINDOWS_PER_EVENT_CEILING)
+    """A StreamingWindow whose events would each count in more windows (sum of length/slide) is Stalled."""
 
     probe_initial_delay_seconds: int = Field(default=30, ge=0)
     workers: int = Field(default=4, ge=1, le=64)

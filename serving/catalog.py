@@ -77,7 +77,7 @@ class ServedView:
     join_keys: tuple[tuple[str, str], ...]
     """(join key, value type) in declaration order."""
     ttl_seconds: float
-    """0 means values never expire."""
+    """Greater than 0 for every spec the API accepts (0 would mean values never expire)."""
     sla_seconds: float
     has_batch: bool
     """Freshness comes from the materializer (the view has a batch source)."""
@@ -160,16 +160,33 @@ def _window_features(
     return found
 
 
+def _refused_features(view: ViewResource, windows: list[WindowResource], problems: list[str]) -> set[str]:
+    """Features of ``windows`` that cannot be served: a window writes one key field, so a view with several
+    join keys would always read empty (the operator stalls such a window too)."""
+    if len(view.spec.entities) == 1:
+        return set()
+    keys = ", ".join(e.join_key for e in view.spec.entities)
+    for window in windows:
+        problems.append(
+            f"StreamingWindow {window.name}: spec.featureView {view.name!r} has {len(view.spec.entities)} join keys "
+            f"({keys}); a StreamingWindow can only feed a single-entity view, its features are not served"
+        )
+    return {name for window in windows for name in window.spec.feature_names()}
+
+
 def _build_view(view: ViewResource, windows: list[WindowResource], problems: list[str]) -> ServedView:
     spec = view.spec
-    declared = {f.name: f.dtype for f in spec.features}
+    refused = _refused_features(view, windows, problems)
+    if refused:
+        windows = []
+    declared = {f.name: f.dtype for f in spec.features if f.name not in refused}
     window_of = _window_features(view, windows, problems)
 
     def dtype_of(name: str, function: str) -> str:
         return declared.get(name, "INT64" if function == "count" else "FLOAT64")
 
     slots: dict[str, FeatureSlot] = {}
-    batch = [f.name for f in spec.features if f.name not in window_of]
+    batch = [name for name in declared if name not in window_of]
     for index, name in enumerate(batch):
         slots[name] = FeatureSlot(declared[name], None, index)
 
@@ -194,7 +211,7 @@ def _build_view(view: ViewResource, windows: list[WindowResource], problems: lis
         for name, aggregation, function in group:
             slots[name] = FeatureSlot(dtype_of(name, function), suffix, aggregations.index(aggregation))
 
-    ordered = [f.name for f in spec.features] + [n for n in window_of if n not in declared]
+    ordered = [*declared, *(n for n in window_of if n not in declared)]
     batch_fields = (timestamp_field(view.name), *(feature_field(view.name, n) for n in batch))
     return ServedView(
         name=view.name,
@@ -216,7 +233,11 @@ def _build_view(view: ViewResource, windows: list[WindowResource], problems: lis
 
 
 def build_catalog(views: Iterable[ViewResource], windows: Iterable[WindowResource]) -> Catalog:
-    """The catalog of every online FeatureView, with the StreamingWindows that target it."""
+    """The catalog of every online FeatureView, with the StreamingWindows that target it.
+
+    Never raises for one resource: a view that cannot be built is left out and reported in ``problems``,
+    and every other view is served.
+    """
     problems: list[str] = []
     by_view: dict[str, list[WindowResource]] = {}
     for window in sorted(windows, key=lambda w: w.name):
@@ -226,7 +247,11 @@ def build_catalog(views: Iterable[ViewResource], windows: Iterable[WindowResourc
     for view in sorted(views, key=lambda v: v.name):
         if not view.spec.online:
             continue
-        served[view.name] = _build_view(view, by_view.pop(view.name, []), problems)
+        try:
+            served[view.name] = _build_view(view, by_view.pop(view.name, []), problems)
+        except Exception as error:  # one absurd view (bypassed admission, older CRD) must not hide the others
+            problems.append(f"FeatureView {view.name}: cannot be served: {type(error).__name__}: {error}")
+            continue
         for set_name in view.annotations.get(FEATURE_SETS_ANNOTATION, "").split(","):
             if set_name.strip():
                 refs = sets.setdefault(set_name.strip(), [])

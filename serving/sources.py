@@ -99,6 +99,8 @@ def resources_from_documents(
                 windows.append(WindowResource(name, StreamingWindowSpec.model_validate(doc.get("spec"))))
         except ValidationError as error:
             problems.append(f"{location}: {kind} {name}: {_describe(error)}")
+        except (TypeError, ValueError) as error:  # e.g. annotations that are not a mapping
+            problems.append(f"{location}: {kind} {name}: {error}")
     return views, windows, problems
 
 
@@ -215,10 +217,23 @@ class ClusterSource:
             self._rebuild()
 
     def _rebuild(self) -> None:
+        """Replace the catalog. Never raises: an exception here would make the watch re-list forever and
+        leave serving without a catalog, so a failed rebuild keeps the previous views and reports why."""
         if self._listed != set(PLURALS):
             return
         documents = [obj for objects in self._objects.values() for obj in objects.values()]
-        views, windows, problems = resources_from_documents(documents, f"namespace {self.namespace}")
-        catalog = build_catalog(views, windows)
-        self._catalog = Catalog(catalog.views, catalog.feature_sets, (*problems, *catalog.problems))
+        try:
+            views, windows, problems = resources_from_documents(documents, f"namespace {self.namespace}")
+            catalog = build_catalog(views, windows)
+            catalog = Catalog(catalog.views, catalog.feature_sets, (*problems, *catalog.problems))
+        except Exception as error:  # the isolation boundary of the watch, see above
+            log.exception("rebuilding the feature catalog of %s failed", self.namespace)
+            previous = self._catalog or Catalog({}, {})
+            problem = f"namespace {self.namespace}: the feature catalog could not be rebuilt: {error}"
+            kept = tuple(dict.fromkeys((*previous.problems, problem)))
+            catalog = Catalog(previous.views, previous.feature_sets, kept)
+        if self._catalog is None or catalog.problems != self._catalog.problems:
+            for problem in catalog.problems:
+                log.warning("feature catalog: %s", problem)
+        self._catalog = catalog
         log.info("feature catalog: %d views, %d feature sets", len(catalog.views), len(catalog.feature_sets))

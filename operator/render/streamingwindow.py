@@ -2,13 +2,17 @@
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 import fastavro
 from fastavro.schema import SchemaParseException
 
 from streamguard.api.featureview import FeatureViewSpec
-from streamguard.api.streamingwindow import StreamingWindowSpec
+from streamguard.api.streamingwindow import (
+    AGGREGATIONS_NEEDING_FIELD,
+    DEFAULT_MAX_WINDOWS_PER_EVENT,
+    StreamingWindowSpec,
+)
+from streamguard.contracts.fields import describe, field_types, is_numeric
 from streamguard.jobspec import StreamJob
 from streamguard.operator.render.common import (
     Manifest,
@@ -62,29 +66,77 @@ def child_names(owner: Owner) -> dict[str, str]:
     }
 
 
-def _schema_fields(schema: Any) -> set[str]:
-    if not isinstance(schema, dict) or schema.get("type") != "record":
-        return set()
-    return {field["name"] for field in schema.get("fields", []) if isinstance(field, dict) and "name" in field}
+def _type_problem(spec: StreamingWindowSpec, types: dict[str, list[str]]) -> Problem | None:
+    """The contract's field types against what the job reads: keys, event times and numbers."""
+    key = types[spec.key_field]
+    if len(key) != 1 or key[0] not in ("string", "int", "long"):
+        return Problem(
+            "FieldTypeMismatch",
+            f"spec.keyField: {spec.key_field!r} is {describe(key)} in the contract; the key field must be a "
+            "string, int or long",
+        )
+    event_time = types[spec.event_time_field]
+    if len(event_time) != 1 or event_time[0] not in ("long:timestamp-millis", "long:timestamp-micros"):
+        return Problem(
+            "FieldTypeMismatch",
+            f"spec.eventTimeField: {spec.event_time_field!r} is {describe(event_time)} in the contract; it must "
+            "be a long with logicalType timestamp-millis or timestamp-micros",
+        )
+    for i, agg in enumerate(spec.aggregations):
+        if agg.function in AGGREGATIONS_NEEDING_FIELD and agg.field and not is_numeric(types[agg.field]):
+            return Problem(
+                "FieldTypeMismatch",
+                f"spec.aggregations[{i}].field: {agg.field!r} is {describe(types[agg.field])} in the contract; "
+                f"{agg.function} needs a numeric field (int, long, float or double, optionally nullable)",
+            )
+    return None
 
 
-def check(spec: StreamingWindowSpec, view_name: str, view: FeatureViewSpec | None) -> Problem | None:
-    """Cross-checks the CRD schema cannot express: the Avro contract and the target FeatureView."""
+def _windows_problem(spec: StreamingWindowSpec, limit: int) -> Problem | None:
+    count = spec.windows_per_event()
+    if count <= limit:
+        return None
+    shares = ", ".join(f"{w.length}/{w.slide} = {w.windows_per_event}" for w in spec.windows)
+    return Problem(
+        "TooManyWindows",
+        f"spec.windows: each event would be counted in {count} windows ({shares}), more than the operator's "
+        f"limit of {limit} (setting max_windows_per_event); use a longer slide",
+    )
+
+
+def check(
+    spec: StreamingWindowSpec,
+    view_name: str,
+    view: FeatureViewSpec | None,
+    max_windows_per_event: int = DEFAULT_MAX_WINDOWS_PER_EVENT,
+) -> Problem | None:
+    """Checks the CRD schema cannot express: the Avro contract, the operator's limits and the target view."""
     try:
         parsed = json.loads(spec.contract.schema_)
         fastavro.parse_schema(parsed)
     except (json.JSONDecodeError, SchemaParseException, ValueError, TypeError, KeyError) as error:
         return Problem("InvalidSchema", f"spec.contract.schema: not a valid Avro schema: {error}")
-    fields = _schema_fields(parsed)
-    if not fields:
+    types = field_types(parsed) if isinstance(parsed, dict) and parsed.get("type") == "record" else {}
+    if not types:
         return Problem("InvalidSchema", "spec.contract.schema: must be an Avro record with fields")
     needed = [("spec.keyField", spec.key_field), ("spec.eventTimeField", spec.event_time_field)]
     needed += [(f"spec.aggregations[{i}].field", agg.field) for i, agg in enumerate(spec.aggregations) if agg.field]
     for path, field in needed:
-        if field not in fields:
+        if field not in types:
             return Problem("InvalidSchema", f"{path}: field {field!r} is not in the Avro schema of spec.contract")
+    problem = _type_problem(spec, types) or _windows_problem(spec, max_windows_per_event)
+    if problem is not None:
+        return problem
     if view is None:
         return Problem("FeatureViewNotFound", f"spec.featureView: FeatureView {view_name!r} does not exist")
+    if len(view.entities) != 1:
+        keys = ", ".join(e.join_key for e in view.entities)
+        return Problem(
+            "MultiEntityView",
+            f"spec.featureView: FeatureView {view_name!r} has {len(view.entities)} join keys ({keys}); a "
+            "StreamingWindow writes one key field, so it can only feed a view with exactly one entity "
+            "(multi-entity windows are not supported yet)",
+        )
     declared = {feature.name for feature in view.features}
     missing = [name for name in spec.feature_names() if name not in declared]
     if missing:

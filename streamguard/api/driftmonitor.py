@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import Field
 
 from streamguard.api.common import IDENTIFIER_PATTERN, NAME_PATTERN, ApiModel, CommonStatus, cel, with_rules
-from streamguard.api.durations import DURATION_PATTERN, GO_DURATION_PATTERN
+from streamguard.api.durations import PositiveDayDuration, PositiveDuration
 
 
 class DataSlice(ApiModel):
@@ -16,8 +16,8 @@ class DataSlice(ApiModel):
     timestamp_field: str = Field(default="event_timestamp", pattern=IDENTIFIER_PATTERN)
     start: datetime | None = None
     end: datetime | None = None
-    last: str | None = Field(
-        default=None, pattern=DURATION_PATTERN, description="Only the trailing window ending at the newest row."
+    last: PositiveDayDuration | None = Field(
+        default=None, description="Only the trailing window ending at the newest row."
     )
 
 
@@ -47,7 +47,7 @@ class DriftMonitorSpec(ApiModel):
     reference: DataSlice
     current: DataSlice
     thresholds: Thresholds = Field(default_factory=Thresholds)
-    interval: str = Field(default="10m", pattern=GO_DURATION_PATTERN, description="Time between drift runs.")
+    interval: PositiveDuration = Field(default="10m", description="Time between drift runs.")
     method: Literal["psi"] = "psi"
 
     model_config = with_rules(

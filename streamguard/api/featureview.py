@@ -12,7 +12,7 @@ from streamguard.api.common import (
     cel,
     with_rules,
 )
-from streamguard.api.durations import DURATION_PATTERN
+from streamguard.api.durations import MAX_DURATION_DAYS, PositiveDayDuration
 
 ValueType = Literal["INT64", "INT32", "FLOAT64", "FLOAT32", "STRING", "BOOL"]
 
@@ -90,11 +90,15 @@ class FeatureViewSpec(ApiModel):
     source: BatchSource | None = Field(
         default=None, description="Offline source; omit for a view filled only by a StreamingWindow."
     )
-    ttl: str = Field(default="1d", pattern=DURATION_PATTERN, description="Values older than this read as expired.")
-    freshness_sla: str = Field(
+    ttl: PositiveDayDuration = Field(
+        default="1d",
+        description=f"Values older than this read as expired. Greater than 0 and at most {MAX_DURATION_DAYS}d "
+        "(there is no 'never expires': use the maximum).",
+    )
+    freshness_sla: PositiveDayDuration = Field(
         default="1h",
-        pattern=DURATION_PATTERN,
-        description="The view is not Fresh (and serving not Ready) when its newest data is older than this.",
+        description="The view is not Fresh (and serving not Ready) when its newest data is older than this. "
+        f"Greater than 0 and at most {MAX_DURATION_DAYS}d.",
     )
     materialization: Materialization = Field(default_factory=Materialization)
     online: bool = True

@@ -1,14 +1,28 @@
 """``StreamingWindow``: a Kafka topic with an Avro contract, aggregated over sliding event-time windows."""
 
-from typing import Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from streamguard.api.common import IDENTIFIER_PATTERN, NAME_PATTERN, ApiModel, CommonStatus, cel, with_rules
-from streamguard.api.durations import GO_DURATION_PATTERN
+from streamguard.api.durations import (
+    Duration,
+    PositiveDuration,
+    cel_duration_safe,
+    duration_check,
+    duration_field,
+    duration_ms,
+)
 
 AggregationFunction = Literal["count", "sum", "avg", "min", "max"]
 AGGREGATIONS_NEEDING_FIELD = ("sum", "avg", "min", "max")
+MIN_SLIDE = "1s"
+DEFAULT_MAX_WINDOWS_PER_EVENT = 1_000
+"""The operator's default limit on windows per event (the sum of length/slide over the windows)."""
+WINDOWS_PER_EVENT_CEILING = 100_000
+"""Highest value the operator's ``max_windows_per_event`` setting accepts."""
+
+Slide = Annotated[str, duration_field(minimum=MIN_SLIDE), duration_check(minimum=MIN_SLIDE)]
 
 
 class AvroContract(ApiModel):
@@ -34,25 +48,38 @@ class KafkaSource(ApiModel):
 class Window(ApiModel):
     """A sliding window: ``length`` long, a new one every ``slide``. Names the feature suffix."""
 
-    length: str = Field(pattern=GO_DURATION_PATTERN, max_length=32)
-    slide: str = Field(pattern=GO_DURATION_PATTERN, max_length=32)
+    length: PositiveDuration
+    slide: Slide = Field(description=f"At least {MIN_SLIDE}.")
     name: str | None = Field(
         default=None, pattern=r"^[a-z0-9_]+$", max_length=16, description="Feature suffix; default the length."
     )
 
     model_config = with_rules(
-        cel("duration(self.slide) > duration('0s')", "slide must be positive", ".slide"),
-        cel("duration(self.length) > duration('0s')", "length must be positive", ".length"),
         cel(
+            f"!({cel_duration_safe('self.length')} && {cel_duration_safe('self.slide')} "
+            f"&& duration(self.slide) >= duration('{MIN_SLIDE}')) || "
             "duration(self.length).getMilliseconds() % duration(self.slide).getMilliseconds() == 0",
             "window length must be a whole multiple of its slide",
             ".length",
         ),
     )
 
+    @model_validator(mode="after")
+    def _whole_multiple(self) -> Self:
+        if duration_ms(self.length) % duration_ms(self.slide):
+            raise ValueError(
+                f"window length must be a whole multiple of its slide ({self.length} is not a multiple of {self.slide})"
+            )
+        return self
+
     @property
     def suffix(self) -> str:
         return self.name or self.length
+
+    @property
+    def windows_per_event(self) -> int:
+        """How many windows of this shape contain each event (length / slide)."""
+        return duration_ms(self.length) // duration_ms(self.slide)
 
 
 class Aggregation(ApiModel):
@@ -72,16 +99,27 @@ class Aggregation(ApiModel):
 
 
 class StreamingWindowSpec(ApiModel):
-    feature_view: str = Field(pattern=NAME_PATTERN, max_length=253, description="Target FeatureView name.")
+    feature_view: str = Field(
+        pattern=NAME_PATTERN,
+        max_length=253,
+        description="Target FeatureView name. The view must have exactly one entity: the window's key field "
+        "fills its join key. The operator checks this, not admission (the view is another object, which "
+        "admission cannot read): a window targeting a view with several join keys is Stalled (reason "
+        "MultiEntityView) and gets no Deployment. Multi-entity windows are future work.",
+    )
     source: KafkaSource
     contract: AvroContract
     key_field: str = Field(pattern=IDENTIFIER_PATTERN, description="Event field holding the entity key.")
     event_time_field: str = Field(default="event_time", pattern=IDENTIFIER_PATTERN)
-    watermark: str = Field(default="2m", pattern=GO_DURATION_PATTERN)
-    trigger_interval: str = Field(default="5s", pattern=GO_DURATION_PATTERN)
+    watermark: Duration = "2m"
+    trigger_interval: Duration = "5s"
     windows: list[Window] = Field(
         min_length=1,
         max_length=16,
+        description="Sliding windows. Each event is counted in length/slide windows of each; the sum over the "
+        "windows is limited by the operator's max_windows_per_event setting (default "
+        f"{DEFAULT_MAX_WINDOWS_PER_EVENT}). Above it the StreamingWindow is Stalled (reason TooManyWindows): "
+        "the limit is the operator's, so it is checked when reconciling, not at admission.",
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
@@ -102,6 +140,10 @@ class StreamingWindowSpec(ApiModel):
         },
     )
     suspend: bool = False
+
+    def windows_per_event(self) -> int:
+        """How many windows each event is counted in: the sum of length/slide over the windows."""
+        return sum(w.windows_per_event for w in self.windows)
 
     def feature_names(self) -> list[str]:
         """Every feature this window writes, aggregation-major."""

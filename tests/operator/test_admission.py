@@ -68,7 +68,38 @@ CASES = [
         "spec.windows[0].length",
         "whole multiple of its slide",
     ),
-    ("zero slide", edit(SW, "spec.windows.0.slide", "0s"), "spec.windows[0].slide", "slide must be positive"),
+    ("zero slide", edit(SW, "spec.windows.0.slide", "0s"), "spec.windows[0].slide", "must be at least 1s"),
+    (
+        "30s window sliding every 1ms",
+        edit(SW, "spec.windows.0", {"length": "30s", "slide": "1ms"}),
+        "spec.windows[0].slide",
+        "must be at least 1s",
+    ),
+    (
+        "window longer than 366 days",
+        edit(SW, "spec.windows.0", {"length": "8790h", "slide": "1h"}),
+        "spec.windows[0].length",
+        "must be at most 366 days",
+    ),
+    ("watermark over 366 days", edit(SW, "spec.watermark", "9000h"), "spec.watermark", "must be at most 366 days"),
+    (
+        "trigger interval overflowing",
+        edit(SW, "spec.triggerInterval", "99999999999999h"),
+        "spec.triggerInterval",
+        "must be at most 366 days",
+    ),
+    ("ttl overflowing", edit(FV, "spec.ttl", "9999999999d"), "spec.ttl", "must be at most 366 days"),
+    ("ttl over 366 days", edit(FV, "spec.ttl", "367d"), "spec.ttl", "must be at most 366 days"),
+    ("ttl zero", edit(FV, "spec.ttl", "0s"), "spec.ttl", "must be greater than 0"),
+    ("freshness SLA zero", edit(FV, "spec.freshnessSla", "0s"), "spec.freshnessSla", "must be greater than 0"),
+    ("freshness SLA zero days", edit(FV, "spec.freshnessSla", "0d"), "spec.freshnessSla", "must be greater than 0"),
+    ("drift interval zero", edit(DM, "spec.interval", "0s"), "spec.interval", "must be greater than 0"),
+    (
+        "drift slice over 366 days",
+        edit(DM, "spec.current.last", "400d"),
+        "spec.current.last",
+        "must be at most 366 days",
+    ),
     (
         "duplicate windows",
         edit(SW, "spec.windows.1", {"length": "1m", "slide": "30s"}),
@@ -120,3 +151,11 @@ def test_invalid_manifest_is_refused_naming_the_field(
 def test_the_valid_manifests_are_accepted(crds: None, cluster: Cluster) -> None:
     cluster.apply(FV, SW, DM)
     assert cluster.get("featureview", "customer-txn") is not None
+
+
+def test_the_bounds_themselves_are_accepted(crds: None, cluster: Cluster) -> None:
+    view = edit(edit(FV, "spec.ttl", "366d"), "spec.freshnessSla", "8784h")
+    window = edit(edit(SW, "spec.windows.0", {"length": "1m", "slide": "1s"}), "spec.watermark", "0s")
+    cluster.apply(view, window)
+    assert cluster.get("featureview", "customer-txn")["spec"]["ttl"] == "366d"
+    assert cluster.get("streamingwindow", "customer-txn")["spec"]["windows"][0]["slide"] == "1s"

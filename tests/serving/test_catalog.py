@@ -10,11 +10,11 @@ import pytest
 from streamguard.onlinestore.feast_layout import feature_field, timestamp_field
 from streamguard.onlinestore.freshness import FreshnessRecord
 from streamguard.serving.cache import TTLCache
-from streamguard.serving.catalog import build_catalog
+from streamguard.serving.catalog import ViewResource, build_catalog
 from streamguard.serving.errors import UnknownFeatureError
 from streamguard.serving.health import Health, assess
 from streamguard.serving.selection import Column, resolve
-from streamguard.serving.sources import FileSource, resources_from_documents
+from streamguard.serving.sources import PLURALS, ClusterSource, FileSource, resources_from_documents
 from tests.serving.support import WINDOW_VIEW, finserve_manifests, write_config
 
 
@@ -139,3 +139,55 @@ def test_cache_staleness_bound_and_size() -> None:
     assert not TTLCache(0).enabled
     with pytest.raises(ValueError):
         TTLCache(-1)
+
+
+SERVED = {"customer-profile", "account-profile", "merchant-profile", WINDOW_VIEW}
+
+
+def test_an_absurd_view_is_reported_and_every_other_view_served() -> None:
+    docs = finserve_manifests("p")
+    docs[0]["spec"]["ttl"] = "9999999999d"  # used to overflow timedelta and take the whole catalog down
+    docs[1]["spec"]["freshnessSla"] = "0s"
+    views, windows, problems = resources_from_documents(docs, "namespace fraud")
+    catalog = build_catalog(views, windows)
+    assert set(catalog.views) == SERVED - {"customer-profile", "account-profile"}
+    assert any("FeatureView customer-profile: spec.ttl" in p and "366 days" in p for p in problems), problems
+    assert any("FeatureView account-profile: spec.freshnessSla" in p and "greater than 0" in p for p in problems)
+
+
+def test_a_view_that_cannot_be_built_is_reported_and_every_other_view_served() -> None:
+    views, windows, _ = resources_from_documents(finserve_manifests("p"), "test")
+    # A spec no validator saw (an object stored under an older CRD): building it fails, the others do not.
+    absurd = ViewResource("aa-absurd", views[0].spec.model_copy(update={"ttl": "9999999999d"}))
+    catalog = build_catalog([absurd, *views], windows)
+    assert set(catalog.views) == SERVED
+    assert catalog.problems == (
+        "FeatureView aa-absurd: cannot be served: ValueError: '9999999999d' is longer than the maximum of 366 days",
+    )
+
+
+def test_the_cluster_source_serves_the_rest_when_one_object_is_absurd() -> None:
+    docs = finserve_manifests("p")
+    docs[2]["spec"]["ttl"] = "9999999999d"
+    source = ClusterSource("fraud")
+    for kind in PLURALS:  # what the watch does after listing each kind
+        source._replace(kind, [d for d in docs if d["kind"] == kind])
+    catalog = source.current()
+    assert catalog is not None
+    assert set(catalog.views) == SERVED - {"merchant-profile"}
+    assert [p for p in catalog.problems if "merchant-profile" in p and "spec.ttl" in p]
+
+
+def test_window_features_of_a_multi_entity_view_are_not_served() -> None:
+    docs = finserve_manifests("p")
+    docs[3]["spec"]["entities"].append({"name": "merchant", "joinKey": "merchant_id"})
+    docs[3]["spec"]["features"].append({"name": "pair_risk", "dtype": "FLOAT64"})
+    docs[3]["spec"]["source"] = {"path": "/data/pairs.parquet"}
+    catalog = _catalog(docs)
+    view = catalog.views[WINDOW_VIEW]
+    assert view.windows == {} and view.feature_names == ("pair_risk",) and view.batch_features == ("pair_risk",)
+    (problem,) = catalog.problems
+    assert problem.startswith(f"StreamingWindow {docs[4]['metadata']['name']}: spec.featureView {WINDOW_VIEW!r}")
+    assert "(customer_id, merchant_id)" in problem and "not served" in problem
+    with pytest.raises(UnknownFeatureError):
+        resolve(catalog, [f"{WINDOW_VIEW}:txn_count_1m"])

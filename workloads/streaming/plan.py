@@ -6,15 +6,14 @@ have) is a :class:`StreamSpecError` naming the resource and the field, raised be
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from streamguard.api.durations import parse_duration
 from streamguard.contracts.compatibility import SchemaParseError, parse
+from streamguard.contracts.fields import field_types, is_numeric
 from streamguard.jobspec import StreamJob
 from streamguard.onlinestore.window_layout import expiry_ms
 from streamguard.windows import WindowShape
 
-NUMERIC = frozenset({"int", "long", "float", "double"})
 DLQ_SUFFIX = ".dlq"
 
 
@@ -72,22 +71,6 @@ class StreamPlan:
     """Reader fields that cannot be null: one null after decoding means the body did not decode."""
 
 
-def _field_types(schema: dict[str, Any]) -> dict[str, list[str]]:
-    """Top-level field name -> the non-null type names it can hold (logical types by their base type)."""
-    out: dict[str, list[str]] = {}
-    for field in schema.get("fields", []):
-        kind = field.get("type")
-        branches = kind if isinstance(kind, list) else [kind]
-        names = []
-        for branch in branches:
-            base = branch.get("type") if isinstance(branch, dict) else branch
-            logical = branch.get("logicalType") if isinstance(branch, dict) else None
-            if base != "null":
-                names.append(f"{base}:{logical}" if logical else str(base))
-        out[field["name"]] = names
-    return out
-
-
 def _ms(text: str, where: str, ref: str) -> int:
     try:
         return int(parse_duration(text).total_seconds() * 1000)
@@ -106,7 +89,7 @@ def build(job: StreamJob) -> StreamPlan:
         raise StreamSpecError(f"StreamingWindow {ref}: spec.contract.schema: {error}") from error
     if not isinstance(schema, dict) or schema.get("type") != "record":
         raise StreamSpecError(f"StreamingWindow {ref}: spec.contract.schema: the contract must be an Avro record")
-    types = _field_types(schema)
+    types = field_types(schema)
     if spec.key_field not in types:
         raise StreamSpecError(
             f"StreamingWindow {ref}: spec.keyField: {spec.key_field!r} is not a field of the contract"
@@ -131,7 +114,7 @@ def build(job: StreamJob) -> StreamPlan:
                 raise StreamSpecError(f"StreamingWindow {ref}: {where}: required for {agg.function}")
             if agg.field not in types:
                 raise StreamSpecError(f"StreamingWindow {ref}: {where}: {agg.field!r} is not a field of the contract")
-            if not set(types[agg.field]) & NUMERIC:
+            if not is_numeric(types[agg.field]):
                 raise StreamSpecError(
                     f"StreamingWindow {ref}: {where}: {agg.field!r} is {'/'.join(types[agg.field])}, "
                     f"not numeric ({agg.function} needs int, long, float or double)"
