@@ -43,6 +43,9 @@ class OperatorSettings(BaseModel):
     kafka_bootstrap: str = Field(default="", description="STREAMGUARD_KAFKA_BOOTSTRAP handed to workloads.")
     registry_url: str = Field(default="", description="STREAMGUARD_REGISTRY_URL handed to workloads.")
     operator_registry_url: str = Field(default="", description="Registry base URL the operator itself calls.")
+    operator_kafka_bootstrap: str = Field(
+        default="", description="Kafka bootstrap the operator's admin client uses (default: kafka_bootstrap)."
+    )
     redis_secret_name: str = Field(default="streamguard-redis", description="Secret holding the Redis URL.")
     redis_secret_key: str = "url"
 
@@ -57,12 +60,23 @@ class OperatorSettings(BaseModel):
     cleanup_timeout_seconds: int = Field(default=600, ge=0)
     """After this long in deletion, an unreachable registry no longer blocks the finalizer."""
     registry_timeout_seconds: float = Field(default=5.0, gt=0)
+    kafka_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    resync_seconds: float = Field(default=300.0, gt=0)
+    """Every object is reconciled again this long after its last reconcile, events or not: the registry
+    subject, the topic and the children are checked against what status records."""
+    stream_grace_seconds: float | None = Field(default=None, gt=0)
+    """How long ``StreamRunning`` may be False before ``Ready`` follows it; default per StreamingWindow:
+    twice its trigger interval plus 60 s."""
 
     probe_initial_delay_seconds: int = Field(default=30, ge=0)
     workers: int = Field(default=4, ge=1, le=64)
 
     def registry_for_operator(self) -> str:
         return self.operator_registry_url or self.registry_url
+
+    def kafka_for_operator(self) -> str:
+        return self.operator_kafka_bootstrap or self.kafka_bootstrap
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "OperatorSettings":

@@ -5,7 +5,7 @@ from typing import Literal
 from pydantic import Field
 
 from streamguard.api.common import IDENTIFIER_PATTERN, NAME_PATTERN, ApiModel, CommonStatus, cel, with_rules
-from streamguard.api.durations import GO_DURATION_PATTERN
+from streamguard.api.durations import DURATION_PATTERN, GO_DURATION_PATTERN
 
 AggregationFunction = Literal["count", "sum", "avg", "min", "max"]
 AGGREGATIONS_NEEDING_FIELD = ("sum", "avg", "min", "max")
@@ -26,9 +26,39 @@ class AvroContract(ApiModel):
 
 
 class KafkaSource(ApiModel):
+    """The topic the events come from; with partitions set, the operator creates and grows it."""
+
     topic: str = Field(pattern=r"^[a-zA-Z0-9._-]+$", max_length=249)
     starting_offsets: Literal["earliest", "latest"] = "latest"
     max_offsets_per_trigger: int | None = Field(default=None, ge=1)
+    partitions: int | None = Field(
+        default=None,
+        ge=1,
+        le=10000,
+        description="Let the operator manage the topic: create it with this many partitions, or raise its "
+        "partitions to this many (never lowered: that is refused). Unset: the topic must already exist.",
+    )
+    replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        le=32,
+        description="Replication factor of a topic the operator creates (default: the broker's). Needs partitions.",
+    )
+    retention: str | None = Field(
+        default=None,
+        pattern=DURATION_PATTERN,
+        max_length=32,
+        description="retention.ms of a topic the operator manages, e.g. '7d' (raised, never shortened). "
+        "Needs partitions.",
+    )
+
+    model_config = with_rules(
+        cel(
+            "has(self.partitions) || (!has(self.replicationFactor) && !has(self.retention))",
+            "replicationFactor and retention need partitions (they apply to a topic the operator manages)",
+            ".partitions",
+        ),
+    )
 
 
 class Window(ApiModel):
@@ -114,6 +144,7 @@ class StreamingWindowStatus(CommonStatus):
     schema_version: int | None = None
     schema_fingerprint: str | None = Field(default=None, description="SHA-256 of the registered schema text.")
     window_names: str | None = Field(default=None, description="Comma-separated windows (for kubectl).")
+    topic_partitions: int | None = Field(default=None, description="Partitions of the source topic, last seen.")
 
 
 class StreamingWindow(ApiModel):

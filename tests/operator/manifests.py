@@ -49,8 +49,13 @@ def streaming_window(
     schema: dict[str, Any] | None = None,
     subject: str | None = None,
     deletion_policy: str | None = None,
+    partitions: int | None = 1,
 ) -> dict[str, Any]:
+    """``partitions`` lets the operator create the topic (``None``: the topic must exist)."""
     contract: dict[str, Any] = {"schema": json.dumps(schema or TRANSACTION_SCHEMA)}
+    source: dict[str, Any] = {"topic": topic}
+    if partitions is not None:
+        source["partitions"] = partitions
     if subject:
         contract["subject"] = subject
     if deletion_policy:
@@ -61,7 +66,7 @@ def streaming_window(
         "metadata": {"name": name},
         "spec": {
             "featureView": view,
-            "source": {"topic": topic},
+            "source": source,
             "contract": contract,
             "keyField": "customer_id",
             "eventTimeField": "event_time",
