@@ -390,7 +390,8 @@ async def _ensure_topic(
             return TopicOutcome(refused, Problem(refused.reason, refused.message))
         if change.changes:
             await ctx.topics.apply(topic, change)
-            live = await ctx.topics.describe(topic)
+            # A new topic is read back; an altered one is what was asked (the brokers' config reads lag).
+            live = await ctx.topics.describe(topic) if live is None else topics.after(live, change)
             what = "created" if change.create else "updated"
             if live is not None:
                 await events.record(

@@ -8,7 +8,7 @@ they are refused with a condition naming the field.
 
 import asyncio
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
@@ -120,6 +120,15 @@ def plan(source: KafkaSource, live: TopicState | None) -> TopicPlan:
     )
 
 
+def after(live: TopicState, change: TopicPlan) -> TopicState:
+    """The topic once ``change`` (partitions, retention) has been applied to it."""
+    return replace(
+        live,
+        partitions=change.partitions or live.partitions,
+        retention_ms=live.retention_ms if change.retention_ms is None else change.retention_ms,
+    )
+
+
 def ready(topic: str, state: TopicState, plan_: TopicPlan) -> Cond:
     """``TopicReady=True`` describing the topic as it now stands."""
     reason = "Created" if plan_.create else "Exists"
@@ -169,12 +178,15 @@ class Topics:
         self._admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000)})
         self.calls = 0
 
-    async def _await(self, future: "Future[T]", what: str) -> T:
+    async def _await(self, future: "Future[T]", what: str, absent: int | None = None) -> T | None:
+        """The future's result; ``None`` when it failed with error code ``absent`` (e.g. an unknown topic)."""
         self.calls += 1
         try:
             return await asyncio.wrap_future(future)
         except KafkaException as error:
             kafka_error: KafkaError = error.args[0]
+            if absent is not None and kafka_error.code() == absent:
+                return None
             if _transient(kafka_error):
                 raise KafkaUnavailableError(f"{what}: {kafka_error.str()}") from error
             raise TopicRejectedError(f"{what}: {kafka_error.str()}") from error
@@ -184,18 +196,20 @@ class Topics:
         futures: dict[str, Future[Any]] = self._admin.describe_topics(
             TopicCollection([topic]), request_timeout=self._timeout
         )
-        try:
-            description = await self._await(futures[topic], f"describing topic {topic!r}")
-        except TopicRejectedError as error:
-            cause = error.__cause__
-            if isinstance(cause, KafkaException) and cause.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                return None
-            raise
+        description = await self._await(
+            futures[topic], f"describing topic {topic!r}", absent=KafkaError.UNKNOWN_TOPIC_OR_PART
+        )
+        if description is None:
+            return None
         partitions = description.partitions
         replicas = len(partitions[0].replicas) if partitions else 0
         resource = ConfigResource(ResourceType.TOPIC, topic)
         configs = self._admin.describe_configs([resource], request_timeout=self._timeout)
-        entries: dict[str, ConfigEntry] = await self._await(configs[resource], f"reading the config of {topic!r}")
+        entries: dict[str, ConfigEntry] | None = await self._await(
+            configs[resource], f"reading the config of {topic!r}", absent=KafkaError.UNKNOWN_TOPIC_OR_PART
+        )
+        if entries is None:
+            return None
         entry = entries.get(RETENTION)
         retention = int(entry.value) if entry is not None and entry.value is not None else -1
         return TopicState(partitions=len(partitions), replication_factor=replicas, retention_ms=retention)
@@ -211,12 +225,7 @@ class Topics:
                 config=config,
             )
             created = self._admin.create_topics([new], request_timeout=self._timeout)
-            try:
-                await self._await(created[topic], f"creating topic {topic!r}")
-            except TopicRejectedError as error:
-                cause = error.__cause__
-                if not (isinstance(cause, KafkaException) and cause.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS):
-                    raise
+            await self._await(created[topic], f"creating topic {topic!r}", absent=KafkaError.TOPIC_ALREADY_EXISTS)
             return
         if change.partitions is not None:
             grown = self._admin.create_partitions(

@@ -61,3 +61,9 @@ def test_replication_factor_applies_at_creation_only_and_says_so() -> None:
     plan = topics.plan(source(partitions=3, replicationFactor=3), live)
     assert not plan.changes and plan.refused is None
     assert "applies only when the operator creates the topic" in topics.ready("payments", live, plan).message
+
+
+def test_after_applies_the_planned_growth() -> None:
+    live = TopicState(partitions=3, replication_factor=1, retention_ms=DAY_MS)
+    assert topics.after(live, TopicPlan(partitions=6)) == TopicState(6, 1, DAY_MS)
+    assert topics.after(live, TopicPlan(retention_ms=7 * DAY_MS)) == TopicState(3, 1, 7 * DAY_MS)
