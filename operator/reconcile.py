@@ -190,7 +190,7 @@ def _carried(body: Manifest, cond_type: str) -> Cond:
     return Cond(cond_type, "Unknown", "NotChecked", "not checked yet")
 
 
-_WINDOW_FIELDS = ("subject", "schemaId", "schemaVersion", "schemaFingerprint", "topicPartitions")
+_WINDOW_FIELDS = ("subject", "schemaId", "schemaVersion", "schemaFingerprint", "topicPartitions", "streamDownSince")
 
 
 def _window_fields(body: Manifest) -> dict[str, Any]:
@@ -426,8 +426,11 @@ def _window_verdict(
     if topic.cond.reason == "TopicMissing":
         return Verdict("Degraded", "TopicMissing", topic.cond.message, ready.domain, ready.fields), topic.retry
     if spec.suspend:
+        ready.fields["streamDownSince"] = None
         return ready, None
-    health = streamhealth.judge((body.get("status") or {}).get("conditions") or [], datetime.now(UTC), grace)
+    status = body.get("status") or {}
+    health = streamhealth.judge(status.get("conditions") or [], datetime.now(UTC), grace, status.get("streamDownSince"))
+    ready.fields["streamDownSince"] = health.since
     if health.down is not None:
         return Verdict("Degraded", health.down.reason, health.down.message, ready.domain, ready.fields), None
     return ready, health.recheck_seconds

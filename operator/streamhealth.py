@@ -6,7 +6,7 @@ has been ``False`` for longer than a grace period, and asks to look again when t
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from streamguard.api.durations import parse_duration
@@ -37,31 +37,38 @@ class StreamHealth:
     down: StreamDown | None = None
     recheck_seconds: float | None = None
     """When to look again even if no event arrives (the grace period ends then)."""
+    since: str | None = None
+    """Since when the stream has been reported not running (for ``status.streamDownSince``); ``None``: running."""
 
 
-def _parse_time(text: str) -> datetime | None:
+def _parse_time(text: str | None) -> datetime | None:
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
         return None
 
 
-def judge(conditions: list[dict[str, Any]], now: datetime, grace: float) -> StreamHealth:
+def _format(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def judge(conditions: list[dict[str, Any]], now: datetime, grace: float, recorded: str | None = None) -> StreamHealth:
     """Down when ``StreamRunning`` has been ``False`` for more than ``grace`` seconds.
 
-    A missing or ``True``/``Unknown`` condition is not "down": the job has not said it is failing. A
-    ``False`` without a readable transition time counts from now (so it waits out a full grace period).
+    The episode starts at the earlier of the condition's ``lastTransitionTime`` and ``recorded`` (what the
+    operator noted when it first saw it ``False``): a crash-looping job that writes a fresh transition time on
+    every restart must not restart the grace period with it. A missing or ``True``/``Unknown`` condition is not
+    "down" (and ends the episode): the job has not said it is failing.
     """
     cond = next((c for c in conditions if c.get("type") == CONDITION), None)
     if cond is None or cond.get("status") != "False":
         return StreamHealth()
-    since_text = str(cond.get("lastTransitionTime") or "")
-    since = _parse_time(since_text)
-    elapsed = (now - since).total_seconds() if since is not None else 0.0
+    starts = [t for t in (_parse_time(cond.get("lastTransitionTime")), _parse_time(recorded)) if t is not None]
+    since = min(starts) if starts else now
+    elapsed = (now - since).total_seconds()
     if elapsed <= grace:
-        return StreamHealth(recheck_seconds=max(grace - elapsed, 0.0) + 1.0)
+        return StreamHealth(recheck_seconds=max(grace - elapsed, 0.0) + 1.0, since=_format(since))
     reason = str(cond.get("reason") or "StreamNotRunning")
     detail = str(cond.get("message") or "no message")
-    return StreamHealth(
-        down=StreamDown(reason, f"StreamRunning=False since {since_text or 'unknown'}: {detail}"[:32768])
-    )
+    message = f"StreamRunning=False since {_format(since)}: {detail}"[:32768]
+    return StreamHealth(down=StreamDown(reason, message), since=_format(since))

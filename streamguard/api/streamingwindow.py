@@ -1,5 +1,6 @@
 """``StreamingWindow``: a Kafka topic with an Avro contract, aggregated over sliding event-time windows."""
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
@@ -145,6 +146,11 @@ class StreamingWindowStatus(CommonStatus):
     schema_fingerprint: str | None = Field(default=None, description="SHA-256 of the registered schema text.")
     window_names: str | None = Field(default=None, description="Comma-separated windows (for kubectl).")
     topic_partitions: int | None = Field(default=None, description="Partitions of the source topic, last seen.")
+    stream_down_since: datetime | None = Field(
+        default=None,
+        description="Since when the job has reported StreamRunning=False, as first seen by the operator (kept "
+        "across job restarts; Ready follows once the grace period has passed).",
+    )
 
 
 class StreamingWindow(ApiModel):

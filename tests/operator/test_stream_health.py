@@ -58,3 +58,17 @@ def test_unreadable_transition_time_waits_a_full_grace() -> None:
     conditions = [{"type": "StreamRunning", "status": "False", "reason": "QueryFailed"}]
     health = streamhealth.judge(conditions, NOW, 70)
     assert health.down is None and health.recheck_seconds == pytest.approx(71)
+
+
+def test_a_restarting_job_does_not_restart_the_grace_period() -> None:
+    """A crash-looping job writes a fresh transition time on every start; the operator's record keeps the episode."""
+    recorded = (NOW - timedelta(seconds=600)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    health = streamhealth.judge(running("False", 10), NOW, 70, recorded)
+    assert health.down is not None and health.since == recorded
+    assert health.down.message.startswith(f"StreamRunning=False since {recorded}: ")
+    first = streamhealth.judge(running("False", 10), NOW, 70)
+    assert first.down is None and first.since == (NOW - timedelta(seconds=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_running_again_ends_the_episode() -> None:
+    assert streamhealth.judge(running("True", 5), NOW, 70, "2026-12-01T05:00:00Z").since is None

@@ -7,6 +7,7 @@
 """
 
 import json
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -64,13 +65,24 @@ def test_ready_follows_stream_running_after_the_grace_period(
 
     report_stream(cluster, "False", "TopicMissing", "UnknownTopicOrPartitionException: restarting in 30s")
     assert conditions(cluster)["Ready"]["status"] == "True", "within the grace period Ready stays as it was"
+    first = conditions(cluster)["StreamRunning"]["lastTransitionTime"]
+    cluster.wait_for(
+        lambda: cluster.get("streamingwindow", NAME)["status"].get("streamDownSince") == first,
+        what="the operator noting when the stream went down",
+    )
+    time.sleep(1.5)  # the job restarts: its new process reports False with a fresh transition time
+    report_stream(cluster, "False", "TopicMissing", "UnknownTopicOrPartitionException: restarting in 30s (2)")
+    assert conditions(cluster)["StreamRunning"]["lastTransitionTime"] != first
     ready = cluster.wait_for(
         lambda: (c := conditions(cluster)["Ready"])["status"] == "False" and c,
         timeout=60,
         what="Ready=False after the grace period (no other event arrives)",
     )
     assert ready["reason"] == "TopicMissing"
-    assert "UnknownTopicOrPartitionException: restarting in 30s" in ready["message"]
+    assert (
+        ready["message"]
+        == f"StreamRunning=False since {first}: UnknownTopicOrPartitionException: restarting in 30s (2)"
+    )
     current = conditions(cluster)
     assert current["Reconciling"]["status"] == "False" and current["Stalled"]["status"] == "False"
     assert current["StreamRunning"]["reason"] == "TopicMissing", "the job's condition is left as the job wrote it"
@@ -84,6 +96,7 @@ def test_ready_follows_stream_running_after_the_grace_period(
         lambda: (c := conditions(cluster)["Ready"])["status"] == "True" and c, what="Ready=True again"
     )
     assert recovered["reason"] == "ChildrenReady"
+    assert "streamDownSince" not in cluster.get("streamingwindow", NAME)["status"]
     operator.wait_idle()
 
 
