@@ -74,7 +74,7 @@ def test_ready_follows_stream_running_after_the_grace_period(
     report_stream(cluster, "False", "TopicMissing", "UnknownTopicOrPartitionException: restarting in 30s (2)")
     assert conditions(cluster)["StreamRunning"]["lastTransitionTime"] != first
     ready = cluster.wait_for(
-        lambda: (c := conditions(cluster)["Ready"])["status"] == "False" and c,
+        lambda: (c := conditions(cluster)["Ready"])["status"] == "False" and c["message"].endswith("(2)") and c,
         timeout=60,
         what="Ready=False after the grace period (no other event arrives)",
     )
