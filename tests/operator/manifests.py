@@ -44,7 +44,7 @@ def feature_view(
 def streaming_window(
     name: str = "customer-txn",
     view: str = "customer-txn",
-    topic: str = "transactions",
+    topic: str = "operator-tests.transactions",
     windows: tuple[tuple[str, str], ...] = (("1m", "15s"), ("5m", "1m")),
     schema: dict[str, Any] | None = None,
     subject: str | None = None,
