@@ -130,8 +130,9 @@ def after(live: TopicState, change: TopicPlan) -> TopicState:
 
 
 def ready(topic: str, state: TopicState, plan_: TopicPlan) -> Cond:
-    """``TopicReady=True`` describing the topic as it now stands."""
-    reason = "Created" if plan_.create else "Exists"
+    """``TopicReady=True`` describing the topic as it now stands (creating it is an Event, not a reason that
+    would change again on the next reconcile)."""
+    reason = "Exists"
     message = f"Kafka topic {topic!r} has {state.partitions} partitions"
     if state.retention_ms >= 0:
         message += f", retention {_describe_retention(state.retention_ms)}"

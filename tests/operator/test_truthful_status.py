@@ -145,7 +145,8 @@ def test_operator_creates_and_grows_the_topic_and_refuses_to_shrink_it(
     cluster.apply(manifests.feature_view(), manifests.streaming_window(topic=topic, partitions=3))
     cluster.wait("condition=Ready", f"streamingwindow/{NAME}")
     assert partitions(kafka_bootstrap, topic) == 3
-    assert conditions(cluster)["TopicReady"]["reason"] == "Created"
+    assert conditions(cluster)["TopicReady"]["message"].startswith(f"Kafka topic {topic!r} has 3 partitions")
+    assert any(e["reason"] == "TopicCreated" for e in cluster.items("events"))
     assert cluster.get("streamingwindow", NAME)["status"]["topicPartitions"] == 3
 
     cluster.apply(manifests.streaming_window(topic=topic, partitions=6))
