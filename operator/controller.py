@@ -3,7 +3,10 @@
 kopf delivers every watch event of the three kinds (and of their children); the controller keeps the
 latest body per object, de-duplicates queued keys, retries failures with exponential backoff, and
 re-queues the StreamingWindows and DriftMonitors that reference a FeatureView when that view changes.
-Reconciliation is idempotent, so replaying an event (a restart, a resync) writes nothing new.
+Every object is also reconciled again ``resync_seconds`` after its last reconcile (sooner when the
+reconciler asks, e.g. when a grace period ends), so what no event announces (a registry that lost a
+subject, a topic created by someone else) is still noticed. Reconciliation is idempotent, so replaying an
+event (a restart, a resync) writes nothing new.
 """
 
 import asyncio
@@ -83,6 +86,9 @@ class Controller:
         if event_type == "DELETED":
             self.bodies.pop(key, None)
             self._failures.pop(key, None)
+            timer = self._timers.pop(key, None)
+            if timer is not None:
+                timer.cancel()
         else:
             cached = self.bodies.get(key)
             if (
@@ -160,8 +166,8 @@ class Controller:
             else:
                 self._failures.pop(key, None)
                 self.results["retry" if retry else "ok"] += 1
-                if retry:
-                    self._enqueue_later(key, retry)
+                resync = self.context.settings.resync_seconds
+                self._enqueue_later(key, min(retry, resync) if retry else resync)
             finally:
                 self._active.discard(key)
                 logger.debug("reconciled %s %s/%s in %.3fs", *key, time.perf_counter() - started)

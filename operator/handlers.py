@@ -17,6 +17,7 @@ from streamguard.operator.reconcile import Context
 from streamguard.operator.registry import Registry
 from streamguard.operator.render.common import MANAGED_BY
 from streamguard.operator.settings import OperatorSettings
+from streamguard.operator.topics import Topics
 
 PLURALS = {"FeatureView": "featureviews", "StreamingWindow": "streamingwindows", "DriftMonitor": "driftmonitors"}
 CHILDREN = (
@@ -46,6 +47,9 @@ def build_registry(
             settings=operator_settings,
             registry=Registry(operator_settings.registry_for_operator(), operator_settings.registry_timeout_seconds)
             if operator_settings.registry_for_operator()
+            else None,
+            topics=Topics(operator_settings.kafka_for_operator(), operator_settings.kafka_timeout_seconds)
+            if operator_settings.kafka_for_operator()
             else None,
         )
         controller = Controller(context, workers=operator_settings.workers)

@@ -31,10 +31,13 @@ class OperatorCollector(Collector):
             results.add_metric([result], count)
         yield results
         registry_calls = CounterMetricFamily(
-            "streamguard_operator_registry_requests", "Schema Registry requests made by the operator."
+            "streamguard_operator_registry_requests",
+            "Schema Registry requests made by the operator, by operation.",
+            labels=["operation"],
         )
         registry = self._controller.context.registry
-        registry_calls.add_metric([], registry.calls if registry else 0)
+        for operation, count in sorted((registry.calls if registry else {}).items()):
+            registry_calls.add_metric([operation], count)
         yield registry_calls
         objects = GaugeMetricFamily("streamguard_operator_objects", "Custom resources the operator tracks.")
         objects.add_metric([], len(self._controller.bodies))

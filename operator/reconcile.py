@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from streamguard.api.driftmonitor import DriftMonitorSpec
 from streamguard.api.featureview import FeatureViewSpec
 from streamguard.api.streamingwindow import StreamingWindowSpec
-from streamguard.operator import events
+from streamguard.operator import events, streamhealth, topics
 from streamguard.operator.apply import ChildReport, sync_children
 from streamguard.operator.kube import Kube, KubeError
 from streamguard.operator.registry import IncompatibleSchemaError, Registry, RegistryError, RegistryUnavailableError
@@ -25,6 +25,7 @@ from streamguard.operator.render.common import Manifest, Owner
 from streamguard.operator.render.streamingwindow import Problem
 from streamguard.operator.settings import OperatorSettings
 from streamguard.operator.status import Cond, Verdict, desired_status
+from streamguard.operator.topics import Topics
 
 logger = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -34,6 +35,8 @@ SKIP_CLEANUP_ANNOTATION = "streamguard.dev/skip-cleanup"
 """Escape hatch: ``"true"`` lets a StreamingWindow go without touching the registry."""
 RULES_CACHE_SECONDS = 60.0
 RETRY_SECONDS = 10.0
+TOPIC_RECHECK_SECONDS = 15.0
+"""A missing topic is looked for again this often (its creation by someone else sends no event)."""
 
 
 class ChildRejectedError(Exception):
@@ -45,6 +48,7 @@ class Context:
     kube: Kube
     settings: OperatorSettings
     registry: Registry | None = None
+    topics: Topics | None = None
     remember: Callable[[Manifest], None] = field(default=lambda body: None, repr=False)
     """Called with the object an own write returned, so the next reconcile does not see a stale copy."""
     _rules: tuple[float, bool] | None = field(default=None, repr=False)
@@ -93,7 +97,9 @@ async def _write_status(ctx: Context, body: Manifest, verdict: Verdict) -> None:
     if manifest is None:
         return
     ctx.remember(await ctx.kube.apply(manifest, subresource="status"))
-    if verdict.phase == "Stalled" and previous.get("Stalled") != "True":
+    if (verdict.phase == "Stalled" and previous.get("Stalled") != "True") or (
+        verdict.phase == "Degraded" and previous.get("Ready") != "False"
+    ):
         await events.record(ctx.kube, body, "Warning", verdict.reason, verdict.message)
 
 
@@ -181,15 +187,16 @@ def _carried(body: Manifest, cond_type: str) -> Cond:
             return Cond(
                 cond_type, cond.get("status", "Unknown"), cond.get("reason", "Unknown"), cond.get("message", "")
             )
-    return Cond(cond_type, "Unknown", "NotChecked", "the contract has not been checked yet")
+    return Cond(cond_type, "Unknown", "NotChecked", "not checked yet")
 
 
-_SCHEMA_FIELDS = ("subject", "schemaId", "schemaVersion", "schemaFingerprint")
+_WINDOW_FIELDS = ("subject", "schemaId", "schemaVersion", "schemaFingerprint", "topicPartitions", "streamDownSince")
 
 
-def _schema_fields(body: Manifest) -> dict[str, Any]:
+def _window_fields(body: Manifest) -> dict[str, Any]:
+    """The status fields the operator owns on a StreamingWindow, as they stand (carried unless re-learnt)."""
     status = body.get("status") or {}
-    return {key: status.get(key) for key in _SCHEMA_FIELDS}
+    return {key: status.get(key) for key in _WINDOW_FIELDS}
 
 
 def _deletion_policy(ctx: Context, spec: StreamingWindowSpec | None) -> str:
@@ -268,16 +275,183 @@ async def _finalize_window(ctx: Context, body: Manifest, spec: StreamingWindowSp
     return None
 
 
+@dataclass(frozen=True)
+class SchemaOutcome:
+    cond: Cond
+    blocking: Verdict | None = None
+    """Set when nothing may be applied (the contract was refused, or never registered and unreachable)."""
+    retry: float | None = None
+
+
+async def _ensure_schema(
+    ctx: Context, body: Manifest, spec: StreamingWindowSpec, fields: dict[str, Any]
+) -> SchemaOutcome:
+    """Register the contract, or verify that the registry still holds what status records (re-registering it,
+    with BACKWARD, when it is gone; reporting a changed version or id). Updates ``fields``."""
+    subject = streamingwindow.subject_of(spec)
+    schema = streamingwindow.normalized_schema(spec.contract.schema_)
+    fingerprint = streamingwindow.fingerprint(schema)
+    recorded = fields["subject"] == subject and fields["schemaFingerprint"] == fingerprint
+    was = f"version {fields['schemaVersion']} (id {fields['schemaId']})"
+    try:
+        if ctx.registry is None:
+            raise RegistryUnavailableError("no registry URL configured")
+        if not recorded:
+            registration = await ctx.registry.register(subject, schema)
+        else:
+            found = await ctx.registry.lookup(subject, schema)
+            if found is None:
+                registration = await ctx.registry.register(subject, schema)
+                await events.record(
+                    ctx.kube,
+                    body,
+                    "Warning",
+                    "SchemaReregistered",
+                    f"the registry no longer held subject {subject!r} {was}: registered it again as version "
+                    f"{registration.version} (id {registration.id}) with BACKWARD compatibility",
+                )
+            else:
+                registration = found
+                if (found.id, found.version) != (fields["schemaId"], fields["schemaVersion"]):
+                    await events.record(
+                        ctx.kube,
+                        body,
+                        "Warning",
+                        "SchemaMismatch",
+                        f"status recorded subject {subject!r} {was}, but the registry holds this schema as "
+                        f"version {found.version} (id {found.id}); status now says what the registry holds",
+                    )
+                if await ctx.registry.compatibility(subject) != "BACKWARD":
+                    await ctx.registry.set_backward(subject)
+                    await events.record(
+                        ctx.kube,
+                        body,
+                        "Warning",
+                        "CompatibilityRestored",
+                        f"subject {subject!r} had lost its BACKWARD compatibility setting: set it again",
+                    )
+    except IncompatibleSchemaError as error:
+        refused = Cond("SchemaRegistered", "False", "IncompatibleSchema", str(error))
+        message = (
+            f"spec.contract.schema: the registry refused the schema for subject {subject!r} "
+            f"(BACKWARD): {error}; the running job keeps its previous contract"
+        )
+        return SchemaOutcome(refused, _stalled(Problem("IncompatibleSchema", message), [refused], fields))
+    except RegistryError as error:
+        refused = Cond("SchemaRegistered", "False", "RegistryRefused", str(error))
+        problem = Problem("RegistryRefused", f"spec.contract: {error}")
+        return SchemaOutcome(refused, _stalled(problem, [refused], fields))
+    except RegistryUnavailableError as error:
+        if recorded:
+            unverified = Cond(
+                "SchemaRegistered",
+                "Unknown",
+                "RegistryUnavailable",
+                f"cannot verify subject {subject!r} {was}: {error}",
+            )
+            return SchemaOutcome(unverified, retry=RETRY_SECONDS)
+        pending = Cond("SchemaRegistered", "Unknown", "RegistryUnavailable", str(error))
+        verdict = Verdict(
+            "Reconciling", "RegistryUnavailable", f"waiting for the schema registry: {error}", [pending], fields
+        )
+        return SchemaOutcome(pending, verdict, RETRY_SECONDS)
+    fields.update(
+        subject=subject, schemaId=registration.id, schemaVersion=registration.version, schemaFingerprint=fingerprint
+    )
+    message = f"subject {subject!r} version {registration.version} (id {registration.id})"
+    return SchemaOutcome(Cond("SchemaRegistered", "True", "Registered", message))
+
+
+@dataclass(frozen=True)
+class TopicOutcome:
+    cond: Cond
+    problem: Problem | None = None
+    """A spec the operator refuses to act on (lowering partitions or retention, a topic Kafka rejects)."""
+    retry: float | None = None
+
+
+async def _ensure_topic(
+    ctx: Context, body: Manifest, spec: StreamingWindowSpec, fields: dict[str, Any]
+) -> TopicOutcome:
+    """Check the source topic; create or grow it when ``spec.source.partitions`` asks. Updates ``fields``."""
+    topic = spec.source.topic
+    if ctx.topics is None:
+        return TopicOutcome(
+            Cond(topics.CONDITION, "Unknown", "KafkaNotConfigured", "the operator has no Kafka bootstrap configured")
+        )
+    try:
+        live = await ctx.topics.describe(topic)
+        change = topics.plan(spec.source, live)
+        if change.refused is not None or (live is None and not change.create):
+            refused = change.refused or topics.missing(topic)
+            fields["topicPartitions"] = live.partitions if live else None
+            if refused.reason == "TopicMissing":
+                return TopicOutcome(refused, retry=TOPIC_RECHECK_SECONDS)
+            return TopicOutcome(refused, Problem(refused.reason, refused.message))
+        if change.changes:
+            await ctx.topics.apply(topic, change)
+            # A new topic is read back; an altered one is what was asked (the brokers' config reads lag).
+            live = await ctx.topics.describe(topic) if live is None else topics.after(live, change)
+            what = "created" if change.create else "updated"
+            if live is not None:
+                await events.record(
+                    ctx.kube,
+                    body,
+                    "Normal",
+                    f"Topic{what.title()}",
+                    f"Kafka topic {topic!r} {what}: {live.partitions} partitions",
+                )
+    except topics.KafkaUnavailableError as error:
+        return TopicOutcome(Cond(topics.CONDITION, "Unknown", "KafkaUnavailable", str(error)), retry=RETRY_SECONDS)
+    except topics.TopicRejectedError as error:
+        rejected = Cond(topics.CONDITION, "False", "TopicRejected", str(error))
+        return TopicOutcome(rejected, Problem("TopicRejected", f"spec.source: Kafka refused the topic: {error}"))
+    if live is None:  # created, but the brokers' metadata does not show it yet
+        pending = Cond(topics.CONDITION, "Unknown", "TopicCreating", f"Kafka topic {topic!r} is being created")
+        return TopicOutcome(pending, retry=1.0)
+    fields["topicPartitions"] = live.partitions
+    return TopicOutcome(topics.ready(topic, live, change))
+
+
+def _window_verdict(
+    body: Manifest,
+    spec: StreamingWindowSpec,
+    grace: float,
+    ready: Verdict,
+    topic: TopicOutcome,
+) -> tuple[Verdict, float | None]:
+    """Ready, unless the topic is missing or refused, or the job has said for too long that it is not running."""
+    if topic.problem is not None:
+        return _stalled(topic.problem, ready.domain, ready.fields), None
+    if topic.cond.reason == "TopicMissing":
+        return Verdict("Degraded", "TopicMissing", topic.cond.message, ready.domain, ready.fields), topic.retry
+    if spec.suspend:
+        ready.fields["streamDownSince"] = None
+        return ready, None
+    status = body.get("status") or {}
+    health = streamhealth.judge(status.get("conditions") or [], datetime.now(UTC), grace, status.get("streamDownSince"))
+    ready.fields["streamDownSince"] = health.since
+    if health.down is not None:
+        return Verdict("Degraded", health.down.reason, health.down.message, ready.domain, ready.fields), None
+    return ready, health.recheck_seconds
+
+
+def _soonest(*delays: float | None) -> float | None:
+    present = [delay for delay in delays if delay is not None]
+    return min(present) if present else None
+
+
 async def reconcile_streamingwindow(ctx: Context, body: Manifest) -> float | None:
     owner = Owner.of(body)
     spec = _spec(StreamingWindowSpec, body)
     if body["metadata"].get("deletionTimestamp"):
         return await _finalize_window(ctx, body, None if isinstance(spec, Problem) else spec)
-    schema_fields = _schema_fields(body)
+    fields = _window_fields(body)
+    carried = [_carried(body, "SchemaRegistered"), _carried(body, topics.CONDITION)]
     if isinstance(spec, Problem):
-        await _write_status(ctx, body, _stalled(spec, [_carried(body, "SchemaRegistered")], schema_fields))
+        await _write_status(ctx, body, _stalled(spec, carried, fields))
         return None
-    schema_fields["windowNames"] = ",".join(w.suffix for w in spec.windows)
+    fields["windowNames"] = ",".join(w.suffix for w in spec.windows)
     view = await _view(ctx, owner.namespace, spec.feature_view)
     problem = (
         view
@@ -285,65 +459,28 @@ async def reconcile_streamingwindow(ctx: Context, body: Manifest) -> float | Non
         else streamingwindow.check(spec, spec.feature_view, view, ctx.settings.max_windows_per_event)
     )
     if problem is not None or view is None or isinstance(view, Problem):
-        verdict = _stalled(
-            problem or Problem("FeatureViewNotFound", "spec.featureView"),
-            [_carried(body, "SchemaRegistered")],
-            schema_fields,
-        )
+        verdict = _stalled(problem or Problem("FeatureViewNotFound", "spec.featureView"), carried, fields)
         await _write_status(ctx, body, verdict)
         return None
     await _set_finalizer(ctx, body, present=_deletion_policy(ctx, spec) == "Delete")
-    subject = streamingwindow.subject_of(spec)
-    schema = streamingwindow.normalized_schema(spec.contract.schema_)
-    fingerprint = streamingwindow.fingerprint(schema)
-    if schema_fields["subject"] != subject or schema_fields["schemaFingerprint"] != fingerprint:
-        try:
-            if ctx.registry is None:
-                raise RegistryUnavailableError("no registry URL configured")
-            registration = await ctx.registry.register(subject, schema)
-        except IncompatibleSchemaError as error:
-            refused = Cond("SchemaRegistered", "False", "IncompatibleSchema", str(error))
-            message = (
-                f"spec.contract.schema: the registry refused the schema for subject {subject!r} "
-                f"(BACKWARD): {error}; the running job keeps its previous contract"
-            )
-            await _write_status(ctx, body, _stalled(Problem("IncompatibleSchema", message), [refused], schema_fields))
-            return None
-        except RegistryError as error:
-            refused = Cond("SchemaRegistered", "False", "RegistryRefused", str(error))
-            await _write_status(
-                ctx, body, _stalled(Problem("RegistryRefused", f"spec.contract: {error}"), [refused], schema_fields)
-            )
-            return None
-        except RegistryUnavailableError as error:
-            pending = Cond("SchemaRegistered", "Unknown", "RegistryUnavailable", str(error))
-            verdict = Verdict(
-                "Reconciling",
-                "RegistryUnavailable",
-                f"waiting for the schema registry: {error}",
-                [pending],
-                schema_fields,
-            )
-            await _write_status(ctx, body, verdict)
-            return RETRY_SECONDS
-        schema_fields.update(
-            subject=subject, schemaId=registration.id, schemaVersion=registration.version, schemaFingerprint=fingerprint
-        )
-    registered = Cond(
-        "SchemaRegistered",
-        "True",
-        "Registered",
-        f"subject {subject!r} version {schema_fields['schemaVersion']} (id {schema_fields['schemaId']})",
-    )
+    schema = await _ensure_schema(ctx, body, spec, fields)
+    if schema.blocking is not None:
+        schema.blocking.domain.append(carried[1])
+        await _write_status(ctx, body, schema.blocking)
+        return schema.retry
+    topic = await _ensure_topic(ctx, body, spec, fields)
+    domain = [schema.cond, topic.cond]
     desired = streamingwindow.render(owner, spec, view, ctx.settings)
     try:
         report = await _sync(ctx, body, owner, streamingwindow.COMPONENT, streamingwindow.CHILD_KINDS, desired)
     except ChildRejectedError as error:
         problem = Problem("ChildRejected", f"the apiserver refused a child: {error}")
-        await _write_status(ctx, body, _stalled(problem, [registered], schema_fields))
+        await _write_status(ctx, body, _stalled(problem, domain, fields))
         return None
-    await _write_status(ctx, body, _ready(report, desired, [registered], schema_fields))
-    return None
+    grace = streamhealth.grace_seconds(spec, ctx.settings)
+    verdict, recheck = _window_verdict(body, spec, grace, _ready(report, desired, domain, fields), topic)
+    await _write_status(ctx, body, verdict)
+    return _soonest(schema.retry, topic.retry, recheck)
 
 
 RECONCILERS = {

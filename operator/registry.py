@@ -1,6 +1,8 @@
 """The Schema Registry calls a StreamingWindow needs (Confluent API, e.g. Apicurio's ``/apis/ccompat/v7``):
-enforce BACKWARD on the subject, test compatibility, register, and delete the subject on cleanup."""
+enforce BACKWARD on the subject, test compatibility, register, look a registered schema up again (to verify
+what status records), and delete the subject on cleanup."""
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -49,13 +51,14 @@ class Registry:
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"), timeout=timeout, headers={"Accept": CONTENT_TYPE}
         )
-        self.calls = 0
+        self.calls: Counter[str] = Counter()
+        """Requests by operation (``lookup``, ``get_config``, ``set_config``, ``check``, ``register``, ``delete``)."""
 
     async def close(self) -> None:
         await self._client.aclose()
 
-    async def _call(self, method: str, path: str, body: Any = None, **params: str) -> httpx.Response:
-        self.calls += 1
+    async def _call(self, operation: str, method: str, path: str, body: Any = None, **params: str) -> httpx.Response:
+        self.calls[operation] += 1
         try:
             response = await self._client.request(
                 method,
@@ -72,7 +75,9 @@ class Registry:
 
     async def set_backward(self, subject: str) -> bool:
         """Enforce BACKWARD compatibility; ``False`` when the subject does not exist yet."""
-        response = await self._call("PUT", f"/config/{quote(subject, safe='')}", {"compatibility": "BACKWARD"})
+        response = await self._call(
+            "set_config", "PUT", f"/config/{quote(subject, safe='')}", {"compatibility": "BACKWARD"}
+        )
         if response.status_code == 404:
             return False
         if response.status_code >= 400:
@@ -82,7 +87,7 @@ class Registry:
     async def check(self, subject: str, schema: str) -> list[str] | None:
         """``None`` when ``schema`` may follow the latest version; else the registry's reasons (maybe none)."""
         path = f"/compatibility/subjects/{quote(subject, safe='')}/versions/latest"
-        response = await self._call("POST", path, {"schema": schema, "schemaType": "AVRO"}, verbose="true")
+        response = await self._call("check", "POST", path, {"schema": schema, "schemaType": "AVRO"}, verbose="true")
         if response.status_code == 404:
             return None
         if response.status_code == 409:
@@ -106,28 +111,51 @@ class Registry:
             if reasons:
                 raise IncompatibleSchemaError("; ".join(reasons))
         name = quote(subject, safe="")
-        response = await self._call("POST", f"/subjects/{name}/versions", {"schema": schema, "schemaType": "AVRO"})
+        response = await self._call(
+            "register", "POST", f"/subjects/{name}/versions", {"schema": schema, "schemaType": "AVRO"}
+        )
         if response.status_code == 409:
             raise IncompatibleSchemaError(_reason(response))
         if response.status_code >= 400:
             raise RegistryError(f"registering {subject!r}: {_reason(response)}")
         if not existed:
             await self.set_backward(subject)
-        lookup = await self._call("POST", f"/subjects/{name}", {"schema": schema, "schemaType": "AVRO"})
-        if lookup.status_code >= 400:
-            raise RegistryError(f"looking up the registered schema of {subject!r}: {_reason(lookup)}")
-        found = lookup.json()
+        found = await self.lookup(subject, schema)
+        if found is None:
+            raise RegistryError(f"the registry does not hold the schema of {subject!r} it has just registered")
+        return found
+
+    async def lookup(self, subject: str, schema: str) -> Registration | None:
+        """The version and id under which ``subject`` holds ``schema``; ``None`` when it does not hold it."""
+        name = quote(subject, safe="")
+        response = await self._call("lookup", "POST", f"/subjects/{name}", {"schema": schema, "schemaType": "AVRO"})
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise RegistryError(f"looking up the registered schema of {subject!r}: {_reason(response)}")
+        found = response.json()
         return Registration(subject=subject, id=int(found["id"]), version=int(found["version"]))
+
+    async def compatibility(self, subject: str) -> str | None:
+        """The compatibility level set on ``subject`` itself; ``None`` when it has none of its own."""
+        response = await self._call("get_config", "GET", f"/config/{quote(subject, safe='')}")
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise RegistryError(f"reading the compatibility of {subject!r}: {_reason(response)}")
+        body = response.json()
+        level = body.get("compatibilityLevel") or body.get("compatibility")
+        return str(level) if level else None
 
     async def delete_subject(self, subject: str) -> bool:
         """Soft then hard delete; ``False`` when the subject was already gone."""
         name = quote(subject, safe="")
-        response = await self._call("DELETE", f"/subjects/{name}")
+        response = await self._call("delete", "DELETE", f"/subjects/{name}")
         if response.status_code == 404:
             return False
         if response.status_code >= 400:
             raise RegistryError(f"deleting subject {subject!r}: {_reason(response)}")
-        hard = await self._call("DELETE", f"/subjects/{name}", permanent="true")
+        hard = await self._call("delete", "DELETE", f"/subjects/{name}", permanent="true")
         if hard.status_code >= 400 and hard.status_code != 404:
             raise RegistryError(f"permanently deleting subject {subject!r}: {_reason(hard)}")
         return True

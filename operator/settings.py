@@ -45,6 +45,9 @@ class OperatorSettings(BaseModel):
     kafka_bootstrap: str = Field(default="", description="STREAMGUARD_KAFKA_BOOTSTRAP handed to workloads.")
     registry_url: str = Field(default="", description="STREAMGUARD_REGISTRY_URL handed to workloads.")
     operator_registry_url: str = Field(default="", description="Registry base URL the operator itself calls.")
+    operator_kafka_bootstrap: str = Field(
+        default="", description="Kafka bootstrap the operator's admin client uses (default: kafka_bootstrap)."
+    )
     redis_secret_name: str = Field(default="streamguard-redis", description="Secret holding the Redis URL.")
     redis_secret_key: str = "url"
 
@@ -59,6 +62,14 @@ class OperatorSettings(BaseModel):
     cleanup_timeout_seconds: int = Field(default=600, ge=0)
     """After this long in deletion, an unreachable registry no longer blocks the finalizer."""
     registry_timeout_seconds: float = Field(default=5.0, gt=0)
+    kafka_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    resync_seconds: float = Field(default=300.0, gt=0)
+    """Every object is reconciled again this long after its last reconcile, events or not: the registry
+    subject, the topic and the children are checked against what status records."""
+    stream_grace_seconds: float | None = Field(default=None, gt=0)
+    """How long ``StreamRunning`` may be False before ``Ready`` follows it; default per StreamingWindow:
+    twice its trigger interval plus 60 s."""
 
     max_windows_per_event: int = Field(default=DEFAULT_MAX_WINDOWS_PER_EVENT, ge=1, le=WINDOWS_PER_EVENT_CEILING)
     """A StreamingWindow whose events would each count in more windows (sum of length/slide) is Stalled."""
@@ -68,6 +79,9 @@ class OperatorSettings(BaseModel):
 
     def registry_for_operator(self) -> str:
         return self.operator_registry_url or self.registry_url
+
+    def kafka_for_operator(self) -> str:
+        return self.operator_kafka_bootstrap or self.kafka_bootstrap
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "OperatorSettings":

@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 from streamguard.api.common import API_VERSION
 
-Phase = Literal["Ready", "Reconciling", "Stalled"]
+Phase = Literal["Ready", "Reconciling", "Stalled", "Degraded"]
+"""``Degraded``: Ready=False while neither reconciling nor stalled (a dependency or the workload is down)."""
 CondStatus = Literal["True", "False", "Unknown"]
 STATUS: dict[bool, CondStatus] = {True: "True", False: "False"}
 

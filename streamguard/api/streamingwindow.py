@@ -1,11 +1,13 @@
 """``StreamingWindow``: a Kafka topic with an Avro contract, aggregated over sliding event-time windows."""
 
+from datetime import datetime
 from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
 from streamguard.api.common import IDENTIFIER_PATTERN, NAME_PATTERN, ApiModel, CommonStatus, cel, with_rules
 from streamguard.api.durations import (
+    DURATION_PATTERN,
     Duration,
     PositiveDuration,
     cel_duration_safe,
@@ -40,9 +42,39 @@ class AvroContract(ApiModel):
 
 
 class KafkaSource(ApiModel):
+    """The topic the events come from; with partitions set, the operator creates and grows it."""
+
     topic: str = Field(pattern=r"^[a-zA-Z0-9._-]+$", max_length=249)
     starting_offsets: Literal["earliest", "latest"] = "latest"
     max_offsets_per_trigger: int | None = Field(default=None, ge=1)
+    partitions: int | None = Field(
+        default=None,
+        ge=1,
+        le=10000,
+        description="Let the operator manage the topic: create it with this many partitions, or raise its "
+        "partitions to this many (never lowered: that is refused). Unset: the topic must already exist.",
+    )
+    replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        le=32,
+        description="Replication factor of a topic the operator creates (default: the broker's). Needs partitions.",
+    )
+    retention: str | None = Field(
+        default=None,
+        pattern=DURATION_PATTERN,
+        max_length=32,
+        description="retention.ms of a topic the operator manages, e.g. '7d' (raised, never shortened). "
+        "Needs partitions.",
+    )
+
+    model_config = with_rules(
+        cel(
+            "has(self.partitions) || (!has(self.replicationFactor) && !has(self.retention))",
+            "replicationFactor and retention need partitions (they apply to a topic the operator manages)",
+            ".partitions",
+        ),
+    )
 
 
 class Window(ApiModel):
@@ -156,6 +188,12 @@ class StreamingWindowStatus(CommonStatus):
     schema_version: int | None = None
     schema_fingerprint: str | None = Field(default=None, description="SHA-256 of the registered schema text.")
     window_names: str | None = Field(default=None, description="Comma-separated windows (for kubectl).")
+    topic_partitions: int | None = Field(default=None, description="Partitions of the source topic, last seen.")
+    stream_down_since: datetime | None = Field(
+        default=None,
+        description="Since when the job has reported StreamRunning=False, as first seen by the operator (kept "
+        "across job restarts; Ready follows once the grace period has passed).",
+    )
 
 
 class StreamingWindow(ApiModel):

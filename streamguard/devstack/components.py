@@ -146,13 +146,25 @@ def java_home(minimum: int) -> Path:
     raise FileNotFoundError(f"no JDK {minimum}+ found in $JAVA_HOME or /usr/lib/jvm (Apicurio Registry 3 needs it)")
 
 
-def apicurio(artifact: Artifact, port: int, management_port: int) -> Service:
-    """Apicurio Registry 3 (in-memory storage) serving the Confluent API under /apis/ccompat/v7."""
+def apicurio(artifact: Artifact, work: Path, port: int, management_port: int) -> Service:
+    """Apicurio Registry 3 serving the Confluent API under /apis/ccompat/v7, with its SQL storage in an H2
+    database file under ``work``: subjects, ids and compatibility rules survive a restart, as in production.
+
+    ``FILE_LOCK=FS`` uses an OS lock that dies with the process (a SIGKILLed registry restarts at once);
+    ``WRITE_DELAY=0`` writes every commit through, so a killed registry loses no acknowledged registration.
+    """
+    work.mkdir(parents=True, exist_ok=True)
     props = {
         "quarkus.http.host": "127.0.0.1",
         "quarkus.http.port": str(port),
         "quarkus.management.host": "127.0.0.1",
         "quarkus.management.port": str(management_port),
+        "apicurio.storage.kind": "sql",
+        "apicurio.storage.sql.kind": "h2",
+        "apicurio.datasource.url": f"jdbc:h2:file:{work / 'registry'};FILE_LOCK=FS;WRITE_DELAY=0",
+        "apicurio.datasource.jdbc.initial-size": "2",
+        "apicurio.datasource.jdbc.min-size": "2",
+        "apicurio.datasource.jdbc.max-size": "20",
         "apicurio.rest.deletion.group.enabled": "true",
         "apicurio.rest.deletion.artifact.enabled": "true",
         "apicurio.rest.deletion.artifact-version.enabled": "true",

@@ -134,7 +134,8 @@ class Stack:
             return components.kafka(built["kafka"], self.run_dir / "kafka", ports["kafka"],
                                     ports["kafka-controller"])
         if name == "apicurio-registry":
-            return components.apicurio(built["apicurio"], ports["registry"], ports["registry-management"])
+            return components.apicurio(built["apicurio"], self.run_dir / "registry", ports["registry"],
+                                       ports["registry-management"])
         if name == "redis":
             return components.redis(self.run_dir / "redis", ports["redis"])
         raise ValueError(f"cannot restart {name!r}; restartable: {', '.join(RESTARTABLE)}")
@@ -145,8 +146,6 @@ class Stack:
         service = self._data_service(name, artifacts(), ports)
         self.supervisor.stop(name)
         self._start(service)
-        if name == "apicurio-registry":
-            components.set_registry_default_compatibility(_registry_url(ports))
 
     def down(self) -> list[str]:
         """Stop every service this stack started, in reverse order. Returns the names stopped."""

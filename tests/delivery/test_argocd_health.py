@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from lupa import LuaRuntime
 
 from streamguard.devstack.endpoints import Endpoints
@@ -117,7 +118,7 @@ def test_drift_stays_healthy_and_shows_in_the_message() -> None:
     assert health(SCRIPTS["DriftMonitor"], no_drift) == ("Healthy", "Reconciled: exporter running")
 
 
-PHASE_HEALTH = {"Ready": "Healthy", "Reconciling": "Progressing", "Stalled": "Degraded"}
+PHASE_HEALTH = {"Ready": "Healthy", "Reconciling": "Progressing", "Stalled": "Degraded", "Degraded": "Degraded"}
 
 
 @pytest.mark.parametrize("kind", SCRIPTS)
@@ -132,6 +133,69 @@ def test_operator_statuses_map_to_argo_health(kind: str, phase: str) -> None:
     obj = {"apiVersion": "streamguard.dev/v1alpha1", "kind": kind,
            "metadata": {"name": "x", "namespace": "ns", "generation": 3}, "status": status["status"]}
     assert health(SCRIPTS[kind], obj) == (PHASE_HEALTH[phase], f"Why{phase}: {phase} because")
+
+
+def operator_status(kind: str, verdict: Any, generation: int = 3) -> dict[str, Any]:
+    from streamguard.operator.status import desired_status
+
+    status = desired_status(kind, "ns", "x", generation, verdict, None, timestamp="2026-01-01T00:00:00Z")
+    assert status is not None
+    return {"apiVersion": "streamguard.dev/v1alpha1", "kind": kind,
+            "metadata": {"name": "x", "namespace": "ns", "generation": generation}, "status": status["status"]}
+
+
+def test_stream_down_past_its_grace_is_degraded_with_the_jobs_reason() -> None:
+    """The verdict the operator writes when StreamRunning stayed False too long, beside the job's own condition."""
+    from streamguard.operator.status import Verdict
+
+    down = "StreamRunning=False since 2026-01-01T00:00:00Z: 14% of records dead-lettered (schema id 1 unknown)"
+    obj = operator_status("StreamingWindow", Verdict("Degraded", "DeadLettering", down))
+    obj["status"]["conditions"].append(
+        condition("StreamRunning", "False", "DeadLettering", "14% of records dead-lettered (schema id 1 unknown)", 3))
+    assert health(SCRIPTS["StreamingWindow"], obj) == (
+        "Degraded", f"DeadLettering: {down} (StreamRunning: DeadLettering: 14% of records dead-lettered "
+        "(schema id 1 unknown))")
+    missing = operator_status("StreamingWindow", Verdict("Degraded", "TopicMissing", "Kafka topic 'x' does not exist"))
+    assert health(SCRIPTS["StreamingWindow"], missing) == ("Degraded", "TopicMissing: Kafka topic 'x' does not exist")
+
+
+FLUX_STATUS = {"Ready": "Current", "Reconciling": "InProgress", "Stalled": "Failed", "Degraded": "Failed"}
+
+
+def flux_health(exprs: dict[str, str], obj: dict[str, Any]) -> str:
+    """Flux's order (RFC 0009): observedGeneration, then inProgress, failed, current; none true: InProgress."""
+    import celpy
+    from celpy.adapter import json_to_cel
+
+    if obj.get("status", {}).get("observedGeneration", obj["metadata"]["generation"]) != obj["metadata"]["generation"]:
+        return "InProgress"
+    env = celpy.Environment()
+    activation = {key: json_to_cel(value) for key, value in obj.items()}
+    for field, result in (("inProgress", "InProgress"), ("failed", "Failed"), ("current", "Current")):
+        if field in exprs and bool(env.program(env.compile(exprs[field])).evaluate(activation)):
+            return result
+    return "InProgress"
+
+
+def documented_flux_checks() -> dict[str, dict[str, str]]:
+    text = (REPO / "docs" / "gitops.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "healthCheckExprs" in b)
+    return {check["kind"]: check for check in yaml.safe_load(block)["spec"]["healthCheckExprs"]}
+
+
+def test_documented_flux_health_checks_cover_every_kind() -> None:
+    assert set(documented_flux_checks()) == set(SCRIPTS)
+
+
+@pytest.mark.parametrize("kind", SCRIPTS)
+@pytest.mark.parametrize("phase", FLUX_STATUS)
+def test_documented_flux_health_checks_read_operator_statuses(kind: str, phase: str) -> None:
+    from streamguard.operator.status import Verdict
+
+    obj = operator_status(kind, Verdict(phase=phase, reason=f"Why{phase}", message="because"))  # type: ignore[arg-type]
+    assert flux_health(documented_flux_checks()[kind], obj) == FLUX_STATUS[phase]
+    behind = {**obj, "metadata": {**obj["metadata"], "generation": 4}}
+    assert flux_health(documented_flux_checks()[kind], behind) == "InProgress"
 
 
 @pytest.mark.stack

@@ -44,13 +44,18 @@ def feature_view(
 def streaming_window(
     name: str = "customer-txn",
     view: str = "customer-txn",
-    topic: str = "transactions",
+    topic: str = "operator-tests.transactions",
     windows: tuple[tuple[str, str], ...] = (("1m", "15s"), ("5m", "1m")),
     schema: dict[str, Any] | None = None,
     subject: str | None = None,
     deletion_policy: str | None = None,
+    partitions: int | None = 1,
 ) -> dict[str, Any]:
+    """``partitions`` lets the operator create the topic (``None``: the topic must exist)."""
     contract: dict[str, Any] = {"schema": json.dumps(schema or TRANSACTION_SCHEMA)}
+    source: dict[str, Any] = {"topic": topic}
+    if partitions is not None:
+        source["partitions"] = partitions
     if subject:
         contract["subject"] = subject
     if deletion_policy:
@@ -61,7 +66,7 @@ def streaming_window(
         "metadata": {"name": name},
         "spec": {
             "featureView": view,
-            "source": {"topic": topic},
+            "source": source,
             "contract": contract,
             "keyField": "customer_id",
             "eventTimeField": "event_time",

@@ -14,7 +14,7 @@ def body(kind: str, name: str, version: int, view: str | None = None) -> dict[st
     return {"kind": kind, "metadata": {"namespace": "ns", "name": name, "resourceVersion": str(version)}, "spec": spec}
 
 
-def controller(calls: list[tuple[str, str]], fail_first: int = 0) -> Controller:
+def controller(calls: list[tuple[str, str]], fail_first: int = 0, resync: float = 300.0) -> Controller:
     failures = {"left": fail_first}
 
     async def reconcile(context: Context, obj: dict[str, Any]) -> float | None:
@@ -25,7 +25,7 @@ def controller(calls: list[tuple[str, str]], fail_first: int = 0) -> Controller:
             raise RuntimeError("boom")
         return None
 
-    context = Context(kube=cast(Kube, None), settings=OperatorSettings())
+    context = Context(kube=cast(Kube, None), settings=OperatorSettings(resync_seconds=resync))
     reconcilers = dict.fromkeys(("FeatureView", "StreamingWindow", "DriftMonitor"), reconcile)
     return Controller(context, workers=2, reconcilers=reconcilers)
 
@@ -89,3 +89,51 @@ def test_own_writes_replace_older_cached_bodies_only() -> None:
     assert ctrl.bodies[("FeatureView", "ns", "v")]["metadata"]["resourceVersion"] == "6"
     ctrl.remember(body("FeatureView", "gone", 7))
     assert ("FeatureView", "ns", "gone") not in ctrl.bodies
+
+
+def test_every_object_is_resynced_without_events_and_deleted_ones_are_not() -> None:
+    async def scenario() -> list[tuple[str, str]]:
+        calls: list[tuple[str, str]] = []
+        ctrl = controller(calls, resync=0.2)
+        ctrl.start()
+        ctrl.observe("ADDED", body("FeatureView", "v", 1))
+        ctrl.observe("ADDED", body("StreamingWindow", "w", 2))
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if calls.count(("FeatureView", "1")) >= 3:
+                break
+        ctrl.observe("DELETED", body("StreamingWindow", "w", 3))
+        await asyncio.sleep(0.1)
+        after_delete = len([c for c in calls if c[0] == "StreamingWindow"])
+        await asyncio.sleep(0.6)
+        assert len([c for c in calls if c[0] == "StreamingWindow"]) == after_delete
+        await ctrl.stop()
+        return calls
+
+    calls = asyncio.run(scenario())
+    assert calls.count(("FeatureView", "1")) >= 3
+    assert calls.count(("StreamingWindow", "2")) >= 2
+
+
+def test_a_requested_recheck_comes_before_the_resync() -> None:
+    async def scenario() -> list[float]:
+        seen: list[float] = []
+        loop = asyncio.get_running_loop()
+
+        async def reconcile(context: Context, obj: dict[str, Any]) -> float | None:
+            seen.append(loop.time())
+            return 0.1
+
+        context = Context(kube=cast(Kube, None), settings=OperatorSettings(resync_seconds=60))
+        ctrl = Controller(context, workers=1, reconcilers={"StreamingWindow": reconcile})
+        ctrl.start()
+        ctrl.observe("ADDED", body("StreamingWindow", "w", 1))
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if len(seen) >= 3:
+                break
+        await ctrl.stop()
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert len(seen) >= 3

@@ -62,3 +62,17 @@ def test_stalled_flips_ready_and_stalled_with_new_transition_time() -> None:
     assert conds["Reconciling"]["lastTransitionTime"] == "T1"
     assert conds["SchemaRegistered"]["status"] == "Unknown"
     assert "schemaId" not in manifest["status"]
+
+
+def test_degraded_is_not_ready_without_reconciling_or_stalled() -> None:
+    first = apply(ready(), None)
+    assert first is not None
+    degraded = Verdict("Degraded", "TopicMissing", "Kafka topic 'x' does not exist", [], {"featureCount": 4})
+    manifest = apply(degraded, first["status"], ts="T2")
+    assert manifest is not None
+    conds = {c["type"]: c for c in manifest["status"]["conditions"]}
+    assert (conds["Ready"]["status"], conds["Ready"]["reason"]) == ("False", "TopicMissing")
+    assert (
+        conds["Ready"]["message"] == "Kafka topic 'x' does not exist" and conds["Ready"]["lastTransitionTime"] == "T2"
+    )
+    assert conds["Reconciling"]["status"] == "False" and conds["Stalled"]["status"] == "False"

@@ -4,13 +4,18 @@ import json
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 
+import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+
+from streamguard.devstack.components import set_registry_default_compatibility
+from streamguard.devstack.stack import Stack
 
 V1 = {"type": "record", "name": "Payment", "namespace": "stacktest",
       "fields": [{"name": "id", "type": "string"}, {"name": "amount", "type": "double"}]}
@@ -73,3 +78,40 @@ def test_backward_compatibility_is_enforced_by_default(registry_url: str) -> Non
     assert status == 200, body
     with urllib.request.urlopen(f"{registry_url}/subjects/{subject}/versions", timeout=10) as response:
         assert json.loads(response.read()) == [1, 2]
+
+
+@pytest.fixture
+def private_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
+    """Only the registry, in a stack run directory of its own (restarting the shared one would disturb others)."""
+    stack = Stack(tmp_path_factory.mktemp("stack-registry"))
+    stack.restart("apicurio-registry")
+    url = f"http://127.0.0.1:{json.loads((stack.run_dir / 'ports.json').read_text())['registry']}/apis/ccompat/v7"
+    try:
+        yield stack, url
+    finally:
+        stack.down()
+
+
+def _get(url: str) -> object:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_registry_keeps_subjects_ids_and_compatibility_across_restarts(private_registry: tuple[Stack, str]) -> None:
+    stack, url = private_registry
+    set_registry_default_compatibility(url)
+    subject = f"stacktest-{uuid.uuid4().hex[:8]}-value"
+    status, first = _register(url, subject, json.dumps(V1))
+    assert status == 200, first
+    status, second = _register(url, subject, _schema({"name": "country", "type": "string", "default": "NL"}))
+    assert status == 200, second
+
+    stack.restart("apicurio-registry")
+
+    assert _get(f"{url}/subjects/{subject}/versions") == [1, 2]
+    assert _get(f"{url}/subjects/{subject}/versions/1")["id"] == first["id"]  # type: ignore[index]
+    assert _get(f"{url}/subjects/{subject}/versions/2")["id"] == second["id"]  # type: ignore[index]
+    assert json.loads(str(_get(f"{url}/schemas/ids/{first['id']}")["schema"])) == V1  # type: ignore[index]
+    # The global BACKWARD rule survived too: nothing re-applied it after the restart.
+    status, body = _register(url, subject, _schema({"name": "city", "type": "string"}))
+    assert status == 409, body

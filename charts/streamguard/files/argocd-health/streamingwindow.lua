@@ -1,7 +1,8 @@
 -- Argo CD health of a StreamGuard StreamingWindow (streamguard.dev/v1alpha1), from status alone.
 -- Key in argocd-cm: resource.customizations.health.streamguard.dev_StreamingWindow
 -- Healthy: Ready=True for the current generation. Progressing: not yet observed, or Reconciling=True.
--- Degraded: Stalled=True, or Ready=False and not reconciling (e.g. the streaming job is not running).
+-- Degraded: Stalled=True, or Ready=False and not reconciling (the topic is missing, or the job has reported
+-- StreamRunning=False for longer than the grace period: Ready then carries the job's reason and message).
 -- The domain condition whose bad state (StreamRunning=False) is appended to the message.
 local detail, detail_bad = "StreamRunning", "False"
 local hs = { status = "Progressing", message = "Waiting for the operator to report status" }
