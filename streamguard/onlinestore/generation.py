@@ -1,0 +1,242 @@
+"""The store's generation and each view's coverage: when an absent key proves an empty value.
+
+Serving reads a missing window hash as an empty window and a missing Feast field as ``not_found``. That
+is only true when the store still holds everything the writers wrote. Eviction, a restart that loses
+data (no persistence, or the last ``appendfsync everysec`` second after a SIGKILL), a failover to a
+replica that lagged and ``FLUSHALL`` all remove keys without telling anyone. This module is the
+contract that makes those losses visible; writers (materializer, streaming job) and readers (serving)
+use only these keys, scripts and functions.
+
+**Generation marker** (per project), hash ``sg-gen:<project>``:
+
+- ``id``: random token of this generation; ``created_ms``: when it began (epoch ms);
+- ``run_id``: the Redis server's ``run_id`` (``INFO server``) when it began;
+- ``evicted_keys``: the server's ``evicted_keys`` counter (``INFO stats``) when it began.
+
+A generation is *current* while the marker exists and the server's ``run_id`` and ``evicted_keys``
+still equal the recorded ones (:func:`current_generation`, :data:`CURRENT_GENERATION`). So:
+
+- a flush (or an empty restart) removes the marker;
+- any restart, crash or failover changes ``run_id`` (a restart from AOF may have lost its last second,
+  a promoted replica may lag), so the generation ends even when the marker survived;
+- any eviction, of any key, raises ``evicted_keys``. Redis gives no cheaper proof that *our* keys
+  survived: under an evicting policy an absent key proves nothing, so the generation ends. This
+  counter is the smallest mechanism that needs no keyspace notifications, no per-key bookkeeping and
+  no configuration change, and it holds for every policy a user may set by hand. ``CONFIG RESETSTAT``
+  also ends the generation (conservative).
+
+Writers call :data:`ENSURE_GENERATION` before writing (one atomic script: it returns the current id or
+starts a new generation, so concurrent writers agree on one id). Keys deleted one by one by hand (``DEL``)
+are not detected: delete ``sg-gen:<project>`` too to make every writer re-seed.
+
+**Coverage** (per view), hash ``sg-cov:<project>:<view>``, per writer part (``batch``: the materializer,
+``stream``: the streaming job) the fields ``<part>:generation`` and ``<part>:since_ms``: since which
+time (event time, epoch ms) the part's writer has kept everything it writes for this view in that
+generation. A writer sets it with :data:`COMMIT_COVERAGE` after it has (re-)seeded the view in a
+generation; within one generation coverage never shrinks (the script keeps the first ``since_ms``),
+and it is refused when the generation is no longer current. ``since_ms = 0`` means "everything": the
+writer never writes anything older (e.g. a batch view seeded from ``spec.materialization.start``).
+
+**Reader rule** (:func:`absent_value`): an absent value reads as empty (window: count 0, sum 0, others
+null; batch: ``not_found``) only when the coverage's generation equals the current generation and its
+``since_ms`` is at or before the start of what is asked: the window's start ``end - W`` (``end`` from
+:meth:`streamguard.windows.WindowShape.end_as_of`), or ``now - ttl`` for a batch value. Otherwise the
+value is ``stale``, never ``present``. A view whose part has no current generation or too short a
+coverage is not fresh (:func:`coverage_verdict`). Readers check the generation at least as often as
+they answer: :data:`CURRENT_GENERATION` is a read-only script returning the current id (or nil), cheap
+enough to pipeline with every lookup.
+
+Scripts keep every key they touch in ``KEYS`` and are valid for ``EVAL`` and ``EVALSHA``; they call
+``INFO`` themselves so the comparison and the write are one atomic step.
+"""
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+Part = Literal["batch", "stream"]
+BATCH: Part = "batch"
+STREAM: Part = "stream"
+
+ID, CREATED_MS, RUN_ID, EVICTED_KEYS = b"id", b"created_ms", b"run_id", b"evicted_keys"
+EVERYTHING_MS = 0
+"""``since_ms`` of a coverage that holds everything the writer would ever write."""
+
+AbsentReading = Literal["empty", "stale"]
+EMPTY: AbsentReading = "empty"
+STALE: AbsentReading = "stale"
+
+
+def generation_key(project: str) -> bytes:
+    return f"sg-gen:{project}".encode()
+
+
+def coverage_key(project: str, view: str) -> bytes:
+    return f"sg-cov:{project}:{view}".encode()
+
+
+def coverage_fields(part: Part) -> tuple[bytes, bytes]:
+    """The ``(generation, since_ms)`` field names of one writer part in the coverage hash."""
+    return f"{part}:generation".encode(), f"{part}:since_ms".encode()
+
+
+def new_generation_id() -> str:
+    return secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class StoreIdentity:
+    """What the running server says about itself: a changed value ends the generation."""
+
+    run_id: str
+    evicted_keys: int
+
+
+def parse_identity(info: bytes | str) -> StoreIdentity:
+    """The identity from the text of ``INFO server stats``."""
+    text = info.decode() if isinstance(info, bytes) else info
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))
+    try:
+        return StoreIdentity(fields["run_id"].strip(), int(fields["evicted_keys"]))
+    except KeyError as missing:
+        raise ValueError(f"INFO reply lacks {missing.args[0]} (need the server and stats sections)") from None
+
+
+def _text(raw: bytes | str | None) -> str | None:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+@dataclass(frozen=True)
+class Generation:
+    id: str
+    created_ms: int
+    run_id: str
+    evicted_keys: int
+
+    @classmethod
+    def parse(cls, fields: Mapping[bytes, bytes | None]) -> "Generation | None":
+        """The marker from ``HGETALL sg-gen:<project>``; ``None`` when absent or incomplete."""
+        values = [_text(fields.get(name)) for name in (ID, CREATED_MS, RUN_ID, EVICTED_KEYS)]
+        if any(v is None for v in values):
+            return None
+        gen_id, created, run_id, evicted = values
+        assert gen_id is not None and created is not None and run_id is not None and evicted is not None
+        return cls(gen_id, int(created), run_id, int(evicted))
+
+
+def current_generation(marker: Generation | None, identity: StoreIdentity) -> str | None:
+    """The id of the current generation, or ``None`` when there is none (the same rule as the scripts)."""
+    if marker is None or marker.run_id != identity.run_id or marker.evicted_keys != identity.evicted_keys:
+        return None
+    return marker.id
+
+
+@dataclass(frozen=True)
+class Coverage:
+    generation: str
+    since_ms: int
+
+    @classmethod
+    def parse(cls, fields: Mapping[bytes, bytes | None], part: Part) -> "Coverage | None":
+        """One part's coverage from ``HGETALL sg-cov:<project>:<view>``; ``None`` when never written."""
+        gen_field, since_field = coverage_fields(part)
+        generation, since = _text(fields.get(gen_field)), _text(fields.get(since_field))
+        if generation is None or since is None:
+            return None
+        return cls(generation, int(since))
+
+
+def absent_value(current: str | None, coverage: Coverage | None, start_ms: int) -> AbsentReading:
+    """How to read a value whose key (or field) is absent, for data asked from ``start_ms`` on."""
+    covered = coverage is not None and coverage.generation == current and coverage.since_ms <= start_ms
+    return EMPTY if current is not None and covered else STALE
+
+
+@dataclass(frozen=True)
+class Verdict:
+    covered: bool
+    reason: str
+    message: str
+
+
+def coverage_verdict(
+    view: str, part: Part, current: str | None, coverage: Coverage | None, needed_from_ms: int
+) -> Verdict:
+    """Whether a view's part can be called fresh: the store must hold everything since ``needed_from_ms``
+    (the longest window's start, or ``now - ttl``). The message names the view and what is missing."""
+    writer = "materialization" if part == BATCH else "streaming job"
+    if current is None:
+        return Verdict(
+            False,
+            "StoreGenerationMissing",
+            f"FeatureView {view}: the online store has no current generation (flushed, restarted, failed over "
+            f"or evicted keys); the {writer} has not re-seeded it yet",
+        )
+    if coverage is None or coverage.generation != current:
+        return Verdict(
+            False,
+            "NotReseeded",
+            f"FeatureView {view}: the {writer} has not re-seeded the online store's generation {current} yet",
+        )
+    if coverage.since_ms > needed_from_ms:
+        return Verdict(
+            False,
+            "CoverageTooShort",
+            f"FeatureView {view}: the {writer} holds data since {coverage.since_ms} ms, "
+            f"{needed_from_ms} ms and later is needed",
+        )
+    return Verdict(True, "Covered", f"FeatureView {view}: the {writer} covers generation {current}")
+
+
+_CHECK = """
+local info = redis.call('INFO', 'server', 'stats')
+local run_id = string.match(info, 'run_id:(%x+)')
+local evicted = string.match(info, 'evicted_keys:(%d+)')
+local marker = redis.call('HMGET', KEYS[1], 'id', 'run_id', 'evicted_keys')
+local current = false
+if marker[1] and marker[2] == run_id and marker[3] == evicted then current = marker[1] end
+"""
+
+CURRENT_GENERATION = (
+    "#!lua flags=no-writes\n"
+    + _CHECK
+    + """return current
+"""
+)
+"""Read-only. ``KEYS[1]`` = :func:`generation_key`. Returns the current generation id, or nil."""
+
+ENSURE_GENERATION = (
+    _CHECK
+    + """if current then return {current, 0} end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'created_ms', ARGV[2], 'run_id', run_id, 'evicted_keys', evicted)
+return {ARGV[1], 1}
+"""
+)
+"""``KEYS[1]`` = :func:`generation_key`; ``ARGV`` = a new id (:func:`new_generation_id`), now (ms).
+Returns ``{id, 1}`` when it started a new generation, ``{id, 0}`` when one was current."""
+
+COMMIT_COVERAGE = (
+    _CHECK
+    + """if current ~= ARGV[1] then return false end
+local gen_field = ARGV[2] .. ':generation'
+local since_field = ARGV[2] .. ':since_ms'
+local held = redis.call('HMGET', KEYS[2], gen_field, since_field)
+if held[1] == current and held[2] then return tonumber(held[2]) end
+redis.call('HSET', KEYS[2], gen_field, current, since_field, ARGV[3])
+return tonumber(ARGV[3])
+"""
+)
+"""``KEYS`` = :func:`generation_key`, :func:`coverage_key`; ``ARGV`` = the generation the writer seeded,
+its part (``batch``/``stream``), ``since_ms``. Returns the coverage's ``since_ms`` (the first one of
+this generation), or nil when that generation is no longer current (nothing written)."""
+
+
+def parse_ensure_reply(reply: object) -> tuple[str, bool]:
+    """``(generation id, started a new one)`` from :data:`ENSURE_GENERATION`'s reply."""
+    if not isinstance(reply, list | tuple) or len(reply) != 2:
+        raise ValueError(f"unexpected ENSURE_GENERATION reply {reply!r}")
+    gen_id = _text(reply[0])
+    if gen_id is None:
+        raise ValueError(f"unexpected ENSURE_GENERATION reply {reply!r}")
+    return gen_id, bool(int(reply[1]))
