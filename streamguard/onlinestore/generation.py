@@ -37,14 +37,17 @@ generation; within one generation coverage never shrinks (the script keeps the f
 and it is refused when the generation is no longer current. ``since_ms = 0`` means "everything": the
 writer never writes anything older (e.g. a batch view seeded from ``spec.materialization.start``).
 
-**Reader rule** (:func:`absent_value`): an absent value reads as empty (window: count 0, sum 0, others
-null; batch: ``not_found``) only when the coverage's generation equals the current generation and its
-``since_ms`` is at or before the start of what is asked: the window's start ``end - W`` (``end`` from
-:meth:`streamguard.windows.WindowShape.end_as_of`), or ``now - ttl`` for a batch value. Otherwise the
-value is ``stale``, never ``present``. A view whose part has no current generation or too short a
-coverage is not fresh (:func:`coverage_verdict`). Readers check the generation at least as often as
-they answer: :data:`CURRENT_GENERATION` is a read-only script returning the current id (or nil), cheap
-enough to pipeline with every lookup.
+**Reader rule** (:func:`reading`): the view part *covers* what is asked when the coverage's generation
+equals the current generation and its ``since_ms`` is at or before the start of what is asked: the
+window's start ``end - W`` (``end`` from :meth:`streamguard.windows.WindowShape.end_as_of`), or
+``now - ttl`` for a batch value. Covered, a stored value is what it says and an absent one is empty
+(window: count 0, sum 0, others null; batch: ``not_found``). Not covered, every value of that part is
+``stale``, present or absent, never ``present``: after a restart or failover the store may hold an older
+value (a lost last second of AOF, a lagging replica), and after a partial re-seed a window may lack
+events from before ``since_ms``. A view whose part is not covered is not fresh
+(:func:`coverage_verdict`). Readers check the generation at least as often as they answer:
+:data:`CURRENT_GENERATION` is a read-only script returning the current id (or nil), cheap enough to
+pipeline with every lookup.
 
 Scripts keep every key they touch in ``KEYS`` and are valid for ``EVAL`` and ``EVALSHA``; they call
 ``INFO`` themselves so the comparison and the write are one atomic step.
@@ -63,9 +66,10 @@ ID, CREATED_MS, RUN_ID, EVICTED_KEYS = b"id", b"created_ms", b"run_id", b"evicte
 EVERYTHING_MS = 0
 """``since_ms`` of a coverage that holds everything the writer would ever write."""
 
-AbsentReading = Literal["empty", "stale"]
-EMPTY: AbsentReading = "empty"
-STALE: AbsentReading = "stale"
+Reading = Literal["present", "empty", "stale"]
+PRESENT: Reading = "present"
+EMPTY: Reading = "empty"
+STALE: Reading = "stale"
 
 
 def generation_key(project: str) -> bytes:
@@ -147,10 +151,21 @@ class Coverage:
         return cls(generation, int(since))
 
 
-def absent_value(current: str | None, coverage: Coverage | None, start_ms: int) -> AbsentReading:
-    """How to read a value whose key (or field) is absent, for data asked from ``start_ms`` on."""
-    covered = coverage is not None and coverage.generation == current and coverage.since_ms <= start_ms
-    return EMPTY if current is not None and covered else STALE
+def covers(current: str | None, coverage: Coverage | None, start_ms: int) -> bool:
+    """Whether the store provably holds everything the part's writer wrote from ``start_ms`` on."""
+    return (
+        current is not None
+        and coverage is not None
+        and coverage.generation == current
+        and coverage.since_ms <= start_ms
+    )
+
+
+def reading(current: str | None, coverage: Coverage | None, start_ms: int, present: bool) -> Reading:
+    """How to read a value (``present``: its key/field exists) asked from ``start_ms`` on."""
+    if not covers(current, coverage, start_ms):
+        return STALE
+    return PRESENT if present else EMPTY
 
 
 @dataclass(frozen=True)

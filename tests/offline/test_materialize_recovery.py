@@ -15,11 +15,9 @@ from streamguard.finserve.resources import EXAMPLES_DIR, load_manifests
 from streamguard.onlinestore.generation import (
     BATCH,
     CURRENT_GENERATION,
-    EMPTY,
     EVERYTHING_MS,
-    STALE,
     Coverage,
-    absent_value,
+    covers,
     generation_key,
 )
 from streamguard.onlinestore.writers import read_coverage
@@ -119,8 +117,8 @@ def test_flushall_then_the_next_run_refills_every_row_equal_to_a_fresh_materiali
         for name in views:
             coverage = read_coverage(client, project, name, BATCH)
             assert coverage == Coverage(generation, int((END - TTL).timestamp() * 1000))
-            assert absent_value(generation, coverage, int((END - TTL).timestamp() * 1000)) == EMPTY
-            assert absent_value(generation, coverage, int((END - TTL).timestamp() * 1000) - 1) == STALE
+            assert covers(generation, coverage, int((END - TTL).timestamp() * 1000))
+            assert not covers(generation, coverage, int((END - TTL).timestamp() * 1000) - 1)
             again = materialize_incremental(client, name, views[name], marks[name], end=END)
             assert again.start == END and again.rows_scanned == 0, "back to increments"
 

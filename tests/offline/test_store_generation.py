@@ -11,17 +11,19 @@ from streamguard.onlinestore.generation import (
     BATCH,
     CURRENT_GENERATION,
     EMPTY,
+    PRESENT,
     STALE,
     STREAM,
     Coverage,
     Generation,
     StoreIdentity,
-    absent_value,
     coverage_key,
     coverage_verdict,
+    covers,
     current_generation,
     generation_key,
     parse_identity,
+    reading,
 )
 from streamguard.onlinestore.writers import commit_coverage, ensure_generation, read_coverage
 from tests.offline.redis_server import private_redis
@@ -48,10 +50,12 @@ def test_generation_is_current_only_on_the_same_server_without_evictions() -> No
         ("g1", None, 1000, STALE),
     ],
 )
-def test_absent_reads_empty_only_inside_current_coverage(
+def test_absent_reads_empty_only_inside_current_coverage_and_present_is_stale_outside(
     current: str | None, coverage: Coverage | None, start: int, expected: str
 ) -> None:
-    assert absent_value(current, coverage, start) == expected
+    assert reading(current, coverage, start, present=False) == expected
+    assert reading(current, coverage, start, present=True) == (PRESENT if expected == EMPTY else STALE)
+    assert covers(current, coverage, start) == (expected == EMPTY)
 
 
 def test_verdict_names_the_view_and_what_is_missing() -> None:
