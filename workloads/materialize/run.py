@@ -53,6 +53,8 @@ class RunResult:
     seconds: float
     freshness_seconds: int | None
     feature_count: int
+    backfill: str | None = None
+    """Why the run backfilled the TTL's interval (``None``: an increment or the first run)."""
 
     @property
     def feature_values(self) -> int:
@@ -275,7 +277,8 @@ def materialize_incremental(
         time.perf_counter() - began,
         age,
         len(spec.features),
+        plan.backfill,
     )
     if metrics:
-        metrics.succeeded(view, stats.written, len(spec.features), result.seconds, age)
+        metrics.succeeded(view, stats.written, len(spec.features), result.seconds, age, plan.backfill is not None)
     return result
