@@ -23,7 +23,7 @@ from streamguard.onlinestore.generation import (
 from streamguard.onlinestore.writers import read_coverage
 from streamguard.workloads.materialize.errors import MaterializeError
 from streamguard.workloads.materialize.run import materialize_incremental, plan_run
-from streamguard.workloads.materialize.status import RunReport
+from streamguard.workloads.materialize.status import RunReport, render_status
 from streamguard.workloads.materialize.watermark import FileWatermark
 from tests.offline.conftest import OfflineData
 from tests.offline.redis_server import private_redis
@@ -184,3 +184,14 @@ def test_a_full_store_fails_the_run_loudly_and_changes_no_value_silently(
         materialize_incremental(client, "account-profile", spec, mark, end=END)
         assert mark.load() == END and mark.reports[-1].reason == "Materialized"
         assert dump(client, project) == expected, "the retry completes the run"
+
+
+def test_status_keeps_the_generation_with_the_watermark_on_failure() -> None:
+    moment = datetime(2026, 11, 2, 1, tzinfo=UTC)
+    ok = render_status("v", "ns", 1, RunReport(True, "Backfilled", "m", moment, END, 5, 0, True, generation="g2"), {})
+    assert ok["status"]["onlineStoreGeneration"] == "g2" and ok["status"]["materializedUntil"] == "2026-11-02T00:00:00Z"
+    previous = {"materializedUntil": "2026-11-01T00:00:00Z", "onlineStoreGeneration": "g1"}
+    full = render_status("v", "ns", 1, RunReport(False, "StoreFull", "OOM", moment, fresh_reason="StoreFull"), previous)
+    assert {k: full["status"][k] for k in previous} == previous
+    reasons = {c["type"]: (c["status"], c["reason"]) for c in full["status"]["conditions"]}
+    assert reasons == {"Materialized": ("False", "StoreFull"), "Fresh": ("False", "StoreFull")}
