@@ -9,6 +9,7 @@ is timed (the time from a wipe until the view is served again, besides waiting f
 For the StreamingWindow's windows: one window hash per account and window written with the streaming
 job's sink; the bytes per hash times the hashes an active account keeps alive (its open windows plus
 closed ones until their keys expire, ``(length + expiry) / slide``) give the bytes per entity.
+Last, the Redis time of the readers' generation checks.
 
     .venv/bin/python benchmarks/onlinestore/run.py --scale 1
 """
@@ -43,6 +44,8 @@ from streamguard.finserve.generate import FinServeConfig  # noqa: E402
 from streamguard.finserve.resources import EXAMPLES_DIR, load_manifests  # noqa: E402
 from streamguard.jobspec import StreamJob  # noqa: E402
 from streamguard.onlinestore.feast_layout import redis_key  # noqa: E402
+from streamguard.onlinestore.generation import CURRENT_GENERATION, generation_key  # noqa: E402
+from streamguard.onlinestore.writers import ensure_generation  # noqa: E402
 from streamguard.workloads.materialize.run import materialize_incremental  # noqa: E402
 from streamguard.workloads.materialize.watermark import FileWatermark  # noqa: E402
 from streamguard.workloads.streaming.plan import StreamPlan, build  # noqa: E402
@@ -237,6 +240,34 @@ def measure_windows(client: redis.Redis, accounts: int, work: Path, seed: int) -
     return results
 
 
+def measure_generation_check(client: redis.Redis, calls: int = 3000) -> dict[str, float]:
+    """Redis time of the readers' checks: the marker per lookup (``HGET``), the identity per connection
+    and health tick (``INFO server stats memory``), and the same check as one script (``CURRENT_GENERATION``)."""
+    key = generation_key("bench")
+    ensure_generation(client, "bench", int(time.time() * 1000))
+    script = client.register_script(CURRENT_GENERATION)
+    client.config_resetstat()
+    pipe = client.pipeline(transaction=False)
+    for _ in range(calls):
+        pipe.hget(key, "id")  # type: ignore[arg-type]
+        pipe.info("server")
+        script(keys=[key], client=pipe)
+    pipe.execute()
+    stats = cast(dict[str, Any], client.info("commandstats"))
+    client.config_resetstat()
+    pipe = client.pipeline(transaction=False)
+    for _ in range(calls):
+        pipe.execute_command("INFO", "server", "stats", "memory")  # type: ignore[no-untyped-call]
+    pipe.execute()
+    info = cast(dict[str, Any], client.info("commandstats"))["cmdstat_info"]
+    client.flushall()
+    return {
+        "marker_hget_usec": float(stats["cmdstat_hget"]["usec_per_call"]),
+        "identity_info_usec": float(info["usec_per_call"]),
+        "current_generation_script_usec": float(stats["cmdstat_evalsha"]["usec_per_call"]),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=1.0, help="FinServe scale (1 = 5k customers, 6k accounts)")
@@ -257,6 +288,7 @@ def main() -> None:
                 for name, (prefix, attr) in BATCH_VIEWS.items()
             ]
             windows = measure_windows(client, config.accounts, work, args.seed)
+            check = measure_generation_check(client)
         finally:
             client.close()
             process.terminate()
@@ -279,6 +311,11 @@ def main() -> None:
             f"{row['bytes_per_window_hash_used_memory']:>9.0f}"
             f"{row['live_hashes_per_active_entity']:>9}{row['bytes_per_active_entity']:>17,}"
         )
+    print(
+        f"Redis time per check: marker HGET {check['marker_hget_usec']:.1f} us (per lookup), "
+        f"INFO server stats memory {check['identity_info_usec']:.1f} us (per connection and tick), "
+        f"CURRENT_GENERATION script {check['current_generation_script_usec']:.1f} us"
+    )
     report = {
         "benchmark": "onlinestore",
         "measured_at": datetime.now(UTC).isoformat(),
@@ -293,6 +330,7 @@ def main() -> None:
         "is the backfill run after FLUSHALL (the schedule's wait comes on top)",
         "batch": batch,
         "windows": windows,
+        "generation_check": check,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

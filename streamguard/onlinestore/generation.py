@@ -41,13 +41,21 @@ writer never writes anything older (e.g. a batch view seeded from ``spec.materia
 equals the current generation and its ``since_ms`` is at or before the start of what is asked: the
 window's start ``end - W`` (``end`` from :meth:`streamguard.windows.WindowShape.end_as_of`), or
 ``now - ttl`` for a batch value. Covered, a stored value is what it says and an absent one is empty
-(window: count 0, sum 0, others null; batch: ``not_found``). Not covered, every value of that part is
-``stale``, present or absent, never ``present``: after a restart or failover the store may hold an older
-value (a lost last second of AOF, a lagging replica), and after a partial re-seed a window may lack
-events from before ``since_ms``. A view whose part is not covered is not fresh
-(:func:`coverage_verdict`). Readers check the generation at least as often as they answer:
-:data:`CURRENT_GENERATION` is a read-only script returning the current id (or nil), cheap enough to
-pipeline with every lookup.
+(window: count 0, sum 0, others null; batch: ``not_found``), unless the server runs an evicting
+``maxmemory-policy``: then an absent key proves nothing and reads ``stale`` too. Not covered, every
+value of that part is ``stale``, present or absent, never ``present``: after a restart or failover the
+store may hold an older value (a lost last second of AOF, a lagging replica), and after a partial
+re-seed a window may lack events from before ``since_ms``. A view whose part is not covered is not
+fresh (:func:`coverage_verdict`).
+
+**How often readers check.** Per lookup, the marker's ``id`` (``HGET sg-gen:<project> id``, as cheap as
+any field read; a flush shows at once) and the coverage (cacheable for as long as values are). The
+server's identity (:func:`parse_identity` of ``INFO server stats memory``: ``run_id``, ``evicted_keys``,
+``maxmemory_policy``) on every new connection (a restart or failover drops connections, so it shows at
+once) and at least on every health tick (an eviction or a policy change shows within one tick; under an
+evicting policy absent keys already read ``stale``). ``INFO`` costs tens of microseconds of Redis time,
+too much for every lookup; :data:`CURRENT_GENERATION` (the same check as one script) is for occasional
+use, not the request path.
 
 Scripts keep every key they touch in ``KEYS`` and are valid for ``EVAL`` and ``EVALSHA``; they call
 ``INFO`` themselves so the comparison and the write are one atomic step.
@@ -91,20 +99,23 @@ def new_generation_id() -> str:
 
 @dataclass(frozen=True)
 class StoreIdentity:
-    """What the running server says about itself: a changed value ends the generation."""
+    """What the running server says about itself: a changed ``run_id`` or ``evicted_keys`` ends the
+    generation; ``evicting`` (a ``maxmemory-policy`` other than ``noeviction``) makes absent keys stale."""
 
     run_id: str
     evicted_keys: int
+    evicting: bool = False
 
 
 def parse_identity(info: bytes | str) -> StoreIdentity:
-    """The identity from the text of ``INFO server stats``."""
+    """The identity from the text of ``INFO server stats memory``."""
     text = info.decode() if isinstance(info, bytes) else info
     fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))
     try:
-        return StoreIdentity(fields["run_id"].strip(), int(fields["evicted_keys"]))
+        policy = fields["maxmemory_policy"].strip()
+        return StoreIdentity(fields["run_id"].strip(), int(fields["evicted_keys"]), policy != "noeviction")
     except KeyError as missing:
-        raise ValueError(f"INFO reply lacks {missing.args[0]} (need the server and stats sections)") from None
+        raise ValueError(f"INFO reply lacks {missing.args[0]} (need the server, stats and memory sections)") from None
 
 
 def _text(raw: bytes | str | None) -> str | None:
@@ -161,11 +172,16 @@ def covers(current: str | None, coverage: Coverage | None, start_ms: int) -> boo
     )
 
 
-def reading(current: str | None, coverage: Coverage | None, start_ms: int, present: bool) -> Reading:
-    """How to read a value (``present``: its key/field exists) asked from ``start_ms`` on."""
+def reading(
+    current: str | None, coverage: Coverage | None, start_ms: int, present: bool, evicting: bool = False
+) -> Reading:
+    """How to read a value (``present``: its key/field exists) asked from ``start_ms`` on; ``evicting``
+    from :attr:`StoreIdentity.evicting`."""
     if not covers(current, coverage, start_ms):
         return STALE
-    return PRESENT if present else EMPTY
+    if present:
+        return PRESENT
+    return STALE if evicting else EMPTY
 
 
 @dataclass(frozen=True)
@@ -219,7 +235,8 @@ CURRENT_GENERATION = (
     + """return current
 """
 )
-"""Read-only. ``KEYS[1]`` = :func:`generation_key`. Returns the current generation id, or nil."""
+"""Read-only. ``KEYS[1]`` = :func:`generation_key`. Returns the current generation id, or nil. It runs
+``INFO`` (tens of microseconds): for health checks and tools, not for every lookup."""
 
 ENSURE_GENERATION = (
     _CHECK

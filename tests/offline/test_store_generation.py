@@ -28,7 +28,7 @@ from streamguard.onlinestore.generation import (
 from streamguard.onlinestore.writers import commit_coverage, ensure_generation, read_coverage
 from tests.offline.redis_server import private_redis
 
-IDENTITY = StoreIdentity("abc", 0)
+IDENTITY = StoreIdentity("abc", 0, evicting=False)
 MARKER = Generation("g1", 1, "abc", 0)
 
 
@@ -56,6 +56,8 @@ def test_absent_reads_empty_only_inside_current_coverage_and_present_is_stale_ou
     assert reading(current, coverage, start, present=False) == expected
     assert reading(current, coverage, start, present=True) == (PRESENT if expected == EMPTY else STALE)
     assert covers(current, coverage, start) == (expected == EMPTY)
+    assert reading(current, coverage, start, present=False, evicting=True) == STALE, "absence proves nothing"
+    assert reading(current, coverage, start, present=True, evicting=True) == reading(current, coverage, start, True)
 
 
 def test_verdict_names_the_view_and_what_is_missing() -> None:
@@ -67,27 +69,34 @@ def test_verdict_names_the_view_and_what_is_missing() -> None:
 
 
 def test_parse_identity_and_coverage_fields() -> None:
-    info = b"# Server\r\nredis_version:7.0.15\r\nrun_id:ff00\r\n\r\n# Stats\r\nevicted_keys:12\r\n"
-    assert parse_identity(info) == StoreIdentity("ff00", 12)
-    with pytest.raises(ValueError, match="evicted_keys"):
-        parse_identity("# Server\r\nrun_id:ff00\r\n")
+    info = (
+        b"# Server\r\nredis_version:7.0.15\r\nrun_id:ff00\r\n\r\n# Memory\r\nmaxmemory_policy:allkeys-lru\r\n"
+        b"\r\n# Stats\r\nevicted_keys:12\r\n"
+    )
+    assert parse_identity(info) == StoreIdentity("ff00", 12, evicting=True)
+    with pytest.raises(ValueError, match="maxmemory_policy"):
+        parse_identity("# Server\r\nrun_id:ff00\r\n# Stats\r\nevicted_keys:12\r\n")
     fields = {b"batch:generation": b"g1", b"batch:since_ms": b"7"}
     assert Coverage.parse(fields, BATCH) == Coverage("g1", 7)
     assert Coverage.parse(fields, STREAM) is None
+
+
+def _identity(client: redis.Redis) -> StoreIdentity:
+    return parse_identity(cast(bytes, client.eval("return redis.call('INFO', 'server', 'stats', 'memory')", 0)))
 
 
 def _current(client: redis.Redis, project: str) -> str | None:
     """The read-only script's answer, checked against the pure rule on the same server."""
     scripted = cast(bytes | None, client.eval(CURRENT_GENERATION, 1, generation_key(project)))
     marker = Generation.parse(cast(dict[bytes, bytes], client.hgetall(generation_key(project))))  # type: ignore[arg-type]
-    identity = parse_identity(cast(bytes, client.eval("return redis.call('INFO', 'server', 'stats')", 0)))
-    pure = current_generation(marker, identity)
+    pure = current_generation(marker, _identity(client))
     assert (scripted.decode() if scripted else None) == pure
     return pure
 
 
 def test_flush_ends_the_generation_and_writers_agree_on_one_new_one(tmp_path: Path) -> None:
     with private_redis(tmp_path) as client:
+        assert not _identity(client).evicting
         assert _current(client, "p") is None
         first, started = ensure_generation(client, "p", 1000)
         assert started and _current(client, "p") == first
@@ -127,6 +136,7 @@ def test_any_eviction_ends_the_generation(tmp_path: Path) -> None:
                 pipe.set(f"filler:{key}", payload)
             pipe.execute()
         assert int(cast(dict[str, int], client.info("stats"))["evicted_keys"]) > 0
+        assert _identity(client).evicting
         assert _current(client, "p") is None
         new, started = ensure_generation(client, "p", 2000)
         assert started and new != gen
