@@ -62,7 +62,7 @@ def prepare(scale: float, root: Path) -> Path:
 
 
 def dump(client: redis.Redis, project: str) -> dict[bytes, dict[bytes, bytes]]:
-    keys = [k for k in client.scan_iter(match=b"*" + project.encode(), count=10000)]
+    keys = [k for k in client.scan_iter(match=b"*" + project.encode(), count=10000) if not k.startswith(b"sg-")]
     pipe = client.pipeline(transaction=False)
     for key in keys:
         pipe.hgetall(key)
@@ -72,6 +72,7 @@ def dump(client: redis.Redis, project: str) -> dict[bytes, dict[bytes, bytes]]:
 def delete(client: redis.Redis, project: str) -> None:
     keys = list(client.scan_iter(match=b"*" + project.encode(), count=10000))
     keys += list(client.scan_iter(match=f"sg-fresh:{project}:*".encode()))
+    keys += list(client.scan_iter(match=f"sg-cov:{project}:*".encode()))
     for start in range(0, len(keys), 5000):
         client.delete(*keys[start : start + 5000])
 

@@ -117,6 +117,11 @@ class FeatureViewStatus(CommonStatus):
     materialized_until: datetime | None = Field(
         default=None, description="The incremental watermark: the end of the last materialized interval."
     )
+    online_store_generation: str | None = Field(
+        default=None,
+        description="The online store's generation the watermark belongs to; when the store's current "
+        "generation differs (flushed, restarted, failed over, evicted), the next run backfills the TTL.",
+    )
     freshness_seconds: int | None = Field(default=None, ge=0)
     rows_materialized: int | None = Field(default=None, ge=0)
     feature_count: int | None = Field(default=None, ge=0)

@@ -191,7 +191,8 @@ def set_registry_default_compatibility(registry_url: str, level: str = "BACKWARD
 
 
 def redis(work: Path, port: int) -> Service:
-    """Redis with AOF (appendfsync everysec, no RDB snapshots) and an LRU eviction policy."""
+    """Redis with AOF (appendfsync everysec, no RDB snapshots), 2 GB of memory and no eviction: a full store
+    refuses writes (the writers fail and retry) instead of dropping keys (docs/online-store.md)."""
     work.mkdir(parents=True, exist_ok=True)
     server = shutil.which("redis-server") or "redis-server"
 
@@ -203,7 +204,7 @@ def redis(work: Path, port: int) -> Service:
     return Service(
         "redis",
         [server, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(work), "--appendonly", "yes",
-         "--appendfsync", "everysec", "--save", "", "--maxmemory", "2gb", "--maxmemory-policy", "allkeys-lru",
+         "--appendfsync", "everysec", "--save", "", "--maxmemory", "2gb", "--maxmemory-policy", "noeviction",
          "--protected-mode", "no", "--daemonize", "no"],
         ready=ready,
     )

@@ -12,6 +12,7 @@ from streamguard.alerts import (
     dump_rules_file,
     render_default_rules,
     render_prometheus_rule,
+    render_store_rules,
 )
 from streamguard.api.driftmonitor import DriftMonitorSpec
 from streamguard.devstack.paths import cache_root
@@ -76,6 +77,7 @@ def test_promtool_accepts_chart_and_rendered_rules(promtool: Path, tmp_path: Pat
     checked = _promtool(promtool, "check", "rules", *files, cwd=tmp_path)
 
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 7 rules found" in checked.stdout  # the chart: 5 drift + 2 online store
     assert "SUCCESS: 5 rules found" in checked.stdout
     assert "SUCCESS: 4 rules found" in checked.stdout
 
@@ -162,6 +164,71 @@ def test_promtool_alerts_fire_for_this_monitor_only(promtool: Path, tmp_path: Pa
                                     "summary": "No successful drift run of cd for a while",
                                     "description": f"{where}: the last successful drift run was 35m 0s ago "
                                     "(expected every 10m).",
+                                },
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests, sort_keys=False))
+
+    result = _promtool(promtool, "test", "rules", "tests.yaml", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_promtool_store_memory_alert_fires_at_80_percent_of_maxmemory(promtool: Path, tmp_path: Path) -> None:
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": [render_store_rules()]}))
+    full, roomy, unlimited = ({"instance": f"redis-{n}:9121"} for n in ("full", "roomy", "unlimited"))
+    tests = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    _series("redis_memory_used_bytes", full, "850x20"),
+                    _series("redis_memory_max_bytes", full, "1000x20"),
+                    _series("redis_memory_used_bytes", roomy, "790x20"),
+                    _series("redis_memory_max_bytes", roomy, "1000x20"),
+                    _series("redis_memory_used_bytes", unlimited, "5000x20"),
+                    _series("redis_memory_max_bytes", unlimited, "0x20"),
+                    _series("redis_evicted_keys_total", full, "0x5 0+10x15"),
+                    _series("redis_evicted_keys_total", roomy, "0x20"),
+                ],
+                "alert_rule_test": [
+                    {"eval_time": "3m", "alertname": "StreamGuardOnlineStoreMemoryHigh", "exp_alerts": []},
+                    {
+                        "eval_time": "10m",
+                        "alertname": "StreamGuardOnlineStoreMemoryHigh",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {**full, "severity": "warning"},
+                                "exp_annotations": {
+                                    "summary": "Online store Redis redis-full:9121 is above 80% of maxmemory",
+                                    "description": "Redis redis-full:9121 uses 85% of its maxmemory. At 100 % it "
+                                    "refuses writes (noeviction) and materialization fails with StoreFull. Raise "
+                                    "maxmemory or shrink the views (docs/online-store.md has the bytes per entity).",
+                                },
+                            }
+                        ],
+                    },
+                    {"eval_time": "4m", "alertname": "StreamGuardOnlineStoreEvicting", "exp_alerts": []},
+                    {
+                        "eval_time": "12m",
+                        "alertname": "StreamGuardOnlineStoreEvicting",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {**full, "severity": "critical"},
+                                "exp_annotations": {
+                                    "summary": "Online store Redis redis-full:9121 evicts keys",
+                                    "description": "Redis redis-full:9121 evicted 50 keys in 5m: an evicting "
+                                    "maxmemory-policy is set. Every eviction ends the online store's generation "
+                                    "and the views must be re-seeded (docs/online-store.md); set "
+                                    "maxmemory-policy noeviction.",
                                 },
                             }
                         ],

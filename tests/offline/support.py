@@ -17,7 +17,7 @@ def dump(client: redis.Redis, project: str) -> dict[bytes, dict[bytes, bytes]]:
     suffix = project.encode()
     out = {}
     for key in client.scan_iter(match=b"*" + suffix, count=5000):
-        if key.endswith(suffix) and not key.startswith((b"streamguard:", b"sg-fresh:")):
+        if key.endswith(suffix) and not key.startswith((b"streamguard:", b"sg-")):
             out[key[: -len(suffix)]] = cast(dict[bytes, bytes], client.hgetall(key))
     return out
 
@@ -26,6 +26,7 @@ def delete_project(client: redis.Redis, project: str) -> None:
     keys = list(client.scan_iter(match=b"*" + project.encode(), count=5000))
     keys += list(client.scan_iter(match=f"streamguard:materialize:{project}:*".encode()))
     keys += list(client.scan_iter(match=f"sg-fresh:{project}:*".encode()))
+    keys += list(client.scan_iter(match=f"sg-cov:{project}:*".encode()))
     for start in range(0, len(keys), 1000):
         client.delete(*keys[start : start + 1000])
 

@@ -1,4 +1,4 @@
-"""Redis keeps data across a restart (AOF) and runs with the LRU eviction policy."""
+"""Redis keeps data across a restart (AOF) and never evicts (a full store refuses writes)."""
 
 import time
 import uuid
@@ -25,4 +25,5 @@ def test_persistence_and_eviction_settings(redis_client: redis.Redis) -> None:
     assert config["appendonly"] == "yes"
     assert config["appendfsync"] == "everysec"
     assert config["save"] == ""
-    assert config["maxmemory-policy"] == "allkeys-lru"
+    assert config["maxmemory-policy"] == "noeviction"
+    assert int(config["maxmemory"]) > 0

@@ -141,4 +141,5 @@ def command(
         f"{job.name}: [{result.start:%Y-%m-%dT%H:%M:%SZ}, {result.end:%Y-%m-%dT%H:%M:%SZ}] "
         f"{result.rows_scanned} rows scanned, {result.stats.written} entities written, "
         f"{result.stats.skipped} skipped (not newer), {result.seconds:.2f}s ({rate:,.0f} rows/s)"
+        + (f"; backfilled because {result.backfill}" if result.backfill else "")
     )

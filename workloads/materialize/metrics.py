@@ -30,6 +30,12 @@ class Metrics:
             ["view"],
             registry=self.registry,
         )
+        self.backfills = Counter(
+            "streamguard_materialize_backfills_total",
+            "Runs that backfilled the TTL's interval after the online store's generation changed.",
+            ["view"],
+            registry=self.registry,
+        )
         self.duration = Histogram(
             "streamguard_materialize_duration_seconds",
             "Wall time of a materialization run.",
@@ -44,8 +50,12 @@ class Metrics:
             registry=self.registry,
         )
 
-    def succeeded(self, view: str, rows: int, features: int, seconds: float, freshness: int | None) -> None:
+    def succeeded(
+        self, view: str, rows: int, features: int, seconds: float, freshness: int | None, backfill: bool = False
+    ) -> None:
         self.rows.labels(view).inc(rows)
+        if backfill:
+            self.backfills.labels(view).inc()
         self.values.labels(view).inc(rows * features)
         self.duration.labels(view).observe(seconds)
         if freshness is not None:

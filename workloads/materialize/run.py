@@ -5,6 +5,14 @@
 ``[start, end]`` goes to Redis in Feast's layout, rows not newer than what Redis holds are skipped, and
 only then does the watermark move to ``end``. Any failure leaves the watermark where it was and marks
 the view not ``Materialized`` and not ``Fresh``.
+
+The run knows what the store holds (:mod:`streamguard.onlinestore.generation`): it takes the project's
+current generation first (starting one if the store has none). When the watermark belongs to another
+generation, or the view's batch coverage is not in this one, the store lost the view's data (flush,
+restart, failover, eviction): the run backfills the TTL's interval (``Backfilling`` in the status)
+instead of only the increment. After writing it commits the coverage; a generation that ended during
+the run fails it (``StoreChanged``), and a write Redis refuses for lack of memory fails it too
+(``StoreFull``). The CronJob's retry then repeats the run from the same watermark.
 """
 
 import time
@@ -20,6 +28,8 @@ from streamguard.api.durations import parse_duration
 from streamguard.api.featureview import FeatureViewSpec
 from streamguard.onlinestore.feast_layout import feature_field, timestamp_field
 from streamguard.onlinestore.freshness import NEWEST_EVENT, FreshnessRecord, freshness_key
+from streamguard.onlinestore.generation import BATCH, EVERYTHING_MS, Coverage
+from streamguard.onlinestore.writers import commit_coverage, ensure_generation, read_coverage
 from streamguard.workloads.materialize.encode import encode_column, encode_timestamps, entity_keys
 from streamguard.workloads.materialize.errors import MaterializeError
 from streamguard.workloads.materialize.metrics import Metrics
@@ -43,6 +53,8 @@ class RunResult:
     seconds: float
     freshness_seconds: int | None
     feature_count: int
+    backfill: str | None = None
+    """Why the run backfilled the TTL's interval (``None``: an increment or the first run)."""
 
     @property
     def feature_values(self) -> int:
@@ -50,13 +62,60 @@ class RunResult:
         return self.stats.written * self.feature_count
 
 
+def _lower_bound(spec: FeatureViewSpec) -> datetime | None:
+    start = spec.materialization.start
+    if start is None:
+        return None
+    return start if start.tzinfo else start.replace(tzinfo=UTC)
+
+
 def resolve_start(spec: FeatureViewSpec, watermark: datetime | None, end: datetime) -> datetime:
     if watermark is not None:
         return watermark
-    if spec.materialization.start is not None:
-        start = spec.materialization.start
-        return start if start.tzinfo else start.replace(tzinfo=UTC)
-    return end - parse_duration(spec.ttl)
+    return _lower_bound(spec) or end - parse_duration(spec.ttl)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where a run starts, and why it backfills the TTL's interval (``None``: the increment, or the view's
+    first run)."""
+
+    start: datetime
+    backfill: str | None
+    since_ms: int
+    """The coverage the run gives the generation, from its start (:data:`EVERYTHING_MS` from the
+    view's ``spec.materialization.start`` on: nothing older is ever written)."""
+
+
+def plan_run(
+    spec: FeatureViewSpec,
+    end: datetime,
+    watermark: datetime | None,
+    recorded: str | None,
+    current: str,
+    coverage: Coverage | None,
+    start: datetime | None = None,
+) -> Plan:
+    """Pure: the run's start from the watermark, the generation recorded with it, the store's current
+    generation and the view's batch coverage; ``start`` is an interval asked by hand."""
+    lower = _lower_bound(spec)
+    reseed = coverage is None or coverage.generation != current or recorded != current
+    backfill = None
+    if start is None:
+        start = resolve_start(spec, watermark, end)
+        if watermark is not None and reseed:
+            ttl_start = end - parse_duration(spec.ttl)
+            start = min(watermark, max(ttl_start, lower) if lower else ttl_start)
+            if recorded != current:
+                why = f"the watermark belongs to generation {recorded or '(none)'}"
+            else:
+                why = "the view's coverage is not in it"
+            backfill = (
+                f"the online store's generation is {current} and {why} (the store was flushed, restarted, "
+                "failed over or evicted keys)"
+            )
+    since = EVERYTHING_MS if lower is not None and start <= lower else int(start.timestamp() * 1000)
+    return Plan(start, backfill, since)
 
 
 def write_interval(
@@ -126,7 +185,12 @@ def materialize_incremental(
     end = (end or now).astimezone(UTC)
     try:
         watermark = watermarks.load()
-        first = start.astimezone(UTC) if start else resolve_start(spec, watermark, end)
+        generation, _ = ensure_generation(client, spec.project, int(now.timestamp() * 1000))
+        coverage = read_coverage(client, spec.project, view, BATCH)
+        plan = plan_run(
+            spec, end, watermark, watermarks.generation, generation, coverage, start.astimezone(UTC) if start else None
+        )
+        first = plan.start
         if end < first:
             raise MaterializeError(
                 view,
@@ -134,11 +198,34 @@ def materialize_incremental(
                 f"empty time range: end {end.isoformat()} is before start {first.isoformat()}",
                 "EmptyTimeRange",
             )
+        if plan.backfill:
+            doing = f"{plan.backfill}: backfilling [{first:%Y-%m-%dT%H:%M:%SZ}, {end:%Y-%m-%dT%H:%M:%SZ}]"
+            watermarks.record(
+                RunReport(
+                    False, "Backfilling", doing, now, fresh=False, fresh_reason="Backfilling", fresh_message=doing
+                )
+            )
         interval = read_interval(view, spec, first, end, base_dir or Path.cwd())
         update = progress(interval.rows.num_rows, view) if progress else None
         stats = write_interval(client, view, spec, interval, update)
+        if commit_coverage(client, spec.project, view, BATCH, generation, plan.since_ms) is None:
+            raise MaterializeError(
+                view,
+                "online store",
+                f"the online store's generation {generation} ended during the run (flushed, restarted, failed "
+                "over or evicted); the next run backfills",
+                "StoreChanged",
+            )
         record_freshness(client, view, spec, interval, stats.written, now)
     except Exception as error:
+        if isinstance(error, redis.exceptions.OutOfMemoryError):
+            error = MaterializeError(
+                view,
+                "online store",
+                f"Redis refused a write for lack of memory (OOM {error}); the watermark did not move. Raise "
+                "maxmemory or free memory (see docs/online-store.md for sizing)",
+                "StoreFull",
+            )
         reason = error.reason if isinstance(error, MaterializeError) else type(error).__name__
         message = str(error) if isinstance(error, MaterializeError) else f"FeatureView {view}: {error}"
         failure = RunReport(
@@ -147,8 +234,12 @@ def materialize_incremental(
             message,
             now,
             fresh=False,
-            fresh_reason="MaterializationFailed",
-            fresh_message="the last materialization failed; the online store may be stale",
+            fresh_reason="StoreFull" if reason == "StoreFull" else "MaterializationFailed",
+            fresh_message=(
+                "the online store refused writes for lack of memory; it holds older values"
+                if reason == "StoreFull"
+                else "the last materialization failed; the online store may be stale"
+            ),
         )
         try:
             watermarks.record(failure)
@@ -159,7 +250,7 @@ def materialize_incremental(
         if metrics:
             metrics.failed(view)
         if isinstance(error, MaterializeError):
-            raise
+            raise error
         raise MaterializeError(view, "online store", str(error), reason) from error
     age, fresh, fresh_reason, fresh_message = _freshness(spec, interval.newest_micros, now)
     if interval.rows.num_rows:
@@ -171,8 +262,10 @@ def materialize_incremental(
     else:
         message = f"no source rows in [{first:%Y-%m-%dT%H:%M:%SZ}, {end:%Y-%m-%dT%H:%M:%SZ}]"
         reason = "NoNewData"
+    if plan.backfill:
+        reason, message = "Backfilled", f"{message}; backfilled because {plan.backfill}"
     watermarks.record(
-        RunReport(True, reason, message, now, end, stats.written, age, fresh, fresh_reason, fresh_message)
+        RunReport(True, reason, message, now, end, stats.written, age, fresh, fresh_reason, fresh_message, generation)
     )
     result = RunResult(
         view,
@@ -184,7 +277,8 @@ def materialize_incremental(
         time.perf_counter() - began,
         age,
         len(spec.features),
+        plan.backfill,
     )
     if metrics:
-        metrics.succeeded(view, stats.written, len(spec.features), result.seconds, age)
+        metrics.succeeded(view, stats.written, len(spec.features), result.seconds, age, plan.backfill is not None)
     return result

@@ -1,8 +1,14 @@
 """The FeatureView status a run reports (pure), applied server-side on the status subresource.
 
-Field manager ``streamguard-materializer`` owns ``materializedUntil``, ``lastMaterializedAt``,
-``freshnessSeconds``, ``rowsMaterialized`` and the ``Materialized`` and ``Fresh`` conditions; the
-conditions list is a map keyed by ``type``, so the operator's own conditions are left alone.
+Field manager ``streamguard-materializer`` owns ``materializedUntil``, ``onlineStoreGeneration`` (the
+online store's generation the watermark belongs to), ``lastMaterializedAt``, ``freshnessSeconds``,
+``rowsMaterialized`` and the ``Materialized`` and ``Fresh`` conditions; the conditions list is a map
+keyed by ``type``, so the operator's own conditions are left alone.
+
+Reasons of ``Materialized``: ``Materialized``, ``NoNewData``, ``Backfilled`` (success); ``Backfilling``
+(a run is refilling the TTL's interval after the store lost its generation); ``StoreFull`` (Redis
+refused a write, out of memory); ``StoreChanged`` (the store's generation ended during the run); the
+:class:`~streamguard.workloads.materialize.errors.MaterializeError` reasons of bad input.
 """
 
 from dataclasses import dataclass
@@ -28,6 +34,8 @@ class RunReport:
     fresh: bool = False
     fresh_reason: str = "NoData"
     fresh_message: str = ""
+    generation: str | None = None
+    """The online store's generation the run wrote into (recorded with the watermark on success)."""
 
 
 def _rfc3339(moment: datetime) -> str:
@@ -50,7 +58,13 @@ def _condition(
     }
 
 
-_KEPT_ON_FAILURE = ("materializedUntil", "lastMaterializedAt", "rowsMaterialized", "freshnessSeconds")
+_KEPT_ON_FAILURE = (
+    "materializedUntil",
+    "onlineStoreGeneration",
+    "lastMaterializedAt",
+    "rowsMaterialized",
+    "freshnessSeconds",
+)
 
 
 def render_status(
@@ -84,6 +98,8 @@ def render_status(
         status["rowsMaterialized"] = report.rows or 0
         if report.materialized_until is not None:
             status["materializedUntil"] = _rfc3339(report.materialized_until)
+        if report.generation is not None:
+            status["onlineStoreGeneration"] = report.generation
     if report.freshness_seconds is not None:
         status["freshnessSeconds"] = max(0, report.freshness_seconds)
     return {

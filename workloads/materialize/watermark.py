@@ -1,7 +1,10 @@
-"""Where a view's watermark (``materializedUntil``) lives between runs.
+"""Where a view's watermark (``materializedUntil``) and the online store generation it belongs to live
+between runs.
 
-Normally in the FeatureView's status (:class:`KubeStatus`); without an apiserver (``--no-status``) in a
-Redis hash (:class:`RedisWatermark`) or a JSON file (:class:`FileWatermark`).
+Normally in the FeatureView's status (:class:`KubeStatus`: ``materializedUntil`` and
+``onlineStoreGeneration``); without an apiserver (``--no-status``) in a Redis string
+(:class:`RedisWatermark`, which a flush removes along with the data) or a JSON file
+(:class:`FileWatermark`).
 """
 
 import json
@@ -24,6 +27,10 @@ class Watermarks(Protocol):
     def load(self) -> datetime | None:
         """The end of the last successful run, if any."""
 
+    @property
+    def generation(self) -> str | None:
+        """The online store generation recorded with the watermark :meth:`load` returned."""
+
     def record(self, report: RunReport) -> None:
         """Store the outcome of a run (the watermark only moves on success)."""
 
@@ -37,7 +44,7 @@ class KubeStatus:
         self.api = client.CustomObjectsApi(api_client)
         self.namespace = namespace
         self.name = name
-        self.generation = generation
+        self.object_generation = generation
         self._status: dict[str, Any] = {}
 
     def _get(self) -> dict[str, Any]:
@@ -48,12 +55,17 @@ class KubeStatus:
         obj = self._get()
         status: dict[str, Any] = obj.get("status") or {}
         self._status = status
-        self.generation = int(obj.get("metadata", {}).get("generation") or self.generation)
+        self.object_generation = int(obj.get("metadata", {}).get("generation") or self.object_generation)
         until = status.get("materializedUntil")
         return parse_time(until) if until else None
 
+    @property
+    def generation(self) -> str | None:
+        value = self._status.get("onlineStoreGeneration")
+        return str(value) if value else None
+
     def record(self, report: RunReport) -> None:
-        body = render_status(self.name, self.namespace, self.generation, report, self._status)
+        body = render_status(self.name, self.namespace, self.object_generation, report, self._status)
         self.api.patch_namespaced_custom_object_status(
             GROUP,
             VERSION,
@@ -67,10 +79,11 @@ class KubeStatus:
         )
 
 
-def _payload(report: RunReport, previous: datetime | None) -> dict[str, Any]:
+def _payload(report: RunReport, previous: datetime | None, previous_generation: str | None) -> dict[str, Any]:
     until = report.materialized_until if report.ok else previous
     return {
         "materializedUntil": until.isoformat() if until else None,
+        "generation": report.generation if report.ok else previous_generation,
         "ok": report.ok,
         "reason": report.reason,
         "message": report.message,
@@ -87,15 +100,22 @@ class RedisWatermark:
         self.client = client
         self.key = f"streamguard:materialize:{project}:{view}"
         self._loaded: datetime | None = None
+        self._generation: str | None = None
 
     def load(self) -> datetime | None:
         raw = cast(bytes | None, self.client.get(self.key))
-        until = json.loads(raw).get("materializedUntil") if raw else None
+        saved = json.loads(raw) if raw else {}
+        until = saved.get("materializedUntil")
         self._loaded = parse_time(until) if until else None
+        self._generation = saved.get("generation")
         return self._loaded
 
+    @property
+    def generation(self) -> str | None:
+        return self._generation
+
     def record(self, report: RunReport) -> None:
-        self.client.set(self.key, json.dumps(_payload(report, self._loaded)))
+        self.client.set(self.key, json.dumps(_payload(report, self._loaded, self._generation)))
 
 
 class FileWatermark:
@@ -104,14 +124,19 @@ class FileWatermark:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._loaded: datetime | None = None
+        self._generation: str | None = None
 
     def load(self) -> datetime | None:
-        if not self.path.exists():
-            return None
-        until = json.loads(self.path.read_text()).get("materializedUntil")
+        saved = json.loads(self.path.read_text()) if self.path.exists() else {}
+        until = saved.get("materializedUntil")
         self._loaded = parse_time(until) if until else None
+        self._generation = saved.get("generation")
         return self._loaded
+
+    @property
+    def generation(self) -> str | None:
+        return self._generation
 
     def record(self, report: RunReport) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(_payload(report, self._loaded), indent=2) + "\n")
+        self.path.write_text(json.dumps(_payload(report, self._loaded, self._generation), indent=2) + "\n")

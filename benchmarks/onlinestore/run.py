@@ -1,0 +1,341 @@
+"""Online store sizing and recovery: bytes per entity per view and per window, time to refill after a wipe.
+
+Runs its own redis-server (no persistence, ``noeviction``) so nothing else shares the memory it measures.
+For every FinServe batch view: a Parquet source with a daily row per entity over three days (the shape of
+the profile tables; FinServe's entity counts at ``--scale``) is materialized with the real materializer;
+the bytes per entity are ``MEMORY USAGE`` averaged over a sample of entity hashes, and the marginal bytes
+per feature come from the same view reduced to one feature. Then ``FLUSHALL`` and the next run's backfill
+is timed (the time from a wipe until the view is served again, besides waiting for its schedule).
+For the StreamingWindow's windows: one window hash per account and window written with the streaming
+job's sink; the bytes per hash times the hashes an active account keeps alive (its open windows plus
+closed ones until their keys expire, ``(length + expiry) / slide``) give the bytes per entity.
+Last, the Redis time of the readers' generation checks.
+
+    .venv/bin/python benchmarks/onlinestore/run.py --scale 1
+"""
+
+import argparse
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from math import ceil
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import redis
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from streamguard.api.featureview import FeatureViewSpec  # noqa: E402
+from streamguard.devstack.machine import machine_facts  # noqa: E402
+from streamguard.devstack.supervisor import free_port  # noqa: E402
+from streamguard.finserve.generate import FinServeConfig  # noqa: E402
+from streamguard.finserve.resources import EXAMPLES_DIR, load_manifests  # noqa: E402
+from streamguard.jobspec import StreamJob  # noqa: E402
+from streamguard.onlinestore.feast_layout import redis_key  # noqa: E402
+from streamguard.onlinestore.generation import CURRENT_GENERATION, generation_key  # noqa: E402
+from streamguard.onlinestore.writers import ensure_generation  # noqa: E402
+from streamguard.workloads.materialize.run import materialize_incremental  # noqa: E402
+from streamguard.workloads.materialize.watermark import FileWatermark  # noqa: E402
+from streamguard.workloads.streaming.plan import StreamPlan, build  # noqa: E402
+from streamguard.workloads.streaming.sink import END, KEY, SUFFIX, RedisSink  # noqa: E402
+
+BATCH_VIEWS = {
+    "customer-profile": ("C", "customers"),
+    "account-profile": ("A", "accounts"),
+    "merchant-profile": ("M", "merchants"),
+}
+WINDOWS = "account-activity"
+RUN_END = datetime(2026, 11, 2, tzinfo=UTC)
+SAMPLE = 1000
+
+
+def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], redis.Redis]:
+    binary = shutil.which("redis-server")
+    if not binary:
+        raise SystemExit("redis-server is not installed (the local stack's Redis package provides it)")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--maxmemory-policy",
+            "noeviction",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            return process, client
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                process.terminate()
+                raise
+            time.sleep(0.05)
+
+
+def used_memory(client: redis.Redis) -> int:
+    return int(cast(dict[str, Any], client.info("memory"))["used_memory"])
+
+
+def mean_usage(client: redis.Redis, keys: list[bytes]) -> float:
+    """Mean ``MEMORY USAGE`` (all fields counted: ``SAMPLES 0``) over ``keys``."""
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.execute_command("MEMORY", "USAGE", key, "SAMPLES", "0")  # type: ignore[no-untyped-call]
+    sizes = [int(size) for size in pipe.execute() if size is not None]
+    return sum(sizes) / len(sizes)
+
+
+def source_table(spec: FeatureViewSpec, prefix: str, count: int, rng: np.random.Generator) -> pa.Table:
+    """A daily row per entity over the three days before the run's end, values like FinServe's profiles."""
+    ids = [f"{prefix}{i:06d}" for i in range(count)]
+    days = [RUN_END - timedelta(days=d, hours=1) for d in (2, 1, 0)]
+    rows = count * len(days)
+    columns: dict[str, Any] = {
+        spec.entities[0].join_key: ids * len(days),
+        "event_timestamp": pa.array([d for d in days for _ in ids], pa.timestamp("us", tz="UTC")),
+    }
+    for feature in spec.features:
+        if feature.dtype == "INT64":
+            columns[feature.name] = pa.array(rng.integers(0, 400, rows), pa.int64())
+        elif "ratio" in feature.name or "rate" in feature.name:
+            columns[feature.name] = pa.array(rng.random(rows), pa.float64())
+        else:
+            columns[feature.name] = pa.array(np.round(rng.lognormal(4, 1, rows), 2), pa.float64())
+    return pa.table(columns)
+
+
+def measure_view(
+    client: redis.Redis, name: str, spec: FeatureViewSpec, prefix: str, count: int, work: Path, seed: int
+) -> dict[str, Any]:
+    path = work / f"{name}.parquet"
+    pq.write_table(source_table(spec, prefix, count, np.random.default_rng(seed)), path)
+    assert spec.source is not None
+
+    def materialize(project: str, view_spec: FeatureViewSpec, state: Path) -> tuple[float, float, float]:
+        view_spec = view_spec.model_copy(
+            update={"project": project, "source": view_spec.source.model_copy(update={"path": str(path)})}  # type: ignore[union-attr]
+        )
+        before = used_memory(client)
+        result = materialize_incremental(client, name, view_spec, FileWatermark(state), end=RUN_END)
+        assert result.stats.written == count, f"{name}: wrote {result.stats.written} of {count} entities"
+        keys = [
+            redis_key(project, {spec.entities[0].join_key: f"{prefix}{i:06d}"})
+            for i in random.Random(seed).sample(range(count), min(SAMPLE, count))
+        ]
+        return mean_usage(client, keys), (used_memory(client) - before) / count, result.seconds
+
+    project = f"size{uuid.uuid4().hex[:8]}"
+    full, full_used, first_seconds = materialize(project, spec, work / f"{name}.json")
+    one = spec.model_copy(update={"features": spec.features[:1]})
+    single, _, _ = materialize(f"one{uuid.uuid4().hex[:8]}", one, work / f"{name}-one.json")
+    per_feature = (full - single) / (len(spec.features) - 1)
+
+    client.flushall()
+    began = time.perf_counter()
+    refill = materialize_incremental(
+        client,
+        name,
+        spec.model_copy(update={"project": project, "source": spec.source.model_copy(update={"path": str(path)})}),
+        FileWatermark(work / f"{name}.json"),
+        end=RUN_END,
+    )
+    wipe_to_served = time.perf_counter() - began
+    assert refill.stats.written == count, f"{name}: the backfill wrote {refill.stats.written} of {count}"
+    client.flushall()
+    return {
+        "view": name,
+        "entities": count,
+        "features": len(spec.features),
+        "bytes_per_entity": round(full, 1),
+        "bytes_per_entity_used_memory": round(full_used, 1),
+        "bytes_per_feature": round(per_feature, 1),
+        "bytes_per_entity_base": round(single - per_feature, 1),
+        "first_run_seconds": round(first_seconds, 3),
+        "wipe_to_served_seconds": round(wipe_to_served, 3),
+    }
+
+
+def window_plan(work: Path) -> StreamPlan:
+    manifests = load_manifests(EXAMPLES_DIR)
+    window = manifests.windows[WINDOWS]
+    view = manifests.feature_views[window.spec.feature_view]
+    job = StreamJob(
+        namespace="bench",
+        name=WINDOWS,
+        generation=1,
+        window=window.spec,
+        view_name=window.spec.feature_view,
+        view=view.spec,
+        subject=window.spec.contract.subject,
+        checkpoint_dir=str(work / "ck"),
+    )
+    return build(job)
+
+
+def measure_windows(client: redis.Redis, accounts: int, work: Path, seed: int) -> list[dict[str, Any]]:
+    plan = replace(window_plan(work), project=f"w{uuid.uuid4().hex[:8]}")
+    rng = np.random.default_rng(seed)
+    sink = RedisSink(client, plan)
+    ids = [f"A{i:06d}" for i in range(accounts)]
+    results = []
+    for window in plan.windows:
+        end = (int(RUN_END.timestamp() * 1000) // window.slide_ms) * window.slide_ms
+        count = rng.integers(1, 12, accounts)
+        amounts = np.round(rng.lognormal(4, 1, accounts), 2)
+        columns: dict[str, list[Any]] = {KEY: ids, SUFFIX: [window.suffix] * accounts, END: [end] * accounts}
+        for aggregation in plan.aggregations:
+            if aggregation.function == "count":
+                columns[aggregation.name] = count.tolist()
+            elif aggregation.function == "sum":
+                columns[aggregation.name] = np.round(amounts * count, 2).tolist()
+            else:
+                columns[aggregation.name] = amounts.tolist()
+        before = used_memory(client)
+        sink.write(columns)
+        used = (used_memory(client) - before) / accounts
+        pattern = f"sgw:*{plan.project}:{plan.view}:{window.suffix}:{end}".encode()
+        keys = list(client.scan_iter(match=pattern, count=10000))[:SAMPLE]
+        per_hash = mean_usage(client, keys)
+        live = ceil((window.length_ms + window.expiry_ms) / window.slide_ms)
+        results.append(
+            {
+                "view": plan.view,
+                "window": window.suffix,
+                "length_s": window.length_ms // 1000,
+                "slide_s": window.slide_ms // 1000,
+                "key_expiry_s": window.expiry_ms // 1000,
+                "aggregations": len(plan.aggregations),
+                "bytes_per_window_hash": round(per_hash, 1),
+                "bytes_per_window_hash_used_memory": round(used, 1),
+                "live_hashes_per_active_entity": live,
+                "bytes_per_active_entity": round(used * live),
+            }
+        )
+    client.flushall()
+    return results
+
+
+def measure_generation_check(client: redis.Redis, calls: int = 3000) -> dict[str, float]:
+    """Redis time of the readers' checks: the marker per lookup (``HGET``), the identity per connection
+    and health tick (``INFO server stats memory``), and the same check as one script (``CURRENT_GENERATION``)."""
+    key = generation_key("bench")
+    ensure_generation(client, "bench", int(time.time() * 1000))
+    script = client.register_script(CURRENT_GENERATION)
+    client.config_resetstat()
+    pipe = client.pipeline(transaction=False)
+    for _ in range(calls):
+        pipe.hget(key, "id")  # type: ignore[arg-type]
+        pipe.info("server")
+        script(keys=[key], client=pipe)
+    pipe.execute()
+    stats = cast(dict[str, Any], client.info("commandstats"))
+    client.config_resetstat()
+    pipe = client.pipeline(transaction=False)
+    for _ in range(calls):
+        pipe.execute_command("INFO", "server", "stats", "memory")  # type: ignore[no-untyped-call]
+    pipe.execute()
+    info = cast(dict[str, Any], client.info("commandstats"))["cmdstat_info"]
+    client.flushall()
+    return {
+        "marker_hget_usec": float(stats["cmdstat_hget"]["usec_per_call"]),
+        "identity_info_usec": float(info["usec_per_call"]),
+        "current_generation_script_usec": float(stats["cmdstat_evalsha"]["usec_per_call"]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", type=float, default=1.0, help="FinServe scale (1 = 5k customers, 6k accounts)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "onlinestore.json")
+    args = parser.parse_args()
+    config = FinServeConfig(scale=args.scale)
+    manifests = load_manifests(EXAMPLES_DIR)
+    with tempfile.TemporaryDirectory(prefix="sg-onlinestore-") as tmp:
+        work = Path(tmp)
+        process, client = start_redis(work)
+        try:
+            version = cast(dict[str, Any], client.info("server"))["redis_version"]
+            batch = [
+                measure_view(
+                    client, name, manifests.feature_views[name].spec, prefix, getattr(config, attr), work, args.seed
+                )
+                for name, (prefix, attr) in BATCH_VIEWS.items()
+            ]
+            windows = measure_windows(client, config.accounts, work, args.seed)
+            check = measure_generation_check(client)
+        finally:
+            client.close()
+            process.terminate()
+            process.wait(timeout=10)
+    print(f"Redis {version}, FinServe scale {args.scale:g}")
+    print(
+        f"{'batch view':<18}{'entities':>9}{'features':>9}{'B/entity':>10}{'B/used':>9}{'B/feature':>10}"
+        f"{'refill s':>10}"
+    )
+    for row in batch:
+        print(
+            f"{row['view']:<18}{row['entities']:>9,}{row['features']:>9}{row['bytes_per_entity']:>10.0f}"
+            f"{row['bytes_per_entity_used_memory']:>9.0f}"
+            f"{row['bytes_per_feature']:>10.0f}{row['wipe_to_served_seconds']:>10.2f}"
+        )
+    print(f"{'window':<18}{'B/hash':>9}{'B/used':>9}{'live':>9}{'B/active entity':>17}")
+    for row in windows:
+        print(
+            f"{row['view'] + ' ' + row['window']:<18}{row['bytes_per_window_hash']:>9.0f}"
+            f"{row['bytes_per_window_hash_used_memory']:>9.0f}"
+            f"{row['live_hashes_per_active_entity']:>9}{row['bytes_per_active_entity']:>17,}"
+        )
+    print(
+        f"Redis time per check: marker HGET {check['marker_hget_usec']:.1f} us (per lookup), "
+        f"INFO server stats memory {check['identity_info_usec']:.1f} us (per connection and tick), "
+        f"CURRENT_GENERATION script {check['current_generation_script_usec']:.1f} us"
+    )
+    report = {
+        "benchmark": "onlinestore",
+        "measured_at": datetime.now(UTC).isoformat(),
+        "machine": machine_facts(),
+        "redis_version": version,
+        "scale": args.scale,
+        "note": "MEMORY USAGE (SAMPLES 0) mean over up to 1000 keys per view or window; *_used_memory: growth of "
+        "used_memory per key written (adds the keyspace and expiry dict entries: what maxmemory counts; "
+        "bytes_per_active_entity uses it); bytes_per_feature is the "
+        "marginal cost of one more batch feature in an entity hash; live_hashes_per_active_entity = "
+        "ceil((length + key expiry) / slide) for an entity with events in every slide; wipe_to_served_seconds "
+        "is the backfill run after FLUSHALL (the schedule's wait comes on top)",
+        "batch": batch,
+        "windows": windows,
+        "generation_check": check,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

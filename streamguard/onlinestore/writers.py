@@ -1,0 +1,49 @@
+"""The writers' side of :mod:`streamguard.onlinestore.generation` over redis-py (materializer, streaming job).
+
+A writer calls :func:`ensure_generation` before it writes; when the id differs from the one it seeded
+(or it started a new one), it re-seeds the view and then calls :func:`commit_coverage`. A ``None`` from
+:func:`commit_coverage` means the generation ended while it wrote: the run must not count as done.
+"""
+
+from typing import cast
+
+import redis
+
+from streamguard.onlinestore.generation import (
+    COMMIT_COVERAGE,
+    ENSURE_GENERATION,
+    Coverage,
+    Part,
+    coverage_key,
+    generation_key,
+    new_generation_id,
+    parse_ensure_reply,
+)
+
+
+def ensure_generation(client: redis.Redis, project: str, now_ms: int) -> tuple[str, bool]:
+    """The project's current generation id, started now if there was none: ``(id, started)``."""
+    reply = client.eval(ENSURE_GENERATION, 1, generation_key(project), new_generation_id(), now_ms)
+    return parse_ensure_reply(reply)
+
+
+def read_coverage(client: redis.Redis, project: str, view: str, part: Part) -> Coverage | None:
+    fields = cast(dict[bytes, bytes], client.hgetall(coverage_key(project, view)))  # type: ignore[arg-type]
+    return Coverage.parse(fields, part)
+
+
+def commit_coverage(
+    client: redis.Redis, project: str, view: str, part: Part, generation: str, since_ms: int
+) -> int | None:
+    """Record that ``part`` holds the view since ``since_ms`` in ``generation``; the coverage's
+    ``since_ms`` (the first of the generation), or ``None`` when ``generation`` is no longer current."""
+    reply = client.eval(
+        COMMIT_COVERAGE,
+        2,
+        generation_key(project),
+        coverage_key(project, view),
+        generation,
+        part,
+        since_ms,
+    )
+    return None if reply is None else int(cast(int, reply))

@@ -1,0 +1,54 @@
+"""A private redis-server for tests that flush, fill or restart Redis (never the shared stack's)."""
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import redis
+
+from streamguard.devstack.supervisor import free_port
+
+
+@contextmanager
+def private_redis(workdir: Path, *options: str) -> Iterator[redis.Redis]:
+    """A client of a redis-server of our own on a free port (no persistence unless ``options`` ask)."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed"
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            *options,
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.05)
+        yield client
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(timeout=10)
