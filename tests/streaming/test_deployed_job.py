@@ -185,7 +185,7 @@ def test_job_runs_from_the_rendered_deployment_and_reports_stream_running(deploy
 
 
 def test_late_events_counted_while_open_and_dropped_once_closed(deployed: Deployed) -> None:
-    before = deployed.job.metrics()["streamguard_stream_late_events_dropped_total"]
+    before = deployed.job.metrics()["streamguard_stream_late_groups_dropped_total"]
     ninety = deployed.event("late-a", 510, 10.0)    # 90 s behind the newest event, within the watermark
     too_late = deployed.event("late-b", 400, 20.0)  # 200 s behind: later than the 120 s watermark
     deployed.send(deployed.v1, ninety, too_late)
@@ -204,9 +204,9 @@ def test_late_events_counted_while_open_and_dropped_once_closed(deployed: Deploy
     assert read_windows(deployed.redis, deployed.project, deployed.spec.feature_view, dropped) == {}
     shapes = [WindowShape.parse(w.length, w.slide) for w in deployed.spec.windows]
     assert len([k for k in expected if k[0] == "late-a"]) == sum(s.length_ms // s.slide_ms for s in shapes) == 21
-    late = wait_for(lambda: deployed.job.metrics()["streamguard_stream_late_events_dropped_total"] - before
+    late = wait_for(lambda: deployed.job.metrics()["streamguard_stream_late_groups_dropped_total"] - before
                     >= len(dropped) and deployed.job.metrics(), 60, "the late-dropped metric", deployed.job)
-    assert late["streamguard_stream_late_events_dropped_total"] - before == len(dropped)
+    assert late["streamguard_stream_late_groups_dropped_total"] - before == len(dropped)
     assert late["streamguard_stream_watermark_timestamp_seconds"] == watermark / 1000
 
 
@@ -232,7 +232,7 @@ def test_undecodable_records_go_to_the_dead_letter_topic(deployed: Deployed) -> 
     finally:
         consumer.close()
     assert reasons == {b"plain garbage": "not-confluent-wire-format",
-                       wire.frame(999_999, b"\x02ab"): "unknown-or-unreadable-schema-id",
+                       wire.frame(999_999, b"\x02ab"): "schema-id-unknown:999999",
                        wire.frame(known_id, serialized[5:8]): "avro-decode-failed"}
     metrics = wait_for(lambda: (m := deployed.job.metrics())["streamguard_stream_dead_letter_events_total"] >= 3
                        and m, 60, "the dead-letter metric", deployed.job)
