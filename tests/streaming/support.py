@@ -19,7 +19,7 @@ from streamguard.api.featureview import Entity, Feature, FeatureViewSpec
 from streamguard.api.streamingwindow import Aggregation, AvroContract, KafkaSource, StreamingWindowSpec, Window
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.jobspec import StreamJob
-from streamguard.onlinestore.window_layout import decode_number, heartbeat_key, window_key
+from streamguard.onlinestore.window_layout import StreamProgress, decode_number, heartbeat_key, window_key
 from streamguard.windows import WindowShape, aggregate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,8 +88,9 @@ class JobProcess:
     @classmethod
     def for_config(cls, config: Path, stack: Endpoints, log: Path, metrics_port: int,
                    extra_env: dict[str, str] | None = None) -> "JobProcess":
-        env = {**os.environ, **stack.env(), **(extra_env or {})}
-        env.pop("KUBECONFIG", None)
+        env = {**os.environ, **stack.env()}
+        env.pop("KUBECONFIG", None)  # no StreamRunning condition unless the test asks for one
+        env.update(extra_env or {})
         argv = [str(Path(sys.executable).parent / "streamguard"), "workload", "stream", "--config", str(config)]
         return cls(argv, env, log, metrics_port)
 
@@ -218,6 +219,19 @@ def mismatches(expected: dict[Key, dict[str, Any]], online: dict[Key, dict[str, 
 def heartbeat(client: "redis.Redis", project: str, view: str) -> dict[str, int]:
     raw = cast(dict[bytes, bytes], client.hgetall(heartbeat_key(project, view)))  # type: ignore[arg-type]
     return {k.decode(): int(v) for k, v in raw.items()}
+
+
+def progress(client: "redis.Redis", project: str, view: str) -> StreamProgress | None:
+    """The view's progress record as the job last wrote it."""
+    return StreamProgress.parse(client.hgetall(heartbeat_key(project, view)))  # type: ignore[arg-type]
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """Partition -> end offset of ``topic`` (how many records it ever held)."""
+    from streamguard.workloads.streaming.offsets import TopicProbe
+
+    probe = TopicProbe(bootstrap, topic)
+    return probe.end_offsets(probe.partitions())
 
 
 def delete_topics(bootstrap: str, *topics: str) -> None:

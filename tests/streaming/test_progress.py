@@ -167,3 +167,14 @@ def test_unknown_ids_get_a_grace_period_and_outages_no_verdict(tmp_path: Path) -
     assert resolver.resolve({2}) == set() and schemas.unknown == {2}
     registry.known[3] = V3
     assert resolver.resolve({3}) == set() and schemas.unreadable == {3}
+
+
+def test_an_unreadable_topic_end_is_failing_and_no_progress() -> None:
+    tracker = _tracker()
+    tracker.on_batch(BatchReport.of(_progress(0, {"0": 10}, {"0": 10}), "t"), T + 11_000)
+    tracker.probe_error = "cannot read the end offsets of t: broker down"
+    tracker.on_batch(BatchReport.of(_progress(1, {"0": 10}, {"0": 10}, second=30), "t"), T + 31_000)
+    assert tracker.record(T + 31_000).progress_at_ms == T + 10_000
+    assert tracker.health(T + 31_000) == ("failing", "cannot read the end offsets of t: broker down")
+    tracker.on_end_offsets(T + 40_000, {0: 10}, T + 40_000)
+    assert tracker.record(T + 40_000).progress_at_ms == T + 40_000

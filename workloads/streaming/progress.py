@@ -156,6 +156,8 @@ class ProgressTracker:
         """Both queries run."""
         self.seen_batch = False
         """A progress report arrived since the queries (re)started."""
+        self.probe_error: str | None = None
+        """Why the last end-offset check failed (Kafka unreachable while the queries run)."""
 
     def started(self) -> None:
         """The queries (re)started: the failure is over until they fail again."""
@@ -166,7 +168,8 @@ class ProgressTracker:
         self.active, self.failure = False, Failure(reason, message)
 
     def healthy(self, now_ms: int) -> bool:
-        return self.active and self.failure is None and self.dead_letters.verdict(now_ms) is None
+        return (self.active and self.failure is None and self.probe_error is None
+                and self.dead_letters.verdict(now_ms) is None)
 
     def _advance(self, at_ms: int, now_ms: int) -> None:
         if self.healthy(now_ms):
@@ -188,6 +191,7 @@ class ProgressTracker:
 
     def on_end_offsets(self, checked_at_ms: int, end: Mapping[int, int], now_ms: int) -> None:
         """The topic's end offsets as read from Kafka at ``checked_at_ms``."""
+        self.probe_error = None
         if self.committed is None:
             return
         self.lag = lag(end, self.committed)
@@ -202,6 +206,8 @@ class ProgressTracker:
         dead = self.dead_letters.verdict(now_ms)
         if dead is not None:
             return "dead-lettering", dead
+        if self.probe_error is not None:
+            return "failing", self.probe_error
         if not self.active or not self.seen_batch:
             return "starting", "starting the streaming queries"
         if not self.last_caught_up:

@@ -249,6 +249,7 @@ class StreamRunner:
             end = self.probe.end_offsets(self._partitions)
         except (KafkaException, TopicMissingError) as error:
             log.debug("end offsets of %s: %s", self.plan.topic, error)
+            self.tracker.probe_error = f"cannot read the end offsets of {self.plan.topic}: {error}"
             return
         self.tracker.on_end_offsets(checked_at, end, now_ms())
 
