@@ -1,6 +1,6 @@
 """Progress, not liveness, against the real stack: a job on a topic that does not exist yet says so and makes
-no progress until the topic appears; a job started without a checkpoint on a topic that already holds an
-hour of events serves complete windows from its first batch."""
+no progress until the topic appears, nor while it dead-letters; a job started without a checkpoint on a topic
+that already holds an hour of events serves complete windows from its first batch."""
 
 import json
 import time
@@ -112,6 +112,18 @@ def test_missing_topic_is_topic_missing_without_progress_until_it_exists(
         running = wait_for(lambda: (c := _stream_running(kubectl, namespace, "activity")) and c["status"] == "True"
                            and c, 60, "StreamRunning=True", job)
         assert running["reason"] == "Running"
+
+        for _ in range(40):  # every record from now on undecodable: dead letters are a health signal
+            sender.send_raw("tm-0", b"not an Avro record")
+        sender.flush()
+        dead = wait_for(lambda: (c := _stream_running(kubectl, namespace, "activity"))
+                        and c["reason"] == "DeadLettering" and c, 180, "StreamRunning=False DeadLettering", job)
+        assert dead["status"] == "False" and "not Confluent wire format (40)" in dead["message"]
+        frozen = progress(redis_client, project, spec.feature_view)
+        assert frozen is not None and frozen.state == "dead-lettering" and frozen.reason == dead["message"]
+        time.sleep(5)
+        still = progress(redis_client, project, spec.feature_view)
+        assert still is not None and still.progress_at_ms == frozen.progress_at_ms
     finally:
         job.stop()
         core.delete_namespace(namespace)
