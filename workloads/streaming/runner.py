@@ -179,12 +179,12 @@ class StreamRunner:
                 self.tracker.complete_from_ms = start.complete_from_ms
                 return start
             except TopicMissingError as error:
-                self._fail(TOPIC_MISSING, f"{error}: waiting for it (checked every {backoff:.0f}s)")
+                self._fail(TOPIC_MISSING, f"{error}: waiting for it")
             except RegistryError as error:
                 self._fail(REGISTRY_UNAVAILABLE, f"reading the writer schemas of subject {self.plan.subject}: "
-                                                 f"{error} (retrying in {backoff:.0f}s)")
+                                                 f"{error} (retrying)")
             except KafkaException as error:
-                self._fail(QUERY_FAILED, f"Kafka unavailable: {error} (retrying in {backoff:.0f}s)")
+                self._fail(QUERY_FAILED, f"Kafka unavailable: {error} (retrying)")
             log.warning("not starting yet: %s", self.tracker.failure.message if self.tracker.failure else "")
             self._wait(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
@@ -199,17 +199,18 @@ class StreamRunner:
                 pending = self.resolver.resolve(ids)
             except RegistryError as error:
                 self._fail(REGISTRY_UNAVAILABLE, f"resolving writer schema id(s) {sorted(ids)}: {error} "
-                                                 f"(retrying in {backoff:.0f}s; nothing is dead-lettered)")
+                                                 "(retrying; nothing is dead-lettered)")
             else:
                 if not pending:
                     return True
                 ids = pending
-                left = min(self.resolver.grace_left(i) for i in pending)
+                grace = int(self.resolver.grace_s)
                 self._fail(SCHEMA_ID_UNKNOWN,
                            f"writer schema id(s) {', '.join(map(str, sorted(pending)))} unknown to the registry: "
-                           f"looking again for {left:.0f}s more before their records go to "
+                           f"looking again for up to {grace}s before their records go to "
                            f"{self.plan.dead_letter_topic}")
-            log.warning("%s", self.tracker.failure.message if self.tracker.failure else "")
+            log.warning("%s (next look in %.0fs)", self.tracker.failure.message if self.tracker.failure else "",
+                        backoff)
             self._wait(min(backoff, max(0.5, min(self.resolver.grace_left(i) for i in ids) + 0.1)))
             backoff = min(backoff * 2, RESOLVE_MAX_BACKOFF_S)
         return False
