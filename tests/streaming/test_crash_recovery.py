@@ -7,14 +7,12 @@ The broker is a private one (its own run directory), so killing it disturbs no o
 and Redis are the shared stack's.
 """
 
-import json
 import os
 import random
 import signal
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,18 +49,6 @@ AGGREGATIONS = [
 ]
 NAMES = [a.name for a in AGGREGATIONS]
 KAFKA = "kafka"
-
-
-@pytest.fixture
-def private_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
-    """A broker of this test alone; stopped at the end."""
-    stack = Stack(tmp_path_factory.mktemp("kafka-stack"))
-    stack.restart(KAFKA)
-    port = json.loads((stack.run_dir / "ports.json").read_text())["kafka"]
-    try:
-        yield stack, f"127.0.0.1:{port}"
-    finally:
-        stack.down()
 
 
 class Load:

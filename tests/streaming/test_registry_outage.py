@@ -11,7 +11,6 @@ import io
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,18 +54,6 @@ NAMES = [a.name for a in AGGREGATIONS]
 V2_NOTE = json.dumps({**json.loads(V2), "fields": [*json.loads(V2)["fields"],
                                                    {"name": "note", "type": ["null", "string"], "default": None,
                                                     "doc": "A free-text note."}]})
-
-
-@pytest.fixture
-def private_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
-    """A registry of this test alone (its own run directory); stopped at the end."""
-    stack = Stack(tmp_path_factory.mktemp("registry-stack"))
-    stack.restart(REGISTRY)  # starts it (nothing to stop yet) on a port of its own
-    port = json.loads((stack.run_dir / "ports.json").read_text())["registry"]
-    try:
-        yield stack, f"http://127.0.0.1:{port}/apis/ccompat/v7"
-    finally:
-        stack.down()
 
 
 def _event(account: str, offset_s: int, amount: float) -> dict[str, Any]:
