@@ -178,6 +178,25 @@ def expected_windows(events: Iterable[dict[str, Any]], spec: StreamingWindowSpec
     }
 
 
+def batch_windows(events: list[dict[str, Any]], spec: StreamingWindowSpec,
+                  names: Sequence[str]) -> dict[Key, dict[str, Any]]:
+    """The offline job's recomputation of the same windows (Spark batch, ``workloads/batch``)."""
+    from pyspark.sql import SparkSession
+
+    from streamguard.workloads.batch.windows import compute_window_features
+
+    spark = (SparkSession.builder.master("local[1]").appName("streaming-batch-recomputation")
+             .config("spark.sql.shuffle.partitions", "1").config("spark.ui.enabled", "false")
+             .config("spark.sql.session.timeZone", "UTC").getOrCreate())
+    try:
+        frame = spark.createDataFrame([(e["account_id"], e["event_time"], e["amount"]) for e in events],
+                                      "account_id string, event_time long, amount double")
+        rows = compute_window_features(frame, spec).collect()
+    finally:
+        spark.stop()
+    return {(r["account_id"], r["window"], int(r["window_end_ms"])): {n: r[n] for n in names} for r in rows}
+
+
 def read_windows(client: "redis.Redis", project: str, view: str,
                  keys: Iterable[Key]) -> dict[Key, dict[str, float | int | None]]:
     wanted = list(keys)

@@ -16,19 +16,17 @@ from typing import Any
 
 import pytest
 import redis
-from pyspark.sql import SparkSession
 
 from streamguard.api.streamingwindow import Aggregation
 from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.stack import Stack
-from streamguard.workloads.batch.windows import compute_window_features
 from streamguard.workloads.producer.events import TrafficProfile, generate
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
 from tests.streaming.support import (
     V1,
     JobProcess,
-    Key,
+    batch_windows,
     count_window_keys,
     expected_windows,
     free_port,
@@ -64,20 +62,6 @@ def event_log() -> list[dict[str, Any]]:
         emissions += list(generate(profile, seed, T0, count=110))
     emissions.sort(key=lambda e: (e.send_offset_ms, e.event["transaction_id"]))
     return [e.event for e in emissions]
-
-
-def batch_windows(events: list[dict[str, Any]], spec: Any) -> dict[Key, dict[str, Any]]:
-    """The offline job's definition of the same windows (Spark batch, ``workloads/batch``)."""
-    spark = (SparkSession.builder.master("local[1]").appName("parity-batch")
-             .config("spark.sql.shuffle.partitions", "1").config("spark.ui.enabled", "false")
-             .config("spark.sql.session.timeZone", "UTC").getOrCreate())
-    try:
-        frame = spark.createDataFrame([(e["account_id"], e["event_time"], e["amount"]) for e in events],
-                                      "account_id string, event_time long, amount double")
-        rows = compute_window_features(frame, spec).collect()
-    finally:
-        spark.stop()
-    return {(r["account_id"], r["window"], int(r["window_end_ms"])): {n: r[n] for n in NAMES} for r in rows}
 
 
 @pytest.fixture
@@ -148,6 +132,6 @@ def test_parity_over_seeds_through_kill_and_broker_restart(stack: Endpoints, red
     assert mismatches(oracle, online, NAMES) == []
     assert count_window_keys(redis_client, project, view) == len(oracle)  # no window that should not exist
     assert {k[0].split("-")[0] for k in oracle} == {f"S{s}" for s in SEEDS}
-    batch = batch_windows(events, spec)
+    batch = batch_windows(events, spec, NAMES)
     assert set(batch) == set(oracle)
     assert mismatches(batch, online, NAMES) == []

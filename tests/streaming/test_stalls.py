@@ -24,6 +24,7 @@ from tests.conftest import Kubectl
 from tests.streaming.support import (
     V1,
     JobProcess,
+    batch_windows,
     count_window_keys,
     delete_topics,
     expected_windows,
@@ -162,6 +163,8 @@ def test_a_fresh_job_with_latest_offsets_serves_complete_hour_windows_from_its_f
         hour = [k for k in expected if k[1] == "1h" and k[2] == serving_end]
         assert len(hour) == 4, hour
         assert all(online[k]["txn_count"] == expected[k]["txn_count"] > 40 for k in hour)
+        batch = batch_windows(recent, spec, NAMES)
+        assert mismatches({k: batch[k] for k in hour}, online, NAMES) == []  # the batch job's recomputation
         assert first.complete_from_ms is not None
         assert started - HOUR_MS - 120_000 - 60_000 < first.complete_from_ms <= min(e["event_time"] for e in recent)
     finally:

@@ -185,7 +185,8 @@ class ProgressTracker:
             self.watermark_ms = report.watermark_ms
         if report.end is not None:
             self.committed = report.end
-        self.last_caught_up = report.caught_up
+        if report.latest is not None:
+            self.last_caught_up = report.caught_up
         if report.caught_up:
             self._advance(report.started_ms, now_ms)
 
