@@ -11,7 +11,7 @@ import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import redis
 
@@ -233,11 +233,6 @@ def mismatches(expected: dict[Key, dict[str, Any]], online: dict[Key, dict[str, 
             if not same(values[name], got.get(name)):
                 out.append(f"{key}.{name}: expected {values[name]!r}, online {got.get(name)!r}")
     return out
-
-
-def heartbeat(client: "redis.Redis", project: str, view: str) -> dict[str, int]:
-    raw = cast(dict[bytes, bytes], client.hgetall(heartbeat_key(project, view)))  # type: ignore[arg-type]
-    return {k.decode(): int(v) for k, v in raw.items()}
 
 
 def progress(client: "redis.Redis", project: str, view: str) -> StreamProgress | None:

@@ -42,8 +42,8 @@ from tests.streaming.support import (
     delete_topics,
     expected_windows,
     free_port,
-    heartbeat,
     mismatches,
+    progress,
     read_windows,
     view_spec,
     wait_for,
@@ -178,10 +178,10 @@ def test_job_runs_from_the_rendered_deployment_and_reports_stream_running(deploy
     assert "streamguard-stream" in managers
     owned = json.dumps(managers["streamguard-stream"]["fieldsV1"])
     assert 'k:{\\"type\\":\\"StreamRunning\\"}' in owned and "Ready" not in owned
-    beat = wait_for(lambda: heartbeat(deployed.redis, deployed.project, deployed.spec.feature_view).get(
-        "watermark_ms") == T0 + 480_000 and heartbeat(deployed.redis, deployed.project, deployed.spec.feature_view),
-        120, "the watermark at T0+480s in the heartbeat", deployed.job)
-    assert beat["processed_at_ms"] > 0
+    beat = wait_for(lambda: (p := progress(deployed.redis, deployed.project, deployed.spec.feature_view))
+                    and p.watermark_ms == T0 + 480_000 and p.state == "running" and p,
+                    120, "the watermark at T0+480s in the progress record", deployed.job)
+    assert beat.processed_at_ms > 0 and beat.progress_at_ms is not None and beat.lag == 0
 
 
 def test_late_events_counted_while_open_and_dropped_once_closed(deployed: Deployed) -> None:
@@ -241,7 +241,8 @@ def test_undecodable_records_go_to_the_dead_letter_topic(deployed: Deployed) -> 
 
 
 def test_compatible_v2_mid_stream_feeds_the_new_feature_version(deployed: Deployed) -> None:
-    wait_for(lambda: "batch_id" in heartbeat(deployed.redis, deployed.project, deployed.spec.feature_view), 420,
+    wait_for(lambda: (p := progress(deployed.redis, deployed.project, deployed.spec.feature_view))
+             and p.batch_id is not None, 420,
              "the job running on v1 before v2 appears", deployed.job)
     v2 = TransactionSender(deployed.stack.kafka_bootstrap, deployed.stack.registry_url,
                            deployed.spec.source.topic, V2)
