@@ -1,10 +1,10 @@
 """No permanent verdict from a transient registry failure, against a real (private) Apicurio registry.
 
 The job runs on the shared stack's Kafka and Redis but a registry of its own (a private run directory, so
-stopping it disturbs no one). Mid-stream it meets a writer schema id the registry does not know yet (then
-registered within the grace period), and later a new id while the registry is stopped. Both times: the
-batch fails and is retried, nothing is dead-lettered, no progress is recorded meanwhile, and afterwards
-every window equals the oracle.
+stopping it disturbs no one). It starts while the registry is down; mid-stream it meets a writer schema id
+the registry does not know yet (then registered within the grace period), and later a new id while the
+registry is stopped. Each time: nothing is committed or dead-lettered, no progress is recorded meanwhile,
+and afterwards every window equals the oracle.
 """
 
 import io
@@ -103,9 +103,17 @@ def test_unknown_ids_and_a_registry_outage_heal_without_dead_letters(
         sender.send(event)
     sender.flush()
     done += part_a
+    registry_stack.supervisor.stop(REGISTRY)  # 0. the registry is down when the job starts
     job = JobProcess.for_config(config, stack, tmp_path / "job.log", port,
                                 extra_env={"STREAMGUARD_REGISTRY_URL": registry_url}).start()
     try:
+        down = wait_for(lambda: (r := record()) and r.state == "failing" and "unreachable" in r.reason and r,
+                        300, "the job waiting for the registry at its start", job)
+        assert down.progress_at_ms is None and f"subject {subject}" in down.reason
+        registry_stack.restart(REGISTRY)
+        with SchemaRegistry(registry_url) as registry:
+            if registry.schema_by_id(v1.id) is None:  # an in-memory registry comes back empty
+                assert registry.register(subject, V1).id == v1.id
         wait_for(exact, 420, "part A", job, every=2)
 
         # 1. an id the registry does not know yet, registered within the grace period
