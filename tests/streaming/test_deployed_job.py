@@ -104,8 +104,9 @@ def _pod_argv(container: dict[str, Any], config_dir: Path) -> list[str]:
 def _pod_env(container: dict[str, Any], stack: Endpoints) -> dict[str, str]:
     env = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "STREAMGUARD_SPARK_JARS": ",".join(stack.spark_jars), "KUBECONFIG": stack.kubeconfig}
-    if os.environ.get("JAVA_HOME"):
-        env["JAVA_HOME"] = os.environ["JAVA_HOME"]
+    for name in ("JAVA_HOME", "PYTHONPATH"):  # PYTHONPATH: the code under test, as the image would hold it
+        if os.environ.get(name):
+            env[name] = os.environ[name]
     for item in container["env"]:
         if "value" in item:
             env[item["name"]] = item["value"]
