@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from streamguard.api.driftmonitor import DriftMonitorSpec
 from streamguard.api.featureview import FeatureViewSpec
@@ -44,6 +44,13 @@ class StreamJob(_Job):
     subject: str
     checkpoint_dir: str
     metrics_port: int = 9108
+    dead_letter_max_ratio: float = Field(default=0.01, ge=0, le=1)
+    """Dead letters above this share of the records read over ``dead_letter_window_seconds`` make the job
+    ``StreamRunning=False`` (``DeadLettering``) and stop its progress (serving: ``stale``)."""
+    dead_letter_window_seconds: int = Field(default=60, ge=1)
+    unknown_schema_grace_seconds: int = Field(default=120, ge=0)
+    """How long a writer schema id the registry does not know is looked up again (its batch failing, nothing
+    dead-lettered) before its records go to the dead-letter topic."""
 
 
 class DriftJob(_Job):

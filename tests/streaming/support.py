@@ -11,7 +11,7 @@ import urllib.request
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import redis
 
@@ -19,7 +19,7 @@ from streamguard.api.featureview import Entity, Feature, FeatureViewSpec
 from streamguard.api.streamingwindow import Aggregation, AvroContract, KafkaSource, StreamingWindowSpec, Window
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.jobspec import StreamJob
-from streamguard.onlinestore.window_layout import decode_number, heartbeat_key, window_key
+from streamguard.onlinestore.window_layout import StreamProgress, decode_number, heartbeat_key, window_key
 from streamguard.windows import WindowShape, aggregate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,8 +88,9 @@ class JobProcess:
     @classmethod
     def for_config(cls, config: Path, stack: Endpoints, log: Path, metrics_port: int,
                    extra_env: dict[str, str] | None = None) -> "JobProcess":
-        env = {**os.environ, **stack.env(), **(extra_env or {})}
-        env.pop("KUBECONFIG", None)
+        env = {**os.environ, **stack.env()}
+        env.pop("KUBECONFIG", None)  # no StreamRunning condition unless the test asks for one
+        env.update(extra_env or {})
         argv = [str(Path(sys.executable).parent / "streamguard"), "workload", "stream", "--config", str(config)]
         return cls(argv, env, log, metrics_port)
 
@@ -177,6 +178,25 @@ def expected_windows(events: Iterable[dict[str, Any]], spec: StreamingWindowSpec
     }
 
 
+def batch_windows(events: list[dict[str, Any]], spec: StreamingWindowSpec,
+                  names: Sequence[str]) -> dict[Key, dict[str, Any]]:
+    """The offline job's recomputation of the same windows (Spark batch, ``workloads/batch``)."""
+    from pyspark.sql import SparkSession
+
+    from streamguard.workloads.batch.windows import compute_window_features
+
+    spark = (SparkSession.builder.master("local[1]").appName("streaming-batch-recomputation")
+             .config("spark.sql.shuffle.partitions", "1").config("spark.ui.enabled", "false")
+             .config("spark.sql.session.timeZone", "UTC").getOrCreate())
+    try:
+        frame = spark.createDataFrame([(e["account_id"], e["event_time"], e["amount"]) for e in events],
+                                      "account_id string, event_time long, amount double")
+        rows = compute_window_features(frame, spec).collect()
+    finally:
+        spark.stop()
+    return {(r["account_id"], r["window"], int(r["window_end_ms"])): {n: r[n] for n in names} for r in rows}
+
+
 def read_windows(client: "redis.Redis", project: str, view: str,
                  keys: Iterable[Key]) -> dict[Key, dict[str, float | int | None]]:
     wanted = list(keys)
@@ -215,9 +235,17 @@ def mismatches(expected: dict[Key, dict[str, Any]], online: dict[Key, dict[str, 
     return out
 
 
-def heartbeat(client: "redis.Redis", project: str, view: str) -> dict[str, int]:
-    raw = cast(dict[bytes, bytes], client.hgetall(heartbeat_key(project, view)))  # type: ignore[arg-type]
-    return {k.decode(): int(v) for k, v in raw.items()}
+def progress(client: "redis.Redis", project: str, view: str) -> StreamProgress | None:
+    """The view's progress record as the job last wrote it."""
+    return StreamProgress.parse(client.hgetall(heartbeat_key(project, view)))  # type: ignore[arg-type]
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """Partition -> end offset of ``topic`` (how many records it ever held)."""
+    from streamguard.workloads.streaming.offsets import TopicProbe
+
+    probe = TopicProbe(bootstrap, topic)
+    return probe.end_offsets(probe.partitions())
 
 
 def delete_topics(bootstrap: str, *topics: str) -> None:

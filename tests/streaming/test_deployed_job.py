@@ -42,8 +42,8 @@ from tests.streaming.support import (
     delete_topics,
     expected_windows,
     free_port,
-    heartbeat,
     mismatches,
+    progress,
     read_windows,
     view_spec,
     wait_for,
@@ -104,8 +104,9 @@ def _pod_argv(container: dict[str, Any], config_dir: Path) -> list[str]:
 def _pod_env(container: dict[str, Any], stack: Endpoints) -> dict[str, str]:
     env = {"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "STREAMGUARD_SPARK_JARS": ",".join(stack.spark_jars), "KUBECONFIG": stack.kubeconfig}
-    if os.environ.get("JAVA_HOME"):
-        env["JAVA_HOME"] = os.environ["JAVA_HOME"]
+    for name in ("JAVA_HOME", "PYTHONPATH"):  # PYTHONPATH: the code under test, as the image would hold it
+        if os.environ.get(name):
+            env[name] = os.environ[name]
     for item in container["env"]:
         if "value" in item:
             env[item["name"]] = item["value"]
@@ -178,14 +179,14 @@ def test_job_runs_from_the_rendered_deployment_and_reports_stream_running(deploy
     assert "streamguard-stream" in managers
     owned = json.dumps(managers["streamguard-stream"]["fieldsV1"])
     assert 'k:{\\"type\\":\\"StreamRunning\\"}' in owned and "Ready" not in owned
-    beat = wait_for(lambda: heartbeat(deployed.redis, deployed.project, deployed.spec.feature_view).get(
-        "watermark_ms") == T0 + 480_000 and heartbeat(deployed.redis, deployed.project, deployed.spec.feature_view),
-        120, "the watermark at T0+480s in the heartbeat", deployed.job)
-    assert beat["processed_at_ms"] > 0
+    beat = wait_for(lambda: (p := progress(deployed.redis, deployed.project, deployed.spec.feature_view))
+                    and p.watermark_ms == T0 + 480_000 and p.state == "running" and p,
+                    120, "the watermark at T0+480s in the progress record", deployed.job)
+    assert beat.processed_at_ms > 0 and beat.progress_at_ms is not None and beat.lag == 0
 
 
 def test_late_events_counted_while_open_and_dropped_once_closed(deployed: Deployed) -> None:
-    before = deployed.job.metrics()["streamguard_stream_late_events_dropped_total"]
+    before = deployed.job.metrics()["streamguard_stream_late_groups_dropped_total"]
     ninety = deployed.event("late-a", 510, 10.0)    # 90 s behind the newest event, within the watermark
     too_late = deployed.event("late-b", 400, 20.0)  # 200 s behind: later than the 120 s watermark
     deployed.send(deployed.v1, ninety, too_late)
@@ -204,9 +205,9 @@ def test_late_events_counted_while_open_and_dropped_once_closed(deployed: Deploy
     assert read_windows(deployed.redis, deployed.project, deployed.spec.feature_view, dropped) == {}
     shapes = [WindowShape.parse(w.length, w.slide) for w in deployed.spec.windows]
     assert len([k for k in expected if k[0] == "late-a"]) == sum(s.length_ms // s.slide_ms for s in shapes) == 21
-    late = wait_for(lambda: deployed.job.metrics()["streamguard_stream_late_events_dropped_total"] - before
+    late = wait_for(lambda: deployed.job.metrics()["streamguard_stream_late_groups_dropped_total"] - before
                     >= len(dropped) and deployed.job.metrics(), 60, "the late-dropped metric", deployed.job)
-    assert late["streamguard_stream_late_events_dropped_total"] - before == len(dropped)
+    assert late["streamguard_stream_late_groups_dropped_total"] - before == len(dropped)
     assert late["streamguard_stream_watermark_timestamp_seconds"] == watermark / 1000
 
 
@@ -232,7 +233,7 @@ def test_undecodable_records_go_to_the_dead_letter_topic(deployed: Deployed) -> 
     finally:
         consumer.close()
     assert reasons == {b"plain garbage": "not-confluent-wire-format",
-                       wire.frame(999_999, b"\x02ab"): "unknown-or-unreadable-schema-id",
+                       wire.frame(999_999, b"\x02ab"): "schema-id-unknown:999999",
                        wire.frame(known_id, serialized[5:8]): "avro-decode-failed"}
     metrics = wait_for(lambda: (m := deployed.job.metrics())["streamguard_stream_dead_letter_events_total"] >= 3
                        and m, 60, "the dead-letter metric", deployed.job)
@@ -241,7 +242,8 @@ def test_undecodable_records_go_to_the_dead_letter_topic(deployed: Deployed) -> 
 
 
 def test_compatible_v2_mid_stream_feeds_the_new_feature_version(deployed: Deployed) -> None:
-    wait_for(lambda: "batch_id" in heartbeat(deployed.redis, deployed.project, deployed.spec.feature_view), 420,
+    wait_for(lambda: (p := progress(deployed.redis, deployed.project, deployed.spec.feature_view))
+             and p.batch_id is not None, 420,
              "the job running on v1 before v2 appears", deployed.job)
     v2 = TransactionSender(deployed.stack.kafka_bootstrap, deployed.stack.registry_url,
                            deployed.spec.source.topic, V2)

@@ -4,7 +4,7 @@ Several seeded FinServe event logs (out-of-order events, fraud bursts), each on 
 one topic and one job. The online values must equal, for every entity and window end, both the
 pure-Python oracle over ``streamguard.windows`` and the batch job's ``compute_window_features``: after
 the first part, after the job is SIGKILLed mid-stream and restarted from its checkpoint, and after the
-stack's Kafka broker is restarted (through ``streamguard.devstack.stack.Stack.restart``).
+Kafka broker is restarted (a private broker, ``private_kafka``, so the shared stack is never disturbed).
 """
 
 import threading
@@ -16,21 +16,18 @@ from typing import Any
 
 import pytest
 import redis
-from pyspark.sql import SparkSession
 
 from streamguard.api.streamingwindow import Aggregation
 from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.stack import Stack
-from streamguard.workloads.batch.windows import compute_window_features
 from streamguard.workloads.producer.events import TrafficProfile, generate
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
 from tests.streaming.support import (
     V1,
     JobProcess,
-    Key,
+    batch_windows,
     count_window_keys,
-    delete_topics,
     expected_windows,
     free_port,
     mismatches,
@@ -67,31 +64,18 @@ def event_log() -> list[dict[str, Any]]:
     return [e.event for e in emissions]
 
 
-def batch_windows(events: list[dict[str, Any]], spec: Any) -> dict[Key, dict[str, Any]]:
-    """The offline job's definition of the same windows (Spark batch, ``workloads/batch``)."""
-    spark = (SparkSession.builder.master("local[1]").appName("parity-batch")
-             .config("spark.sql.shuffle.partitions", "1").config("spark.ui.enabled", "false")
-             .config("spark.sql.session.timeZone", "UTC").getOrCreate())
-    try:
-        frame = spark.createDataFrame([(e["account_id"], e["event_time"], e["amount"]) for e in events],
-                                      "account_id string, event_time long, amount double")
-        rows = compute_window_features(frame, spec).collect()
-    finally:
-        spark.stop()
-    return {(r["account_id"], r["window"], int(r["window_end_ms"])): {n: r[n] for n in NAMES} for r in rows}
-
-
 @pytest.fixture
 def topic(stack: Endpoints) -> Iterator[str]:
     name = f"parity-{uuid.uuid4().hex[:8]}"
     yield name
-    delete_topics(stack.kafka_bootstrap, name, name + ".dlq")
     with SchemaRegistry(stack.registry_url) as registry:
         registry.delete_subject(f"{name}-value")
 
 
 def test_parity_over_seeds_through_kill_and_broker_restart(stack: Endpoints, redis_client: "redis.Redis",
-                                                           tmp_path: Path, topic: str) -> None:
+                                                           tmp_path: Path, topic: str,
+                                                           private_kafka: tuple[Stack, str]) -> None:
+    kafka_stack, bootstrap = private_kafka
     project = topic.replace("-", "")
     spec = window_spec(topic, V1, AGGREGATIONS, watermark="10m", trigger="1s")
     view = spec.feature_view
@@ -107,12 +91,13 @@ def test_parity_over_seeds_through_kill_and_broker_restart(stack: Endpoints, red
         expected = expected_windows(done, spec)
         return not mismatches(expected, read_windows(redis_client, project, view, expected), NAMES)
 
-    ensure_topic(stack.kafka_bootstrap, topic)
-    sender = TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V1)
+    ensure_topic(bootstrap, topic)
+    sender = TransactionSender(bootstrap, stack.registry_url, topic, V1)
     for event in part_a:
         sender.send(event)
     sender.flush()
-    job = JobProcess.for_config(config, stack, tmp_path / "job.log", port).start()
+    job = JobProcess.for_config(config, stack, tmp_path / "job.log", port,
+                                extra_env={"STREAMGUARD_KAFKA_BOOTSTRAP": bootstrap}).start()
     try:
         wait_for(lambda: online_equals(part_a), 420, "parity after the first part", job, every=3)
 
@@ -133,8 +118,8 @@ def test_parity_over_seeds_through_kill_and_broker_restart(stack: Endpoints, red
         job.start()
         wait_for(lambda: online_equals(part_a + part_b + part_c), 420, "parity after the restart", job, every=3)
 
-        Stack(Path(stack.run_dir)).restart("kafka")
-        after = TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V1)
+        kafka_stack.restart("kafka")
+        after = TransactionSender(bootstrap, stack.registry_url, topic, V1)
         for event in part_d:
             after.send(event)
         after.flush()
@@ -147,6 +132,6 @@ def test_parity_over_seeds_through_kill_and_broker_restart(stack: Endpoints, red
     assert mismatches(oracle, online, NAMES) == []
     assert count_window_keys(redis_client, project, view) == len(oracle)  # no window that should not exist
     assert {k[0].split("-")[0] for k in oracle} == {f"S{s}" for s in SEEDS}
-    batch = batch_windows(events, spec)
+    batch = batch_windows(events, spec, NAMES)
     assert set(batch) == set(oracle)
     assert mismatches(batch, online, NAMES) == []

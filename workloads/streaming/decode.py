@@ -3,9 +3,9 @@
 Each record's 5-byte header is stripped and its body decoded with the writer schema of its id, resolved
 to the job's reader schema (``avroSchema``), so old and new writer versions read the same way. Ids are
 known up front; a record with an id outside the known set fails the batch with a marker that the runner
-catches, resolves against the registry and restarts the query from its checkpoint (nothing is lost:
-the failed batch is replayed). Ids the registry does not know, and bodies that do not decode, are
-dead letters.
+catches, resolves against the registry (``schemas.SchemaResolver``) and restarts the query from its
+checkpoint (nothing is lost: the failed batch is replayed). Ids the registry still does not know after a
+grace period, ids not readable with the contract, and bodies that do not decode are dead letters.
 """
 
 import re
@@ -21,13 +21,15 @@ _UNKNOWN_ID = re.compile(re.escape(UNKNOWN_ID_MARKER) + r"(-?\d+)")
 
 @dataclass
 class WriterSchemas:
-    """What the job knows about writer schema ids: readable ones and ones that are dead letters."""
+    """What the job knows about writer schema ids: readable ones, and the dead-letter ones (unknown to the
+    registry after the grace period, or not readable with the contract)."""
 
     readable: dict[int, str] = field(default_factory=dict)
-    dead: set[int] = field(default_factory=set)
+    unknown: set[int] = field(default_factory=set)
+    unreadable: set[int] = field(default_factory=set)
 
     def known(self) -> list[int]:
-        return sorted(set(self.readable) | self.dead)
+        return sorted(set(self.readable) | self.unknown | self.unreadable)
 
 
 def unknown_ids(error_text: str) -> set[int]:

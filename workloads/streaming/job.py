@@ -58,7 +58,9 @@ def spark_session(app_name: str) -> SparkSession:
     return session
 
 
-def kafka_source(spark: SparkSession, plan: StreamPlan, bootstrap: str) -> DataFrame:
+def kafka_source(spark: SparkSession, plan: StreamPlan, bootstrap: str, starting_timestamp_ms: int | None) -> DataFrame:
+    """The topic; a query without a checkpoint starts at ``starting_timestamp_ms`` when given (partitions
+    with no record that recent start at their end), else at the spec's ``startingOffsets``."""
     reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", bootstrap)
@@ -66,9 +68,16 @@ def kafka_source(spark: SparkSession, plan: StreamPlan, bootstrap: str) -> DataF
         .option("startingOffsets", plan.starting_offsets)
         .option("failOnDataLoss", "true")
     )
+    if starting_timestamp_ms is not None:
+        reader = (reader.option("startingTimestamp", str(starting_timestamp_ms))
+                  .option("startingOffsetsByTimestampStrategy", "latest"))
     if plan.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(plan.max_offsets_per_trigger))
     return reader.load()
+
+
+def _among(column: Column, values: set[int]) -> Column:
+    return column.isin(sorted(values)) if values else F.lit(False)
 
 
 def check_col(decoded: Column, schemas: WriterSchemas, plan: StreamPlan) -> Column:
@@ -77,14 +86,15 @@ def check_col(decoded: Column, schemas: WriterSchemas, plan: StreamPlan) -> Colu
     sid = schema_id_col()
     known = schemas.known()
     unknown = sid.isNotNull() & ~sid.isin(known) if known else sid.isNotNull()
-    dead = sid.isin(sorted(schemas.dead)) if schemas.dead else F.lit(False)
+    sid_text = sid.cast("string")
     undecoded = decoded.isNull()
     for field in plan.required_fields:  # PERMISSIVE decoding yields a struct of nulls for a bad body
         undecoded = undecoded | decoded[field].isNull()
     return (
-        F.when(unknown, F.raise_error(F.concat(F.lit(UNKNOWN_ID_MARKER), sid.cast("string"))).cast("string"))
+        F.when(unknown, F.raise_error(F.concat(F.lit(UNKNOWN_ID_MARKER), sid_text)).cast("string"))
         .when(sid.isNull(), F.lit("not-confluent-wire-format"))
-        .when(dead, F.lit("unknown-or-unreadable-schema-id"))
+        .when(_among(sid, schemas.unknown), F.concat(F.lit("schema-id-unknown:"), sid_text))
+        .when(_among(sid, schemas.unreadable), F.concat(F.lit("schema-id-unreadable:"), sid_text))
         .when(undecoded, F.lit("avro-decode-failed"))
         .when(decoded[plan.key_field].isNull(), F.lit(f"missing-{plan.key_field}"))
         .when(decoded[plan.event_time_field].isNull(), F.lit(f"missing-{plan.event_time_field}"))
@@ -145,9 +155,12 @@ def windowed(events: DataFrame, plan: StreamPlan) -> DataFrame:
 
 
 def dead_letters(events: DataFrame) -> DataFrame:
-    """Bad rows in the Kafka sink's shape: the original key and bytes, plus headers saying why."""
+    """Every row with its ``error`` (null when good) and, for bad rows, the Kafka sink's shape: the original
+    key and bytes, plus headers saying why. The handler counts all rows (the dead-letter rate) and sends
+    the bad ones."""
     origin = F.concat_ws("/", F.col("topic"), F.col("partition").cast("string"), F.col("offset").cast("string"))
-    return events.where(F.col("error").isNotNull()).select(
+    return events.select(
+        F.col("error"),
         F.col("key"),
         F.col("value"),
         F.array(
@@ -161,8 +174,8 @@ BatchHandler = Callable[[DataFrame, int], None]
 
 
 def start_windows(spark: SparkSession, plan: StreamPlan, bootstrap: str, schemas: WriterSchemas,
-                  handle: BatchHandler) -> StreamingQuery:
-    frame = windowed(checked(kafka_source(spark, plan, bootstrap), schemas, plan), plan)
+                  handle: BatchHandler, starting_timestamp_ms: int | None) -> StreamingQuery:
+    frame = windowed(checked(kafka_source(spark, plan, bootstrap, starting_timestamp_ms), schemas, plan), plan)
     return (
         frame.writeStream.queryName(f"{plan.name}-windows")
         .outputMode("update")
@@ -174,8 +187,8 @@ def start_windows(spark: SparkSession, plan: StreamPlan, bootstrap: str, schemas
 
 
 def start_dead_letters(spark: SparkSession, plan: StreamPlan, bootstrap: str, schemas: WriterSchemas,
-                       handle: BatchHandler) -> StreamingQuery:
-    frame = dead_letters(checked(kafka_source(spark, plan, bootstrap), schemas, plan))
+                       handle: BatchHandler, starting_timestamp_ms: int | None) -> StreamingQuery:
+    frame = dead_letters(checked(kafka_source(spark, plan, bootstrap, starting_timestamp_ms), schemas, plan))
     return (
         frame.writeStream.queryName(f"{plan.name}-dead-letters")
         .outputMode("append")
@@ -186,15 +199,16 @@ def start_dead_letters(spark: SparkSession, plan: StreamPlan, bootstrap: str, sc
     )
 
 
-def write_dead_letters(frame: DataFrame, bootstrap: str, topic: str) -> int:
-    """Send one batch of dead letters to ``topic``; returns how many."""
+def write_dead_letters(frame: DataFrame, bootstrap: str, topic: str) -> tuple[int, dict[str, int]]:
+    """Send the bad rows of one batch to ``topic``; returns the rows read and the dead letters per reason."""
     frame.persist()
     try:
-        count = frame.count()
-        if count:
-            (frame.write.format("kafka").option("kafka.bootstrap.servers", bootstrap)
-             .option("topic", topic).save())
-        return int(count)
+        counts = {row["error"]: int(row["count"]) for row in frame.groupBy("error").count().collect()}
+        reasons = {str(error): n for error, n in counts.items() if error is not None}
+        if reasons:
+            (frame.where(F.col("error").isNotNull()).drop("error").write.format("kafka")
+             .option("kafka.bootstrap.servers", bootstrap).option("topic", topic).save())
+        return sum(counts.values()), reasons
     finally:
         frame.unpersist()
 

@@ -41,12 +41,20 @@ class StreamMetrics:
         self.watermark = Gauge("streamguard_stream_watermark_timestamp_seconds",
                                "Current event-time watermark (seconds since the epoch).", LABELS,
                                registry=r).labels(*labels)
-        self.late_dropped = Counter("streamguard_stream_late_events_dropped",
-                                    "Event contributions dropped from windows the watermark had already closed "
-                                    "(one per event and closed window).", LABELS, registry=r).labels(*labels)
+        self.late_dropped = Counter("streamguard_stream_late_groups_dropped",
+                                    "Partial aggregates (entity x closed window x input partition of a batch) "
+                                    "Spark dropped as later than the watermark (numRowsDroppedByWatermark): "
+                                    "not a count of events; above 0, at least one event was dropped from at least "
+                                    "one closed window.", LABELS, registry=r).labels(*labels)
         self.dead_letters = Counter("streamguard_stream_dead_letter_events",
                                     "Records that could not be decoded, sent to the dead-letter topic.",
                                     LABELS, registry=r).labels(*labels)
+        self.lag = Gauge("streamguard_stream_lag_records",
+                         "Records between the windows query's committed offsets and the topic's end offsets at "
+                         "the last check, summed over partitions.", LABELS, registry=r).labels(*labels)
+        self.progress = Gauge("streamguard_stream_progress_timestamp_seconds",
+                              "Newest moment the job was caught up with its topic while healthy (the progress "
+                              "record's progress_at_ms).", LABELS, registry=r).labels(*labels)
         self.windows_written = Counter("streamguard_stream_windows_written",
                                        "Window hashes written to Redis.", LABELS, registry=r).labels(*labels)
         self.query_restarts = Counter("streamguard_stream_query_restarts",
@@ -95,14 +103,15 @@ class StreamMetrics:
             f"{(duration_ms or 0) / 1000:.2f}s ("
             + ", ".join(f"{k} {v / 1000:.2f}s" for k, v in sorted((progress.get("durationMs") or {}).items())
                         if k != "triggerExecution" and v >= 50)
-            + f"), {dropped} late contributions dropped"
+            + f"), {dropped} late partial aggregates dropped"
         )
         return True
 
-    def observe_all(self, reports: list[Any]) -> int:
-        """Account Spark progress objects (or their JSON) not seen yet; returns how many were new."""
-        fresh = 0
+    def observe_all(self, reports: list[Any]) -> list[dict[str, Any]]:
+        """Account Spark progress objects (or their JSON) not seen yet; returns the new ones, oldest first."""
+        fresh = []
         for report in reports:
             data = json.loads(report.json) if hasattr(report, "json") else dict(report)
-            fresh += self.observe(data)
+            if self.observe(data):
+                fresh.append(data)
         return fresh

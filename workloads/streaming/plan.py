@@ -69,6 +69,9 @@ class StreamPlan:
     metrics_port: int
     required_fields: tuple[str, ...] = ()
     """Reader fields that cannot be null: one null after decoding means the body did not decode."""
+    dead_letter_max_ratio: float = 0.01
+    dead_letter_window_ms: int = 60_000
+    unknown_schema_grace_ms: int = 120_000
 
 
 def _ms(text: str, where: str, ref: str) -> int:
@@ -160,6 +163,9 @@ def build(job: StreamJob) -> StreamPlan:
         join_key_type=entity.value_type,
         checkpoint_dir=job.checkpoint_dir,
         metrics_port=job.metrics_port,
+        dead_letter_max_ratio=job.dead_letter_max_ratio,
+        dead_letter_window_ms=job.dead_letter_window_seconds * 1000,
+        unknown_schema_grace_ms=job.unknown_schema_grace_seconds * 1000,
         required_fields=tuple(
             f["name"] for f in schema.get("fields", [])
             if not (isinstance(f.get("type"), list) and "null" in f["type"])

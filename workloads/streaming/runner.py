@@ -1,10 +1,17 @@
-"""The driver of the streaming job: starts the two queries, supervises them, and never dies of bad input.
+"""The driver of the streaming job: starts the two queries, supervises them, never dies of bad input, and
+writes the progress record (``window_layout.StreamProgress``) and the ``StreamRunning`` condition.
 
-A query that fails because it met a writer schema id it has not resolved yet is restarted from its
-checkpoint once the id is resolved (readable: decoded from then on; unknown to the registry or not
-readable with the job's contract: dead-lettered). Any other failure (Kafka or Redis unavailable, ...) is
-reported in the ``StreamRunning`` condition and retried with backoff, again from the checkpoint: the
-failed batch is replayed and its writes are idempotent. SIGTERM stops the queries cleanly.
+* Before the queries start: the topic must exist (else ``TopicMissing``, checked again with backoff), the
+  subject's schema ids are resolved (an unreachable registry: ``RegistryUnavailable``, retried), and a job
+  without a checkpoint gets its start position (``offsets.plan_start``).
+* A query that fails because it met a writer schema id it has not resolved yet is restarted from its
+  checkpoint once the id is resolved (``schemas.SchemaResolver``: unknown ids are looked up again for a grace
+  period, ``SchemaIdUnknown``, before they become dead letters). Until then nothing is committed or
+  dead-lettered and the job makes no progress.
+* Any other failure (Kafka or Redis unavailable, ...) is ``QueryFailed`` and retried with backoff, again from
+  the checkpoint: the failed batch is replayed and its writes are idempotent.
+* While running, every poll reads the topic's end offsets (lag) and dead letters above the threshold are
+  ``DeadLettering``. SIGTERM stops the queries cleanly.
 """
 
 import logging
@@ -21,19 +28,36 @@ from prometheus_client import start_http_server
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
-from streamguard.contracts.compatibility import can_read, explain
-from streamguard.contracts.registry import SchemaRegistry
+from streamguard.contracts.registry import RegistryError, SchemaRegistry
 from streamguard.workloads.streaming import job
 from streamguard.workloads.streaming.decode import WriterSchemas, unknown_ids
 from streamguard.workloads.streaming.metrics import StreamMetrics
+from streamguard.workloads.streaming.offsets import Start, TopicMissingError, TopicProbe, plan_start
 from streamguard.workloads.streaming.plan import StreamPlan
+from streamguard.workloads.streaming.progress import (
+    QUERY_FAILED,
+    REGISTRY_UNAVAILABLE,
+    RUNNING,
+    SCHEMA_ID_UNKNOWN,
+    TOPIC_MISSING,
+    BatchReport,
+    DeadLetterRate,
+    ProgressTracker,
+)
+from streamguard.workloads.streaming.schemas import SchemaResolver
 from streamguard.workloads.streaming.sink import RedisSink
 from streamguard.workloads.streaming.status import ConditionReporter
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0
 PROGRESS_LOG_S = 30.0
+PARTITIONS_REFRESH_S = 30.0
 MAX_BACKOFF_S = 30.0
+RESOLVE_MAX_BACKOFF_S = 15.0
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True)
@@ -53,27 +77,8 @@ def ensure_dead_letter_topic(bootstrap: str, topic: str) -> None:
             raise
 
 
-def resolve_ids(registry: SchemaRegistry, plan: StreamPlan, ids: set[int], schemas: WriterSchemas) -> None:
-    """Sort ``ids`` into readable (with their writer schema) and dead."""
-    for schema_id in sorted(ids):
-        writer = registry.schema_by_id(schema_id)
-        if writer is None:
-            log.warning("schema id %d is unknown to the registry: its records go to %s", schema_id,
-                        plan.dead_letter_topic)
-            schemas.dead.add(schema_id)
-            continue
-        problems = can_read(plan.reader_schema, writer)
-        if problems:
-            log.warning("schema id %d cannot be read with the contract of %s (%s): its records go to %s",
-                        schema_id, plan.ref, explain(problems), plan.dead_letter_topic)
-            schemas.dead.add(schema_id)
-        else:
-            log.info("writer schema id %d resolved", schema_id)
-            schemas.readable[schema_id] = writer
-
-
-def subject_ids(registry: SchemaRegistry, subject: str) -> set[int]:
-    return {s.id for s in registry.history(subject)}
+def first_line(text: str) -> str:
+    return text.strip().splitlines()[0][:2000] if text.strip() else text
 
 
 class StreamRunner:
@@ -83,11 +88,19 @@ class StreamRunner:
         self.metrics = StreamMetrics(plan.namespace, plan.name, plan.view)
         self.reporter = ConditionReporter(plan.namespace, plan.name, plan.generation)
         self.sink = RedisSink(redis.Redis.from_url(endpoints.redis_url), plan)
-        self.registry = SchemaRegistry(endpoints.registry_url)
         self.schemas = WriterSchemas()
+        self.resolver = SchemaResolver(SchemaRegistry(endpoints.registry_url), plan, self.schemas,
+                                       plan.unknown_schema_grace_ms / 1000)
+        self.probe = TopicProbe(endpoints.kafka_bootstrap, plan.topic)
+        self.tracker = ProgressTracker(None, None, DeadLetterRate(plan.dead_letter_max_ratio,
+                                                                  plan.dead_letter_window_ms))
         self._stopping = False
         self._queries: list[StreamingQuery] = []
+        self._partitions: list[int] = []
+        self._partitions_at = 0.0
+        self._subject_resolved = False
         self._last_write = ""
+        self._next_publish = 0.0
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: stopping after the current batch", signum)
@@ -103,17 +116,116 @@ class StreamRunner:
                             f"Redis {time.monotonic() - computed:.2f}s)")
 
     def _write_dead_letters(self, frame: DataFrame, batch_id: int) -> None:
-        sent = job.write_dead_letters(frame, self.endpoints.kafka_bootstrap, self.plan.dead_letter_topic)
+        records, reasons = job.write_dead_letters(frame, self.endpoints.kafka_bootstrap, self.plan.dead_letter_topic)
+        sent = sum(reasons.values())
         if sent:
-            log.warning("batch %d: %d undecodable records sent to %s", batch_id, sent, self.plan.dead_letter_topic)
+            log.warning("batch %d: %d of %d records sent to %s (%s)", batch_id, sent, records,
+                        self.plan.dead_letter_topic, ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())))
             self.metrics.dead_letters.inc(sent)
+        self.tracker.dead_letters.add(now_ms(), records, reasons)
 
-    def _start(self, spark: SparkSession) -> None:
+    # -- the progress record and the condition ------------------------------------------------------------
+
+    def _publish(self) -> None:
+        """Write the progress record and, when it changed, the condition (at most once per poll)."""
+        if time.monotonic() < self._next_publish:
+            return
+        self._next_publish = time.monotonic() + POLL_S
+        now = now_ms()
+        record = self.tracker.record(now)
+        try:
+            self.sink.publish(record)
+        except redis.RedisError as error:
+            log.warning("could not write the progress record: %s", error)
+        if record.lag is not None:
+            self.metrics.lag.set(record.lag)
+        if record.progress_at_ms is not None:
+            self.metrics.progress.set(record.progress_at_ms / 1000)
+        condition = self.tracker.condition(now)
+        if condition is not None:
+            self.reporter.report(*condition)
+        elif self.tracker.active and self.tracker.seen_batch:
+            self.reporter.report("True", RUNNING, self._running_message())
+
+    def _fail(self, reason: str, message: str) -> None:
+        self.tracker.fail(reason, message)
+        self._next_publish = 0.0
+        self._publish()
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep, still writing the progress record (the job is alive, and says why it is not progressing)."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping and time.monotonic() < deadline:
+            self._publish()
+            time.sleep(0.2)
+
+    # -- before the queries start -------------------------------------------------------------------------
+
+    def _prepare(self) -> Start | None:
+        """Wait until the topic exists and the subject's schema ids are resolved; the start position.
+        ``None`` when a stop was requested meanwhile."""
+        backoff = 1.0
+        while not self._stopping:
+            try:
+                self._partitions = self.probe.partitions()
+                self._partitions_at = time.monotonic()
+                ensure_dead_letter_topic(self.endpoints.kafka_bootstrap, self.plan.dead_letter_topic)
+                if not self._subject_resolved:
+                    self.resolver.resolve(self.resolver.subject_ids())
+                    self._subject_resolved = True
+                start = plan_start(self.plan, self.probe, self._partitions, now_ms())
+                if self.tracker.complete_from_ms != start.complete_from_ms:
+                    log.info("windows complete from event time %d on", start.complete_from_ms)
+                self.tracker.complete_from_ms = start.complete_from_ms
+                return start
+            except TopicMissingError as error:
+                self._fail(TOPIC_MISSING, f"{error}: waiting for it")
+            except RegistryError as error:
+                self._fail(REGISTRY_UNAVAILABLE, f"reading the writer schemas of subject {self.plan.subject}: "
+                                                 f"{error} (retrying)")
+            except KafkaException as error:
+                self._fail(QUERY_FAILED, f"Kafka unavailable: {error} (retrying)")
+            log.warning("not starting yet: %s", self.tracker.failure.message if self.tracker.failure else "")
+            self._wait(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+        return None
+
+    def _resolve(self, ids: set[int]) -> bool:
+        """Resolve newly met writer schema ids, retrying with backoff while the registry is unreachable or
+        does not know them yet (within the grace period). False when a stop was requested meanwhile."""
+        backoff = 1.0
+        while not self._stopping:
+            try:
+                pending = self.resolver.resolve(ids)
+            except RegistryError as error:
+                self._fail(REGISTRY_UNAVAILABLE, f"resolving writer schema id(s) {sorted(ids)}: {error} "
+                                                 "(retrying; nothing is dead-lettered)")
+            else:
+                if not pending:
+                    return True
+                ids = pending
+                grace = int(self.resolver.grace_s)
+                self._fail(SCHEMA_ID_UNKNOWN,
+                           f"writer schema id(s) {', '.join(map(str, sorted(pending)))} unknown to the registry: "
+                           f"looking again for up to {grace}s before their records go to "
+                           f"{self.plan.dead_letter_topic}")
+            log.warning("%s (next look in %.0fs)", self.tracker.failure.message if self.tracker.failure else "",
+                        backoff)
+            self._wait(min(backoff, max(0.5, min(self.resolver.grace_left(i) for i in ids) + 0.1)))
+            backoff = min(backoff * 2, RESOLVE_MAX_BACKOFF_S)
+        return False
+
+    # -- running ------------------------------------------------------------------------------------------
+
+    def _start(self, spark: SparkSession, start: Start) -> None:
         bootstrap = self.endpoints.kafka_bootstrap
         self._queries = [
-            job.start_windows(spark, self.plan, bootstrap, self.schemas, self._write_windows),
-            job.start_dead_letters(spark, self.plan, bootstrap, self.schemas, self._write_dead_letters),
+            job.start_windows(spark, self.plan, bootstrap, self.schemas, self._write_windows,
+                              start.starting_timestamp_ms),
+            job.start_dead_letters(spark, self.plan, bootstrap, self.schemas, self._write_dead_letters,
+                                   start.starting_timestamp_ms),
         ]
+        self.tracker.started()
 
     def _stop(self) -> None:
         for query in self._queries:
@@ -128,39 +240,69 @@ class StreamRunner:
         return (f"consuming {self.plan.topic} into {self.plan.view} "
                 f"({len(self.plan.windows)} windows; writer schema ids {ids})")
 
+    def _check_end_offsets(self) -> None:
+        """Lag against the topic's end offsets now (a quiet, caught-up topic is progress)."""
+        try:
+            if time.monotonic() - self._partitions_at > PARTITIONS_REFRESH_S:
+                self._partitions = self.probe.partitions()
+                self._partitions_at = time.monotonic()
+            checked_at = now_ms()
+            end = self.probe.end_offsets(self._partitions)
+        except (KafkaException, TopicMissingError) as error:
+            log.debug("end offsets of %s: %s", self.plan.topic, error)
+            self.tracker.probe_error = f"cannot read the end offsets of {self.plan.topic}: {error}"
+            return
+        self.tracker.on_end_offsets(checked_at, end, now_ms())
+
     def _supervise(self) -> str | None:
         """Poll until a query ends (returns its error text) or a stop is requested (returns None)."""
-        running_reported = False
         next_log = time.monotonic() + PROGRESS_LOG_S
         while not self._stopping:
             for query in self._queries:
                 if not query.isActive:
                     error = query.exception()
                     return str(error) if error is not None else f"query {query.name} terminated"
-            windows = self._queries[0]
-            self.metrics.observe_all(windows.recentProgress)
-            self.sink.heartbeat(self.metrics.last_batch_id, self.metrics.last_watermark_ms)
+            for progress in self.metrics.observe_all(self._queries[0].recentProgress):
+                self.tracker.on_batch(BatchReport.of(progress, self.plan.topic), now_ms())
+            self._check_end_offsets()
+            self._publish()
             if time.monotonic() >= next_log and self.metrics.last_summary:
                 log.info("%s; %s", self.metrics.last_summary, self._last_write)
                 next_log = time.monotonic() + PROGRESS_LOG_S
-            if not running_reported and self.metrics.last_batch_id is not None:
-                self.reporter.report("True", "Running", self._running_message())
-                running_reported = True
             time.sleep(POLL_S)
         return None
+
+    def _failed(self, outcome: str) -> None:
+        """Report a query failure: ``TopicMissing`` when the topic is gone, else ``QueryFailed``."""
+        try:
+            self.probe.partitions()
+        except TopicMissingError as error:
+            self._fail(TOPIC_MISSING, f"{error} (the query stopped; waiting for it)")
+            return
+        except KafkaException:
+            pass
+        self._fail(QUERY_FAILED, f"{first_line(outcome)} (restarting from the checkpoint)")
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         start_http_server(self.plan.metrics_port, registry=self.metrics.registry)
         log.info("metrics on :%d/metrics", self.plan.metrics_port)
-        ensure_dead_letter_topic(self.endpoints.kafka_bootstrap, self.plan.dead_letter_topic)
-        resolve_ids(self.registry, self.plan, subject_ids(self.registry, self.plan.subject), self.schemas)
+        try:
+            previous = self.sink.previous()
+        except redis.RedisError as error:
+            log.warning("could not read the previous progress record: %s", error)
+            previous = None
+        self.tracker = ProgressTracker(previous, None, self.tracker.dead_letters)
+        self._publish()
         spark = job.spark_session(f"streamguard-{self.plan.namespace}-{self.plan.name}")
         backoff = 1.0
         while not self._stopping:
+            start = self._prepare()
+            if start is None:
+                break
             try:
-                self._start(spark)
+                self._start(spark, start)
                 outcome = self._supervise()
             except Exception as error:  # starting can fail while Kafka is away; retried below
                 outcome = f"{type(error).__name__}: {error}"
@@ -170,24 +312,23 @@ class StreamRunner:
             fresh = unknown_ids(outcome) - set(self.schemas.known())
             if fresh:
                 log.info("new writer schema id(s) %s: resolving and restarting from the checkpoint", sorted(fresh))
-                resolve_ids(self.registry, self.plan, fresh, self.schemas)
+                self.tracker.fail(SCHEMA_ID_UNKNOWN, f"resolving writer schema id(s) {sorted(fresh)}")
                 self.metrics.restarted("new-schema-id")
+                if not self._resolve(fresh):
+                    break
                 backoff = 1.0
                 continue
-            first_line = outcome.strip().splitlines()[0][:2000] if outcome.strip() else outcome
-            log.error("streaming query failed, restarting from the checkpoint in %.0fs: %s", backoff, first_line)
-            self.reporter.report("False", "QueryFailed", f"{first_line} (restarting from the checkpoint)")
+            log.error("streaming query failed, restarting from the checkpoint in %.0fs: %s", backoff,
+                      first_line(outcome))
+            self._failed(outcome)
             self.metrics.restarted("failure")
-            self._sleep(backoff)
+            self._wait(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
-        self.reporter.report("False", "Stopped", f"stopped consuming {self.plan.topic}")
+        self.tracker.fail("Stopped", f"stopped consuming {self.plan.topic}")
+        self._next_publish = 0.0
+        self._publish()
         try:
             spark.stop()
         except Exception as error:  # the JVM may already be gone on shutdown
             log.debug("stopping Spark: %s", error)
         return 0
-
-    def _sleep(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while not self._stopping and time.monotonic() < deadline:
-            time.sleep(0.2)

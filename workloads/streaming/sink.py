@@ -18,9 +18,7 @@ import redis
 
 from streamguard.onlinestore.feast_layout import EntityValue
 from streamguard.onlinestore.window_layout import (
-    HEARTBEAT_BATCH,
-    HEARTBEAT_PROCESSED_AT,
-    HEARTBEAT_WATERMARK,
+    StreamProgress,
     encode_number,
     entity_prefix,
     heartbeat_key,
@@ -127,11 +125,18 @@ class RedisSink:
             self._flush(keys, args)
         return count
 
+    def publish(self, progress: StreamProgress) -> None:
+        """Write the view's progress record (``None`` fields keep what the hash holds)."""
+        self.client.hset(heartbeat_key(self.plan.project, self.plan.view), mapping=progress.mapping())  # type: ignore[arg-type]
+
     def heartbeat(self, batch_id: int | None, watermark_ms: int | None) -> None:
-        """Record the job's progress for serving (a quiet stream still beats)."""
-        mapping: dict[bytes, bytes] = {HEARTBEAT_PROCESSED_AT: str(int(time.time() * 1000)).encode()}
-        if batch_id is not None:
-            mapping[HEARTBEAT_BATCH] = str(batch_id).encode()
-        if watermark_ms is not None:
-            mapping[HEARTBEAT_WATERMARK] = str(watermark_ms).encode()
-        self.client.hset(heartbeat_key(self.plan.project, self.plan.view), mapping=mapping)  # type: ignore[arg-type]
+        """Record a completed batch that caught up with the topic, now (the record a healthy job writes
+        after such a batch; writers' tests use it to stand in for the job)."""
+        now = int(time.time() * 1000)
+        self.publish(StreamProgress(processed_at_ms=now, state="running", reason="caught up with the topic",
+                                    progress_at_ms=now, lag=0, watermark_ms=watermark_ms, batch_id=batch_id))
+
+    def previous(self) -> StreamProgress | None:
+        """The progress record as an earlier run of the job left it."""
+        raw = self.client.hgetall(heartbeat_key(self.plan.project, self.plan.view))  # type: ignore[arg-type]
+        return StreamProgress.parse(raw)  # type: ignore[arg-type]

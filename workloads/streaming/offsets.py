@@ -1,0 +1,139 @@
+"""The job's view of its topic through Kafka's admin API, and where a job without a checkpoint starts.
+
+A job that starts without a checkpoint (a new StreamingWindow, a lost checkpoint, a changed window spec)
+with ``startingOffsets: latest`` starts from the topic *by timestamp*: ``now - longest window - watermark``
+(Spark's ``startingTimestamp``), so its windows are complete from the first batch. Where the topic's
+retention does not reach back that far, the job records from which event time it has seen every record
+(``complete_from_ms`` in the progress record, kept in ``<checkpoint>/start.json``); serving marks windows
+starting before it ``partial``. This assumes a record's Kafka timestamp is not before its event time
+(producers stamp records when they send them, after the event happened).
+"""
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+
+from streamguard.workloads.streaming.plan import StreamPlan
+
+log = logging.getLogger(__name__)
+START_FILE = "start.json"
+TIMEOUT_S = 10.0
+
+
+class TopicMissingError(RuntimeError):
+    """The job's topic does not exist."""
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where a query without a checkpoint starts, and what the job has therefore seen."""
+
+    starting_timestamp_ms: int | None
+    """Spark's ``startingTimestamp``; ``None``: the spec's ``startingOffsets`` (``earliest``)."""
+    complete_from_ms: int
+
+
+def start_timestamp(plan: StreamPlan, now_ms: int) -> int | None:
+    """``now - longest window - watermark`` for ``latest``; ``None`` (read everything) for ``earliest``."""
+    if plan.starting_offsets != "latest":
+        return None
+    return now_ms - max(w.length_ms for w in plan.windows) - plan.watermark_ms
+
+
+def complete_from(start_ms: int | None, now_ms: int, retained: Mapping[int, tuple[int, int | None]]) -> int:
+    """The event time from which every record was read, starting at ``start_ms`` (``None``: earliest).
+
+    ``retained``: partition -> (log start offset, timestamp of its first retained record or ``None``
+    when the partition holds none). A partition whose log start is 0 has lost nothing; one whose log start
+    is past 0 lost records up to its first retained record (all of it, when it holds none)."""
+    bound = start_ms or 0
+    for low, first_ms in retained.values():
+        if low > 0:
+            bound = max(bound, first_ms if first_ms is not None else now_ms)
+    return bound
+
+
+def has_checkpoint(checkpoint_dir: str, query: str = "windows") -> bool:
+    """True when ``query`` has committed or planned a batch (Spark then ignores the starting options)."""
+    offsets = Path(checkpoint_dir) / query / "offsets"
+    return offsets.is_dir() and any(offsets.iterdir())
+
+
+def read_start(checkpoint_dir: str) -> Start | None:
+    path = Path(checkpoint_dir) / START_FILE
+    try:
+        data = json.loads(path.read_text())
+        return Start(data.get("starting_timestamp_ms"), int(data["complete_from_ms"]))
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_start(checkpoint_dir: str, start: Start) -> None:
+    path = Path(checkpoint_dir) / START_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"starting_timestamp_ms": start.starting_timestamp_ms,
+                               "complete_from_ms": start.complete_from_ms}))
+    tmp.replace(path)
+
+
+class TopicProbe:
+    """Admin-API reads of one topic: partitions, end offsets, what retention kept."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self._admin = AdminClient({"bootstrap.servers": bootstrap})
+
+    def partitions(self) -> list[int]:
+        """The topic's partitions; :class:`TopicMissingError` when it does not exist."""
+        metadata = self._admin.list_topics(topic=self.topic, timeout=TIMEOUT_S)
+        found = metadata.topics.get(self.topic)
+        if found is None or (found.error is not None and found.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
+            raise TopicMissingError(f"topic {self.topic} does not exist")
+        if found.error is not None:
+            raise KafkaException(found.error)
+        if not found.partitions:
+            raise TopicMissingError(f"topic {self.topic} has no partitions")
+        return sorted(found.partitions)
+
+    def _list(self, partitions: list[int], spec: OffsetSpec) -> dict[int, tuple[int, int]]:
+        futures = self._admin.list_offsets({TopicPartition(self.topic, p): spec for p in partitions},
+                                           request_timeout=TIMEOUT_S)
+        out = {}
+        for tp, future in futures.items():
+            info = future.result(timeout=TIMEOUT_S)
+            out[tp.partition] = (int(info.offset), int(info.timestamp))
+        return out
+
+    def end_offsets(self, partitions: list[int]) -> dict[int, int]:
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        return {p: o for p, (o, _) in self._list(partitions, latest).items()}
+
+    def retained(self, partitions: list[int]) -> dict[int, tuple[int, int | None]]:
+        """Partition -> (log start offset, timestamp of the first retained record or ``None``)."""
+        low = self._list(partitions, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
+        first = self._list(partitions, OffsetSpec.for_timestamp(0))
+        return {p: (low[p][0], first[p][1] if first[p][0] >= 0 else None) for p in partitions}
+
+
+def plan_start(plan: StreamPlan, probe: TopicProbe, partitions: list[int], now_ms: int) -> Start:
+    """The start of this run: the recorded one when the windows query has a checkpoint, else a new one
+    (recorded). A checkpoint from before ``start.json`` existed is complete only from now on."""
+    timestamp = start_timestamp(plan, now_ms)
+    if has_checkpoint(plan.checkpoint_dir):
+        recorded = read_start(plan.checkpoint_dir)
+        if recorded is not None:
+            return Start(timestamp, recorded.complete_from_ms)
+        start = Start(timestamp, now_ms)
+    else:
+        start = Start(timestamp, complete_from(timestamp, now_ms, probe.retained(partitions)))
+        if timestamp is not None and start.complete_from_ms > timestamp:
+            log.warning("topic %s no longer holds records from %d (retention): windows starting before %d are "
+                        "partial", plan.topic, timestamp, start.complete_from_ms)
+    write_start(plan.checkpoint_dir, start)
+    return start
