@@ -18,7 +18,7 @@ from tests.serving.support import (
     running_server,
     write_finserve_rows,
     write_freshness,
-    write_heartbeat,
+    write_progress,
 )
 
 pytestmark = pytest.mark.stack
@@ -30,7 +30,7 @@ def test_schemathesis_finds_no_server_errors(
     write_finserve_rows(redis_client, project, 3, time.time())
     for view in BATCH_VIEWS:
         write_freshness(redis_client, project, view, time.time())
-    write_heartbeat(redis_client, project, time.time())
+    write_progress(redis_client, project, time.time())
     with running_server(config_path, stack.redis_url, "--max-batch", "50") as base:
         result = subprocess.run(
             [
