@@ -167,7 +167,7 @@ def test_cached_progress_turns_stale_within_the_cache_staleness(
 @pytest.mark.parametrize(
     ("flags", "env", "ready"),
     [
-        (("--required-views", "customer-*,account-profile,merchant-profile"), {}, 200),
+        (("--required-views", "customer-profile,account-profile,merchant-profile"), {}, 200),
         ((), {ADVISORY_VIEWS_ENV: "customer-txn-*"}, 200),
         (("--required-views", WINDOW_VIEW), {}, 503),
         (("--required-views", "customer-profile,no-such-view"), {}, 503),
@@ -193,5 +193,5 @@ def test_policy_from_the_command_line(
         c1, c2 = _lookup(lambda path, **kw: httpx.post(f"{base}{path}", timeout=10, **kw))
     assert response.status_code == ready, response.text
     assert c1["statuses"] == ["stale"] * 3 and c2["values"] == [None] * 3
-    if "no-such-view" in flags[-1]:
+    if any("no-such-view" in flag for flag in flags):
         assert "FeatureView no-such-view: required by the readiness policy but not served" in response.json()["reasons"]
