@@ -40,7 +40,8 @@ from streamguard.serving.settings import ADVISORY_VIEWS_ENV, REQUIRED_VIEWS_ENV,
     default=1.0,
     show_default=True,
     type=click.FloatRange(min=0),
-    help="Seconds a cached Redis read may be served; 0 turns the cache off.",
+    help="Seconds a cached Redis read (values and stream progress) may be served, so a stream that stops "
+    "progressing shows as stale at most this much later; 0 turns the cache off.",
 )
 @click.option(
     "--max-batch", default=1000, show_default=True, type=click.IntRange(min=1), help="Entity rows per request."
