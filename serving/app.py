@@ -31,8 +31,10 @@ JSON = "application/json"
 DESCRIPTION = """Feature vectors for online inference, read from Redis.
 
 `POST /features` answers one or many entity rows in one Redis round trip. Each value comes with a
-status (`present`, `not_found`, `expired`) and its event timestamp. `/readyz` fails while any served
-FeatureView's data is older than its freshness SLA or Redis is unreachable."""
+status (`present`, `stale`, `partial`, `expired`, `not_found`) and its event timestamp. `/readyz` fails
+while Redis is unreachable or a *required* FeatureView is not fresh (its materialization or its
+stream's progress is older than its freshness SLA); problems of *advisory* views are listed but keep
+the server ready. docs/semantics.md explains the statuses and the freshness rule."""
 
 
 def source_for(settings: Settings) -> CatalogSource:
@@ -137,7 +139,7 @@ def create_app(settings: Settings, source: CatalogSource | None = None) -> FastA
 
     @app.get(
         "/readyz",
-        summary="Readiness: Redis reachable and every served view within its freshness SLA",
+        summary="Readiness: Redis reachable and every required view within its freshness SLA",
         response_class=Response,
         responses={200: {"model": Readiness}, 503: {"model": Readiness, "description": "Not ready; says why."}},
     )

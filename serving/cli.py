@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
-from streamguard.serving.settings import Settings
+from streamguard.serving.settings import ADVISORY_VIEWS_ENV, REQUIRED_VIEWS_ENV, Settings, parse_view_list
 
 
 @click.command("serve")
@@ -40,7 +40,8 @@ from streamguard.serving.settings import Settings
     default=1.0,
     show_default=True,
     type=click.FloatRange(min=0),
-    help="Seconds a cached Redis read may be served; 0 turns the cache off.",
+    help="Seconds a cached Redis read (values and stream progress) may be served, so a stream that stops "
+    "progressing shows as stale at most this much later; 0 turns the cache off.",
 )
 @click.option(
     "--max-batch", default=1000, show_default=True, type=click.IntRange(min=1), help="Entity rows per request."
@@ -59,6 +60,23 @@ from streamguard.serving.settings import Settings
     type=click.FloatRange(min=0.1),
     help="Seconds between refreshes of the freshness gauges (/readyz always checks live).",
 )
+@click.option(
+    "--required-views",
+    envvar=REQUIRED_VIEWS_ENV,
+    default="*",
+    show_default=True,
+    metavar="GLOBS",
+    help="Comma-separated FeatureView names or globs whose freshness /readyz requires (env "
+    f"{REQUIRED_VIEWS_ENV}). An exact name that is not served makes the server unready.",
+)
+@click.option(
+    "--advisory-views",
+    envvar=ADVISORY_VIEWS_ENV,
+    default="",
+    metavar="GLOBS",
+    help="Comma-separated FeatureView names or globs that are advisory: their staleness shows in metrics "
+    f"and the /readyz body but never makes the server unready; wins over --required-views (env {ADVISORY_VIEWS_ENV}).",
+)
 @click.option("--log-level", default="warning", show_default=True)
 def command(
     config_file: str | None,
@@ -73,14 +91,17 @@ def command(
     max_batch: int,
     redis_timeout: float,
     freshness_interval: float,
+    required_views: str,
+    advisory_views: str,
     log_level: str,
 ) -> None:
     """Serve feature vectors over HTTP from Redis.
 
     Features come from the FeatureView and StreamingWindow resources: watched in a namespace
     (--from-cluster) or read from a file of their manifests (--config). POST /features looks values
-    up; /readyz fails while data is older than a view's freshness SLA; /metrics for Prometheus;
-    /docs for the OpenAPI description.
+    up (statuses present, stale, partial, expired, not_found); /readyz fails while Redis is down or a
+    required view's data is older than its freshness SLA (--required-views, --advisory-views);
+    /metrics for Prometheus; /docs for the OpenAPI description.
     """
     import uvicorn
 
@@ -98,6 +119,8 @@ def command(
             cache_staleness=cache_staleness,
             max_batch=max_batch,
             freshness_interval=freshness_interval,
+            required_views=parse_view_list(required_views),
+            advisory_views=parse_view_list(advisory_views),
         )
     except ValidationError as error:
         raise click.UsageError("; ".join(e["msg"] for e in error.errors())) from error

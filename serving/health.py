@@ -4,35 +4,98 @@ A view's freshness is the age of its newest data. For a view with a batch source
 newest event time known from the materializer's freshness record
 (:mod:`streamguard.onlinestore.freshness`), the FeatureView's status (``lastMaterializedAt -
 freshnessSeconds``, when watching the cluster) or the newest ``_ts`` this server has read, whichever
-is newest. For a view fed by a StreamingWindow: ``now`` minus the stream heartbeat's ``processed_at``.
-A view with both is as fresh as its stalest part. The server is ready when Redis answers and every
-served view is within its freshness SLA.
+is newest. For a view fed by a StreamingWindow: the freshness rule of :mod:`streamguard.serving.progress`
+over the job's progress record (never its liveness beat). A view with both is as fresh as its stalest
+part.
+
+Readiness follows the :class:`ReadinessPolicy`: the server is ready when the catalog is loaded, Redis
+answers and every *required* view is fresh. Problems of *advisory* views are reported (``/readyz``
+body, metrics) but keep the server ready.
 """
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 
 from streamguard.onlinestore.freshness import NEWEST_EVENT, freshness_key
-from streamguard.onlinestore.window_layout import HEARTBEAT_PROCESSED_AT, heartbeat_key
+from streamguard.onlinestore.window_layout import PROGRESS_FIELDS, StreamProgress
 from streamguard.serving.catalog import Catalog, ServedView
+from streamguard.serving.progress import complete_until, judge, parse_progress
 from streamguard.serving.redisio import RedisPool, RedisUnavailableError, pack
+
+MATERIALIZER, STREAM = "materializer", "stream"
+_GLOB = frozenset("*?[")
+
+
+@dataclass(frozen=True)
+class ReadinessPolicy:
+    """Which views readiness depends on: a view is *required* when its name matches a ``required`` glob
+    and no ``advisory`` glob; every other view is *advisory* (metrics and alerts only)."""
+
+    required: tuple[str, ...] = ("*",)
+    advisory: tuple[str, ...] = ()
+
+    def requires(self, view: str) -> bool:
+        return any(fnmatchcase(view, p) for p in self.required) and not any(fnmatchcase(view, p) for p in self.advisory)
+
+    def unserved(self, served: Iterable[str]) -> list[str]:
+        """Views required by exact name (no glob) that the catalog does not serve."""
+        names = set(served)
+        return [p for p in self.required if not _GLOB & set(p) and p not in names and self.requires(p)]
+
+
+ALL_REQUIRED = ReadinessPolicy()
 
 
 @dataclass(frozen=True)
 class ViewFreshness:
     view: str
     sla_seconds: float
-    newest: float | None
-    """Epoch seconds of the view's newest data (its stalest part); ``None`` when unknown."""
-    source: str
-    reason: str
+    parts: tuple[str, ...]
+    """Where freshness comes from: :data:`MATERIALIZER`, :data:`STREAM` or both."""
+    batch_newest: float | None = None
+    """Epoch seconds of the newest batch data; ``None`` when unknown (or no batch part)."""
+    stream: StreamProgress | None = None
+    """The streaming job's progress record; ``None`` when never written (or no stream part)."""
+    required: bool = True
+
+    @property
+    def source(self) -> str:
+        return "+".join(self.parts)
+
+    @property
+    def newest(self) -> float | None:
+        """Epoch seconds up to which the view's data is known complete (its stalest part)."""
+        times = []
+        if MATERIALIZER in self.parts:
+            times.append(self.batch_newest)
+        if STREAM in self.parts:
+            times.append(complete_until(self.stream))
+        return None if any(t is None for t in times) else min(t for t in times if t is not None)
 
     def age(self, now: float) -> float | None:
-        return None if self.newest is None else max(0.0, now - self.newest)
+        newest = self.newest
+        return None if newest is None else max(0.0, now - newest)
+
+    def problems(self, now: float) -> list[str]:
+        """Why the view is not fresh at ``now`` (empty when fresh)."""
+        out = []
+        if MATERIALIZER in self.parts:
+            if self.batch_newest is None:
+                out.append("never materialized (no freshness record and no rows read)")
+            elif now - self.batch_newest > self.sla_seconds:
+                out.append(
+                    f"data is {now - self.batch_newest:.0f}s old, over its freshness SLA of "
+                    f"{self.sla_seconds:.0f}s (materializer)"
+                )
+        if STREAM in self.parts:
+            verdict = judge(self.stream, self.sla_seconds, now)
+            if not verdict.fresh:
+                out.append(verdict.reason)
+        return out
 
     def fresh(self, now: float) -> bool:
-        age = self.age(now)
-        return age is not None and age <= self.sla_seconds
+        return not self.problems(now)
 
 
 @dataclass(frozen=True)
@@ -40,23 +103,30 @@ class Health:
     redis_error: str | None
     views: tuple[ViewFreshness, ...]
     catalog_loaded: bool = True
+    unserved: tuple[str, ...] = field(default=())
+    """Required views (named exactly by the policy) that the catalog does not serve."""
+
+    def _view_problems(self, now: float, required: bool) -> list[str]:
+        return [
+            f"FeatureView {view.view}: {problem}"
+            for view in self.views
+            if view.required == required
+            for problem in view.problems(now)
+        ]
 
     def reasons(self, now: float) -> list[str]:
+        """Why the server is not ready: catalog, Redis and required views (empty when ready)."""
         reasons = []
         if not self.catalog_loaded:
             reasons.append("feature catalog not loaded yet")
         if self.redis_error is not None:
             reasons.append(f"Redis unreachable: {self.redis_error}")
-        for view in self.views:
-            age = view.age(now)
-            if age is None:
-                reasons.append(f"FeatureView {view.view}: {view.reason}")
-            elif age > view.sla_seconds:
-                reasons.append(
-                    f"FeatureView {view.view}: data is {age:.0f}s old, over its freshness SLA of "
-                    f"{view.sla_seconds:.0f}s ({view.source})"
-                )
-        return reasons
+        reasons.extend(f"FeatureView {name}: required by the readiness policy but not served" for name in self.unserved)
+        return reasons + self._view_problems(now, required=True)
+
+    def advisories(self, now: float) -> list[str]:
+        """Problems of advisory views (reported, never a reason to be unready)."""
+        return self._view_problems(now, required=False)
 
 
 def _batch_part(view: ServedView) -> bool:
@@ -66,53 +136,50 @@ def _batch_part(view: ServedView) -> bool:
 def assess(
     catalog: Catalog,
     recorded: Mapping[str, float | None],
-    heartbeats: Mapping[str, float | None],
+    progress: Mapping[str, StreamProgress | None],
     newest_seen: Mapping[str, float],
+    policy: ReadinessPolicy = ALL_REQUIRED,
 ) -> tuple[ViewFreshness, ...]:
-    """Pure: per served view, the newest data time from what was read from Redis (epoch seconds)."""
+    """Pure: per served view, what its freshness is judged from (times in epoch seconds)."""
     out = []
     for name, view in catalog.views.items():
-        parts: list[float | None] = []
-        sources: list[str] = []
-        reason = ""
+        parts: list[str] = []
+        batch_newest = None
         if _batch_part(view):
-            known = (recorded.get(name), view.status_newest, newest_seen.get(name))
-            candidates = [t for t in known if t is not None]
-            parts.append(max(candidates) if candidates else None)
-            sources.append("materializer")
-            if not candidates:
-                reason = "never materialized (no freshness record and no rows read)"
+            parts.append(MATERIALIZER)
+            known = [t for t in (recorded.get(name), view.status_newest, newest_seen.get(name)) if t is not None]
+            batch_newest = max(known) if known else None
         if view.has_stream:
-            parts.append(heartbeats.get(name))
-            sources.append("stream")
-            if heartbeats.get(name) is None:
-                reason = "no stream heartbeat (streaming job not running?)"
-        newest = None if any(p is None for p in parts) else min(p for p in parts if p is not None)
-        out.append(ViewFreshness(name, view.sla_seconds, newest, "+".join(sources), reason))
+            parts.append(STREAM)
+        out.append(
+            ViewFreshness(name, view.sla_seconds, tuple(parts), batch_newest, progress.get(name), policy.requires(name))
+        )
     return tuple(out)
 
 
-async def check(pool: RedisPool, catalog: Catalog, newest_seen: Mapping[str, float]) -> Health:
-    """Read every freshness record and heartbeat in one round trip."""
+async def check(
+    pool: RedisPool, catalog: Catalog, newest_seen: Mapping[str, float], policy: ReadinessPolicy = ALL_REQUIRED
+) -> Health:
+    """Read every freshness and progress record in one round trip."""
     views = list(catalog.views.values())
+    unserved = tuple(policy.unserved(catalog.views))
     commands = [pack(b"PING")]
     for view in views:
         if _batch_part(view):
             commands.append(pack(b"HGET", freshness_key(view.project, view.name), NEWEST_EVENT))
         if view.has_stream:
-            commands.append(pack(b"HGET", heartbeat_key(view.project, view.name), HEARTBEAT_PROCESSED_AT))
+            commands.append(pack(b"HMGET", view.heartbeat_key, *PROGRESS_FIELDS))
     try:
         replies = iter(await pool.execute(b"".join(commands), len(commands)))
     except RedisUnavailableError as error:
-        return Health(str(error), assess(catalog, {}, {}, newest_seen))
+        return Health(str(error), assess(catalog, {}, {}, newest_seen, policy), unserved=unserved)
     next(replies)
     recorded: dict[str, float | None] = {}
-    heartbeats: dict[str, float | None] = {}
+    progress: dict[str, StreamProgress | None] = {}
     for view in views:
         if _batch_part(view):
             raw = next(replies)
             recorded[view.name] = None if raw is None else float(raw) / 1000.0  # type: ignore[arg-type]
         if view.has_stream:
-            raw = next(replies)
-            heartbeats[view.name] = None if raw is None else float(raw) / 1000.0  # type: ignore[arg-type]
-    return Health(None, assess(catalog, recorded, heartbeats, newest_seen))
+            progress[view.name] = parse_progress(next(replies))  # type: ignore[arg-type]
+    return Health(None, assess(catalog, recorded, progress, newest_seen, policy), unserved=unserved)

@@ -4,14 +4,27 @@ Reads per entity row and selected view:
 
 - batch features: the entity's Feast hash, fields ``_ts:<view>`` + every batch feature of the view;
 - each selected window (suffix): the window hash whose end is ``floor(now / slide) * slide + slide``;
-- once per view with windows: the streaming job's heartbeat (``processed_at_ms``).
+- once per view with windows: the streaming job's progress record (``sgw-hb:<project>:<view>``).
 
-Statuses: a batch value is ``expired`` when its ``_ts`` is older than the view's TTL, ``not_found`` when
-the entity (or the field) is absent. A window value is ``present`` when its hash exists, or when the
-hash is absent but the heartbeat says the stream is alive (an empty window: count 0, sum 0, others
-null); ``expired`` when the heartbeat is older than the TTL; ``not_found`` when neither exists. The
-event timestamp of a batch value is its row's ``_ts``; of a window value, the heartbeat's
-``processed_at`` (when the stream last updated the online values).
+Statuses (docs/semantics.md explains them for users):
+
+- batch value: ``expired`` when its ``_ts`` is older than the view's TTL, ``not_found`` when the entity
+  (or the field) is absent, else ``present``; its event timestamp is the row's ``_ts``.
+- window value, judged once per request from the progress record by the freshness rule
+  (:mod:`streamguard.serving.progress`) at the request's time:
+
+  - ``not_found``: neither a progress record nor the window hash exists;
+  - ``expired``: the stream last caught up longer ago than the view's TTL (value withheld);
+  - ``stale``: the view is not fresh: the value as last written, or null when the hash is absent;
+  - ``partial``: fresh, but the window starts before the job's ``complete_from`` (events missing);
+  - ``present``: fresh and complete. An absent hash reads as the empty window (count 0, sum 0, others
+    null) only then, and as the empty window's partial value under ``partial``.
+
+  Its event timestamp is the record's ``progress_at`` (up to when the stream was last caught up).
+
+Reads may come from the in-process cache (:mod:`streamguard.serving.cache`), each at most
+``cache_staleness`` seconds old; the progress record is judged at the request's time, so a view turns
+``stale`` at the latest ``cache_staleness`` seconds after its record says so.
 """
 
 import time
@@ -21,18 +34,19 @@ from datetime import UTC, datetime
 
 from streamguard.onlinestore.feast_layout import serialize_entity_key
 from streamguard.onlinestore.valueproto import Scalar, decode_timestamp_seconds, decode_value
-from streamguard.onlinestore.window_layout import HEARTBEAT_PROCESSED_AT
+from streamguard.onlinestore.window_layout import PROGRESS_FIELDS, StreamProgress
 from streamguard.serving.cache import TTLCache
 from streamguard.serving.catalog import ServedView, WindowGroup
 from streamguard.serving.errors import EntityError, StoreUnavailableError
+from streamguard.serving.progress import judge, parse_progress
 from streamguard.serving.redisio import RedisPool, RedisUnavailableError, pack_tail
 from streamguard.serving.selection import Selection
 
-PRESENT, NOT_FOUND, EXPIRED = "present", "not_found", "expired"
+PRESENT, NOT_FOUND, EXPIRED, STALE, PARTIAL = "present", "not_found", "expired", "stale", "partial"
 _ABSENT = object()
 """A batch field missing from an existing row (the feature was never written for this entity)."""
-_HEARTBEAT_FIELDS = pack_tail(HEARTBEAT_PROCESSED_AT)
-_HEARTBEAT = "heartbeat"
+_PROGRESS_FIELDS = pack_tail(*PROGRESS_FIELDS)
+_PROGRESS = "progress"
 
 EntityRow = Mapping[str, str | int]
 Read = tuple[bytes, bytes, int, object]
@@ -68,9 +82,7 @@ def _entity_key(view: ServedView, row: EntityRow, position: int, memo: dict[tupl
     for name, value_type in view.join_keys:
         value = row.get(name)
         if value is None:
-            raise EntityError(
-                f"entities[{position}]: missing join key {name!r} (needed by FeatureView {view.name!r})"
-            )
+            raise EntityError(f"entities[{position}]: missing join key {name!r} (needed by FeatureView {view.name!r})")
         if value_type == "INT64" and type(value) is not int:
             raise EntityError(f"entities[{position}].{name}: expected an integer for FeatureView {view.name!r}")
         if value_type == "STRING" and type(value) is not str:
@@ -94,12 +106,35 @@ def _decode_window(group: WindowGroup, raw: list[bytes | None]) -> tuple[Scalar,
     return tuple(cast(item) for cast, item in zip(group.casts, raw, strict=True))
 
 
-def _decode_heartbeat(raw: list[bytes | None]) -> tuple[float, str | None] | None:
-    """(processed_at seconds, its RFC 3339 text) of the stream's heartbeat."""
-    if raw[0] is None:
-        return None
-    ts = float(raw[0]) / 1000.0
-    return ts, iso(ts)
+@dataclass(frozen=True, slots=True)
+class WindowRule:
+    """How one window group's values are answered in one request (the same for every entity row)."""
+
+    status: str
+    """Status of a value whose window hash exists."""
+    missing_status: str
+    """Status when the hash is absent."""
+    missing_empty: bool
+    """An absent hash reads as the empty window (else null)."""
+    withhold: bool
+    """Values are withheld (null) even when the hash exists."""
+    stamp: str | None
+
+
+def window_rule(view: ServedView, group: WindowGroup, progress: StreamProgress | None, now: float) -> WindowRule:
+    """Pure: the statuses of a window group's values at ``now`` from the view's progress record."""
+    progress_at = None if progress is None or progress.progress_at_ms is None else progress.progress_at_ms / 1000.0
+    stamp = iso(progress_at)
+    if progress is None:
+        return WindowRule(STALE, NOT_FOUND, False, False, None)
+    if progress_at is not None and view.ttl_seconds and now - progress_at > view.ttl_seconds:
+        return WindowRule(EXPIRED, EXPIRED, False, True, stamp)
+    if not judge(progress, view.sla_seconds, now).fresh:
+        return WindowRule(STALE, STALE, False, False, stamp)
+    start_ms = group.shape.end_as_of(int(now * 1000)) - group.shape.length_ms
+    if progress.complete_from_ms is not None and start_ms < progress.complete_from_ms:
+        return WindowRule(PARTIAL, PARTIAL, True, False, stamp)
+    return WindowRule(PRESENT, PRESENT, True, False, stamp)
 
 
 class Lookup:
@@ -117,9 +152,10 @@ class Lookup:
         now_ms = int(now * 1000)
         stats = ReadStats()
         views = selection.views
-        # Plan: one cache key per read; per row and view the keys of its batch, window and heartbeat reads.
+        # Plan: one cache key per read; per row and view the keys of its batch and window reads (the
+        # progress record is read once per view, under its Redis key).
         wanted: dict[Hashable, Read] = {}
-        plans: list[list[tuple[Hashable, dict[str, bytes], bytes]]] = []
+        plans: list[list[tuple[Hashable, dict[str, bytes]]]] = []
         for position, row in enumerate(rows):
             memo: dict[tuple[str, ...], bytes] = {}
             row_plan = []
@@ -138,11 +174,23 @@ class Lookup:
                         redis_key = b"%s%s%d" % (prefix, group.key_infix, group.shape.end_as_of(now_ms))
                         window_keys[suffix] = redis_key
                         wanted[redis_key] = (redis_key, group.packed_fields, len(group.fields), group)
-                    wanted[view.heartbeat_key] = (view.heartbeat_key, _HEARTBEAT_FIELDS, 1, _HEARTBEAT)
-                row_plan.append((batch_key, window_keys, view.heartbeat_key))
+                    wanted[view.heartbeat_key] = (
+                        view.heartbeat_key,
+                        _PROGRESS_FIELDS,
+                        len(PROGRESS_FIELDS),
+                        _PROGRESS,
+                    )
+                row_plan.append((batch_key, window_keys))
             plans.append(row_plan)
 
         found = await self._fetch(wanted, now, stats)
+        rules: dict[tuple[int, str], WindowRule] = {}
+        for position, (view, groups) in enumerate(zip(views, selection.groups, strict=True)):
+            if groups:
+                progress = found[view.heartbeat_key]
+                assert progress is None or isinstance(progress, StreamProgress)
+                for suffix in groups:
+                    rules[position, suffix] = window_rule(view, view.windows[suffix], progress, now)
 
         all_values: list[list[Scalar]] = []
         all_statuses: list[list[str]] = []
@@ -153,7 +201,7 @@ class Lookup:
             stamps: list[str | None] = []
             for column in selection.columns:
                 view = views[column.view]
-                batch_key, window_keys, hb_key = row_plan[column.view]
+                batch_key, window_keys = row_plan[column.view]
                 if column.group is None:
                     batch = found[batch_key]
                     if batch is None:
@@ -175,24 +223,16 @@ class Lookup:
                         values.append(value)  # type: ignore[arg-type]
                         statuses.append(PRESENT)
                     continue
-                heartbeat = found[hb_key]
-                assert heartbeat is None or isinstance(heartbeat, tuple)
-                stamps.append(None if heartbeat is None else heartbeat[1])
-                if heartbeat is not None and view.ttl_seconds and now - heartbeat[0] > view.ttl_seconds:
-                    values.append(None)
-                    statuses.append(EXPIRED)
-                    continue
+                rule = rules[column.view, column.group]
+                stamps.append(rule.stamp)
                 window = found[window_keys[column.group]]
                 if window is not None:
                     assert isinstance(window, tuple)
-                    values.append(window[column.index])
-                    statuses.append(PRESENT)
-                elif heartbeat is not None:
-                    values.append(view.windows[column.group].empty[column.index])
-                    statuses.append(PRESENT)
+                    values.append(None if rule.withhold else window[column.index])
+                    statuses.append(rule.status)
                 else:
-                    values.append(None)
-                    statuses.append(NOT_FOUND)
+                    values.append(view.windows[column.group].empty[column.index] if rule.missing_empty else None)
+                    statuses.append(rule.missing_status)
             all_values.append(values)
             all_statuses.append(statuses)
             all_stamps.append(stamps)
@@ -234,7 +274,7 @@ class Lookup:
             elif isinstance(kind, WindowGroup):
                 decoded = _decode_window(kind, raw)
             else:
-                decoded = _decode_heartbeat(raw)
+                decoded = parse_progress(raw)
             found[key] = decoded
             if cache.enabled:
                 cache.put(key, decoded, now)

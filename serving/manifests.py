@@ -1,8 +1,9 @@
 """The serving Deployment, Service and the RBAC it needs to watch the feature resources (pure).
 
 The pod runs ``streamguard serve --from-cluster <namespace>``; Redis' URL comes from a Secret. It is
-Ready only while ``/readyz`` passes (Redis reachable and every served view within its freshness SLA),
-so a pod with stale features leaves the Service's endpoints. Non-root, read-only root filesystem.
+Ready only while ``/readyz`` passes (Redis reachable and every *required* view within its freshness
+SLA), so a pod with stale required features leaves the Service's endpoints; advisory views are only
+reported. Non-root, read-only root filesystem.
 """
 
 from dataclasses import dataclass, field
@@ -30,6 +31,10 @@ class ServingDeployment:
     workers: int = 1
     cache_staleness_seconds: float = 1.0
     max_batch: int = 1000
+    required_views: tuple[str, ...] = ("*",)
+    """Globs of the views readiness requires (default: all)."""
+    advisory_views: tuple[str, ...] = ()
+    """Globs of the views that are reported only (win over :attr:`required_views`)."""
     resources: dict[str, dict[str, str]] = field(
         default_factory=lambda: {
             "requests": {"cpu": "500m", "memory": "256Mi"},
@@ -74,6 +79,8 @@ def _container(spec: ServingDeployment) -> dict[str, Any]:
             str(spec.cache_staleness_seconds),
             "--max-batch",
             str(spec.max_batch),
+            f"--required-views={','.join(spec.required_views)}",
+            f"--advisory-views={','.join(spec.advisory_views)}",
         ],
         "env": [
             {

@@ -30,28 +30,45 @@ LATENCY_BUCKETS = (
 
 
 class _FreshnessCollector(Collector):
-    """``streamguard_feature_freshness_seconds{view}``, computed at scrape time from the newest data
-    times last seen (so the gauge keeps growing while a view's data stops arriving)."""
+    """Per served view, computed at scrape time from the records last read (so the age keeps growing
+    while a view's data stops arriving): ``streamguard_feature_freshness_seconds``,
+    ``streamguard_feature_fresh`` (0/1, the rule ``/readyz`` and the lookups apply),
+    ``streamguard_feature_freshness_sla_seconds`` and ``streamguard_feature_view_required``."""
 
     def __init__(self, snapshot: Callable[[], tuple[ViewFreshness, ...]]) -> None:
         self._snapshot = snapshot
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        gauge = GaugeMetricFamily(
+        age = GaugeMetricFamily(
             "streamguard_feature_freshness_seconds",
-            "Age of the newest data of each served FeatureView (NaN when unknown).",
+            "Age of the data of each served FeatureView: now minus the time up to which it is known complete "
+            "(stream: its last caught-up progress; NaN when unknown).",
+            labels=["view"],
+        )
+        fresh = GaugeMetricFamily(
+            "streamguard_feature_fresh",
+            "1 while a served FeatureView is fresh (its values are served present), else 0 (served stale).",
             labels=["view"],
         )
         sla = GaugeMetricFamily(
             "streamguard_feature_freshness_sla_seconds", "Freshness SLA of each served FeatureView.", labels=["view"]
         )
+        required = GaugeMetricFamily(
+            "streamguard_feature_view_required",
+            "1 when readiness requires the view to be fresh, 0 when it is advisory.",
+            labels=["view"],
+        )
         now = time.time()
         for view in self._snapshot():
-            age = view.age(now)
-            gauge.add_metric([view.view], float("nan") if age is None else age)
+            seconds = view.age(now)
+            age.add_metric([view.view], float("nan") if seconds is None else seconds)
+            fresh.add_metric([view.view], 1.0 if view.fresh(now) else 0.0)
             sla.add_metric([view.view], view.sla_seconds)
-        yield gauge
+            required.add_metric([view.view], 1.0 if view.required else 0.0)
+        yield age
+        yield fresh
         yield sla
+        yield required
 
 
 class ServingMetrics:

@@ -17,7 +17,7 @@ FeatureRef = Annotated[
 EntityValue = (
     Annotated[StrictStr, StringConstraints(max_length=1024)] | Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
 )
-Status = Literal["present", "not_found", "expired"]
+Status = Literal["present", "stale", "partial", "expired", "not_found"]
 Scalar = StrictStr | StrictInt | float | bool | None
 
 
@@ -71,14 +71,19 @@ class LookupRequest(_Wire):
 class FeatureRow(_Wire):
     """One entity row's values, aligned with :attr:`LookupResponse.features`."""
 
-    values: list[Scalar] = Field(description="The value of each feature; null unless its status is present.")
+    values: list[Scalar] = Field(
+        description="The value of each feature; null when not_found or expired (and a stale window value "
+        "that was never written)."
+    )
     statuses: list[Status] = Field(
-        description="present: value as stored (may be null); not_found: no value for this entity; "
-        "expired: the newest value is older than the view's TTL."
+        description="present: correct and fresh (may be null); stale: the view's stream is not progressing "
+        "within its freshness SLA, value as last known or null; partial: the window starts before the events "
+        "the stream holds, value over what it holds; expired: older than the view's TTL, withheld; "
+        "not_found: no value for this entity. See docs/semantics.md."
     )
     event_timestamps: list[str | None] = Field(
         description="RFC 3339 UTC event time of each value (batch: the row's event timestamp; window: "
-        "when the stream last updated the online values); null when not found."
+        "when the stream was last caught up); null when unknown."
     )
 
 
@@ -103,17 +108,28 @@ class ValidationErrorResponse(BaseModel):
 
 class ViewHealth(BaseModel):
     view: str
+    required: bool = Field(description="Readiness depends on this view (else advisory: reported only).")
     fresh: bool
     freshness_seconds: float | None = Field(description="Age of the view's newest data; null when unknown.")
     sla_seconds: float
     source: str = Field(description="Where freshness comes from: materializer, stream, or both.")
-    reason: str = ""
+    reason: str = Field(default="", description="Why the view is not fresh (empty when fresh).")
+    stream_state: str | None = Field(
+        default=None, description="The streaming job's own state (running, catching-up, dead-lettering, ...)."
+    )
+
+
+class ReadinessPolicyBody(BaseModel):
+    required: list[str] = Field(description="Globs of the views readiness requires.")
+    advisory: list[str] = Field(description="Globs of the views that are reported only.")
 
 
 class Readiness(BaseModel):
     ready: bool
     reasons: list[str] = Field(description="Why the server is not ready (empty when ready).")
+    advisories: list[str] = Field(description="Problems of advisory views (they never make the server unready).")
     redis: str = Field(description="'ok' or the error talking to Redis.")
+    policy: ReadinessPolicyBody
     views: list[ViewHealth]
 
 
@@ -123,6 +139,7 @@ class CatalogView(BaseModel):
     features: list[str]
     ttl_seconds: float
     freshness_sla_seconds: float
+    required: bool = Field(description="Readiness depends on this view's freshness (else advisory).")
 
 
 class CatalogResponse(BaseModel):

@@ -16,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 from streamguard.serving.cache import TTLCache
 from streamguard.serving.catalog import Catalog
 from streamguard.serving.errors import BatchTooLargeError, ServingError, StoreUnavailableError
-from streamguard.serving.health import Health, ViewFreshness, check
+from streamguard.serving.health import Health, ReadinessPolicy, ViewFreshness, check
 from streamguard.serving.lookup import Lookup
 from streamguard.serving.metrics import ServingMetrics
 from streamguard.serving.models import LookupRequest
@@ -53,6 +53,7 @@ class FeatureService:
         self.cache = TTLCache(settings.cache_staleness, settings.cache_max_entries)
         self.lookup = Lookup(pool, self.cache)
         self.newest_seen: dict[str, float] = {}
+        self.policy = ReadinessPolicy(settings.required_views, settings.advisory_views)
         self.health: Health | None = None
         self.metrics = ServingMetrics(self._freshness_snapshot)
         self._catalog: Catalog | None = None
@@ -128,7 +129,7 @@ class FeatureService:
             health = Health(None, (), catalog_loaded=False)
         else:
             try:
-                health = await asyncio.wait_for(check(self.pool, catalog, self.newest_seen), timeout=2.0)
+                health = await asyncio.wait_for(check(self.pool, catalog, self.newest_seen, self.policy), timeout=2.0)
             except TimeoutError:
                 health = Health("no answer within 2s", ())
         if health.redis_error is not None:
@@ -137,24 +138,31 @@ class FeatureService:
         return health
 
     async def readiness(self) -> tuple[int, dict[str, Any]]:
+        """``/readyz``: 503 only for the catalog, Redis or a required view; advisory problems listed."""
         health = await self.check_health()
         now = time.time()
         reasons = health.reasons(now)
-        views = [
-            {
-                "view": v.view,
-                "fresh": v.fresh(now),
-                "freshness_seconds": v.age(now),
-                "sla_seconds": v.sla_seconds,
-                "source": v.source,
-                "reason": v.reason,
-            }
-            for v in health.views
-        ]
+        views = []
+        for v in health.views:
+            problems = v.problems(now)
+            views.append(
+                {
+                    "view": v.view,
+                    "required": v.required,
+                    "fresh": not problems,
+                    "freshness_seconds": v.age(now),
+                    "sla_seconds": v.sla_seconds,
+                    "source": v.source,
+                    "reason": "; ".join(problems),
+                    "stream_state": v.stream.state if v.stream is not None else None,
+                }
+            )
         body = {
             "ready": not reasons,
             "reasons": reasons,
+            "advisories": health.advisories(now),
             "redis": "ok" if health.redis_error is None else health.redis_error,
+            "policy": {"required": list(self.policy.required), "advisory": list(self.policy.advisory)},
             "views": views,
         }
         return (200 if not reasons else 503), body
@@ -180,6 +188,7 @@ class FeatureService:
                     "features": list(view.feature_names),
                     "ttl_seconds": view.ttl_seconds,
                     "freshness_sla_seconds": view.sla_seconds,
+                    "required": self.policy.requires(name),
                 }
                 for name, view in catalog.views.items()
             },

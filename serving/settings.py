@@ -3,9 +3,16 @@
 import os
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SETTINGS_ENV = "STREAMGUARD_SERVING_SETTINGS"
+REQUIRED_VIEWS_ENV = "STREAMGUARD_SERVING_REQUIRED_VIEWS"
+ADVISORY_VIEWS_ENV = "STREAMGUARD_SERVING_ADVISORY_VIEWS"
+
+
+def parse_view_list(text: str) -> tuple[str, ...]:
+    """``"a, b-*"`` -> ``("a", "b-*")`` (FeatureView names or globs; blanks dropped)."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
 class Settings(BaseModel):
@@ -23,12 +30,24 @@ class Settings(BaseModel):
     cache_max_entries: int = Field(default=100_000, ge=1)
     max_batch: int = Field(default=1000, ge=1, description="Entity rows per request; more -> 413.")
     freshness_interval: float = Field(default=5.0, gt=0, description="Seconds between freshness refreshes.")
+    required_views: tuple[str, ...] = Field(
+        default=("*",), description="Globs of the FeatureViews readiness requires to be fresh (default: all)."
+    )
+    advisory_views: tuple[str, ...] = Field(
+        default=(), description="Globs of FeatureViews whose staleness is reported but never makes the pod unready."
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
         if (self.config_file is None) == (self.namespace is None):
             raise ValueError("give exactly one feature source: a config file or a namespace to watch")
         return self
+
+    @field_validator("required_views", "advisory_views", mode="before")
+    @classmethod
+    def _view_list(cls, value: object) -> object:
+        """A comma-separated string is a list (as flags and environment variables give it)."""
+        return parse_view_list(value) if isinstance(value, str) else value
 
     def to_env(self) -> dict[str, str]:
         return {SETTINGS_ENV: self.model_dump_json()}

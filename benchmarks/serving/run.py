@@ -5,7 +5,7 @@ account-profile 4, merchant-profile 4, account-realtime 9) for one random custom
 merchant. The data is written once under a throw-away project in the stack's Redis:
 
 - the three batch views in Feast's layout (read by both servers);
-- account-realtime in the streaming window layout with a fresh heartbeat (read by ``streamguard``) and
+- account-realtime in the streaming window layout with a caught-up progress record (read by ``streamguard``) and
   the same values in Feast's layout (read by ``feast``, which cannot read the window layout, and by
   ``streamguard-feast-layout``, our server reading byte-for-byte what Feast reads).
 
@@ -49,14 +49,7 @@ from streamguard.devstack.machine import machine_facts
 from streamguard.finserve.resources import load_manifests
 from streamguard.onlinestore.feast_layout import feature_field, redis_key, timestamp_field
 from streamguard.onlinestore.valueproto import encode_timestamp, encode_value
-from streamguard.onlinestore.window_layout import (
-    HEARTBEAT_BATCH,
-    HEARTBEAT_PROCESSED_AT,
-    HEARTBEAT_WATERMARK,
-    encode_number,
-    heartbeat_key,
-    window_key,
-)
+from streamguard.onlinestore.window_layout import StreamProgress, encode_number, heartbeat_key, window_key
 from streamguard.windows import WindowShape
 
 HERE = Path(__file__).resolve().parent
@@ -154,11 +147,8 @@ class Data:
                         pipe.execute()
         pipe.hset(
             heartbeat_key(self.project, STREAM_VIEW),  # type: ignore[arg-type]
-            mapping={
-                HEARTBEAT_PROCESSED_AT: str(now_ms).encode(),
-                HEARTBEAT_WATERMARK: str(now_ms).encode(),
-                HEARTBEAT_BATCH: b"1",
-            },
+            mapping=StreamProgress(processed_at_ms=now_ms, progress_at_ms=now_ms, newest_event_ms=now_ms, lag=0,
+                                   watermark_ms=now_ms, batch_id=1, state="running").mapping(),  # caught up
         )
         pipe.execute()
         return writes

@@ -39,6 +39,12 @@ PROGRESS_FIELDS = (PROCESSED_AT, PROGRESS_AT, NEWEST_EVENT, LAG, WATERMARK, BATC
 HEARTBEAT_PROCESSED_AT = PROCESSED_AT
 HEARTBEAT_WATERMARK = WATERMARK
 HEARTBEAT_BATCH = BATCH
+HEARTBEAT_PROGRESS_AT = PROGRESS_AT
+HEARTBEAT_NEWEST_EVENT = NEWEST_EVENT
+HEARTBEAT_LAG = LAG
+HEARTBEAT_STATE = STATE
+HEARTBEAT_REASON = REASON
+HEARTBEAT_COMPLETE_FROM = COMPLETE_FROM
 
 StreamState = Literal["running", "catching-up", "dead-lettering", "failing", "starting"]
 STATES: tuple[str, ...] = get_args(StreamState)
@@ -49,8 +55,8 @@ class StreamProgress:
     """The progress record of a window view. ``None`` fields are not written (``HSET`` keeps what the
     hash holds), so a restarted job never erases ``progress_at_ms`` or ``newest_event_ms``."""
 
-    processed_at_ms: int
-    state: StreamState
+    processed_at_ms: int | None = None
+    state: StreamState = "starting"
     reason: str = ""
     progress_at_ms: int | None = None
     newest_event_ms: int | None = None

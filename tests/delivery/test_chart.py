@@ -218,3 +218,13 @@ def test_kind_config_matches_the_dev_profile() -> None:
     image = f"{dev['image']['repository']}:{dev['image']['tag']}"
     assert f"kind load docker-image {image} --name {config['name']}" in (REPO / "kind-config.yaml").read_text()
     assert f"kind load docker-image {image} --name {config['name']}" in (REPO / "docs" / "helm.md").read_text()
+
+
+@pytest.mark.stack
+def test_serving_readiness_policy(helm: Helm) -> None:
+    serve = container(find(rendered(helm, "values.yaml"), "Deployment", "-serving"))["args"]
+    assert "--required-views=*" in serve and "--advisory-views=" in serve
+    docs = rendered(helm, "values.yaml", "streamguard", "sg", "--set", "serving.advisoryViews={device-*,x}")
+    assert "--advisory-views=device-*,x" in container(find(docs, "Deployment", "-serving"))["args"]
+    bad = helm("template", "sg", str(CHART), "--set", "serving.requiredViews={Not A View}", check=False)
+    assert bad.returncode != 0 and "requiredViews" in bad.stderr

@@ -21,14 +21,7 @@ import yaml
 from streamguard.onlinestore.feast_layout import EntityValue, feature_field, redis_key, timestamp_field
 from streamguard.onlinestore.freshness import FreshnessRecord, freshness_key
 from streamguard.onlinestore.valueproto import Scalar, encode_timestamp, encode_value
-from streamguard.onlinestore.window_layout import (
-    HEARTBEAT_BATCH,
-    HEARTBEAT_PROCESSED_AT,
-    HEARTBEAT_WATERMARK,
-    encode_number,
-    heartbeat_key,
-    window_key,
-)
+from streamguard.onlinestore.window_layout import StreamProgress, encode_number, heartbeat_key, window_key
 
 API = "streamguard.dev/v1alpha1"
 CUSTOMER = [
@@ -200,12 +193,42 @@ def write_window(
     client.hset(window_key(project, WINDOW_VIEW, suffix, end_ms, {"customer_id": customer}), mapping=fields)  # type: ignore[arg-type]
 
 
-def write_heartbeat(client: redis.Redis, project: str, processed_at: float, view: str = WINDOW_VIEW) -> None:
-    ms = int(processed_at * 1000)
-    client.hset(
-        heartbeat_key(project, view),  # type: ignore[arg-type]
-        mapping={HEARTBEAT_PROCESSED_AT: str(ms), HEARTBEAT_WATERMARK: str(ms - 120_000), HEARTBEAT_BATCH: "1"},
+def write_progress(
+    client: redis.Redis,
+    project: str,
+    progress_at: float | None,
+    *,
+    lag: int = 0,
+    newest_event: float | None = None,
+    state: str = "running",
+    reason: str = "",
+    complete_from: float | None = None,
+    view: str = WINDOW_VIEW,
+) -> StreamProgress:
+    """Replace the view's stream progress record, as the streaming job writes it (alive now; caught up at
+    ``progress_at``, ``None`` for never; the newest event defaults to ``progress_at``)."""
+
+    def ms(t: float | None) -> int | None:
+        return None if t is None else int(t * 1000)
+
+    newest = newest_event if newest_event is not None else progress_at
+    record = StreamProgress(
+        processed_at_ms=ms(time.time()),
+        progress_at_ms=ms(progress_at),
+        newest_event_ms=ms(newest),
+        lag=lag,
+        watermark_ms=None if newest is None else int(newest * 1000) - 120_000,
+        batch_id=1,
+        state=state,
+        reason=reason,
+        complete_from_ms=ms(complete_from),
     )
+    key = heartbeat_key(project, view)
+    with client.pipeline(transaction=True) as pipe:
+        pipe.delete(key)
+        pipe.hset(key, mapping=record.mapping())  # type: ignore[arg-type]
+        pipe.execute()
+    return record
 
 
 def write_freshness(client: redis.Redis, project: str, view: str, newest_event: float) -> None:

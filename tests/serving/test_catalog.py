@@ -9,6 +9,7 @@ import pytest
 
 from streamguard.onlinestore.feast_layout import feature_field, timestamp_field
 from streamguard.onlinestore.freshness import FreshnessRecord
+from streamguard.onlinestore.window_layout import StreamProgress
 from streamguard.serving.cache import TTLCache
 from streamguard.serving.catalog import ViewResource, build_catalog
 from streamguard.serving.errors import UnknownFeatureError
@@ -108,14 +109,14 @@ def test_freshness_takes_the_newest_source_and_the_stalest_part() -> None:
         for v in assess(
             catalog,
             recorded={"customer-profile": now - 100, "account-profile": now - 5000},
-            heartbeats={WINDOW_VIEW: now - 30},
+            progress={WINDOW_VIEW: StreamProgress(progress_at_ms=int((now - 30) * 1000), lag=0)},
             newest_seen={"account-profile": now - 50},
         )
     }
     assert views["customer-profile"].age(now) == 100
     assert views["account-profile"].age(now) == 50  # a newer row read beats an old record
     assert views["merchant-profile"].age(now) is None
-    assert "never materialized" in views["merchant-profile"].reason
+    assert "never materialized" in views["merchant-profile"].problems(now)[0]
     assert views[WINDOW_VIEW].age(now) == 30 and views[WINDOW_VIEW].source == "stream"
     reasons = Health(None, tuple(views.values())).reasons(now)
     assert reasons == ["FeatureView merchant-profile: never materialized (no freshness record and no rows read)"]

@@ -22,7 +22,7 @@ from tests.serving.support import (
     finserve_manifests,
     running_server,
     write_finserve_rows,
-    write_heartbeat,
+    write_progress,
 )
 
 pytestmark = pytest.mark.stack
@@ -70,7 +70,7 @@ def test_serve_from_cluster_with_status_freshness(
 ) -> None:
     kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(finserve_manifests(project)))
     write_finserve_rows(redis_client, project, 2, time.time())
-    write_heartbeat(redis_client, project, time.time())
+    write_progress(redis_client, project, time.time())
     args = ("--from-cluster", namespace, "--kubeconfig", stack.kubeconfig, "--cache-staleness", "0")
     with running_server(None, stack.redis_url, *args) as base:
         deadline = time.monotonic() + 20

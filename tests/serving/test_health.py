@@ -19,7 +19,7 @@ from tests.serving.support import (
     write_config,
     write_finserve_rows,
     write_freshness,
-    write_heartbeat,
+    write_progress,
 )
 
 pytestmark = pytest.mark.stack
@@ -36,11 +36,11 @@ def test_readiness_flips_with_freshness(redis_client: redis.Redis, project: str,
         never = client.get("/readyz")
         assert never.status_code == 503
         assert "never materialized" in _reasons(never.json())
-        assert "no stream heartbeat" in _reasons(never.json())
+        assert "no stream progress record" in _reasons(never.json())
 
         for view in BATCH:
             write_freshness(redis_client, project, view, now - 30)
-        write_heartbeat(redis_client, project, now - 5)
+        write_progress(redis_client, project, now - 5)
         ready = client.get("/readyz")
         assert ready.status_code == 200, ready.text
         assert ready.json()["ready"] is True
@@ -55,12 +55,12 @@ def test_readiness_flips_with_freshness(redis_client: redis.Redis, project: str,
         assert "FeatureView merchant-profile" in _reasons(stale.json())
         assert "over its freshness SLA of 3600s" in _reasons(stale.json())
         # the stream stops: the window view ages past its 1m SLA too
-        write_heartbeat(redis_client, project, now - 90)
+        write_progress(redis_client, project, now - 90)
         assert "FeatureView customer-txn-windows" in _reasons(client.get("/readyz").json())
 
         # fresh data lands again
         write_freshness(redis_client, project, "merchant-profile", time.time())
-        write_heartbeat(redis_client, project, time.time())
+        write_progress(redis_client, project, time.time())
         again = client.get("/readyz")
         assert again.status_code == 200, again.text
 
@@ -75,7 +75,7 @@ def test_newest_row_read_counts_as_freshness(
     write_finserve_rows(redis_client, project, 1, time.time() - 10)
     for view in ("account-profile", "merchant-profile"):
         write_freshness(redis_client, project, view, time.time())
-    write_heartbeat(redis_client, project, time.time())
+    write_progress(redis_client, project, time.time())
     with serving_client() as client:
         assert client.get("/readyz").status_code == 503  # customer-profile: no freshness record yet
         client.post("/features", json={"features": ["customer-profile:age"], "entities": [{"customer_id": "C00000"}]})

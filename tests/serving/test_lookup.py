@@ -16,7 +16,7 @@ from tests.serving.support import (
     sample_value,
     write_batch_row,
     write_finserve_rows,
-    write_heartbeat,
+    write_progress,
     write_window,
 )
 
@@ -107,7 +107,7 @@ def test_window_values_empty_window_and_fraud_burst(
         before = client.post("/features", json=request).json()["results"][0]
         assert before["statuses"] == ["not_found"] * 6
 
-        write_heartbeat(redis_client, project, time.time())
+        write_progress(redis_client, project, time.time())
         write_window(
             redis_client,
             project,
@@ -150,7 +150,7 @@ def test_window_values_expire_when_the_stream_stops(
     now = time.time()
     shape = WindowShape.parse("1m", "15s")
     write_window(redis_client, project, "1m", shape.end_as_of(int(now * 1000)), "C1", {"txn_count": 3})
-    write_heartbeat(redis_client, project, now - 11 * 60)  # TTL of the window view is 10m
+    write_progress(redis_client, project, now - 11 * 60)  # TTL of the window view is 10m
     with serving_client() as client:
         result = client.post("/features", json={"features": _window_refs()[:1], "entities": [{"customer_id": "C1"}]})
     assert result.json()["results"][0]["statuses"] == ["expired"]
@@ -182,7 +182,7 @@ def test_mixed_batch_and_window_features_of_many_rows(
 ) -> None:
     now = time.time()
     write_finserve_rows(redis_client, project, 20, now - 30)
-    write_heartbeat(redis_client, project, now)
+    write_progress(redis_client, project, now)
     shape = WindowShape.parse("5m", "1m")
     for i in range(20):
         write_window(

@@ -24,3 +24,14 @@ def test_probes_security_and_rbac() -> None:
         "namespace": "serving",
     }
     assert render(ServingDeployment(namespace="serving")) == render(ServingDeployment(namespace="serving"))
+
+
+def test_readiness_policy_flags() -> None:
+    def args(spec: ServingDeployment) -> list[str]:
+        deployment = next(o for o in render(spec) if o["kind"] == "Deployment")
+        container_args: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        return container_args
+
+    assert {"--required-views=*", "--advisory-views="} <= set(args(ServingDeployment(namespace="serving")))
+    policy = ServingDeployment(namespace="s", required_views=("customer-*", "merchant-profile"), advisory_views=("x",))
+    assert {"--required-views=customer-*,merchant-profile", "--advisory-views=x"} <= set(args(policy))

@@ -13,7 +13,7 @@ from streamguard.serving.lookup import Lookup
 from streamguard.serving.redisio import RedisPool
 from streamguard.serving.selection import resolve
 from streamguard.serving.sources import FileSource
-from tests.serving.support import WINDOW_VIEW, entity_id, fraud_refs, write_finserve_rows, write_heartbeat
+from tests.serving.support import WINDOW_VIEW, entity_id, fraud_refs, write_finserve_rows, write_progress
 
 pytestmark = pytest.mark.stack
 
@@ -32,7 +32,7 @@ def test_one_pipeline_for_all_views_and_rows(
     stack: Endpoints, redis_client: redis.Redis, project: str, config_path: Path
 ) -> None:
     write_finserve_rows(redis_client, project, 3, time.time())
-    write_heartbeat(redis_client, project, time.time())
+    write_progress(redis_client, project, time.time())
     catalog = FileSource(config_path).current()
     assert catalog is not None
     selection = resolve(catalog, [*fraud_refs(), f"{WINDOW_VIEW}:txn_count_1m", f"{WINDOW_VIEW}:amount_max_5m"])

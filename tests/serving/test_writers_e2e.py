@@ -21,7 +21,7 @@ from streamguard.windows import WindowShape
 from streamguard.workloads.streaming.plan import build
 from streamguard.workloads.streaming.sink import END, KEY, SUFFIX, RedisSink
 from tests.serving.conftest import ClientFactory
-from tests.serving.support import CUSTOMER, WINDOW_VIEW, finserve_manifests
+from tests.serving.support import CUSTOMER, WINDOW_VIEW, finserve_manifests, write_progress
 
 pytestmark = pytest.mark.stack
 
@@ -154,6 +154,8 @@ def test_stream_sink_windows_are_served(redis_client: redis.Redis, project: str,
     with serving_client() as client:
         sink.write(batch(2, 40.0, 25.0))
         sink.heartbeat(batch_id=1, watermark_ms=now_ms - 120_000)
+        # the job's progress record says it is caught up (its writer is the streaming job's progress tracker)
+        write_progress(redis_client, project, time.time())
         c7, c8 = client.post("/features", json=request).json()["results"]
         assert c7["values"] == [2, 40.0, 25.0, 3, 50.0, 25.0]
         assert c8["values"] == [0, 0.0, None, 0, 0.0, None] and c8["statuses"] == ["present"] * 6
@@ -161,6 +163,7 @@ def test_stream_sink_windows_are_served(redis_client: redis.Redis, project: str,
         for _ in range(2):
             sink.write(batch(19, 4800.0, 990.0))
         sink.heartbeat(batch_id=2, watermark_ms=now_ms - 60_000)
+        write_progress(redis_client, project, time.time())
         burst = client.post("/features", json=request).json()["results"][0]
         ready = client.get("/readyz").json()
     assert burst["values"] == [19, 4800.0, 990.0, 20, 4810.0, 990.0]

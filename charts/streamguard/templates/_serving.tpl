@@ -12,5 +12,7 @@
 - --workers={{ .Values.serving.workers }}
 - --cache-staleness={{ .Values.serving.cacheStaleness }}
 - --max-batch={{ .Values.serving.maxBatch }}
+- {{ printf "--required-views=%s" (join "," .Values.serving.requiredViews) | quote }}
+- {{ printf "--advisory-views=%s" (join "," .Values.serving.advisoryViews) | quote }}
 - --log-level={{ .Values.serving.logLevel }}
 {{- end }}
