@@ -48,8 +48,10 @@ COPY streamguard/ streamguard/
 COPY operator/ operator/
 COPY workloads/ workloads/
 COPY serving/ serving/
+# Dependencies' own test suites (pandas, scipy, sklearn, pyarrow... ~150 MB) are not run in a container.
 RUN rm -rf streamguard/devstack streamguard/devkubelet streamguard/demo streamguard/finserve/generate.py \
  && /opt/streamguard/venv/bin/pip install . \
+ && find /opt/streamguard/venv/lib -depth -type d -name tests -path '*/site-packages/*' -exec rm -rf {} + \
  && /opt/streamguard/venv/bin/streamguard --help > /dev/null
 
 # -- 3. Runtime: Debian's Python + a headless JRE 17 for Spark, non-root, read-only-root-filesystem friendly.
@@ -57,7 +59,8 @@ FROM ${BASE} AS runtime
 ARG PYTHON_VERSION
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python${PYTHON_VERSION} default-jre-headless procps tini \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && groupadd --gid 10001 streamguard \
  && useradd --uid 10001 --gid 10001 --home-dir /home/streamguard --create-home --shell /usr/sbin/nologin streamguard
 COPY --from=build /opt/streamguard/venv /opt/streamguard/venv

@@ -9,6 +9,7 @@ rebuilt only when that digest changes, then imported into the node's containerd 
 
 import fcntl
 import fnmatch
+import gzip
 import hashlib
 import json
 import os
@@ -18,7 +19,7 @@ import tarfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO
 
 from streamguard.devstack import node, versions
 from streamguard.devstack.paths import cache_root
@@ -176,7 +177,7 @@ def build(root: Path | None = None) -> BuiltImage:
         archive = images / f"streamguard-{digest[:16]}.oci.tar"
         partial = archive.with_suffix(".partial")
         partial.unlink(missing_ok=True)
-        _buildah("push", "--disable-compression", name, f"oci-archive:{partial}:{name}", log=log)
+        _buildah("push", name, f"oci-archive:{partial}:{name}", log=log)
         partial.rename(archive)
         result = BuiltImage(name=name, digest=digest, archive=str(archive), size_bytes=layers_size(archive),
                             build_seconds=round(time.monotonic() - started, 1))
@@ -187,20 +188,30 @@ def build(root: Path | None = None) -> BuiltImage:
 
 
 def layers_size(archive: Path) -> int:
-    """The uncompressed size of an OCI archive's image: the sum of its (uncompressed) layer blobs."""
+    """The image's uncompressed size: the bytes of its layer tarballs once decompressed."""
     with tarfile.open(archive) as tar:
-        def blob(descriptor: dict[str, Any]) -> dict[str, Any]:
-            member = tar.extractfile("blobs/" + descriptor["digest"].replace(":", "/"))
-            if member is None:
-                raise ProvisionError(f"{archive}: missing blob {descriptor['digest']}")
-            loaded: dict[str, Any] = json.load(member)
-            return loaded
+        def member(digest: str) -> IO[bytes]:
+            found = tar.extractfile("blobs/" + digest.replace(":", "/"))
+            if found is None:
+                raise ProvisionError(f"{archive}: missing blob {digest}")
+            return found
 
-        index_file = tar.extractfile("index.json")
-        if index_file is None:
-            raise ProvisionError(f"{archive} has no index.json")
-        manifest = blob(json.load(index_file)["manifests"][0])
-        return sum(int(layer["size"]) for layer in manifest["layers"])
+        index = json.load(member_named(tar, archive, "index.json"))
+        manifest = json.load(member(index["manifests"][0]["digest"]))
+        total = 0
+        for layer in manifest["layers"]:
+            blob = member(layer["digest"])
+            stream = gzip.GzipFile(fileobj=blob) if layer["mediaType"].endswith("gzip") else blob
+            while chunk := stream.read(1 << 20):
+                total += len(chunk)
+        return total
+
+
+def member_named(tar: tarfile.TarFile, archive: Path, name: str) -> IO[bytes]:
+    found = tar.extractfile(name)
+    if found is None:
+        raise ProvisionError(f"{archive} has no {name}")
+    return found
 
 
 def _prune(keep: str) -> None:
