@@ -37,6 +37,7 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -435,22 +436,30 @@ def containerd_service(built: dict[str, Artifact], layout: NodeLayout) -> Servic
     )
 
 
-def node_ready(kubectl: Path, kubeconfig_path: Path) -> bool:
+def node_ready(kubectl: Path, kubeconfig_path: Path, since: float = 0.0) -> bool:
+    """The node's Ready condition is True, from a heartbeat at or after ``since`` (epoch seconds): a node
+    object left Ready by an earlier kubelet does not count."""
     probe = subprocess.run(
         [str(kubectl), f"--kubeconfig={kubeconfig_path}", "get", "node", NODE_NAME, "-o",
-         'jsonpath={.status.conditions[?(@.type=="Ready")].status}'],
+         'jsonpath={.status.conditions[?(@.type=="Ready")]}'],
         capture_output=True, text=True, check=False, timeout=10)
-    return probe.stdout.strip() == "True"
+    if not probe.stdout.strip():
+        return False
+    ready = json.loads(probe.stdout)
+    beat = datetime.strptime(ready["lastHeartbeatTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    return bool(ready["status"] == "True" and beat >= int(since))
 
 
 def kubelet_service(built: dict[str, Artifact], layout: NodeLayout, address: str, kubectl: Path,
                     admin: Path) -> Service:
+    pid_file = layout.run_dir / "pids" / "kubelet.pid"
     return Service(
         "kubelet",
         [str(built["kubernetes"].directory / "kubelet"), f"--config={layout.root / 'kubelet.json'}",
          f"--kubeconfig={layout.kubeconfig}", f"--hostname-override={NODE_NAME}", f"--node-ip={address}",
          f"--root-dir={layout.kubelet}", f"--cert-dir={layout.root / 'kubelet-pki'}", "--v=1"],
-        ready=lambda: node_ready(kubectl, admin),
+        # Ready from this kubelet: a heartbeat since its start (the supervisor writes its pid file then).
+        ready=lambda: node_ready(kubectl, admin, pid_file.stat().st_mtime),
         timeout=120,
     )
 
