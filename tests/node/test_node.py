@@ -3,6 +3,7 @@
 import ipaddress
 import json
 import subprocess
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from streamguard.devstack import image, node, versions
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.supervisor import free_port
 from tests.conftest import Kubectl
 from tests.node.conftest import on_node
 from tests.polling import wait_for
@@ -137,3 +139,32 @@ def test_a_claim_of_the_default_class_is_bound_to_a_folder_on_the_node(kubectl: 
     folder = Path(volume["spec"]["local"]["path"])
     assert folder.is_relative_to(node.NodeLayout(Path(stack.run_dir).resolve()).volumes)
     assert (folder / "file").read_text() == "kept\n"
+
+
+def test_the_kubelet_probes_a_pod_and_port_forward_reaches_it_on_loopback(
+        kubectl: Kubectl, namespace: str, stack: Endpoints, project_image: image.BuiltImage) -> None:
+    name = "web"
+    manifest = _pod(name, project_image.name,
+                    ["python", "-m", "http.server", "8080", "--directory", "/opt/streamguard/jars"])
+    container = manifest["spec"]["containers"][0]
+    container["ports"] = [{"name": "http", "containerPort": 8080}]
+    container["readinessProbe"] = {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 2}
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(manifest))
+    # Ready only once the kubelet's HTTP probe (over the stack's bridge) has passed.
+    kubectl("wait", "--for=condition=Ready", f"pod/{name}", "-n", namespace, "--timeout=120s")
+    port = free_port()
+    forward = subprocess.Popen([str(Path(stack.bin_dir) / "kubectl"), f"--kubeconfig={stack.kubeconfig}",
+                                "port-forward", "-n", namespace, f"pod/{name}", f"{port}:8080"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def listing() -> str | None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                    return str(response.read().decode())
+            except OSError:
+                return None
+
+        assert "spark-avro_2.13.jar" in wait_for("the pod's HTTP server through port-forward", listing, timeout=30)
+    finally:
+        forward.terminate()
+        forward.wait(timeout=10)
