@@ -231,7 +231,7 @@ def put_on_node(image: BuiltImage, run_dir: Path) -> bool:
     """Import the image into the stack's containerd (True if it was not there yet)."""
     layout = node.NodeLayout(run_dir.resolve())
     built = ensure(["containerd"])
-    return node.import_image(built, layout, Path(image.archive), image.name)
+    return node.import_image(built, layout, Path(image.archive), image.name, replaces=REPOSITORY)
 
 
 def _say(message: str) -> None:

@@ -406,14 +406,29 @@ def ctr(built: dict[str, Artifact], layout: NodeLayout, *args: str, check: bool 
     return result
 
 
-def import_image(built: dict[str, Artifact], layout: NodeLayout, archive: Path, name: str) -> bool:
+def import_image(built: dict[str, Artifact], layout: NodeLayout, archive: Path, name: str,
+                 replaces: str | None = None) -> bool:
     """Import an OCI archive into the node's containerd unless ``name`` is there; pin it (never collected).
-    True if it was imported."""
-    if name in ctr(built, layout, "images", "ls", "-q").stdout.split():
-        return False
-    ctr(built, layout, "images", "import", "--local", str(archive))
-    ctr(built, layout, "images", "label", name, "io.cri-containerd.pinned=pinned")
-    return True
+    Other images of repository ``replaces`` are removed (with the digest references the import made), so
+    each rebuild does not leave gigabytes behind. True if it was imported."""
+    refs = _image_refs(built, layout)
+    imported = name not in refs
+    if imported:
+        ctr(built, layout, "images", "import", "--local", str(archive))
+        ctr(built, layout, "images", "label", name, "io.cri-containerd.pinned=pinned")
+        refs = _image_refs(built, layout)
+    if replaces:
+        stale = {digest for ref, digest in refs.items() if ref.startswith(replaces + ":") and ref != name}
+        doomed = [ref for ref, digest in refs.items() if digest in stale and digest != refs[name]]
+        if doomed:
+            ctr(built, layout, "images", "rm", *doomed)
+    return imported
+
+
+def _image_refs(built: dict[str, Artifact], layout: NodeLayout) -> dict[str, str]:
+    """Every image reference in the node's containerd and the digest of the manifest it names."""
+    rows = ctr(built, layout, "images", "ls").stdout.splitlines()[1:]
+    return {row.split()[0]: row.split()[2] for row in rows if len(row.split()) > 2}
 
 
 def containerd_service(built: dict[str, Artifact], layout: NodeLayout) -> Service:
