@@ -42,6 +42,28 @@ class Pki:
         return self.directory / "admin.key"
 
     @property
+    def kubelet_client_cert(self) -> Path:
+        """The apiserver's client certificate towards kubelets (logs, exec, port-forward)."""
+        return self.directory / "apiserver-kubelet-client.crt"
+
+    @property
+    def kubelet_client_key(self) -> Path:
+        return self.directory / "apiserver-kubelet-client.key"
+
+    def node_cert(self, node: str) -> Path:
+        """The kubelet's client certificate (``system:node:<node>`` in group ``system:nodes``)."""
+        return self.directory / f"node-{node}.crt"
+
+    def node_key(self, node: str) -> Path:
+        return self.directory / f"node-{node}.key"
+
+    def kubelet_serving_cert(self, node: str) -> Path:
+        return self.directory / f"kubelet-{node}-serving.crt"
+
+    def kubelet_serving_key(self, node: str) -> Path:
+        return self.directory / f"kubelet-{node}-serving.key"
+
+    @property
     def sa_key(self) -> Path:
         return self.directory / "sa.key"
 
@@ -121,14 +143,55 @@ def ensure_pki(directory: Path) -> Pki:
     return pki
 
 
-def kubeconfig(pki: Pki, server: str) -> str:
-    """An admin kubeconfig (YAML) with file references to the PKI."""
+def _load_ca(pki: Pki) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
+    ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, rsa.RSAPrivateKey):
+        raise TypeError(f"{pki.ca_key} is not an RSA key")
+    return ca, ca_key
+
+
+def ensure_kubelet_client(pki: Pki) -> None:
+    """Issue, once, the apiserver's client certificate towards kubelets (``system:masters``)."""
+    if pki.kubelet_client_cert.exists():
+        return
+    ca, ca_key = _load_ca(pki)
+    key = _key()
+    subject = _name("kube-apiserver-kubelet-client", "system:masters")
+    _save(pki.kubelet_client_cert, pki.kubelet_client_key, _issue(subject, key, ca.subject, ca_key, client=True), key)
+
+
+def ensure_node_certs(pki: Pki, node: str, node_ip: str) -> None:
+    """Issue, once per node IP, the node's client certificate (``system:node:<node>`` in ``system:nodes``)
+    and the kubelet's serving certificate for ``node_ip``."""
+    serving = pki.kubelet_serving_cert(node)
+    if serving.exists() and pki.node_cert(node).exists():
+        names = x509.load_pem_x509_certificate(serving.read_bytes()).extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value
+        if ipaddress.ip_address(node_ip) in names.get_values_for_type(x509.IPAddress):
+            return
+    ca, ca_key = _load_ca(pki)
+    key = _key()
+    client = _issue(_name(f"system:node:{node}", "system:nodes"), key, ca.subject, ca_key, client=True)
+    _save(pki.node_cert(node), pki.node_key(node), client, key)
+    key = _key()
+    server = _issue(_name(node), key, ca.subject, ca_key, server_names=(node_ip, "127.0.0.1", "localhost", node))
+    _save(serving, pki.kubelet_serving_key(node), server, key)
+
+
+def _save(cert_path: Path, key_path: Path, cert: x509.Certificate, key: rsa.RSAPrivateKey) -> None:
+    _write_key(key_path, key)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def kubeconfig(pki: Pki, server: str, cert: Path | None = None, key: Path | None = None) -> str:
+    """A kubeconfig (YAML) with file references to the PKI: the admin's, or the given client certificate's."""
     return (
         "apiVersion: v1\nkind: Config\n"
         f"clusters:\n- name: streamguard-dev\n  cluster:\n    server: {server}\n"
         f"    certificate-authority: {pki.ca_cert}\n"
-        f"users:\n- name: admin\n  user:\n    client-certificate: {pki.admin_cert}\n"
-        f"    client-key: {pki.admin_key}\n"
+        f"users:\n- name: admin\n  user:\n    client-certificate: {cert or pki.admin_cert}\n"
+        f"    client-key: {key or pki.admin_key}\n"
         "contexts:\n- name: streamguard-dev\n  context:\n    cluster: streamguard-dev\n    user: admin\n"
         "    namespace: default\n"
         "current-context: streamguard-dev\n"

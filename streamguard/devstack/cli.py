@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from streamguard.devstack import image as project_image
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.paths import cache_root, run_root
 from streamguard.devstack.provision import ProvisionError, artifacts, ensure
@@ -17,10 +18,10 @@ _run_dir = click.option("--run-dir", type=click.Path(file_okay=False, path_type=
 
 @click.group("dev")
 def command() -> None:
-    """Provision and run the local stack: etcd + kube-apiserver (RBAC) + kube-controller-manager, Kafka
-    (KRaft), Apicurio Registry (Confluent API, BACKWARD default) and Redis (AOF), each on a free
-    loopback port. Downloads and builds are cached per version under $STREAMGUARD_CACHE
-    (default ~/.cache/streamguard)."""
+    """Provision and run the local stack: etcd + kube-apiserver (RBAC) + kube-controller-manager +
+    kube-scheduler, a node (kubelet + containerd + runc, CNI bridge), Kafka (KRaft), Apicurio Registry
+    (Confluent API, BACKWARD default) and Redis (AOF), each on a free loopback port. Downloads and
+    builds are cached per version under $STREAMGUARD_CACHE (default ~/.cache/streamguard)."""
 
 
 @command.command()
@@ -43,6 +44,24 @@ def up(run_dir: Path | None) -> None:
         raise click.ClickException(str(error)) from error
     click.echo(f"endpoints: {Path(endpoints.run_dir) / 'endpoints.json'}")
     click.echo("try: eval \"$(streamguard dev env)\" && kubectl get namespaces")
+
+
+@command.command()
+@_run_dir
+@click.option("--no-import", is_flag=True, help="Only build (or find) the image; do not put it on the node.")
+def image(run_dir: Path | None, no_import: bool) -> None:
+    """Build the project's image from the Dockerfile with buildah (no daemon; cached by a digest of the
+    Dockerfile and the build context, rebuilt only when they change) and import it into the stack's node."""
+    try:
+        built = project_image.build()
+        imported = False if no_import else project_image.put_on_node(built, run_dir or run_root())
+    except (ProvisionError, StartError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"image:    {built.name}")
+    click.echo(f"size:     {built.size_bytes / 1e9:.2f} GB uncompressed (built in {built.build_seconds:.0f}s)")
+    click.echo(f"archive:  {built.archive}")
+    if not no_import:
+        click.echo(f"node:     {'imported' if imported else 'already present'}")
 
 
 @command.command()

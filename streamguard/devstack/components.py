@@ -52,8 +52,14 @@ def kube_apiserver(artifact: Artifact, pki: Pki, work: Path, port: int, etcd_por
          f"--etcd-servers=http://127.0.0.1:{etcd_port}",
          "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port}",
          f"--cert-dir={work}", f"--tls-cert-file={pki.server_cert}", f"--tls-private-key-file={pki.server_key}",
-         f"--client-ca-file={pki.ca_cert}", "--authorization-mode=RBAC",
+         f"--client-ca-file={pki.ca_cert}", "--authorization-mode=Node,RBAC",
+         "--enable-admission-plugins=NodeRestriction",
          "--disable-admission-plugins=ServiceAccount", "--service-cluster-ip-range=10.0.0.0/24",
+         # The apiserver dials kubelets (logs, exec, port-forward) at their InternalIP (the node's is 127.0.0.1)
+         # with a client certificate from the stack's CA. It does not verify kubelets' serving certificates
+         # yet (--kubelet-certificate-authority) because devkubelet serves a self-signed one.
+         f"--kubelet-client-certificate={pki.kubelet_client_cert}", f"--kubelet-client-key={pki.kubelet_client_key}",
+         "--kubelet-preferred-address-types=InternalIP",
          f"--service-account-issuer=https://127.0.0.1:{port}/", f"--service-account-key-file={pki.sa_pub}",
          f"--service-account-signing-key-file={pki.sa_key}", "--allow-privileged=true",
          "--endpoint-reconciler-type=none"],

@@ -70,6 +70,10 @@ def artifacts() -> dict[str, Artifact]:
     actionlint = root / f"actionlint-{versions.ACTIONLINT}"
     promtool = root / f"promtool-{versions.PROMTOOL}"
     prometheus_crds = root / f"prometheus-crds-{versions.PROMETHEUS_OPERATOR}"
+    containerd = root / f"containerd-{versions.CONTAINERD}"
+    cni = root / f"cni-plugins-{versions.CNI_PLUGINS}"
+    pause = root / f"pause-{versions.K8S}"
+    debian = root / f"debian-{versions.DEBIAN_SUITE}"
     return {
         a.name: a
         for a in (
@@ -98,6 +102,16 @@ def artifacts() -> dict[str, Artifact]:
                      prometheus_crds / "monitoring.coreos.com_prometheusrules.yaml",
                      lambda d, _: [*_script("build-prometheus-crds.sh"), versions.PROMETHEUS_OPERATOR,
                                    versions.CONTROLLER_TOOLS, str(d)]),
+            Artifact("containerd", versions.CONTAINERD, containerd, containerd / "containerd-shim-runc-v2",
+                     lambda d, _: [*_script("build-containerd.sh"), versions.CONTAINERD, str(d)]),
+            Artifact("cni-plugins", versions.CNI_PLUGINS, cni, cni / "portmap",
+                     lambda d, _: [*_script("build-cni.sh"), versions.CNI_PLUGINS, str(d)]),
+            Artifact("pause", versions.K8S, pause, pause / "image-name",
+                     lambda d, _: [*_script("build-pause.sh"), versions.K8S, versions.PAUSE_IMAGE_REPOSITORY,
+                                   str(d)]),
+            Artifact("debian-base", versions.DEBIAN_SUITE, debian, debian / "suite",
+                     lambda d, _: [*_script("build-debian-base.sh"), versions.DEBIAN_SUITE,
+                                   *debian_mirrors(versions.DEBIAN_SUITE), str(d)]),
         )
     }
 
@@ -142,35 +156,86 @@ def _build_locked(artifact: Artifact, logs: Path) -> None:
     _say(f"[provision] {artifact.name} {artifact.version}: ready in {time.monotonic() - started:.0f}s")
 
 
-def ensure_redis() -> str:
-    """``redis-server`` from Debian's package; installed with apt-get when missing (root only)."""
-    found = shutil.which("redis-server")
+def parse_debian_sources(texts: Sequence[str], suite: str) -> tuple[str, str]:
+    """``(mirror, security mirror)`` serving ``suite`` main in apt sources (one-line or deb822 format);
+    the security mirror is ``""`` when none is configured."""
+    found: dict[str, str] = {}
+
+    def note(uris: Sequence[str], suites: Sequence[str]) -> None:
+        for name in suites:
+            for uri in uris:
+                found.setdefault(name, uri.rstrip("/"))
+
+    for text in texts:
+        for stanza in text.split("\n\n"):
+            fields = {}
+            for line in stanza.splitlines():
+                words = line.split("#", 1)[0].split()
+                if words[:1] == ["deb"]:
+                    rest = [w for w in words[1:] if "=" not in w and not w.startswith("[") and not w.endswith("]")]
+                    if len(rest) >= 2:
+                        note(rest[:1], rest[1:2])
+                elif words and words[0].endswith(":"):
+                    fields[words[0][:-1].lower()] = words[1:]
+            if "deb" in fields.get("types", []):
+                note(fields.get("uris", []), fields.get("suites", []))
+    if suite not in found:
+        raise ProvisionError(f"no apt source serves Debian {suite} (looked in /etc/apt/sources.list*): "
+                             "debootstrap needs a Debian mirror")
+    return found[suite], found.get(f"{suite}-security", "")
+
+
+def debian_mirrors(suite: str) -> tuple[str, str]:
+    """The Debian mirrors apt on this machine already uses (the image base is bootstrapped from them)."""
+    files = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
+    return parse_debian_sources([f.read_text() for f in files if f.is_file()], suite)
+
+
+def ensure_debian_package(command: str, package: str) -> str:
+    """``command`` from Debian's ``package``, installed with apt-get when missing (root only)."""
+    found = shutil.which(command)
     if found:
         return found
-    _say("[provision] redis-server: installing Debian package redis-server")
-    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "redis-server"]):
-        result = subprocess.run(command, capture_output=True, text=True, check=False,
+    _say(f"[provision] {command}: installing Debian package {package}")
+    for argv in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", package]):
+        result = subprocess.run(argv, capture_output=True, text=True, check=False,
                                 env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
         if result.returncode != 0:
-            raise ProvisionError(f"{' '.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
-    found = shutil.which("redis-server")
+            raise ProvisionError(f"{' '.join(argv)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    found = shutil.which(command)
     if not found:
-        raise ProvisionError("redis-server still missing after apt-get install redis-server")
+        raise ProvisionError(f"{command} still missing after apt-get install {package}")
     return found
 
 
+def ensure_redis() -> str:
+    """``redis-server`` from Debian's package."""
+    return ensure_debian_package("redis-server", "redis-server")
+
+
+NODE_PACKAGES = {"runc": "runc", "buildah": "buildah", "debootstrap": "debootstrap"}
+"""Commands the node and the image build take from Debian (the OCI runtime; the daemonless image builder)."""
+
+
+def ensure_node_packages() -> None:
+    for command, package in NODE_PACKAGES.items():
+        ensure_debian_package(command, package)
+
+
 def _require_tools() -> None:
-    missing = [tool for tool in ("go", "java", "mvn") if shutil.which(tool) is None]
+    missing = [tool for tool in ("go", "java", "mvn", "gcc") if shutil.which(tool) is None]
     if missing:
-        raise ProvisionError(f"missing build tools on PATH: {', '.join(missing)} (need Go 1.26, Java 17, Maven)")
+        raise ProvisionError(f"missing build tools on PATH: {', '.join(missing)} "
+                             "(need Go 1.26, Java 17, Maven, gcc)")
 
 
 def ensure(names: Sequence[str] | None = None) -> dict[str, Artifact]:
-    """Build every missing artifact (all by default) and make sure Redis is installed."""
+    """Build every missing artifact (all by default); make sure Redis and the node's packages are installed."""
     wanted = artifacts()
     selected = [wanted[n] for n in (names or list(wanted))]
     missing = [a for a in selected if not a.present()]
     ensure_redis()
+    ensure_node_packages()
     if missing:
         _require_tools()
         _say(f"[provision] cold cache: building {', '.join(a.name for a in missing)} into {cache_root()}")

@@ -10,16 +10,17 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from streamguard.devstack import components, versions
-from streamguard.devstack.certs import ensure_pki, kubeconfig
+from streamguard.devstack import components, node, versions
+from streamguard.devstack.certs import ensure_kubelet_client, ensure_pki, kubeconfig
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.provision import Artifact, artifacts, ensure
 from streamguard.devstack.supervisor import Service, Supervisor, free_port
 
 RESTARTABLE = ("kafka", "apicurio-registry", "redis")
-SERVICES = ("etcd", "kube-apiserver", "kube-controller-manager", "kafka", "apicurio-registry", "redis")
+SERVICES = ("etcd", "kube-apiserver", "kube-controller-manager", *node.NODE_SERVICES, "kafka", "apicurio-registry",
+            "redis")
 _PORT_NAMES = ("etcd", "etcd-peer", "apiserver", "kafka", "kafka-controller", "registry", "registry-management",
-               "redis")
+               "redis", "scheduler", "kubelet", "kubelet-healthz")
 
 
 def _say(message: str) -> None:
@@ -54,6 +55,10 @@ class Stack:
             "etcd": built["etcd"].directory / "etcd",
             "kube-apiserver": built["kubernetes"].directory / "kube-apiserver",
             "kube-controller-manager": built["kubernetes"].directory / "kube-controller-manager",
+            "kube-scheduler": built["kubernetes"].directory / "kube-scheduler",
+            "kubelet": built["kubernetes"].directory / "kubelet",
+            "containerd": built["containerd"].directory / "containerd",
+            "ctr": built["containerd"].directory / "ctr",
             "actionlint": built["actionlint"].directory / "actionlint",
             "promtool": built["promtool"].directory / "promtool",
         }
@@ -78,11 +83,13 @@ class Stack:
         built = ensure()
         ports = self._ports()
         pki = ensure_pki(self.run_dir / "pki")
+        ensure_kubelet_client(pki)
         kubectl = self._link_bins(built)
         apiserver = f"https://127.0.0.1:{ports['apiserver']}"
         self.kubeconfig.write_text(kubeconfig(pki, apiserver))
         registry_url = _registry_url(ports)
-        _say(f"[stack] starting in {self.run_dir}: kubernetes {versions.K8S}, etcd {versions.ETCD}, "
+        _say(f"[stack] starting in {self.run_dir}: kubernetes {versions.K8S}, containerd {versions.CONTAINERD}, "
+             f"etcd {versions.ETCD}, "
              f"kafka {versions.KAFKA}, apicurio {versions.APICURIO}, redis {_redis_version()}")
 
         def control_plane() -> None:
@@ -90,6 +97,8 @@ class Stack:
             self._start(components.kube_apiserver(built["kubernetes"], pki, self.run_dir / "apiserver",
                                                   ports["apiserver"], ports["etcd"]))
             self._start(components.kube_controller_manager(built["kubernetes"], pki, self.kubeconfig, kubectl))
+            node.start(self._start, self.supervisor, node.NodeLayout(self.run_dir), built, pki, apiserver, ports,
+                       kubectl, self.kubeconfig, components.python_bin() / "python")
 
         def registry() -> None:
             self._start(self._data_service("apicurio-registry", built, ports))
@@ -114,9 +123,9 @@ class Stack:
             redis_url=f"redis://127.0.0.1:{ports['redis']}/0",
             bin_dir=str(self.bin_dir),
             spark_jars=jars,
-            versions={"kubernetes": versions.K8S, "etcd": versions.ETCD, "kafka": versions.KAFKA,
-                      "apicurio": versions.APICURIO, "redis": _redis_version(), "helm": versions.HELM,
-                      "spark": versions.SPARK},
+            versions={"kubernetes": versions.K8S, "containerd": versions.CONTAINERD, "etcd": versions.ETCD,
+                      "kafka": versions.KAFKA, "apicurio": versions.APICURIO, "redis": _redis_version(),
+                      "helm": versions.HELM, "spark": versions.SPARK},
         )
         endpoints.save()
         _say(f"[stack] ready in {time.monotonic() - started:.1f}s; endpoints: {self.run_dir / 'endpoints.json'}")
@@ -148,8 +157,11 @@ class Stack:
         self._start(service)
 
     def down(self) -> list[str]:
-        """Stop every service this stack started, in reverse order. Returns the names stopped."""
-        return [name for name in reversed(SERVICES) if self.supervisor.stop(name)]
+        """Stop every service this stack started, the node first (its pods, mounts and bridge), then the
+        rest in reverse order. Returns the names stopped."""
+        stopped = node.stop(self.supervisor, node.NodeLayout(self.run_dir), artifacts())
+        return stopped + [name for name in reversed(SERVICES)
+                          if name not in node.NODE_SERVICES and self.supervisor.stop(name)]
 
     def status(self) -> dict[str, int | None]:
         return {name: self.supervisor.running_pid(name) for name in SERVICES}

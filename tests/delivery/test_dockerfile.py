@@ -1,7 +1,7 @@
 """The Dockerfile, checked without Docker: what it copies exists, what it runs exists, and its build steps
-match the project (Python and Spark versions, connector artifacts, the package it installs)."""
+match the project (Python and Spark versions, connector artifacts, the package it installs). The image
+itself is built from it by tests/node (``streamguard dev image``)."""
 
-import fnmatch
 import re
 import shlex
 import shutil
@@ -16,6 +16,7 @@ import pytest
 
 from streamguard.cli import main
 from streamguard.devstack import versions
+from streamguard.devstack.image import context_files, excluded, ignore_patterns
 from tests.delivery.conftest import REPO
 
 DOCKERFILE = REPO / "Dockerfile"
@@ -57,19 +58,11 @@ def local_copies() -> list[list[str]]:
 
 
 def dockerignore_excludes(path: str) -> bool:
-    """Docker's rule: the last matching pattern wins; ``!`` re-includes (and covers a folder's contents)."""
-    excluded = False
-    for raw in (REPO / ".dockerignore").read_text().splitlines():
-        pattern = raw.strip()
-        if not pattern or pattern.startswith("#"):
-            continue
-        negate = pattern.startswith("!")
-        pattern = pattern.lstrip("!").rstrip("/")
-        parts = Path(path).parts
-        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-        if any(fnmatch.fnmatch(p, pattern) for p in prefixes):
-            excluded = not negate
-    return excluded
+    return excluded(path, ignore_patterns((REPO / ".dockerignore").read_text()))
+
+
+DEV_TOOLING = ("streamguard/devstack", "streamguard/devkubelet", "streamguard/demo", "streamguard/finserve/generate.py")
+"""Development tooling that must never reach the runtime image."""
 
 
 def test_every_copied_path_exists_and_is_in_the_build_context() -> None:
@@ -78,6 +71,22 @@ def test_every_copied_path_exists_and_is_in_the_build_context() -> None:
     for source in sources:
         assert (REPO / source).exists(), f"COPY {source}: no such path in the repository"
         assert not dockerignore_excludes(source.rstrip("/")), f"COPY {source}: excluded by .dockerignore"
+
+
+def test_every_stage_starts_from_the_base_argument_defaulting_to_public_debian_slim() -> None:
+    """One base for every stage: docker builds it unchanged elsewhere, buildah builds it here from a local
+    Debian base with --pull-never (no other image may be named)."""
+    assert build_args()["BASE"] == "debian:bookworm-slim"
+    stages = args_of("FROM")
+    assert stages and all(stage.split()[0] == "${BASE}" for stage in stages), stages
+
+
+def test_the_build_context_carries_no_development_tooling_but_the_connectors_pom() -> None:
+    files = context_files(REPO)
+    assert "pyproject.toml" in files and "streamguard/cli.py" in files
+    tooling = [f for f in files if f.startswith(DEV_TOOLING)]
+    assert tooling == ["streamguard/devstack/maven/spark-connectors.pom.xml"]
+    assert not [f for f in files if "__pycache__" in f or f.startswith((".run/", ".venv/", "tests/"))]
 
 
 def test_python_and_spark_versions_match_the_project() -> None:
@@ -139,15 +148,23 @@ def test_the_install_step_builds_a_package_with_every_entrypoint(tmp_path: Path)
     """Build the wheel from exactly what the Dockerfile copies, the way its `pip install .` does."""
     context = tmp_path / "context"
     context.mkdir()
-    build_stage = [copy for copy in local_copies() if not copy[0].endswith(".pom.xml")]
-    for copy in build_stage:
-        for source in copy:
-            src = REPO / source
-            if src.is_dir():
-                shutil.copytree(src, context / source, symlinks=True,
-                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-            else:
-                shutil.copy2(src, context / source)
+    sources = [source.rstrip("/") for copy in local_copies() if not copy[0].endswith(".pom.xml") for source in copy]
+    for rel in context_files(REPO):
+        if any(rel == source or rel.startswith(source + "/") for source in sources):
+            (context / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, context / rel)
+    for link in ("operator", "serving", "workloads"):
+        (context / "streamguard" / link).symlink_to(f"../{link}")
+    install = next(run for run in args_of("RUN") if "pip install ." in run)
+    removed = re.search(r"rm -rf ([^&]+)&&", install)
+    assert removed is not None, "the build stage must drop the development tooling before `pip install .`"
+    assert sorted(removed.group(1).split()) == sorted(DEV_TOOLING)
+    for path in removed.group(1).split():
+        target = context / path
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
     assert any("pip install ." in run for run in args_of("RUN"))
     result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
                              str(context)], capture_output=True, text=True, check=False, timeout=600)
@@ -156,8 +173,8 @@ def test_the_install_step_builds_a_package_with_every_entrypoint(tmp_path: Path)
     names = set(zipfile.ZipFile(wheel).namelist())
     for module in ("streamguard/cli.py", "streamguard/operator/cli.py", "streamguard/workloads/cli.py",
                    "streamguard/workloads/materialize/cli.py", "streamguard/workloads/streaming/cli.py",
-                   "streamguard/workloads/drift/cli.py", "streamguard/serving/cli.py",
-                   "streamguard/devstack/maven/spark-connectors.pom.xml"):
+                   "streamguard/workloads/drift/cli.py", "streamguard/serving/cli.py"):
         assert module in names, f"{module} is missing from the image's package"
+    assert not [n for n in names if n.startswith(DEV_TOOLING)], "development tooling in the image's package"
     assert not any(n.startswith(("operator/", "workloads/", "serving/")) for n in names), \
         "top-level operator/ must not become an importable package"

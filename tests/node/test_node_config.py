@@ -1,0 +1,75 @@
+"""Pure parts of the node's set-up: what preflight reports, the subnet choice, apt sources, configurations."""
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from streamguard.devstack import node
+from streamguard.devstack.certs import Pki
+from streamguard.devstack.image import excluded, ignore_patterns
+from streamguard.devstack.provision import ProvisionError, parse_debian_sources
+
+V1 = [("/sys/fs/cgroup", "tmpfs", "rw")] + [(f"/sys/fs/cgroup/{c}", "cgroup", f"rw,relatime,{c}")
+                                            for c in node.CGROUP_V1_REQUIRED]
+
+
+def test_preflight_names_each_missing_cgroup_controller() -> None:
+    mounts = [m for m in V1 if not m[0].endswith(("/memory", "/pids"))]
+    problems = [p for p in node.preflight(mounts) if "cgroup" in p]
+    assert problems == ["cgroup v1 controllers not mounted: memory, pids (the kubelet and runc need them under "
+                        "/sys/fs/cgroup; or boot with cgroup v2)"]
+    read_only = [(p, t, "ro,relatime,cpu") if p.endswith("/cpu") else (p, t, o) for p, t, o in V1]
+    assert [p for p in node.preflight(read_only) if "cgroup" in p] == ["cgroup v1 controllers mounted read-only: cpu"]
+    assert not [p for p in node.preflight([("/sys/fs/cgroup", "cgroup2", "rw")]) if "cgroup" in p]
+
+
+def test_the_pod_subnet_skips_networks_in_use() -> None:
+    ident = "000000c3"  # 0xc3 % 256 = 195
+    assert node.choose_subnet(ident, []) == ipaddress.IPv4Network("10.244.195.0/24")
+    taken = [ipaddress.IPv4Network("10.244.195.0/24"), ipaddress.IPv4Network("10.244.196.128/25")]
+    assert node.choose_subnet(ident, taken) == ipaddress.IPv4Network("10.244.197.0/24")
+    with pytest.raises(node.NodeUnavailableError):
+        node.choose_subnet(ident, [ipaddress.IPv4Network("10.0.0.0/8")])
+
+
+def test_debian_mirrors_come_from_apt_sources_in_either_format() -> None:
+    deb822 = ("Types: deb\nURIs: http://deb.example/debian\nSuites: bookworm bookworm-updates\nComponents: main\n\n"
+              "Types: deb\nURIs: http://deb.example/debian-security/\nSuites: bookworm-security\n")
+    assert parse_debian_sources([deb822], "bookworm") == ("http://deb.example/debian",
+                                                          "http://deb.example/debian-security")
+    one_line = "deb [arch=amd64 signed-by=/k.gpg] http://m.example/debian bookworm main\n"
+    assert parse_debian_sources([one_line], "bookworm") == ("http://m.example/debian", "")
+    with pytest.raises(ProvisionError, match="no apt source serves Debian trixie"):
+        parse_debian_sources([one_line], "trixie")
+
+
+def test_dockerignore_rules_follow_docker() -> None:
+    rules = ignore_patterns("*\n!streamguard\nstreamguard/devstack\n!streamguard/devstack/maven/x.xml\n"
+                            "**/__pycache__/\n")
+    assert excluded("tests/test_x.py", rules)
+    assert not excluded("streamguard/cli.py", rules)
+    assert excluded("streamguard/devstack/node.py", rules)
+    assert not excluded("streamguard/devstack/maven/x.xml", rules)
+    assert excluded("streamguard/api/__pycache__/models.pyc", rules)
+
+
+def test_the_node_configuration_is_scoped_to_its_run_directory(tmp_path: Path) -> None:
+    layout = node.NodeLayout(tmp_path)
+    kubelet = node.kubelet_config(layout, Pki(tmp_path / "pki"), "10.244.1.1", 10250, 10248)
+    assert kubelet["failCgroupV1"] is False and kubelet["cgroupDriver"] == "cgroupfs"
+    assert kubelet["failSwapOn"] is False
+    assert kubelet["cgroupRoot"] == f"/streamguard-{layout.ident}"
+    assert kubelet["address"] == "10.244.1.1" and kubelet["readOnlyPort"] == 0
+    assert kubelet["authentication"]["anonymous"]["enabled"] is False
+    for key in ("podLogsDir", "volumePluginDir", "containerRuntimeEndpoint"):
+        assert str(tmp_path) in kubelet[key]
+    cni = node.cni_config(layout, ipaddress.IPv4Network("10.244.1.0/24"))
+    bridge = cni["plugins"][0]
+    assert bridge["bridge"] == layout.bridge and len(layout.bridge) <= 15
+    assert bridge["isGateway"] is False and bridge["ipMasq"] is False
+    assert bridge["ipam"]["dataDir"].startswith(str(tmp_path))
+    toml = node.containerd_config(layout, tmp_path / "cni", "localhost/p:1", restrict_oom=True)
+    assert "restrict_oom_score_adj = true" in toml and "SystemdCgroup = false" in toml
+    paths = [line.split("'")[1] for line in toml.splitlines() if "= '/" in line and "BinaryName" not in line]
+    assert paths and all(p.startswith(str(tmp_path)) for p in paths), paths
