@@ -4,7 +4,7 @@ For window length ``W`` and slide ``S`` (milliseconds, ``W`` a multiple of ``S``
 multiples of ``S`` and cover ``[end - W, end)``. The value "as of" time ``t`` is the window that contains
 ``t`` and closes first, ``end = floor(t / S) * S + S``, over the events before ``t``
 (``end - W <= ts < t``, milliseconds): serving reads that window while the stream fills it, and a
-training row at ``t`` holds the same value (docs/time-rule.md). An empty window has count 0, sum 0 and
+training row at ``t`` holds the same value (docs/semantics.md, "The time rule"). An empty window has count 0, sum 0 and
 null avg/min/max.
 """
 

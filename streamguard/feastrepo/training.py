@@ -6,7 +6,7 @@ entity has source rows but none inside ``[label time - ttl, label time]``, inste
 a time and joins the answers back onto every label row, in input order: expired or not yet known
 values are null, never taken from after the label time.
 
-A window view's offline table follows the time rule (``docs/time-rule.md``): a label at ``t`` gets the
+A window view's offline table follows the time rule (``docs/semantics.md, "The time rule"``): a label at ``t`` gets the
 window that contains ``t`` over the events before ``t`` (at millisecond precision), the value serving
 returned at ``t``.
 """

@@ -1,6 +1,6 @@
 """The training-set table of a window view follows the time rule, checked against brute force.
 
-Rule (docs/time-rule.md): the value at ``t`` is the window that contains ``t``
+Rule (docs/semantics.md, "The time rule"): the value at ``t`` is the window that contains ``t``
 (``end = floor(t / S) * S + S``) over the events with ``end - W <= ts < t``. The batch table
 (``window_features_as_of``) is read as Feast's point-in-time join reads it: the key's latest row at or
 before ``t``. Events fall on whole seconds or a millisecond next to one, and slides are whole seconds,

@@ -19,7 +19,7 @@ What the batch side can and cannot know:
   they arrived. The test asserts that the difference is exactly those events.
 * **Closed windows.** The stream leaves an event out of every window the watermark had closed when the
   event was processed (``end <= watermark``); Spark filters the late rows of a micro-batch with the
-  watermark of the batch before it (docs/time-rule.md). The batch side models that exactly when it is
+  watermark of the batch before it (docs/semantics.md, "The time rule"). The batch side models that exactly when it is
   told the watermark each event was filtered with (``compute_window_features(watermark_field=...)``).
   Here the test makes it known: before each phase it waits until a batch carrying the phase's watermark
   (the newest event time of the earlier phases - 3 s) has been planned (the checkpoint's offset log).
