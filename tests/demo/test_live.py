@@ -1,9 +1,11 @@
 """The demo's report of what blocks it (pure)."""
 
+from typing import Any
+
 from streamguard.demo.live import blockers
 
 
-def _item(name: str, *conditions: tuple[str, str, str]) -> dict[str, object]:
+def _item(name: str, *conditions: tuple[str, str, str]) -> dict[str, Any]:
     return {"metadata": {"name": name},
             "status": {"conditions": [{"type": t, "status": s, "reason": r, "message": f"{t} says {r}"}
                                       for t, s, r in conditions]}}
@@ -22,7 +24,9 @@ def test_names_the_resource_and_each_blocking_condition_ready_last() -> None:
 
 
 def test_stalled_true_and_a_missing_status_block() -> None:
-    found = {"driftmonitors": [_item("drift", ("Stalled", "True", "BadReference")), {"metadata": {"name": "new"}}]}
+    found: dict[str, list[dict[str, Any]]] = {
+        "driftmonitors": [_item("drift", ("Stalled", "True", "BadReference")), {"metadata": {"name": "new"}}],
+    }
     assert blockers(found) == [
         "driftmonitor/drift: Stalled=True BadReference: Stalled says BadReference",
         "driftmonitor/new: no status yet (is the operator running?)",

@@ -1,7 +1,7 @@
 """Point-in-time training sets from the generated Feast repository equal an independent computation
 from the raw transactions, and nothing from after a label's time leaks in (TTL edges included). Window
-features follow the time rule (docs/semantics.md, "The time rule"): the window containing the label time, over the events
-before it, so an event at exactly the label time is left out and the seconds before it count."""
+features follow the time rule (docs/semantics.md, "The time rule"): the window containing the label
+time, over the events before it, so an event at exactly the label time is left out and the seconds before it count."""
 
 from pathlib import Path
 

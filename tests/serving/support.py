@@ -21,7 +21,7 @@ import yaml
 from streamguard.onlinestore.feast_layout import EntityValue, feature_field, redis_key, timestamp_field
 from streamguard.onlinestore.freshness import FreshnessRecord, freshness_key
 from streamguard.onlinestore.valueproto import Scalar, encode_timestamp, encode_value
-from streamguard.onlinestore.window_layout import StreamProgress, encode_number, heartbeat_key, window_key
+from streamguard.onlinestore.window_layout import StreamProgress, StreamState, encode_number, heartbeat_key, window_key
 
 API = "streamguard.dev/v1alpha1"
 CUSTOMER = [
@@ -200,7 +200,7 @@ def write_progress(
     *,
     lag: int = 0,
     newest_event: float | None = None,
-    state: str = "running",
+    state: StreamState = "running",
     reason: str = "",
     complete_from: float | None = None,
     view: str = WINDOW_VIEW,

@@ -93,7 +93,8 @@ def test_missing_topic_is_topic_missing_without_progress_until_it_exists(
         assert first is not None and first.state == "failing" and f"topic {topic} does not exist" in first.reason
         assert first.progress_at_ms is None
         later = wait_for(lambda: (p := progress(redis_client, project, spec.feature_view))
-                         and p.processed_at_ms > first.processed_at_ms + 2000 and p, 30, "a later record", job)
+                         and (p.processed_at_ms or 0) > (first.processed_at_ms or 0) + 2000 and p,
+                         30, "a later record", job)
         assert later.progress_at_ms is None and later.state == "failing"  # alive, but no progress
 
         created_ms = int(time.time() * 1000)
