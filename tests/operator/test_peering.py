@@ -14,8 +14,11 @@ pytestmark = pytest.mark.stack
 def test_only_the_leader_writes_and_the_standby_takes_over(
     start_operator: Callable[..., OperatorProcess], cluster: Cluster
 ) -> None:
-    cluster.kubectl("apply", "--server-side", "-f", "-", input=manifests_yaml("streamguard", (cluster.namespace,)))
+    peering = manifests_yaml("streamguard", (cluster.namespace,))
+    # The CRD and its object in one apply: on a fresh apiserver the object may race the CRD's discovery.
+    cluster.kubectl("apply", "--server-side", "-f", "-", input=peering, check=False)
     cluster.kubectl("wait", "--for=condition=Established", "crd/kopfpeerings.kopf.dev", "--timeout=60s")
+    cluster.kubectl("apply", "--server-side", "-f", "-", input=peering)
     leader = start_operator(peering=("streamguard", 100))
     standby = start_operator(peering=("streamguard", 10))
     peers = cluster.wait_for(
