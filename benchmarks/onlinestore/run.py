@@ -17,8 +17,6 @@ Last, the Redis time of the readers' generation checks.
 import argparse
 import json
 import random
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from streamguard.api.featureview import FeatureViewSpec  # noqa: E402
 from streamguard.devstack.machine import machine_facts  # noqa: E402
-from streamguard.devstack.supervisor import free_port  # noqa: E402
+from streamguard.devstack.private_redis import private_redis  # noqa: E402
 from streamguard.finserve.generate import FinServeConfig  # noqa: E402
 from streamguard.finserve.resources import EXAMPLES_DIR, load_manifests  # noqa: E402
 from streamguard.jobspec import StreamJob  # noqa: E402
@@ -59,42 +57,6 @@ BATCH_VIEWS = {
 WINDOWS = "account-activity"
 RUN_END = datetime(2026, 11, 2, tzinfo=UTC)
 SAMPLE = 1000
-
-
-def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], redis.Redis]:
-    binary = shutil.which("redis-server")
-    if not binary:
-        raise SystemExit("redis-server is not installed (the local stack's Redis package provides it)")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--maxmemory-policy",
-            "noeviction",
-            "--dir",
-            str(workdir),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            return process, client
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                process.terminate()
-                raise
-            time.sleep(0.05)
 
 
 def used_memory(client: redis.Redis) -> int:
@@ -278,8 +240,7 @@ def main() -> None:
     manifests = load_manifests(EXAMPLES_DIR)
     with tempfile.TemporaryDirectory(prefix="sg-onlinestore-") as tmp:
         work = Path(tmp)
-        process, client = start_redis(work)
-        try:
+        with private_redis(work, "--maxmemory-policy", "noeviction") as client:
             version = cast(dict[str, Any], client.info("server"))["redis_version"]
             batch = [
                 measure_view(
@@ -289,10 +250,6 @@ def main() -> None:
             ]
             windows = measure_windows(client, config.accounts, work, args.seed)
             check = measure_generation_check(client)
-        finally:
-            client.close()
-            process.terminate()
-            process.wait(timeout=10)
     print(f"Redis {version}, FinServe scale {args.scale:g}")
     print(
         f"{'batch view':<18}{'entities':>9}{'features':>9}{'B/entity':>10}{'B/used':>9}{'B/feature':>10}"

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from streamguard.api.featureview import FeatureViewSpec
+from streamguard.devstack.private_redis import private_redis
 from streamguard.finserve.resources import EXAMPLES_DIR, load_manifests
 from streamguard.onlinestore.generation import (
     BATCH,
@@ -26,7 +27,6 @@ from streamguard.workloads.materialize.run import materialize_incremental, plan_
 from streamguard.workloads.materialize.status import RunReport, render_status
 from streamguard.workloads.materialize.watermark import FileWatermark
 from tests.offline.conftest import OfflineData
-from tests.offline.redis_server import private_redis
 from tests.offline.support import dump, with_project
 
 PROFILES = ("customer-profile", "account-profile", "merchant-profile")

@@ -14,11 +14,11 @@ from kubernetes import client
 
 from streamguard.api.common import GROUP, VERSION
 from streamguard.api.featureview import FeatureViewSpec
+from streamguard.devstack.private_redis import private_redis
 from streamguard.workloads.materialize.errors import MaterializeError
 from streamguard.workloads.materialize.run import materialize_incremental
 from streamguard.workloads.materialize.status import RunReport
 from streamguard.workloads.materialize.watermark import KubeStatus
-from tests.offline.redis_server import private_redis
 
 NAME = "store-view"
 

@@ -7,6 +7,7 @@ from typing import cast
 import pytest
 import redis
 
+from streamguard.devstack.private_redis import private_redis
 from streamguard.onlinestore.generation import (
     BATCH,
     CURRENT_GENERATION,
@@ -26,7 +27,6 @@ from streamguard.onlinestore.generation import (
     reading,
 )
 from streamguard.onlinestore.writers import commit_coverage, ensure_generation, read_coverage
-from tests.offline.redis_server import private_redis
 
 IDENTITY = StoreIdentity("abc", 0, evicting=False)
 MARKER = Generation("g1", 1, "abc", 0)

@@ -1,4 +1,4 @@
-"""A private redis-server for tests that flush, fill or restart Redis (never the shared stack's)."""
+"""A private redis-server for tests and benchmarks that flush, fill or restart Redis (never the stack's)."""
 
 import shutil
 import subprocess
@@ -16,7 +16,8 @@ from streamguard.devstack.supervisor import free_port
 def private_redis(workdir: Path, *options: str) -> Iterator[redis.Redis]:
     """A client of a redis-server of our own on a free port (no persistence unless ``options`` ask)."""
     binary = shutil.which("redis-server")
-    assert binary, "redis-server is not installed"
+    if not binary:
+        raise RuntimeError("redis-server is not installed (`streamguard dev provision` installs it)")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     process = subprocess.Popen(
