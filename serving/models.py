@@ -117,6 +117,11 @@ class ViewHealth(BaseModel):
     stream_state: str | None = Field(
         default=None, description="The streaming job's own state (running, catching-up, dead-lettering, ...)."
     )
+    coverage: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per writer part (batch, stream): 'Covered' when the online store's current generation "
+        "holds what the view serves, else why not (StoreGenerationMissing, NotReseeded, CoverageTooShort).",
+    )
 
 
 class ReadinessPolicyBody(BaseModel):
