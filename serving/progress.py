@@ -22,6 +22,7 @@ that does not cover what is served (the longest window's start, or ``now - ttl``
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from streamguard.onlinestore.generation import (
     BATCH,
@@ -113,11 +114,22 @@ def parse_progress(raw: list[bytes | None]) -> StreamProgress | None:
 
 def parse_marker(raw: list[bytes | None]) -> Generation | None:
     """The marker from an ``HMGET`` of :data:`MARKER_FIELDS`."""
-    return Generation.parse(dict(zip(MARKER_FIELDS, raw, strict=True)))
+    return _marker(tuple(raw))
 
 
 def parse_coverage(raw: list[bytes | None]) -> tuple[Coverage | None, Coverage | None]:
     """``(batch, stream)`` coverage from an ``HMGET`` of :data:`COVERAGE_FIELDS`."""
+    return _coverage(tuple(raw))
+
+
+# Every lookup reads the same few markers and coverage hashes: parse each distinct reply once.
+@lru_cache(maxsize=4096)
+def _marker(raw: tuple[bytes | None, ...]) -> Generation | None:
+    return Generation.parse(dict(zip(MARKER_FIELDS, raw, strict=True)))
+
+
+@lru_cache(maxsize=4096)
+def _coverage(raw: tuple[bytes | None, ...]) -> tuple[Coverage | None, Coverage | None]:
     fields = dict(zip(COVERAGE_FIELDS, raw, strict=True))
     return Coverage.parse(fields, BATCH), Coverage.parse(fields, STREAM)
 
