@@ -4,8 +4,7 @@ Reads per entity row and selected view:
 
 - batch features: the entity's Feast hash, fields ``_ts:<view>`` + every batch feature of the view;
 - each selected window (suffix): the window hash whose end is ``floor(now / slide) * slide + slide``;
-- once per view with windows: the streaming job's progress record (``sgw-hb:<project>:<view>``).
-
+- once per view with windows: the streaming job's progress record (``sgw-hb:<project>:<view>``);
 - once per project: the store's generation marker (``sg-gen:<project>``), and once per view its coverage
   (``sg-cov:<project>:<view>``), compared with the server identity the pool keeps
   (:mod:`streamguard.onlinestore.generation`).
@@ -37,10 +36,6 @@ from streamguard.serving.progress import (
     COVERAGE_FIELDS,
     EXPIRED,
     MARKER_FIELDS,
-    NOT_FOUND,
-    PARTIAL,
-    PRESENT,
-    STALE,
     BatchRule,
     StoreView,
     WindowRule,
@@ -53,8 +48,6 @@ from streamguard.serving.progress import (
 )
 from streamguard.serving.redisio import RedisPool, RedisUnavailableError, pack_tail
 from streamguard.serving.selection import Selection
-
-__all__ = ["EXPIRED", "NOT_FOUND", "PARTIAL", "PRESENT", "STALE", "Lookup", "ReadStats"]
 
 _ABSENT = object()
 """A batch field missing from an existing row (the feature was never written for this entity)."""
