@@ -255,10 +255,12 @@ class Lookup:
                     found[key] = value
                 else:
                     missing.append((key, read))
+            if missing:
+                for key in markers & found.keys():
+                    del found[key]
+                    missing.append((key, wanted[key]))
             stats.cache_hits = len(found)
             stats.cache_misses = len(missing)
-            if missing:
-                missing.extend((key, wanted[key]) for key in markers if key in found)
         else:
             missing = list(wanted.items())
         if not missing:
