@@ -8,8 +8,11 @@ writes the progress record (``window_layout.StreamProgress``) and the ``StreamRu
   checkpoint once the id is resolved (``schemas.SchemaResolver``: unknown ids are looked up again for a grace
   period, ``SchemaIdUnknown``, before they become dead letters). Until then nothing is committed or
   dead-lettered and the job makes no progress.
-* Any other failure (Kafka or Redis unavailable, ...) is ``QueryFailed`` and retried with backoff, again from
-  the checkpoint: the failed batch is replayed and its writes are idempotent.
+* Every windows batch checks the online store's generation and re-seeds the open windows when the store lost
+  them (``reseed``). A batch the store fails (out of memory: ``StoreFull``; unreachable: ``StoreUnavailable``;
+  the generation ended during a re-seed: ``StoreChanged``) commits nothing and is retried with backoff.
+* Any other failure (Kafka unavailable, ...) is ``QueryFailed`` and retried with backoff, again from the
+  checkpoint: the failed batch is replayed and its writes are idempotent.
 * While running, every poll reads the topic's end offsets (lag) and dead letters above the threshold are
   ``DeadLettering``. SIGTERM stops the queries cleanly.
 """
@@ -45,6 +48,7 @@ from streamguard.workloads.streaming.progress import (
     REGISTRY_UNAVAILABLE,
     RUNNING,
     SCHEMA_ID_UNKNOWN,
+    STORE_CHANGED,
     STORE_FULL,
     STORE_UNAVAILABLE,
     TOPIC_MISSING,
@@ -140,6 +144,9 @@ class StreamRunner:
         except (redis.ConnectionError, redis.TimeoutError) as error:
             self._store_failure = (STORE_UNAVAILABLE, f"Redis unreachable ({error}); the batch failed and is "
                                                       "retried, no offsets committed and no progress")
+            raise
+        except reseed.GenerationEndedError as error:
+            self._store_failure = (STORE_CHANGED, str(error))
             raise
         self.metrics.windows_written.inc(written)
         self._last_write = (f"batch {batch_id} wrote {written} windows (Spark {computed - started:.2f}s, "
@@ -321,8 +328,8 @@ class StreamRunner:
         return None
 
     def _failed(self, outcome: str) -> None:
-        """Report a query failure: ``TopicMissing`` when the topic is gone, ``StoreFull``/``StoreUnavailable``
-        when the windows batch failed on Redis, else ``QueryFailed``."""
+        """Report a query failure: ``TopicMissing`` when the topic is gone, ``StoreFull``, ``StoreUnavailable``
+        or ``StoreChanged`` when the windows batch failed on the online store, else ``QueryFailed``."""
         store, self._store_failure = self._store_failure, None
         try:
             self.probe.partitions()
