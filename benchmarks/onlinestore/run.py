@@ -368,6 +368,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "onlinestore.json")
     args = parser.parse_args()
     config = FinServeConfig(scale=args.scale)
+    machine = machine_facts()
     manifests = load_manifests(EXAMPLES_DIR)
     with tempfile.TemporaryDirectory(prefix="sg-onlinestore-") as tmp:
         work = Path(tmp)
@@ -413,7 +414,7 @@ def main() -> None:
     report = {
         "benchmark": "onlinestore",
         "measured_at": datetime.now(UTC).isoformat(),
-        "machine": machine_facts(),
+        "machine": machine,
         "redis_version": version,
         "scale": args.scale,
         "note": "MEMORY USAGE (SAMPLES 0) mean over up to 1000 keys per view or window; *_used_memory: growth of "
