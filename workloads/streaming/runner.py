@@ -137,7 +137,7 @@ class StreamRunner:
                 log.info("batch %d: windows of %s whole in the store's generation %s since event time %d",
                          batch_id, self.plan.view, generation, since)
         except redis.OutOfMemoryError as error:
-            self._store_failure = (STORE_FULL, f"Redis refused a write for lack of memory ({error}); the batch "
+            self._store_failure = (STORE_FULL, f"Redis refused a write for lack of memory (OOM {error}); the batch "
                                                "failed and is retried, no offsets committed and no progress. Raise "
                                                "maxmemory or free memory (docs/online-store.md, sizing)")
             raise
