@@ -103,7 +103,7 @@ class StreamRunner:
         self.sink = RedisSink(redis.Redis.from_url(endpoints.redis_url), plan)
         self.seeder = WindowSeeder(self.sink.client, plan)
         self._store_failure: tuple[str, str] | None = None
-        """Why the last windows batch failed on the store (``StoreFull``, ``StoreUnavailable``)."""
+        """Why the last windows batch failed on the store: ``(reason, message)`` for the condition."""
         self.schemas = WriterSchemas()
         self.resolver = SchemaResolver(SchemaRegistry(endpoints.registry_url), plan, self.schemas,
                                        plan.unknown_schema_grace_ms / 1000)
@@ -130,12 +130,12 @@ class StreamRunner:
             columns = job.arrow_columns(frame)
             computed = time.monotonic()
             generation = self.seeder.check(now_ms())
-            since = self._reseed(frame.sparkSession, batch_id) if generation is not None else None
+            reseeded = None if generation is None else (generation, self._reseed(frame.sparkSession, batch_id))
             written = self.sink.write(columns)
-            if generation is not None and since is not None:
-                since = self.seeder.commit(generation, since)
+            if reseeded is not None:
+                since = self.seeder.commit(*reseeded)
                 log.info("batch %d: windows of %s whole in the store's generation %s since event time %d",
-                         batch_id, self.plan.view, generation, since)
+                         batch_id, self.plan.view, reseeded[0], since)
         except redis.OutOfMemoryError as error:
             self._store_failure = (STORE_FULL, f"Redis refused a write for lack of memory (OOM {error}); the batch "
                                                "failed and is retried, no offsets committed and no progress. Raise "
