@@ -33,8 +33,9 @@ DESCRIPTION = """Feature vectors for online inference, read from Redis.
 `POST /features` answers one or many entity rows in one Redis round trip. Each value comes with a
 status (`present`, `stale`, `partial`, `expired`, `not_found`) and its event timestamp. `/readyz` fails
 while Redis is unreachable or a *required* FeatureView is not fresh (its materialization or its
-stream's progress is older than its freshness SLA); problems of *advisory* views are listed but keep
-the server ready. docs/semantics.md explains the statuses and the freshness rule."""
+stream's progress is older than its freshness SLA, or the online store lost data its writers have not
+re-seeded yet); problems of *advisory* views are listed but keep the server ready. docs/semantics.md
+explains the statuses and the freshness rule."""
 
 
 def source_for(settings: Settings) -> CatalogSource:

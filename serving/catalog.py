@@ -19,6 +19,7 @@ from streamguard.api.durations import duration_seconds
 from streamguard.api.featureview import FeatureViewSpec
 from streamguard.api.streamingwindow import StreamingWindowSpec
 from streamguard.onlinestore.feast_layout import feature_field, timestamp_field
+from streamguard.onlinestore.generation import coverage_key, generation_key
 from streamguard.onlinestore.valueproto import Scalar
 from streamguard.onlinestore.window_layout import heartbeat_key
 from streamguard.serving.redisio import pack_tail
@@ -89,6 +90,10 @@ class ServedView:
     project_bytes: bytes
     """Suffix of the view's Feast keys (entity key + project)."""
     heartbeat_key: bytes
+    generation_key: bytes
+    """The project's generation marker (:mod:`streamguard.onlinestore.generation`)."""
+    coverage_key: bytes
+    """The view's coverage hash."""
     windows: Mapping[str, WindowGroup]
     slots: Mapping[str, FeatureSlot]
     feature_names: tuple[str, ...]
@@ -226,6 +231,8 @@ def _build_view(view: ViewResource, windows: list[WindowResource], problems: lis
         packed_batch_fields=pack_tail(*batch_fields),
         project_bytes=spec.project.encode(),
         heartbeat_key=heartbeat_key(spec.project, view.name),
+        generation_key=generation_key(spec.project),
+        coverage_key=coverage_key(spec.project, view.name),
         windows=groups,
         slots=slots,
         feature_names=tuple(ordered),

@@ -58,7 +58,8 @@ from streamguard.serving.settings import ADVISORY_VIEWS_ENV, REQUIRED_VIEWS_ENV,
     default=5.0,
     show_default=True,
     type=click.FloatRange(min=0.1),
-    help="Seconds between refreshes of the freshness gauges (/readyz always checks live).",
+    help="Seconds between refreshes of the freshness gauges and of the Redis server's identity (an eviction or "
+    "a maxmemory-policy change shows within one; /readyz always checks live).",
 )
 @click.option(
     "--required-views",

@@ -6,7 +6,10 @@ newest event time known from the materializer's freshness record
 freshnessSeconds``, when watching the cluster) or the newest ``_ts`` this server has read, whichever
 is newest. For a view fed by a StreamingWindow: the freshness rule of :mod:`streamguard.serving.progress`
 over the job's progress record (never its liveness beat). A view with both is as fresh as its stalest
-part.
+part. Either part is also not fresh while the online store does not cover what the view serves in its
+current generation (:func:`streamguard.serving.progress.coverage_verdicts`: ``StoreGenerationMissing``,
+``NotReseeded``, ``CoverageTooShort``); every tick reads the markers, the coverage and the server's
+identity (``INFO``), which the lookups then compare the marker with.
 
 Readiness follows the :class:`ReadinessPolicy`: the server is ready when the catalog is loaded, Redis
 answers and every *required* view is fresh. Problems of *advisory* views are reported (``/readyz``
@@ -18,10 +21,21 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from streamguard.onlinestore.freshness import NEWEST_EVENT, freshness_key
+from streamguard.onlinestore.generation import Verdict, current_generation
 from streamguard.onlinestore.window_layout import PROGRESS_FIELDS, StreamProgress
 from streamguard.serving.catalog import Catalog, ServedView
-from streamguard.serving.progress import complete_until, judge, parse_progress
-from streamguard.serving.redisio import RedisPool, RedisUnavailableError, pack
+from streamguard.serving.progress import (
+    COVERAGE_FIELDS,
+    MARKER_FIELDS,
+    StoreView,
+    complete_until,
+    coverage_verdicts,
+    judge,
+    parse_coverage,
+    parse_marker,
+    parse_progress,
+)
+from streamguard.serving.redisio import IDENTITY, RedisPool, RedisUnavailableError, pack
 
 MATERIALIZER, STREAM = "materializer", "stream"
 _GLOB = frozenset("*?[")
@@ -58,6 +72,9 @@ class ViewFreshness:
     stream: StreamProgress | None = None
     """The streaming job's progress record; ``None`` when never written (or no stream part)."""
     required: bool = True
+    served: ServedView | None = None
+    store: StoreView | None = None
+    """What the online store said at the last check; ``None`` when unknown (not checked, Redis down)."""
 
     @property
     def source(self) -> str:
@@ -77,9 +94,21 @@ class ViewFreshness:
         newest = self.newest
         return None if newest is None else max(0.0, now - newest)
 
+    def coverage(self, now: float) -> dict[str, Verdict]:
+        """Per writer part (``batch``, ``stream``) whether the store covers what the view serves at ``now``;
+        empty when unknown."""
+        if self.served is None or self.store is None:
+            return {}
+        parts = coverage_verdicts(self.served, self.store, now, MATERIALIZER in self.parts, STREAM in self.parts)
+        return dict(parts)
+
     def problems(self, now: float) -> list[str]:
         """Why the view is not fresh at ``now`` (empty when fresh)."""
-        out = []
+        out = [
+            f"{verdict.reason}: {verdict.message.removeprefix(f'FeatureView {self.view}: ')}"
+            for verdict in self.coverage(now).values()
+            if not verdict.covered
+        ]
         if MATERIALIZER in self.parts:
             if self.batch_newest is None:
                 out.append("never materialized (no freshness record and no rows read)")
@@ -139,8 +168,10 @@ def assess(
     progress: Mapping[str, StreamProgress | None],
     newest_seen: Mapping[str, float],
     policy: ReadinessPolicy = ALL_REQUIRED,
+    stores: Mapping[str, StoreView] | None = None,
 ) -> tuple[ViewFreshness, ...]:
-    """Pure: per served view, what its freshness is judged from (times in epoch seconds)."""
+    """Pure: per served view, what its freshness is judged from (times in epoch seconds); ``stores``: what
+    the online store said per view (``None``: not known)."""
     out = []
     for name, view in catalog.views.items():
         parts: list[str] = []
@@ -152,7 +183,16 @@ def assess(
         if view.has_stream:
             parts.append(STREAM)
         out.append(
-            ViewFreshness(name, view.sla_seconds, tuple(parts), batch_newest, progress.get(name), policy.requires(name))
+            ViewFreshness(
+                name,
+                view.sla_seconds,
+                tuple(parts),
+                batch_newest,
+                progress.get(name),
+                policy.requires(name),
+                view,
+                None if stores is None else stores.get(name),
+            )
         )
     return tuple(out)
 
@@ -160,26 +200,33 @@ def assess(
 async def check(
     pool: RedisPool, catalog: Catalog, newest_seen: Mapping[str, float], policy: ReadinessPolicy = ALL_REQUIRED
 ) -> Health:
-    """Read every freshness and progress record in one round trip."""
+    """Read the server's identity, every generation marker, coverage, freshness and progress record in one
+    round trip; the identity is kept in the pool for the lookups."""
     views = list(catalog.views.values())
     unserved = tuple(policy.unserved(catalog.views))
-    commands = [pack(b"PING")]
+    markers = sorted({view.generation_key for view in views})
+    commands = [IDENTITY, *(pack(b"HMGET", key, *MARKER_FIELDS) for key in markers)]
     for view in views:
+        commands.append(pack(b"HMGET", view.coverage_key, *COVERAGE_FIELDS))
         if _batch_part(view):
             commands.append(pack(b"HGET", freshness_key(view.project, view.name), NEWEST_EVENT))
         if view.has_stream:
             commands.append(pack(b"HMGET", view.heartbeat_key, *PROGRESS_FIELDS))
     try:
         replies = iter(await pool.execute(b"".join(commands), len(commands)))
-    except RedisUnavailableError as error:
+        identity = pool.observe(next(replies))
+    except (RedisUnavailableError, ValueError) as error:
         return Health(str(error), assess(catalog, {}, {}, newest_seen, policy), unserved=unserved)
-    next(replies)
+    current = {key: current_generation(parse_marker(next(replies)), identity) for key in markers}  # type: ignore[arg-type]
     recorded: dict[str, float | None] = {}
     progress: dict[str, StreamProgress | None] = {}
+    stores: dict[str, StoreView] = {}
     for view in views:
+        batch, stream = parse_coverage(next(replies))  # type: ignore[arg-type]
+        stores[view.name] = StoreView(current[view.generation_key], batch, stream, identity.evicting)
         if _batch_part(view):
             raw = next(replies)
             recorded[view.name] = None if raw is None else float(raw) / 1000.0  # type: ignore[arg-type]
         if view.has_stream:
             progress[view.name] = parse_progress(next(replies))  # type: ignore[arg-type]
-    return Health(None, assess(catalog, recorded, progress, newest_seen, policy), unserved=unserved)
+    return Health(None, assess(catalog, recorded, progress, newest_seen, policy, stores), unserved=unserved)

@@ -4,49 +4,59 @@ Reads per entity row and selected view:
 
 - batch features: the entity's Feast hash, fields ``_ts:<view>`` + every batch feature of the view;
 - each selected window (suffix): the window hash whose end is ``floor(now / slide) * slide + slide``;
-- once per view with windows: the streaming job's progress record (``sgw-hb:<project>:<view>``).
+- once per view with windows: the streaming job's progress record (``sgw-hb:<project>:<view>``);
+- once per project: the store's generation marker (``sg-gen:<project>``), and once per view its coverage
+  (``sg-cov:<project>:<view>``), compared with the server identity the pool keeps
+  (:mod:`streamguard.onlinestore.generation`).
 
-Statuses (docs/semantics.md explains them for users):
-
-- batch value: ``expired`` when its ``_ts`` is older than the view's TTL, ``not_found`` when the entity
-  (or the field) is absent, else ``present``; its event timestamp is the row's ``_ts``.
-- window value, judged once per request from the progress record by the freshness rule
-  (:mod:`streamguard.serving.progress`) at the request's time:
-
-  - ``not_found``: neither a progress record nor the window hash exists;
-  - ``expired``: the stream last caught up longer ago than the view's TTL (value withheld);
-  - ``stale``: the view is not fresh: the value as last written, or null when the hash is absent;
-  - ``partial``: fresh, but the window starts before the job's ``complete_from`` (events missing);
-  - ``present``: fresh and complete. An absent hash reads as the empty window (count 0, sum 0, others
-    null) only then, and as the empty window's partial value under ``partial``.
-
-  Its event timestamp is the record's ``progress_at`` (up to when the stream was last caught up).
+Statuses (docs/semantics.md explains them for users) come from :mod:`streamguard.serving.progress`:
+:func:`~streamguard.serving.progress.batch_rule` and :func:`~streamguard.serving.progress.window_rule`
+(stream progress + coverage), then per batch row its TTL (``expired``). Batch values carry the row's
+``_ts`` as event timestamp, window values the progress record's ``progress_at``.
 
 Reads may come from the in-process cache (:mod:`streamguard.serving.cache`), each at most
 ``cache_staleness`` seconds old; the progress record is judged at the request's time, so a view turns
-``stale`` at the latest ``cache_staleness`` seconds after its record says so.
+``stale`` at the latest ``cache_staleness`` seconds after its record says so. The generation marker is
+read again whenever a request goes to Redis (values read now are never judged by an older marker); only
+a request answered entirely from the cache uses the cached marker, as old as its values.
 """
 
 import time
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from streamguard.onlinestore.feast_layout import serialize_entity_key
+from streamguard.onlinestore.generation import Generation, current_generation
 from streamguard.onlinestore.valueproto import Scalar, decode_timestamp_seconds, decode_value
 from streamguard.onlinestore.window_layout import PROGRESS_FIELDS, StreamProgress
 from streamguard.serving.cache import TTLCache
 from streamguard.serving.catalog import ServedView, WindowGroup
 from streamguard.serving.errors import EntityError, StoreUnavailableError
-from streamguard.serving.progress import judge, parse_progress
+from streamguard.serving.progress import (
+    COVERAGE_FIELDS,
+    EXPIRED,
+    MARKER_FIELDS,
+    BatchRule,
+    StoreView,
+    WindowRule,
+    batch_rule,
+    iso,
+    parse_coverage,
+    parse_marker,
+    parse_progress,
+    window_rule,
+)
 from streamguard.serving.redisio import RedisPool, RedisUnavailableError, pack_tail
 from streamguard.serving.selection import Selection
 
-PRESENT, NOT_FOUND, EXPIRED, STALE, PARTIAL = "present", "not_found", "expired", "stale", "partial"
 _ABSENT = object()
 """A batch field missing from an existing row (the feature was never written for this entity)."""
 _PROGRESS_FIELDS = pack_tail(*PROGRESS_FIELDS)
 _PROGRESS = "progress"
+_MARKER = "marker"
+_COVERAGE = "coverage"
+_MARKER_READ = (pack_tail(*MARKER_FIELDS), len(MARKER_FIELDS), _MARKER)
+_COVERAGE_READ = (pack_tail(*COVERAGE_FIELDS), len(COVERAGE_FIELDS), _COVERAGE)
 
 EntityRow = Mapping[str, str | int]
 Read = tuple[bytes, bytes, int, object]
@@ -67,10 +77,6 @@ class ReadStats:
     cache_hits: int = 0
     cache_misses: int = 0
     newest_batch_ts: dict[str, float] = field(default_factory=dict)
-
-
-def iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _entity_key(view: ServedView, row: EntityRow, position: int, memo: dict[tuple[str, ...], bytes]) -> bytes:
@@ -106,43 +112,26 @@ def _decode_window(group: WindowGroup, raw: list[bytes | None]) -> tuple[Scalar,
     return tuple(cast(item) for cast, item in zip(group.casts, raw, strict=True))
 
 
-@dataclass(frozen=True, slots=True)
-class WindowRule:
-    """How one window group's values are answered in one request (the same for every entity row)."""
-
-    status: str
-    """Status of a value whose window hash exists."""
-    missing_status: str
-    """Status when the hash is absent."""
-    missing_empty: bool
-    """An absent hash reads as the empty window (else null)."""
-    withhold: bool
-    """Values are withheld (null) even when the hash exists."""
-    stamp: str | None
-
-
-def window_rule(view: ServedView, group: WindowGroup, progress: StreamProgress | None, now: float) -> WindowRule:
-    """Pure: the statuses of a window group's values at ``now`` from the view's progress record."""
-    progress_at = None if progress is None or progress.progress_at_ms is None else progress.progress_at_ms / 1000.0
-    stamp = iso(progress_at)
-    if progress is None:
-        return WindowRule(STALE, NOT_FOUND, False, False, None)
-    if progress_at is not None and view.ttl_seconds and now - progress_at > view.ttl_seconds:
-        return WindowRule(EXPIRED, EXPIRED, False, True, stamp)
-    if not judge(progress, view.sla_seconds, now).fresh:
-        return WindowRule(STALE, STALE, False, False, stamp)
-    start_ms = group.shape.end_as_of(int(now * 1000)) - group.shape.length_ms
-    if progress.complete_from_ms is not None and start_ms < progress.complete_from_ms:
-        return WindowRule(PARTIAL, PARTIAL, True, False, stamp)
-    return WindowRule(PRESENT, PRESENT, True, False, stamp)
-
-
 class Lookup:
     """Reads feature vectors for a resolved :class:`Selection`."""
 
     def __init__(self, pool: RedisPool, cache: TTLCache) -> None:
         self.pool = pool
         self.cache = cache
+
+    def _stores(self, views: Sequence[ServedView], found: Mapping[Hashable, object]) -> list[StoreView]:
+        """Per selected view what the store says: its project's current generation and its coverage."""
+        identity = self.pool.identity
+        out = []
+        for view in views:
+            marker = found[view.generation_key]
+            assert marker is None or isinstance(marker, Generation)
+            coverage = found[view.coverage_key]
+            assert isinstance(coverage, tuple)
+            batch, stream = coverage
+            current = None if identity is None else current_generation(marker, identity)
+            out.append(StoreView(current, batch, stream, identity is not None and identity.evicting))
+        return out
 
     async def read(
         self, selection: Selection, rows: Sequence[EntityRow], now: float | None = None
@@ -153,8 +142,13 @@ class Lookup:
         stats = ReadStats()
         views = selection.views
         # Plan: one cache key per read; per row and view the keys of its batch and window reads (the
-        # progress record is read once per view, under its Redis key).
+        # progress record, coverage and generation marker are read once per view or project).
         wanted: dict[Hashable, Read] = {}
+        markers: set[Hashable] = set()
+        for view in views:
+            markers.add(view.generation_key)
+            wanted[view.generation_key] = (view.generation_key, *_MARKER_READ)
+            wanted[view.coverage_key] = (view.coverage_key, *_COVERAGE_READ)
         plans: list[list[tuple[Hashable, dict[str, bytes]]]] = []
         for position, row in enumerate(rows):
             memo: dict[tuple[str, ...], bytes] = {}
@@ -183,14 +177,20 @@ class Lookup:
                 row_plan.append((batch_key, window_keys))
             plans.append(row_plan)
 
-        found = await self._fetch(wanted, now, stats)
+        found = await self._fetch(wanted, markers, now, stats)
+        stores = self._stores(views, found)
+        batch_rules: dict[int, BatchRule] = {}
         rules: dict[tuple[int, str], WindowRule] = {}
-        for position, (view, groups) in enumerate(zip(views, selection.groups, strict=True)):
+        for position, (view, needs_batch, groups) in enumerate(
+            zip(views, selection.needs_batch, selection.groups, strict=True)
+        ):
+            if needs_batch:
+                batch_rules[position] = batch_rule(view, stores[position], now)
             if groups:
                 progress = found[view.heartbeat_key]
                 assert progress is None or isinstance(progress, StreamProgress)
                 for suffix in groups:
-                    rules[position, suffix] = window_rule(view, view.windows[suffix], progress, now)
+                    rules[position, suffix] = window_rule(view, view.windows[suffix], progress, stores[position], now)
 
         all_values: list[list[Scalar]] = []
         all_statuses: list[list[str]] = []
@@ -203,10 +203,11 @@ class Lookup:
                 view = views[column.view]
                 batch_key, window_keys = row_plan[column.view]
                 if column.group is None:
+                    brule = batch_rules[column.view]
                     batch = found[batch_key]
                     if batch is None:
                         values.append(None)
-                        statuses.append(NOT_FOUND)
+                        statuses.append(brule.missing_status)
                         stamps.append(None)
                         continue
                     assert isinstance(batch, BatchRow)
@@ -218,10 +219,10 @@ class Lookup:
                     value = batch.values[column.index]
                     if value is _ABSENT:
                         values.append(None)
-                        statuses.append(NOT_FOUND)
+                        statuses.append(brule.missing_status)
                     else:
                         values.append(value)  # type: ignore[arg-type]
-                        statuses.append(PRESENT)
+                        statuses.append(brule.status)
                     continue
                 rule = rules[column.view, column.group]
                 stamps.append(rule.stamp)
@@ -238,8 +239,11 @@ class Lookup:
             all_stamps.append(stamps)
         return all_values, all_statuses, all_stamps, stats
 
-    async def _fetch(self, wanted: Mapping[Hashable, Read], now: float, stats: ReadStats) -> dict[Hashable, object]:
-        """Decoded reads by cache key: cache hits first, the rest in one pipeline round trip."""
+    async def _fetch(
+        self, wanted: Mapping[Hashable, Read], markers: set[Hashable], now: float, stats: ReadStats
+    ) -> dict[Hashable, object]:
+        """Decoded reads by cache key: cache hits first, the rest in one pipeline round trip. The
+        ``markers`` are read again whenever anything is (never a cached marker with fresh values)."""
         found: dict[Hashable, object] = {}
         missing: list[tuple[Hashable, Read]]
         cache = self.cache
@@ -253,6 +257,8 @@ class Lookup:
                     missing.append((key, read))
             stats.cache_hits = len(found)
             stats.cache_misses = len(missing)
+            if missing:
+                missing.extend((key, wanted[key]) for key in markers if key in found)
         else:
             missing = list(wanted.items())
         if not missing:
@@ -273,6 +279,10 @@ class Lookup:
                         stats.newest_batch_ts[kind.name] = decoded.ts
             elif isinstance(kind, WindowGroup):
                 decoded = _decode_window(kind, raw)
+            elif kind == _MARKER:
+                decoded = parse_marker(raw)
+            elif kind == _COVERAGE:
+                decoded = parse_coverage(raw)
             else:
                 decoded = parse_progress(raw)
             found[key] = decoded

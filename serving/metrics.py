@@ -33,7 +33,9 @@ class _FreshnessCollector(Collector):
     """Per served view, computed at scrape time from the records last read (so the age keeps growing
     while a view's data stops arriving): ``streamguard_feature_freshness_seconds``,
     ``streamguard_feature_fresh`` (0/1, the rule ``/readyz`` and the lookups apply),
-    ``streamguard_feature_freshness_sla_seconds`` and ``streamguard_feature_view_required``."""
+    ``streamguard_feature_freshness_sla_seconds``, ``streamguard_feature_view_required`` and
+    ``streamguard_feature_store_covered`` (0/1 per view and writer part: the store's current generation
+    holds what the view serves; ``/readyz`` names the reason when not)."""
 
     def __init__(self, snapshot: Callable[[], tuple[ViewFreshness, ...]]) -> None:
         self._snapshot = snapshot
@@ -58,8 +60,16 @@ class _FreshnessCollector(Collector):
             "1 when readiness requires the view to be fresh, 0 when it is advisory.",
             labels=["view"],
         )
+        covered = GaugeMetricFamily(
+            "streamguard_feature_store_covered",
+            "1 while the online store's current generation covers what a FeatureView serves from a writer part "
+            "(batch: materializer, stream: streaming job), else 0 (its values are served stale).",
+            labels=["view", "part"],
+        )
         now = time.time()
         for view in self._snapshot():
+            for part, verdict in view.coverage(now).items():
+                covered.add_metric([view.view, part], 1.0 if verdict.covered else 0.0)
             seconds = view.age(now)
             age.add_metric([view.view], float("nan") if seconds is None else seconds)
             fresh.add_metric([view.view], 1.0 if view.fresh(now) else 0.0)
@@ -69,6 +79,7 @@ class _FreshnessCollector(Collector):
         yield fresh
         yield sla
         yield required
+        yield covered
 
 
 class ServingMetrics:

@@ -72,12 +72,13 @@ class FeatureRow(_Wire):
     """One entity row's values, aligned with :attr:`LookupResponse.features`."""
 
     values: list[Scalar] = Field(
-        description="The value of each feature; null when not_found or expired (and a stale window value "
-        "that was never written)."
+        description="The value of each feature; null when not_found or expired (and a stale value that is "
+        "absent from the store)."
     )
     statuses: list[Status] = Field(
         description="present: correct and fresh (may be null); stale: the view's stream is not progressing "
-        "within its freshness SLA, value as last known or null; partial: the window starts before the events "
+        "within its freshness SLA, or the online store does not vouch for the value (flushed, restarted, "
+        "evicted, not re-seeded yet), value as last known or null; partial: the window starts before the events "
         "the stream holds, value over what it holds; expired: older than the view's TTL, withheld; "
         "not_found: no value for this entity. See docs/semantics.md."
     )
@@ -116,6 +117,11 @@ class ViewHealth(BaseModel):
     reason: str = Field(default="", description="Why the view is not fresh (empty when fresh).")
     stream_state: str | None = Field(
         default=None, description="The streaming job's own state (running, catching-up, dead-lettering, ...)."
+    )
+    coverage: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per writer part (batch, stream): 'Covered' when the online store's current generation "
+        "holds what the view serves, else why not (StoreGenerationMissing, NotReseeded, CoverageTooShort).",
     )
 
 

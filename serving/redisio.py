@@ -10,6 +10,11 @@ Failure behaviour: connecting, writing and reading are bounded by short timeouts
 the connection (a half-read pipeline cannot be reused) and raises :class:`RedisUnavailableError`. A
 request that fails on a reused connection is retried once on a fresh one, so a Redis restart costs no
 request more than a reconnect.
+
+Server identity: every new connection asks ``INFO server stats memory`` in its setup round trip and keeps
+the answer in :attr:`RedisPool.identity` (``run_id``, ``evicted_keys``, eviction policy; see
+:mod:`streamguard.onlinestore.generation`). A restart or a failover drops every connection, so the first
+request after it already sees the new server; the health tick refreshes it too (:meth:`RedisPool.observe`).
 """
 
 import asyncio
@@ -20,6 +25,8 @@ from collections.abc import Sequence
 from urllib.parse import unquote, urlparse
 
 import hiredis
+
+from streamguard.onlinestore.generation import StoreIdentity, parse_identity
 
 
 class RedisUnavailableError(Exception):
@@ -34,6 +41,10 @@ def pack(*parts: bytes) -> bytes:
 def pack_tail(*parts: bytes) -> bytes:
     """Bulk strings without the array header (constant trailing arguments, packed once)."""
     return b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+
+
+IDENTITY = pack(b"INFO", b"server", b"stats", b"memory")
+"""The command whose reply :func:`~streamguard.onlinestore.generation.parse_identity` reads."""
 
 
 class _Connection(asyncio.Protocol):
@@ -120,7 +131,10 @@ class RedisPool:
             setup.append(pack(b"AUTH", user.encode(), password.encode()) if user else pack(b"AUTH", password.encode()))
         if db != "0":
             setup.append(pack(b"SELECT", db.encode()))
+        setup.append(IDENTITY)
         self._setup = setup
+        self.identity: StoreIdentity | None = None
+        """The server's identity as last seen (on a new connection or a health tick); ``None`` before."""
         self.max_connections = max_connections
         self.connect_timeout = connect_timeout
         self.socket_timeout = socket_timeout
@@ -138,13 +152,28 @@ class RedisPool:
             raise RedisUnavailableError(
                 f"cannot connect to Redis at {self.host}:{self.port}: {error or 'timed out'}"
             ) from error
-        if self._setup:
+        try:
             replies = await connection.round_trip(b"".join(self._setup), len(self._setup), self.socket_timeout)
-            for reply in replies:
-                if isinstance(reply, hiredis.ReplyError):
-                    connection.close()
-                    raise RedisUnavailableError(f"Redis refused the connection setup: {reply}")
+        except BaseException:
+            connection.close()
+            raise
+        for reply in replies:
+            if isinstance(reply, hiredis.ReplyError):
+                connection.close()
+                raise RedisUnavailableError(f"Redis refused the connection setup: {reply}")
+        try:
+            self.observe(replies[-1])
+        except ValueError as error:
+            connection.close()
+            raise RedisUnavailableError(f"Redis did not say who it is: {error}") from error
         return connection
+
+    def observe(self, info: object) -> StoreIdentity:
+        """Record the server's identity from a reply to :data:`IDENTITY`."""
+        if not isinstance(info, bytes | str):
+            raise ValueError(f"unexpected INFO reply {info!r}")
+        self.identity = parse_identity(info)
+        return self.identity
 
     async def _acquire(self) -> tuple[_Connection, bool]:
         """A connection and whether it was reused from the pool."""

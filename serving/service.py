@@ -155,6 +155,7 @@ class FeatureService:
                     "source": v.source,
                     "reason": "; ".join(problems),
                     "stream_state": v.stream.state if v.stream is not None else None,
+                    "coverage": {part: verdict.reason for part, verdict in v.coverage(now).items()},
                 }
             )
         body = {

@@ -29,7 +29,9 @@ class Settings(BaseModel):
     cache_staleness: float = Field(default=1.0, ge=0, description="Max age of a cached read; 0 turns the cache off.")
     cache_max_entries: int = Field(default=100_000, ge=1)
     max_batch: int = Field(default=1000, ge=1, description="Entity rows per request; more -> 413.")
-    freshness_interval: float = Field(default=5.0, gt=0, description="Seconds between freshness refreshes.")
+    freshness_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between freshness refreshes (and re-reads of the server's identity)."
+    )
     required_views: tuple[str, ...] = Field(
         default=("*",), description="Globs of the FeatureViews readiness requires to be fresh (default: all)."
     )

@@ -48,8 +48,10 @@ from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.machine import machine_facts
 from streamguard.finserve.resources import load_manifests
 from streamguard.onlinestore.feast_layout import feature_field, redis_key, timestamp_field
+from streamguard.onlinestore.generation import BATCH, EVERYTHING_MS, STREAM
 from streamguard.onlinestore.valueproto import encode_timestamp, encode_value
 from streamguard.onlinestore.window_layout import StreamProgress, encode_number, heartbeat_key, window_key
+from streamguard.onlinestore.writers import commit_coverage, ensure_generation
 from streamguard.windows import WindowShape
 
 HERE = Path(__file__).resolve().parent
@@ -110,9 +112,11 @@ class Data:
         return docs
 
     def write(self) -> int:
-        """Every view in Feast's layout for the sampled entities, plus account-realtime's windows."""
+        """Every view in Feast's layout for the sampled entities, plus account-realtime's windows, in a store
+        generation every view covers (as the writers leave it after seeding)."""
         now = time.time()
         now_ms = int(now * 1000)
+        generation, _ = ensure_generation(self.client, self.project, now_ms)
         stamp = encode_timestamp(datetime.fromtimestamp(now - 60, UTC))
         pipe = self.client.pipeline(transaction=False)
         writes = 0
@@ -151,6 +155,10 @@ class Data:
                                    watermark_ms=now_ms, batch_id=1, state="running").mapping(),  # caught up
         )
         pipe.execute()
+        for name in self.views:
+            for part in (BATCH, STREAM) if name == STREAM_VIEW else (BATCH,):
+                if commit_coverage(self.client, self.project, name, part, generation, EVERYTHING_MS) is None:
+                    raise RuntimeError(f"the store's generation {generation} ended while the benchmark wrote its data")
         return writes
 
     def bodies(self, count: int) -> tuple[list[str], list[str]]:

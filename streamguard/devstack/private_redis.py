@@ -13,13 +13,14 @@ from streamguard.devstack.supervisor import free_port
 
 
 @contextmanager
-def private_redis(workdir: Path, *options: str) -> Iterator[redis.Redis]:
-    """A client of a redis-server of our own on a free port (no persistence unless ``options`` ask)."""
+def private_redis(workdir: Path, *options: str, port: int | None = None) -> Iterator[redis.Redis]:
+    """A client of a redis-server of our own on ``port`` (default: a free one; give the same port to restart
+    a server where its clients look for it), no persistence unless ``options`` ask."""
     binary = shutil.which("redis-server")
     if not binary:
         raise RuntimeError("redis-server is not installed (`streamguard dev provision` installs it)")
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     process = subprocess.Popen(
         [
             binary,

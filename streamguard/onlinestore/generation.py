@@ -48,9 +48,9 @@ store may hold an older value (a lost last second of AOF, a lagging replica), an
 re-seed a window may lack events from before ``since_ms``. A view whose part is not covered is not
 fresh (:func:`coverage_verdict`).
 
-**How often readers check.** Per lookup, the marker's ``id`` (``HGET sg-gen:<project> id``, as cheap as
-any field read; a flush shows at once) and the coverage (cacheable for as long as values are). The
-server's identity (:func:`parse_identity` of ``INFO server stats memory``: ``run_id``, ``evicted_keys``,
+**How often readers check.** Per lookup, the marker (``HMGET`` of its fields in the values' round trip,
+as cheap as any field read; a flush shows at once) and the coverage (cacheable for as long as values
+are). The server's identity (:func:`parse_identity` of ``INFO server stats memory``: ``run_id``, ``evicted_keys``,
 ``maxmemory_policy``) on every new connection (a restart or failover drops connections, so it shows at
 once) and at least on every health tick (an eviction or a policy change shows within one tick; under an
 evicting policy absent keys already read ``stale``). ``INFO`` costs tens of microseconds of Redis time,

@@ -96,13 +96,17 @@ def test_flushall_then_the_next_run_refills_every_row_equal_to_a_fresh_materiali
 
         client.flushall()
         assert _current(client, project) is None
+        first_view = next(iter(views))
         for name, spec in views.items():
             marks[name].reports.clear()
             result = materialize_incremental(client, name, spec, marks[name], end=END)
             assert result.start == END - TTL
             assert [r.reason for r in marks[name].reports] == ["Backfilling", "Backfilled"]
             backfilling = marks[name].reports[0]
-            assert not backfilling.ok and backfilling.fresh_reason == "Backfilling"
+            assert not backfilling.ok
+            # the first run after the flush started the new generation; the others found it not re-seeded
+            assert backfilling.fresh_reason == ("StoreGenerationMissing" if name == first_view else "NotReseeded")
+            assert f"FeatureView {name}: " in backfilling.fresh_message
             assert f"backfilling [{END - TTL:%Y-%m-%dT%H:%M:%SZ}" in backfilling.message
         generation = _current(client, project)
         assert generation and generation != first_generation
@@ -145,6 +149,7 @@ def test_an_eviction_makes_the_next_run_backfill(offline: OfflineData, project: 
         mark.reports.clear()
         materialize_incremental(client, "account-profile", spec, mark, end=END)
         assert [r.reason for r in mark.reports] == ["Backfilling", "Backfilled"]
+        assert mark.reports[0].fresh_reason == "StoreGenerationMissing"
         assert dump(client, project) == before
 
 

@@ -88,7 +88,8 @@ def test_status_shows_backfilling_after_a_wipe_and_store_full_when_redis_refuses
         watched = run(store)
         assert [seen["Materialized"]["reason"] for seen in watched.seen] == ["Backfilling", "Backfilled"]
         backfilling = watched.seen[0]
-        assert backfilling["Materialized"]["status"] == "False" and backfilling["Fresh"]["reason"] == "Backfilling"
+        assert backfilling["Materialized"]["status"] == "False" and backfilling["Fresh"]["status"] == "False"
+        assert backfilling["Fresh"]["reason"] == "StoreGenerationMissing"
         assert "backfilling [" in backfilling["Materialized"]["message"]
         refilled = _status(api, namespace)
         assert refilled["onlineStoreGeneration"] != first["onlineStoreGeneration"]

@@ -11,14 +11,17 @@ from fastapi.testclient import TestClient
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.serving.app import create_app
 from streamguard.serving.settings import Settings
-from tests.serving.support import delete_project_keys, finserve_manifests, unique_project, write_config
+from tests.serving.support import cover, delete_project_keys, finserve_manifests, unique_project, write_config
 
 ClientFactory = Callable[..., AbstractContextManager[TestClient]]
 
 
 @pytest.fixture
 def project(redis_client: redis.Redis) -> Iterator[str]:
+    """A unique project in the stack's Redis, seeded as the writers leave it (a current generation, every
+    FinServe view covered): tests of what an uncovered store reads use their own Redis."""
     name = unique_project()
+    cover(redis_client, name)
     yield name
     delete_project_keys(redis_client, name)
 

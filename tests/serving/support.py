@@ -20,8 +20,10 @@ import yaml
 
 from streamguard.onlinestore.feast_layout import EntityValue, feature_field, redis_key, timestamp_field
 from streamguard.onlinestore.freshness import FreshnessRecord, freshness_key
+from streamguard.onlinestore.generation import BATCH, EVERYTHING_MS, STREAM, Part
 from streamguard.onlinestore.valueproto import Scalar, encode_timestamp, encode_value
 from streamguard.onlinestore.window_layout import StreamProgress, StreamState, encode_number, heartbeat_key, window_key
+from streamguard.onlinestore.writers import commit_coverage, ensure_generation
 
 API = "streamguard.dev/v1alpha1"
 CUSTOMER = [
@@ -235,6 +237,23 @@ def write_freshness(client: redis.Redis, project: str, view: str, newest_event: 
     now_ms = int(time.time() * 1000)
     record = FreshnessRecord(int(newest_event * 1000), now_ms, now_ms, 1)
     client.hset(freshness_key(project, view), mapping=record.mapping())  # type: ignore[arg-type]
+
+
+def cover(
+    client: redis.Redis,
+    project: str,
+    views: Mapping[str, tuple[Part, ...]] | None = None,
+    since_ms: int = EVERYTHING_MS,
+) -> str:
+    """Seed the store as the writers leave it after (re-)seeding: the project's current generation (started
+    if there is none) and, per view, coverage of its parts since ``since_ms`` (default: the FinServe views,
+    batch views by the materializer, the window view by the streaming job). Returns the generation id."""
+    generation, _ = ensure_generation(client, project, int(time.time() * 1000))
+    parts = views if views is not None else {**{v: (BATCH,) for v in BATCH_VIEWS}, WINDOW_VIEW: (STREAM,)}
+    for view, view_parts in parts.items():
+        for part in view_parts:
+            assert commit_coverage(client, project, view, part, generation, since_ms) is not None
+    return generation
 
 
 def delete_project_keys(client: redis.Redis, project: str) -> None:

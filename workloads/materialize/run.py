@@ -9,8 +9,10 @@ the view not ``Materialized`` and not ``Fresh``.
 The run knows what the store holds (:mod:`streamguard.onlinestore.generation`): it takes the project's
 current generation first (starting one if the store has none). When the watermark belongs to another
 generation, or the view's batch coverage is not in this one, the store lost the view's data (flush,
-restart, failover, eviction): the run backfills the TTL's interval (``Backfilling`` in the status)
-instead of only the increment. After writing it commits the coverage; a generation that ended during
+restart, failover, eviction): the run backfills the TTL's interval (``Materialized=False
+Backfilling``, and ``Fresh=False`` with the reason of
+:func:`~streamguard.onlinestore.generation.coverage_verdict`: ``StoreGenerationMissing`` or
+``NotReseeded``) instead of only the increment. After writing it commits the coverage; a generation that ended during
 the run fails it (``StoreChanged``), and a write Redis refuses for lack of memory fails it too
 (``StoreFull``). The CronJob's retry then repeats the run from the same watermark.
 """
@@ -28,7 +30,7 @@ from streamguard.api.durations import parse_duration
 from streamguard.api.featureview import FeatureViewSpec
 from streamguard.onlinestore.feast_layout import feature_field, timestamp_field
 from streamguard.onlinestore.freshness import NEWEST_EVENT, FreshnessRecord, freshness_key
-from streamguard.onlinestore.generation import BATCH, EVERYTHING_MS, Coverage
+from streamguard.onlinestore.generation import BATCH, EVERYTHING_MS, Coverage, coverage_verdict
 from streamguard.onlinestore.writers import commit_coverage, ensure_generation, read_coverage
 from streamguard.workloads.materialize.encode import encode_column, encode_timestamps, entity_keys
 from streamguard.workloads.materialize.errors import MaterializeError
@@ -185,7 +187,7 @@ def materialize_incremental(
     end = (end or now).astimezone(UTC)
     try:
         watermark = watermarks.load()
-        generation, _ = ensure_generation(client, spec.project, int(now.timestamp() * 1000))
+        generation, started = ensure_generation(client, spec.project, int(now.timestamp() * 1000))
         coverage = read_coverage(client, spec.project, view, BATCH)
         plan = plan_run(
             spec, end, watermark, watermarks.generation, generation, coverage, start.astimezone(UTC) if start else None
@@ -200,9 +202,20 @@ def materialize_incremental(
             )
         if plan.backfill:
             doing = f"{plan.backfill}: backfilling [{first:%Y-%m-%dT%H:%M:%SZ}, {end:%Y-%m-%dT%H:%M:%SZ}]"
+            needed = int((end - parse_duration(spec.ttl)).timestamp() * 1000)
+            verdict = coverage_verdict(view, BATCH, None if started else generation, coverage, needed)
+            fresh_reason, fresh_message = (
+                ("Backfilling", doing) if verdict.covered else (verdict.reason, f"{verdict.message}; {doing}")
+            )
             watermarks.record(
                 RunReport(
-                    False, "Backfilling", doing, now, fresh=False, fresh_reason="Backfilling", fresh_message=doing
+                    False,
+                    "Backfilling",
+                    doing,
+                    now,
+                    fresh=False,
+                    fresh_reason=fresh_reason,
+                    fresh_message=fresh_message,
                 )
             )
         interval = read_interval(view, spec, first, end, base_dir or Path.cwd())
