@@ -2,8 +2,9 @@
 and a Redis of the test's own (the stack's settings: AOF ``everysec``, ``noeviction``):
 
 * ``FLUSHALL`` mid-stream, then a SIGKILL of Redis restarted after a pause: until the job has re-seeded, the
-  reader rule (``generation.reading``) says ``stale``; afterwards every (entity, window) equals the reference
-  and the view's stream coverage is committed in the new generation.
+  real serving app answers every window ``stale`` (503 while Redis is down); the windows closed before the
+  loss are whole the moment coverage is committed; afterwards every (entity, window) equals the reference,
+  as stored and as served, and the view's stream coverage is in the new generation.
 * a full store: batches fail loudly (``StreamRunning=False StoreFull``), no window value changes, progress
   does not advance; with ``allkeys-lru`` set by hand the generation ends and the job re-seeds once memory
   is freed.
@@ -21,6 +22,7 @@ from typing import Any, cast
 import pytest
 import redis
 import yaml
+from fastapi.testclient import TestClient
 from kubernetes import client
 
 from streamguard.api.featureview import FeatureView
@@ -37,9 +39,12 @@ from streamguard.onlinestore.generation import (
     reading,
 )
 from streamguard.onlinestore.writers import read_coverage
+from streamguard.serving.app import create_app
+from streamguard.serving.settings import Settings
 from streamguard.windows import WindowShape
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
 from tests.conftest import Kubectl
+from tests.serving.support import write_config
 from tests.streaming.support import (
     V1,
     JobProcess,
@@ -51,6 +56,7 @@ from tests.streaming.support import (
     mismatches,
     progress,
     read_windows,
+    same,
     view_spec,
     wait_for,
     window_spec,
@@ -128,17 +134,39 @@ def _start_ms(spec: StreamingWindowSpec, key: Key) -> int:
     return key[2] - WindowShape.parse(window.length, window.slide).length_ms
 
 
-def _until_reseeded(store: Store, project: str, spec: StreamingWindowSpec, events: list[dict[str, Any]],
-                    old: str | None, lost_ms: int, timeout: float) -> tuple[list[str], list[str]]:
-    """Apply the reader rule, as serving does, to every window of ``events`` every 0.2 s, until the job has
-    committed stream coverage in a generation other than ``old``. Returns the readings seen before that, and
-    the mismatches at that moment of the windows that had closed when the store lost its keys (at
-    ``lost_ms``): those must already be whole when the coverage says so."""
+def _served(app: TestClient, spec: StreamingWindowSpec, accounts: list[str]) -> dict[Key, tuple[str, list[Any]]]:
+    """What serving answers now for every window feature of ``accounts``: (account, window, end it read) ->
+    (status, values in ``NAMES`` order). Fails when a slide boundary passed during the request."""
+    shapes = {w.suffix: WindowShape.parse(w.length, w.slide) for w in spec.windows}
+    refs = [f"{spec.feature_view}:{name}_{suffix}" for suffix in shapes for name in NAMES]
+    before = {suffix: shape.end_as_of(int(time.time() * 1000)) for suffix, shape in shapes.items()}
+    response = app.post("/features", json={"features": refs, "entities": [{"account_id": a} for a in accounts]})
+    assert response.status_code == 200, response.text
+    after = {suffix: shape.end_as_of(int(time.time() * 1000)) for suffix, shape in shapes.items()}
+    if before != after:
+        return _served(app, spec, accounts)
+    out = {}
+    for account, row in zip(accounts, response.json()["results"], strict=True):
+        for i, suffix in enumerate(shapes):
+            part = slice(i * len(NAMES), (i + 1) * len(NAMES))
+            statuses = set(row["statuses"][part])
+            assert len(statuses) == 1, row
+            out[(account, suffix, before[suffix])] = (statuses.pop(), row["values"][part])
+    return out
+
+
+def _until_reseeded(store: Store, app: TestClient, project: str, spec: StreamingWindowSpec,
+                    events: list[dict[str, Any]], old: str | None, lost_ms: int,
+                    timeout: float) -> tuple[set[str], list[str]]:
+    """Read every account's windows through serving until the job has committed stream coverage in a
+    generation other than ``old``. Returns the statuses serving answered before that, and the mismatches at
+    that moment of the windows that had closed when the store lost its keys (at ``lost_ms``): those must
+    already be whole when the coverage says so."""
     view = spec.feature_view
     expected = expected_windows(events, spec)
-    keys = sorted(expected)
     closed = {key: value for key, value in expected.items() if key[2] <= lost_ms - LATENESS_MS}
-    seen: list[str] = []
+    accounts = sorted({key[0] for key in expected})
+    seen: set[str] = set()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -146,13 +174,27 @@ def _until_reseeded(store: Store, project: str, spec: StreamingWindowSpec, event
             coverage = read_coverage(store.client, project, view, STREAM)
             if current not in (None, old) and coverage is not None and coverage.generation == current:
                 return seen, mismatches(closed, read_windows(store.client, project, view, closed), NAMES)
-            present = read_windows(store.client, project, view, keys)
-        except redis.ConnectionError:  # the store is down: nothing to read
+        except redis.ConnectionError:  # the store is down: serving answers 503
+            assert app.post("/features", json={"features": [f"{view}:txn_count_1m"],
+                                               "entities": [{"account_id": accounts[0]}]}).status_code == 503
             time.sleep(0.2)
             continue
-        seen += [reading(current, coverage, _start_ms(spec, key), key in present) for key in keys]
+        seen |= {status for status, _ in _served(app, spec, accounts).values()}
         time.sleep(0.2)
     raise AssertionError(f"no stream coverage in a new generation within {timeout}s")
+
+
+def _exact_as_served(app: TestClient, spec: StreamingWindowSpec, events: list[dict[str, Any]]) -> list[str]:
+    """Differences between serving's answers (``present``, values) and the reference for every account's
+    windows containing now (an absent window is empty: count 0, sums 0, min and max null)."""
+    expected = expected_windows(events, spec)
+    accounts = sorted({key[0] for key in expected})
+    out = []
+    for key, (status, values) in _served(app, spec, accounts).items():
+        want = expected.get(key, {"txn_count": 0, "amount_sum": 0.0, "amount_min": None, "amount_max": None})
+        if status != "present" or not all(same(want[n], v) for n, v in zip(NAMES, values, strict=True)):
+            out.append(f"{key}: served {status} {values}, expected {[want[n] for n in NAMES]}")
+    return out
 
 
 def test_wipe_and_redis_kill_mid_stream_reseed_every_window_and_read_stale_until_then(
@@ -160,12 +202,17 @@ def test_wipe_and_redis_kill_mid_stream_reseed_every_window_and_read_stale_until
     project = topic.replace("-", "")
     spec = _spec(topic)
     view = spec.feature_view
+    features = view_spec(spec, project)
     port = free_port()
-    config = write_job(tmp_path / "job.json", "store", "store", spec, view_spec(spec, project),
-                       tmp_path / "checkpoint", port)
+    config = write_job(tmp_path / "job.json", "store", "store", spec, features, tmp_path / "checkpoint", port)
     job = JobProcess.for_config(config, stack, tmp_path / "job.log", port,
                                 extra_env={"STREAMGUARD_REDIS_URL": store.url})
     load = Load(TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V1), seed=11)
+    manifests = [FeatureView(metadata={"name": view}, spec=features).wire(),
+                 StreamingWindow(metadata={"name": "store"}, spec=spec).wire()]
+    settings = Settings.model_validate({
+        "redis_url": store.url, "config_file": str(write_config(tmp_path / "features.yaml", manifests)),
+        "cache_staleness": 0.0, "freshness_interval": 0.25})
 
     def exact(events: list[dict[str, Any]]) -> bool:
         expected = expected_windows(events, spec)
@@ -179,29 +226,32 @@ def test_wipe_and_redis_kill_mid_stream_reseed_every_window_and_read_stale_until
         first = wait_for(lambda: _covered(store, project, view, {None}), 120, "stream coverage on first start", job)
         wait_for(lambda: (p := progress(store.client, project, view)) and (p.batch_id or 0) >= 5
                  and len(load.sent) > 600, 300, "batches under load", job)
+        with TestClient(create_app(settings)) as app:
+            assert {s for s, _ in _served(app, spec, ["K0", "K1"]).values()} == {"present"}
 
-        wiped_ms = int(time.time() * 1000)
-        store.client.flushall()  # mid-stream, under load
-        readings, short = _until_reseeded(store, project, spec, list(load.sent), first.generation, wiped_ms, 300)
-        assert readings and set(readings) == {STALE}, "until re-seeded, every window reads stale"
-        assert not short, f"windows closed before the wipe not whole once covered: {short[:5]}"
-        after_wipe = _covered(store, project, view, {None, first.generation})
-        assert after_wipe is not None
+            wiped_ms = int(time.time() * 1000)
+            store.client.flushall()  # mid-stream, under load
+            statuses, short = _until_reseeded(store, app, project, spec, list(load.sent), first.generation,
+                                              wiped_ms, 300)
+            assert statuses == {"stale"}, "until re-seeded, serving reads every window stale, never present"
+            assert not short, f"windows closed before the wipe not whole once covered: {short[:5]}"
+            after_wipe = _covered(store, project, view, {None, first.generation})
+            assert after_wipe is not None
 
-        killed_ms = int(time.time() * 1000)
-        store.kill()  # AOF everysec: the last second may be lost
-        time.sleep(10)
-        store.stack.restart("redis")
-        assert store.run_id()
-        readings, short = _until_reseeded(store, project, spec, list(load.sent), after_wipe.generation, killed_ms,
-                                          420)
-        assert set(readings) <= {STALE}, "until re-seeded after the restart, every window reads stale"
-        assert not short, f"windows closed before the kill not whole once covered: {short[:5]}"
-        after_kill = _covered(store, project, view, {None, first.generation, after_wipe.generation})
-        assert after_kill is not None
+            killed_ms = int(time.time() * 1000)
+            store.kill()  # AOF everysec: the last second may be lost
+            time.sleep(10)
+            store.stack.restart("redis")
+            statuses, short = _until_reseeded(store, app, project, spec, list(load.sent),
+                                              after_wipe.generation, killed_ms, 420)
+            assert statuses <= {"stale"}, "until re-seeded after the restart, serving reads every window stale"
+            assert not short, f"windows closed before the kill not whole once covered: {short[:5]}"
+            after_kill = _covered(store, project, view, {None, first.generation, after_wipe.generation})
+            assert after_kill is not None
 
-        events = load.stop()
-        wait_for(lambda: exact(events), 300, "every window exact after the wipe and the kill", job, every=3)
+            events = load.stop()
+            wait_for(lambda: exact(events), 300, "every window exact after the wipe and the kill", job, every=3)
+            assert not _exact_as_served(app, spec, events), "serving answers the reference, present"
         expected = expected_windows(events, spec)
         assert count_window_keys(store.client, project, view) == len(expected), "nothing that should not be"
         assert after_kill.since_ms <= min(_start_ms(spec, key) for key in expected), "coverage spans the windows"
