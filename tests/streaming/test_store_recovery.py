@@ -6,8 +6,8 @@ and a Redis of the test's own (the stack's settings: AOF ``everysec``, ``noevict
   loss are whole the moment coverage is committed; afterwards every (entity, window) equals the reference,
   as stored and as served, and the view's stream coverage is in the new generation.
 * a full store: batches fail loudly (``StreamRunning=False StoreFull``), no window value changes, progress
-  does not advance; with ``allkeys-lru`` set by hand the generation ends and the job re-seeds once memory
-  is freed.
+  does not advance; with ``allkeys-lru`` set by hand the generation ends, serving never answers an evicted
+  window as present, and the job re-seeds once memory is freed.
 """
 
 import json
@@ -25,7 +25,7 @@ import yaml
 from fastapi.testclient import TestClient
 from kubernetes import client
 
-from streamguard.api.featureview import FeatureView
+from streamguard.api.featureview import FeatureView, FeatureViewSpec
 from streamguard.api.streamingwindow import StreamingWindow, StreamingWindowSpec
 from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
@@ -134,6 +134,15 @@ def _start_ms(spec: StreamingWindowSpec, key: Key) -> int:
     return key[2] - WindowShape.parse(window.length, window.slide).length_ms
 
 
+def _serving(store: Store, spec: StreamingWindowSpec, features: FeatureViewSpec, tmp_path: Path) -> Settings:
+    """The serving app's settings for the job's view on the test's Redis (no cache, a health tick every 0.25 s)."""
+    manifests = [FeatureView(metadata={"name": spec.feature_view}, spec=features).wire(),
+                 StreamingWindow(metadata={"name": "store"}, spec=spec).wire()]
+    return Settings.model_validate({
+        "redis_url": store.url, "config_file": str(write_config(tmp_path / "features.yaml", manifests)),
+        "cache_staleness": 0.0, "freshness_interval": 0.25})
+
+
 def _served(app: TestClient, spec: StreamingWindowSpec, accounts: list[str]) -> dict[Key, tuple[str, list[Any]]]:
     """What serving answers now for every window feature of ``accounts``: (account, window, end it read) ->
     (status, values in ``NAMES`` order). Fails when a slide boundary passed during the request."""
@@ -208,11 +217,7 @@ def test_wipe_and_redis_kill_mid_stream_reseed_every_window_and_read_stale_until
     job = JobProcess.for_config(config, stack, tmp_path / "job.log", port,
                                 extra_env={"STREAMGUARD_REDIS_URL": store.url})
     load = Load(TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V1), seed=11)
-    manifests = [FeatureView(metadata={"name": view}, spec=features).wire(),
-                 StreamingWindow(metadata={"name": "store"}, spec=spec).wire()]
-    settings = Settings.model_validate({
-        "redis_url": store.url, "config_file": str(write_config(tmp_path / "features.yaml", manifests)),
-        "cache_staleness": 0.0, "freshness_interval": 0.25})
+    settings = _serving(store, spec, features, tmp_path)
 
     def exact(events: list[dict[str, Any]]) -> bool:
         expected = expected_windows(events, spec)
@@ -339,9 +344,15 @@ def test_a_full_store_fails_batches_loudly_and_an_evicting_one_is_reseeded(
         coverage = read_coverage(store.client, project, view, STREAM)
         present = read_windows(store.client, project, view, keys)
         absent = [key for key in keys if key not in present]
+        assert absent, "allkeys-lru evicted windows"
         assert all(reading(current, coverage, _start_ms(spec, key), False, evicting=True) == STALE
                    for key in absent), "an evicted window never reads as a present zero"
-        assert absent, "allkeys-lru evicted windows"
+        with TestClient(create_app(_serving(store, spec, features, tmp_path))) as app:
+            time.sleep(1)  # a few health ticks: serving has read the server's policy
+            served = _served(app, spec, sorted({key[0] for key in keys}))
+            stored = read_windows(store.client, project, view, served)
+        gone = [key for key in served if key not in stored]
+        assert all(served[key][0] == "stale" for key in gone), f"served an evicted window: {served}"
 
         fillers = list(store.client.scan_iter(match=b"filler:*", count=10_000))
         if fillers:
