@@ -52,7 +52,7 @@ def test_only_windows_starting_at_or_after_since_are_kept(tmp_path: Path) -> Non
         END: [since + MIN, since + HOUR, since + HOUR - 5 * MIN, since + 4 * MIN],
         "txn_count": [1, 2, 3, 4],
     }
-    kept = reseed.opened_since(plan, columns, since)
+    kept = reseed.starting_from(plan, columns, since)
     assert kept == {KEY: ["A", "A"], SUFFIX: ["1m", "1h"], END: [since + MIN, since + HOUR], "txn_count": [1, 2]}
 
 

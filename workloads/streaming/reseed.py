@@ -9,7 +9,7 @@ a Redis restart or failover, an eviction, or a first start), the batch re-seeds 
 * a **bounded batch replay** of the topic from, per partition, the first offset whose timestamp is at or after
   ``since`` (a record's Kafka timestamp is not before its event time, as ``offsets.py`` already assumes) up to
   the end offsets of the batch being written (Spark's offset log), aggregated as the stream aggregates;
-* its windows that start at or after ``since`` are written as absolute values (:func:`opened_since`), then the
+* its windows that start at or after ``since`` are written as absolute values (:func:`starting_from`), then the
   batch's own windows overwrite those it changed (Spark's state, also absolute), then ``COMMIT_COVERAGE(stream,
   since)``.
 
@@ -54,7 +54,7 @@ def replay_ranges(starts: Mapping[int, int | None], ends: Mapping[int, int]) -> 
     return out
 
 
-def opened_since(plan: StreamPlan, columns: Mapping[str, Sequence[Any]], since_ms: int) -> dict[str, list[Any]]:
+def starting_from(plan: StreamPlan, columns: Mapping[str, Sequence[Any]], since_ms: int) -> dict[str, list[Any]]:
     """The rows of an aggregated frame (column-wise) whose window starts at or after ``since_ms``: the replay
     holds every record of those; a window starting earlier would be written short."""
     length = {w.suffix: w.length_ms for w in plan.windows}

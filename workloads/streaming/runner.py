@@ -163,7 +163,7 @@ class StreamRunner:
         ranges = reseed.replay_ranges(self.probe.offsets_for_time(sorted(end), since), end)
         replay = job.arrow_columns(job.replay_windows(spark, self.plan, self.endpoints.kafka_bootstrap,
                                                       self.schemas, ranges))
-        written = self.sink.write(reseed.opened_since(self.plan, replay, since))
+        written = self.sink.write(reseed.starting_from(self.plan, replay, since))
         seconds = time.monotonic() - began
         self.metrics.reseeded(seconds)
         log.info("batch %d: re-seeded %d windows of %s from %d records (event time %d on) in %.1fs", batch_id,
