@@ -9,16 +9,24 @@ is timed (the time from a wipe until the view is served again, besides waiting f
 For the StreamingWindow's windows: one window hash per account and window written with the streaming
 job's sink; the bytes per hash times the hashes an active account keeps alive (its open windows plus
 closed ones until their keys expire, ``(length + expiry) / slide``) give the bytes per entity.
-Last, the Redis time of the readers' generation checks.
+Then the Redis time of the readers' generation checks. Last, the windows' time from a wipe until served
+again: the real streaming job (FinServe's ``account-activity``) on a Kafka broker and registry of the
+benchmark's own, fed the hour of FinServe traffic its longest window needs and then live traffic at
+FinServe's rate; once caught up, ``FLUSHALL``; the time until the job has committed stream coverage in the
+new generation (serving reads the windows as covered again), with the re-seed's own duration from the job's log.
 
     .venv/bin/python benchmarks/onlinestore/run.py --scale 1
 """
 
 import argparse
 import json
+import os
 import random
+import re
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import replace
@@ -38,14 +46,20 @@ sys.path.insert(0, str(REPO))
 from streamguard.api.featureview import FeatureViewSpec  # noqa: E402
 from streamguard.devstack.machine import machine_facts  # noqa: E402
 from streamguard.devstack.private_redis import private_redis  # noqa: E402
+from streamguard.devstack.provision import artifacts  # noqa: E402
+from streamguard.devstack.stack import Stack  # noqa: E402
+from streamguard.devstack.supervisor import free_port  # noqa: E402
 from streamguard.finserve.generate import FinServeConfig  # noqa: E402
 from streamguard.finserve.resources import EXAMPLES_DIR, load_manifests  # noqa: E402
 from streamguard.jobspec import StreamJob  # noqa: E402
 from streamguard.onlinestore.feast_layout import redis_key  # noqa: E402
-from streamguard.onlinestore.generation import CURRENT_GENERATION, generation_key  # noqa: E402
-from streamguard.onlinestore.writers import ensure_generation  # noqa: E402
+from streamguard.onlinestore.generation import CURRENT_GENERATION, STREAM, generation_key  # noqa: E402
+from streamguard.onlinestore.window_layout import StreamProgress, heartbeat_key  # noqa: E402
+from streamguard.onlinestore.writers import ensure_generation, read_coverage  # noqa: E402
 from streamguard.workloads.materialize.run import materialize_incremental  # noqa: E402
 from streamguard.workloads.materialize.watermark import FileWatermark  # noqa: E402
+from streamguard.workloads.producer.events import TrafficProfile, generate  # noqa: E402
+from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic, send_paced  # noqa: E402
 from streamguard.workloads.streaming.plan import StreamPlan, build  # noqa: E402
 from streamguard.workloads.streaming.sink import END, KEY, SUFFIX, RedisSink  # noqa: E402
 
@@ -142,21 +156,31 @@ def measure_view(
     }
 
 
-def window_plan(work: Path) -> StreamPlan:
+def window_job(work: Path, project: str | None = None, topic: str | None = None) -> StreamJob:
+    """FinServe's StreamingWindow as the job runs it (optionally in another project, on another topic)."""
     manifests = load_manifests(EXAMPLES_DIR)
     window = manifests.windows[WINDOWS]
-    view = manifests.feature_views[window.spec.feature_view]
-    job = StreamJob(
+    spec = window.spec
+    if topic:
+        spec = spec.model_copy(update={"source": spec.source.model_copy(update={"topic": topic})})
+    view = manifests.feature_views[spec.feature_view].spec
+    if project:
+        view = view.model_copy(update={"project": project})
+    return StreamJob(
         namespace="bench",
         name=WINDOWS,
         generation=1,
-        window=window.spec,
-        view_name=window.spec.feature_view,
-        view=view.spec,
-        subject=window.spec.contract.subject,
+        window=spec,
+        view_name=spec.feature_view,
+        view=view,
+        subject=spec.contract.subject,
         checkpoint_dir=str(work / "ck"),
+        metrics_port=free_port(),
     )
-    return build(job)
+
+
+def window_plan(work: Path) -> StreamPlan:
+    return build(window_job(work))
 
 
 def measure_windows(client: redis.Redis, accounts: int, work: Path, seed: int) -> list[dict[str, Any]]:
@@ -230,6 +254,113 @@ def measure_generation_check(client: redis.Redis, calls: int = 3000) -> dict[str
     }
 
 
+def _wait(check: Any, timeout: float, what: str, job: subprocess.Popen[bytes], log: Path) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            found = check()
+        except redis.RedisError:
+            found = None
+        if found:
+            return found
+        if job.poll() is not None:
+            raise RuntimeError(f"the streaming job exited while waiting for {what}:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    raise RuntimeError(f"timed out after {timeout}s waiting for {what}:\n{log.read_text()[-3000:]}")
+
+
+def measure_window_recovery(client: redis.Redis, work: Path, seed: int) -> dict[str, Any]:
+    """Wipe-to-served of FinServe's windows with the real job, Kafka and registry (private ones)."""
+    services = Stack(work / "services")
+    services.run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        services.restart("kafka")
+        services.restart("apicurio-registry")
+        ports = json.loads((services.run_dir / "ports.json").read_text())
+        bootstrap = f"127.0.0.1:{ports['kafka']}"
+        registry = f"http://127.0.0.1:{ports['registry']}/apis/ccompat/v7"
+        job = window_job(work, project=f"wipe{uuid.uuid4().hex[:8]}", topic="finserve.transactions")
+        plan = build(job)
+        ensure_topic(bootstrap, plan.topic)
+        history_s = (max(w.length_ms + w.slide_ms for w in plan.windows) + plan.watermark_ms) / 1000 + 300
+        now = int(time.time() * 1000)
+        profile = TrafficProfile()
+        sender = TransactionSender(bootstrap, registry, plan.topic, job.window.contract.schema_)
+        history = send_paced(sender, generate(profile, seed, now - int(history_s * 1000), duration_s=history_s),
+                             speed=0)
+        stop = threading.Event()
+
+        def live() -> None:
+            for emission in generate(profile, seed + 1, int(time.time() * 1000), duration_s=3600):
+                if stop.is_set():
+                    break
+                sender.send(emission.event)
+                time.sleep(1 / profile.rate)
+            sender.flush()
+
+        config = work / "job.json"
+        config.write_text(job.model_dump_json(by_alias=True, exclude_none=True))
+        jars = sorted(str(p) for p in (artifacts()["spark-connectors"].directory / "jars").glob("*.jar"))
+        port = client.connection_pool.connection_kwargs["port"]
+        env = {**os.environ, "STREAMGUARD_KAFKA_BOOTSTRAP": bootstrap, "STREAMGUARD_REGISTRY_URL": registry,
+               "STREAMGUARD_REDIS_URL": f"redis://127.0.0.1:{port}/0", "STREAMGUARD_SPARK_JARS": ",".join(jars)}
+        env.pop("KUBECONFIG", None)
+        log = work / "job.log"
+        command = [str(Path(sys.executable).parent / "streamguard"), "workload", "stream", "--config", str(config)]
+        feeder = threading.Thread(target=live, daemon=True)
+        with log.open("ab") as out:
+            process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            feeder.start()
+
+            def caught_up() -> bool:
+                record = StreamProgress.parse(client.hgetall(heartbeat_key(plan.project, plan.view)))  # type: ignore[arg-type]
+                coverage = read_coverage(client, plan.project, plan.view, STREAM)
+                return record is not None and record.state == "running" and coverage is not None
+
+            began = time.perf_counter()
+            _wait(caught_up, 1800, "the job caught up with the hour of history", process, log)
+            caught_up_s = time.perf_counter() - began
+            windows_before = sum(1 for _ in client.scan_iter(match=f"sgw:*{plan.project}:*".encode(), count=10_000))
+            client.flushall()
+            wiped = time.perf_counter()
+
+            def served() -> bool:
+                current = client.eval(CURRENT_GENERATION, 1, generation_key(plan.project))
+                coverage = read_coverage(client, plan.project, plan.view, STREAM)
+                return bool(current) and coverage is not None and coverage.generation == cast(bytes, current).decode()
+
+            _wait(served, 600, "stream coverage in the new generation", process, log)
+            wipe_to_served = time.perf_counter() - wiped
+            windows_after = sum(1 for _ in client.scan_iter(match=f"sgw:*{plan.project}:*".encode(), count=10_000))
+        finally:
+            stop.set()
+            process.terminate()
+            process.wait(120)
+            feeder.join(60)
+        reseeds = re.findall(r"re-seeded (\d+) windows .* from (\d+) records .* in ([\d.]+)s", log.read_text())
+        if not reseeds:
+            raise RuntimeError(f"the job logged no re-seed:\n{log.read_text()[-3000:]}")
+        windows, records, seconds = reseeds[-1]
+        client.flushall()
+        return {
+            "view": plan.view,
+            "history_s": round(history_s),
+            "history_events": history,
+            "live_rate_per_s": profile.rate,
+            "first_catch_up_seconds": round(caught_up_s, 1),
+            "windows_before_wipe": windows_before,
+            "windows_after_reseed": windows_after,
+            "reseed_replayed_records": int(records),
+            "reseed_written_windows": int(windows),
+            "reseed_seconds": float(seconds),
+            "wipe_to_served_seconds": round(wipe_to_served, 1),
+            "goal_seconds": 60,
+        }
+    finally:
+        services.down()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=1.0, help="FinServe scale (1 = 5k customers, 6k accounts)")
@@ -237,6 +368,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "onlinestore.json")
     args = parser.parse_args()
     config = FinServeConfig(scale=args.scale)
+    machine = machine_facts()
     manifests = load_manifests(EXAMPLES_DIR)
     with tempfile.TemporaryDirectory(prefix="sg-onlinestore-") as tmp:
         work = Path(tmp)
@@ -250,6 +382,7 @@ def main() -> None:
             ]
             windows = measure_windows(client, config.accounts, work, args.seed)
             check = measure_generation_check(client)
+            recovery = measure_window_recovery(client, work, args.seed)
     print(f"Redis {version}, FinServe scale {args.scale:g}")
     print(
         f"{'batch view':<18}{'entities':>9}{'features':>9}{'B/entity':>10}{'B/used':>9}{'B/feature':>10}"
@@ -273,10 +406,15 @@ def main() -> None:
         f"INFO server stats memory {check['identity_info_usec']:.1f} us (per connection and tick), "
         f"CURRENT_GENERATION script {check['current_generation_script_usec']:.1f} us"
     )
+    print(
+        f"windows wipe-to-served {recovery['wipe_to_served_seconds']:.1f}s (goal {recovery['goal_seconds']}s): "
+        f"re-seed replayed {recovery['reseed_replayed_records']:,} records into "
+        f"{recovery['reseed_written_windows']:,} windows in {recovery['reseed_seconds']:.1f}s"
+    )
     report = {
         "benchmark": "onlinestore",
         "measured_at": datetime.now(UTC).isoformat(),
-        "machine": machine_facts(),
+        "machine": machine,
         "redis_version": version,
         "scale": args.scale,
         "note": "MEMORY USAGE (SAMPLES 0) mean over up to 1000 keys per view or window; *_used_memory: growth of "
@@ -284,10 +422,15 @@ def main() -> None:
         "bytes_per_active_entity uses it); bytes_per_feature is the "
         "marginal cost of one more batch feature in an entity hash; live_hashes_per_active_entity = "
         "ceil((length + key expiry) / slide) for an entity with events in every slide; wipe_to_served_seconds "
-        "is the backfill run after FLUSHALL (the schedule's wait comes on top)",
+        "is the backfill run after FLUSHALL (the schedule's wait comes on top); window_recovery: the real streaming "
+        "job fed history_s of FinServe traffic then live traffic at live_rate_per_s, FLUSHALL once caught up; "
+        "wipe_to_served_seconds until the job committed stream coverage in the new generation (detection at "
+        "the next batch + re-seed + the batch), reseed_seconds the Kafka replay and its writes alone",
         "batch": batch,
         "windows": windows,
         "generation_check": check,
+        "window_recovery": recovery,
+        "load_average_at_end": os.getloadavg(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -77,6 +77,10 @@ class Load:
         except BaseException as error:  # surfaced by stop()
             self.error = error
 
+    @property
+    def started(self) -> bool:
+        return self._thread.ident is not None
+
     def start(self) -> "Load":
         self._thread.start()
         return self

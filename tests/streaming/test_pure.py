@@ -144,3 +144,18 @@ def test_stream_command_reports_bad_config_without_starting_spark(tmp_path: Path
     refused = CliRunner().invoke(command, ["--config", str(bad)])
     assert refused.exit_code == 1
     assert "StreamingWindow ns/sw: spec.aggregations[0].field: 'amount_usd' is not a field" in refused.output
+
+
+def test_without_an_apiserver_the_condition_is_logged_once_per_change(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from streamguard.workloads.streaming.status import ConditionReporter
+
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    reporter = ConditionReporter("ns", "sw", 1)
+    with caplog.at_level("INFO", logger="streamguard.workloads.streaming.status"):
+        for _ in range(3):
+            assert not reporter.report("False", "StoreFull", "Redis refused a write (OOM ...)")
+        reporter.report("True", "Running", "consuming t")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("StreamRunning=")]
+    assert lines == ["StreamRunning=False StoreFull: Redis refused a write (OOM ...)",
+                     "StreamRunning=True Running: consuming t"]

@@ -12,8 +12,9 @@ window struct carries Spark's event-time watermark metadata, exactly as Spark's 
 so Spark drops an event only from windows whose end the watermark has passed and evicts closed windows.
 """
 
+import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,24 @@ def kafka_source(spark: SparkSession, plan: StreamPlan, bootstrap: str, starting
     if plan.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", str(plan.max_offsets_per_trigger))
     return reader.load()
+
+
+def kafka_range(spark: SparkSession, plan: StreamPlan, bootstrap: str,
+                ranges: Mapping[int, tuple[int, int]]) -> DataFrame:
+    """The topic's records in ``[start, end)`` per partition, read as a batch (the re-seed's replay)."""
+
+    def offsets(index: int) -> str:
+        return json.dumps({plan.topic: {str(p): r[index] for p, r in ranges.items()}})
+
+    return (
+        spark.read.format("kafka")
+        .option("kafka.bootstrap.servers", bootstrap)
+        .option("subscribe", plan.topic)
+        .option("startingOffsets", offsets(0))
+        .option("endingOffsets", offsets(1))
+        .option("failOnDataLoss", "true")
+        .load()
+    )
 
 
 def _among(column: Column, values: set[int]) -> Column:
@@ -168,6 +187,13 @@ def dead_letters(events: DataFrame) -> DataFrame:
             F.struct(F.lit("streamguard.origin").alias("key"), F.encode(origin, "UTF-8").alias("value")),
         ).alias("headers"),
     )
+
+
+def replay_windows(spark: SparkSession, plan: StreamPlan, bootstrap: str, schemas: WriterSchemas,
+                   ranges: Mapping[int, tuple[int, int]]) -> DataFrame:
+    """Every window of the records in ``ranges``, aggregated as the stream does (a batch query ignores the
+    watermark: it keeps events the stream dropped as late; docs/online-store.md)."""
+    return windowed(checked(kafka_range(spark, plan, bootstrap, ranges), schemas, plan), plan)
 
 
 BatchHandler = Callable[[DataFrame, int], None]

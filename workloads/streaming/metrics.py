@@ -60,6 +60,10 @@ class StreamMetrics:
         self.query_restarts = Counter("streamguard_stream_query_restarts",
                                       "Times the streaming query was restarted from its checkpoint.",
                                       (*LABELS, "reason"), registry=r)
+        self.reseed_duration = Histogram("streamguard_stream_reseed_duration_seconds",
+                                         "Duration of each re-seed of the open windows (a Kafka replay after the "
+                                         "online store lost its generation).", LABELS, registry=r,
+                                         buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300)).labels(*labels)
         self._labels = labels
         self._seen: set[tuple[str, int, str]] = set()
         self._order: deque[tuple[str, int, str]] = deque()
@@ -70,6 +74,9 @@ class StreamMetrics:
 
     def restarted(self, reason: str) -> None:
         self.query_restarts.labels(*self._labels, reason).inc()
+
+    def reseeded(self, seconds: float) -> None:
+        self.reseed_duration.observe(seconds)
 
     def observe(self, progress: dict[str, Any], now: float | None = None) -> bool:
         """Account one progress report of the windows query once; False when it was already seen."""

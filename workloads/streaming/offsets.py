@@ -64,6 +64,20 @@ def has_checkpoint(checkpoint_dir: str, query: str = "windows") -> bool:
     return offsets.is_dir() and any(offsets.iterdir())
 
 
+def batch_end_offsets(checkpoint_dir: str, batch_id: int, topic: str, query: str = "windows") -> dict[int, int]:
+    """Partition -> end offset of batch ``batch_id`` of ``query``, from Spark's offset log (written before the
+    batch runs: ``v1``, a metadata line, then one line per source, ``{"<topic>": {"<partition>": offset}}``)."""
+    path = Path(checkpoint_dir) / query / "offsets" / str(batch_id)
+    for line in path.read_text().splitlines()[2:]:
+        try:
+            source = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(source, dict) and isinstance(source.get(topic), dict):
+            return {int(p): int(o) for p, o in source[topic].items()}
+    raise ValueError(f"{path}: no offsets of topic {topic}")
+
+
 def read_start(checkpoint_dir: str) -> Start | None:
     path = Path(checkpoint_dir) / START_FILE
     try:
@@ -109,6 +123,12 @@ class TopicProbe:
             info = future.result(timeout=TIMEOUT_S)
             out[tp.partition] = (int(info.offset), int(info.timestamp))
         return out
+
+    def offsets_for_time(self, partitions: list[int], timestamp_ms: int) -> dict[int, int | None]:
+        """Partition -> the first offset whose record timestamp is at or after ``timestamp_ms``, ``None`` when
+        the partition holds no such record."""
+        found = self._list(partitions, OffsetSpec.for_timestamp(timestamp_ms))
+        return {p: (o if o >= 0 else None) for p, (o, _) in found.items()}
 
     def end_offsets(self, partitions: list[int]) -> dict[int, int]:
         latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]

@@ -27,6 +27,7 @@ Offsets = dict[int, int]
 
 RUNNING, TOPIC_MISSING, QUERY_FAILED, DEAD_LETTERING = "Running", "TopicMissing", "QueryFailed", "DeadLettering"
 REGISTRY_UNAVAILABLE, SCHEMA_ID_UNKNOWN = "RegistryUnavailable", "SchemaIdUnknown"
+STORE_FULL, STORE_UNAVAILABLE, STORE_CHANGED = "StoreFull", "StoreUnavailable", "StoreChanged"
 """Reasons of the ``StreamRunning`` condition."""
 
 

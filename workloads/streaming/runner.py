@@ -8,8 +8,11 @@ writes the progress record (``window_layout.StreamProgress``) and the ``StreamRu
   checkpoint once the id is resolved (``schemas.SchemaResolver``: unknown ids are looked up again for a grace
   period, ``SchemaIdUnknown``, before they become dead letters). Until then nothing is committed or
   dead-lettered and the job makes no progress.
-* Any other failure (Kafka or Redis unavailable, ...) is ``QueryFailed`` and retried with backoff, again from
-  the checkpoint: the failed batch is replayed and its writes are idempotent.
+* Every windows batch checks the online store's generation and re-seeds the open windows when the store lost
+  them (``reseed``). A batch the store fails (out of memory: ``StoreFull``; unreachable: ``StoreUnavailable``;
+  the generation ended during a re-seed: ``StoreChanged``) commits nothing and is retried with backoff.
+* Any other failure (Kafka unavailable, ...) is ``QueryFailed`` and retried with backoff, again from the
+  checkpoint: the failed batch is replayed and its writes are idempotent.
 * While running, every poll reads the topic's end offsets (lag) and dead letters above the threshold are
   ``DeadLettering``. SIGTERM stops the queries cleanly.
 """
@@ -29,21 +32,31 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
 from streamguard.contracts.registry import RegistryError, SchemaRegistry
-from streamguard.workloads.streaming import job
+from streamguard.workloads.streaming import job, reseed
 from streamguard.workloads.streaming.decode import WriterSchemas, unknown_ids
 from streamguard.workloads.streaming.metrics import StreamMetrics
-from streamguard.workloads.streaming.offsets import Start, TopicMissingError, TopicProbe, plan_start
+from streamguard.workloads.streaming.offsets import (
+    Start,
+    TopicMissingError,
+    TopicProbe,
+    batch_end_offsets,
+    plan_start,
+)
 from streamguard.workloads.streaming.plan import StreamPlan
 from streamguard.workloads.streaming.progress import (
     QUERY_FAILED,
     REGISTRY_UNAVAILABLE,
     RUNNING,
     SCHEMA_ID_UNKNOWN,
+    STORE_CHANGED,
+    STORE_FULL,
+    STORE_UNAVAILABLE,
     TOPIC_MISSING,
     BatchReport,
     DeadLetterRate,
     ProgressTracker,
 )
+from streamguard.workloads.streaming.reseed import WindowSeeder
 from streamguard.workloads.streaming.schemas import SchemaResolver
 from streamguard.workloads.streaming.sink import RedisSink
 from streamguard.workloads.streaming.status import ConditionReporter
@@ -88,6 +101,9 @@ class StreamRunner:
         self.metrics = StreamMetrics(plan.namespace, plan.name, plan.view)
         self.reporter = ConditionReporter(plan.namespace, plan.name, plan.generation)
         self.sink = RedisSink(redis.Redis.from_url(endpoints.redis_url), plan)
+        self.seeder = WindowSeeder(self.sink.client, plan)
+        self._store_failure: tuple[str, str] | None = None
+        """Why the last windows batch failed on the store: ``(reason, message)`` for the condition."""
         self.schemas = WriterSchemas()
         self.resolver = SchemaResolver(SchemaRegistry(endpoints.registry_url), plan, self.schemas,
                                        plan.unknown_schema_grace_ms / 1000)
@@ -107,13 +123,52 @@ class StreamRunner:
         self._stopping = True
 
     def _write_windows(self, frame: DataFrame, batch_id: int) -> None:
+        """One batch: the generation check (and a re-seed when needed), the batch's windows, the coverage.
+        A store error fails the batch (nothing committed) and is remembered for the condition."""
         started = time.monotonic()
-        columns = job.arrow_columns(frame)
-        computed = time.monotonic()
-        written = self.sink.write(columns)
+        try:
+            columns = job.arrow_columns(frame)
+            computed = time.monotonic()
+            generation = self.seeder.check(now_ms())
+            reseeded = None if generation is None else (generation, self._reseed(frame.sparkSession, batch_id))
+            written = self.sink.write(columns)
+            if reseeded is not None:
+                since = self.seeder.commit(*reseeded)
+                log.info("batch %d: windows of %s whole in the store's generation %s since event time %d",
+                         batch_id, self.plan.view, reseeded[0], since)
+        except redis.OutOfMemoryError as error:
+            self._store_failure = (STORE_FULL, f"Redis refused a write for lack of memory (OOM {error}); the batch "
+                                               "failed and is retried, no offsets committed and no progress. Raise "
+                                               "maxmemory or free memory (docs/online-store.md, sizing)")
+            raise
+        except (redis.ConnectionError, redis.TimeoutError) as error:
+            self._store_failure = (STORE_UNAVAILABLE, f"Redis unreachable ({error}); the batch failed and is "
+                                                      "retried, no offsets committed and no progress")
+            raise
+        except reseed.GenerationEndedError as error:
+            self._store_failure = (STORE_CHANGED, str(error))
+            raise
         self.metrics.windows_written.inc(written)
         self._last_write = (f"batch {batch_id} wrote {written} windows (Spark {computed - started:.2f}s, "
-                            f"Redis {time.monotonic() - computed:.2f}s)")
+                            f"Redis and re-seed {time.monotonic() - computed:.2f}s)")
+
+    def _reseed(self, spark: SparkSession, batch_id: int) -> int:
+        """Rewrite every open window whole before the batch writes (``reseed``); the coverage's ``since``."""
+        complete = self.tracker.complete_from_ms
+        if batch_id == 0:
+            return complete or 0  # a new checkpoint: the stream's state holds everything since its start
+        began = time.monotonic()
+        since = reseed.replay_since(self.plan, now_ms(), complete)
+        end = batch_end_offsets(self.plan.checkpoint_dir, batch_id, self.plan.topic)
+        ranges = reseed.replay_ranges(self.probe.offsets_for_time(sorted(end), since), end)
+        replay = job.arrow_columns(job.replay_windows(spark, self.plan, self.endpoints.kafka_bootstrap,
+                                                      self.schemas, ranges))
+        written = self.sink.write(reseed.starting_from(self.plan, replay, since))
+        seconds = time.monotonic() - began
+        self.metrics.reseeded(seconds)
+        log.info("batch %d: re-seeded %d windows of %s from %d records (event time %d on) in %.1fs", batch_id,
+                 written, self.plan.view, sum(e - s for s, e in ranges.values()), since, seconds)
+        return since
 
     def _write_dead_letters(self, frame: DataFrame, batch_id: int) -> None:
         records, reasons = job.write_dead_letters(frame, self.endpoints.kafka_bootstrap, self.plan.dead_letter_topic)
@@ -273,7 +328,9 @@ class StreamRunner:
         return None
 
     def _failed(self, outcome: str) -> None:
-        """Report a query failure: ``TopicMissing`` when the topic is gone, else ``QueryFailed``."""
+        """Report a query failure: ``TopicMissing`` when the topic is gone, ``StoreFull``, ``StoreUnavailable``
+        or ``StoreChanged`` when the windows batch failed on the online store, else ``QueryFailed``."""
+        store, self._store_failure = self._store_failure, None
         try:
             self.probe.partitions()
         except TopicMissingError as error:
@@ -281,6 +338,9 @@ class StreamRunner:
             return
         except KafkaException:
             pass
+        if store is not None:
+            self._fail(*store)
+            return
         self._fail(QUERY_FAILED, f"{first_line(outcome)} (restarting from the checkpoint)")
 
     def run(self) -> int:

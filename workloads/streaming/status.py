@@ -41,7 +41,8 @@ def render_condition(namespace: str, name: str, generation: int, status: str, re
 
 
 class ConditionReporter:
-    """Applies the condition when an apiserver is reachable (in-cluster, or ``$KUBECONFIG``); else logs."""
+    """Applies the condition when an apiserver is reachable (in-cluster, or ``$KUBECONFIG``); else logs each
+    change."""
 
     def __init__(self, namespace: str, name: str, generation: int) -> None:
         self.namespace, self.name, self.generation = namespace, name, generation
@@ -65,7 +66,11 @@ class ConditionReporter:
     def report(self, status: str, reason: str, message: str) -> bool:
         """Apply the condition if it changed; returns True when something was written."""
         state = (status, reason, message)
-        if state == self._last or self._api is None:
+        if state == self._last:
+            return False
+        if self._api is None:
+            log.info("%s=%s %s: %s", CONDITION, status, reason, message)
+            self._last = state
             return False
         if self._last is None or self._last[0] != status:
             self._since = datetime.now(UTC)
