@@ -35,6 +35,7 @@ from streamguard.workloads.streaming.metrics import StreamMetrics
 from streamguard.workloads.streaming.offsets import Start, TopicMissingError, TopicProbe, plan_start
 from streamguard.workloads.streaming.plan import StreamPlan
 from streamguard.workloads.streaming.progress import (
+    KAFKA_UNAVAILABLE,
     QUERY_FAILED,
     REGISTRY_UNAVAILABLE,
     RUNNING,
@@ -44,7 +45,7 @@ from streamguard.workloads.streaming.progress import (
     DeadLetterRate,
     ProgressTracker,
 )
-from streamguard.workloads.streaming.schemas import SchemaResolver
+from streamguard.workloads.streaming.schemas import RECHECK_UNKNOWN_S, SchemaResolver
 from streamguard.workloads.streaming.sink import RedisSink
 from streamguard.workloads.streaming.status import ConditionReporter
 
@@ -52,8 +53,11 @@ log = logging.getLogger(__name__)
 POLL_S = 1.0
 PROGRESS_LOG_S = 30.0
 PARTITIONS_REFRESH_S = 30.0
-MAX_BACKOFF_S = 30.0
-RESOLVE_MAX_BACKOFF_S = 15.0
+MAX_BACKOFF_S = 10.0
+"""Retries of an unavailable dependency are at most this far apart: the job is back within seconds of it."""
+RESOLVE_MAX_BACKOFF_S = 5.0
+SCHEMAS_SETTLED = "schema ids held for unknown are known to the registry now"
+"""The outcome of a supervision that stopped the queries to decode ids the registry learned meanwhile."""
 
 
 def now_ms() -> int:
@@ -101,6 +105,7 @@ class StreamRunner:
         self._subject_resolved = False
         self._last_write = ""
         self._next_publish = 0.0
+        self._next_recheck = 0.0
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: stopping after the current batch", signum)
@@ -184,7 +189,7 @@ class StreamRunner:
                 self._fail(REGISTRY_UNAVAILABLE, f"reading the writer schemas of subject {self.plan.subject}: "
                                                  f"{error} (retrying)")
             except KafkaException as error:
-                self._fail(QUERY_FAILED, f"Kafka unavailable: {error} (retrying)")
+                self._fail(KAFKA_UNAVAILABLE, f"Kafka unavailable: {error} (retrying)")
             log.warning("not starting yet: %s", self.tracker.failure.message if self.tracker.failure else "")
             self._wait(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
@@ -254,10 +259,28 @@ class StreamRunner:
             return
         self.tracker.on_end_offsets(checked_at, end, now_ms())
 
+    def _settled_unknown(self) -> bool:
+        """Whether an id dead-lettered as unknown is known to the registry now (asked every
+        ``RECHECK_UNKNOWN_S``; an unreachable registry is asked again next time)."""
+        if not self.schemas.unknown or time.monotonic() < self._next_recheck:
+            return False
+        self._next_recheck = time.monotonic() + RECHECK_UNKNOWN_S
+        try:
+            settled = self.resolver.recheck_unknown()
+        except RegistryError as error:
+            log.info("could not ask the registry again for unknown schema ids: %s", error)
+            return False
+        if settled:
+            log.info("schema id(s) %s known to the registry now: restarting from the checkpoint to decode them "
+                     "(replay their dead letters with `streamguard stream replay-dead-letters`)", sorted(settled))
+        return bool(settled)
+
     def _supervise(self) -> str | None:
         """Poll until a query ends (returns its error text) or a stop is requested (returns None)."""
         next_log = time.monotonic() + PROGRESS_LOG_S
         while not self._stopping:
+            if self._settled_unknown():
+                return SCHEMAS_SETTLED
             for query in self._queries:
                 if not query.isActive:
                     error = query.exception()
@@ -279,8 +302,10 @@ class StreamRunner:
         except TopicMissingError as error:
             self._fail(TOPIC_MISSING, f"{error} (the query stopped; waiting for it)")
             return
-        except KafkaException:
-            pass
+        except KafkaException as error:
+            self._fail(KAFKA_UNAVAILABLE, f"Kafka unavailable: {error} (the query stopped; restarting from the "
+                                          "checkpoint once it is back)")
+            return
         self._fail(QUERY_FAILED, f"{first_line(outcome)} (restarting from the checkpoint)")
 
     def run(self) -> int:
@@ -309,7 +334,13 @@ class StreamRunner:
             self._stop()
             if outcome is None:
                 break
-            fresh = unknown_ids(outcome) - set(self.schemas.known())
+            if outcome == SCHEMAS_SETTLED:
+                self.metrics.restarted("new-schema-id")
+                backoff = 1.0
+                continue
+            met = unknown_ids(outcome)
+            self.resolver.forget(met & self.schemas.unknown)  # replayed dead letters of an id held for unknown
+            fresh = met - set(self.schemas.known())
             if fresh:
                 log.info("new writer schema id(s) %s: resolving and restarting from the checkpoint", sorted(fresh))
                 self.tracker.fail(SCHEMA_ID_UNKNOWN, f"resolving writer schema id(s) {sorted(fresh)}")
