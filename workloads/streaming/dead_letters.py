@@ -16,7 +16,7 @@ sends anything and refuses unless told to accept them (``allow_late``).
 """
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from streamguard.windows import WindowShape
@@ -26,6 +26,8 @@ ORIGIN_HEADER = "streamguard.origin"
 TIMESTAMP_HEADER = "streamguard.timestamp"
 REPLAY_OF_HEADER = "streamguard.replay-of"
 UNKNOWN_ID_REASON = "schema-id-unknown:"
+Headers = Iterable[tuple[str, str | bytes | None]] | Mapping[str, str | bytes | None]
+"""A Kafka record's headers as the client hands them."""
 
 
 class DeadLetterFormatError(ValueError):
@@ -57,9 +59,9 @@ class DeadLetter:
     value: bytes | None
 
     @classmethod
-    def of(cls, headers: Sequence[tuple[str, bytes | None]] | None, key: bytes | None,
-           value: bytes | None) -> "DeadLetter":
-        found = {name: (raw or b"").decode() for name, raw in headers or ()}
+    def of(cls, headers: Headers | None, key: bytes | None, value: bytes | None) -> "DeadLetter":
+        pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+        found = {name: raw.decode() if isinstance(raw, bytes) else raw or "" for name, raw in pairs}
         if ERROR_HEADER not in found or ORIGIN_HEADER not in found:
             raise DeadLetterFormatError(f"a dead letter without the {ERROR_HEADER} and {ORIGIN_HEADER} headers")
         try:

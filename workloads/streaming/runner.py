@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 POLL_S = 1.0
 PROGRESS_LOG_S = 30.0
 PARTITIONS_REFRESH_S = 30.0
-MAX_BACKOFF_S = 10.0
+MAX_BACKOFF_S = 5.0
 """Retries of an unavailable dependency are at most this far apart: the job is back within seconds of it."""
 RESOLVE_MAX_BACKOFF_S = 5.0
 SCHEMAS_SETTLED = "schema ids held for unknown are known to the registry now"
@@ -255,7 +255,7 @@ class StreamRunner:
             end = self.probe.end_offsets(self._partitions)
         except (KafkaException, TopicMissingError) as error:
             log.debug("end offsets of %s: %s", self.plan.topic, error)
-            self.tracker.probe_error = f"cannot read the end offsets of {self.plan.topic}: {error}"
+            self.tracker.probe_error = f"Kafka unavailable: cannot read the end offsets of {self.plan.topic}: {error}"
             return
         self.tracker.on_end_offsets(checked_at, end, now_ms())
 
