@@ -56,6 +56,7 @@ RESULTS = REPO / "benchmarks" / "results" / "recovery.json"
 @contextmanager
 def private_service(work: Path, name: str) -> Iterator[tuple[Stack, int]]:
     """One data service of a stack of its own: ``(its stack, its port)``."""
+    (work / f"{name}-stack").mkdir(parents=True)
     stack = Stack(work / f"{name}-stack")
     stack.restart(name)
     ports = json.loads((stack.run_dir / "ports.json").read_text())

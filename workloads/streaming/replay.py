@@ -56,11 +56,13 @@ class ReplayReport:
     plan: ReplayPlan
     watermark_ms: int | None
     sent: int
+    dry_run: bool = False
 
     def lines(self) -> list[str]:
         kept = ", ".join(f"{reason}: {n}" for reason, n in sorted(self.plan.kept.items())) or "none"
         late = ", ".join(f"{s}: {n}" for s, n in sorted(self.plan.late.items())) or "none"
-        return [f"replayed {self.sent} dead letters in origin order ({self.plan.duplicates} duplicates skipped)",
+        done = f"dry run: would replay {len(self.plan.send)}" if self.dry_run else f"replayed {self.sent}"
+        return [f"{done} dead letters in origin order ({self.plan.duplicates} duplicates skipped)",
                 f"left in the dead-letter topic: {kept}",
                 f"records in windows already closed (counted only in the open ones): {late}"]
 
@@ -185,7 +187,7 @@ def replay(plan: StreamPlan, bootstrap: str, registry_url: str, redis_url: str, 
         if refusal is not None and not allow_late:
             raise ReplayRefusedError(f"{refusal}. Pass --allow-late to replay them anyway.")
         if dry_run:
-            return ReplayReport(result, mark, 0)
+            return ReplayReport(result, mark, 0, dry_run=True)
         source = TopicProbe(bootstrap, plan.topic)
         source_end = source.end_offsets(source.partitions())
         if result.send:

@@ -1,6 +1,5 @@
 """``streamguard stream``: operating a StreamingWindow's streaming job (its dead letters)."""
 
-import sys
 from pathlib import Path
 
 import click
@@ -61,6 +60,5 @@ def replay_dead_letters(config_path: Path, allow_late: bool, skip_unknown: bool,
         raise click.ClickException(f"StreamingWindow {plan.ref}: replay refused, nothing sent: {error}") from error
     except (KafkaException, RegistryError, TopicMissingError) as error:
         raise click.ClickException(f"StreamingWindow {plan.ref}: {error}") from error
-    prefix = "dry run: would have " if dry_run else ""
     for line in report.lines():
-        click.echo(prefix + line if line.startswith("replayed") else line, file=sys.stdout)
+        click.echo(line)
