@@ -11,6 +11,7 @@ _GROUPS: dict[str, tuple[str, str]] = {
     "crds": ("streamguard.api.cli", "Generate and check the CustomResourceDefinitions."),
     "operator": ("streamguard.operator.cli", "Run the Kubernetes operator."),
     "workload": ("streamguard.workloads.cli", "Entrypoints of the containers the operator deploys."),
+    "stream": ("streamguard.workloads.streaming.stream_cli", "Operate streaming jobs: replay dead letters."),
     "serve": ("streamguard.serving.cli", "Serve feature vectors over HTTP from Redis."),
     "feast": ("streamguard.feastrepo.cli", "Generate and apply the Feast repository of FeatureView manifests."),
     "plan": ("streamguard.delivery.plan", "Show what applying a folder of feature resources would change."),

@@ -19,6 +19,7 @@ from streamguard.workloads.streaming.offsets import Start, complete_from, read_s
 from streamguard.workloads.streaming.plan import build
 from streamguard.workloads.streaming.progress import (
     DEAD_LETTERING,
+    KAFKA_UNAVAILABLE,
     TOPIC_MISSING,
     BatchReport,
     DeadLetterRate,
@@ -167,6 +168,14 @@ def test_unknown_ids_get_a_grace_period_and_outages_no_verdict(tmp_path: Path) -
     assert resolver.resolve({2}) == set() and schemas.unknown == {2}
     registry.known[3] = V3
     assert resolver.resolve({3}) == set() and schemas.unreadable == {3}
+    registry.down = True  # asked again later: an outage changes nothing
+    with pytest.raises(RegistryError):
+        resolver.recheck_unknown()
+    assert schemas.unknown == {2}
+    registry.down = False
+    assert resolver.recheck_unknown() == set()
+    registry.known[2] = V1  # the registry learned it: no longer a dead letter
+    assert resolver.recheck_unknown() == {2} and schemas.unknown == set() and set(schemas.readable) == {1, 2}
 
 
 def test_an_unreadable_topic_end_is_failing_and_no_progress() -> None:
@@ -176,5 +185,8 @@ def test_an_unreadable_topic_end_is_failing_and_no_progress() -> None:
     tracker.on_batch(BatchReport.of(_progress(1, {"0": 10}, {"0": 10}, second=30), "t"), T + 31_000)
     assert tracker.record(T + 31_000).progress_at_ms == T + 10_000
     assert tracker.health(T + 31_000) == ("failing", "cannot read the end offsets of t: broker down")
+    assert tracker.condition(T + 31_000) == ("False", KAFKA_UNAVAILABLE,
+                                             "cannot read the end offsets of t: broker down")
     tracker.on_end_offsets(T + 40_000, {0: 10}, T + 40_000)
     assert tracker.record(T + 40_000).progress_at_ms == T + 40_000
+    assert tracker.condition(T + 40_000) is None  # the broker answered again

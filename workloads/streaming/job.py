@@ -22,6 +22,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql.streaming.query import StreamingQuery
 
+from streamguard.workloads.streaming.dead_letters import ERROR_HEADER, ORIGIN_HEADER, REPLAY_OF_HEADER, TIMESTAMP_HEADER
 from streamguard.workloads.streaming.decode import UNKNOWN_ID_MARKER, WriterSchemas, decoded_col, schema_id_col
 from streamguard.workloads.streaming.plan import AggregationPlan, StreamPlan, WindowPlan
 from streamguard.workloads.streaming.sink import END, KEY, SUFFIX
@@ -68,6 +69,7 @@ def kafka_source(spark: SparkSession, plan: StreamPlan, bootstrap: str, starting
         .option("subscribe", plan.topic)
         .option("startingOffsets", plan.starting_offsets)
         .option("failOnDataLoss", "true")
+        .option("includeHeaders", "true")
     )
     if starting_timestamp_ms is not None:
         reader = (reader.option("startingTimestamp", str(starting_timestamp_ms))
@@ -99,12 +101,21 @@ def _among(column: Column, values: set[int]) -> Column:
     return column.isin(sorted(values)) if values else F.lit(False)
 
 
+def replayed_col() -> Column:
+    """True for a record that ``streamguard stream replay-dead-letters`` put back on the topic."""
+    marked = F.exists(F.col("headers"), lambda h: h["key"] == F.lit(REPLAY_OF_HEADER))
+    return F.coalesce(marked, F.lit(False))
+
+
 def check_col(decoded: Column, schemas: WriterSchemas, plan: StreamPlan) -> Column:
     """Null for a good record, else why it is a dead letter. A schema id the job has not resolved yet
-    fails the batch (``raise_error`` with a marker); the runner resolves it and restarts the query."""
+    fails the batch (``raise_error`` with a marker); the runner resolves it and restarts the query. So does
+    a replayed dead letter whose id this job still holds for unknown: it was replayed because the registry
+    knows the id now, and must not become a dead letter again on this job's old verdict."""
     sid = schema_id_col()
     known = schemas.known()
     unknown = sid.isNotNull() & ~sid.isin(known) if known else sid.isNotNull()
+    unknown = unknown | (_among(sid, schemas.unknown) & replayed_col())
     sid_text = sid.cast("string")
     undecoded = decoded.isNull()
     for field in plan.required_fields:  # PERMISSIVE decoding yields a struct of nulls for a bad body
@@ -178,13 +189,15 @@ def dead_letters(events: DataFrame) -> DataFrame:
     key and bytes, plus headers saying why. The handler counts all rows (the dead-letter rate) and sends
     the bad ones."""
     origin = F.concat_ws("/", F.col("topic"), F.col("partition").cast("string"), F.col("offset").cast("string"))
+    timestamp = F.unix_millis(F.col("timestamp")).cast("string")
     return events.select(
         F.col("error"),
         F.col("key"),
         F.col("value"),
         F.array(
-            F.struct(F.lit("streamguard.error").alias("key"), F.encode(F.col("error"), "UTF-8").alias("value")),
-            F.struct(F.lit("streamguard.origin").alias("key"), F.encode(origin, "UTF-8").alias("value")),
+            F.struct(F.lit(ERROR_HEADER).alias("key"), F.encode(F.col("error"), "UTF-8").alias("value")),
+            F.struct(F.lit(ORIGIN_HEADER).alias("key"), F.encode(origin, "UTF-8").alias("value")),
+            F.struct(F.lit(TIMESTAMP_HEADER).alias("key"), F.encode(timestamp, "UTF-8").alias("value")),
         ).alias("headers"),
     )
 

@@ -28,6 +28,7 @@ Offsets = dict[int, int]
 RUNNING, TOPIC_MISSING, QUERY_FAILED, DEAD_LETTERING = "Running", "TopicMissing", "QueryFailed", "DeadLettering"
 REGISTRY_UNAVAILABLE, SCHEMA_ID_UNKNOWN = "RegistryUnavailable", "SchemaIdUnknown"
 STORE_FULL, STORE_UNAVAILABLE, STORE_CHANGED = "StoreFull", "StoreUnavailable", "StoreChanged"
+KAFKA_UNAVAILABLE = "KafkaUnavailable"
 """Reasons of the ``StreamRunning`` condition."""
 
 
@@ -224,6 +225,8 @@ class ProgressTracker:
         dead = self.dead_letters.verdict(now_ms)
         if dead is not None:
             return "False", DEAD_LETTERING, dead
+        if self.probe_error is not None:
+            return "False", KAFKA_UNAVAILABLE, self.probe_error
         return None
 
     def record(self, now_ms: int) -> StreamProgress:

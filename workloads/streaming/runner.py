@@ -44,6 +44,7 @@ from streamguard.workloads.streaming.offsets import (
 )
 from streamguard.workloads.streaming.plan import StreamPlan
 from streamguard.workloads.streaming.progress import (
+    KAFKA_UNAVAILABLE,
     QUERY_FAILED,
     REGISTRY_UNAVAILABLE,
     RUNNING,
@@ -57,7 +58,7 @@ from streamguard.workloads.streaming.progress import (
     ProgressTracker,
 )
 from streamguard.workloads.streaming.reseed import WindowSeeder
-from streamguard.workloads.streaming.schemas import SchemaResolver
+from streamguard.workloads.streaming.schemas import RECHECK_UNKNOWN_S, SchemaResolver
 from streamguard.workloads.streaming.sink import RedisSink
 from streamguard.workloads.streaming.status import ConditionReporter
 
@@ -65,8 +66,11 @@ log = logging.getLogger(__name__)
 POLL_S = 1.0
 PROGRESS_LOG_S = 30.0
 PARTITIONS_REFRESH_S = 30.0
-MAX_BACKOFF_S = 30.0
-RESOLVE_MAX_BACKOFF_S = 15.0
+MAX_BACKOFF_S = 5.0
+"""Retries of an unavailable dependency are at most this far apart: the job is back within seconds of it."""
+RESOLVE_MAX_BACKOFF_S = 5.0
+SCHEMAS_SETTLED = "schema ids held for unknown are known to the registry now"
+"""The outcome of a supervision that stopped the queries to decode ids the registry learned meanwhile."""
 
 
 def now_ms() -> int:
@@ -117,6 +121,7 @@ class StreamRunner:
         self._subject_resolved = False
         self._last_write = ""
         self._next_publish = 0.0
+        self._next_recheck = 0.0
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: stopping after the current batch", signum)
@@ -239,7 +244,7 @@ class StreamRunner:
                 self._fail(REGISTRY_UNAVAILABLE, f"reading the writer schemas of subject {self.plan.subject}: "
                                                  f"{error} (retrying)")
             except KafkaException as error:
-                self._fail(QUERY_FAILED, f"Kafka unavailable: {error} (retrying)")
+                self._fail(KAFKA_UNAVAILABLE, f"Kafka unavailable: {error} (retrying)")
             log.warning("not starting yet: %s", self.tracker.failure.message if self.tracker.failure else "")
             self._wait(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
@@ -305,14 +310,32 @@ class StreamRunner:
             end = self.probe.end_offsets(self._partitions)
         except (KafkaException, TopicMissingError) as error:
             log.debug("end offsets of %s: %s", self.plan.topic, error)
-            self.tracker.probe_error = f"cannot read the end offsets of {self.plan.topic}: {error}"
+            self.tracker.probe_error = f"Kafka unavailable: cannot read the end offsets of {self.plan.topic}: {error}"
             return
         self.tracker.on_end_offsets(checked_at, end, now_ms())
+
+    def _settled_unknown(self) -> bool:
+        """Whether an id dead-lettered as unknown is known to the registry now (asked every
+        ``RECHECK_UNKNOWN_S``; an unreachable registry is asked again next time)."""
+        if not self.schemas.unknown or time.monotonic() < self._next_recheck:
+            return False
+        self._next_recheck = time.monotonic() + RECHECK_UNKNOWN_S
+        try:
+            settled = self.resolver.recheck_unknown()
+        except RegistryError as error:
+            log.info("could not ask the registry again for unknown schema ids: %s", error)
+            return False
+        if settled:
+            log.info("schema id(s) %s known to the registry now: restarting from the checkpoint to decode them "
+                     "(replay their dead letters with `streamguard stream replay-dead-letters`)", sorted(settled))
+        return bool(settled)
 
     def _supervise(self) -> str | None:
         """Poll until a query ends (returns its error text) or a stop is requested (returns None)."""
         next_log = time.monotonic() + PROGRESS_LOG_S
         while not self._stopping:
+            if self._settled_unknown():
+                return SCHEMAS_SETTLED
             for query in self._queries:
                 if not query.isActive:
                     error = query.exception()
@@ -328,16 +351,19 @@ class StreamRunner:
         return None
 
     def _failed(self, outcome: str) -> None:
-        """Report a query failure: ``TopicMissing`` when the topic is gone, ``StoreFull``, ``StoreUnavailable``
-        or ``StoreChanged`` when the windows batch failed on the online store, else ``QueryFailed``."""
+        """Report a query failure: ``TopicMissing`` when the topic is gone, ``KafkaUnavailable`` when the broker
+        does not answer, ``StoreFull``, ``StoreUnavailable`` or ``StoreChanged`` when the windows batch failed on
+        the online store, else ``QueryFailed``."""
         store, self._store_failure = self._store_failure, None
         try:
             self.probe.partitions()
         except TopicMissingError as error:
             self._fail(TOPIC_MISSING, f"{error} (the query stopped; waiting for it)")
             return
-        except KafkaException:
-            pass
+        except KafkaException as error:
+            self._fail(KAFKA_UNAVAILABLE, f"Kafka unavailable: {error} (the query stopped; restarting from the "
+                                          "checkpoint once it is back)")
+            return
         if store is not None:
             self._fail(*store)
             return
@@ -369,7 +395,13 @@ class StreamRunner:
             self._stop()
             if outcome is None:
                 break
-            fresh = unknown_ids(outcome) - set(self.schemas.known())
+            if outcome == SCHEMAS_SETTLED:
+                self.metrics.restarted("new-schema-id")
+                backoff = 1.0
+                continue
+            met = unknown_ids(outcome)
+            self.resolver.forget(met & self.schemas.unknown)  # replayed dead letters of an id held for unknown
+            fresh = met - set(self.schemas.known())
             if fresh:
                 log.info("new writer schema id(s) %s: resolving and restarting from the checkpoint", sorted(fresh))
                 self.tracker.fail(SCHEMA_ID_UNKNOWN, f"resolving writer schema id(s) {sorted(fresh)}")

@@ -7,6 +7,10 @@
   are its records dead letters.
 * An id whose schema cannot be read with the job's contract is a dead letter at once (that verdict does
   not change with time).
+* An id dead-lettered as unknown is asked for again every ``RECHECK_UNKNOWN_S`` while the job runs
+  (:meth:`SchemaResolver.recheck_unknown`): once the registry knows it, the runner restarts the queries from
+  the checkpoint so its later records decode, and its dead letters can be replayed
+  (``streamguard stream replay-dead-letters``).
 """
 
 import logging
@@ -19,6 +23,7 @@ from streamguard.workloads.streaming.decode import WriterSchemas
 from streamguard.workloads.streaming.plan import StreamPlan
 
 log = logging.getLogger(__name__)
+RECHECK_UNKNOWN_S = 30.0
 
 
 class SchemaResolver:
@@ -57,6 +62,24 @@ class SchemaResolver:
                 log.info("writer schema id %d resolved", schema_id)
                 self.schemas.readable[schema_id] = writer
         return pending
+
+    def recheck_unknown(self) -> set[int]:
+        """Ask again for the ids held for unknown; returns those that became readable (or unreadable: either
+        way no longer unknown). Raises ``RegistryError`` when the registry cannot answer."""
+        settled = set()
+        for schema_id in sorted(self.schemas.unknown):
+            if self.registry.schema_by_id(schema_id) is not None:
+                settled.add(schema_id)
+        if settled:
+            self.forget(settled)
+            self.resolve(settled)
+        return settled
+
+    def forget(self, ids: Iterable[int]) -> None:
+        """Drop the unknown verdict of ``ids``: the next :meth:`resolve` asks the registry afresh."""
+        for schema_id in ids:
+            self.schemas.unknown.discard(schema_id)
+            self.first_unknown.pop(schema_id, None)
 
     def subject_ids(self) -> set[int]:
         """Ids of every registered version of the job's subject (raises ``RegistryError`` when unreachable)."""

@@ -1,0 +1,134 @@
+"""Recovery benchmark: for each dependency (the schema registry, the Kafka broker), the time from its return
+after an outage to exact values, when the job started during the outage and when the outage hit mid-stream.
+
+Runs the outage scenario of the tests (``tests/streaming/outages.py``, so the benchmark measures exactly
+what the tests assert) on a Kafka broker, an Apicurio registry and a Redis of its own (a private run
+directory of the devstack, so stopping or killing them disturbs nothing else; no kube-apiserver: the job's
+progress record stands in for its condition). Needs the provisioned stack artifacts (``streamguard dev
+provision``: Kafka, Apicurio, the Spark connector jars) and ``redis-server``. Per outage it records:
+
+* ``exact_s``: from the dependency's return (the registry or broker ready again) until every
+  (entity, window) in Redis equals the reference computation over every event sent;
+* ``serving_present_s``: until the real serving app answers ``present`` with those values.
+
+The load is small and fixed (300 live events per phase over 4 accounts, two undecodable records per phase,
+the FinServe windows 1m/15s, 5m/1m, 1h/5m): the figures are the job's reaction time (retry backoff, query
+restart, one batch), not throughput. Tests assert correctness and the 30 s bound; this records the figures.
+
+    .venv/bin/python benchmarks/recovery/run.py [--outage 60]
+
+Prints a table and writes ``benchmarks/results/recovery.json``.
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import redis
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from streamguard.devstack import versions  # noqa: E402
+from streamguard.devstack.endpoints import Endpoints  # noqa: E402
+from streamguard.devstack.machine import machine_facts  # noqa: E402
+from streamguard.devstack.provision import artifacts  # noqa: E402
+from streamguard.devstack.stack import Stack  # noqa: E402
+from tests.streaming.outages import (  # noqa: E402
+    EVENTS,
+    KAFKA,
+    REGISTRY,
+    Outcome,
+    Scenario,
+    broker_outages,
+    registry_outages,
+)
+from tests.streaming.support import V1  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results" / "recovery.json"
+
+
+@contextmanager
+def private_stack(work: Path) -> Iterator[tuple[Stack, Endpoints]]:
+    """Kafka, the registry and Redis in a run directory of their own, and their endpoints."""
+    (work / "stack").mkdir(parents=True)
+    stack = Stack(work / "stack")
+    try:
+        for service in (KAFKA, REGISTRY, "redis"):
+            stack.restart(service)
+        ports = json.loads((stack.run_dir / "ports.json").read_text())
+        built = artifacts()
+        jars = sorted(str(p) for p in (built["spark-connectors"].directory / "jars").glob("*.jar"))
+        yield stack, Endpoints(run_dir=str(stack.run_dir), kubeconfig="", apiserver="",
+                               kafka_bootstrap=f"127.0.0.1:{ports['kafka']}",
+                               registry_url=f"http://127.0.0.1:{ports['registry']}/apis/ccompat/v7",
+                               redis_url=f"redis://127.0.0.1:{ports['redis']}/0", bin_dir="", spark_jars=jars,
+                               versions={"kafka": versions.KAFKA, "apicurio": versions.APICURIO,
+                                         "spark": versions.SPARK})
+    finally:
+        stack.down()
+
+
+def _row(dependency: str, moment: str, outcome: Outcome, outage_s: float) -> dict[str, Any]:
+    seen = outcome.at_start if moment == "at-start" else outcome.mid_stream
+    return {"dependency": dependency, "outage": moment, "outage_s": outage_s,
+            "job_during": f"{seen.state}: {seen.reason}",
+            "serving_during": sorted(set(seen.serving_statuses)),
+            "exact_s": round(seen.heal_s, 1), "serving_present_s": round(seen.serving_present_s, 1),
+            "dead_letters_exact": not outcome.dead_letter_problems, "events": outcome.events}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--outage", type=float, default=60.0, help="Seconds each dependency stays away.")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    machine = machine_facts()
+    rows: list[dict[str, Any]] = []
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="sg-recovery-") as tmp, private_stack(Path(tmp)) as (stack, ends):
+        store = redis.Redis.from_url(ends.redis_url)
+        runs: list[tuple[str, Callable[[Path], Outcome]]] = [
+            ("registry", lambda d: registry_outages(
+                Scenario(ends, None, store, d, ends.kafka_bootstrap, ends.registry_url, V1, outage_s=args.outage),
+                stack)),
+            ("kafka", lambda d: broker_outages(
+                Scenario(ends, None, store, d, ends.kafka_bootstrap, ends.registry_url, V1, outage_s=args.outage),
+                stack)),
+        ]
+        for dependency, run in runs:
+            scratch = Path(tmp) / dependency
+            scratch.mkdir()
+            outcome = run(scratch)
+            rows += [_row(dependency, moment, outcome, args.outage) for moment in ("at-start", "mid-stream")]
+            print(f"{dependency}: done", flush=True)
+        versions_used = ends.versions
+    print(f"{'dependency':<10} {'outage':<11} {'serving during':<16} {'exact after':>12} {'serving present':>16}")
+    for row in rows:
+        print(f"{row['dependency']:<10} {row['outage']:<11} {'/'.join(row['serving_during']):<16} "
+              f"{row['exact_s']:>11.1f}s {row['serving_present_s']:>15.1f}s   job: {row['job_during'][:90]}")
+    report = {
+        "benchmark": "recovery",
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine,
+        "versions": versions_used,
+        "load": {"events_per_phase": EVENTS, "accounts": 4, "undecodable_per_phase": 2,
+                 "windows": ["1m/15s", "5m/1m", "1h/5m"], "trigger": "1s", "spark_master": "local[2]",
+                 "note": "the job, serving, the producer and the stack share the machine's cores"},
+        "wall_seconds": round(time.monotonic() - began, 1),
+        "results": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Self-healing streams (issue 20): a dependency that fails and comes back ends in exact values, with nobody
+stepping in. Real outages against the real stack: the registry stopped for 60 s, the Kafka broker SIGKILLed
+and restarted after 60 s, each before the job starts and again mid-stream, in one job run per dependency
+(the scenario, shared with benchmarks/recovery/run.py, is tests/streaming/outages.py).
+
+Each outage asserts: while the dependency is away the StreamingWindow's ``StreamRunning`` condition is False
+with the dependency's reason, the progress record makes no progress and serving answers ``stale`` /
+``not_found`` (never ``present``, never zeros); within 30 s of the dependency's return every (entity, window)
+equals the reference computation and serving is ``present`` with those values; and the dead-letter topic
+holds exactly the really undecodable records sent among the good ones.
+
+The registry and the broker are private ones (their own run directories), so stopping them disturbs no
+other test; the kube-apiserver and Redis are the shared stack's.
+"""
+
+from pathlib import Path
+
+import pytest
+import redis
+from kubernetes import client
+
+from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.stack import Stack
+from streamguard.workloads.streaming.progress import KAFKA_UNAVAILABLE, REGISTRY_UNAVAILABLE
+from tests.streaming.outages import HEAL_S, Observation, Outcome, Scenario, broker_outages, registry_outages
+from tests.streaming.support import V1
+
+pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1500)]
+
+
+def _truthful(seen: Observation, reason: str, words: str) -> None:
+    """During the outage: not running, with the dependency's reason; no progress; never ``present``."""
+    assert seen.condition["reason"] == reason and words in seen.condition["message"], seen.condition
+    assert seen.state == "failing" and words in seen.reason, (seen.state, seen.reason)
+    assert seen.progress_frozen, "progress advanced while the dependency was away"
+    assert set(seen.serving_statuses) <= {"stale", "not_found"}, seen.serving_statuses
+    assert 0 not in seen.serving_values, seen.serving_values
+
+
+def _healed(seen: Observation) -> None:
+    assert seen.heal_s <= HEAL_S, f"exact {seen.heal_s:.1f}s after the dependency returned (limit {HEAL_S:.0f}s)"
+    assert seen.serving_present_s <= HEAL_S, f"serving present and exact {seen.serving_present_s:.1f}s after"
+
+
+def _check(outcome: Outcome, reason: str, words: str) -> None:
+    for seen in (outcome.at_start, outcome.mid_stream):
+        _truthful(seen, reason, words)
+        _healed(seen)
+    assert outcome.dead_letter_problems == []
+    assert outcome.job_alive
+
+
+def test_registry_outages_at_start_and_mid_stream_heal_to_exact_values(
+        stack: Endpoints, kube_api: client.ApiClient, crds: None, redis_client: "redis.Redis", tmp_path: Path,
+        private_registry: tuple[Stack, str]) -> None:
+    registry, registry_url = private_registry
+    run = Scenario(stack, kube_api, redis_client, tmp_path, stack.kafka_bootstrap, registry_url, V1)
+    _check(registry_outages(run, registry), REGISTRY_UNAVAILABLE, "unreachable")
+
+
+def test_broker_sigkills_at_start_and_mid_stream_heal_to_exact_values(
+        stack: Endpoints, kube_api: client.ApiClient, crds: None, redis_client: "redis.Redis", tmp_path: Path,
+        private_kafka: tuple[Stack, str]) -> None:
+    kafka, bootstrap = private_kafka
+    run = Scenario(stack, kube_api, redis_client, tmp_path, bootstrap, stack.registry_url, V1)
+    _check(broker_outages(run, kafka), KAFKA_UNAVAILABLE, "Kafka unavailable")
