@@ -8,6 +8,8 @@ writes the progress record (``window_layout.StreamProgress``) and the ``StreamRu
   checkpoint once the id is resolved (``schemas.SchemaResolver``: unknown ids are looked up again for a grace
   period, ``SchemaIdUnknown``, before they become dead letters). Until then nothing is committed or
   dead-lettered and the job makes no progress.
+* Ids dead-lettered as unknown are looked up again every ``UNKNOWN_RECHECK_S``; once the registry knows one
+  again (a lost subject registered again), the queries restart from their checkpoint and decode its records.
 * Any other failure (Kafka or Redis unavailable, ...) is ``QueryFailed`` and retried with backoff, again from
   the checkpoint: the failed batch is replayed and its writes are idempotent.
 * While running, every poll reads the topic's end offsets (lag) and dead letters above the threshold are
@@ -54,6 +56,9 @@ PROGRESS_LOG_S = 30.0
 PARTITIONS_REFRESH_S = 30.0
 MAX_BACKOFF_S = 30.0
 RESOLVE_MAX_BACKOFF_S = 15.0
+UNKNOWN_RECHECK_S = 10.0
+"""How often ids dead-lettered as unknown to the registry are looked up again."""
+KNOWN_AGAIN = "writer schema id(s) known to the registry again"
 
 
 def now_ms() -> int:
@@ -101,6 +106,7 @@ class StreamRunner:
         self._subject_resolved = False
         self._last_write = ""
         self._next_publish = 0.0
+        self._next_recheck = 0.0
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: stopping after the current batch", signum)
@@ -266,11 +272,25 @@ class StreamRunner:
                 self.tracker.on_batch(BatchReport.of(progress, self.plan.topic), now_ms())
             self._check_end_offsets()
             self._publish()
+            known = self._recheck_unknown()
+            if known:
+                return f"{KNOWN_AGAIN}: {', '.join(map(str, sorted(known)))}"
             if time.monotonic() >= next_log and self.metrics.last_summary:
                 log.info("%s; %s", self.metrics.last_summary, self._last_write)
                 next_log = time.monotonic() + PROGRESS_LOG_S
             time.sleep(POLL_S)
         return None
+
+    def _recheck_unknown(self) -> set[int]:
+        """Ids dead-lettered as unknown that the registry knows again (looked up every ``UNKNOWN_RECHECK_S``)."""
+        if not self.schemas.unknown or time.monotonic() < self._next_recheck:
+            return set()
+        self._next_recheck = time.monotonic() + UNKNOWN_RECHECK_S
+        try:
+            return self.resolver.recheck_unknown()
+        except RegistryError as error:
+            log.debug("looking unknown schema ids up again: %s", error)
+            return set()
 
     def _failed(self, outcome: str) -> None:
         """Report a query failure: ``TopicMissing`` when the topic is gone, else ``QueryFailed``."""
@@ -309,6 +329,11 @@ class StreamRunner:
             self._stop()
             if outcome is None:
                 break
+            if outcome.startswith(KNOWN_AGAIN):
+                log.info("%s: restarting from the checkpoint to decode their records", outcome)
+                self.metrics.restarted("schema-id-known-again")
+                backoff = 1.0
+                continue
             fresh = unknown_ids(outcome) - set(self.schemas.known())
             if fresh:
                 log.info("new writer schema id(s) %s: resolving and restarting from the checkpoint", sorted(fresh))

@@ -7,6 +7,10 @@
   are its records dead letters.
 * An id whose schema cannot be read with the job's contract is a dead letter at once (that verdict does
   not change with time).
+* An id dead-lettered as unknown is looked up again now and then (:meth:`SchemaResolver.recheck_unknown`):
+  a registry that lost a subject and had it registered again (the operator does, on its resync) knows the
+  id again, and from then on its records are decoded; those already dead-lettered stay in the dead-letter
+  topic, for replay.
 """
 
 import logging
@@ -57,6 +61,24 @@ class SchemaResolver:
                 log.info("writer schema id %d resolved", schema_id)
                 self.schemas.readable[schema_id] = writer
         return pending
+
+    def recheck_unknown(self) -> set[int]:
+        """Look the ids dead-lettered as unknown up again; returns those the registry now knows (sorted into
+        readable or unreadable). Raises ``RegistryError`` when the registry cannot answer."""
+        known = set()
+        for schema_id in sorted(self.schemas.unknown):
+            writer = self.registry.schema_by_id(schema_id)
+            if writer is None:
+                continue
+            self.schemas.unknown.discard(schema_id)
+            known.add(schema_id)
+            problems = can_read(self.plan.reader_schema, writer)
+            if problems:
+                self.schemas.unreadable.add(schema_id)
+            else:
+                log.info("writer schema id %d is known to the registry again: its records are decoded", schema_id)
+                self.schemas.readable[schema_id] = writer
+        return known
 
     def subject_ids(self) -> set[int]:
         """Ids of every registered version of the job's subject (raises ``RegistryError`` when unreachable)."""
