@@ -15,6 +15,7 @@ reads from the Redis the job writes.
 """
 
 import contextlib
+import io
 import json
 import os
 import threading
@@ -26,11 +27,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import httpx
 import pytest
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException
 from kubernetes import client
 
+from streamguard.contracts import wire
+from streamguard.contracts.registry import SchemaRegistry
 from streamguard.demo.manifests import redis_secret, workload_identity
 from streamguard.devkubelet import PORTS_ANNOTATION
 from streamguard.devkubelet.kube import Kube
@@ -42,7 +46,7 @@ from streamguard.windows import WindowShape, aggregate
 from streamguard.workloads.producer.kafka import TransactionSender
 from tests.operator import manifests
 from tests.operator.conftest import Cluster, OperatorProcess
-from tests.streaming.support import V1, delete_topics, free_port
+from tests.streaming.support import V1, V2, delete_topics, free_port
 
 pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -128,10 +132,10 @@ def servings(stack: Endpoints, cluster: Cluster, devkubelet: Kubelet) -> tuple[S
 # ---- the resources -------------------------------------------------------------------------------------------
 
 
-def feature_view(project: str) -> dict[str, Any]:
+def feature_view(project: str, sla_seconds: int = SLA_SECONDS) -> dict[str, Any]:
     """A view filled only by its stream (no batch source), keyed by account."""
     view = manifests.feature_view(name=VIEW, windows=("1m",), source=False)
-    view["spec"].update(project=project, freshnessSla=f"{SLA_SECONDS}s",
+    view["spec"].update(project=project, freshnessSla=f"{sla_seconds}s",
                         entities=[{"name": "account", "joinKey": "account_id"}])
     return view
 
@@ -180,17 +184,16 @@ def served(body: dict[str, Any]) -> tuple[list[list[str]], list[list[Any]]]:
 
 def until_present_and_correct(serving: Serving, events: list[dict[str, Any]], timeout: float,
                               job_log: Callable[[], str]) -> list[list[Any]]:
-    """Poll until every value is ``present`` and equal to the reference at the time of the lookup."""
+    """Poll until every value is ``present`` and equal to the reference at the time of the lookup (serving's
+    clock is read between the two ends of the request: the value at either end is right)."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
         before = int(time.time() * 1000)
         statuses, values = served(serving.lookup())
-        after = int(time.time() * 1000)
-        expected = reference(events, before)
-        assert expected == reference(events, after), "the events are chosen so the value is stable meanwhile"
+        expected = (reference(events, before), reference(events, int(time.time() * 1000)))
         last = (statuses, values, expected)
-        if all(s == ["present", "present"] for s in statuses) and values == expected:
+        if all(s == ["present", "present"] for s in statuses) and values in expected:
             return values
         assert all(set(s) <= {"stale", "present"} for s in statuses), statuses
         time.sleep(1)
@@ -282,3 +285,131 @@ def _stale_answer(serving: Serving) -> dict[str, Any] | None:
     statuses = {status for row in served(body)[0] for status in row}
     assert statuses <= {"not_found", "stale"}, body
     return body if statuses == {"stale"} else None
+
+
+def dead_lettered(bootstrap: str, topic: str, schema: str) -> set[str]:
+    """Transaction ids of the records in ``<topic>.dlq`` (the job copies the original record there)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"dlq-{uuid.uuid4().hex}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    parsed = fastavro.parse_schema(json.loads(schema))
+    found: set[str] = set()
+    try:
+        consumer.subscribe([f"{topic}.dlq"])
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < 5:
+            message = consumer.poll(0.5)
+            if message is None or message.error() is not None:
+                continue
+            quiet_since = time.monotonic()
+            _, body = wire.unframe(message.value() or b"")
+            record = fastavro.schemaless_reader(io.BytesIO(body), parsed, parsed)
+            found.add(str(record["transaction_id"]))  # type: ignore[index,call-overload]
+    finally:
+        consumer.close()
+    return found
+
+
+class Steady:
+    """A producer that keeps sending one event every ``period`` seconds (with its cached schema id) until
+    stopped; returns what it sent."""
+
+    def __init__(self, sender: TransactionSender, period: float = 0.5) -> None:
+        self.sender, self.period = sender, period
+        self.sent: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        i = 0
+        while not self._stop.wait(self.period):
+            item = event(ACCOUNTS[i % 2], 0.5, 1.0 + i % 4)
+            self.sender.send(item)
+            self.sent.append(item)
+            i += 1
+        self.sender.flush()
+
+    def start(self) -> "Steady":
+        self._thread.start()
+        return self
+
+    def stop(self) -> list[dict[str, Any]]:
+        self._stop.set()
+        self._thread.join(60)
+        return self.sent
+
+
+def test_subject_deleted_behind_the_operators_back_is_registered_again_while_not_ready_and_stale(
+        start_operator: Callable[..., OperatorProcess], cluster: Cluster, servings: tuple[Serving, Serving],
+        devkubelet: Kubelet, stack: Endpoints, registry_url: str) -> None:
+    """The issue's second failure, replayed: the registry loses the subject and the job restarts (the stack was
+    restarted). The producer keeps writing with the id of its own version (V2) that the registry no longer
+    knows; the operator registers the contract (V1) again, not the producer's version. So the job dead-letters,
+    and meanwhile the StreamingWindow must not be Ready and serving must say stale. When the producer registers
+    its version again, the job decodes its records again and everything recovers; every event is either
+    counted or in the dead-letter topic."""
+    required, _ = servings
+    resync_s, sla_s = 30, 30
+    start_operator(probe_initial_delay_seconds="10", checkpoint_storage="", resync_seconds=str(resync_s),
+                   stream_grace_seconds="5", unknown_schema_grace_seconds="0", dead_letter_window_seconds="15")
+    suffix = uuid.uuid4().hex[:8]
+    topic, project = f"composed-{suffix}", f"composed{suffix}"
+    subject = f"{topic}-value"
+    job_log = stream_log(devkubelet, cluster)
+    try:
+        cluster.apply(feature_view(project, sla_s), streaming_window(topic, partitions=1))
+        cluster.wait("condition=Ready", f"streamingwindow/{VIEW}", timeout=60)
+        cluster.wait_for(lambda: condition_is(cluster, "StreamRunning", "True"), 300, "the job running")
+        producer = TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V2)
+        events = [event("A1", 5, 2.5), event("A2", 4, 4.0)]
+        for item in events:
+            producer.send(item)
+        producer.flush()
+        until_present_and_correct(required, events, 180, job_log)
+
+        # behind the operator's back: the registry loses the subject, the job restarts
+        assert httpx.delete(f"{registry_url}/subjects/{subject}").status_code == 200
+        assert httpx.delete(f"{registry_url}/subjects/{subject}", params={"permanent": "true"}).status_code == 200
+        deleted = time.monotonic()
+        for pod in cluster.items("pods", selector="app.kubernetes.io/component=stream"):
+            cluster.kubectl("delete", "pod", "-n", cluster.namespace, pod["metadata"]["name"], "--wait=false")
+        steady = Steady(producer).start()  # keeps sending with V2's id, cached before the loss
+        try:
+            cluster.wait_for(lambda: httpx.get(f"{registry_url}/subjects/{subject}/versions").status_code == 200,
+                             resync_s, "the operator registering the subject again within its resync period")
+            assert time.monotonic() - deleted <= resync_s
+            assert any(e["reason"] == "SchemaReregistered" for e in cluster.items("events"))
+
+            ready = cluster.wait_for(lambda: condition_is(cluster, "Ready", "False", "DeadLettering"), 300,
+                                     "Ready=False (DeadLettering)")
+            assert "schema-id-unknown" in ready["message"], ready
+            running = conditions(cluster)["StreamRunning"]
+            assert (running["status"], running["reason"]) == ("False", "DeadLettering")
+            stale = cluster.wait_for(
+                lambda: (body := required.lookup()) and all(s == ["stale", "stale"] for s in served(body)[0])
+                and body, sla_s + 30, "serving saying stale while records are dead-lettered")
+            assert condition_is(cluster, "StreamRunning", "False", "DeadLettering"), "still dead-lettering"
+            assert served(stale)[1][:2] != [[None, None], [None, None]], "stale keeps the value as last known"
+            assert required.readyz()[0] == 503
+
+        finally:
+            sent = steady.stop()
+        # the producer registers its version again: the job learns its id is known again and decodes it
+        with SchemaRegistry(registry_url) as registry:
+            registry.register(subject, V2)
+        cluster.wait_for(lambda: condition_is(cluster, "Ready", "True"), 180, "Ready=True again")
+        again = TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V2)
+        recovered = [event("A1", 1, 16.0), event("A3", 1, 0.25)]
+        for item in recovered:
+            again.send(item)
+        again.flush()
+        everything = events + sent + recovered
+        lost = dead_lettered(stack.kafka_bootstrap, topic, V2)
+        assert lost and lost <= {e["transaction_id"] for e in sent}, "only records sent while the id was unknown"
+        counted = [e for e in everything if e["transaction_id"] not in lost]
+        until_present_and_correct(required, counted, 120, job_log)
+        cluster.wait_for(lambda: required.readyz()[0] == 200, 30, "the required serving Ready again")
+    finally:
+        cluster.kubectl("delete", "-n", cluster.namespace, f"streamingwindow/{VIEW}", "--timeout=90s", check=False)
+        for name in (topic, f"{topic}.dlq"):
+            with contextlib.suppress(KafkaException):
+                delete_topics(stack.kafka_bootstrap, name)
