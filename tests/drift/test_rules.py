@@ -257,7 +257,7 @@ def test_promtool_stale_view_alerts_follow_the_readiness_policy(promtool: Path, 
             ("device-stream", "1x3 0x20", "1x23"),
             ("account-realtime", "1x23", "1x23"),
             ("experiment", "0x23", "0x23"),
-            ("customer-profile", "1x20 0x3", "1x23"),
+            ("customer-profile", "1x21 0x1", "1x23"),
         ):
             series.append(_series("streamguard_feature_fresh", {**target, "view": view}, fresh))
             series.append(_series("streamguard_feature_view_required", {**target, "view": view}, required))
