@@ -13,6 +13,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from streamguard.api.streamingwindow import DEFAULT_MAX_WINDOWS_PER_EVENT, WINDOWS_PER_EVENT_CEILING
+from streamguard.jobspec import (
+    DEFAULT_DEAD_LETTER_MAX_RATIO,
+    DEFAULT_DEAD_LETTER_WINDOW_SECONDS,
+    DEFAULT_UNKNOWN_SCHEMA_GRACE_SECONDS,
+)
 
 ENV_PREFIX = "STREAMGUARD_OPERATOR_"
 FIELD_MANAGER = "streamguard-operator"
@@ -70,6 +75,14 @@ class OperatorSettings(BaseModel):
     stream_grace_seconds: float | None = Field(default=None, gt=0)
     """How long ``StreamRunning`` may be False before ``Ready`` follows it; default per StreamingWindow:
     twice its trigger interval plus 60 s."""
+
+    dead_letter_max_ratio: float = Field(default=DEFAULT_DEAD_LETTER_MAX_RATIO, ge=0, le=1)
+    """A streaming job whose dead letters exceed this share of the records it read over
+    ``dead_letter_window_seconds`` reports ``StreamRunning=False`` (``DeadLettering``) and makes no progress."""
+    dead_letter_window_seconds: int = Field(default=DEFAULT_DEAD_LETTER_WINDOW_SECONDS, ge=1)
+    unknown_schema_grace_seconds: int = Field(default=DEFAULT_UNKNOWN_SCHEMA_GRACE_SECONDS, ge=0)
+    """How long a streaming job looks up a writer schema id the registry does not know (its batch failing,
+    nothing dead-lettered) before that id's records go to the dead-letter topic."""
 
     max_windows_per_event: int = Field(default=DEFAULT_MAX_WINDOWS_PER_EVENT, ge=1, le=WINDOWS_PER_EVENT_CEILING)
     """A StreamingWindow whose events would each count in more windows (sum of length/slide) is Stalled."""

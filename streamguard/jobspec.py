@@ -18,6 +18,9 @@ from streamguard.api.streamingwindow import StreamingWindowSpec
 JOB_CONFIG_KEY = "job.json"
 JOB_CONFIG_DIR = "/etc/streamguard"
 JOB_CONFIG_PATH = f"{JOB_CONFIG_DIR}/{JOB_CONFIG_KEY}"
+DEFAULT_DEAD_LETTER_MAX_RATIO = 0.01
+DEFAULT_DEAD_LETTER_WINDOW_SECONDS = 60
+DEFAULT_UNKNOWN_SCHEMA_GRACE_SECONDS = 120
 
 
 class _Job(BaseModel):
@@ -44,11 +47,11 @@ class StreamJob(_Job):
     subject: str
     checkpoint_dir: str
     metrics_port: int = 9108
-    dead_letter_max_ratio: float = Field(default=0.01, ge=0, le=1)
+    dead_letter_max_ratio: float = Field(default=DEFAULT_DEAD_LETTER_MAX_RATIO, ge=0, le=1)
     """Dead letters above this share of the records read over ``dead_letter_window_seconds`` make the job
     ``StreamRunning=False`` (``DeadLettering``) and stop its progress (serving: ``stale``)."""
-    dead_letter_window_seconds: int = Field(default=60, ge=1)
-    unknown_schema_grace_seconds: int = Field(default=120, ge=0)
+    dead_letter_window_seconds: int = Field(default=DEFAULT_DEAD_LETTER_WINDOW_SECONDS, ge=1)
+    unknown_schema_grace_seconds: int = Field(default=DEFAULT_UNKNOWN_SCHEMA_GRACE_SECONDS, ge=0)
     """How long a writer schema id the registry does not know is looked up again (its batch failing, nothing
     dead-lettered) before its records go to the dead-letter topic."""
 

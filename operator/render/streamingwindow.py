@@ -159,6 +159,9 @@ def job(owner: Owner, spec: StreamingWindowSpec, view: FeatureViewSpec, settings
         subject=subject_of(spec),
         checkpoint_dir=f"{settings.checkpoint_root}/{owner.namespace}/{owner.name}",
         metrics_port=METRICS_PORT,
+        dead_letter_max_ratio=settings.dead_letter_max_ratio,
+        dead_letter_window_seconds=settings.dead_letter_window_seconds,
+        unknown_schema_grace_seconds=settings.unknown_schema_grace_seconds,
     )
 
 

@@ -122,6 +122,10 @@ _RISKY_FIELDS = {
     "is materialized again",
     ".spec.source.topic": "reads another topic: the streaming job starts over from spec.source.startingOffsets",
 }
+_MORE_PARTITIONS = (
+    "may raise the topic's partitions: Kafka hashes each key to a partition, so a key's new records can land on "
+    "another partition than its old ones (order per key holds within a partition)"
+)
 _DELETE_EFFECT = {
     "FeatureView": "removes its Feast registry entries and materialization CronJob; serving stops answering "
     "for its features",
@@ -139,7 +143,25 @@ def risks(changes: list[Change]) -> list[str]:
         for prefix, effect in _RISKY_FIELDS.items():
             if any(f.path.startswith(prefix) for f in change.fields) and change.action is Action.CHANGE:
                 warnings.append(f"{change.key}: {prefix} {effect}")
+        for f in change.fields if change.action is Action.CHANGE else []:
+            if f.path == ".spec.source.partitions" and not f.removed and (f.added or f.new > f.old):
+                warnings.append(f"{change.key}: {f.path} {_MORE_PARTITIONS}")
     return warnings
+
+
+def partition_problems(changes: list[Change]) -> list[Problem]:
+    """A StreamingWindow asking for fewer partitions than its live spec: Kafka cannot lower them, so the
+    operator refuses (``Stalled``, ``PartitionDecreaseRefused``)."""
+    problems = []
+    for change in changes:
+        if change.key.kind != "StreamingWindow" or change.action is not Action.CHANGE:
+            continue
+        for f in change.fields:
+            if f.path == ".spec.source.partitions" and not f.added and not f.removed and f.new < f.old:
+                problems.append(Problem(str(change.key), f"lowers the topic's partitions from {f.old} to {f.new}; "
+                                        "Kafka cannot, and the operator refuses (Stalled, PartitionDecreaseRefused)",
+                                        f.path, "topic"))
+    return problems
 
 
 def _registry_check(url: str, notes: list[str]) -> RegistryCheck:
@@ -182,6 +204,7 @@ def make_plan(options: PlanOptions) -> Plan:
         plan.problems.extend(problems)
         plan.notes.extend(notes)
     plan.problems.extend(cross_check(folder.resources.values()).problems)
+    plan.problems.extend(partition_problems(plan.changes))
     plan.warnings.extend(risks(plan.changes))
 
     previous: dict[Key, tuple[Resource, str]] = {k: (r, "the live cluster") for k, r in live.items()}

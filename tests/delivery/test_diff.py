@@ -3,6 +3,7 @@
 import json
 
 from streamguard.delivery.diff import Action, compare, field_diff
+from streamguard.delivery.planner import partition_problems, risks
 from streamguard.delivery.resources import Key, Resource
 
 
@@ -52,3 +53,29 @@ def test_compare_orders_views_first_and_classifies() -> None:
         ("DriftMonitor", "gone", Action.DELETE),
     ]
     assert [f.describe() for f in plan[1].fields] == ["~ .spec.a: 1 -> 2"]
+
+
+def test_partition_changes_warn_when_raised_and_break_when_lowered() -> None:
+    def window(partitions: int | None) -> Resource:
+        source: dict[str, object] = {"topic": "tx"}
+        if partitions is not None:
+            source["partitions"] = partitions
+        return Resource(Key("StreamingWindow", "ns", "w"), {"source": source}, {})
+
+    def plan(old: int | None, new: int | None) -> tuple[list[str], list[str]]:
+        changes = compare({window(new).key: window(new)}, {window(old).key: window(old)})
+        return risks(changes), [str(p) for p in partition_problems(changes)]
+
+    raised, problems = plan(3, 6)
+    assert problems == [] and len(raised) == 1
+    assert raised[0].startswith("StreamingWindow ns/w: .spec.source.partitions may raise the topic's partitions")
+    managed, problems = plan(None, 6)
+    assert problems == [] and len(managed) == 1, "an unmanaged topic becoming managed may grow too"
+    warnings, lowered = plan(6, 2)
+    assert warnings == []
+    assert lowered == [
+        "StreamingWindow ns/w .spec.source.partitions: lowers the topic's partitions from 6 to 2; Kafka cannot, "
+        "and the operator refuses (Stalled, PartitionDecreaseRefused)"
+    ]
+    assert plan(6, None) == ([], []), "unmanaging a topic leaves it as it is"
+    assert plan(6, 6) == ([], [])

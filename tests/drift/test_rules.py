@@ -11,6 +11,7 @@ from streamguard.alerts import (
     CHART_RULES_FILE,
     dump_rules_file,
     render_default_rules,
+    render_freshness_rules,
     render_prometheus_rule,
     render_store_rules,
 )
@@ -77,7 +78,7 @@ def test_promtool_accepts_chart_and_rendered_rules(promtool: Path, tmp_path: Pat
     checked = _promtool(promtool, "check", "rules", *files, cwd=tmp_path)
 
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 7 rules found" in checked.stdout  # the chart: 5 drift + 2 online store
+    assert "SUCCESS: 9 rules found" in checked.stdout  # the chart: 5 drift + 2 stale views + 2 online store
     assert "SUCCESS: 5 rules found" in checked.stdout
     assert "SUCCESS: 4 rules found" in checked.stdout
 
@@ -231,6 +232,79 @@ def test_promtool_store_memory_alert_fires_at_80_percent_of_maxmemory(promtool: 
                                     "maxmemory-policy noeviction.",
                                 },
                             }
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    (tmp_path / "tests.yaml").write_text(yaml.safe_dump(tests, sort_keys=False))
+
+    result = _promtool(promtool, "test", "rules", "tests.yaml", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_promtool_stale_view_alerts_follow_the_readiness_policy(promtool: Path, tmp_path: Path) -> None:
+    """Serving's gauges of two replicas: a required view stale on both, a required view fresh, an advisory view
+    stale, and a required view that went stale for less than the ``for`` period."""
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": [render_freshness_rules()]}))
+    series = []
+    for pod in ("serving-a", "serving-b"):
+        target = {"namespace": "fraud", "pod": pod}
+        for view, fresh, required in (
+            ("device-stream", "1x3 0x20", "1x23"),
+            ("account-realtime", "1x23", "1x23"),
+            ("experiment", "0x23", "0x23"),
+            ("customer-profile", "1x21 0x1", "1x23"),
+        ):
+            series.append(_series("streamguard_feature_fresh", {**target, "view": view}, fresh))
+            series.append(_series("streamguard_feature_view_required", {**target, "view": view}, required))
+
+    def expected(view: str, policy: str, severity: str, consequence: str) -> dict[str, object]:
+        return {
+            "exp_labels": {"namespace": "fraud", "view": view, "severity": severity},
+            "exp_annotations": {
+                "summary": f"{policy} feature view {view} is served stale",
+                "description": f"Serving in fraud finds view {view} outside its freshness SLA: its values come back "
+                f"`stale`, not `present`, and {consequence}. Check the StreamingWindow's Ready and StreamRunning "
+                "conditions (docs/semantics.md).",
+            },
+        }
+
+    tests = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "alert_rule_test": [
+                    {"eval_time": "3m", "alertname": "StreamGuardRequiredViewStale", "exp_alerts": []},
+                    {
+                        "eval_time": "22m",
+                        "alertname": "StreamGuardRequiredViewStale",
+                        "exp_alerts": [
+                            expected(
+                                "device-stream",
+                                "Required",
+                                "critical",
+                                "serving replicas that require it fail /readyz and leave the Service",
+                            )
+                        ],
+                    },
+                    {"eval_time": "4m", "alertname": "StreamGuardAdvisoryViewStale", "exp_alerts": []},
+                    {
+                        "eval_time": "22m",
+                        "alertname": "StreamGuardAdvisoryViewStale",
+                        "exp_alerts": [
+                            expected(
+                                "experiment",
+                                "Advisory",
+                                "warning",
+                                "readiness ignores it (advisory), so this alert is the only signal",
+                            )
                         ],
                     },
                 ],

@@ -23,9 +23,14 @@ def test_settings_from_env() -> None:
             "STREAMGUARD_OPERATOR_CHECKPOINT_STORAGE": "",
             "STREAMGUARD_KAFKA_BOOTSTRAP": "k:9092",
             "STREAMGUARD_REGISTRY_URL": "http://r/apis/ccompat/v7",
+            "STREAMGUARD_OPERATOR_DEAD_LETTER_MAX_RATIO": "0.05",
+            "STREAMGUARD_OPERATOR_DEAD_LETTER_WINDOW_SECONDS": "30",
+            "STREAMGUARD_OPERATOR_UNKNOWN_SCHEMA_GRACE_SECONDS": "10",
         },
         workers=2,
     )
+    assert (settings.dead_letter_max_ratio, settings.dead_letter_window_seconds) == (0.05, 30)
+    assert settings.unknown_schema_grace_seconds == 10
     assert settings.image == "img:9" and settings.workers == 2
     assert settings.stream_resources.requests == {"cpu": "1"}
     assert settings.checkpoint_storage is None
@@ -39,6 +44,8 @@ def test_settings_from_env() -> None:
         ("STREAMGUARD_OPERATOR_STREAM_RESOURCES", "{nope"),
         ("STREAMGUARD_OPERATOR_IMAGE_PULL_POLICY", "Sometimes"),
         ("STREAMGUARD_OPERATOR_WORKERS", "0"),
+        ("STREAMGUARD_OPERATOR_DEAD_LETTER_MAX_RATIO", "1.5"),
+        ("STREAMGUARD_OPERATOR_DEAD_LETTER_WINDOW_SECONDS", "0"),
     ],
 )
 def test_bad_settings_name_the_variable(name: str, value: str) -> None:

@@ -154,6 +154,29 @@ def test_streamingwindow_renders_job_deployment_service_and_checkpoint() -> None
     assert container["ports"][0]["containerPort"] == 9108
 
 
+def test_streamingwindow_job_carries_the_operators_dead_letter_settings() -> None:
+    o = owner("StreamingWindow", "w")
+
+    def rendered(settings: OperatorSettings) -> tuple[StreamJob, str]:
+        children = by_kind(streamingwindow.render(o, sw_spec(), fv_spec(), settings))
+        annotations = children["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+        return StreamJob.model_validate_json(children["ConfigMap"]["data"]["job.json"]), annotations[
+            CONFIG_HASH_ANNOTATION
+        ]
+
+    default, default_hash = rendered(SETTINGS)
+    assert default.dead_letter_max_ratio == 0.01
+    assert (default.dead_letter_window_seconds, default.unknown_schema_grace_seconds) == (60, 120)
+    tuned, tuned_hash = rendered(
+        SETTINGS.model_copy(
+            update={"dead_letter_max_ratio": 0.2, "dead_letter_window_seconds": 15, "unknown_schema_grace_seconds": 0}
+        )
+    )
+    assert tuned.dead_letter_max_ratio == 0.2
+    assert (tuned.dead_letter_window_seconds, tuned.unknown_schema_grace_seconds) == (15, 0)
+    assert tuned_hash != default_hash, "the job reads them at start: a changed setting rolls its pod"
+
+
 def test_config_change_rolls_the_pod_and_nothing_else_does() -> None:
     o = owner("StreamingWindow", "w")
 

@@ -178,6 +178,20 @@ def test_unknown_ids_get_a_grace_period_and_outages_no_verdict(tmp_path: Path) -
     assert resolver.recheck_unknown() == {2} and schemas.unknown == set() and set(schemas.readable) == {1, 2}
 
 
+def test_ids_dead_lettered_as_unknown_are_decoded_once_the_registry_knows_them_again(tmp_path: Path) -> None:
+    registry, schemas = _Registry(), WriterSchemas()
+    resolver = SchemaResolver(registry, _plan(tmp_path), schemas, 0)  # type: ignore[arg-type]
+    assert resolver.resolve({4, 5, 6}) == set() and schemas.unknown == {4, 5, 6}
+    assert resolver.recheck_unknown() == set() and schemas.unknown == {4, 5, 6}
+    registry.known.update({4: V1, 5: V3})  # a lost subject registered again (and an unreadable one)
+    assert resolver.recheck_unknown() == {4, 5}
+    assert schemas.unknown == {6} and set(schemas.readable) == {4} and schemas.unreadable == {5}
+    registry.down = True
+    with pytest.raises(RegistryError):
+        resolver.recheck_unknown()
+    assert schemas.unknown == {6}
+
+
 def test_an_unreadable_topic_end_is_failing_and_no_progress() -> None:
     tracker = _tracker()
     tracker.on_batch(BatchReport.of(_progress(0, {"0": 10}, {"0": 10}), "t"), T + 11_000)
