@@ -1,13 +1,18 @@
 """Pure parts of the node's set-up: what preflight reports, the subnet choice, apt sources, configurations."""
 
+import gzip
+import hashlib
+import io
 import ipaddress
+import json
+import tarfile
 from pathlib import Path
 
 import pytest
 
 from streamguard.devstack import node
 from streamguard.devstack.certs import Pki
-from streamguard.devstack.image import excluded, ignore_patterns
+from streamguard.devstack.image import excluded, ignore_patterns, image_files, layers_size
 from streamguard.devstack.provision import ProvisionError, parse_debian_sources
 
 V1 = [("/sys/fs/cgroup", "tmpfs", "rw")] + [(f"/sys/fs/cgroup/{c}", "cgroup", f"rw,relatime,{c}")
@@ -73,3 +78,41 @@ def test_the_node_configuration_is_scoped_to_its_run_directory(tmp_path: Path) -
     assert "restrict_oom_score_adj = true" in toml and "SystemdCgroup = false" in toml
     paths = [line.split("'")[1] for line in toml.splitlines() if "= '/" in line and "BinaryName" not in line]
     assert paths and all(p.startswith(str(tmp_path)) for p in paths), paths
+
+
+def _oci_archive(path: Path, layers: list[dict[str, bytes]]) -> None:
+    """A minimal OCI archive: ``layers`` (path -> content, lowest first) as gzip tarballs behind a manifest."""
+    blobs: dict[str, bytes] = {}
+
+    def blob(data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        blobs[digest] = data
+        return digest
+
+    descriptors = []
+    for files in layers:
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w") as layer:
+            for name, content in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(content)
+                layer.addfile(info, io.BytesIO(content))
+        descriptors.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                            "digest": blob(gzip.compress(raw.getvalue()))})
+    manifest = blob(json.dumps({"layers": descriptors}).encode())
+    with tarfile.open(path, "w") as archive:
+        for name, data in [("index.json", json.dumps({"manifests": [{"digest": manifest}]}).encode()),
+                           *(("blobs/" + d.replace(":", "/"), b) for d, b in blobs.items())]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+
+def test_an_images_file_list_applies_each_layers_whiteouts(tmp_path: Path) -> None:
+    archive = tmp_path / "image.oci.tar"
+    _oci_archive(archive, [
+        {"src/setup.py": b"x", "tmp/smoke.py": b"yy", "opt/keep": b"zzz", "opt/cache/a": b"a", "opt/cache/b": b"b"},
+        {"tmp/.wh.smoke.py": b"", ".wh.src": b"", "opt/cache/.wh..wh..opq": b"", "opt/cache/c": b"cc"},
+    ])
+    assert image_files(archive) == {"opt/keep": 3, "opt/cache/c": 2}
+    assert layers_size(archive) > 0
