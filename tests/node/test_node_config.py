@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from streamguard.devstack import node
+from streamguard.devstack import components, node, podgateway
 from streamguard.devstack.certs import Pki
 from streamguard.devstack.image import excluded, ignore_patterns, image_files, layers_size
 from streamguard.devstack.provision import ProvisionError, parse_debian_sources
+from streamguard.devstack.stack import pod_forwards
 
 V1 = [("/sys/fs/cgroup", "tmpfs", "rw")] + [(f"/sys/fs/cgroup/{c}", "cgroup", f"rw,relatime,{c}")
                                             for c in node.CGROUP_V1_REQUIRED]
@@ -116,3 +117,35 @@ def test_an_images_file_list_applies_each_layers_whiteouts(tmp_path: Path) -> No
     ])
     assert image_files(archive) == {"opt/keep": 3, "opt/cache/c": 2}
     assert layers_size(archive) > 0
+
+
+def test_pods_reach_the_stack_only_through_its_own_forwards(tmp_path: Path) -> None:
+    layout = node.NodeLayout(tmp_path)
+    ports = {"apiserver": 6443, "kafka-pods": 9093, "registry": 8081, "redis": 6379}
+    forwards = pod_forwards(ports, "10.244.1.1")
+    assert [(f.address, f.port, f.target_port) for f in forwards] == [
+        (node.KUBERNETES_SERVICE_IP, 443, 6443), ("10.244.1.1", 9093, 9093), ("10.244.1.1", 8081, 8081),
+        ("10.244.1.1", 6379, 6379)]
+    nat, guard = podgateway.chains(layout)
+    assert len(nat) <= 28 and len(guard) <= 28
+    commands = podgateway.install_commands(layout, forwards)
+    dnat = [c for c in commands if "--to-destination" in c]
+    # Every rewrite goes to loopback and is in this stack's chain; only hooks from its bridge lead there.
+    assert all(c[4] == nat and c[-1].startswith("127.0.0.1:") for c in dnat) and len(dnat) == 4
+    assert [rule for _, _, rule in podgateway.hooks(layout)] == [["-i", layout.bridge, "-j", nat],
+                                                                 ["-i", layout.bridge, "-j", guard]]
+    drop = commands[-1]
+    assert drop[4] == guard and drop[-1] == "DROP" and "127.0.0.0/8" in drop and "DNAT" in drop
+    # Pods route the service range (only) to the host's end of the bridge.
+    ipam = node.cni_config(layout, ipaddress.IPv4Network("10.244.1.0/24"))["plugins"][0]["ipam"]
+    assert ipam["routes"] == [{"dst": node.SERVICE_CIDR, "gw": "10.244.1.1"}]
+    assert ipaddress.ip_address(node.KUBERNETES_SERVICE_IP) == next(ipaddress.IPv4Network(node.SERVICE_CIDR).hosts())
+
+
+def test_kafka_advertises_its_pod_listener_at_the_bridge_address(tmp_path: Path) -> None:
+    properties = dict(line.split("=", 1) for line in
+                      components._kafka_properties(tmp_path, 9092, 9094, ("10.244.1.1", 9093)).splitlines())
+    assert properties["listeners"].split(",") == ["PLAINTEXT://127.0.0.1:9092", "PODS://127.0.0.1:9093",
+                                                  "CONTROLLER://127.0.0.1:9094"]
+    assert "PODS://10.244.1.1:9093" in properties["advertised.listeners"].split(",")
+    assert "PODS:PLAINTEXT" in properties["listener.security.protocol.map"]
