@@ -65,7 +65,7 @@ FROM source AS venv-spark
 RUN /opt/streamguard/venv/bin/pip install '.[spark]' \
  && /opt/streamguard/venv/bin/streamguard --help > /dev/null \
  && sh /docker/prune-venv.sh /opt/streamguard/venv \
- && sh /docker/prune-spark-jars.sh /opt/streamguard/venv/lib/python${PYTHON_VERSION}/site-packages/pyspark
+ && sh /docker/prune-spark-jars.sh /opt/streamguard/venv
 
 # -- 4. What both images share: Debian's Python, tini as PID 1 and the non-root user (uid 10001).
 FROM ${BASE} AS runtime-base

@@ -2,9 +2,10 @@
 # Drop the jars of the Spark parts StreamGuard's jobs never load: they run classic PySpark in local mode
 # (no Spark Connect, no cluster manager), with an in-memory catalog (no Hive), the default HDFS-backed state
 # store (no RocksDB), no MLlib and no REPL. docker/spark-smoke.py checks the rest still runs.
-# Usage: prune-spark-jars.sh PYSPARK_DIR
+# Usage: prune-spark-jars.sh VENV
 set -eu
-jars=$1/jars
+pyspark=$(echo "$1"/lib/python3*/site-packages/pyspark)
+jars=$pyspark/jars
 before=$(du -sm "$jars" | cut -f1)
 cd "$jars"
 # Spark Connect server, its REPL and Spark Declarative Pipelines.
@@ -26,5 +27,5 @@ rm -f spark-repl_*.jar scala-compiler-*.jar
 rm -f netty-tcnative-boringssl-static-*-windows-*.jar netty-tcnative-boringssl-static-*-osx-*.jar \
   netty-transport-native-kqueue-*.jar
 # Examples and sample data.
-rm -rf "$1/examples" "$1/data"
+rm -rf "$pyspark/examples" "$pyspark/data"
 echo "[prune-spark-jars] $jars: ${before} MB -> $(du -sm "$jars" | cut -f1) MB"

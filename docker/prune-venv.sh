@@ -17,6 +17,8 @@ find "$site" -depth -type d -empty -delete
 # The kubernetes client's asyncio twin (kubernetes.aio, 70 MB): streamguard and kopf use the synchronous
 # client only (kopf reads in-cluster credentials through `kubernetes.config`).
 rm -rf "$site/kubernetes/aio"
+# Notebook front-end extensions (plotly's and Evidently's JupyterLab/notebook assets): no Jupyter here.
+rm -rf "$venv/share/jupyter" "$venv/etc/jupyter"
 # The installers: the image never installs anything after this (pip uninstalls itself last).
 "$venv/bin/pip" uninstall -y -q setuptools wheel 2>/dev/null || true
 "$venv/bin/pip" uninstall -y -q pip

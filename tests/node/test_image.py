@@ -14,8 +14,10 @@ pytestmark = pytest.mark.stack
 SITE = "opt/streamguard/venv/lib/python3.11/site-packages/"
 DEV_TOOLING = ("streamguard/devstack/", "streamguard/devkubelet/", "streamguard/demo/",
                "streamguard/finserve/generate.py")
-STRAY = ("src/", "build/", "docker/", "jars/", "tmp/", "root/", "var/lib/apt/lists/", "var/cache/apt/archives/")
-"""Build folders (the sources, Maven's output, the prune scripts), caches and scratch space."""
+STRAY = ("src/", "build/", "docker/", "jars/", "tmp/", "root/.cache/", "root/.m2/", "home/streamguard/.cache/",
+         "var/lib/apt/lists/deb", "var/cache/apt/archives/partial/")
+"""Build folders (the sources, Maven's output, the prune scripts), caches, scratch space and apt's
+package lists and downloads (the base's empty apt folders and root's dotfiles are Debian's)."""
 
 
 @pytest.mark.parametrize("which", ["main", "spark"])
@@ -38,7 +40,8 @@ def test_the_images_hold_runtime_code_only(file_lists: dict[str, set[str]], whic
     ours = {p.removeprefix(SITE + "streamguard/").split("/")[0] for p in files if p.startswith(SITE + "streamguard/")}
     assert {"operator", "serving", "workloads", "api", "onlinestore", "cli.py"} <= ours, sorted(ours)
     assert not [p for p in files if p.startswith(tuple(SITE + d for d in DEV_TOOLING))]
-    assert not [p for p in files if p.startswith(STRAY)], sorted(p for p in files if p.startswith(STRAY))[:20]
+    assert not [p for p in files if p.startswith(STRAY) or p.endswith(".deb")], \
+        sorted(p for p in files if p.startswith(STRAY) or p.endswith(".deb"))[:20]
     # No installers, type checkers, dependency test suites or headers/Cython sources.
     assert not [p for p in files if p.startswith(tuple(SITE + n for n in ("pip/", "setuptools/", "mypy/")))]
     assert not [p for p in files if p.startswith(SITE) and "/tests/" in p][:5]
