@@ -190,8 +190,9 @@ def test_the_streaming_deployment_runs_spark_in_its_image_and_writes_windows(clu
 
 def test_the_serving_deployment_is_probed_by_the_kubelet_and_answers_on_loopback(
         cluster: Cluster, streaming: Streaming, stack: Endpoints) -> None:
-    objects = render_serving(ServingDeployment(namespace=cluster.namespace, image=cluster.images.main.name,
-                                               image_pull_policy="Never", replicas=1, required_views=()))
+    serving = ServingDeployment(namespace=cluster.namespace, image=cluster.images.main.name,
+                                image_pull_policy="Never", replicas=1, required_views=())
+    objects = render_serving(serving)
     cluster.apply(*placed(objects))
     # Ready once the kubelet's /readyz probe passed; its args keep the image's entrypoint (tini as PID 1).
     pod = cluster.pod_of(next(o for o in objects if o["kind"] == "Deployment"))
@@ -199,7 +200,7 @@ def test_the_serving_deployment_is_probed_by_the_kubelet_and_answers_on_loopback
     port = free_port()
     forward = subprocess.Popen([str(Path(stack.bin_dir) / "kubectl"), f"--kubeconfig={stack.kubeconfig}",
                                 "port-forward", "-n", cluster.namespace, f"pod/{pod['metadata']['name']}",
-                                f"{port}:http"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                f"{port}:{serving.port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
         feature = f"{streaming.spec.feature_view}:txn_count_1h"  # holds both of A1's events for an hour
