@@ -14,6 +14,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql.avro.functions import from_avro
 
+# The build container's hostname resolves nowhere: bind to loopback, as the streaming job does.
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("SPARK_LOCAL_HOSTNAME", "localhost")
 work = Path(tempfile.mkdtemp(prefix="spark-smoke-"))
 spark = (
     SparkSession.builder.master("local[1]").appName("image-smoke")
