@@ -39,6 +39,9 @@ class OperatorSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     image: str = "streamguard:0.1.0"
+    """The image of the materialization Jobs and drift exporters (and of the operator and serving)."""
+    spark_image: str = "streamguard-spark:0.1.0"
+    """The image of StreamingWindow Deployments: the Spark job (JRE, pyspark, connector jars)."""
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
     service_account: str = Field(default="streamguard-workload", description="ServiceAccount of workload pods.")
     run_as_user: int = Field(default=10001, ge=1)

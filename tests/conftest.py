@@ -17,6 +17,7 @@ from kubernetes import client, config
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.provision import artifacts
 from streamguard.devstack.stack import Stack
+from tests.polling import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
@@ -83,6 +84,11 @@ def namespace(kube_api: client.ApiClient) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:10]}"
     core = client.CoreV1Api(kube_api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    # The apiserver's ServiceAccount admission refuses pods until the controller-manager has created the
+    # namespace's `default` account (as in any cluster).
+    wait_for(f"ServiceAccount default in {name}",
+             lambda: core.list_namespaced_service_account(name, field_selector="metadata.name=default").items,
+             timeout=30)
     yield name
     core.delete_namespace(name)
 

@@ -140,11 +140,13 @@ def container(
     resources: Resources,
     extra_mounts: list[Manifest] | None = None,
     ports: list[Manifest] | None = None,
+    image: str | None = None,
 ) -> Manifest:
-    """A workload container: ``streamguard workload <workload> --config /etc/streamguard/job.json``."""
+    """A workload container: ``streamguard workload <workload> --config /etc/streamguard/job.json``, from
+    ``image`` (default: the settings' image)."""
     spec: Manifest = {
         "name": name,
-        "image": settings.image,
+        "image": image or settings.image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": ["streamguard", "workload", workload, "--config", JOB_CONFIG_PATH],
         "env": [env_value("HOME", "/tmp"), *env],

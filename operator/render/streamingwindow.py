@@ -207,6 +207,7 @@ def render(
         settings.stream_resources,
         extra_mounts=[{"name": "checkpoint", "mountPath": settings.checkpoint_root}],
         ports=metrics_port(METRICS_PORT),
+        image=settings.spark_image,
     )
     stream["livenessProbe"] = metrics_probe("metrics", settings, initial_delay=settings.probe_initial_delay_seconds * 2)
     stream["readinessProbe"] = metrics_probe("metrics", settings)

@@ -19,12 +19,19 @@ def volume_dirs(pod: Obj, pod_dir: Path, claims_dir: Path) -> dict[str, Path]:
             dirs[name] = claims_dir / namespace / volume["persistentVolumeClaim"]["claimName"]
         elif "hostPath" in volume:
             dirs[name] = Path(volume["hostPath"]["path"])
-        elif any(kind in volume for kind in SUPPORTED):
+        elif any(kind in volume for kind in SUPPORTED) or is_service_account_volume(volume):
             dirs[name] = pod_dir / "volumes" / name
         else:
             kinds = sorted(set(volume) - {"name"})
             raise ConfigError("FailedMount", f"volume {name}: type {kinds} is not supported by devkubelet")
     return dirs
+
+
+def is_service_account_volume(volume: Obj) -> bool:
+    """The token volume the apiserver's ServiceAccount admission adds to every pod. devkubelet hands the
+    account's credentials to the process as a kubeconfig instead (``Kubelet._service_account_kubeconfig``),
+    so the volume stays an empty folder."""
+    return "projected" in volume and str(volume["name"]).startswith("kube-api-access-")
 
 
 def _items(volume_source: Obj, data: Mapping[str, str], what: str) -> dict[str, str]:

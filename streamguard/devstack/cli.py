@@ -50,18 +50,21 @@ def up(run_dir: Path | None) -> None:
 @_run_dir
 @click.option("--no-import", is_flag=True, help="Only build (or find) the image; do not put it on the node.")
 def image(run_dir: Path | None, no_import: bool) -> None:
-    """Build the project's image from the Dockerfile with buildah (no daemon; cached by a digest of the
-    Dockerfile and the build context, rebuilt only when they change) and import it into the stack's node."""
+    """Build the project's images from the Dockerfile with buildah (no daemon; cached by a digest of the
+    Dockerfile and the build context, rebuilt only when they change) and import them into the stack's node."""
     try:
         built = project_image.build()
-        imported = False if no_import else project_image.put_on_node(built, run_dir or run_root())
+        imported = [] if no_import else project_image.put_on_node(built, run_dir or run_root())
     except (ProvisionError, StartError) as error:
         raise click.ClickException(str(error)) from error
-    click.echo(f"image:    {built.name}")
-    click.echo(f"size:     {built.size_bytes / 1e9:.2f} GB uncompressed (built in {built.build_seconds:.0f}s)")
-    click.echo(f"archive:  {built.archive}")
-    if not no_import:
-        click.echo(f"node:     {'imported' if imported else 'already present'}")
+    for _, one in built.each():
+        within = "within" if one.size_bytes <= project_image.SIZE_BUDGET_BYTES else "OVER"
+        click.echo(f"image:    {one.name}")
+        click.echo(f"  size:     {one.size_bytes / 1e9:.2f} GB uncompressed ({within} the "
+                   f"{project_image.SIZE_BUDGET_BYTES / 1e9:.1f} GB budget; built in {one.build_seconds:.0f}s)")
+        click.echo(f"  archive:  {one.archive}")
+        if not no_import:
+            click.echo(f"  node:     {'imported' if one.name in imported else 'already present'}")
 
 
 @command.command()

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 from streamguard.devstack.certs import Pki
+from streamguard.devstack.node import SERVICE_CIDR
 from streamguard.devstack.provision import Artifact
 from streamguard.devstack.supervisor import Service, port_open
 
@@ -53,8 +54,9 @@ def kube_apiserver(artifact: Artifact, pki: Pki, work: Path, port: int, etcd_por
          "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port}",
          f"--cert-dir={work}", f"--tls-cert-file={pki.server_cert}", f"--tls-private-key-file={pki.server_key}",
          f"--client-ca-file={pki.ca_cert}", "--authorization-mode=Node,RBAC",
+         # ServiceAccount (on by default) gives every pod its account's token, as in any cluster.
          "--enable-admission-plugins=NodeRestriction",
-         "--disable-admission-plugins=ServiceAccount", "--service-cluster-ip-range=10.0.0.0/24",
+         f"--service-cluster-ip-range={SERVICE_CIDR}",
          # The apiserver dials kubelets (logs, exec, port-forward) at their InternalIP (the node's is 127.0.0.1)
          # with a client certificate from the stack's CA. It does not verify kubelets' serving certificates
          # yet (--kubelet-certificate-authority) because devkubelet serves a self-signed one.
@@ -84,16 +86,21 @@ def kube_controller_manager(artifact: Artifact, pki: Pki, kubeconfig: Path, kube
     )
 
 
-def _kafka_properties(data: Path, port: int, controller_port: int) -> str:
+def _kafka_properties(data: Path, port: int, controller_port: int, pods: tuple[str, int]) -> str:
+    """``pods``: the address pods dial and the port of the listener they reach there. It listens on
+    127.0.0.1 too (the stack forwards the bridge address to it) but advertises the pods' address, so the
+    metadata pods get back names a broker they can reach."""
+    pod_address, pod_port = pods
     lines = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},PODS://127.0.0.1:{pod_port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port},PODS://{pod_address}:{pod_port},"
+                                f"CONTROLLER://127.0.0.1:{controller_port}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PODS:PLAINTEXT",
         "log.dirs": str(data),
         "num.partitions": "1",
         "offsets.topic.replication.factor": "1",
@@ -118,12 +125,12 @@ def _kafka_ready(port: int) -> bool:
     return bool(metadata.brokers)
 
 
-def kafka(artifact: Artifact, work: Path, port: int, controller_port: int) -> Service:
+def kafka(artifact: Artifact, work: Path, port: int, controller_port: int, pods: tuple[str, int]) -> Service:
     """Apache Kafka in KRaft combined mode; the storage is formatted on first start."""
     data = work / "data"
     config = work / "server.properties"
     work.mkdir(parents=True, exist_ok=True)
-    config.write_text(_kafka_properties(data, port, controller_port))
+    config.write_text(_kafka_properties(data, port, controller_port, pods))
     classpath = f"{artifact.directory / 'lib'}/*"
     if not (data / "meta.properties").exists():
         cluster_id = uuid.uuid4().hex[:22]

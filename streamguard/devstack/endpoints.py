@@ -22,6 +22,12 @@ class Endpoints:
     bin_dir: str
     """Folder with kubectl, helm, kube-apiserver and friends for this stack."""
     spark_jars: list[str] = field(default_factory=list)
+    pod_kafka_bootstrap: str = ""
+    """Kafka, the registry and Redis as pods on the stack's node reach them (the host's bridge address;
+    streamguard.devstack.podgateway). Pods reach the apiserver as in any cluster, through the
+    ``kubernetes`` Service and their ServiceAccount token."""
+    pod_registry_url: str = ""
+    pod_redis_url: str = ""
     versions: dict[str, str] = field(default_factory=dict)
 
     def save(self) -> Path:

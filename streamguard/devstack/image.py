@@ -1,12 +1,15 @@
-"""The project's container image, built here without a daemon and put on the stack's node.
+"""The project's container images, built here without a daemon and put on the stack's node.
 
-``buildah bud`` builds the repository's Dockerfile (chroot isolation, vfs storage under the cache, no
-registry pulls) on a Debian base bootstrapped from Debian's archive (the ``debian-base`` artifact). The
-result is cached as an OCI archive named by a digest of everything that goes into it: the Dockerfile,
-.dockerignore, the base suite and every file of the build context (what .dockerignore lets through). It is
-rebuilt only when that digest changes, then imported into the node's containerd (``ctr images import``).
+``buildah bud`` builds the repository's Dockerfile twice, once per target (chroot isolation, vfs storage
+under the cache, no registry pulls), on a Debian base bootstrapped from Debian's archive (the
+``debian-base`` artifact): ``runtime`` (the operator, serving, materializer and drift exporter) and
+``spark`` (the Spark streaming job). The results are cached as OCI archives named by a digest of everything
+that goes into them: the Dockerfile, .dockerignore, the base suite and every file of the build context
+(what .dockerignore lets through). They are rebuilt only when that digest changes, then imported into the
+node's containerd (``ctr images import``).
 """
 
+import contextlib
 import fcntl
 import fnmatch
 import gzip
@@ -17,15 +20,22 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from streamguard.devstack import node, versions
 from streamguard.devstack.paths import cache_root
 from streamguard.devstack.provision import Artifact, ProvisionError, ensure, log_tail
 
 REPOSITORY = "localhost/streamguard"
+SPARK_REPOSITORY = "localhost/streamguard-spark"
+TARGETS = (("runtime", REPOSITORY), ("spark", SPARK_REPOSITORY))
+"""Each Dockerfile target the stack builds and the repository its image is tagged in."""
+SIZE_BUDGET_BYTES = 1_200_000_000
+"""Issue 13's budget for each image, uncompressed."""
 LOCAL_CAS = Path("/usr/local/share/ca-certificates")
 """Trust anchors this machine adds to Debian's (e.g. a TLS-inspecting egress proxy's CA). The base carries
 them so `apt-get`, Maven and pip inside the build reach their registries as the host does; Debian's
@@ -35,12 +45,25 @@ them so `apt-get`, Maven and pip inside the build reach their registries as the 
 @dataclass(frozen=True)
 class BuiltImage:
     name: str
-    """The reference pods use, ``localhost/streamguard:<digest prefix>``."""
+    """The reference pods use, ``<repository>:<digest prefix>``."""
     digest: str
     archive: str
     size_bytes: int
     """Uncompressed: the sum of the image's layer tarballs."""
     build_seconds: float
+
+
+@dataclass(frozen=True)
+class ProjectImages:
+    """The two images of one version of the sources."""
+
+    main: BuiltImage
+    """The Dockerfile's default target: operator, serving, materializer, drift exporter."""
+    spark: BuiltImage
+    """The ``spark`` target: the streaming job."""
+
+    def each(self) -> tuple[tuple[str, BuiltImage], ...]:
+        return ((REPOSITORY, self.main), (SPARK_REPOSITORY, self.spark))
 
 
 def repo_root() -> Path:
@@ -153,42 +176,54 @@ def ensure_base(debian: Artifact, log: Path) -> str:
     return name
 
 
-def build(root: Path | None = None) -> BuiltImage:
-    """The image for the current sources: from the cache when its digest is known, else built now."""
+def build(root: Path | None = None) -> ProjectImages:
+    """The images of the current sources: from the cache when their digest is known, else built now."""
     root = root or repo_root()
     images = _images_dir()
     images.mkdir(parents=True, exist_ok=True)
     digest = context_digest(root)
-    name = f"{REPOSITORY}:{digest[:16]}"
-    record = images / f"streamguard-{digest[:16]}.json"
+    record = images / f"images-{digest[:16]}.json"
     with (images / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if record.exists():
-            return BuiltImage(**json.loads(record.read_text()))
+            saved = json.loads(record.read_text())
+            return ProjectImages(main=BuiltImage(**saved["main"]), spark=BuiltImage(**saved["spark"]))
         built = ensure(["debian-base"])
-        log = cache_root() / "logs" / f"image-{digest[:16]}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text("")
-        started = time.monotonic()
-        _say(f"[image] building {name} from {root / 'Dockerfile'} (log: {log})")
-        base = ensure_base(built["debian-base"], log)
-        _buildah("bud", "--isolation", "chroot", "--pull-never", "--build-arg", f"BASE={base}",
-                 "--tag", name, "--file", str(root / "Dockerfile"), str(root), log=log)
-        archive = images / f"streamguard-{digest[:16]}.oci.tar"
-        partial = archive.with_suffix(".partial")
-        partial.unlink(missing_ok=True)
-        _buildah("push", name, f"oci-archive:{partial}:{name}", log=log)
-        partial.rename(archive)
-        result = BuiltImage(name=name, digest=digest, archive=str(archive), size_bytes=layers_size(archive),
-                            build_seconds=round(time.monotonic() - started, 1))
-        record.write_text(json.dumps(asdict(result), indent=2))
-        _prune(keep=name)
-        _say(f"[image] {name}: {result.size_bytes / 1e9:.2f} GB uncompressed, built in {result.build_seconds:.0f}s")
+        logs = cache_root() / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        base = ensure_base(built["debian-base"], logs / f"image-{digest[:16]}-base.log")
+        # Both targets at once: their stages are independent and half their time is downloads.
+        with ThreadPoolExecutor(max_workers=len(TARGETS)) as pool:
+            futures = {target: pool.submit(_build_target, root, target, f"{repository}:{digest[:16]}", digest, base,
+                                           logs / f"image-{digest[:16]}-{target}.log")
+                       for target, repository in TARGETS}
+            results = {target: future.result() for target, future in futures.items()}
+        result = ProjectImages(main=results["runtime"], spark=results["spark"])
+        record.write_text(json.dumps({"main": asdict(result.main), "spark": asdict(result.spark)}, indent=2))
+        _prune(keep=digest[:16])
         return result
 
 
-def layers_size(archive: Path) -> int:
-    """The image's uncompressed size: the bytes of its layer tarballs once decompressed."""
+def _build_target(root: Path, target: str, name: str, digest: str, base: str, log: Path) -> BuiltImage:
+    log.write_text("")
+    started = time.monotonic()
+    _say(f"[image] building {name} (target {target}) from {root / 'Dockerfile'} (log: {log})")
+    _buildah("bud", "--isolation", "chroot", "--pull-never", "--build-arg", f"BASE={base}", "--target", target,
+             "--tag", name, "--file", str(root / "Dockerfile"), str(root), log=log)
+    archive = _images_dir() / f"{name.rsplit('/', 1)[1].replace(':', '-')}.oci.tar"
+    partial = archive.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
+    _buildah("push", name, f"oci-archive:{partial}:{name}", log=log)
+    partial.rename(archive)
+    result = BuiltImage(name=name, digest=digest, archive=str(archive), size_bytes=layers_size(archive),
+                        build_seconds=round(time.monotonic() - started, 1))
+    _say(f"[image] {name}: {result.size_bytes / 1e9:.2f} GB uncompressed, built in {result.build_seconds:.0f}s")
+    return result
+
+
+@contextlib.contextmanager
+def _layers(archive: Path) -> Iterator[Iterator[IO[bytes]]]:
+    """The image's layer tarballs, lowest first, each as an uncompressed stream."""
     with tarfile.open(archive) as tar:
         def member(digest: str) -> IO[bytes]:
             found = tar.extractfile("blobs/" + digest.replace(":", "/"))
@@ -198,13 +233,49 @@ def layers_size(archive: Path) -> int:
 
         index = json.load(member_named(tar, archive, "index.json"))
         manifest = json.load(member(index["manifests"][0]["digest"]))
-        total = 0
-        for layer in manifest["layers"]:
-            blob = member(layer["digest"])
-            stream = gzip.GzipFile(fileobj=blob) if layer["mediaType"].endswith("gzip") else blob
+
+        def streams() -> Iterator[IO[bytes]]:
+            for layer in manifest["layers"]:
+                blob = member(layer["digest"])
+                yield cast(IO[bytes], gzip.GzipFile(fileobj=blob)) if layer["mediaType"].endswith("gzip") else blob
+
+        yield streams()
+
+
+def layers_size(archive: Path) -> int:
+    """The image's uncompressed size: the bytes of its layer tarballs once decompressed."""
+    total = 0
+    with _layers(archive) as streams:
+        for stream in streams:
             while chunk := stream.read(1 << 20):
                 total += len(chunk)
-        return total
+    return total
+
+
+def image_files(archive: Path) -> dict[str, int]:
+    """The image's file system as a container sees it: each path (relative to /) and its size, the layers
+    applied lowest first with their whiteouts (``.wh.<name>`` deletes a path, ``.wh..wh..opq`` a folder's
+    content from the layers below)."""
+    files: dict[str, int] = {}
+    with _layers(archive) as streams:
+        for stream in streams:
+            added: dict[str, int] = {}
+            removed: list[str] = []
+            with tarfile.open(fileobj=stream, mode="r|") as layer:
+                for entry in layer:
+                    path = entry.name.removeprefix("./").strip("/")
+                    folder, _, name = path.rpartition("/")
+                    if name == ".wh..wh..opq":
+                        removed.append(f"{folder}/" if folder else "")
+                    elif name.startswith(".wh."):
+                        removed.append(f"{folder}/{name[4:]}".lstrip("/"))
+                    elif path:
+                        added[path] = entry.size
+            for gone in removed:
+                prefix = gone if gone.endswith("/") or not gone else gone + "/"
+                files = {p: s for p, s in files.items() if p != gone and not p.startswith(prefix)}
+            files.update(added)
+    return files
 
 
 def member_named(tar: tarfile.TarFile, archive: Path, name: str) -> IO[bytes]:
@@ -215,23 +286,27 @@ def member_named(tar: tarfile.TarFile, archive: Path, name: str) -> IO[bytes]:
 
 
 def _prune(keep: str) -> None:
-    """Drop older builds of the project image and dangling stages from buildah's storage (vfs keeps full copies)."""
+    """Drop older builds of the project's images (tags other than ``keep``, a digest prefix) and dangling
+    stages from buildah's storage (vfs keeps full copies), and their archives and records."""
     listing = json.loads(_buildah("images", "--json").stdout or "[]")
     for image in listing:
         names = image.get("names") or []
-        if any(n.startswith(REPOSITORY + ":") and n != keep for n in names) or not names:
+        old = [n for n in names for _, repository in TARGETS
+               if n.startswith(repository + ":") and n != f"{repository}:{keep}"]
+        if old or not names:
             _buildah("rmi", "--force", image["id"], check=False)
-    for old in _images_dir().glob("streamguard-*.oci.tar"):
-        if not old.name.startswith(f"streamguard-{keep.rsplit(':', 1)[1]}"):
-            old.unlink()
-            old.with_name(old.name.replace(".oci.tar", ".json")).unlink(missing_ok=True)
+    for path in [*_images_dir().glob("*.oci.tar"), *_images_dir().glob("images-*.json"),
+                 *_images_dir().glob("streamguard-*.json")]:
+        if keep not in path.name:
+            path.unlink()
 
 
-def put_on_node(image: BuiltImage, run_dir: Path) -> bool:
-    """Import the image into the stack's containerd (True if it was not there yet)."""
+def put_on_node(images: ProjectImages, run_dir: Path) -> list[str]:
+    """Import the images into the stack's containerd; the names of those that were not there yet."""
     layout = node.NodeLayout(run_dir.resolve())
     built = ensure(["containerd"])
-    return node.import_image(built, layout, Path(image.archive), image.name, replaces=REPOSITORY)
+    return [image.name for repository, image in images.each()
+            if node.import_image(built, layout, Path(image.archive), image.name, replaces=repository)]
 
 
 def _say(message: str) -> None:

@@ -51,6 +51,10 @@ TAINT_KEY = "streamguard.dev/real-node"
 STORAGE_CLASS = "streamguard-local"
 NODE_SERVICES = ("kube-scheduler", "containerd", "kubelet", "local-volume-provisioner")
 CGROUP_V1_REQUIRED = ("cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer")
+SERVICE_CIDR = "10.0.0.0/24"
+"""The apiserver's ``--service-cluster-ip-range``; pods route it through the host (streamguard.devstack.podgateway)."""
+KUBERNETES_SERVICE_IP = "10.0.0.1"
+"""The ``kubernetes`` Service's ClusterIP: the range's first address."""
 
 
 class NodeUnavailableError(StartError):
@@ -172,6 +176,9 @@ def preflight(mounts: list[tuple[str, str, str]] | None = None) -> list[str]:
         problems.append("runc is not installed (apt-get install runc)")
     if shutil.which("ip") is None:
         problems.append("the `ip` command (iproute2) is missing: the stack creates the pod bridge with it")
+    if shutil.which("iptables") is None:
+        problems.append("iptables is missing: pods reach the stack's services through its forwards "
+                        "(apt-get install iptables)")
     return problems
 
 
@@ -230,8 +237,10 @@ state = '{c / "state"}'
 
 
 def cni_config(layout: NodeLayout, subnet: ipaddress.IPv4Network) -> dict[str, Any]:
-    """The pod network: a bridge the stack owns (its address is the host's end), no gateway route, no
-    NAT, no forwarding; host-local IPAM keeping its allocations under the run directory."""
+    """The pod network: a bridge the stack owns (its address is the host's end), no default route, no
+    NAT, no forwarding; only the service range is routed to the host (its forwards stand in for
+    kube-proxy, streamguard.devstack.podgateway); host-local IPAM keeps its allocations under the run
+    directory."""
     return {
         "cniVersion": "1.0.0",
         "name": f"streamguard-{layout.ident}",
@@ -243,7 +252,8 @@ def cni_config(layout: NodeLayout, subnet: ipaddress.IPv4Network) -> dict[str, A
             "hairpinMode": True,
             "ipam": {
                 "type": "host-local",
-                "ranges": [[{"subnet": str(subnet), "gateway": str(next(subnet.hosts()))}]],
+                "ranges": [[{"subnet": str(subnet), "gateway": node_ip(subnet)}]],
+                "routes": [{"dst": SERVICE_CIDR, "gw": node_ip(subnet)}],
                 "dataDir": str(layout.cni_ipam_dir),
             },
         }],
@@ -373,12 +383,20 @@ def node_ip(subnet: ipaddress.IPv4Network) -> str:
     return str(next(subnet.hosts()))
 
 
-def _prepare(layout: NodeLayout, built: dict[str, Artifact], pki: Pki, apiserver: str,
-             ports: dict[str, int]) -> str:
-    """Check the machine, create the bridge, cgroup parent and configuration; return the node IP."""
+def prepare_network(layout: NodeLayout) -> str:
+    """Check the machine and create the pod bridge (before the services that pods reach start); return
+    the host's address on it."""
     problems = preflight()
     if problems:
         raise NodeUnavailableError("the Kubernetes node cannot run on this machine:\n- " + "\n- ".join(problems))
+    layout.root.mkdir(parents=True, exist_ok=True)
+    return node_ip(ensure_bridge(layout))
+
+
+def _prepare(layout: NodeLayout, built: dict[str, Artifact], pki: Pki, apiserver: str,
+             ports: dict[str, int]) -> str:
+    """Check the machine, create the bridge, cgroup parent and configuration; return the node IP."""
+    prepare_network(layout)
     for path in (layout.containerd, layout.kubelet, layout.cni_conf_dir, layout.cni_ipam_dir, layout.pod_logs,
                  layout.volumes):
         path.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from streamguard.devstack import components, node, versions
+from streamguard.devstack import components, node, podgateway, versions
 from streamguard.devstack.certs import ensure_kubelet_client, ensure_pki, kubeconfig
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.provision import Artifact, artifacts, ensure
@@ -19,8 +19,8 @@ from streamguard.devstack.supervisor import Service, Supervisor, free_port
 RESTARTABLE = ("kafka", "apicurio-registry", "redis")
 SERVICES = ("etcd", "kube-apiserver", "kube-controller-manager", *node.NODE_SERVICES, "kafka", "apicurio-registry",
             "redis")
-_PORT_NAMES = ("etcd", "etcd-peer", "apiserver", "kafka", "kafka-controller", "registry", "registry-management",
-               "redis", "scheduler", "kubelet", "kubelet-healthz")
+_PORT_NAMES = ("etcd", "etcd-peer", "apiserver", "kafka", "kafka-controller", "kafka-pods", "registry",
+               "registry-management", "redis", "scheduler", "kubelet", "kubelet-healthz")
 
 
 def _say(message: str) -> None:
@@ -88,6 +88,10 @@ class Stack:
         apiserver = f"https://127.0.0.1:{ports['apiserver']}"
         self.kubeconfig.write_text(kubeconfig(pki, apiserver))
         registry_url = _registry_url(ports)
+        # The pod bridge first: Kafka advertises its address to pods, and the forwards need it.
+        layout = node.NodeLayout(self.run_dir)
+        pod_address = node.prepare_network(layout)
+        podgateway.apply(layout, pod_forwards(ports, pod_address))
         _say(f"[stack] starting in {self.run_dir}: kubernetes {versions.K8S}, containerd {versions.CONTAINERD}, "
              f"etcd {versions.ETCD}, "
              f"kafka {versions.KAFKA}, apicurio {versions.APICURIO}, redis {_redis_version()}")
@@ -97,7 +101,7 @@ class Stack:
             self._start(components.kube_apiserver(built["kubernetes"], pki, self.run_dir / "apiserver",
                                                   ports["apiserver"], ports["etcd"]))
             self._start(components.kube_controller_manager(built["kubernetes"], pki, self.kubeconfig, kubectl))
-            node.start(self._start, self.supervisor, node.NodeLayout(self.run_dir), built, pki, apiserver, ports,
+            node.start(self._start, self.supervisor, layout, built, pki, apiserver, ports,
                        kubectl, self.kubeconfig, components.python_bin() / "python")
 
         def registry() -> None:
@@ -123,6 +127,9 @@ class Stack:
             redis_url=f"redis://127.0.0.1:{ports['redis']}/0",
             bin_dir=str(self.bin_dir),
             spark_jars=jars,
+            pod_kafka_bootstrap=f"{pod_address}:{ports['kafka-pods']}",
+            pod_registry_url=_registry_url(ports, pod_address),
+            pod_redis_url=f"redis://{pod_address}:{ports['redis']}/0",
             versions={"kubernetes": versions.K8S, "containerd": versions.CONTAINERD, "etcd": versions.ETCD,
                       "kafka": versions.KAFKA, "apicurio": versions.APICURIO, "redis": _redis_version(),
                       "helm": versions.HELM, "spark": versions.SPARK},
@@ -140,8 +147,9 @@ class Stack:
 
     def _data_service(self, name: str, built: dict[str, Artifact], ports: dict[str, int]) -> Service:
         if name == "kafka":
+            pod_address = node.prepare_network(node.NodeLayout(self.run_dir))
             return components.kafka(built["kafka"], self.run_dir / "kafka", ports["kafka"],
-                                    ports["kafka-controller"])
+                                    ports["kafka-controller"], (pod_address, ports["kafka-pods"]))
         if name == "apicurio-registry":
             return components.apicurio(built["apicurio"], self.run_dir / "registry", ports["registry"],
                                        ports["registry-management"])
@@ -159,7 +167,10 @@ class Stack:
     def down(self) -> list[str]:
         """Stop every service this stack started, the node first (its pods, mounts and bridge), then the
         rest in reverse order. Returns the names stopped."""
-        stopped = node.stop(self.supervisor, node.NodeLayout(self.run_dir), artifacts())
+        layout = node.NodeLayout(self.run_dir)
+        if layout.root.exists():
+            podgateway.remove(layout)
+        stopped = node.stop(self.supervisor, layout, artifacts())
         return stopped + [name for name in reversed(SERVICES)
                           if name not in node.NODE_SERVICES and self.supervisor.stop(name)]
 
@@ -172,8 +183,19 @@ class Stack:
         shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
-def _registry_url(ports: dict[str, int]) -> str:
-    return f"http://127.0.0.1:{ports['registry']}/apis/ccompat/v7"
+def _registry_url(ports: dict[str, int], address: str = "127.0.0.1") -> str:
+    return f"http://{address}:{ports['registry']}/apis/ccompat/v7"
+
+
+def pod_forwards(ports: dict[str, int], pod_address: str) -> list[podgateway.Forward]:
+    """What pods on the node reach of the stack (streamguard.devstack.podgateway): the apiserver through
+    the ``kubernetes`` Service, Kafka's pod listener, the registry and Redis at the host's bridge address."""
+    return [
+        podgateway.Forward("kube-apiserver", node.KUBERNETES_SERVICE_IP, 443, ports["apiserver"]),
+        podgateway.Forward("kafka", pod_address, ports["kafka-pods"], ports["kafka-pods"]),
+        podgateway.Forward("apicurio-registry", pod_address, ports["registry"], ports["registry"]),
+        podgateway.Forward("redis", pod_address, ports["redis"], ports["redis"]),
+    ]
 
 
 def _redis_version() -> str:

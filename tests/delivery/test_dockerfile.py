@@ -74,11 +74,14 @@ def test_every_copied_path_exists_and_is_in_the_build_context() -> None:
 
 
 def test_every_stage_starts_from_the_base_argument_defaulting_to_public_debian_slim() -> None:
-    """One base for every stage: docker builds it unchanged elsewhere, buildah builds it here from a local
-    Debian base with --pull-never (no other image may be named)."""
+    """One base for every stage (directly or through an earlier stage): docker builds it unchanged elsewhere,
+    buildah builds it here from a local Debian base with --pull-never (no other image may be named)."""
     assert build_args()["BASE"] == "debian:bookworm-slim"
-    stages = args_of("FROM")
-    assert stages and all(stage.split()[0] == "${BASE}" for stage in stages), stages
+    froms = [value.split() for value in args_of("FROM")]
+    assert froms and froms[0][0] == "${BASE}"
+    for index, (parent, *_rest) in enumerate(froms):
+        earlier = {words[-1] for words in froms[:index]}
+        assert parent == "${BASE}" or parent in earlier, froms
 
 
 def test_the_build_context_carries_no_development_tooling_but_the_connectors_pom() -> None:
@@ -92,8 +95,40 @@ def test_the_build_context_carries_no_development_tooling_but_the_connectors_pom
 def test_python_and_spark_versions_match_the_project() -> None:
     args = build_args()
     assert PYPROJECT["project"]["requires-python"] == f">={args['PYTHON_VERSION']},<3.12"
-    assert f"pyspark=={args['SPARK_VERSION']}" in PYPROJECT["project"]["dependencies"]
+    assert f"pyspark=={args['SPARK_VERSION']}" in PYPROJECT["project"]["optional-dependencies"]["spark"]
     assert args["SPARK_VERSION"] == versions.SPARK
+
+
+def stages() -> dict[str, list[tuple[str, str]]]:
+    """Each stage's instructions, by stage name (``FROM x AS name``)."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    current: list[tuple[str, str]] = []
+    for instruction, value in instructions():
+        if instruction == "FROM":
+            current = found.setdefault(value.split()[-1], [])
+        current.append((instruction, value))
+    return found
+
+
+def test_each_image_installs_only_its_workloads_extras() -> None:
+    """The default target (operator, serving, materializer, drift exporter) has no JRE and no pyspark; the
+    `spark` target has both and none of Feast or Evidently. Both images' venvs are pruned the same way."""
+    by_stage = stages()
+    assert list(by_stage)[-1] == "runtime", "the default (last) target must be the main image"
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    assert any(r.startswith("pyspark==") for r in extras["spark"])
+    assert not any(r.startswith(("pyspark", "feast", "evidently")) for r in PYPROJECT["project"]["dependencies"])
+    for stage, wanted in (("venv-main", "'.[feast,drift]'"), ("venv-spark", "'.[spark]'")):
+        run = " ".join(v for i, v in by_stage[stage] if i == "RUN")
+        assert f"pip install {wanted}" in run and "/docker/prune-venv.sh" in run, run
+    assert "prune-spark-jars.sh" in " ".join(v for i, v in by_stage["venv-spark"] if i == "RUN")
+    copies = {stage: [v for i, v in body if i == "COPY"] for stage, body in by_stage.items()}
+    assert copies["runtime"] == ["--from=venv-main /opt/streamguard/venv /opt/streamguard/venv"]
+    assert "--from=venv-spark /opt/streamguard/venv /opt/streamguard/venv" in copies["spark"]
+    assert "default-jre-headless" in " ".join(v for i, v in by_stage["spark"] if i == "RUN")
+    assert "default-jre-headless" not in " ".join(v for i, v in by_stage["runtime-base"] + by_stage["runtime"])
+    assert by_stage["runtime"][0][1].startswith("runtime-base ") and by_stage["spark"][0][1].startswith("runtime-base ")
+    assert any(i == "USER" for i, _ in by_stage["runtime"]) and any(i == "USER" for i, _ in by_stage["spark"])
 
 
 def test_connector_jars_are_the_ones_the_stack_uses() -> None:
@@ -155,9 +190,9 @@ def test_the_install_step_builds_a_package_with_every_entrypoint(tmp_path: Path)
             shutil.copy2(REPO / rel, context / rel)
     for link in ("operator", "serving", "workloads"):
         (context / "streamguard" / link).symlink_to(f"../{link}")
-    install = next(run for run in args_of("RUN") if "pip install ." in run)
-    removed = re.search(r"rm -rf ([^&]+)&&", install)
-    assert removed is not None, "the build stage must drop the development tooling before `pip install .`"
+    source = next(v for i, v in stages()["source"] if i == "RUN" and "streamguard/devstack" in v)
+    removed = re.search(r"rm -rf ([^&]+)&&", source)
+    assert removed is not None, "the source stage must drop the development tooling before `pip install`"
     assert sorted(removed.group(1).split()) == sorted(DEV_TOOLING)
     for path in removed.group(1).split():
         target = context / path
@@ -165,7 +200,6 @@ def test_the_install_step_builds_a_package_with_every_entrypoint(tmp_path: Path)
             shutil.rmtree(target)
         else:
             target.unlink(missing_ok=True)
-    assert any("pip install ." in run for run in args_of("RUN"))
     result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"),
                              str(context)], capture_output=True, text=True, check=False, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

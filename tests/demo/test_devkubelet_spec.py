@@ -2,10 +2,12 @@
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from streamguard.devkubelet.spec import ConfigError, container_mounts, entrypoint, expand, plan, translate
+from streamguard.devkubelet.volumes import materialize, volume_dirs
 
 
 class Objects:
@@ -108,3 +110,18 @@ def test_unknown_image_without_command_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="entrypoint of image 'nginx:1'"):
         entrypoint({"name": "web", "image": "nginx:1"})
     assert entrypoint({"name": "s", "image": "registry.example/streamguard:0.1.0"}) == ["streamguard"]
+
+
+def test_the_service_account_admissions_token_volume_is_accepted_and_left_empty(tmp_path: Path) -> None:
+    """The apiserver's ServiceAccount admission adds ``kube-api-access-*`` to every pod; devkubelet gives the
+    process a kubeconfig instead, so the volume is an empty folder. Any other projected volume is refused."""
+    token: dict[str, Any] = {"name": "kube-api-access-x1",
+                             "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}
+    spec: dict[str, Any] = {"nodeName": "n", "serviceAccountName": "sa"}
+    pod = {**POD, "spec": {**spec, "volumes": [token]}}
+    dirs = volume_dirs(pod, tmp_path / "pod", tmp_path / "claims")
+    materialize(pod, dirs, Objects({}, {}), {})
+    assert dirs["kube-api-access-x1"].is_dir() and not list(dirs["kube-api-access-x1"].iterdir())
+    other = {**POD, "spec": {**spec, "volumes": [{**token, "name": "mine"}]}}
+    with pytest.raises(ConfigError, match="not supported by devkubelet"):
+        volume_dirs(other, tmp_path / "pod", tmp_path / "claims")

@@ -1,14 +1,20 @@
 """Pure parts of the node's set-up: what preflight reports, the subnet choice, apt sources, configurations."""
 
+import gzip
+import hashlib
+import io
 import ipaddress
+import json
+import tarfile
 from pathlib import Path
 
 import pytest
 
-from streamguard.devstack import node
+from streamguard.devstack import components, node, podgateway
 from streamguard.devstack.certs import Pki
-from streamguard.devstack.image import excluded, ignore_patterns
+from streamguard.devstack.image import excluded, ignore_patterns, image_files, layers_size
 from streamguard.devstack.provision import ProvisionError, parse_debian_sources
+from streamguard.devstack.stack import pod_forwards
 
 V1 = [("/sys/fs/cgroup", "tmpfs", "rw")] + [(f"/sys/fs/cgroup/{c}", "cgroup", f"rw,relatime,{c}")
                                             for c in node.CGROUP_V1_REQUIRED]
@@ -73,3 +79,73 @@ def test_the_node_configuration_is_scoped_to_its_run_directory(tmp_path: Path) -
     assert "restrict_oom_score_adj = true" in toml and "SystemdCgroup = false" in toml
     paths = [line.split("'")[1] for line in toml.splitlines() if "= '/" in line and "BinaryName" not in line]
     assert paths and all(p.startswith(str(tmp_path)) for p in paths), paths
+
+
+def _oci_archive(path: Path, layers: list[dict[str, bytes]]) -> None:
+    """A minimal OCI archive: ``layers`` (path -> content, lowest first) as gzip tarballs behind a manifest."""
+    blobs: dict[str, bytes] = {}
+
+    def blob(data: bytes) -> str:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        blobs[digest] = data
+        return digest
+
+    descriptors = []
+    for files in layers:
+        raw = io.BytesIO()
+        with tarfile.open(fileobj=raw, mode="w") as layer:
+            for name, content in files.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(content)
+                layer.addfile(info, io.BytesIO(content))
+        descriptors.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                            "digest": blob(gzip.compress(raw.getvalue()))})
+    manifest = blob(json.dumps({"layers": descriptors}).encode())
+    with tarfile.open(path, "w") as archive:
+        for name, data in [("index.json", json.dumps({"manifests": [{"digest": manifest}]}).encode()),
+                           *(("blobs/" + d.replace(":", "/"), b) for d, b in blobs.items())]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+
+def test_an_images_file_list_applies_each_layers_whiteouts(tmp_path: Path) -> None:
+    archive = tmp_path / "image.oci.tar"
+    _oci_archive(archive, [
+        {"src/setup.py": b"x", "tmp/smoke.py": b"yy", "opt/keep": b"zzz", "opt/cache/a": b"a", "opt/cache/b": b"b"},
+        {"tmp/.wh.smoke.py": b"", ".wh.src": b"", "opt/cache/.wh..wh..opq": b"", "opt/cache/c": b"cc"},
+    ])
+    assert image_files(archive) == {"opt/keep": 3, "opt/cache/c": 2}
+    assert layers_size(archive) > 0
+
+
+def test_pods_reach_the_stack_only_through_its_own_forwards(tmp_path: Path) -> None:
+    layout = node.NodeLayout(tmp_path)
+    ports = {"apiserver": 6443, "kafka-pods": 9093, "registry": 8081, "redis": 6379}
+    forwards = pod_forwards(ports, "10.244.1.1")
+    assert [(f.address, f.port, f.target_port) for f in forwards] == [
+        (node.KUBERNETES_SERVICE_IP, 443, 6443), ("10.244.1.1", 9093, 9093), ("10.244.1.1", 8081, 8081),
+        ("10.244.1.1", 6379, 6379)]
+    nat, guard = podgateway.chains(layout)
+    assert len(nat) <= 28 and len(guard) <= 28
+    commands = podgateway.install_commands(layout, forwards)
+    dnat = [c for c in commands if "--to-destination" in c]
+    # Every rewrite goes to loopback and is in this stack's chain; only hooks from its bridge lead there.
+    assert all(c[4] == nat and c[-1].startswith("127.0.0.1:") for c in dnat) and len(dnat) == 4
+    assert [rule for _, _, rule in podgateway.hooks(layout)] == [["-i", layout.bridge, "-j", nat],
+                                                                 ["-i", layout.bridge, "-j", guard]]
+    drop = commands[-1]
+    assert drop[4] == guard and drop[-1] == "DROP" and "127.0.0.0/8" in drop and "DNAT" in drop
+    # Pods route the service range (only) to the host's end of the bridge.
+    ipam = node.cni_config(layout, ipaddress.IPv4Network("10.244.1.0/24"))["plugins"][0]["ipam"]
+    assert ipam["routes"] == [{"dst": node.SERVICE_CIDR, "gw": "10.244.1.1"}]
+    assert ipaddress.ip_address(node.KUBERNETES_SERVICE_IP) == next(ipaddress.IPv4Network(node.SERVICE_CIDR).hosts())
+
+
+def test_kafka_advertises_its_pod_listener_at_the_bridge_address(tmp_path: Path) -> None:
+    properties = dict(line.split("=", 1) for line in
+                      components._kafka_properties(tmp_path, 9092, 9094, ("10.244.1.1", 9093)).splitlines())
+    assert properties["listeners"].split(",") == ["PLAINTEXT://127.0.0.1:9092", "PODS://127.0.0.1:9093",
+                                                  "CONTROLLER://127.0.0.1:9094"]
+    assert "PODS://10.244.1.1:9093" in properties["advertised.listeners"].split(",")
+    assert "PODS:PLAINTEXT" in properties["listener.security.protocol.map"]

@@ -16,6 +16,7 @@ from tests.operator import manifests
 
 SETTINGS = OperatorSettings(
     image="registry.local/streamguard:1.2.3",
+    spark_image="registry.local/streamguard-spark:1.2.3",
     kafka_bootstrap="kafka:9092",
     registry_url="http://registry/apis/ccompat/v7",
 )
@@ -73,7 +74,7 @@ def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
     return pod
 
 
-def assert_hardened(pod: dict[str, Any]) -> None:
+def assert_hardened(pod: dict[str, Any], image: str = SETTINGS.image) -> None:
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] > 0
     (container,) = pod["containers"]
@@ -81,7 +82,7 @@ def assert_hardened(pod: dict[str, Any]) -> None:
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
     assert {"name": "tmp", "emptyDir": {}} in pod["volumes"]
-    assert container["image"] == SETTINGS.image
+    assert container["image"] == image
     assert pod["serviceAccountName"] == SETTINGS.service_account
     for env in container["env"]:
         assert "password" not in json.dumps(env).lower()
@@ -141,7 +142,8 @@ def test_streamingwindow_renders_job_deployment_service_and_checkpoint() -> None
     pod = pod_spec(children["Deployment"])
     container = pod["containers"][0]
     assert container["command"] == ["streamguard", "workload", "stream", "--config", JOB_CONFIG_PATH]
-    assert_hardened(pod)
+    # The Spark job runs in the Spark image; every other workload in the main one.
+    assert_hardened(pod, image=SETTINGS.spark_image)
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["STREAMGUARD_KAFKA_BOOTSTRAP"] == "kafka:9092"
     assert env["STREAMGUARD_REGISTRY_URL"] == "http://registry/apis/ccompat/v7"

@@ -43,6 +43,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 
+{{- define "streamguard.sparkImage" -}}
+{{- printf "%s:%s" .Values.image.sparkRepository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
 {{- define "streamguard.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "streamguard.fullname" .) .Values.serviceAccount.name }}

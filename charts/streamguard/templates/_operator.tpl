@@ -29,6 +29,8 @@
       fieldPath: metadata.name
 - name: STREAMGUARD_OPERATOR_IMAGE
   value: {{ include "streamguard.image" . | quote }}
+- name: STREAMGUARD_OPERATOR_SPARK_IMAGE
+  value: {{ include "streamguard.sparkImage" . | quote }}
 - name: STREAMGUARD_OPERATOR_IMAGE_PULL_POLICY
   value: {{ .Values.image.pullPolicy | quote }}
 - name: STREAMGUARD_OPERATOR_SERVICE_ACCOUNT

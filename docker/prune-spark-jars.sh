@@ -1,0 +1,31 @@
+#!/bin/sh
+# Drop the jars of the Spark parts StreamGuard's jobs never load: they run classic PySpark in local mode
+# (no Spark Connect, no cluster manager), with an in-memory catalog (no Hive), the default HDFS-backed state
+# store (no RocksDB), no MLlib and no REPL. docker/spark-smoke.py checks the rest still runs.
+# Usage: prune-spark-jars.sh VENV
+set -eu
+pyspark=$(echo "$1"/lib/python3*/site-packages/pyspark)
+jars=$pyspark/jars
+before=$(du -sm "$jars" | cut -f1)
+cd "$jars"
+# Spark Connect server, its REPL and Spark Declarative Pipelines.
+rm -rf connect-repl spark-connect_*.jar spark-pipelines_*.jar
+# Hive: metastore, SerDes, Thrift server and their JDBC/ORM stack.
+rm -f hive-*.jar spark-hive_*.jar spark-hive-thriftserver_*.jar datanucleus-*.jar derby*.jar javax.jdo-*.jar \
+  jdo-api-*.jar libthrift-*.jar libfb303-*.jar javolution-*.jar HikariCP-*.jar commons-dbcp-*.jar ST4-*.jar \
+  antlr-runtime-*.jar jpam-*.jar
+# MLlib and GraphX with their linear algebra.
+rm -f spark-mllib_*.jar spark-mllib-local_*.jar spark-graphx_*.jar breeze_*.jar breeze-macros_*.jar spire*.jar \
+  cats-kernel_*.jar algebra_*.jar lapack-*.jar blas-*.jar arpack*.jar JTransforms-*.jar JLargeArrays-*.jar
+# Cluster managers: Kubernetes (fabric8 client, Vert.x, Volcano) and YARN.
+rm -f spark-kubernetes_*.jar kubernetes-*.jar volcano-*.jar vertx-*.jar jjwt-*.jar zjsonpatch-*.jar spark-yarn_*.jar
+# The RocksDB state store provider.
+rm -f rocksdbjni-*.jar
+# The Scala REPL (spark-shell).
+rm -f spark-repl_*.jar scala-compiler-*.jar
+# Native TLS and transport libraries for macOS and Windows.
+rm -f netty-tcnative-boringssl-static-*-windows-*.jar netty-tcnative-boringssl-static-*-osx-*.jar \
+  netty-transport-native-kqueue-*.jar
+# Examples and sample data.
+rm -rf "$pyspark/examples" "$pyspark/data"
+echo "[prune-spark-jars] $jars: ${before} MB -> $(du -sm "$jars" | cut -f1) MB"
