@@ -129,7 +129,10 @@ class FeatureService:
             health = Health(None, (), catalog_loaded=False)
         else:
             try:
-                health = await asyncio.wait_for(check(self.pool, catalog, self.newest_seen, self.policy), timeout=2.0)
+                # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that arrives as the
+                # check completes, and the refresher would then outlive the app's shutdown
+                async with asyncio.timeout(2.0):
+                    health = await check(self.pool, catalog, self.newest_seen, self.policy)
             except TimeoutError:
                 health = Health("no answer within 2s", ())
         if health.redis_error is not None:
