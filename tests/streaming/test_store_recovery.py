@@ -243,10 +243,11 @@ def test_wipe_and_redis_kill_mid_stream_reseed_every_window_and_read_stale_until
             after_wipe = _covered(store, project, view, {None, first.generation})
             assert after_wipe is not None
 
-            killed_ms = int(time.time() * 1000)
+            killed_ms, killed_run = int(time.time() * 1000), store.run_id()
             store.kill()  # AOF everysec: the last second may be lost
             time.sleep(10)
             store.stack.restart("redis")
+            assert store.run_id() != killed_run, "a restarted server (its AOF reloaded)"
             statuses, short = _until_reseeded(store, app, project, spec, list(load.sent),
                                               after_wipe.generation, killed_ms, 420)
             assert statuses <= {"stale"}, "until re-seeded after the restart, serving reads every window stale"
