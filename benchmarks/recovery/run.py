@@ -81,7 +81,8 @@ def _row(dependency: str, moment: str, outcome: Outcome, outage_s: float) -> dic
             "job_during": f"{seen.state}: {seen.reason}",
             "serving_during": sorted(set(seen.serving_statuses)),
             "exact_s": round(seen.heal_s, 1), "serving_present_s": round(seen.serving_present_s, 1),
-            "dead_letters_exact": not outcome.dead_letter_problems, "events": outcome.events}
+            "dead_letters_exact": not outcome.dead_letter_problems,
+            "dead_letter_problems": outcome.dead_letter_problems[:5], "events": outcome.events}
 
 
 def main() -> int:
