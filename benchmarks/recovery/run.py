@@ -22,6 +22,7 @@ Prints a table and writes ``benchmarks/results/recovery.json``.
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -123,6 +124,7 @@ def main() -> int:
                  "windows": ["1m/15s", "5m/1m", "1h/5m"], "trigger": "1s", "spark_master": "local[2]",
                  "note": "the job, serving, the producer and the stack share the machine's cores"},
         "wall_seconds": round(time.monotonic() - began, 1),
+        "load_average_at_end": os.getloadavg(),
         "results": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
