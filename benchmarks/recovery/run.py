@@ -22,6 +22,7 @@ Prints a table and writes ``benchmarks/results/recovery.json``.
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -81,7 +82,8 @@ def _row(dependency: str, moment: str, outcome: Outcome, outage_s: float) -> dic
             "job_during": f"{seen.state}: {seen.reason}",
             "serving_during": sorted(set(seen.serving_statuses)),
             "exact_s": round(seen.heal_s, 1), "serving_present_s": round(seen.serving_present_s, 1),
-            "dead_letters_exact": not outcome.dead_letter_problems, "events": outcome.events}
+            "dead_letters_exact": not outcome.dead_letter_problems,
+            "dead_letter_problems": outcome.dead_letter_problems[:5], "events": outcome.events}
 
 
 def main() -> int:
@@ -122,6 +124,7 @@ def main() -> int:
                  "windows": ["1m/15s", "5m/1m", "1h/5m"], "trigger": "1s", "spark_master": "local[2]",
                  "note": "the job, serving, the producer and the stack share the machine's cores"},
         "wall_seconds": round(time.monotonic() - began, 1),
+        "load_average_at_end": os.getloadavg(),
         "results": rows,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

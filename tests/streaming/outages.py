@@ -264,9 +264,18 @@ class Scenario:
                 for a in ACCOUNTS]
         return statuses == ["present"] * len(ACCOUNTS) and values == want
 
-    def dead_letter_problems(self) -> list[str]:
+    def dead_letter_problems(self, job: JobProcess) -> list[str]:
         """Differences between the dead-letter topic and the undecodable records sent (duplicates from a
-        replayed dead-letter batch carry the same origin and are allowed)."""
+        replayed dead-letter batch carry the same origin and are allowed), once the dead-letter query has had
+        time to catch up (it runs every 15 s)."""
+        deadline = time.monotonic() + 90
+        problems = self._dead_letter_problems()
+        while problems and time.monotonic() < deadline and job.alive():
+            time.sleep(3)
+            problems = self._dead_letter_problems()
+        return problems
+
+    def _dead_letter_problems(self) -> list[str]:
         letters = read_dead_letters(self.bootstrap, self.topic + ".dlq")
         values = {letter.value for letter in letters}
         problems = [f"dead letter of a decodable record: {letter.reason} at {letter.origin}"
@@ -359,7 +368,7 @@ def registry_outages(run: Scenario, registry: Stack) -> Outcome:
             mid = run.observe_outage(job, http, down, REGISTRY_UNAVAILABLE)
             registry.restart(REGISTRY)
             mid = run.heal(job, http, time.monotonic(), mid)
-        return Outcome(at_start, mid, run.dead_letter_problems(), job.alive(), len(run.sent))
+        return Outcome(at_start, mid, run.dead_letter_problems(job), job.alive(), len(run.sent))
     finally:
         job.stop()
         run.cleanup()
@@ -398,7 +407,7 @@ def broker_outages(run: Scenario, kafka: Stack) -> Outcome:
             back = time.monotonic()
             sender.flush(120)
             mid = run.heal(job, http, back, mid)
-        return Outcome(at_start, mid, run.dead_letter_problems(), job.alive(), len(run.sent))
+        return Outcome(at_start, mid, run.dead_letter_problems(job), job.alive(), len(run.sent))
     finally:
         job.stop()
         run.cleanup()

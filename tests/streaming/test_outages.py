@@ -37,17 +37,17 @@ def _truthful(seen: Observation, reason: str, words: str) -> None:
     assert 0 not in seen.serving_values, seen.serving_values
 
 
-def _healed(seen: Observation) -> None:
-    assert seen.heal_s <= HEAL_S, f"exact {seen.heal_s:.1f}s after the dependency returned (limit {HEAL_S:.0f}s)"
-    assert seen.serving_present_s <= HEAL_S, f"serving present and exact {seen.serving_present_s:.1f}s after"
-
-
 def _check(outcome: Outcome, reason: str, words: str) -> None:
+    """Truthful during both outages, only undecodable records dead-lettered, then healed within ``HEAL_S``
+    of each return (checked last, with both figures, so a slow heal still shows everything else)."""
     for seen in (outcome.at_start, outcome.mid_stream):
         _truthful(seen, reason, words)
-        _healed(seen)
     assert outcome.dead_letter_problems == []
     assert outcome.job_alive
+    slow = [f"{moment}: exact {seen.heal_s:.1f}s, serving present {seen.serving_present_s:.1f}s after the return"
+            for moment, seen in (("at start", outcome.at_start), ("mid-stream", outcome.mid_stream))
+            if max(seen.heal_s, seen.serving_present_s) > HEAL_S]
+    assert not slow, f"not healed within {HEAL_S:.0f}s: {'; '.join(slow)}"
 
 
 def test_registry_outages_at_start_and_mid_stream_heal_to_exact_values(
