@@ -7,8 +7,8 @@ reads from the Redis the job writes.
 
 - A StreamingWindow on a topic that does not exist: within the grace period ``Ready=False`` (``TopicMissing``),
   serving answers ``stale`` (never ``present``) well within the view's ``freshnessSla``, and ``/readyz`` fails
-  only where the view is required. Once the operator creates the topic (``spec.source.partitions``) and events
-  arrive, the values turn ``present`` and equal the reference computation.
+  only where the view is required. Once the topic is created and events arrive, the values turn ``present`` and
+  equal the reference computation.
 - The subject deleted from the registry behind the operator's back: the operator registers it again within its
   resync period; while the job dead-letters the records written with the id the registry no longer knows, the
   StreamingWindow is not Ready and serving says ``stale``; once records carry a known id again, all recovers.
@@ -30,7 +30,9 @@ from typing import Any
 import fastavro
 import httpx
 import pytest
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 from kubernetes import client
 
 from streamguard.contracts import wire
@@ -52,8 +54,9 @@ pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mar
 
 VIEW = "device-activity"
 SLA_SECONDS = 90
-LENGTH, SLIDE = "1m", "15s"
-FEATURES = [f"{VIEW}:txn_count_1m", f"{VIEW}:amount_sum_1m"]
+LENGTH, SLIDE = "1h", "5m"
+"""Long enough that the events stay in the window however slowly a loaded machine starts Spark."""
+FEATURES = [f"{VIEW}:txn_count_1h", f"{VIEW}:amount_sum_1h"]
 ACCOUNTS = ("A1", "A2", "A3")
 """A3 gets no events: once the stream is caught up its window is the empty one (count 0, sum 0)."""
 
@@ -134,7 +137,7 @@ def servings(stack: Endpoints, cluster: Cluster, devkubelet: Kubelet) -> tuple[S
 
 def feature_view(project: str, sla_seconds: int = SLA_SECONDS) -> dict[str, Any]:
     """A view filled only by its stream (no batch source), keyed by account."""
-    view = manifests.feature_view(name=VIEW, windows=("1m",), source=False)
+    view = manifests.feature_view(name=VIEW, windows=(LENGTH,), source=False)
     view["spec"].update(project=project, freshnessSla=f"{sla_seconds}s",
                         entities=[{"name": "account", "joinKey": "account_id"}])
     return view
@@ -249,9 +252,10 @@ def test_missing_topic_is_not_ready_and_stale_then_present_and_correct_once_crea
         assert topic in running["message"]
         assert served(required.lookup())[0] == [["stale", "stale"]] * len(ACCOUNTS)
 
-        # the operator creates the topic; events arrive; the values become present and correct
-        cluster.apply(streaming_window(topic, partitions=2))
-        cluster.wait_for(lambda: condition_is(cluster, "TopicReady", "True"), 60, "TopicReady=True")
+        # the topic is created (by its owner: the operator does not manage it); events arrive; the values
+        # become present and correct
+        admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap})
+        admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
         sender = TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V1)
         events = [event("A1", 20, 12.5), event("A1", 12, 7.25), event("A2", 8, 100.0), event("A1", 3, 0.5)]
         for item in events:
@@ -259,11 +263,12 @@ def test_missing_topic_is_not_ready_and_stale_then_present_and_correct_once_crea
         sender.flush()
 
         job_log = stream_log(devkubelet, cluster)
-        values = until_present_and_correct(required, events, 300, job_log)
+        values = until_present_and_correct(required, events, 480, job_log)
         assert values[:2] == [[3, 20.25], [1, 100.0]] and values[2] == [0, 0.0]
         until_present_and_correct(advisory, events, 30, job_log)
         cluster.wait_for(lambda: condition_is(cluster, "Ready", "True"), 60, "Ready=True")
         assert condition_is(cluster, "StreamRunning", "True", "Running")
+        assert condition_is(cluster, "TopicReady", "True")
         cluster.wait_for(lambda: required.readyz()[0] == 200, 30, "the required serving Ready again")
     finally:
         cluster.kubectl("delete", "-n", cluster.namespace, f"streamingwindow/{VIEW}", "--timeout=90s", check=False)
@@ -288,22 +293,25 @@ def _stale_answer(serving: Serving) -> dict[str, Any] | None:
 
 
 def dead_lettered(bootstrap: str, topic: str, schema: str) -> set[str]:
-    """Transaction ids of the records in ``<topic>.dlq`` (the job copies the original record there)."""
+    """Transaction ids of every record in ``<topic>.dlq`` (the job copies the original record there): each
+    partition read from its first offset up to its end."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"dlq-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+                         "enable.auto.commit": False})
     parsed = fastavro.parse_schema(json.loads(schema))
     found: set[str] = set()
     try:
-        consumer.subscribe([f"{topic}.dlq"])
-        quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < 5:
-            message = consumer.poll(0.5)
-            if message is None or message.error() is not None:
-                continue
-            quiet_since = time.monotonic()
-            _, body = wire.unframe(message.value() or b"")
-            record = fastavro.schemaless_reader(io.BytesIO(body), parsed, parsed)
-            found.add(str(record["transaction_id"]))  # type: ignore[index,call-overload]
+        metadata = consumer.list_topics(f"{topic}.dlq", timeout=10).topics[f"{topic}.dlq"]
+        for partition in metadata.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(f"{topic}.dlq", partition), timeout=10)
+            consumer.assign([TopicPartition(f"{topic}.dlq", partition, low)])
+            position = low
+            while position < high:
+                message = consumer.poll(5)
+                assert message is not None and message.error() is None, "reading the dead-letter topic"
+                position = (message.offset() or 0) + 1
+                _, body = wire.unframe(message.value() or b"")
+                record = fastavro.schemaless_reader(io.BytesIO(body), parsed, parsed)
+                found.add(str(record["transaction_id"]))  # type: ignore[index,call-overload]
     finally:
         consumer.close()
     return found
@@ -364,7 +372,7 @@ def test_subject_deleted_behind_the_operators_back_is_registered_again_while_not
         for item in events:
             producer.send(item)
         producer.flush()
-        until_present_and_correct(required, events, 180, job_log)
+        until_present_and_correct(required, events, 480, job_log)
 
         # behind the operator's back: the registry loses the subject, the job restarts (its checkpoint is on
         # the claim the operator renders by default, so it resumes where it was)
@@ -397,7 +405,7 @@ def test_subject_deleted_behind_the_operators_back_is_registered_again_while_not
         # the producer registers its version again: the job learns its id is known again and decodes it
         with SchemaRegistry(registry_url) as registry:
             registry.register(subject, V2)
-        cluster.wait_for(lambda: condition_is(cluster, "Ready", "True"), 180, "Ready=True again")
+        cluster.wait_for(lambda: condition_is(cluster, "Ready", "True"), 300, "Ready=True again")
         again = TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V2)
         recovered = [event("A1", 1, 16.0), event("A3", 1, 0.25)]
         for item in recovered:
@@ -407,7 +415,7 @@ def test_subject_deleted_behind_the_operators_back_is_registered_again_while_not
         lost = dead_lettered(stack.kafka_bootstrap, topic, V2)
         assert lost and lost <= {e["transaction_id"] for e in sent}, "only records sent while the id was unknown"
         counted = [e for e in everything if e["transaction_id"] not in lost]
-        until_present_and_correct(required, counted, 120, job_log)
+        until_present_and_correct(required, counted, 300, job_log)
         cluster.wait_for(lambda: required.readyz()[0] == 200, 30, "the required serving Ready again")
     finally:
         cluster.kubectl("delete", "-n", cluster.namespace, f"streamingwindow/{VIEW}", "--timeout=90s", check=False)
