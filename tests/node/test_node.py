@@ -139,7 +139,7 @@ def test_a_claim_of_the_default_class_is_bound_to_a_folder_on_the_node(kubectl: 
 def test_the_kubelet_probes_a_pod_and_port_forward_reaches_it_on_loopback(
         kubectl: Kubectl, namespace: str, stack: Endpoints, project_images: image.ProjectImages) -> None:
     name = "web"
-    manifest = _pod(name, project_images.main.name,
+    manifest = _pod(name, project_images.spark.name,
                     ["python", "-m", "http.server", "8080", "--directory", "/opt/streamguard/jars"])
     container = manifest["spec"]["containers"][0]
     container["ports"] = [{"name": "http", "containerPort": 8080}]
