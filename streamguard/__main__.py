@@ -1,0 +1,5 @@
+"""``python -m streamguard``: the same CLI as the ``streamguard`` entry point."""
+
+from streamguard.cli import main
+
+main()
