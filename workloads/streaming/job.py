@@ -93,6 +93,7 @@ def kafka_range(spark: SparkSession, plan: StreamPlan, bootstrap: str,
         .option("startingOffsets", offsets(0))
         .option("endingOffsets", offsets(1))
         .option("failOnDataLoss", "true")
+        .option("includeHeaders", "true")  # checked() reads them, as on the stream (replayed dead letters)
         .load()
     )
 
