@@ -89,8 +89,8 @@ def test_dead_letters_of_an_id_known_later_are_replayed_once_in_order(
         reasons = {letter.reason for letter in letters}
         assert reasons == {f"schema-id-unknown:{v2}", "not-confluent-wire-format"}, reasons
         assert all(letter.timestamp_ms for letter in letters)
-        record = progress(redis_client, project, view)
-        assert record is not None and record.state == "dead-lettering"
+        wait_for(lambda: (record := progress(redis_client, project, view)) is not None
+                 and record.state == "dead-lettering", 30, "the progress record saying dead-lettering", job)
         assert not exact(part_a + part_b)
 
         with SchemaRegistry(registry_url) as registry:
