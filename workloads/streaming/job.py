@@ -60,16 +60,19 @@ def spark_session(app_name: str) -> SparkSession:
     return session
 
 
+def topic_options(plan: StreamPlan, bootstrap: str) -> dict[str, str]:
+    """What every read of the job's topic sets, stream or batch (``checked`` reads the headers)."""
+    return {"kafka.bootstrap.servers": bootstrap, "subscribe": plan.topic, "failOnDataLoss": "true",
+            "includeHeaders": "true"}
+
+
 def kafka_source(spark: SparkSession, plan: StreamPlan, bootstrap: str, starting_timestamp_ms: int | None) -> DataFrame:
     """The topic; a query without a checkpoint starts at ``starting_timestamp_ms`` when given (partitions
     with no record that recent start at their end), else at the spec's ``startingOffsets``."""
     reader = (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", bootstrap)
-        .option("subscribe", plan.topic)
+        .options(**topic_options(plan, bootstrap))
         .option("startingOffsets", plan.starting_offsets)
-        .option("failOnDataLoss", "true")
-        .option("includeHeaders", "true")
     )
     if starting_timestamp_ms is not None:
         reader = (reader.option("startingTimestamp", str(starting_timestamp_ms))
@@ -88,12 +91,9 @@ def kafka_range(spark: SparkSession, plan: StreamPlan, bootstrap: str,
 
     return (
         spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", bootstrap)
-        .option("subscribe", plan.topic)
+        .options(**topic_options(plan, bootstrap))
         .option("startingOffsets", offsets(0))
         .option("endingOffsets", offsets(1))
-        .option("failOnDataLoss", "true")
-        .option("includeHeaders", "true")  # checked() reads them, as on the stream (replayed dead letters)
         .load()
     )
 
