@@ -135,6 +135,15 @@ async def _view(ctx: Context, namespace: str, name: str) -> FeatureViewSpec | No
     return spec
 
 
+def deprecated_condition(spec: FeatureViewSpec) -> Cond:
+    """``Deprecated=True`` naming the features marked ``deprecated`` (still served: a warning to readers)."""
+    marked = [f"spec.features[{i}] ({f.name})" for i, f in enumerate(spec.features) if f.deprecated]
+    if not marked:
+        return Cond("Deprecated", "False", "NoneDeprecated")
+    return Cond("Deprecated", "True", "FeaturesDeprecated",
+                f"{', '.join(marked)} deprecated: still served; move readers off before removing")
+
+
 async def reconcile_featureview(ctx: Context, body: Manifest) -> float | None:
     if body["metadata"].get("deletionTimestamp"):
         return None
@@ -144,14 +153,17 @@ async def reconcile_featureview(ctx: Context, body: Manifest) -> float | None:
         await _write_status(ctx, body, _stalled(spec))
         return None
     fields = {"entityNames": ",".join(e.name for e in spec.entities), "featureCount": len(spec.features)}
+    deprecated = deprecated_condition(spec)
+    if deprecated.status == "True" and _carried(body, "Deprecated").message != deprecated.message:
+        await events.record(ctx.kube, body, "Warning", deprecated.reason, deprecated.message)
     desired = featureview.render(owner, spec, ctx.settings)
     try:
         report = await _sync(ctx, body, owner, featureview.COMPONENT, featureview.CHILD_KINDS, desired)
     except ChildRejectedError as error:
         problem = Problem("ChildRejected", f"spec.materialization: the apiserver refused a child: {error}")
-        await _write_status(ctx, body, _stalled(problem, fields=fields))
+        await _write_status(ctx, body, _stalled(problem, [deprecated], fields))
         return None
-    await _write_status(ctx, body, _ready(report, desired, fields=fields))
+    await _write_status(ctx, body, _ready(report, desired, [deprecated], fields))
     return None
 
 

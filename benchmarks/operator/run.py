@@ -7,7 +7,7 @@ Runs the real operator (``streamguard operator run``) against the local stack's 
 * no-op resync: the operator is restarted, relists everything and reconciles every object again; the
   API writes it makes (from its own metrics) and the objects' resourceVersions before/after are reported.
 
-Usage: ``.venv/bin/python benchmarks/operator/reconcile.py [--counts 1 200]``; writes
+Usage: ``.venv/bin/python benchmarks/operator/run.py [--counts 1 200]``; writes
 ``benchmarks/results/operator-reconcile.json``.
 """
 

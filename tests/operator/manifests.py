@@ -23,9 +23,11 @@ def feature_view(
     windows: tuple[str, ...] = ("1m", "5m"),
     schedule: str = "*/15 * * * *",
     source: bool = True,
+    deprecated: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     features = [
         {"name": f"{agg}_{w}", "dtype": "FLOAT64" if agg == "amount_sum" else "INT64"}
+        | ({"deprecated": True} if f"{agg}_{w}" in deprecated else {})
         for agg in ("txn_count", "amount_sum")
         for w in windows
     ]

@@ -79,9 +79,12 @@ def test_create_update_prune_delete(operator: OperatorProcess, cluster: Cluster,
     job = StreamJob.model_validate_json(cluster.get("configmap", "customer-txn-stream")["data"]["job.json"])
     assert [w.length for w in job.window.windows] == ["1m", "5m"] and job.subject == subject
 
-    # Update the schedule and drop a window: children change in place (same uid), the pod template rolls.
+    assert {c["type"]: c for c in view["status"]["conditions"]}["Deprecated"]["status"] == "False"
+
+    # Update the schedule, deprecate a feature and drop a window: children change in place (same uid), the pod
+    # template rolls, the view says which feature is deprecated (a condition and a Warning event).
     cluster.apply(
-        manifests.feature_view(schedule="*/5 * * * *"),
+        manifests.feature_view(schedule="*/5 * * * *", deprecated=("amount_sum_5m",)),
         manifests.streaming_window(subject=subject, deletion_policy="Delete", windows=(("1m", "15s"),)),
     )
     cluster.wait_for(
@@ -93,6 +96,12 @@ def test_create_update_prune_delete(operator: OperatorProcess, cluster: Cluster,
         what="window update",
     )
     cluster.wait("condition=Ready", "streamingwindow/customer-txn", "featureview/customer-txn")
+    cluster.wait("condition=Deprecated", "featureview/customer-txn")
+    deprecated = {c["type"]: c for c in cluster.get("featureview", "customer-txn")["status"]["conditions"]}
+    assert "spec.features[3] (amount_sum_5m)" in deprecated["Deprecated"]["message"]
+    warnings = cluster.kubectl("get", "events", "-n", cluster.namespace, "--field-selector",
+                               "reason=FeaturesDeprecated,involvedObject.kind=FeatureView", "-o", "name").stdout
+    assert warnings.strip(), "a Warning event on the apply that deprecates a feature"
     assert cluster.get("cronjob", "customer-txn-materialize")["metadata"]["uid"] == cron["metadata"]["uid"]
     updated = cluster.get("deployment", "customer-txn-stream")
     assert updated["metadata"]["uid"] == deployment["metadata"]["uid"]

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from streamguard.api.featureview import FeatureViewSpec
+from streamguard.operator.reconcile import deprecated_condition
 from streamguard.operator.status import Cond, Verdict, desired_status
 
 
@@ -76,3 +78,14 @@ def test_degraded_is_not_ready_without_reconciling_or_stalled() -> None:
         conds["Ready"]["message"] == "Kafka topic 'x' does not exist" and conds["Ready"]["lastTransitionTime"] == "T2"
     )
     assert conds["Reconciling"]["status"] == "False" and conds["Stalled"]["status"] == "False"
+
+
+def test_deprecated_condition_names_each_deprecated_feature_by_field() -> None:
+    spec = FeatureViewSpec.model_validate(
+        {"entities": [{"name": "customer", "joinKey": "customer_id"}],
+         "features": [{"name": "a", "dtype": "INT64"}, {"name": "b", "dtype": "INT64", "deprecated": True}]})
+    cond = deprecated_condition(spec)
+    assert (cond.status, cond.reason) == ("True", "FeaturesDeprecated")
+    assert cond.message.startswith("spec.features[1] (b) deprecated")
+    clean = spec.model_copy(update={"features": spec.features[:1]})
+    assert (deprecated_condition(clean).status, deprecated_condition(clean).reason) == ("False", "NoneDeprecated")
