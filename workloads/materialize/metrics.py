@@ -43,9 +43,10 @@ class Metrics:
             buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
             registry=self.registry,
         )
-        self.freshness = Gauge(
-            "streamguard_feature_freshness_seconds",
-            "Age of the newest materialized row of a view.",
+        self.data_age = Gauge(
+            "streamguard_materialize_data_age_seconds",
+            "Age of the newest source row a successful run materialized, at the end of that run (frozen until the "
+            "next run; serving's live figure is streamguard_feature_freshness_seconds).",
             ["view"],
             registry=self.registry,
         )
@@ -59,7 +60,7 @@ class Metrics:
         self.values.labels(view).inc(rows * features)
         self.duration.labels(view).observe(seconds)
         if freshness is not None:
-            self.freshness.labels(view).set(freshness)
+            self.data_age.labels(view).set(freshness)
 
     def failed(self, view: str) -> None:
         self.failures.labels(view).inc()
