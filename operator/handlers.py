@@ -10,6 +10,7 @@ from typing import Any
 import kopf
 
 from streamguard.api.common import GROUP, VERSION
+from streamguard.api.kinds import PLURALS
 from streamguard.operator.controller import Controller
 from streamguard.operator.kube import Kube, load_configuration
 from streamguard.operator.metrics import install as install_metrics
@@ -19,7 +20,6 @@ from streamguard.operator.render.common import MANAGED_BY
 from streamguard.operator.settings import OperatorSettings
 from streamguard.operator.topics import Topics
 
-PLURALS = {"FeatureView": "featureviews", "StreamingWindow": "streamingwindows", "DriftMonitor": "driftmonitors"}
 CHILDREN = (
     ("", "v1", "configmaps"),
     ("", "v1", "services"),

@@ -15,6 +15,8 @@ import httpx
 from kubernetes import config as kube_config
 from kubernetes.client import Configuration
 
+from streamguard.api.common import GROUP, VERSION
+from streamguard.api.kinds import KINDS as OWN_KINDS
 from streamguard.operator.settings import FIELD_MANAGER
 
 Manifest = dict[str, Any]
@@ -50,9 +52,7 @@ KINDS: dict[str, KindInfo] = {
     "Deployment": KindInfo("apps", "v1", "deployments"),
     "CronJob": KindInfo("batch", "v1", "cronjobs"),
     "PrometheusRule": KindInfo("monitoring.coreos.com", "v1", "prometheusrules"),
-    "FeatureView": KindInfo("streamguard.dev", "v1alpha1", "featureviews"),
-    "StreamingWindow": KindInfo("streamguard.dev", "v1alpha1", "streamingwindows"),
-    "DriftMonitor": KindInfo("streamguard.dev", "v1alpha1", "driftmonitors"),
+    **{kind.kind: KindInfo(GROUP, VERSION, kind.plural) for kind in OWN_KINDS},
 }
 
 

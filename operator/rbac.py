@@ -5,6 +5,7 @@ from typing import Any
 import yaml
 
 from streamguard.api.common import GROUP
+from streamguard.api.kinds import KINDS, STREAMING_WINDOW
 
 ROLE_NAME = "streamguard-operator"
 _CHILD_VERBS = ["list", "watch", "create", "patch", "delete"]
@@ -15,18 +16,18 @@ def rules() -> list[dict[str, Any]]:
     return [
         {
             "apiGroups": [GROUP],
-            "resources": ["featureviews", "streamingwindows", "driftmonitors"],
+            "resources": [kind.plural for kind in KINDS],
             "verbs": ["get", "list", "watch"],
         },
-        {"apiGroups": [GROUP], "resources": ["streamingwindows"], "verbs": ["patch"]},
+        {"apiGroups": [GROUP], "resources": [STREAMING_WINDOW.plural], "verbs": ["patch"]},
         {
             "apiGroups": [GROUP],
-            "resources": ["featureviews/status", "streamingwindows/status", "driftmonitors/status"],
+            "resources": [f"{kind.plural}/status" for kind in KINDS],
             "verbs": ["patch"],
         },
         {
             "apiGroups": [GROUP],
-            "resources": ["featureviews/finalizers", "streamingwindows/finalizers", "driftmonitors/finalizers"],
+            "resources": [f"{kind.plural}/finalizers" for kind in KINDS],
             "verbs": ["update"],
         },
         {"apiGroups": [""], "resources": ["configmaps", "services", "persistentvolumeclaims"], "verbs": _CHILD_VERBS},

@@ -11,6 +11,7 @@ from typing import Any
 
 from streamguard import __version__
 from streamguard.api.common import GROUP
+from streamguard.api.kinds import FEATURE_VIEW, STREAMING_WINDOW
 
 COMPONENT = "serving"
 
@@ -127,7 +128,7 @@ def render(spec: ServingDeployment) -> list[dict[str, Any]]:
             "rules": [
                 {
                     "apiGroups": [GROUP],
-                    "resources": ["featureviews", "streamingwindows"],
+                    "resources": [FEATURE_VIEW.plural, STREAMING_WINDOW.plural],
                     "verbs": ["get", "list", "watch"],
                 }
             ],

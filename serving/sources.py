@@ -16,11 +16,13 @@ from pydantic import ValidationError
 
 from streamguard.api.common import GROUP, VERSION
 from streamguard.api.featureview import FeatureViewSpec
+from streamguard.api.kinds import FEATURE_VIEW, STREAMING_WINDOW
 from streamguard.api.streamingwindow import StreamingWindowSpec
 from streamguard.serving.catalog import Catalog, ViewResource, WindowResource, build_catalog
 
 log = logging.getLogger(__name__)
-PLURALS = {"FeatureView": "featureviews", "StreamingWindow": "streamingwindows"}
+PLURALS = {kind.kind: kind.plural for kind in (FEATURE_VIEW, STREAMING_WINDOW)}
+"""The kinds serving reads (its catalog); drift monitors are not served."""
 
 
 class CatalogSource(Protocol):

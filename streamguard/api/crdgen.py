@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from streamguard.api.common import GROUP, VERSION
 from streamguard.api.driftmonitor import DriftMonitorSpec, DriftMonitorStatus
 from streamguard.api.featureview import FeatureViewSpec, FeatureViewStatus
+from streamguard.api.kinds import DRIFT_MONITOR, FEATURE_VIEW, STREAMING_WINDOW, Kind
 from streamguard.api.streamingwindow import StreamingWindowSpec, StreamingWindowStatus
 
 _DROP = {"title", "additionalProperties_false", "$defs"}
@@ -24,20 +25,20 @@ MAX_NAME_LENGTH = 40
 
 @dataclass(frozen=True)
 class KindInfo:
-    kind: str
-    plural: str
-    short_name: str
+    """A kind of :mod:`streamguard.api.kinds` with what its CRD needs besides the names."""
+
+    names: Kind
     spec: type[BaseModel]
     status: type[BaseModel]
     columns: tuple[dict[str, Any], ...]
 
     @property
-    def singular(self) -> str:
-        return self.kind.lower()
+    def kind(self) -> str:
+        return self.names.kind
 
     @property
-    def crd_name(self) -> str:
-        return f"{self.plural}.{GROUP}"
+    def plural(self) -> str:
+        return self.names.plural
 
 
 def _ready_column() -> dict[str, Any]:
@@ -50,9 +51,7 @@ def _age_column() -> dict[str, Any]:
 
 KINDS: tuple[KindInfo, ...] = (
     KindInfo(
-        "FeatureView",
-        "featureviews",
-        "fv",
+        FEATURE_VIEW,
         FeatureViewSpec,
         FeatureViewStatus,
         (
@@ -67,9 +66,7 @@ KINDS: tuple[KindInfo, ...] = (
         ),
     ),
     KindInfo(
-        "StreamingWindow",
-        "streamingwindows",
-        "sw",
+        STREAMING_WINDOW,
         StreamingWindowSpec,
         StreamingWindowStatus,
         (
@@ -82,9 +79,7 @@ KINDS: tuple[KindInfo, ...] = (
         ),
     ),
     KindInfo(
-        "DriftMonitor",
-        "driftmonitors",
-        "dm",
+        DRIFT_MONITOR,
         DriftMonitorSpec,
         DriftMonitorStatus,
         (
@@ -165,7 +160,7 @@ def crd(info: KindInfo) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": info.crd_name, "labels": {"app.kubernetes.io/part-of": "streamguard"}},
+        "metadata": {"name": info.names.crd_name, "labels": {"app.kubernetes.io/part-of": "streamguard"}},
         "spec": {
             "group": GROUP,
             "scope": "Namespaced",
@@ -173,8 +168,8 @@ def crd(info: KindInfo) -> dict[str, Any]:
                 "kind": info.kind,
                 "listKind": f"{info.kind}List",
                 "plural": info.plural,
-                "singular": info.singular,
-                "shortNames": [info.short_name],
+                "singular": info.names.singular,
+                "shortNames": [info.names.short_name],
                 "categories": ["streamguard"],
             },
             "versions": [
@@ -195,7 +190,7 @@ def render_all() -> dict[str, str]:
     """File name -> YAML text for every CRD."""
     header = "# Generated from streamguard.api by `streamguard crds generate`. Do not edit.\n"
     return {
-        f"{info.crd_name}.yaml": header + yaml.safe_dump(crd(info), sort_keys=False, width=120)
+        f"{info.names.crd_name}.yaml": header + yaml.safe_dump(crd(info), sort_keys=False, width=120)
         for info in KINDS
     }
 

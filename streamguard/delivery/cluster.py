@@ -10,7 +10,8 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from streamguard.api import GROUP, VERSION
-from streamguard.delivery.resources import KIND_ORDER, PLURALS, Key, Problem, Resource, normalize_spec
+from streamguard.api.kinds import PLURALS
+from streamguard.delivery.resources import KIND_ORDER, Key, Problem, Resource, normalize_spec
 
 FIELD_MANAGER = "streamguard-plan"
 """Field manager of the dry-run applies (forced: the plan shows what the folder's values would do)."""

@@ -21,7 +21,6 @@ MODELS: dict[str, type[BaseModel]] = {
     "StreamingWindow": StreamingWindow,
     "DriftMonitor": DriftMonitor,
 }
-PLURALS: dict[str, str] = {info.kind: info.plural for info in KINDS}
 SPEC_MODELS: dict[str, type[ApiModel]] = {info.kind: info.spec for info in KINDS}  # type: ignore[misc]
 KIND_ORDER = ("FeatureView", "StreamingWindow", "DriftMonitor")
 """Apply order: views before the windows and monitors that reference them."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from streamguard.api.common import GROUP, VERSION
+from streamguard.api.kinds import FEATURE_VIEW, PLURALS
 from streamguard.devkubelet.kube import Kube, KubeError
 from streamguard.devstack.endpoints import Endpoints
 
@@ -17,14 +18,13 @@ if TYPE_CHECKING:
     from streamguard.demo.run import DemoState
 
 Obj = dict[str, Any]
-KINDS = ("featureviews", "streamingwindows", "driftmonitors")
 REALTIME_VIEW = "account-realtime"
 REALTIME_FEATURES = ("txn_count_1m", "amount_sum_1m", "amount_max_1m", "txn_count_5m", "txn_count_1h")
 
 
 def resources(kube: Kube, namespace: str) -> dict[str, list[Obj]]:
     found: dict[str, list[Obj]] = {}
-    for plural in KINDS:
+    for plural in PLURALS.values():
         try:
             found[plural] = kube.request("GET", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}")["items"]
         except KubeError:
@@ -82,7 +82,7 @@ def blockers(found_resources: dict[str, list[Obj]]) -> list[str]:
 
 def materialized_views(kube: Kube, namespace: str) -> list[str]:
     """FeatureViews whose materialization is not suspended (each gets a CronJob)."""
-    views = resources(kube, namespace)["featureviews"]
+    views = resources(kube, namespace)[FEATURE_VIEW.plural]
     return [v["metadata"]["name"] for v in views
             if not ((v.get("spec") or {}).get("materialization") or {}).get("suspend")]
 

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from streamguard.api.common import GROUP
+from streamguard.api.kinds import PLURALS
 from streamguard.serving.manifests import ServingDeployment
 from streamguard.serving.manifests import render as render_serving
 
@@ -31,7 +32,7 @@ def redis_secret(ns: str, redis_url: str) -> Manifest:
 def workload_identity(ns: str) -> list[Manifest]:
     """The ServiceAccount workload pods run as, allowed to read the resources and write their status."""
     meta = {"name": WORKLOAD_ACCOUNT, "namespace": ns, "labels": DEMO_LABELS}
-    resources = ["featureviews", "streamingwindows", "driftmonitors"]
+    resources = list(PLURALS.values())
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta,

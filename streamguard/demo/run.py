@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from streamguard.api.common import GROUP, VERSION
-from streamguard.api.crdgen import KINDS
+from streamguard.api.kinds import PLURALS
 from streamguard.demo import live
 from streamguard.demo.manifests import Manifest, isolate, load_examples, platform, topics
 from streamguard.devkubelet import NODE_NAME
@@ -317,10 +317,9 @@ class Demo:
 def reapply_as_written(kube: Kube, namespace: str, docs: list[Manifest]) -> list[str]:
     """Replace the spec of every StreamGuard resource with the example's, so fields another manager set on
     an earlier run (``suspend: true``, a changed window) do not survive a re-run; returns what changed."""
-    plurals = {info.kind: info.plural for info in KINDS}
     changed = []
     for doc in docs:
-        plural = plurals.get(doc.get("kind", ""))
+        plural = PLURALS.get(doc.get("kind", ""))
         if plural is None:
             continue
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}/{doc['metadata']['name']}"

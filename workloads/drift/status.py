@@ -13,13 +13,13 @@ from typing import Any, cast
 from kubernetes import client
 
 from streamguard.api.common import API_VERSION, GROUP, VERSION
+from streamguard.api.kinds import DRIFT_MONITOR
 from streamguard.workloads.drift.analysis import DriftResult
 from streamguard.workloads.drift.errors import DriftInputError
 from streamguard.workloads.drift.plan import DriftPlan
 
 FIELD_MANAGER = "streamguard-drift"
 CONDITION = "Drifted"
-PLURAL = "driftmonitors"
 OWN_FIELDS = ("lastRunAt", "driftShare", "driftedFeatures", "driftedCount", "scores")
 
 
@@ -103,7 +103,9 @@ class StatusWriter:
         try:
             live = cast(
                 dict[str, Any],
-                self._objects.get_namespaced_custom_object(GROUP, VERSION, plan.namespace, PLURAL, plan.monitor),
+                self._objects.get_namespaced_custom_object(
+                    GROUP, VERSION, plan.namespace, DRIFT_MONITOR.plural, plan.monitor
+                ),
             )
         except client.ApiException as error:
             if error.status == 404:
@@ -117,7 +119,7 @@ class StatusWriter:
             GROUP,
             VERSION,
             meta["namespace"],
-            PLURAL,
+            DRIFT_MONITOR.plural,
             meta["name"],
             body,
             field_manager=FIELD_MANAGER,

@@ -15,6 +15,7 @@ from typing import Any, Protocol, cast
 import redis
 
 from streamguard.api.common import GROUP, VERSION
+from streamguard.api.kinds import FEATURE_VIEW
 from streamguard.workloads.materialize.status import FIELD_MANAGER, RunReport, render_status
 
 
@@ -48,7 +49,7 @@ class KubeStatus:
         self._status: dict[str, Any] = {}
 
     def _get(self) -> dict[str, Any]:
-        obj = self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, "featureviews", self.name)
+        obj = self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, FEATURE_VIEW.plural, self.name)
         return cast(dict[str, Any], obj)
 
     def load(self) -> datetime | None:
@@ -70,7 +71,7 @@ class KubeStatus:
             GROUP,
             VERSION,
             self.namespace,
-            "featureviews",
+            FEATURE_VIEW.plural,
             self.name,
             body,
             field_manager=FIELD_MANAGER,

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streamguard.api.common import API_VERSION, GROUP, VERSION
+from streamguard.api.kinds import STREAMING_WINDOW
 
 FIELD_MANAGER = "streamguard-stream"
 CONDITION = "StreamRunning"
-PLURAL = "streamingwindows"
 log = logging.getLogger(__name__)
 
 
@@ -77,7 +77,7 @@ class ConditionReporter:
         body = render_condition(self.namespace, self.name, self.generation, status, reason, message, self._since)
         try:
             self._api.patch_namespaced_custom_object_status(
-                GROUP, VERSION, self.namespace, PLURAL, self.name, body,
+                GROUP, VERSION, self.namespace, STREAMING_WINDOW.plural, self.name, body,
                 field_manager=FIELD_MANAGER, force=True, _content_type="application/apply-patch+yaml",
             )
         except Exception as error:  # the job never dies for want of an apiserver
