@@ -11,8 +11,9 @@ import kopf
 
 from streamguard.api.common import GROUP, VERSION
 from streamguard.api.kinds import PLURALS
+from streamguard.kubeclient import load_configuration
 from streamguard.operator.controller import Controller
-from streamguard.operator.kube import Kube, load_configuration
+from streamguard.operator.kube import Kube
 from streamguard.operator.metrics import install as install_metrics
 from streamguard.operator.reconcile import Context
 from streamguard.operator.registry import Registry

@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from kubernetes import config as kube_config
 from kubernetes.client import Configuration
 
 from streamguard.api.common import GROUP, VERSION
@@ -67,18 +66,6 @@ class KubeError(Exception):
     @property
     def transient(self) -> bool:
         return self.status == 0 or self.status == 409 or self.status == 429 or self.status >= 500
-
-
-def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> Configuration:
-    """Kubeconfig (explicit, ``$KUBECONFIG`` or ``~/.kube/config``) or, failing that, in-cluster."""
-    configuration = Configuration()
-    try:
-        kube_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration)  # type: ignore[no-untyped-call]
-    except kube_config.ConfigException:
-        if kubeconfig:
-            raise
-        kube_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-    return configuration
 
 
 def _ssl_context(configuration: Configuration) -> ssl.SSLContext:

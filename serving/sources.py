@@ -150,14 +150,11 @@ class ClusterSource:
         return self._catalog
 
     def start(self) -> None:
-        from kubernetes import client, config
+        from kubernetes import client
 
-        if self.kubeconfig:
-            api_client = config.new_client_from_config(config_file=self.kubeconfig)  # type: ignore[no-untyped-call]
-        else:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-            api_client = client.ApiClient()
-        api = client.CustomObjectsApi(api_client)
+        from streamguard.kubeclient import api_client
+
+        api = client.CustomObjectsApi(api_client(self.kubeconfig))
         for kind in PLURALS:
             thread = threading.Thread(target=self._run, args=(api, kind), name=f"watch-{kind}", daemon=True)
             thread.start()

@@ -29,7 +29,8 @@ from typing import Any
 import httpx
 
 from streamguard.devstack.endpoints import Endpoints
-from streamguard.operator.kube import Kube, load_configuration
+from streamguard.kubeclient import load_configuration
+from streamguard.operator.kube import Kube
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "benchmarks" / "results" / "operator-reconcile.json"

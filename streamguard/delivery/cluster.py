@@ -5,13 +5,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from streamguard.api import GROUP, VERSION
 from streamguard.api.kinds import PLURALS
 from streamguard.delivery.resources import KIND_ORDER, Key, Problem, Resource, normalize_spec
+from streamguard.kubeclient import ConfigError, api_client
 
 FIELD_MANAGER = "streamguard-plan"
 """Field manager of the dry-run applies (forced: the plan shows what the folder's values would do)."""
@@ -28,9 +29,9 @@ def connect(kubeconfig: str | None) -> client.ApiClient:
         raise ClusterUnreachableError(f"no kubeconfig at {path} (set KUBECONFIG, or pass --empty to plan "
                                  "against an empty cluster)")
     try:
-        api: client.ApiClient = config.new_client_from_config(config_file=path)  # type: ignore[no-untyped-call]
+        api = api_client(path)
         client.VersionApi(api).get_code(_request_timeout=10)
-    except (ApiException, Urllib3Error, OSError, config.ConfigException) as error:
+    except (ApiException, Urllib3Error, OSError, ConfigError) as error:
         raise ClusterUnreachableError(f"cannot reach the cluster in {path}: {error}") from error
     return api
 

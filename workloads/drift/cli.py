@@ -11,9 +11,9 @@ import click
 from prometheus_client import disable_created_metrics, start_http_server
 
 from streamguard import jobspec
+from streamguard.kubeclient import api_client
 from streamguard.workloads.drift.analysis import DriftResult
 from streamguard.workloads.drift.exporter import Exporter
-from streamguard.workloads.drift.status import connect
 
 
 def _summary(outcome: object) -> dict[str, object]:
@@ -57,7 +57,7 @@ def command(config_path: Path, once: bool, no_status: bool, log_level: str) -> N
     api = None
     if not no_status:
         try:
-            api = connect()
+            api = api_client()
         except Exception as error:
             raise click.ClickException(
                 f"cannot configure the Kubernetes client (in-cluster or KUBECONFIG): {error}; "

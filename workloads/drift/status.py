@@ -14,6 +14,7 @@ from kubernetes import client
 
 from streamguard.api.common import API_VERSION, GROUP, VERSION
 from streamguard.api.kinds import DRIFT_MONITOR
+from streamguard.kubeclient import apply_status
 from streamguard.workloads.drift.analysis import DriftResult
 from streamguard.workloads.drift.errors import DriftInputError
 from streamguard.workloads.drift.plan import DriftPlan
@@ -97,6 +98,7 @@ class StatusWriter:
     """Reads the live DriftMonitor and applies the rendered status (the imperative shell)."""
 
     def __init__(self, api: client.ApiClient) -> None:
+        self._api = api
         self._objects = client.CustomObjectsApi(api)
 
     def read(self, plan: DriftPlan) -> dict[str, Any] | None:
@@ -114,26 +116,4 @@ class StatusWriter:
         return live
 
     def apply(self, body: dict[str, Any]) -> None:
-        meta = body["metadata"]
-        self._objects.patch_namespaced_custom_object_status(
-            GROUP,
-            VERSION,
-            meta["namespace"],
-            DRIFT_MONITOR.plural,
-            meta["name"],
-            body,
-            field_manager=FIELD_MANAGER,
-            force=True,
-            _content_type="application/apply-patch+yaml",
-        )
-
-
-def connect() -> client.ApiClient:
-    """In-cluster config inside a pod, else ``KUBECONFIG`` / ``~/.kube/config``."""
-    from kubernetes import config
-
-    try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_kube_config()  # type: ignore[no-untyped-call]
-    return client.ApiClient()
+        apply_status(self._api, DRIFT_MONITOR, body, FIELD_MANAGER)

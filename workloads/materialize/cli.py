@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from streamguard.jobspec import JOB_CONFIG_PATH, MaterializeJob, connections_from_env, load
+from streamguard.kubeclient import api_client
 
 
 def _tqdm_progress(total: int, description: str) -> Callable[[int], object]:
@@ -105,16 +106,7 @@ def command(
     if no_status:
         watermarks = FileWatermark(state_file) if state_file else RedisWatermark(client, job.view.project, job.name)
     else:
-        from kubernetes import config
-
-        try:
-            api_client = config.new_client_from_config()  # type: ignore[no-untyped-call]
-        except config.ConfigException:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-            from kubernetes import client as kube
-
-            api_client = kube.ApiClient()
-        watermarks = KubeStatus(api_client, job.namespace, job.name, job.generation)
+        watermarks = KubeStatus(api_client(), job.namespace, job.name, job.generation)
     show = sys.stderr.isatty() if progress is None else progress
     metrics = Metrics()
     try:

@@ -16,6 +16,7 @@ import redis
 
 from streamguard.api.common import GROUP, VERSION
 from streamguard.api.kinds import FEATURE_VIEW
+from streamguard.kubeclient import apply_status
 from streamguard.workloads.materialize.status import FIELD_MANAGER, RunReport, render_status
 
 
@@ -42,6 +43,7 @@ class KubeStatus:
     def __init__(self, api_client: Any, namespace: str, name: str, generation: int) -> None:
         from kubernetes import client
 
+        self.api_client = api_client
         self.api = client.CustomObjectsApi(api_client)
         self.namespace = namespace
         self.name = name
@@ -67,17 +69,7 @@ class KubeStatus:
 
     def record(self, report: RunReport) -> None:
         body = render_status(self.name, self.namespace, self.object_generation, report, self._status)
-        self.api.patch_namespaced_custom_object_status(
-            GROUP,
-            VERSION,
-            self.namespace,
-            FEATURE_VIEW.plural,
-            self.name,
-            body,
-            field_manager=FIELD_MANAGER,
-            force=True,
-            _content_type="application/apply-patch+yaml",
-        )
+        apply_status(self.api_client, FEATURE_VIEW, body, FIELD_MANAGER)
 
 
 def _payload(report: RunReport, previous: datetime | None, previous_generation: str | None) -> dict[str, Any]:

@@ -6,12 +6,12 @@ It applies only when the condition's status, reason or message changes, never on
 """
 
 import logging
-import os
 from datetime import UTC, datetime
 from typing import Any
 
-from streamguard.api.common import API_VERSION, GROUP, VERSION
+from streamguard.api.common import API_VERSION
 from streamguard.api.kinds import STREAMING_WINDOW
+from streamguard.kubeclient import api_client, apply_status, configured
 
 FIELD_MANAGER = "streamguard-stream"
 CONDITION = "StreamRunning"
@@ -52,16 +52,10 @@ class ConditionReporter:
 
     @staticmethod
     def _connect() -> Any:
-        from kubernetes import client, config
-
-        try:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-        except config.ConfigException:
-            if not os.environ.get("KUBECONFIG"):
-                log.info("no in-cluster config and no KUBECONFIG: the StreamRunning condition is not reported")
-                return None
-            config.load_kube_config()  # type: ignore[no-untyped-call]
-        return client.CustomObjectsApi(client.ApiClient())
+        if not configured():
+            log.info("no in-cluster config and no KUBECONFIG: the StreamRunning condition is not reported")
+            return None
+        return api_client()
 
     def report(self, status: str, reason: str, message: str) -> bool:
         """Apply the condition if it changed; returns True when something was written."""
@@ -76,10 +70,7 @@ class ConditionReporter:
             self._since = datetime.now(UTC)
         body = render_condition(self.namespace, self.name, self.generation, status, reason, message, self._since)
         try:
-            self._api.patch_namespaced_custom_object_status(
-                GROUP, VERSION, self.namespace, STREAMING_WINDOW.plural, self.name, body,
-                field_manager=FIELD_MANAGER, force=True, _content_type="application/apply-patch+yaml",
-            )
+            apply_status(self._api, STREAMING_WINDOW, body, FIELD_MANAGER)
         except Exception as error:  # the job never dies for want of an apiserver
             log.warning("could not apply %s on StreamingWindow %s/%s: %s", CONDITION, self.namespace, self.name, error)
             return False
