@@ -21,7 +21,7 @@ from streamguard.api.streamingwindow import StreamingWindowSpec
 from streamguard.onlinestore.feast_layout import feature_field, timestamp_field
 from streamguard.onlinestore.generation import coverage_key, generation_key
 from streamguard.onlinestore.valueproto import Scalar
-from streamguard.onlinestore.window_layout import heartbeat_key
+from streamguard.onlinestore.window_layout import heartbeat_key, window_infix
 from streamguard.serving.redisio import pack_tail
 from streamguard.windows import WindowShape, empty_value
 
@@ -209,7 +209,7 @@ def _build_view(view: ViewResource, windows: list[WindowResource], problems: lis
             casts.append(_window_cast(dtype_of(name, function)))
             empties.append(_cast_scalar(dtype_of(name, function), empty_value(function)))
         fields = tuple(a.encode() for a in aggregations)
-        infix = f"{spec.project}:{view.name}:{suffix}:".encode()
+        infix = window_infix(spec.project, view.name, suffix)
         groups[suffix] = WindowGroup(
             suffix, shapes[suffix], fields, pack_tail(*fields), infix, tuple(empties), tuple(casts)
         )

@@ -25,10 +25,10 @@ import time
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from streamguard.onlinestore.feast_layout import serialize_entity_key
+from streamguard.onlinestore.feast_layout import redis_key_of, serialize_entity_key
 from streamguard.onlinestore.generation import Generation, current_generation
 from streamguard.onlinestore.valueproto import Scalar, decode_timestamp_seconds, decode_value
-from streamguard.onlinestore.window_layout import PROGRESS_FIELDS, StreamProgress
+from streamguard.onlinestore.window_layout import PROGRESS_FIELDS, StreamProgress, window_key_of
 from streamguard.serving.cache import TTLCache
 from streamguard.serving.catalog import ServedView, WindowGroup
 from streamguard.serving.errors import EntityError, StoreUnavailableError
@@ -157,15 +157,14 @@ class Lookup:
                 entity = _entity_key(view, row, position, memo)
                 batch_key: Hashable = None
                 if needs_batch:
-                    redis_key = entity + view.project_bytes
+                    redis_key = redis_key_of(entity, view.project_bytes)
                     batch_key = (view.name, redis_key)
                     wanted[batch_key] = (redis_key, view.packed_batch_fields, len(view.batch_fields), view)
                 window_keys: dict[str, bytes] = {}
                 if groups:
-                    prefix = b"sgw:" + entity
                     for suffix in groups:
                         group = view.windows[suffix]
-                        redis_key = b"%s%s%d" % (prefix, group.key_infix, group.shape.end_as_of(now_ms))
+                        redis_key = window_key_of(entity, group.key_infix, group.shape.end_as_of(now_ms))
                         window_keys[suffix] = redis_key
                         wanted[redis_key] = (redis_key, group.packed_fields, len(group.fields), group)
                     wanted[view.heartbeat_key] = (

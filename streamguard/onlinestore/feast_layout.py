@@ -37,7 +37,12 @@ def serialize_entity_key(join_keys: Mapping[str, EntityValue]) -> bytes:
 
 
 def redis_key(project: str, join_keys: Mapping[str, EntityValue]) -> bytes:
-    return serialize_entity_key(join_keys) + project.encode()
+    return redis_key_of(serialize_entity_key(join_keys), project.encode())
+
+
+def redis_key_of(entity: bytes, project: bytes) -> bytes:
+    """Feast's Redis key (serialized entity key, then the project) from its two encoded parts."""
+    return entity + project
 
 
 def feature_field(view: str, feature: str) -> bytes:

@@ -100,18 +100,32 @@ class StreamProgress:
         )
 
 
+WINDOW_PREFIX = b"sgw:"
+
+
 def window_key(project: str, view: str, suffix: str, end_ms: int, join_keys: Mapping[str, EntityValue]) -> bytes:
+    """``sgw:<Feast entity key><project>:<view>:<suffix>:<window end ms>``."""
     return entity_prefix(join_keys) + window_key_tail(project, view, suffix, end_ms)
 
 
 def entity_prefix(join_keys: Mapping[str, EntityValue]) -> bytes:
     """The start of every window key of one entity (writers cache it per entity)."""
-    return b"sgw:" + serialize_entity_key(join_keys)
+    return WINDOW_PREFIX + serialize_entity_key(join_keys)
 
 
 def window_key_tail(project: str, view: str, suffix: str, end_ms: int) -> bytes:
     """The end of a window key: ``window_key == entity_prefix(keys) + window_key_tail(...)``."""
-    return f"{project}:{view}:{suffix}:{end_ms}".encode()
+    return window_infix(project, view, suffix) + b"%d" % end_ms
+
+
+def window_infix(project: str, view: str, suffix: str) -> bytes:
+    """The part of a window key between the entity and the window end (readers precompute it per window)."""
+    return f"{project}:{view}:{suffix}:".encode()
+
+
+def window_key_of(entity: bytes, infix: bytes, end_ms: int) -> bytes:
+    """:func:`window_key` from a serialized entity key and a :func:`window_infix` (the readers' hot path)."""
+    return b"%s%s%s%d" % (WINDOW_PREFIX, entity, infix, end_ms)
 
 
 def heartbeat_key(project: str, view: str) -> bytes:
