@@ -311,3 +311,14 @@ def running_server(config: Path | None, redis_url: str, *extra: str) -> Iterator
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def early_in_slide(slide_ms: int, margin_ms: int = 10_000) -> int:
+    """Now (epoch ms), once at least ``margin_ms`` remain before the next slide boundary: windows written for
+    this instant are still the ones containing the requests a test makes within that margin."""
+    now_ms = int(time.time() * 1000)
+    left = slide_ms - now_ms % slide_ms
+    if left < margin_ms:
+        time.sleep(left / 1000 + 0.05)
+        now_ms = int(time.time() * 1000)
+    return now_ms

@@ -11,6 +11,7 @@ from tests.serving.conftest import ClientFactory
 from tests.serving.support import (
     BATCH_VIEWS,
     WINDOW_VIEW,
+    early_in_slide,
     entity_id,
     fraud_refs,
     sample_value,
@@ -99,7 +100,6 @@ def _window_refs() -> list[str]:
 def test_window_values_empty_window_and_fraud_burst(
     redis_client: redis.Redis, project: str, serving_client: ClientFactory
 ) -> None:
-    now_ms = int(time.time() * 1000)
     one, five = WindowShape.parse("1m", "15s"), WindowShape.parse("5m", "1m")
     request = {"features": _window_refs(), "entities": [{"customer_id": "C1"}, {"customer_id": "C2"}]}
     with serving_client() as client:
@@ -107,6 +107,7 @@ def test_window_values_empty_window_and_fraud_burst(
         before = client.post("/features", json=request).json()["results"][0]
         assert before["statuses"] == ["not_found"] * 6
 
+        now_ms = early_in_slide(one.slide_ms)
         write_progress(redis_client, project, time.time())
         write_window(
             redis_client,
@@ -185,15 +186,10 @@ def test_mixed_batch_and_window_features_of_many_rows(
     write_finserve_rows(redis_client, project, 20, now - 30)
     write_progress(redis_client, project, now)
     shape = WindowShape.parse("5m", "1m")
-    for i in range(20):
-        write_window(
-            redis_client,
-            project,
-            "5m",
-            shape.end_as_of(int(now * 1000)),
-            entity_id("customer_id", i),
-            {"txn_count": i + 1},
-        )
+    # The window containing the request's time: this one, or the next if a slide boundary passes meanwhile.
+    for end in {shape.end_as_of(int(now * 1000)), shape.end_as_of(int(now * 1000) + shape.slide_ms)}:
+        for i in range(20):
+            write_window(redis_client, project, "5m", end, entity_id("customer_id", i), {"txn_count": i + 1})
     with serving_client() as client:
         response = client.post(
             "/features",
