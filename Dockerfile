@@ -10,9 +10,9 @@
 # Every stage starts from BASE, a Debian bookworm image (its python3 is the project's 3.11): the public
 # debian:bookworm-slim by default; the local stack builds it daemonless with buildah from a base it
 # bootstraps from Debian's archive (`streamguard dev image`, BASE=localhost/streamguard/debian:bookworm-*).
-# Runtime code only: the development tooling (streamguard/devstack, devkubelet, demo, the FinServe data
-# generator) stays out (.dockerignore and the source stage). Kept in step with the project by
-# tests/delivery/test_dockerfile.py.
+# Runtime code only: the development tooling (streamguard/devstack, devkubelet, demo with the FinServe data
+# generator) stays out twice: .dockerignore keeps it out of the build context, and pyproject.toml out of the
+# wheel. Kept in step with the project by tests/delivery/test_dockerfile.py.
 
 ARG BASE=debian:bookworm-slim
 ARG PYTHON_VERSION=3.11
@@ -51,8 +51,7 @@ COPY operator/ operator/
 COPY workloads/ workloads/
 COPY serving/ serving/
 COPY docker/ /docker/
-RUN rm -rf streamguard/devstack streamguard/devkubelet streamguard/demo streamguard/finserve/generate.py \
- && python${PYTHON_VERSION} -m venv /opt/streamguard/venv
+RUN python${PYTHON_VERSION} -m venv /opt/streamguard/venv
 
 # -- 3a. The virtualenv of the operator, serving, materializer and drift exporter (no Spark).
 FROM source AS venv-main

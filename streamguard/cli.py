@@ -2,6 +2,7 @@
 imported only when invoked, so ``streamguard --help`` stays fast (Spark, Feast and Evidently are heavy)."""
 
 import importlib
+import importlib.util
 from typing import Any
 
 import click
@@ -20,21 +21,32 @@ _GROUPS: dict[str, tuple[str, str]] = {
 }
 
 
+_DEVELOPMENT = {"dev", "demo"}
+"""Groups of the development tooling: in a source checkout (``pip install -e '.[dev]'``), not in the wheel."""
+
+
+def _installed(name: str) -> bool:
+    return name not in _DEVELOPMENT or importlib.util.find_spec(_GROUPS[name][0].rsplit(".", 1)[0]) is not None
+
+
 class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(_GROUPS)
+        return sorted(name for name in _GROUPS if _installed(name))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in _GROUPS:
             return None
+        if not _installed(cmd_name):
+            raise click.UsageError(f"'streamguard {cmd_name}' is development tooling, not part of this installation: "
+                                   "run it from a source checkout (pip install -e '.[dev]')")
         module = importlib.import_module(_GROUPS[cmd_name][0])
         command: click.Command = module.command
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, help_text) for name, (_, help_text) in sorted(_GROUPS.items())]
+        rows = [(name, help_text) for name, (_, help_text) in sorted(_GROUPS.items()) if _installed(name)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

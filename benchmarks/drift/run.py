@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/drift/run.py [--scales 1 10] [--data .run/bench/drift]
 
-Data comes from the FinServe generator (``streamguard.finserve.generate``; 540k transactions over 90
+Data comes from the FinServe generator (``streamguard.demo.finserve_data``; 540k transactions over 90
 days at scale 1). The monitor watches the transaction attributes the fraud features are built from:
 ``amount`` (KS test) and ``is_foreign``, ``is_night``, ``channel``, ``country`` (PSI); reference = the
 first 83 days, current = ``last: 7d``, with amounts of the current week shifted by 1.3x. Each run
@@ -46,7 +46,7 @@ def _view() -> dict[str, object]:
 
 def prepare(scale: float, data_dir: Path) -> tuple[Path, dict[str, object]]:
     """Write the scaled transactions (current week's amounts shifted) once; return the path and the job."""
-    from streamguard.finserve.generate import FinServeConfig, generate
+    from streamguard.demo.finserve_data import FinServeConfig, generate
 
     config = FinServeConfig(scale=scale)
     path = data_dir / f"transactions-x{scale:g}.parquet"

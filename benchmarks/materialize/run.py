@@ -24,9 +24,9 @@ import redis
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from streamguard.demo.finserve_data import FinServeConfig, generate, write  # noqa: E402
 from streamguard.devstack.endpoints import Endpoints  # noqa: E402
 from streamguard.devstack.machine import machine_facts  # noqa: E402
-from streamguard.finserve.generate import FinServeConfig, generate, write  # noqa: E402
 from streamguard.finserve.resources import EXAMPLES_DIR, load_manifests  # noqa: E402
 from streamguard.workloads.materialize.run import materialize_incremental  # noqa: E402
 from streamguard.workloads.materialize.watermark import FileWatermark  # noqa: E402

@@ -44,12 +44,12 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from streamguard.api.featureview import FeatureViewSpec  # noqa: E402
+from streamguard.demo.finserve_data import FinServeConfig  # noqa: E402
 from streamguard.devstack.machine import machine_facts  # noqa: E402
 from streamguard.devstack.private_redis import private_redis  # noqa: E402
 from streamguard.devstack.provision import artifacts  # noqa: E402
 from streamguard.devstack.stack import Stack  # noqa: E402
 from streamguard.devstack.supervisor import free_port  # noqa: E402
-from streamguard.finserve.generate import FinServeConfig  # noqa: E402
 from streamguard.finserve.resources import EXAMPLES_DIR, load_manifests  # noqa: E402
 from streamguard.jobspec import StreamJob  # noqa: E402
 from streamguard.onlinestore.feast_layout import redis_key  # noqa: E402

@@ -112,7 +112,7 @@ def test_each_image_runs_its_cli_in_a_container(kubectl: Kubectl, namespace: str
     out = kubectl("exec", "-n", namespace, name, "--", "sh", "-c", script).stdout
     assert "cli-ok" in out, out
     assert ("openjdk" in out) == (which == "spark"), out
-    generator = kubectl("exec", "-n", namespace, name, "--", "python", "-c", "import streamguard.finserve.generate",
+    generator = kubectl("exec", "-n", namespace, name, "--", "python", "-c", "import streamguard.demo.finserve_data",
                         check=False)
     assert generator.returncode != 0 and "ModuleNotFoundError" in generator.stderr
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from pyspark.sql import SparkSession
 
-from streamguard.finserve.generate import FinServeConfig, generate, write
+from streamguard.demo.finserve_data import FinServeConfig, generate, write
 from streamguard.finserve.resources import EXAMPLES_DIR, Manifests, load_manifests
 
 SMALL = FinServeConfig(scale=0.04, days=10, seed=11)

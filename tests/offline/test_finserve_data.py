@@ -7,7 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from streamguard.api.durations import duration_seconds
-from streamguard.finserve.generate import DEFAULT_OUT, FinServeConfig, generate, write
+from streamguard.demo.finserve_data import DEFAULT_OUT, FinServeConfig, generate, write
 from streamguard.finserve.resources import EXAMPLES_DIR, load_manifests
 
 SMALL = FinServeConfig(scale=0.05, days=14, seed=3)
