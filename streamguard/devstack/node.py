@@ -1,12 +1,13 @@
-"""A real Kubernetes node in the local stack: kube-scheduler, containerd (runc, CNI bridge) and kubelet.
+"""A real Kubernetes node in the local stack: kube-scheduler, containerd (runc, CNI bridge), kubelet and kube-proxy.
 
 Everything the node writes lives under ``<run>/node``: containerd's root, state and socket, the kubelet's
 root, certificates, pod logs and local volumes, the CNI configuration and IP allocations. The host-wide
 names it needs are derived from the run directory, so two stacks on one machine never share them: the
 pod bridge ``sg<id>`` with its own /24, and the cgroup parent ``/streamguard-<id>``. The host's address on
 that bridge is the node's InternalIP (the kubelet refuses a loopback node IP). Pods reach nothing but
-each other and the host over that bridge (no gateway route, no NAT, no forwarding); tests and tools
-reach pods through 127.0.0.1 (``kubectl port-forward``) or the apiserver (logs, exec).
+each other, the host and their Services over that bridge (no gateway route, nothing forwarded off the
+bridge); tests and tools reach pods through 127.0.0.1 (``kubectl port-forward``) or the apiserver
+(logs, exec).
 
 What this machine kind needs, and why (docs/architecture.md, "The node"):
 
@@ -246,10 +247,9 @@ state = '{c / "state"}'
 
 
 def cni_config(layout: NodeLayout, subnet: ipaddress.IPv4Network) -> dict[str, Any]:
-    """The pod network: a bridge the stack owns (its address is the host's end), no default route, no
-    NAT, no forwarding; only the service range is routed to the host (its forwards stand in for
-    kube-proxy, streamguard.devstack.podgateway); host-local IPAM keeps its allocations under the run
-    directory."""
+    """The pod network: a bridge the stack owns (its address is the host's end), no default route; only
+    the service range is routed to the host (kube-proxy's rules, and streamguard.devstack.podgateway's for
+    the ``kubernetes`` Service); host-local IPAM keeps its allocations under the run directory."""
     return {
         "cniVersion": "1.0.0",
         "name": f"streamguard-{layout.ident}",
