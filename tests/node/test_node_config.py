@@ -5,6 +5,8 @@ import hashlib
 import io
 import ipaddress
 import json
+import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from streamguard.devstack.certs import Pki
 from streamguard.devstack.image import excluded, ignore_patterns, image_files, layers_size
 from streamguard.devstack.provision import ProvisionError, parse_debian_sources
 from streamguard.devstack.stack import pod_forwards
+from tests.polling import wait_for
 
 V1 = [("/sys/fs/cgroup", "tmpfs", "rw")] + [(f"/sys/fs/cgroup/{c}", "cgroup", f"rw,relatime,{c}")
                                             for c in node.CGROUP_V1_REQUIRED]
@@ -170,3 +173,17 @@ def test_kube_proxy_leaves_the_machine_alone_but_for_its_service_rules(tmp_path:
     assert config["iptables"]["masqueradeAll"] is True
     assert config["oomScoreAdj"] == 0
 
+
+
+def test_a_kube_proxy_of_another_stack_is_named_and_ours_is_not(tmp_path: Path) -> None:
+    binary = tmp_path / "kube-proxy"
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", binary)
+    ours = node.NodeLayout(tmp_path / "ours")
+    stranger = subprocess.Popen([str(binary), "30"])
+    try:
+        wait_for("the stand-in kube-proxy", lambda: Path(f"/proc/{stranger.pid}/cmdline").read_bytes(), timeout=10)
+        assert f"{binary} 30" in node.other_kube_proxies(ours)
+    finally:
+        stranger.kill()
+        stranger.wait()
+    assert f"{binary} 30" not in node.other_kube_proxies(ours)
