@@ -20,7 +20,9 @@ from streamguard.devstack.stack import Stack
 from tests.polling import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
+CHART = REPO / "charts" / "streamguard"
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+Helm = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def _attach_or_start() -> tuple[Endpoints, Stack, bool]:
@@ -106,3 +108,34 @@ def registry_url(stack: Endpoints) -> str:
 @pytest.fixture(scope="session")
 def kafka_bootstrap(stack: Endpoints) -> str:
     return stack.kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+def helm(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    """``helm(*args, check=True)`` with the stack's kubeconfig and throwaway helm home folders."""
+    binary = Path(stack.bin_dir) / "helm"
+    assert binary.is_file(), f"helm is missing from the stack's bin dir {stack.bin_dir}"
+    home = tmp_path_factory.mktemp("helm-home")
+    env = {
+        "PATH": f"{stack.bin_dir}:/usr/bin:/bin",
+        "KUBECONFIG": stack.kubeconfig,
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_DATA_HOME": str(home / "data"),
+    }
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([str(binary), *args], capture_output=True, text=True, env=env, check=False,
+                                timeout=300)
+        if check and result.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+        return result
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def chart_crds(kubectl: Kubectl, crds: None) -> None:
+    """Every CRD the chart ships (StreamGuard's and kopf's peering) installed and Established."""
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CHART / "crds"))

@@ -1,12 +1,13 @@
-"""A real Kubernetes node in the local stack: kube-scheduler, containerd (runc, CNI bridge) and kubelet.
+"""A real Kubernetes node in the local stack: kube-scheduler, containerd (runc, CNI bridge), kubelet and kube-proxy.
 
 Everything the node writes lives under ``<run>/node``: containerd's root, state and socket, the kubelet's
 root, certificates, pod logs and local volumes, the CNI configuration and IP allocations. The host-wide
 names it needs are derived from the run directory, so two stacks on one machine never share them: the
 pod bridge ``sg<id>`` with its own /24, and the cgroup parent ``/streamguard-<id>``. The host's address on
 that bridge is the node's InternalIP (the kubelet refuses a loopback node IP). Pods reach nothing but
-each other and the host over that bridge (no gateway route, no NAT, no forwarding); tests and tools
-reach pods through 127.0.0.1 (``kubectl port-forward``) or the apiserver (logs, exec).
+each other, the host and their Services over that bridge (no gateway route, nothing forwarded off the
+bridge); tests and tools reach pods through 127.0.0.1 (``kubectl port-forward``) or the apiserver
+(logs, exec).
 
 What this machine kind needs, and why (docs/architecture.md, "The node"):
 
@@ -23,6 +24,13 @@ What this machine kind needs, and why (docs/architecture.md, "The node"):
   pipe: EOF``. containerd's ``restrict_oom_score_adj`` clamps every container's score to containerd's own
   (0) before runc sees the spec; it is set only when the machine denies the lowering, since it costs the
   kubelet's QoS-based OOM ordering.
+- Services: kube-proxy (iptables mode) runs on the host beside the kubelet. It leaves the conntrack
+  sysctls alone (``conntrack.maxPerCore: 0``, zero timeouts: a shared machine's table is not ours to
+  resize, and writing them may be denied), never sets ``route_localnet`` host-wide
+  (``localhostNodePorts: false``), serves NodePorts only on the bridge, and masquerades all Service
+  traffic (``masqueradeAll``): a pod reaching a Service on its own bridge gets the reply back through the
+  host whether or not ``br_netfilter`` passes bridged frames to iptables. Its chains (``KUBE-*``) are
+  host-wide, so one stack per machine runs it; a second stack says so instead of fighting over them.
 - The node registers with the taint ``streamguard.dev/real-node=:NoSchedule`` while devkubelet still
   serves the operator's workloads: only pods that tolerate it (tests of the node, the image) land here.
 """
@@ -36,6 +44,7 @@ import re
 import shutil
 import subprocess
 import time
+import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,10 +58,11 @@ NODE_NAME = "streamguard-node"
 TAINT_KEY = "streamguard.dev/real-node"
 """Until devkubelet retires, only pods tolerating this taint are scheduled onto the real node."""
 STORAGE_CLASS = "streamguard-local"
-NODE_SERVICES = ("kube-scheduler", "containerd", "kubelet", "local-volume-provisioner")
+NODE_SERVICES = ("kube-scheduler", "containerd", "kubelet", "kube-proxy", "local-volume-provisioner")
 CGROUP_V1_REQUIRED = ("cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer")
 SERVICE_CIDR = "10.0.0.0/24"
-"""The apiserver's ``--service-cluster-ip-range``; pods route it through the host (streamguard.devstack.podgateway)."""
+"""The apiserver's ``--service-cluster-ip-range``; pods route it through the host, where kube-proxy's rules
+(and podgateway's for the ``kubernetes`` Service) rewrite it."""
 KUBERNETES_SERVICE_IP = "10.0.0.1"
 """The ``kubernetes`` Service's ClusterIP: the range's first address."""
 
@@ -237,10 +247,9 @@ state = '{c / "state"}'
 
 
 def cni_config(layout: NodeLayout, subnet: ipaddress.IPv4Network) -> dict[str, Any]:
-    """The pod network: a bridge the stack owns (its address is the host's end), no default route, no
-    NAT, no forwarding; only the service range is routed to the host (its forwards stand in for
-    kube-proxy, streamguard.devstack.podgateway); host-local IPAM keeps its allocations under the run
-    directory."""
+    """The pod network: a bridge the stack owns (its address is the host's end), no default route; only
+    the service range is routed to the host (kube-proxy's rules, and streamguard.devstack.podgateway's for
+    the ``kubernetes`` Service); host-local IPAM keeps its allocations under the run directory."""
     return {
         "cniVersion": "1.0.0",
         "name": f"streamguard-{layout.ident}",
@@ -298,6 +307,39 @@ def kubelet_config(layout: NodeLayout, pki: Pki, node_ip: str, port: int, health
         "imageGCHighThresholdPercent": 100,
         "imageGCLowThresholdPercent": 99,
         "shutdownGracePeriod": "0s",
+    }
+
+
+def kube_proxy_config(layout: NodeLayout, subnet: ipaddress.IPv4Network, admin: Path, healthz_port: int,
+                      metrics_port: int) -> dict[str, Any]:
+    """kube-proxy's KubeProxyConfiguration (iptables mode); each setting that departs from the defaults
+    says why (see also the module docstring)."""
+    return {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "clientConnection": {"kubeconfig": str(admin)},
+        "hostnameOverride": NODE_NAME,
+        "mode": "iptables",
+        "clusterCIDR": str(subnet),
+        # Health and metrics on loopback only.
+        "healthzBindAddress": f"127.0.0.1:{healthz_port}",
+        "metricsBindAddress": f"127.0.0.1:{metrics_port}",
+        "bindAddressHardFail": True,
+        # NodePorts answer on the pod bridge only, never on the machine's other interfaces.
+        "nodePortAddresses": [str(subnet)],
+        "iptables": {
+            # Replies of a pod-to-Service-to-pod connection on one bridge return through the host (where
+            # conntrack undoes the DNAT) even when bridged frames bypass iptables (no br_netfilter).
+            "masqueradeAll": True,
+            # Otherwise kube-proxy sets net.ipv4.conf.all.route_localnet=1 for the whole machine.
+            "localhostNodePorts": False,
+            "syncPeriod": "30s",
+            "minSyncPeriod": "1s",
+        },
+        # Leave the machine's conntrack table and timeouts as they are (0 = do not touch the sysctl).
+        "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s", "tcpCloseWaitTimeout": "0s"},
+        # Raising its own priority needs CAP_SYS_RESOURCE, which this machine kind may deny.
+        "oomScoreAdj": 0,
     }
 
 
@@ -394,7 +436,7 @@ def prepare_network(layout: NodeLayout) -> str:
 
 
 def _prepare(layout: NodeLayout, built: dict[str, Artifact], pki: Pki, apiserver: str,
-             ports: dict[str, int]) -> str:
+             ports: dict[str, int], admin: Path) -> str:
     """Check the machine, create the bridge, cgroup parent and configuration; return the node IP."""
     prepare_network(layout)
     for path in (layout.containerd, layout.kubelet, layout.cni_conf_dir, layout.cni_ipam_dir, layout.pod_logs,
@@ -411,6 +453,8 @@ def _prepare(layout: NodeLayout, built: dict[str, Artifact], pki: Pki, apiserver
     (layout.root / "kubelet.json").write_text(
         json.dumps(kubelet_config(layout, pki, address, ports["kubelet"], ports["kubelet-healthz"]), indent=2))
     layout.kubeconfig.write_text(kubeconfig(pki, apiserver, pki.node_cert(NODE_NAME), pki.node_key(NODE_NAME)))
+    (layout.root / "kube-proxy.json").write_text(json.dumps(
+        kube_proxy_config(layout, subnet, admin, ports["kube-proxy-healthz"], ports["kube-proxy-metrics"]), indent=2))
     return address
 
 
@@ -518,6 +562,46 @@ def scheduler_service(built: dict[str, Artifact], admin: Path, port: int) -> Ser
     )
 
 
+def kube_proxy_service(built: dict[str, Artifact], layout: NodeLayout, healthz_port: int) -> Service:
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{healthz_port}/healthz", timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    return Service(
+        "kube-proxy",
+        [str(built["kube-proxy"].directory / "kube-proxy"), f"--config={layout.root / 'kube-proxy.json'}", "--v=1"],
+        ready=ready,
+        timeout=60,
+    )
+
+
+def other_kube_proxies(layout: NodeLayout) -> list[str]:
+    """Command lines of kube-proxy processes on this machine that are not this stack's (their iptables chains
+    are host-wide: two would overwrite each other's rules)."""
+    ours = f"--config={layout.root / 'kube-proxy.json'}"
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = [a.decode(errors="replace") for a in (proc / "cmdline").read_bytes().split(b"\0") if a]
+        except OSError:
+            continue
+        if argv and Path(argv[0]).name == "kube-proxy" and ours not in argv and "--cleanup" not in argv:
+            found.append(" ".join(argv))
+    return found
+
+
+def clean_service_rules(built: dict[str, Artifact]) -> None:
+    """Remove kube-proxy's iptables chains and rules (``kube-proxy --cleanup``) once ours has stopped."""
+    binary = built["kube-proxy"].directory / "kube-proxy"
+    if binary.exists():
+        subprocess.run([str(binary), "--cleanup", "--v=0"], capture_output=True, text=True, check=False, timeout=60)
+
+
 def provisioner_service(layout: NodeLayout, admin: Path, python: Path) -> Service:
     heartbeat = layout.root / "local-volume-provisioner.alive"
 
@@ -544,14 +628,20 @@ def check_apiserver_reaches_kubelets(supervisor: Supervisor) -> None:
 
 def start(stack_start: Any, supervisor: Supervisor, layout: NodeLayout, built: dict[str, Artifact], pki: Pki,
           apiserver: str, ports: dict[str, int], kubectl: Path, admin: Path, python: Path) -> None:
-    """Start kube-scheduler, containerd (with the sandbox image), kubelet and the volume provisioner."""
+    """Start kube-scheduler, containerd (with the sandbox image), kubelet, kube-proxy and the volume
+    provisioner."""
     check_apiserver_reaches_kubelets(supervisor)
-    address = _prepare(layout, built, pki, apiserver, ports)
+    if supervisor.running_pid("kube-proxy") is None and (others := other_kube_proxies(layout)):
+        raise NodeUnavailableError("another kube-proxy runs on this machine (its KUBE-* iptables chains are "
+                                   "host-wide; a second one would overwrite its Service rules): stop that stack "
+                                   "first (`streamguard dev down` with its STREAMGUARD_RUN_DIR): " + "; ".join(others))
+    address = _prepare(layout, built, pki, apiserver, ports, admin)
     stack_start(scheduler_service(built, admin, ports["scheduler"]))
     stack_start(containerd_service(built, layout))
     sandbox = (built["pause"].directory / "image-name").read_text().strip()
     import_image(built, layout, built["pause"].directory / "pause.tar", sandbox)
     stack_start(kubelet_service(built, layout, address, kubectl, admin))
+    stack_start(kube_proxy_service(built, layout, ports["kube-proxy-healthz"]))
     objects = "".join(json.dumps(o) + "\n" for o in local_volume_objects())
     subprocess.run([str(kubectl), f"--kubeconfig={admin}", "apply", "--server-side", "-f", "-"], input=objects,
                    text=True, capture_output=True, check=True)
@@ -585,7 +675,9 @@ def stop(supervisor: Supervisor, layout: NodeLayout, built: dict[str, Artifact])
     """Stop the node: the provisioner and kubelet, then every pod container (containerd keeps them running
     in their shims otherwise), containerd, the shims; unmount everything under the node's folder and
     remove the bridge. Returns the services stopped."""
-    stopped = [name for name in ("local-volume-provisioner", "kubelet") if supervisor.stop(name)]
+    stopped = [name for name in ("local-volume-provisioner", "kube-proxy", "kubelet") if supervisor.stop(name)]
+    if "kube-proxy" in stopped:
+        clean_service_rules(built)
     if supervisor.running_pid("containerd") is not None:
         tasks = ctr(built, layout, "tasks", "ls", "-q", check=False, timeout=30).stdout.split()
         for task in tasks:

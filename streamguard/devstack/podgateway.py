@@ -5,15 +5,19 @@ ClusterIP to an apiserver address) and reach Kafka, the registry and Redis at ro
 every service stays on loopback; the stack forwards to it, from its own pod bridge only:
 
 - the ``kubernetes`` Service (``KUBERNETES_SERVICE_HOST``:443, which the kubelet puts in every pod's
-  environment) to the apiserver: what kube-proxy would do for that one Service. Pods route the service
-  range through the host's bridge address (a route the CNI configuration adds); other Services have no
-  proxy here.
+  environment) to the apiserver. kube-proxy routes every other Service (streamguard.devstack.node) but
+  not this one: the apiserver listens on loopback only, and an EndpointSlice cannot name a loopback
+  address (the stack runs the apiserver with ``--endpoint-reconciler-type=none``). Pods route the service
+  range through the host's bridge address (a route the CNI configuration adds).
 - ``<bridge address>:<port>`` to ``127.0.0.1:<port>`` for Kafka's pod listener, the registry and Redis.
 
 The kernel delivers a packet rewritten to 127.0.0.1 only with ``route_localnet`` on the interface it came
 in on: it is set on the stack's bridge alone, and a filter rule drops whatever arrives from the bridge for
 127.0.0.0/8 without having been rewritten by these rules (kube-proxy's guard against CVE-2020-8558).
-Nothing is forwarded off the host: no masquerading, no forwarding (pods reach the host and each other).
+Packets arriving on the bridge may be forwarded (``net.ipv4.conf.<bridge>.forwarding``, that interface
+only): kube-proxy rewrites a Service address to a pod on the same bridge, so the host routes it back out
+there. A filter rule drops whatever would leave the host from the bridge through any other interface:
+nothing is forwarded off the host (pods reach the host, each other and their Services).
 """
 
 import subprocess
@@ -53,10 +57,12 @@ def install_commands(layout: NodeLayout, forwards: list[Forward]) -> list[list[s
 
 
 def hooks(layout: NodeLayout) -> list[tuple[str, str, list[str]]]:
-    """``(table, built-in chain, rule)`` jumping from the built-in chains into ours, for the bridge only."""
+    """``(table, built-in chain, rule)`` for the bridge only: jumps from the built-in chains into ours, and the
+    rule keeping forwarded packets on the bridge."""
     nat, guard = chains(layout)
     return [("nat", "PREROUTING", ["-i", layout.bridge, "-j", nat]),
-            ("filter", "INPUT", ["-i", layout.bridge, "-j", guard])]
+            ("filter", "INPUT", ["-i", layout.bridge, "-j", guard]),
+            ("filter", "FORWARD", ["-i", layout.bridge, "!", "-o", layout.bridge, "-j", "DROP"])]
 
 
 def _iptables(argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -68,8 +74,9 @@ def _iptables(argv: list[str], check: bool = True) -> subprocess.CompletedProces
 
 def apply(layout: NodeLayout, forwards: list[Forward]) -> None:
     """Install (or refresh) this stack's forwards; safe to repeat."""
-    route_localnet = Path("/proc/sys/net/ipv4/conf") / layout.bridge / "route_localnet"
-    route_localnet.write_text("1\n")
+    conf = Path("/proc/sys/net/ipv4/conf") / layout.bridge
+    (conf / "route_localnet").write_text("1\n")
+    (conf / "forwarding").write_text("1\n")
     for table, chain in zip(("nat", "filter"), chains(layout), strict=True):
         _iptables(["iptables", "-t", table, "-N", chain], check=False)
     for command in install_commands(layout, forwards):

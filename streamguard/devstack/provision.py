@@ -62,6 +62,7 @@ def _maven(pom: str, output: Path, extra: Sequence[str] = ()) -> list[str]:
 def artifacts() -> dict[str, Artifact]:
     root = cache_root()
     k8s = root / f"k8s-{versions.K8S}"
+    kube_proxy = root / f"kube-proxy-{versions.K8S}"
     etcd = root / f"etcd-{versions.ETCD}"
     helm = root / f"helm-{versions.HELM}"
     kafka = root / f"kafka-{versions.KAFKA}"
@@ -79,6 +80,10 @@ def artifacts() -> dict[str, Artifact]:
         for a in (
             Artifact("kubernetes", versions.K8S, k8s, k8s / "kubelet",
                      lambda d, _: [*_script("build-k8s.sh"), versions.K8S, versions.K8S_STAGING, str(d)]),
+            # The node's Service proxy: same module and version as the kubelet, its own cache folder.
+            Artifact("kube-proxy", versions.K8S, kube_proxy, kube_proxy / "kube-proxy",
+                     lambda d, _: [*_script("build-k8s.sh"), versions.K8S, versions.K8S_STAGING, str(d),
+                                   "kube-proxy"]),
             Artifact("etcd", versions.ETCD, etcd, etcd / "etcd",
                      lambda d, _: [*_script("build-etcd.sh"), versions.ETCD, str(d)]),
             Artifact("helm", versions.HELM, helm, helm / "helm",

@@ -20,7 +20,8 @@ RESTARTABLE = ("kafka", "apicurio-registry", "redis")
 SERVICES = ("etcd", "kube-apiserver", "kube-controller-manager", *node.NODE_SERVICES, "kafka", "apicurio-registry",
             "redis")
 _PORT_NAMES = ("etcd", "etcd-peer", "apiserver", "kafka", "kafka-controller", "kafka-pods", "registry",
-               "registry-management", "redis", "scheduler", "kubelet", "kubelet-healthz")
+               "registry-management", "redis", "scheduler", "kubelet", "kubelet-healthz", "kube-proxy-healthz",
+               "kube-proxy-metrics")
 
 
 def _say(message: str) -> None:
@@ -57,6 +58,7 @@ class Stack:
             "kube-controller-manager": built["kubernetes"].directory / "kube-controller-manager",
             "kube-scheduler": built["kubernetes"].directory / "kube-scheduler",
             "kubelet": built["kubernetes"].directory / "kubelet",
+            "kube-proxy": built["kube-proxy"].directory / "kube-proxy",
             "containerd": built["containerd"].directory / "containerd",
             "ctr": built["containerd"].directory / "ctr",
             "actionlint": built["actionlint"].directory / "actionlint",

@@ -1,7 +1,7 @@
-"""Fixtures of the delivery tests: the real helm binary, the chart, prerequisite CRDs and the CLI."""
+"""Fixtures of the delivery tests: the chart and the CLI (the helm binary and the chart's CRDs are session
+fixtures of tests/conftest.py: the node tests install the chart too)."""
 
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,47 +9,15 @@ import pytest
 from click.testing import CliRunner, Result
 
 from streamguard.cli import main
-from streamguard.devstack.endpoints import Endpoints
+from tests.conftest import CHART as CHART
+from tests.conftest import Helm as Helm
 
 REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "charts" / "streamguard"
 DATA = Path(__file__).resolve().parent / "data"
 SPINE = DATA / "spine"
 VALUES_FILES = ("values.yaml", "values-dev.yaml", "values-staging.yaml", "values-prod.yaml")
 
-Helm = Callable[..., subprocess.CompletedProcess[str]]
 Cli = Callable[..., Result]
-
-
-@pytest.fixture(scope="session")
-def helm(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Helm:
-    """``helm(*args, check=True)`` with the stack's kubeconfig and throwaway helm home folders."""
-    binary = Path(stack.bin_dir) / "helm"
-    assert binary.is_file(), f"helm is missing from the stack's bin dir {stack.bin_dir}"
-    home = tmp_path_factory.mktemp("helm-home")
-    env = {
-        "PATH": f"{stack.bin_dir}:/usr/bin:/bin",
-        "KUBECONFIG": stack.kubeconfig,
-        "HELM_CACHE_HOME": str(home / "cache"),
-        "HELM_CONFIG_HOME": str(home / "config"),
-        "HELM_DATA_HOME": str(home / "data"),
-    }
-
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([str(binary), *args], capture_output=True, text=True, env=env, check=False,
-                                timeout=300)
-        if check and result.returncode != 0:
-            raise AssertionError(f"helm {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
-        return result
-
-    return run
-
-
-@pytest.fixture(scope="session")
-def chart_crds(kubectl: Callable[..., subprocess.CompletedProcess[str]], crds: None) -> None:
-    """Every CRD the chart ships (StreamGuard's and kopf's peering) installed and Established."""
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CHART / "crds"))
-    kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CHART / "crds"))
 
 
 @pytest.fixture

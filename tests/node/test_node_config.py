@@ -5,6 +5,8 @@ import hashlib
 import io
 import ipaddress
 import json
+import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from streamguard.devstack.certs import Pki
 from streamguard.devstack.image import excluded, ignore_patterns, image_files, layers_size
 from streamguard.devstack.provision import ProvisionError, parse_debian_sources
 from streamguard.devstack.stack import pod_forwards
+from tests.polling import wait_for
 
 V1 = [("/sys/fs/cgroup", "tmpfs", "rw")] + [(f"/sys/fs/cgroup/{c}", "cgroup", f"rw,relatime,{c}")
                                             for c in node.CGROUP_V1_REQUIRED]
@@ -132,8 +135,10 @@ def test_pods_reach_the_stack_only_through_its_own_forwards(tmp_path: Path) -> N
     dnat = [c for c in commands if "--to-destination" in c]
     # Every rewrite goes to loopback and is in this stack's chain; only hooks from its bridge lead there.
     assert all(c[4] == nat and c[-1].startswith("127.0.0.1:") for c in dnat) and len(dnat) == 4
-    assert [rule for _, _, rule in podgateway.hooks(layout)] == [["-i", layout.bridge, "-j", nat],
-                                                                 ["-i", layout.bridge, "-j", guard]]
+    assert [rule for _, _, rule in podgateway.hooks(layout)] == [
+        ["-i", layout.bridge, "-j", nat], ["-i", layout.bridge, "-j", guard],
+        # Forwarded packets (a Service rewritten to a pod) stay on the bridge: nothing leaves the host.
+        ["-i", layout.bridge, "!", "-o", layout.bridge, "-j", "DROP"]]
     drop = commands[-1]
     assert drop[4] == guard and drop[-1] == "DROP" and "127.0.0.0/8" in drop and "DNAT" in drop
     # Pods route the service range (only) to the host's end of the bridge.
@@ -149,3 +154,36 @@ def test_kafka_advertises_its_pod_listener_at_the_bridge_address(tmp_path: Path)
                                                   "CONTROLLER://127.0.0.1:9094"]
     assert "PODS://10.244.1.1:9093" in properties["advertised.listeners"].split(",")
     assert "PODS:PLAINTEXT" in properties["listener.security.protocol.map"]
+
+
+def test_kube_proxy_leaves_the_machine_alone_but_for_its_service_rules(tmp_path: Path) -> None:
+    layout = node.NodeLayout(tmp_path)
+    subnet = ipaddress.IPv4Network("10.244.1.0/24")
+    config = node.kube_proxy_config(layout, subnet, tmp_path / "admin.kubeconfig", 10256, 10249)
+    assert config["kind"] == "KubeProxyConfiguration" and config["mode"] == "iptables"
+    assert config["hostnameOverride"] == node.NODE_NAME
+    # Loopback only for its own endpoints; NodePorts only on the stack's bridge.
+    assert config["healthzBindAddress"] == "127.0.0.1:10256" and config["metricsBindAddress"] == "127.0.0.1:10249"
+    assert config["nodePortAddresses"] == ["10.244.1.0/24"]
+    # No host-wide sysctl: route_localnet stays off, the conntrack table and timeouts untouched.
+    assert config["iptables"]["localhostNodePorts"] is False
+    assert config["conntrack"] == {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s",
+                                   "tcpCloseWaitTimeout": "0s"}
+    # Replies of pod -> Service -> pod on one bridge come back through the host, br_netfilter or not.
+    assert config["iptables"]["masqueradeAll"] is True
+    assert config["oomScoreAdj"] == 0
+
+
+
+def test_a_kube_proxy_of_another_stack_is_named_and_ours_is_not(tmp_path: Path) -> None:
+    binary = tmp_path / "kube-proxy"
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", binary)
+    ours = node.NodeLayout(tmp_path / "ours")
+    stranger = subprocess.Popen([str(binary), "30"])
+    try:
+        wait_for("the stand-in kube-proxy", lambda: Path(f"/proc/{stranger.pid}/cmdline").read_bytes(), timeout=10)
+        assert f"{binary} 30" in node.other_kube_proxies(ours)
+    finally:
+        stranger.kill()
+        stranger.wait()
+    assert f"{binary} 30" not in node.other_kube_proxies(ours)

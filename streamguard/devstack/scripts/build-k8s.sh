@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Build the control plane (kube-apiserver, kube-controller-manager, kube-scheduler) and the node agent
-# (kubelet) from the k8s.io/kubernetes Go module, in one build so the shared packages compile once.
+# (kubelet) from the k8s.io/kubernetes Go module, in one build so the shared packages compile once; other
+# commands of the same module (kube-proxy) when named after OUT_DIR.
 # The release's go.mod points every staging module at ./staging (v0.0.0); a wrapper module
 # replaces each with its published v0.N.x so the commands build from the module proxy.
-# Usage: build-k8s.sh K8S_VERSION STAGING_VERSION OUT_DIR
+# Usage: build-k8s.sh K8S_VERSION STAGING_VERSION OUT_DIR [COMMAND...]
 set -euo pipefail
 k8s=$1 stg=$2 out=$3
+shift 3
 export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
 work=$(mktemp -d "${out%/}.work.XXXX")
 trap 'rm -rf "$work"' EXIT
@@ -18,7 +20,7 @@ for m in $(awk '$1 ~ /^k8s\.io\// && $2=="v0.0.0" {print $1}' "$gomod" | sort -u
 done
 echo "[k8s] fetching modules (cold: ~1 GB)"
 go get "k8s.io/kubernetes@$k8s"
-cmds="kube-apiserver kube-controller-manager kube-scheduler kubelet"
+cmds="${*:-kube-apiserver kube-controller-manager kube-scheduler kubelet}"
 for c in $cmds; do go get "k8s.io/kubernetes/cmd/$c@$k8s"; done
 echo "[k8s] compiling $cmds (cold: 15-25 min on 2 cores)"
 mkdir -p "$work/bin"
