@@ -1,10 +1,19 @@
--- Argo CD health of a StreamGuard StreamingWindow (streamguard.dev/v1alpha1), from status alone.
--- Key in argocd-cm: resource.customizations.health.streamguard.dev_StreamingWindow
+-- Argo CD health of the StreamGuard kinds (streamguard.dev/v1alpha1), from status alone: one script for
+-- all three, registered in argocd-cm under resource.customizations.health.streamguard.dev_FeatureView,
+-- ..._StreamingWindow and ..._DriftMonitor.
 -- Healthy: Ready=True for the current generation. Progressing: not yet observed, or Reconciling=True.
--- Degraded: Stalled=True, or Ready=False and not reconciling (the topic is missing, or the job has reported
--- StreamRunning=False for longer than the grace period: Ready then carries the job's reason and message).
--- The domain condition whose bad state (StreamRunning=False) is appended to the message.
-local detail, detail_bad = "StreamRunning", "False"
+-- Degraded: Stalled=True, or Ready=False and not reconciling (a FeatureView's features older than
+-- spec.freshnessSla; a StreamingWindow's topic missing, or its job reporting StreamRunning=False for longer
+-- than the grace period, Ready then carrying the job's reason; a DriftMonitor's exporter unable to read its
+-- data). Drift itself stays Healthy and shows in the message.
+-- Each kind's domain condition, appended to the message in its bad state.
+local details = {
+  FeatureView = { "Fresh", "False" },
+  StreamingWindow = { "StreamRunning", "False" },
+  DriftMonitor = { "Drifted", "True" },
+}
+local pair = details[obj.kind] or { "", "" }
+local detail, detail_bad = pair[1], pair[2]
 local hs = { status = "Progressing", message = "Waiting for the operator to report status" }
 if obj.status == nil or obj.status.conditions == nil then
   return hs
