@@ -26,6 +26,11 @@ def freshness_key(project: str, view: str) -> bytes:
     return f"sg-fresh:{project}:{view}".encode()
 
 
+def watermark_key(project: str, view: str) -> bytes:
+    """The materializer's own watermark when it runs without a cluster (``--no-status``): a JSON string."""
+    return f"streamguard:materialize:{project}:{view}".encode()
+
+
 @dataclass(frozen=True)
 class FreshnessRecord:
     newest_event_ms: int

@@ -8,6 +8,7 @@ import redis
 
 from streamguard.api.featureview import FeatureViewSpec
 from streamguard.feastrepo.repo import apply_repo, write_repo
+from streamguard.onlinestore.freshness import watermark_key
 
 DATA_END = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -24,7 +25,7 @@ def dump(client: redis.Redis, project: str) -> dict[bytes, dict[bytes, bytes]]:
 
 def delete_project(client: redis.Redis, project: str) -> None:
     keys = list(client.scan_iter(match=b"*" + project.encode(), count=5000))
-    keys += list(client.scan_iter(match=f"streamguard:materialize:{project}:*".encode()))
+    keys += list(client.scan_iter(match=watermark_key(project, "*")))
     keys += list(client.scan_iter(match=f"sg-fresh:{project}:*".encode()))
     keys += list(client.scan_iter(match=f"sg-cov:{project}:*".encode()))
     for start in range(0, len(keys), 1000):

@@ -17,6 +17,7 @@ import redis
 from streamguard.api.common import GROUP, VERSION
 from streamguard.api.kinds import FEATURE_VIEW
 from streamguard.kubeclient import apply_status
+from streamguard.onlinestore.freshness import watermark_key
 from streamguard.workloads.materialize.status import FIELD_MANAGER, RunReport, render_status
 
 
@@ -86,17 +87,21 @@ def _payload(report: RunReport, previous: datetime | None, previous_generation: 
     }
 
 
-class RedisWatermark:
-    """A JSON string at ``streamguard:materialize:<project>:<view>``."""
+class _JsonWatermark:
+    """The watermark as a JSON document kept outside the cluster (``--no-status`` runs)."""
 
-    def __init__(self, client: redis.Redis, project: str, view: str) -> None:
-        self.client = client
-        self.key = f"streamguard:materialize:{project}:{view}"
+    def __init__(self) -> None:
         self._loaded: datetime | None = None
         self._generation: str | None = None
 
+    def _read(self) -> str | None:
+        raise NotImplementedError
+
+    def _write(self, text: str) -> None:
+        raise NotImplementedError
+
     def load(self) -> datetime | None:
-        raw = cast(bytes | None, self.client.get(self.key))
+        raw = self._read()
         saved = json.loads(raw) if raw else {}
         until = saved.get("materializedUntil")
         self._loaded = parse_time(until) if until else None
@@ -108,28 +113,35 @@ class RedisWatermark:
         return self._generation
 
     def record(self, report: RunReport) -> None:
-        self.client.set(self.key, json.dumps(_payload(report, self._loaded, self._generation)))
+        self._write(json.dumps(_payload(report, self._loaded, self._generation), indent=2) + "\n")
 
 
-class FileWatermark:
+class RedisWatermark(_JsonWatermark):
+    """A JSON string at :func:`~streamguard.onlinestore.freshness.watermark_key`."""
+
+    def __init__(self, client: redis.Redis, project: str, view: str) -> None:
+        super().__init__()
+        self.client = client
+        self.key = watermark_key(project, view)
+
+    def _read(self) -> str | None:
+        raw = cast(bytes | None, self.client.get(self.key))
+        return raw.decode() if raw else None
+
+    def _write(self, text: str) -> None:
+        self.client.set(self.key, text)
+
+
+class FileWatermark(_JsonWatermark):
     """A JSON file (for runs by hand without a cluster)."""
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = path
-        self._loaded: datetime | None = None
-        self._generation: str | None = None
 
-    def load(self) -> datetime | None:
-        saved = json.loads(self.path.read_text()) if self.path.exists() else {}
-        until = saved.get("materializedUntil")
-        self._loaded = parse_time(until) if until else None
-        self._generation = saved.get("generation")
-        return self._loaded
+    def _read(self) -> str | None:
+        return self.path.read_text() if self.path.exists() else None
 
-    @property
-    def generation(self) -> str | None:
-        return self._generation
-
-    def record(self, report: RunReport) -> None:
+    def _write(self, text: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(_payload(report, self._loaded, self._generation), indent=2) + "\n")
+        self.path.write_text(text)
