@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from streamguard.api.common import GROUP
+from streamguard.api.streamingwindow import StreamingWindowSpec
 from streamguard.serving.manifests import ServingDeployment
 from streamguard.serving.manifests import render as render_serving
 
@@ -77,6 +78,14 @@ def isolate(docs: Iterable[Manifest], suffix: str) -> list[Manifest]:
                 contract["subject"] = f"{spec['source']['topic']}-value"
         out.append(doc)
     return out
+
+
+def subject(docs: Iterable[Manifest], namespace: str) -> str:
+    """The registry subject of the first StreamingWindow in ``namespace`` ('' without one)."""
+    for doc in docs:
+        if doc.get("kind") == "StreamingWindow":
+            return StreamingWindowSpec.model_validate(doc["spec"]).subject_in(namespace)
+    return ""
 
 
 def topics(docs: Iterable[Manifest]) -> list[str]:
