@@ -48,7 +48,7 @@ def workload_identity(ns: str) -> list[Manifest]:
 
 def serving(ns: str, port: int) -> list[Manifest]:
     """One serving replica listening on ``port`` (devkubelet keeps a free port as declared)."""
-    return render_serving(ServingDeployment(namespace=ns, replicas=1, port=port, workers=1))
+    return render_serving(ServingDeployment(namespace=ns, auth_token_secret=None, replicas=1, port=port, workers=1))
 
 
 def platform(ns: str, redis_url: str, serving_port: int) -> list[Manifest]:

@@ -123,9 +123,10 @@ def servings(stack: Endpoints, cluster: Cluster, devkubelet: Kubelet) -> tuple[S
     """The workload identity and Redis Secret the operator's pods use, and two serving Deployments: one
     requires every view (the default), the other declares the test's view advisory."""
     ns = cluster.namespace
-    required = ServingDeployment(namespace=ns, name="serving-required", replicas=1, port=free_port(), workers=1)
-    advisory = ServingDeployment(namespace=ns, name="serving-advisory", replicas=1, port=free_port(), workers=1,
-                                 advisory_views=(VIEW,))
+    required = ServingDeployment(namespace=ns, auth_token_secret=None, name="serving-required", replicas=1,
+                                 port=free_port(), workers=1)
+    advisory = ServingDeployment(namespace=ns, auth_token_secret=None, name="serving-advisory", replicas=1,
+                                 port=free_port(), workers=1, advisory_views=(VIEW,))
     cluster.apply(redis_secret(ns, stack.redis_url), *workload_identity(ns), *render_serving(required),
                   *render_serving(advisory))
     urls = [cluster.wait_for(partial(_serving_url, cluster, d.name), 120, f"{d.name} serving")
