@@ -72,6 +72,10 @@ def _features_operation(refs: dict[str, str]) -> dict[str, Any]:
             "401": {"description": "Missing or invalid bearer token.", "content": content("Error")},
             "413": {"description": "More entity rows (or bytes) than the limit.", "content": content("Error")},
             "422": {"description": "Malformed request or entity values.", "content": content("Invalid")},
+            "429": {
+                "description": "Too many lookups in progress on this worker; retry after the Retry-After seconds.",
+                "content": content("Error"),
+            },
             "503": {"description": "Redis unreachable or the catalog not loaded yet.", "content": content("Error")},
         },
     }
