@@ -33,9 +33,10 @@ class KindInfo:
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
-    def path(self, namespace: str, name: str | None = None, subresource: str | None = None) -> str:
+    def path(self, namespace: str | None, name: str | None = None, subresource: str | None = None) -> str:
+        """The namespaced path; with ``namespace=None`` the collection across all namespaces."""
         base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        path = f"{base}/namespaces/{quote(namespace)}/{self.plural}"
+        path = f"{base}/namespaces/{quote(namespace)}/{self.plural}" if namespace else f"{base}/{self.plural}"
         if name:
             path += f"/{quote(name)}"
         if subresource:
@@ -142,7 +143,8 @@ class Kube:
     async def get(self, kind: str, namespace: str, name: str) -> Manifest | None:
         return await self._request("get", kind, "GET", KINDS[kind].path(namespace, name))
 
-    async def select(self, kind: str, namespace: str, label_selector: str | None = None) -> list[Manifest]:
+    async def select(self, kind: str, namespace: str | None, label_selector: str | None = None) -> list[Manifest]:
+        """Objects of ``kind`` in ``namespace`` (``None``: in every namespace)."""
         params = {"labelSelector": label_selector} if label_selector else None
         result = await self._request("list", kind, "GET", KINDS[kind].path(namespace), params=params)
         items: list[Manifest] = (result or {}).get("items", [])

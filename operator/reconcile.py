@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from streamguard.api.driftmonitor import DriftMonitorSpec
 from streamguard.api.featureview import FeatureViewSpec
 from streamguard.api.streamingwindow import StreamingWindowSpec
-from streamguard.operator import events, streamhealth, topics
+from streamguard.operator import events, streamhealth, subjects, topics
 from streamguard.operator.apply import ChildReport, sync_children
 from streamguard.operator.kube import Kube, KubeError
 from streamguard.operator.registry import IncompatibleSchemaError, Registry, RegistryError, RegistryUnavailableError
@@ -241,48 +241,59 @@ async def _finalize_window(ctx: Context, body: Manifest, spec: StreamingWindowSp
     meta = body["metadata"]
     if FINALIZER not in (meta.get("finalizers") or []):
         return None
-    subject = (body.get("status") or {}).get("subject") or (streamingwindow.subject_of(spec) if spec else None)
+    subject = (body.get("status") or {}).get("subject") or subjects.desired_subject(body)
     skip = (meta.get("annotations") or {}).get(SKIP_CLEANUP_ANNOTATION) == "true"
     if skip or subject is None or _deletion_policy(ctx, spec) != "Delete":
         reason = "CleanupSkipped" if skip else "SubjectRetained"
         await events.record(ctx.kube, body, "Normal", reason, f"registry subject {subject!r} left in place")
         await _set_finalizer(ctx, body, present=False)
         return None
-    others = [
-        item
-        for item in await ctx.kube.select("StreamingWindow", meta["namespace"])
-        if item["metadata"]["uid"] != meta["uid"] and (item.get("status") or {}).get("subject") == subject
-    ]
     try:
+        # Every namespace: a subject another namespace uses (or owns) is never deleted from here.
+        others = subjects.other_users(subject, meta["uid"], await ctx.kube.select("StreamingWindow", None))
         if others:
-            message = f"subject {subject!r} kept: still used by StreamingWindow {others[0]['metadata']['name']}"
-            await events.record(ctx.kube, body, "Normal", "SubjectShared", message)
+            reason = "SubjectShared" if others[0].namespace == meta["namespace"] else "SubjectOwnedElsewhere"
+            await events.record(
+                ctx.kube, body, "Normal", reason, f"subject {subject!r} kept: still used by {others[0]}"
+            )
         elif ctx.registry is None:
             raise RegistryUnavailableError("no registry URL configured")
         else:
-            deleted = await ctx.registry.delete_subject(subject)
+            permanent = ctx.settings.subject_hard_delete
+            deleted = await ctx.registry.delete_subject(subject, permanent=permanent)
+            how = "permanently deleted" if permanent else "deleted (soft: its versions stay recoverable)"
             await events.record(
                 ctx.kube,
                 body,
                 "Normal",
                 "SubjectDeleted" if deleted else "SubjectGone",
-                f"registry subject {subject!r} {'deleted' if deleted else 'was already gone'}",
+                f"registry subject {subject!r} {how if deleted else 'was already gone'}",
             )
+    except KubeError as error:
+        if error.transient:
+            raise
+        return await _cleanup_pending(ctx, body, subject, error)
     except (RegistryUnavailableError, RegistryError) as error:
-        started = datetime.fromisoformat(meta["deletionTimestamp"].replace("Z", "+00:00"))
-        waited = time.time() - started.timestamp()
-        if waited < ctx.settings.cleanup_timeout_seconds:
-            logger.warning(
-                "cleanup of subject %s for %s/%s pending: %s", subject, meta["namespace"], meta["name"], error
-            )
-            return RETRY_SECONDS
-        await events.record(
-            ctx.kube,
-            body,
-            "Warning",
-            "CleanupAbandoned",
-            f"registry subject {subject!r} not deleted after {int(waited)}s: {error}",
-        )
+        return await _cleanup_pending(ctx, body, subject, error)
+    await _set_finalizer(ctx, body, present=False)
+    return None
+
+
+async def _cleanup_pending(ctx: Context, body: Manifest, subject: str, error: Exception) -> float | None:
+    """Retry the subject's cleanup until ``cleanup_timeout_seconds``; then let the object go, subject kept."""
+    meta = body["metadata"]
+    started = datetime.fromisoformat(meta["deletionTimestamp"].replace("Z", "+00:00"))
+    waited = time.time() - started.timestamp()
+    if waited < ctx.settings.cleanup_timeout_seconds:
+        logger.warning("cleanup of subject %s for %s/%s pending: %s", subject, meta["namespace"], meta["name"], error)
+        return RETRY_SECONDS
+    await events.record(
+        ctx.kube,
+        body,
+        "Warning",
+        "CleanupAbandoned",
+        f"registry subject {subject!r} not deleted after {int(waited)}s: {error}",
+    )
     await _set_finalizer(ctx, body, present=False)
     return None
 
@@ -295,12 +306,43 @@ class SchemaOutcome:
     retry: float | None = None
 
 
+async def _subject_refusal(ctx: Context, subject: str, namespace: str, fields: dict[str, Any]) -> SchemaOutcome | None:
+    """A blocking outcome when ``subject`` belongs to another namespace (or that cannot be checked)."""
+    try:
+        owner = subjects.owned_elsewhere(subject, namespace, await ctx.kube.select("StreamingWindow", None))
+    except KubeError as error:
+        if error.transient:
+            raise
+        message = (
+            f"cannot check which namespace owns subject {subject!r} (listing StreamingWindows in every "
+            f"namespace): {error}"
+        )
+        unknown = Cond("SchemaRegistered", "Unknown", "SubjectOwnershipUnknown", message)
+        verdict = Verdict("Reconciling", "SubjectOwnershipUnknown", message, [unknown], fields)
+        return SchemaOutcome(unknown, verdict, RETRY_SECONDS)
+    if owner is None:
+        return None
+    message = (
+        f"subject {subject!r} belongs to namespace {owner.namespace!r} ({owner}): nothing registered, changed "
+        f"or deleted in it; name another subject or leave spec.contract.subject unset "
+        f"(default '<namespace>.<topic>-value')"
+    )
+    refused = Cond("SchemaRegistered", "False", "SubjectOwnedElsewhere", message)
+    return SchemaOutcome(
+        refused, _stalled(Problem("SubjectOwnedElsewhere", f"spec.contract.subject: {message}"), [refused], fields)
+    )
+
+
 async def _ensure_schema(
     ctx: Context, body: Manifest, spec: StreamingWindowSpec, fields: dict[str, Any]
 ) -> SchemaOutcome:
     """Register the contract, or verify that the registry still holds what status records (re-registering it,
     with BACKWARD, when it is gone; reporting a changed version or id). Updates ``fields``."""
-    subject = streamingwindow.subject_of(spec)
+    namespace = body["metadata"]["namespace"]
+    subject = spec.subject_in(namespace)
+    elsewhere = await _subject_refusal(ctx, subject, namespace, fields)
+    if elsewhere is not None:
+        return elsewhere
     schema = streamingwindow.normalized_schema(spec.contract.schema_)
     fingerprint = streamingwindow.fingerprint(schema)
     recorded = fields["subject"] == subject and fields["schemaFingerprint"] == fingerprint

@@ -1,6 +1,6 @@
 """The Schema Registry calls a StreamingWindow needs (Confluent API, e.g. Apicurio's ``/apis/ccompat/v7``):
 enforce BACKWARD on the subject, test compatibility, register, look a registered schema up again (to verify
-what status records), and delete the subject on cleanup."""
+what status records), and (soft-)delete the subject on cleanup."""
 
 from collections import Counter
 from dataclasses import dataclass
@@ -147,14 +147,16 @@ class Registry:
         level = body.get("compatibilityLevel") or body.get("compatibility")
         return str(level) if level else None
 
-    async def delete_subject(self, subject: str) -> bool:
-        """Soft then hard delete; ``False`` when the subject was already gone."""
+    async def delete_subject(self, subject: str, permanent: bool = False) -> bool:
+        """Soft delete (then hard delete when ``permanent``); ``False`` when the subject was already gone."""
         name = quote(subject, safe="")
         response = await self._call("delete", "DELETE", f"/subjects/{name}")
         if response.status_code == 404:
             return False
         if response.status_code >= 400:
             raise RegistryError(f"deleting subject {subject!r}: {_reason(response)}")
+        if not permanent:
+            return True
         hard = await self._call("delete", "DELETE", f"/subjects/{name}", permanent="true")
         if hard.status_code >= 400 and hard.status_code != 404:
             raise RegistryError(f"permanently deleting subject {subject!r}: {_reason(hard)}")

@@ -67,6 +67,9 @@ class OperatorSettings(BaseModel):
 
     subject_deletion_policy: Literal["Delete", "Retain"] = "Retain"
     """Default for StreamingWindows that leave ``spec.contract.deletionPolicy`` unset."""
+    subject_hard_delete: bool = False
+    """``Delete`` soft-deletes a subject (its versions stay recoverable in the registry); ``True`` also
+    deletes it permanently. Either way a subject another StreamingWindow uses, in any namespace, is kept."""
     cleanup_timeout_seconds: int = Field(default=600, ge=0)
     """After this long in deletion, an unreachable registry no longer blocks the finalizer."""
     registry_timeout_seconds: float = Field(default=5.0, gt=0)

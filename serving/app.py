@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic.json_schema import models_json_schema
 
 from streamguard import __version__
+from streamguard.serving.auth import Authenticate, TokenFile
 from streamguard.serving.fastpath import PATH, FeaturesFastPath
 from streamguard.serving.models import (
     CatalogResponse,
@@ -68,8 +69,13 @@ def _features_operation(refs: dict[str, str]) -> dict[str, Any]:
         "responses": {
             "200": {"description": "Values, statuses and event timestamps.", "content": content("LookupResponse")},
             "400": {"description": "Unknown FeatureView, feature or feature set.", "content": content("Error")},
+            "401": {"description": "Missing or invalid bearer token.", "content": content("Error")},
             "413": {"description": "More entity rows (or bytes) than the limit.", "content": content("Error")},
             "422": {"description": "Malformed request or entity values.", "content": content("Invalid")},
+            "429": {
+                "description": "Too many lookups in progress on this worker; retry after the Retry-After seconds.",
+                "content": content("Error"),
+            },
             "503": {"description": "Redis unreachable or the catalog not loaded yet.", "content": content("Error")},
         },
     }
@@ -133,6 +139,8 @@ def create_app(settings: Settings, source: CatalogSource | None = None) -> FastA
         lifespan=lifespan,
     )
     app.add_middleware(FeaturesFastPath)
+    if settings.auth_token_file is not None:
+        app.add_middleware(Authenticate, tokens=TokenFile(settings.auth_token_file))  # outermost: before any read
 
     @app.get("/livez", summary="Liveness: the process answers")
     async def livez() -> dict[str, str]:

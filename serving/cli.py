@@ -78,6 +78,50 @@ from streamguard.serving.settings import ADVISORY_VIEWS_ENV, REQUIRED_VIEWS_ENV,
     help="Comma-separated FeatureView names or globs that are advisory: their staleness shows in metrics "
     f"and the /readyz body but never makes the server unready; wins over --required-views (env {ADVISORY_VIEWS_ENV}).",
 )
+@click.option(
+    "--max-body-bytes",
+    default=1024 * 1024,
+    show_default=True,
+    type=click.IntRange(min=1024),
+    help="Largest POST /features body; larger is refused with 413 before it is read.",
+)
+@click.option(
+    "--max-entity-keys", default=16, show_default=True, type=click.IntRange(min=1), help="Keys per entity row (413)."
+)
+@click.option(
+    "--max-concurrent-lookups",
+    default=64,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="POST /features in progress per worker (reading or answering); more get 429 with Retry-After.",
+)
+@click.option("--retry-after", default=1, show_default=True, type=click.IntRange(min=1), help="Retry-After of a 429.")
+@click.option(
+    "--cache-max-bytes",
+    default=64 * 1024 * 1024,
+    show_default=True,
+    type=click.IntRange(min=1024),
+    help="Estimated bytes of cached Redis reads per worker (oldest dropped first).",
+)
+@click.option(
+    "--selection-cache-bytes",
+    default=8 * 1024 * 1024,
+    show_default=True,
+    type=click.IntRange(min=1024),
+    help="Estimated bytes of resolved feature lists kept per worker.",
+)
+@click.option(
+    "--auth-token-file",
+    envvar="STREAMGUARD_SERVING_AUTH_TOKEN_FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="File of accepted bearer tokens, one a line (mount a Secret key; re-read when it changes, so tokens "
+    "rotate without a restart). Everything but /livez, /readyz and /metrics needs one.",
+)
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    help="Development only: serve without authentication. One of this or --auth-token-file is required.",
+)
 @click.option("--log-level", default="warning", show_default=True)
 def command(
     config_file: str | None,
@@ -94,6 +138,14 @@ def command(
     freshness_interval: float,
     required_views: str,
     advisory_views: str,
+    max_body_bytes: int,
+    max_entity_keys: int,
+    max_concurrent_lookups: int,
+    retry_after: int,
+    cache_max_bytes: int,
+    selection_cache_bytes: int,
+    auth_token_file: str | None,
+    insecure_no_auth: bool,
     log_level: str,
 ) -> None:
     """Serve feature vectors over HTTP from Redis.
@@ -106,6 +158,7 @@ def command(
     """
     import uvicorn
 
+    from streamguard.serving.auth import TokenFile
     from streamguard.serving.sources import FileSource
 
     try:
@@ -122,14 +175,24 @@ def command(
             freshness_interval=freshness_interval,
             required_views=parse_view_list(required_views),
             advisory_views=parse_view_list(advisory_views),
+            max_body_bytes=max_body_bytes,
+            max_entity_keys=max_entity_keys,
+            max_concurrent_lookups=max_concurrent_lookups,
+            retry_after_seconds=retry_after,
+            cache_max_bytes=cache_max_bytes,
+            selection_cache_bytes=selection_cache_bytes,
+            auth_token_file=str(Path(auth_token_file).resolve()) if auth_token_file else None,
+            insecure_no_auth=insecure_no_auth,
         )
     except ValidationError as error:
         raise click.UsageError("; ".join(e["msg"] for e in error.errors())) from error
-    if settings.config_file is not None:
-        try:
+    try:
+        if settings.config_file is not None:
             FileSource(settings.config_file)
-        except ValueError as error:
-            raise click.ClickException(str(error)) from error
+        if settings.auth_token_file is not None:
+            TokenFile(settings.auth_token_file)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
     os.environ.update(settings.to_env())
     uvicorn.run(
         "streamguard.serving.app:app_from_env",

@@ -288,5 +288,15 @@ class Lookup:
                 decoded = parse_progress(raw)
             found[key] = decoded
             if cache.enabled:
-                cache.put(key, decoded, now)
+                cache.put(key, decoded, now, _reply_bytes(read[0], raw))
         return found
+
+
+ENTRY_OVERHEAD_BYTES = 256
+"""Per cached read, on top of its key and reply bytes: the tuples and decoded objects holding them."""
+
+
+def _reply_bytes(redis_key: object, raw: list[object]) -> int:
+    """The estimated memory of one cached read: its Redis key, the reply's bytes and a fixed overhead."""
+    size = ENTRY_OVERHEAD_BYTES + (len(redis_key) if isinstance(redis_key, bytes | str) else 64)
+    return size + sum(len(item) if isinstance(item, bytes) else 16 for item in raw)

@@ -19,6 +19,9 @@ COMPONENT = "serving"
 @dataclass(frozen=True)
 class ServingDeployment:
     namespace: str
+    auth_token_secret: str | None
+    """Secret whose ``auth_token_key`` lists the accepted bearer tokens (mounted as a directory, so a rotated
+    Secret reaches the pod without a restart); ``None`` renders ``--insecure-no-auth`` (development only)."""
     name: str = "streamguard-serving"
     image: str = f"streamguard:{__version__}"
     image_pull_policy: str = "IfNotPresent"
@@ -29,6 +32,7 @@ class ServingDeployment:
     """Namespace of the FeatureViews to serve (default: the Deployment's own)."""
     redis_secret: str = "streamguard-redis"
     redis_secret_key: str = "url"
+    auth_token_key: str = "tokens"
     workers: int = 1
     cache_staleness_seconds: float = 1.0
     max_batch: int = 1000
@@ -62,8 +66,20 @@ def _meta(spec: ServingDeployment, **extra: Any) -> dict[str, Any]:
     return {"name": spec.name, "namespace": spec.namespace, "labels": labels(spec), **extra}
 
 
+AUTH_DIR = "/var/run/streamguard/serving-auth"
+
+
+def _auth_args(spec: ServingDeployment) -> list[str]:
+    if spec.auth_token_secret is None:
+        return ["--insecure-no-auth"]
+    return [f"--auth-token-file={AUTH_DIR}/{spec.auth_token_key}"]
+
+
 def _container(spec: ServingDeployment) -> dict[str, Any]:
     watch = spec.watch_namespace or spec.namespace
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    if spec.auth_token_secret is not None:
+        mounts.append({"name": "auth-tokens", "mountPath": AUTH_DIR, "readOnly": True})
     return {
         "name": "serving",
         "image": spec.image,
@@ -82,6 +98,7 @@ def _container(spec: ServingDeployment) -> dict[str, Any]:
             str(spec.max_batch),
             f"--required-views={','.join(spec.required_views)}",
             f"--advisory-views={','.join(spec.advisory_views)}",
+            *_auth_args(spec),
         ],
         "env": [
             {
@@ -111,8 +128,15 @@ def _container(spec: ServingDeployment) -> dict[str, Any]:
             "readOnlyRootFilesystem": True,
             "capabilities": {"drop": ["ALL"]},
         },
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": mounts,
     }
+
+
+def _volumes(spec: ServingDeployment) -> list[dict[str, Any]]:
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}]
+    if spec.auth_token_secret is not None:
+        volumes.append({"name": "auth-tokens", "secret": {"secretName": spec.auth_token_secret}})
+    return volumes
 
 
 def render(spec: ServingDeployment) -> list[dict[str, Any]]:
@@ -167,7 +191,7 @@ def render(spec: ServingDeployment) -> list[dict[str, Any]]:
                             "seccompProfile": {"type": "RuntimeDefault"},
                         },
                         "containers": [_container(spec)],
-                        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
+                        "volumes": _volumes(spec),
                     },
                 },
             },

@@ -27,7 +27,8 @@ from streamguard.serving.sources import CatalogSource
 
 log = logging.getLogger(__name__)
 _REQUEST = TypeAdapter(LookupRequest)
-_SELECTIONS_MAX = 4096
+SELECTION_REF_BYTES = 160
+"""Estimated memory of one reference in a resolved selection (its string, column and tuple slots)."""
 
 
 def _error(status: int, detail: object) -> tuple[int, bytes]:
@@ -50,7 +51,7 @@ class FeatureService:
         self.settings = settings
         self.source = source
         self.pool = pool
-        self.cache = TTLCache(settings.cache_staleness, settings.cache_max_entries)
+        self.cache = TTLCache(settings.cache_staleness, settings.cache_max_entries, settings.cache_max_bytes)
         self.lookup = Lookup(pool, self.cache)
         self.newest_seen: dict[str, float] = {}
         self.policy = ReadinessPolicy(settings.required_views, settings.advisory_views)
@@ -58,6 +59,7 @@ class FeatureService:
         self.metrics = ServingMetrics(self._freshness_snapshot)
         self._catalog: Catalog | None = None
         self._selections: dict[tuple[str, ...], Selection] = {}
+        self._selection_bytes = 0
 
     def _freshness_snapshot(self) -> tuple[ViewFreshness, ...]:
         return self.health.views if self.health else ()
@@ -66,21 +68,29 @@ class FeatureService:
         catalog = self.source.current()
         if catalog is not self._catalog:
             self._catalog = catalog
-            self._selections = {}
+            self._selections, self._selection_bytes = {}, 0
             self.cache.clear()
         return catalog
 
     def _select(self, catalog: Catalog, request: LookupRequest) -> Selection:
-        refs = tuple(request.features) if request.features is not None else None
+        """The resolved features (a repeated reference collapsed into its first place), cached within a byte
+        budget (oldest lists dropped first)."""
+        refs = tuple(dict.fromkeys(request.features)) if request.features is not None else None
         if refs is None:
             assert request.feature_set is not None
             refs = feature_set_refs(catalog, request.feature_set)
         selection = self._selections.get(refs)
         if selection is None:
             selection = resolve(catalog, refs)
-            if len(self._selections) >= _SELECTIONS_MAX:
-                self._selections.clear()
-            self._selections[refs] = selection
+            size = sum(len(ref) for ref in refs) + SELECTION_REF_BYTES * len(refs)
+            budget = self.settings.selection_cache_bytes
+            if size <= budget:
+                while self._selections and self._selection_bytes + size > budget:
+                    oldest = next(iter(self._selections))
+                    self._selection_bytes -= sum(len(r) for r in oldest) + SELECTION_REF_BYTES * len(oldest)
+                    del self._selections[oldest]
+                self._selections[refs] = selection
+                self._selection_bytes += size
         return selection
 
     async def features(self, body: bytes) -> tuple[int, bytes]:
@@ -96,6 +106,9 @@ class FeatureService:
                     raise BatchTooLargeError(
                         f"{len(entities)} entity rows in one request; the limit is {self.settings.max_batch}"
                     )
+                limit = self.settings.max_entity_keys
+                if isinstance(entities, list) and any(isinstance(e, dict) and len(e) > limit for e in entities):
+                    raise BatchTooLargeError(f"an entity row has more than {limit} keys")
             try:
                 request = _REQUEST.validate_python(raw)
             except ValidationError as error:

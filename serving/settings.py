@@ -28,7 +28,30 @@ class Settings(BaseModel):
     pool_timeout: float = Field(default=0.5, gt=0, description="Seconds to wait for a free pooled connection.")
     cache_staleness: float = Field(default=1.0, ge=0, description="Max age of a cached read; 0 turns the cache off.")
     cache_max_entries: int = Field(default=100_000, ge=1)
+    cache_max_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="Estimated bytes of cached reads (keys and replies)."
+    )
+    selection_cache_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="Estimated bytes of resolved feature lists kept."
+    )
+    max_entity_keys: int = Field(default=16, ge=1, description="Keys per entity row; more -> 413.")
+    max_concurrent_lookups: int = Field(
+        default=64, ge=1, description="POST /features in progress per worker; more -> 429 with Retry-After."
+    )
+    retry_after_seconds: int = Field(default=1, ge=1, description="Retry-After of a 429.")
     max_batch: int = Field(default=1000, ge=1, description="Entity rows per request; more -> 413.")
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest POST /features body; a larger Content-Length is refused (413) before any byte is "
+        "read, and a body without one stops being read past it.",
+    )
+    auth_token_file: str | None = Field(
+        default=None, description="File of accepted bearer tokens, one a line (a mounted Secret; re-read on change)."
+    )
+    insecure_no_auth: bool = Field(
+        default=False, description="Development only: serve without authentication (needs saying explicitly)."
+    )
     freshness_interval: float = Field(
         default=5.0, gt=0, description="Seconds between freshness refreshes (and re-reads of the server's identity)."
     )
@@ -43,6 +66,14 @@ class Settings(BaseModel):
     def _one_source(self) -> Self:
         if (self.config_file is None) == (self.namespace is None):
             raise ValueError("give exactly one feature source: a config file or a namespace to watch")
+        return self
+
+    @model_validator(mode="after")
+    def _auth_explicit(self) -> Self:
+        if (self.auth_token_file is None) == (not self.insecure_no_auth):
+            raise ValueError(
+                "give exactly one of a bearer token file (--auth-token-file) or --insecure-no-auth (development)"
+            )
         return self
 
     @field_validator("required_views", "advisory_views", mode="before")

@@ -285,7 +285,7 @@ def measure_window_recovery(client: redis.Redis, work: Path, seed: int) -> dict[
         history_s = (max(w.length_ms + w.slide_ms for w in plan.windows) + plan.watermark_ms) / 1000 + 300
         now = int(time.time() * 1000)
         profile = TrafficProfile()
-        sender = TransactionSender(bootstrap, registry, plan.topic, job.window.contract.schema_)
+        sender = TransactionSender(bootstrap, registry, plan.topic, job.window.contract.schema_, job.subject)
         history = send_paced(sender, generate(profile, seed, now - int(history_s * 1000), duration_s=history_s),
                              speed=0)
         stop = threading.Event()

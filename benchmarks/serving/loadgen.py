@@ -81,12 +81,13 @@ class Connection(asyncio.Protocol):
 
 
 class Generator:
-    def __init__(self, url: str, bodies: list[bytes], connections: int) -> None:
+    def __init__(self, url: str, bodies: list[bytes], connections: int, headers: tuple[str, ...] = ()) -> None:
         parsed = urlparse(url)
         self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
+        extra = "".join(f"{header}\r\n" for header in headers)
         self.requests = [
             (
-                f"POST {parsed.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                f"POST {parsed.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{extra}"
                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
             ).encode()
             + body
@@ -223,9 +224,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--connections", type=int, default=256)
     parser.add_argument("--drain", type=float, default=5.0, help="Seconds to wait for late responses.")
+    parser.add_argument("--header", action="append", default=[], help="Extra request header ('Name: value').")
     args = parser.parse_args()
     bodies = [line.encode() for line in args.bodies.read_text().splitlines() if line.strip()]
-    generator = Generator(args.url, bodies, args.connections)
+    generator = Generator(args.url, bodies, args.connections, tuple(args.header))
     print(json.dumps(uvloop.run(generator.run(args.rate, args.duration, args.drain))))
 
 

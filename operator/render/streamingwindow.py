@@ -44,10 +44,6 @@ class Problem:
     message: str
 
 
-def subject_of(spec: StreamingWindowSpec) -> str:
-    return spec.contract.subject or f"{spec.source.topic}-value"
-
-
 def normalized_schema(text: str) -> str:
     """The schema JSON without insignificant whitespace: what is registered and fingerprinted."""
     return json.dumps(json.loads(text), separators=(",", ":"))
@@ -156,7 +152,7 @@ def job(owner: Owner, spec: StreamingWindowSpec, view: FeatureViewSpec, settings
         window=spec,
         view_name=spec.feature_view,
         view=view,
-        subject=subject_of(spec),
+        subject=spec.subject_in(owner.namespace),
         checkpoint_dir=f"{settings.checkpoint_root}/{owner.namespace}/{owner.name}",
         metrics_port=METRICS_PORT,
         dead_letter_max_ratio=settings.dead_letter_max_ratio,

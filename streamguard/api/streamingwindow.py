@@ -24,6 +24,11 @@ DEFAULT_MAX_WINDOWS_PER_EVENT = 1_000
 WINDOWS_PER_EVENT_CEILING = 100_000
 """Highest value the operator's ``max_windows_per_event`` setting accepts."""
 
+def default_subject(namespace: str, topic: str) -> str:
+    """``<namespace>.<topic>-value``: the subject of a contract that names none (owned by ``namespace``)."""
+    return f"{namespace}.{topic}-value"
+
+
 Slide = Annotated[str, duration_field(minimum=MIN_SLIDE), duration_check(minimum=MIN_SLIDE)]
 
 
@@ -31,13 +36,17 @@ class AvroContract(ApiModel):
     """The Avro schema events on the topic are written with, registered under ``subject``."""
 
     subject: str | None = Field(
-        default=None, max_length=255, description="Registry subject; default '<topic>-value'."
+        default=None,
+        max_length=255,
+        description="Registry subject; default '<namespace>.<topic>-value'. A subject another namespace's "
+        "StreamingWindow uses is refused (SchemaRegistered=False, SubjectOwnedElsewhere).",
     )
     schema_: str = Field(alias="schema", min_length=2, max_length=262144, description="Avro schema JSON.")
     deletion_policy: Literal["Delete", "Retain"] | None = Field(
         default=None,
         description="What happens to the registry subject when the StreamingWindow is deleted "
-        "(default: the operator's setting, Retain unless configured).",
+        "(default: the operator's setting, Retain unless configured). Delete is a soft delete unless the "
+        "operator is configured for hard deletes; a subject another StreamingWindow uses is kept.",
     )
 
 
@@ -172,6 +181,10 @@ class StreamingWindowSpec(ApiModel):
         },
     )
     suspend: bool = False
+
+    def subject_in(self, namespace: str) -> str:
+        """The registry subject of this window's contract when it lives in ``namespace``."""
+        return self.contract.subject or default_subject(namespace, self.source.topic)
 
     def windows_per_event(self) -> int:
         """How many windows each event is counted in: the sum of length/slide over the windows."""

@@ -24,11 +24,6 @@ class CheckResult:
     problems: list[Problem] = field(default_factory=list)
 
 
-def subject_of(spec: StreamingWindowSpec) -> str:
-    """The registry subject of a window's contract (default ``<topic>-value``)."""
-    return spec.contract.subject or f"{spec.source.topic}-value"
-
-
 def _branches(avro_type: Any) -> list[Any]:
     return avro_type if isinstance(avro_type, list) else [avro_type]
 

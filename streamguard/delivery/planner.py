@@ -10,7 +10,7 @@ from pathlib import Path
 
 from streamguard.api.streamingwindow import StreamingWindowSpec
 from streamguard.delivery import celrules, cluster, feastplan
-from streamguard.delivery.checks import cross_check, subject_of
+from streamguard.delivery.checks import cross_check
 from streamguard.delivery.compat import (
     CompatResult,
     ContractError,
@@ -67,7 +67,7 @@ def _contract(resource: Resource | None) -> tuple[str, str] | None:
         spec = StreamingWindowSpec.model_validate(resource.spec)
     except ValueError:
         return None
-    return subject_of(spec), spec.contract.schema_
+    return spec.subject_in(resource.key.namespace), spec.contract.schema_
 
 
 RegistryCheck = Callable[[str, str], CompatResult | None]

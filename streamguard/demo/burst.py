@@ -25,10 +25,10 @@ def burst_events(account: str, count: int, now_ms: int, seed: int) -> list[dict[
     return burst
 
 
-def send_burst(endpoints: Endpoints, topic: str, account: str, count: int = 20) -> list[dict[str, Any]]:
+def send_burst(endpoints: Endpoints, topic: str, subject: str, account: str, count: int = 20) -> list[dict[str, Any]]:
     from streamguard.workloads.producer.kafka import TransactionSender
 
-    sender = TransactionSender(endpoints.kafka_bootstrap, endpoints.registry_url, topic, SCHEMA.read_text())
+    sender = TransactionSender(endpoints.kafka_bootstrap, endpoints.registry_url, topic, SCHEMA.read_text(), subject)
     burst = burst_events(account, count, int(time.time() * 1000), time.time_ns() % 1_000_000)
     for event in burst:
         sender.send(event)

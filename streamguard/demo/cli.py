@@ -98,7 +98,7 @@ def burst(account: str, count: int, watch_seconds: float) -> None:
     _, endpoints = kube_for(state)
     before = live.served_vector(state.serving_url, account)
     click.echo(f"before: {json.dumps(before)}")
-    send_burst(endpoints, state.topic, account, count)
+    send_burst(endpoints, state.topic, state.subject, account, count)
     click.echo(f"sent {count} fraud transactions for {account} to {state.topic}")
     deadline = time.monotonic() + watch_seconds
     while time.monotonic() < deadline:

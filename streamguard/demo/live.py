@@ -143,13 +143,13 @@ def wait_until_live(kube: Kube, namespace: str, state: "DemoState", endpoints: E
         # batch; a burst sent from then on is read by it (the job starts at the topic's latest offsets).
         streaming = bool(vector and vector.get("txn_count_1m") is not None)
         if not pending and streaming and state.topic and burst_sent_at is None:
-            send_burst(endpoints, state.topic, _demo_account(), 5)
+            send_burst(endpoints, state.topic, state.subject, _demo_account(), 5)
             burst_sent_at = time.monotonic()
         jumped = bool(vector and (vector.get("txn_count_1m") or 0) >= 5)
         if not pending and (ready or not require_ready) and (jumped or not state.topic):
             return ready
         if burst_sent_at is not None and time.monotonic() - burst_sent_at > 30 and not jumped:
-            send_burst(endpoints, state.topic, _demo_account(), 5)
+            send_burst(endpoints, state.topic, state.subject, _demo_account(), 5)
             burst_sent_at = time.monotonic()
         if time.monotonic() - last_report > 15:
             last_report = time.monotonic()

@@ -9,6 +9,7 @@ import yaml
 
 from streamguard.api.common import GROUP
 from streamguard.api.kinds import PLURALS
+from streamguard.api.streamingwindow import StreamingWindowSpec
 from streamguard.serving.manifests import ServingDeployment
 from streamguard.serving.manifests import render as render_serving
 
@@ -48,7 +49,7 @@ def workload_identity(ns: str) -> list[Manifest]:
 
 def serving(ns: str, port: int) -> list[Manifest]:
     """One serving replica listening on ``port`` (devkubelet keeps a free port as declared)."""
-    return render_serving(ServingDeployment(namespace=ns, replicas=1, port=port, workers=1))
+    return render_serving(ServingDeployment(namespace=ns, auth_token_secret=None, replicas=1, port=port, workers=1))
 
 
 def platform(ns: str, redis_url: str, serving_port: int) -> list[Manifest]:
@@ -78,6 +79,14 @@ def isolate(docs: Iterable[Manifest], suffix: str) -> list[Manifest]:
                 contract["subject"] = f"{spec['source']['topic']}-value"
         out.append(doc)
     return out
+
+
+def subject(docs: Iterable[Manifest], namespace: str) -> str:
+    """The registry subject of the first StreamingWindow in ``namespace`` ('' without one)."""
+    for doc in docs:
+        if doc.get("kind") == "StreamingWindow":
+            return StreamingWindowSpec.model_validate(doc["spec"]).subject_in(namespace)
+    return ""
 
 
 def topics(docs: Iterable[Manifest]) -> list[str]:

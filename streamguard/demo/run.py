@@ -22,7 +22,7 @@ import yaml
 from streamguard.api.common import GROUP, VERSION
 from streamguard.api.kinds import PLURALS
 from streamguard.demo import live
-from streamguard.demo.manifests import Manifest, isolate, load_examples, platform, topics
+from streamguard.demo.manifests import Manifest, isolate, load_examples, platform, subject, topics
 from streamguard.devkubelet import NODE_NAME
 from streamguard.devkubelet.kube import Kube
 from streamguard.devstack.endpoints import Endpoints
@@ -56,6 +56,8 @@ class DemoState:
     node_name: str
     topic: str
     suffix: str = ""
+    subject: str = ""
+    """The registry subject the producer writes under: the StreamingWindow's."""
     demo_dir: str = ""
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -132,6 +134,7 @@ class Demo:
                           owns_stack=(not running) or bool(previous and previous.owns_stack),
                           serving_port=self._serving_port(previous), node_name=self.node_name,
                           topic=topics(docs)[0] if topics(docs) else "", suffix=self.suffix,
+                          subject=subject(docs, self.namespace),
                           demo_dir=str(self.demo_dir))
         state.save(self.demo_dir)
         env = {**os.environ, **endpoints.env()}
@@ -157,7 +160,7 @@ class Demo:
             progress.say(f"created jobs: {', '.join(created) or 'none (no materialization CronJobs)'}")
         if state.topic:
             with progress.step("producer", f"transaction producer on {state.topic} (10 TPS, fraud bursts)"):
-                self._start_producer(env, state.topic)
+                self._start_producer(env, state.topic, state.subject)
         with progress.step("live", "waiting until features are live"):
             serving_ready = live.wait_until_live(kube, self.namespace, state, endpoints, progress.say,
                                                  self.timeout, self.require_serving_ready)
@@ -275,8 +278,8 @@ class Demo:
             created.append(job)
         return created
 
-    def _start_producer(self, env: dict[str, str], topic: str) -> None:
-        argv = [_streamguard(), "workload", "produce", "--topic", topic, "--rate", "10",
+    def _start_producer(self, env: dict[str, str], topic: str, subject: str) -> None:
+        argv = [_streamguard(), "workload", "produce", "--topic", topic, "--subject", subject, "--rate", "10",
                 "--burst-every", str(self.burst_every)]
         launched = time.monotonic()
         self.supervisor.start(Service("producer", argv, lambda: time.monotonic() - launched > 3, env=env,

@@ -113,7 +113,11 @@ def test_watching_namespaces_binds_per_namespace(helm: Helm) -> None:
     docs = rendered(helm, "values-staging.yaml", "streamguard", "sg", "--set", "operator.watchNamespaces={a,b}")
     bindings = [d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-operator")]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["a", "b"]
-    assert not [d for d in docs if d["kind"] == "ClusterRoleBinding"]
+    # The one cluster-wide grant: listing StreamingWindows everywhere, to find which namespace owns a subject.
+    (cluster_binding,) = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
+    assert cluster_binding["roleRef"]["name"].endswith("-operator-subject-owners")
+    owners = find(docs, "ClusterRole", "-operator-subject-owners")
+    assert owners["rules"] == [{"apiGroups": ["streamguard.dev"], "resources": ["streamingwindows"], "verbs": ["list"]}]
     assert sorted(d["metadata"]["namespace"] for d in docs if d["kind"] == "KopfPeering") == ["a", "b"]
     args = container(find(docs, "Deployment", "-operator"))["args"]
     assert "--namespace=a" in args and "--namespace=b" in args and "--all-namespaces" not in args

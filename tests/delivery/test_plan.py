@@ -112,11 +112,11 @@ def test_validate_checks_contracts_against_git(cli: Cli, spine_copy: Path) -> No
     edit_window(spine_copy, add_field({"name": "mcc", "type": ["null", "string"], "default": None}))
     compatible = cli("validate", str(spine_copy), "--base", "main", env=OFFLINE)
     assert compatible.exit_code == 0, compatible.output
-    assert "ok   StreamingWindow default/card-tx: subject card-tx-value vs git main" in compatible.output
+    assert "ok   StreamingWindow default/card-tx: subject default.card-tx-value vs git main" in compatible.output
     edit_window(spine_copy, add_field({"name": "merchant_id", "type": "string"}))
     broken = cli("validate", str(spine_copy), "--base", "main", env=OFFLINE)
     assert broken.exit_code == 1
-    assert "FAIL StreamingWindow default/card-tx: subject card-tx-value vs git main" in broken.output
+    assert "FAIL StreamingWindow default/card-tx: subject default.card-tx-value vs git main" in broken.output
     assert "READER_FIELD_MISSING_DEFAULT_VALUE at .merchant_id" in broken.output
 
 

@@ -83,7 +83,7 @@ def test_a_fraud_burst_shows_in_served_window_features_within_seconds(demo: tupl
     before = live.served_vector(state.serving_url, account)
     assert before is not None
     assert not before["txn_count_1m"]
-    send_burst(stack, state.topic, account, 20)
+    send_burst(stack, state.topic, state.subject, account, 20)
     sent = time.monotonic()
     after = before
     while time.monotonic() - sent < 90:

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from streamguard.demo.manifests import isolate, load_examples, platform, topics
+from streamguard.demo.manifests import isolate, load_examples, platform, subject, topics
 from streamguard.demo.run import DemoState
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,3 +50,13 @@ def test_demo_commands_without_a_demo_say_what_to_run(tmp_path: Path) -> None:
     result = CliRunner().invoke(command, ["status"], env={"STREAMGUARD_DEMO_DIR": str(tmp_path)})
     assert result.exit_code == 1
     assert "run `streamguard demo up` first" in result.output
+
+
+def test_the_producer_subject_is_the_windows_own() -> None:
+    docs = load_examples(REPO / "examples" / "finserve")
+    assert subject(docs, "finserve") == "finserve.transactions-value"  # the example names it
+    for doc in docs:
+        if doc["kind"] == "StreamingWindow":
+            del doc["spec"]["contract"]["subject"]
+    assert subject(docs, "team-a") == "team-a.finserve.transactions-value"
+    assert subject([d for d in docs if d["kind"] != "StreamingWindow"], "team-a") == ""

@@ -5,7 +5,7 @@ Each user asks for one full FinServe vector (every feature the server serves, or
 users offer 500 and 100 users 1000 requests/s. The run fails (exit code 1) when the p99 of the
 lookups is 10 ms or more or any request failed.
 
-    streamguard serve --config features.yaml --port 8080 &
+    streamguard serve --config features.yaml --port 8080 --insecure-no-auth &
     locust -f tests/load/locustfile.py --headless -u 100 -r 25 -t 60s --host http://127.0.0.1:8080
 
 Entity ids follow the FinServe generator (``C000000``.., ``A000000``.., ``M00000``..); set

@@ -190,7 +190,7 @@ def test_the_streaming_deployment_runs_spark_in_its_image_and_writes_windows(clu
 
 def test_the_serving_deployment_is_probed_by_the_kubelet_and_answers_on_loopback(
         cluster: Cluster, streaming: Streaming, stack: Endpoints) -> None:
-    serving = ServingDeployment(namespace=cluster.namespace, image=cluster.images.main.name,
+    serving = ServingDeployment(namespace=cluster.namespace, auth_token_secret=None, image=cluster.images.main.name,
                                 image_pull_policy="Never", replicas=1, required_views=())
     objects = render_serving(serving)
     cluster.apply(*placed(objects))

@@ -35,6 +35,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from kubernetes import client
 
+from streamguard.api.streamingwindow import default_subject
 from streamguard.contracts import wire
 from streamguard.contracts.registry import SchemaRegistry
 from streamguard.demo.manifests import redis_secret, workload_identity
@@ -122,9 +123,10 @@ def servings(stack: Endpoints, cluster: Cluster, devkubelet: Kubelet) -> tuple[S
     """The workload identity and Redis Secret the operator's pods use, and two serving Deployments: one
     requires every view (the default), the other declares the test's view advisory."""
     ns = cluster.namespace
-    required = ServingDeployment(namespace=ns, name="serving-required", replicas=1, port=free_port(), workers=1)
-    advisory = ServingDeployment(namespace=ns, name="serving-advisory", replicas=1, port=free_port(), workers=1,
-                                 advisory_views=(VIEW,))
+    required = ServingDeployment(namespace=ns, auth_token_secret=None, name="serving-required", replicas=1,
+                                 port=free_port(), workers=1)
+    advisory = ServingDeployment(namespace=ns, auth_token_secret=None, name="serving-advisory", replicas=1,
+                                 port=free_port(), workers=1, advisory_views=(VIEW,))
     cluster.apply(redis_secret(ns, stack.redis_url), *workload_identity(ns), *render_serving(required),
                   *render_serving(advisory))
     urls = [cluster.wait_for(partial(_serving_url, cluster, d.name), 120, f"{d.name} serving")
@@ -256,7 +258,8 @@ def test_missing_topic_is_not_ready_and_stale_then_present_and_correct_once_crea
         # become present and correct
         admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap})
         admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])[topic].result(30)
-        sender = TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V1)
+        sender = TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V1,
+                                   default_subject(cluster.namespace, topic))
         events = [event("A1", 20, 12.5), event("A1", 12, 7.25), event("A2", 8, 100.0), event("A1", 3, 0.5)]
         for item in events:
             sender.send(item)
@@ -361,13 +364,13 @@ def test_subject_deleted_behind_the_operators_back_is_registered_again_while_not
                    stream_grace_seconds="5", unknown_schema_grace_seconds="0", dead_letter_window_seconds="15")
     suffix = uuid.uuid4().hex[:8]
     topic, project = f"composed-{suffix}", f"composed{suffix}"
-    subject = f"{topic}-value"
+    subject = default_subject(cluster.namespace, topic)
     job_log = stream_log(devkubelet, cluster)
     try:
         cluster.apply(feature_view(project, sla_s), streaming_window(topic, partitions=1))
         cluster.wait("condition=Ready", f"streamingwindow/{VIEW}", timeout=60)
         cluster.wait_for(lambda: condition_is(cluster, "StreamRunning", "True"), 300, "the job running")
-        producer = TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V2)
+        producer = TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V2, subject)
         events = [event("A1", 5, 2.5), event("A2", 4, 4.0)]
         for item in events:
             producer.send(item)
@@ -406,7 +409,7 @@ def test_subject_deleted_behind_the_operators_back_is_registered_again_while_not
         with SchemaRegistry(registry_url) as registry:
             registry.register(subject, V2)
         cluster.wait_for(lambda: condition_is(cluster, "Ready", "True"), 300, "Ready=True again")
-        again = TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V2)
+        again = TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V2, subject)
         recovered = [event("A1", 1, 16.0), event("A3", 1, 0.25)]
         for item in recovered:
             again.send(item)

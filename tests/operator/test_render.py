@@ -133,7 +133,7 @@ def test_streamingwindow_renders_job_deployment_service_and_checkpoint() -> None
     assert set(children) == {"ConfigMap", "Deployment", "Service", "PersistentVolumeClaim"}
     assert_child_conventions(objects, o, "stream")
     job = StreamJob.model_validate_json(children["ConfigMap"]["data"]["job.json"])
-    assert job.subject == "operator-tests.transactions-value"
+    assert job.subject == "fraud.operator-tests.transactions-value"
     assert job.view == fv_spec() and job.view_name == "customer-txn"
     assert job.checkpoint_dir == "/var/lib/streamguard/checkpoints/fraud/customer-txn"
     deployment = children["Deployment"]["spec"]

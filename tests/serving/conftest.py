@@ -41,6 +41,7 @@ def serving_client(stack: Endpoints, config_path: Path) -> ClientFactory:
             "redis_url": stack.redis_url,
             "config_file": str(config or config_path),
             "cache_staleness": 0.0,
+            "insecure_no_auth": True,
             **overrides,
         }
         with TestClient(create_app(Settings.model_validate(values))) as client:

@@ -269,10 +269,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(config: Path | None, redis_url: str, *extra: str) -> Iterator[str]:
+def running_server(
+    config: Path | None, redis_url: str, *extra: str, auth: tuple[str, ...] = ("--insecure-no-auth",)
+) -> Iterator[str]:
     """``streamguard serve`` as a subprocess; yields its base URL once ``/livez`` answers.
 
-    Without ``config``, ``extra`` names the source (``--from-cluster NAMESPACE --kubeconfig ...``)."""
+    Without ``config``, ``extra`` names the source (``--from-cluster NAMESPACE --kubeconfig ...``); ``auth`` is
+    said explicitly (``--auth-token-file PATH`` to test authentication)."""
     port = free_port()
     source = ["--config", str(config)] if config is not None else []
     command = [
@@ -285,6 +288,7 @@ def running_server(config: Path | None, redis_url: str, *extra: str) -> Iterator
         "127.0.0.1",
         "--port",
         str(port),
+        *auth,
         *extra,
     ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ))

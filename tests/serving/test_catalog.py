@@ -142,6 +142,21 @@ def test_cache_staleness_bound_and_size() -> None:
         TTLCache(-1)
 
 
+def test_cache_is_bounded_in_bytes_oldest_first() -> None:
+    cache = TTLCache(staleness_seconds=10.0, max_bytes=1000)
+    for index in range(5):
+        cache.put(f"key-{index}", index, now=0.0, size=300)
+    assert len(cache) == 3 and cache.size_bytes == 900
+    assert cache.get("key-1", now=1.0) == (False, None) and cache.get("key-4", now=1.0) == (True, 4)
+    cache.put("huge", "x", now=0.0, size=1001)
+    assert cache.get("huge", now=1.0) == (False, None) and cache.size_bytes == 900
+    cache.put("key-4", 4, now=0.0, size=100)  # replacing an entry frees its old size
+    assert cache.size_bytes == 700
+    assert cache.get("key-2", now=11.0) == (False, None) and cache.size_bytes == 400  # expiry frees it too
+    cache.clear()
+    assert cache.size_bytes == 0 and len(cache) == 0
+
+
 SERVED = {"customer-profile", "account-profile", "merchant-profile", WINDOW_VIEW}
 
 

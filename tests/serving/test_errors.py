@@ -95,7 +95,7 @@ def test_openapi_documents_the_lookup_shapes(serving_client: ClientFactory) -> N
     assert post["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/LookupRequest"
     }
-    assert set(post["responses"]) == {"200", "400", "413", "422", "503"}
+    assert set(post["responses"]) == {"200", "400", "401", "413", "422", "429", "503"}
     schemas = spec["components"]["schemas"]
     assert set(schemas["LookupRequest"]["properties"]) == {"features", "featureSet", "entities"}
     assert set(schemas["FeatureRow"]["properties"]) == {"values", "statuses", "eventTimestamps"}

@@ -1,10 +1,15 @@
 """The serving manifests, rendered (pure)."""
 
+from typing import Any
+
 from streamguard.serving.manifests import ServingDeployment, render
 
 
 def test_probes_security_and_rbac() -> None:
-    objects = {o["kind"]: o for o in render(ServingDeployment(namespace="serving", watch_namespace="features"))}
+    objects = {
+        o["kind"]: o
+        for o in render(ServingDeployment(namespace="serving", auth_token_secret="tokens", watch_namespace="features"))
+    }
     assert set(objects) == {"ServiceAccount", "Role", "RoleBinding", "Deployment", "Service"}
     pod = objects["Deployment"]["spec"]["template"]["spec"]
     container = pod["containers"][0]
@@ -23,7 +28,7 @@ def test_probes_security_and_rbac() -> None:
         "name": "streamguard-serving",
         "namespace": "serving",
     }
-    assert render(ServingDeployment(namespace="serving")) == render(ServingDeployment(namespace="serving"))
+    assert render(ServingDeployment("serving", "t")) == render(ServingDeployment("serving", "t"))
 
 
 def test_readiness_policy_flags() -> None:
@@ -32,6 +37,27 @@ def test_readiness_policy_flags() -> None:
         container_args: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
         return container_args
 
-    assert {"--required-views=*", "--advisory-views="} <= set(args(ServingDeployment(namespace="serving")))
-    policy = ServingDeployment(namespace="s", required_views=("customer-*", "merchant-profile"), advisory_views=("x",))
+    assert {"--required-views=*", "--advisory-views="} <= set(
+        args(ServingDeployment(namespace="serving", auth_token_secret=None))
+    )
+    policy = ServingDeployment(
+        namespace="s", auth_token_secret=None, required_views=("customer-*", "merchant-profile"), advisory_views=("x",)
+    )
     assert {"--required-views=customer-*,merchant-profile", "--advisory-views=x"} <= set(args(policy))
+
+
+def test_auth_is_a_mounted_secret_or_explicitly_off() -> None:
+    def pod(spec: ServingDeployment) -> dict[str, Any]:
+        found: dict[str, Any] = next(o for o in render(spec) if o["kind"] == "Deployment")["spec"]["template"]["spec"]
+        return found
+
+    secured = pod(ServingDeployment(namespace="s", auth_token_secret="serving-tokens"))
+    container = secured["containers"][0]
+    assert "--auth-token-file=/var/run/streamguard/serving-auth/tokens" in container["args"]
+    assert "--insecure-no-auth" not in container["args"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "auth-tokens")
+    assert mount == {"name": "auth-tokens", "mountPath": "/var/run/streamguard/serving-auth", "readOnly": True}
+    assert "subPath" not in mount, "a subPath mount never sees a rotated Secret"
+    assert {"name": "auth-tokens", "secret": {"secretName": "serving-tokens"}} in secured["volumes"]
+    insecure = pod(ServingDeployment(namespace="s", auth_token_secret=None))["containers"][0]
+    assert "--insecure-no-auth" in insecure["args"] and not any("auth-token" in a for a in insecure["args"])

@@ -66,6 +66,7 @@ def _serve(store: Store, **overrides: object) -> Iterator[TestClient]:
         "config_file": str(store.config),
         "cache_staleness": 0.0,
         "freshness_interval": TICK,
+        "insecure_no_auth": True,
         **overrides,
     }
     with TestClient(create_app(Settings.model_validate(values))) as client:

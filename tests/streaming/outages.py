@@ -201,7 +201,7 @@ class Scenario:
         path = self.tmp / "features.yaml"
         path.write_text(yaml.safe_dump_all(self._manifests(), sort_keys=False))
         settings = Settings.model_validate({"redis_url": self.stack.redis_url, "config_file": str(path),
-                                            "cache_staleness": 0.0})
+                                            "cache_staleness": 0.0, "insecure_no_auth": True})
         with TestClient(create_app(settings)) as http:
             yield http
 

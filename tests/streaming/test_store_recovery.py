@@ -140,7 +140,7 @@ def _serving(store: Store, spec: StreamingWindowSpec, features: FeatureViewSpec,
                  StreamingWindow(metadata={"name": "store"}, spec=spec).wire()]
     return Settings.model_validate({
         "redis_url": store.url, "config_file": str(write_config(tmp_path / "features.yaml", manifests)),
-        "cache_staleness": 0.0, "freshness_interval": 0.25})
+        "cache_staleness": 0.0, "freshness_interval": 0.25, "insecure_no_auth": True})
 
 
 def _served(app: TestClient, spec: StreamingWindowSpec, accounts: list[str]) -> dict[Key, tuple[str, list[Any]]]:

@@ -24,7 +24,9 @@ def _require(value: str | None, name: str, env: str) -> str:
 @click.option("--topic", required=True, help="Kafka topic (created with --partitions if missing).")
 @click.option("--schema", "schema_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=DEFAULT_SCHEMA, show_default=True, help="Avro contract the events are written with.")
-@click.option("--subject", default=None, help="Registry subject (default <topic>-value).")
+@click.option("--subject", default=None,
+              help="Registry subject: the consuming StreamingWindow's (default <namespace>.<topic>-value); "
+              "without it, <topic>-value.")
 @click.option("--bootstrap", default=None, help="Kafka bootstrap servers (default $STREAMGUARD_KAFKA_BOOTSTRAP).")
 @click.option("--registry", default=None, help="Schema registry URL (default $STREAMGUARD_REGISTRY_URL).")
 @click.option("--partitions", default=6, show_default=True, help="Partitions when creating the topic.")

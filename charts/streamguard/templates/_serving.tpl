@@ -14,5 +14,21 @@
 - --max-batch={{ .Values.serving.maxBatch }}
 - {{ printf "--required-views=%s" (join "," .Values.serving.requiredViews) | quote }}
 - {{ printf "--advisory-views=%s" (join "," .Values.serving.advisoryViews) | quote }}
+- --max-body-bytes={{ int .Values.serving.limits.maxBodyBytes }}
+- --max-entity-keys={{ int .Values.serving.limits.maxEntityKeys }}
+- --max-concurrent-lookups={{ int .Values.serving.limits.maxConcurrentLookups }}
+- --retry-after={{ int .Values.serving.limits.retryAfterSeconds }}
+- --cache-max-bytes={{ int .Values.serving.limits.cacheMaxBytes }}
+- --selection-cache-bytes={{ int .Values.serving.limits.selectionCacheBytes }}
+{{- if .Values.serving.auth.insecureNoAuth }}
+- --insecure-no-auth
+{{- else }}
+- --auth-token-file=/var/run/streamguard/serving-auth/{{ .Values.serving.auth.tokenKey }}
+{{- end }}
 - --log-level={{ .Values.serving.logLevel }}
+{{- end }}
+
+{{/* The Secret of serving's bearer tokens: the one given, or the one the chart generates. */}}
+{{- define "streamguard.servingAuthSecret" -}}
+{{- default (printf "%s-auth" (include "streamguard.servingName" .)) .Values.serving.auth.existingSecret }}
 {{- end }}
