@@ -21,6 +21,7 @@ writes the progress record (``window_layout.StreamProgress``) and the ``StreamRu
 
 import logging
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from types import FrameType
@@ -139,6 +140,7 @@ class StreamRunner:
         self._next_publish = 0.0
         self._next_recheck = 0.0
         self._waiting_logged: tuple[str, float] = ("", 0.0)
+        self._warm_up: threading.Thread | None = None
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: stopping after the current batch", signum)
@@ -246,10 +248,28 @@ class StreamRunner:
             log.warning("%s: %s", prefix, message)
             self._waiting_logged = (message, time.monotonic())
 
-    def _prepare(self) -> Start | None:
+    def _warm(self, spark: SparkSession) -> None:
+        """The first time the job has to wait for a dependency, warm Spark up meanwhile (``job.warm_up``), in
+        the background: the job goes on asking the dependency and writing its progress record."""
+        if self._warm_up is not None or self._queries:
+            return
+
+        def run() -> None:
+            began = time.monotonic()
+            try:
+                job.warm_up(spark, self.plan, self.schemas)
+            except Exception as error:  # only an optimisation: the queries start cold
+                log.info("warming Spark up failed: %s", first_line(str(error)))
+                return
+            log.info("Spark warmed up while waiting, in %.1fs", time.monotonic() - began)
+
+        self._warm_up = threading.Thread(target=run, name="warm-up", daemon=True)
+        self._warm_up.start()
+
+    def _prepare(self, spark: SparkSession) -> Start | None:
         """Wait until Kafka and Redis answer, the topic exists and the subject's schema ids are resolved
-        (each asked again every ``PROBE_S``); the start position. ``None`` when a stop was requested
-        meanwhile."""
+        (each asked again every ``PROBE_S``, Spark warming up meanwhile); the start position. ``None`` when a
+        stop was requested meanwhile."""
         while not self._stopping:
             try:
                 self.sink.client.ping()
@@ -275,6 +295,7 @@ class StreamRunner:
                 self._fail(STORE_UNAVAILABLE, f"Redis unreachable ({error}): waiting for it before starting the "
                                               "queries, no progress")
             self._log_waiting("not starting yet")
+            self._warm(spark)
             self._wait(PROBE_S)
         return None
 
@@ -428,7 +449,7 @@ class StreamRunner:
         spark = job.spark_session(f"streamguard-{self.plan.namespace}-{self.plan.name}")
         backoff = 1.0
         while not self._stopping:
-            start = self._prepare()
+            start = self._prepare(spark)
             if start is None:
                 break
             try:
