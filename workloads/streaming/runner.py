@@ -249,15 +249,17 @@ class StreamRunner:
             self._waiting_logged = (message, time.monotonic())
 
     def _warm(self, spark: SparkSession) -> None:
-        """The first time the job has to wait for a dependency, warm Spark up meanwhile (``job.warm_up``), in
-        the background: the job goes on asking the dependency and writing its progress record."""
-        if self._warm_up is not None or self._queries:
+        """When the job has to wait for a dependency before its queries ever started, warm Spark up meanwhile
+        (``job.warm_up``, once), in the background: the job goes on asking the dependency and writing its
+        progress record."""
+        if self._warm_up is not None or self._windows_start is not None:
             return
+        schemas = WriterSchemas(dict(self.schemas.readable), set(self.schemas.unknown), set(self.schemas.unreadable))
 
         def run() -> None:
             began = time.monotonic()
             try:
-                job.warm_up(spark, self.plan, self.schemas)
+                job.warm_up(spark, self.plan, schemas)
             except Exception as error:  # only an optimisation: the queries start cold
                 log.info("warming Spark up failed: %s", first_line(str(error)))
                 return
