@@ -84,6 +84,8 @@ WINDOWS, DEAD_LETTERS = "windows", "dead-letters"
 """The job's two queries."""
 DEPENDENCY_AWAY = frozenset({KAFKA_UNAVAILABLE, STORE_UNAVAILABLE, TOPIC_MISSING})
 """Query failures caused by an away dependency: the queries restart as soon as ``_prepare`` finds it back."""
+WARM_UP_GROUP = "streamguard-warm-up"
+"""Spark job group of the warm-up: cancelled when the queries start, so it never competes with their first batch."""
 SCHEMAS_SETTLED = "schema ids held for unknown are known to the registry now"
 """The outcome of a supervision that stopped the queries to decode ids the registry learned meanwhile."""
 
@@ -251,17 +253,18 @@ class StreamRunner:
     def _warm(self, spark: SparkSession) -> None:
         """When the job has to wait for a dependency before its queries ever started, warm Spark up meanwhile
         (``job.warm_up``, once), in the background: the job goes on asking the dependency and writing its
-        progress record."""
+        progress record. ``_start`` cancels what is left of it."""
         if self._warm_up is not None or self._windows_start is not None:
             return
         schemas = WriterSchemas(dict(self.schemas.readable), set(self.schemas.unknown), set(self.schemas.unreadable))
 
         def run() -> None:
             began = time.monotonic()
+            spark.sparkContext.setJobGroup(WARM_UP_GROUP, "warming up while the job waits", interruptOnCancel=True)
             try:
                 job.warm_up(spark, self.plan, schemas)
-            except Exception as error:  # only an optimisation: the queries start cold
-                log.info("warming Spark up failed: %s", first_line(str(error)))
+            except Exception as error:  # only an optimisation (or cancelled): the queries start as they are
+                log.info("warm-up ended after %.1fs: %s", time.monotonic() - began, first_line(str(error)))
                 return
             log.info("Spark warmed up while waiting, in %.1fs", time.monotonic() - began)
 
@@ -333,6 +336,8 @@ class StreamRunner:
     def _start(self, spark: SparkSession, start: Start) -> None:
         """Start the windows query unless it still runs (a failure of the dead-letter query alone leaves it
         running); the dead-letter query follows in ``_start_dead_letters``."""
+        if self._warm_up is not None and self._warm_up.is_alive():
+            spark.sparkContext.cancelJobGroup(WARM_UP_GROUP)
         if WINDOWS not in self._queries:
             self._queries[WINDOWS] = job.start_windows(spark, self.plan, self.endpoints.kafka_bootstrap, self.schemas,
                                                        self._write_windows, start.starting_timestamp_ms)
