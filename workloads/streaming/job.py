@@ -257,13 +257,19 @@ def write_dead_letters(frame: DataFrame, bootstrap: str, topic: str) -> tuple[in
         frame.unpersist()
 
 
-def warm_up(spark: SparkSession, plan: StreamPlan, schemas: WriterSchemas) -> None:
+def warm_up(spark: SparkSession, plan: StreamPlan, schemas: WriterSchemas, wanted: Callable[[], bool]) -> None:
     """Run both queries' computations once, as batches over one synthetic record that is not wire format:
     class loading, code generation and JIT of the decode, aggregation, shuffle and Arrow paths happen while the
-    job waits for a dependency, not in the first batch after its return (which the values wait for)."""
+    job waits for a dependency, not in the first batch after its return (which the values wait for). Each
+    step runs only while ``wanted()``."""
     frame = spark.createDataFrame([(None, b"warm-up", plan.topic, 0, 0, datetime.now(UTC), 0, [])], KAFKA_COLUMNS)
-    arrow_columns(windowed(checked(frame, schemas, plan), plan))
-    arrow_columns(dead_letters(checked(frame, schemas, plan)).groupBy("error").count())
+    steps: list[Callable[[], DataFrame]] = [
+        lambda: windowed(checked(frame, schemas, plan), plan),
+        lambda: dead_letters(checked(frame, schemas, plan)).groupBy("error").count(),
+    ]
+    for step in steps:
+        if wanted():
+            arrow_columns(step())
 
 
 def arrow_columns(frame: DataFrame) -> dict[str, list[Any]]:

@@ -262,11 +262,11 @@ class StreamRunner:
             began = time.monotonic()
             spark.sparkContext.setJobGroup(WARM_UP_GROUP, "warming up while the job waits", interruptOnCancel=True)
             try:
-                job.warm_up(spark, self.plan, schemas)
+                job.warm_up(spark, self.plan, schemas, lambda: self._windows_start is None)
             except Exception as error:  # only an optimisation (or cancelled): the queries start as they are
                 log.info("warm-up ended after %.1fs: %s", time.monotonic() - began, first_line(str(error)))
                 return
-            log.info("Spark warmed up while waiting, in %.1fs", time.monotonic() - began)
+            log.info("warm-up done in %.1fs", time.monotonic() - began)
 
         self._warm_up = threading.Thread(target=run, name="warm-up", daemon=True)
         self._warm_up.start()
