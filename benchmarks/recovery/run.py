@@ -13,7 +13,7 @@ provision``: Kafka, Apicurio, the Spark connector jars) and ``redis-server``. Pe
 
 The load is small and fixed (300 live events per phase over 4 accounts, two undecodable records per phase,
 the FinServe windows 1m/15s, 5m/1m, 1h/5m): the figures are the job's reaction time (retry backoff, query
-restart, one batch), not throughput. Tests assert correctness and the 30 s bound; this records the figures.
+restart, one batch), not throughput. Tests assert correctness; this records the figures.
 
     .venv/bin/python benchmarks/recovery/run.py [--outage 60]
 
