@@ -139,6 +139,10 @@ class Observation:
     progress_frozen: bool
     serving_statuses: list[str]
     serving_values: list[Any]
+    readyz_status: int
+    """Serving's ``/readyz`` answer (503: a required view is not fresh)."""
+    view_health: dict[str, Any]
+    """The view's entry in ``/readyz``: ``fresh``, ``stream_state`` (the progress record's), ``reason``."""
     heal_s: float = 0.0
     """From the dependency's return to every window exact."""
     serving_present_s: float = 0.0
@@ -289,8 +293,9 @@ class Scenario:
 
     def observe_outage(self, job: JobProcess, http: TestClient, down_since: float, reason: str) -> Observation:
         """While the dependency is away (since ``down_since``, monotonic): the condition turns ``reason``;
-        once the SLA has passed, what the progress record and serving say. Returns when the dependency has
-        been away for ``outage_s`` (or longer, when a slow job start made the observation take longer)."""
+        once the SLA has passed, what the progress record, serving's lookups and its ``/readyz`` say. Returns
+        when the dependency has been away for ``outage_s`` (or longer, when a slow job start made the
+        observation take longer)."""
         wanted = reason if self.kube is not None else "failing"
         condition = wait_for(lambda: (c := self.condition()) and c["status"] == "False" and c["reason"] == wanted
                              and c, 180, f"StreamRunning=False {reason}", job)
@@ -298,10 +303,13 @@ class Scenario:
         time.sleep(max(5.0, down_since + SLA_S + 10 - time.monotonic()))
         later = wait_for(self.record, 30, "the progress record", job)
         statuses, values, _ = self.lookup(http)
+        readyz = http.get("/readyz")
+        view = next(v for v in readyz.json()["views"] if v["view"] == self.spec.feature_view)
         time.sleep(max(0.0, down_since + self.outage_s - time.monotonic()))
         return Observation(condition=condition, state=later.state, reason=later.reason,
                            progress_frozen=later.progress_at_ms == first.progress_at_ms,
-                           serving_statuses=statuses, serving_values=values)
+                           serving_statuses=statuses, serving_values=values, readyz_status=readyz.status_code,
+                           view_health=view)
 
     def heal(self, job: JobProcess, http: TestClient, back_at: float, observed: Observation) -> Observation:
         """After the dependency's return (``back_at``, monotonic): until every window is exact, and serving

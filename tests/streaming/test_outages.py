@@ -4,8 +4,9 @@ and restarted after 60 s, each before the job starts and again mid-stream, in on
 (the scenario, shared with benchmarks/recovery/run.py, is tests/streaming/outages.py).
 
 Each outage asserts: while the dependency is away the StreamingWindow's ``StreamRunning`` condition is False
-with the dependency's reason, the progress record makes no progress and serving answers ``stale`` /
-``not_found`` (never ``present``, never zeros); after the dependency's return, with nobody stepping in, every
+with the dependency's reason, the progress record makes no progress, serving answers ``stale`` (``not_found``
+before the job's first window; never ``present``, never zeros) and its ``/readyz`` is 503 with the view not
+fresh and its stream ``failing``; after the dependency's return, with nobody stepping in, every
 (entity, window) equals the reference computation and serving is ``present`` with those values; and the
 dead-letter topic holds exactly the really undecodable records sent among the good ones.
 
@@ -32,20 +33,23 @@ from tests.streaming.support import V1
 pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
-def _truthful(seen: Observation, reason: str, words: str) -> None:
-    """During the outage: not running, with the dependency's reason; no progress; never ``present``."""
+def _truthful(seen: Observation, reason: str, words: str, served: set[str]) -> None:
+    """During the outage: not running, with the dependency's reason; no progress; serving's lookups answer
+    only ``served`` (never ``present``, never zeros) and its ``/readyz`` calls the view not fresh."""
     assert seen.condition["reason"] == reason and words in seen.condition["message"], seen.condition
     assert seen.state == "failing" and words in seen.reason, (seen.state, seen.reason)
     assert seen.progress_frozen, "progress advanced while the dependency was away"
-    assert set(seen.serving_statuses) <= {"stale", "not_found"}, seen.serving_statuses
+    assert set(seen.serving_statuses) <= served, seen.serving_statuses
     assert 0 not in seen.serving_values, seen.serving_values
+    assert seen.readyz_status == 503, seen.view_health
+    assert seen.view_health["fresh"] is False and seen.view_health["stream_state"] == "failing", seen.view_health
 
 
 def _check(outcome: Outcome, reason: str, words: str) -> None:
     """Truthful during both outages, only undecodable records dead-lettered, then healed after each return
     (``Scenario.heal`` fails the run when values are not exact within its bound)."""
-    for seen in (outcome.at_start, outcome.mid_stream):
-        _truthful(seen, reason, words)
+    _truthful(outcome.at_start, reason, words, {"stale", "not_found"})  # the job never wrote a window yet
+    _truthful(outcome.mid_stream, reason, words, {"stale"})  # the last values, marked
     assert outcome.dead_letter_problems == []
     assert outcome.job_alive
     for moment, seen in (("at start", outcome.at_start), ("mid-stream", outcome.mid_stream)):

@@ -23,6 +23,9 @@ from streamguard.workloads.streaming.plan import StreamPlan
 log = logging.getLogger(__name__)
 START_FILE = "start.json"
 TIMEOUT_S = 10.0
+ADMIN_CONFIG: dict[str, str | int] = {"reconnect.backoff.max.ms": 1000}
+"""The job's admin clients (librdkafka): reconnect to a broker at most a second apart. librdkafka's default
+backoff grows to 10 s while the broker is away, so its return would be noticed up to 10 s late."""
 
 
 class TopicMissingError(RuntimeError):
@@ -101,7 +104,7 @@ class TopicProbe:
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.topic = topic
-        self._admin = AdminClient({"bootstrap.servers": bootstrap})
+        self._admin = AdminClient({**ADMIN_CONFIG, "bootstrap.servers": bootstrap})
 
     def partitions(self) -> list[int]:
         """The topic's partitions; :class:`TopicMissingError` when it does not exist."""

@@ -1,9 +1,10 @@
 """The driver of the streaming job: starts the two queries, supervises them, never dies of bad input, and
 writes the progress record (``window_layout.StreamProgress``) and the ``StreamRunning`` condition.
 
-* Before the queries start: the topic must exist (else ``TopicMissing``, checked again with backoff), the
-  subject's schema ids are resolved (an unreachable registry: ``RegistryUnavailable``, retried), and a job
-  without a checkpoint gets its start position (``offsets.plan_start``).
+* Before the queries start: Redis must answer (else ``StoreUnavailable``), the topic must exist (else
+  ``TopicMissing``; an unreachable broker: ``KafkaUnavailable``), the subject's schema ids are resolved (an
+  unreachable registry: ``RegistryUnavailable``), each asked again every ``PROBE_S``, and a job without a
+  checkpoint gets its start position (``offsets.plan_start``).
 * A query that fails because it met a writer schema id it has not resolved yet is restarted from its
   checkpoint once the id is resolved (``schemas.SchemaResolver``: unknown ids are looked up again for a grace
   period, ``SchemaIdUnknown``, before they become dead letters). Until then nothing is committed or
@@ -11,7 +12,8 @@ writes the progress record (``window_layout.StreamProgress``) and the ``StreamRu
 * Every windows batch checks the online store's generation and re-seeds the open windows when the store lost
   them (``reseed``). A batch the store fails (out of memory: ``StoreFull``; unreachable: ``StoreUnavailable``;
   the generation ended during a re-seed: ``StoreChanged``) commits nothing and is retried with backoff.
-* Any other failure (Kafka unavailable, ...) is ``QueryFailed`` and retried with backoff, again from the
+* A query that failed because Kafka or Redis is away restarts from its checkpoint as soon as ``_prepare``
+  finds the dependency back. Any other failure is ``QueryFailed`` and retried with backoff, again from the
   checkpoint: the failed batch is replayed and its writes are idempotent.
 * While running, every poll reads the topic's end offsets (lag) and dead letters above the threshold are
   ``DeadLettering``. SIGTERM stops the queries cleanly.
@@ -19,6 +21,7 @@ writes the progress record (``window_layout.StreamProgress``) and the ``StreamRu
 
 import logging
 import signal
+import threading
 import time
 from dataclasses import dataclass
 from types import FrameType
@@ -36,6 +39,7 @@ from streamguard.workloads.streaming import job, reseed
 from streamguard.workloads.streaming.decode import WriterSchemas, unknown_ids
 from streamguard.workloads.streaming.metrics import StreamMetrics
 from streamguard.workloads.streaming.offsets import (
+    ADMIN_CONFIG,
     Start,
     TopicMissingError,
     TopicProbe,
@@ -67,8 +71,21 @@ POLL_S = 1.0
 PROGRESS_LOG_S = 30.0
 PARTITIONS_REFRESH_S = 30.0
 MAX_BACKOFF_S = 5.0
-"""Retries of an unavailable dependency are at most this far apart: the job is back within seconds of it."""
+"""Restarts after a query failed for another reason than an away dependency are at most this far apart."""
+PROBE_S = 1.0
+"""An away dependency (Kafka, the registry, Redis) is asked again this often: a cheap call (a refused
+connection answers at once; a Kafka metadata request waits at most ``offsets.TIMEOUT_S``), so the queries
+restart within about a second of its return instead of after a grown backoff."""
 RESOLVE_MAX_BACKOFF_S = 5.0
+"""An id the registry answers it does not know is asked for again at most this far apart."""
+WAITING_LOG_S = 30.0
+"""While the job waits for a dependency, the same reason is logged again at most this often."""
+WINDOWS, DEAD_LETTERS = "windows", "dead-letters"
+"""The job's two queries."""
+DEPENDENCY_AWAY = frozenset({KAFKA_UNAVAILABLE, STORE_UNAVAILABLE, TOPIC_MISSING})
+"""Query failures caused by an away dependency: the queries restart as soon as ``_prepare`` finds it back."""
+WARM_UP_GROUP = "streamguard-warm-up"
+"""Spark job group of the warm-up: cancelled when the queries start, so it never competes with their first batch."""
 SCHEMAS_SETTLED = "schema ids held for unknown are known to the registry now"
 """The outcome of a supervision that stopped the queries to decode ids the registry learned meanwhile."""
 
@@ -85,7 +102,7 @@ class Endpoints:
 
 
 def ensure_dead_letter_topic(bootstrap: str, topic: str) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({**ADMIN_CONFIG, "bootstrap.servers": bootstrap})
     future = admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic]
     try:
         future.result(timeout=30)
@@ -115,13 +132,17 @@ class StreamRunner:
         self.tracker = ProgressTracker(None, None, DeadLetterRate(plan.dead_letter_max_ratio,
                                                                   plan.dead_letter_window_ms))
         self._stopping = False
-        self._queries: list[StreamingQuery] = []
+        self._queries: dict[str, StreamingQuery] = {}
+        self._windows_start: Start | None = None
+        """The start position the running windows query was started with (the dead-letter query's too)."""
         self._partitions: list[int] = []
         self._partitions_at = 0.0
         self._subject_resolved = False
         self._last_write = ""
         self._next_publish = 0.0
         self._next_recheck = 0.0
+        self._waiting_logged: tuple[str, float] = ("", 0.0)
+        self._warm_up: threading.Thread | None = None
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: stopping after the current batch", signum)
@@ -221,12 +242,42 @@ class StreamRunner:
 
     # -- before the queries start -------------------------------------------------------------------------
 
-    def _prepare(self) -> Start | None:
-        """Wait until the topic exists and the subject's schema ids are resolved; the start position.
-        ``None`` when a stop was requested meanwhile."""
-        backoff = 1.0
+    def _log_waiting(self, prefix: str) -> None:
+        """Log why the job waits, when the reason changed or ``WAITING_LOG_S`` after it was last logged."""
+        message = self.tracker.failure.message if self.tracker.failure else ""
+        last, at = self._waiting_logged
+        if message != last or time.monotonic() - at >= WAITING_LOG_S:
+            log.warning("%s: %s", prefix, message)
+            self._waiting_logged = (message, time.monotonic())
+
+    def _warm(self, spark: SparkSession) -> None:
+        """When the job has to wait for a dependency before its queries ever started, warm Spark up meanwhile
+        (``job.warm_up``, once), in the background: the job goes on asking the dependency and writing its
+        progress record. ``_start`` cancels what is left of it."""
+        if self._warm_up is not None or self._windows_start is not None:
+            return
+        schemas = WriterSchemas(dict(self.schemas.readable), set(self.schemas.unknown), set(self.schemas.unreadable))
+
+        def run() -> None:
+            began = time.monotonic()
+            spark.sparkContext.setJobGroup(WARM_UP_GROUP, "warming up while the job waits", interruptOnCancel=True)
+            try:
+                job.warm_up(spark, self.plan, schemas, lambda: self._windows_start is None)
+            except Exception as error:  # only an optimisation (or cancelled): the queries start as they are
+                log.info("warm-up ended after %.1fs: %s", time.monotonic() - began, first_line(str(error)))
+                return
+            log.info("warm-up done in %.1fs", time.monotonic() - began)
+
+        self._warm_up = threading.Thread(target=run, name="warm-up", daemon=True)
+        self._warm_up.start()
+
+    def _prepare(self, spark: SparkSession) -> Start | None:
+        """Wait until Kafka and Redis answer, the topic exists and the subject's schema ids are resolved
+        (each asked again every ``PROBE_S``, Spark warming up meanwhile); the start position. ``None`` when a
+        stop was requested meanwhile."""
         while not self._stopping:
             try:
+                self.sink.client.ping()
                 self._partitions = self.probe.partitions()
                 self._partitions_at = time.monotonic()
                 ensure_dead_letter_topic(self.endpoints.kafka_bootstrap, self.plan.dead_letter_topic)
@@ -245,9 +296,12 @@ class StreamRunner:
                                                  f"{error} (retrying)")
             except KafkaException as error:
                 self._fail(KAFKA_UNAVAILABLE, f"Kafka unavailable: {error} (retrying)")
-            log.warning("not starting yet: %s", self.tracker.failure.message if self.tracker.failure else "")
-            self._wait(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF_S)
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                self._fail(STORE_UNAVAILABLE, f"Redis unreachable ({error}): waiting for it before starting the "
+                                              "queries, no progress")
+            self._log_waiting("not starting yet")
+            self._warm(spark)
+            self._wait(PROBE_S)
         return None
 
     def _resolve(self, ids: set[int]) -> bool:
@@ -260,6 +314,9 @@ class StreamRunner:
             except RegistryError as error:
                 self._fail(REGISTRY_UNAVAILABLE, f"resolving writer schema id(s) {sorted(ids)}: {error} "
                                                  "(retrying; nothing is dead-lettered)")
+                self._log_waiting("not restarting yet")
+                self._wait(PROBE_S)
+                continue
             else:
                 if not pending:
                     return True
@@ -269,8 +326,7 @@ class StreamRunner:
                            f"writer schema id(s) {', '.join(map(str, sorted(pending)))} unknown to the registry: "
                            f"looking again for up to {grace}s before their records go to "
                            f"{self.plan.dead_letter_topic}")
-            log.warning("%s (next look in %.0fs)", self.tracker.failure.message if self.tracker.failure else "",
-                        backoff)
+            self._log_waiting(f"next look in {backoff:.0f}s")
             self._wait(min(backoff, max(0.5, min(self.resolver.grace_left(i) for i in ids) + 0.1)))
             backoff = min(backoff * 2, RESOLVE_MAX_BACKOFF_S)
         return False
@@ -278,22 +334,36 @@ class StreamRunner:
     # -- running ------------------------------------------------------------------------------------------
 
     def _start(self, spark: SparkSession, start: Start) -> None:
-        bootstrap = self.endpoints.kafka_bootstrap
-        self._queries = [
-            job.start_windows(spark, self.plan, bootstrap, self.schemas, self._write_windows,
-                              start.starting_timestamp_ms),
-            job.start_dead_letters(spark, self.plan, bootstrap, self.schemas, self._write_dead_letters,
-                                   start.starting_timestamp_ms),
-        ]
+        """Start the windows query unless it still runs (a failure of the dead-letter query alone leaves it
+        running); the dead-letter query follows in ``_start_dead_letters``."""
+        if self._warm_up is not None and self._warm_up.is_alive():
+            spark.sparkContext.cancelJobGroup(WARM_UP_GROUP)
+        if WINDOWS not in self._queries:
+            self._queries[WINDOWS] = job.start_windows(spark, self.plan, self.endpoints.kafka_bootstrap, self.schemas,
+                                                       self._write_windows, start.starting_timestamp_ms)
+            self._windows_start = start
         self.tracker.started()
 
-    def _stop(self) -> None:
-        for query in self._queries:
+    def _start_dead_letters(self, spark: SparkSession, windows_reports: int) -> None:
+        """Start the dead-letter query once the windows query has finished a trigger since it started: the
+        first batch after a start or an outage, which the values wait for, has the cores to itself. It starts
+        from the windows query's start position (Spark ignores it once there is a checkpoint)."""
+        if DEAD_LETTERS in self._queries or not windows_reports or self._windows_start is None:
+            return
+        self._queries[DEAD_LETTERS] = job.start_dead_letters(
+            spark, self.plan, self.endpoints.kafka_bootstrap, self.schemas, self._write_dead_letters,
+            self._windows_start.starting_timestamp_ms)
+
+    def _stop(self, name: str | None = None) -> None:
+        """Stop the query ``name``, or both."""
+        for key in [name] if name is not None else list(self._queries):
+            query = self._queries.pop(key, None)
+            if query is None:
+                continue
             try:
                 query.stop()
             except Exception as error:  # a failed query (or a gone JVM) may refuse to stop
                 log.debug("stopping a query: %s", error)
-        self._queries = []
 
     def _running_message(self) -> str:
         ids = ", ".join(str(i) for i in sorted(self.schemas.readable)) or "none yet"
@@ -330,18 +400,20 @@ class StreamRunner:
                      "(replay their dead letters with `streamguard stream replay-dead-letters`)", sorted(settled))
         return bool(settled)
 
-    def _supervise(self) -> str | None:
-        """Poll until a query ends (returns its error text) or a stop is requested (returns None)."""
+    def _supervise(self, spark: SparkSession) -> tuple[str | None, str] | None:
+        """Poll until a query ends (returns which, and its error text) or a stop is requested (returns None)."""
         next_log = time.monotonic() + PROGRESS_LOG_S
         while not self._stopping:
             if self._settled_unknown():
-                return SCHEMAS_SETTLED
-            for query in self._queries:
+                return None, SCHEMAS_SETTLED
+            for name, query in self._queries.items():
                 if not query.isActive:
                     error = query.exception()
-                    return str(error) if error is not None else f"query {query.name} terminated"
-            for progress in self.metrics.observe_all(self._queries[0].recentProgress):
+                    return name, str(error) if error is not None else f"query {query.name} terminated"
+            reports = self._queries[WINDOWS].recentProgress
+            for progress in self.metrics.observe_all(reports):
                 self.tracker.on_batch(BatchReport.of(progress, self.plan.topic), now_ms())
+            self._start_dead_letters(spark, len(reports))
             self._check_end_offsets()
             self._publish()
             if time.monotonic() >= next_log and self.metrics.last_summary:
@@ -384,22 +456,26 @@ class StreamRunner:
         spark = job.spark_session(f"streamguard-{self.plan.namespace}-{self.plan.name}")
         backoff = 1.0
         while not self._stopping:
-            start = self._prepare()
+            start = self._prepare(spark)
             if start is None:
                 break
             try:
                 self._start(spark, start)
-                outcome = self._supervise()
+                ended = self._supervise(spark)
             except Exception as error:  # starting can fail while Kafka is away; retried below
-                outcome = f"{type(error).__name__}: {error}"
-            self._stop()
-            if outcome is None:
+                ended = None, f"{type(error).__name__}: {error}"
+            if ended is None:
+                self._stop()
                 break
+            query, outcome = ended
+            met = unknown_ids(outcome)
+            # A new schema id changes both queries' plans; any other failure restarts only the query that
+            # ended (the other keeps its place and goes on once the dependency is back).
+            self._stop(query if query is not None and not met else None)
             if outcome == SCHEMAS_SETTLED:
                 self.metrics.restarted("new-schema-id")
                 backoff = 1.0
                 continue
-            met = unknown_ids(outcome)
             self.resolver.forget(met & self.schemas.unknown)  # replayed dead letters of an id held for unknown
             fresh = met - set(self.schemas.known())
             if fresh:
@@ -410,12 +486,18 @@ class StreamRunner:
                     break
                 backoff = 1.0
                 continue
-            log.error("streaming query failed, restarting from the checkpoint in %.0fs: %s", backoff,
-                      first_line(outcome))
             self._failed(outcome)
             self.metrics.restarted("failure")
+            if self.tracker.failure is not None and self.tracker.failure.reason in DEPENDENCY_AWAY:
+                log.error("streaming query failed (%s), restarting from the checkpoint once it is back: %s",
+                          self.tracker.failure.reason, first_line(outcome))
+                self._wait(PROBE_S)
+                continue  # _prepare waits for the dependency, asking every PROBE_S
+            log.error("streaming query failed, restarting from the checkpoint in %.0fs: %s", backoff,
+                      first_line(outcome))
             self._wait(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
+        self._stop()
         self.tracker.fail("Stopped", f"stopped consuming {self.plan.topic}")
         self._next_publish = 0.0
         self._publish()
