@@ -17,6 +17,7 @@ WORKLOAD_ACCOUNT = "streamguard-workload"
 REDIS_SECRET = "streamguard-redis"
 DEMO_LABELS = {"app.kubernetes.io/part-of": "streamguard", "app.kubernetes.io/managed-by": "streamguard-demo"}
 DATA_VOLUME = "demo-offline-data"
+PLACEMENT_KINDS = ("MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding")
 POD_WORKDIR = "/home/streamguard"
 """The images' WORKDIR: the FeatureViews' relative ``source.path``s (``.run/data/...``) resolve under it."""
 
@@ -49,10 +50,22 @@ def workload_identity(ns: str) -> list[Manifest]:
     ]
 
 
+SERVING_STARTUP_PROBE = {"httpGet": {"path": "/livez", "port": "http"}, "periodSeconds": 5, "timeoutSeconds": 3,
+                         "failureThreshold": 60}
+"""Serving's start-up (importing Feast, pandas and the Redis client) took over 35 s on the loaded 2-core
+machine and its liveness probe (5 s delay, 3 x 10 s) restarted it in a loop: until /livez first answers
+(up to 5 minutes) the liveness probe waits. (streamguard.serving.manifests has no startup probe yet.)"""
+
+
 def serving(ns: str, image: str) -> list[Manifest]:
-    """One serving replica of the project image (already on the node: never pulled)."""
-    return render_serving(ServingDeployment(namespace=ns, image=image, image_pull_policy="Never", replicas=1,
-                                            workers=1))
+    """One serving replica of the project image (already on the node: never pulled), with a startup probe."""
+    objects = render_serving(ServingDeployment(
+        namespace=ns, image=image, image_pull_policy="Never", replicas=1, workers=1,
+        resources={"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "2", "memory": "512Mi"}}))
+    for obj in objects:
+        if obj["kind"] == "Deployment":
+            obj["spec"]["template"]["spec"]["containers"][0]["startupProbe"] = SERVING_STARTUP_PROBE
+    return objects
 
 
 def placement_policy(ns: str, data_dir: Path) -> list[Manifest]:

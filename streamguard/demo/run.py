@@ -24,7 +24,7 @@ import yaml
 from streamguard.api.common import GROUP, VERSION
 from streamguard.api.crdgen import KINDS
 from streamguard.demo import live
-from streamguard.demo.manifests import Manifest, isolate, load_examples, platform, topics
+from streamguard.demo.manifests import PLACEMENT_KINDS, Manifest, isolate, load_examples, platform, topics
 from streamguard.devkubelet.kube import Kube
 from streamguard.devstack import image
 from streamguard.devstack.endpoints import Endpoints
@@ -38,6 +38,13 @@ PROCESSES = ("producer", "serving-forward", "operator")
 """Stopped in this order."""
 STATE_FILE = "state.json"
 DEMO_ACCOUNT = "A000042"
+DEMO_REQUESTS = {
+    f"STREAMGUARD_OPERATOR_{kind}_RESOURCES": json.dumps({"requests": {"cpu": cpu, "memory": memory},
+                                                          "limits": {"memory": limit}})
+    for kind, cpu, memory, limit in (("MATERIALIZE", "100m", "512Mi", "1Gi"), ("STREAM", "250m", "1Gi", "2Gi"),
+                                     ("DRIFT", "50m", "512Mi", "1536Mi"))}
+"""CPU requests scaled down for the one 2-core node: with the operator's defaults (250m per materialization
+Job, 500m for the stream, 500m for serving) three Jobs and a rolling serving pod left the stream Pending."""
 SERVING = ServingDeployment(namespace="")
 """The serving Deployment's name and container port (streamguard.demo.manifests.serving renders it)."""
 
@@ -158,8 +165,11 @@ class Demo:
             self._data(env, progress)
         with progress.step("platform", f"namespace {self.namespace}: pod placement, Redis Secret, workload account, "
                                        "serving"):
-            self._apply(endpoints, platform(self.namespace, endpoints.pod_redis_url, images.main.name,
-                                            self.work / ".run" / "data"))
+            objects = platform(self.namespace, endpoints.pod_redis_url, images.main.name, self.work / ".run" / "data")
+            placement = [o for o in objects if o["kind"] in ("Namespace", *PLACEMENT_KINDS)]
+            self._apply(endpoints, placement)
+            await_placement(kube, self.namespace)
+            self._apply(endpoints, [o for o in objects if o not in placement])
         with progress.step("operator", "operator (streamguard operator run, on the host)"):
             self._start_operator(env, endpoints, images)
         with progress.step("apply", "kubectl apply -f examples/finserve/"):
@@ -269,8 +279,7 @@ class Demo:
         port = free_port()
         argv = [_streamguard(), "operator", "run", "--namespace", self.namespace, "--standalone",
                 "--liveness", f"http://127.0.0.1:{port}/healthz"]
-        operator_env = {**env, "STREAMGUARD_OPERATOR_PROBE_INITIAL_DELAY_SECONDS": "10",
-                        "STREAMGUARD_OPERATOR_WORKERS": "2",
+        operator_env = {**env, "STREAMGUARD_OPERATOR_WORKERS": "2", **DEMO_REQUESTS,
                         "STREAMGUARD_OPERATOR_IMAGE": images.main.name,
                         "STREAMGUARD_OPERATOR_SPARK_IMAGE": images.spark.name,
                         "STREAMGUARD_OPERATOR_IMAGE_PULL_POLICY": "Never",
@@ -348,6 +357,22 @@ class Demo:
 
     def processes(self) -> dict[str, int | None]:
         return {name: self.supervisor.running_pid(name) for name in PROCESSES}
+
+
+def await_placement(kube: Kube, namespace: str, timeout: float = 60.0) -> None:
+    """Wait until the apiserver applies the namespace's placement policy (a new policy takes effect after a
+    moment): a pod created before then would not tolerate the node and stay Pending. Checked with a
+    server-side dry run of a pod."""
+    probe = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "placement-probe-"},
+             "spec": {"containers": [{"name": "probe", "image": "probe"}]}}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pod = kube.request("POST", f"/api/v1/namespaces/{namespace}/pods", probe, query={"dryRun": "All"})
+        if (pod["spec"].get("nodeSelector") or {}).get("kubernetes.io/hostname") == NODE_NAME:
+            return
+        time.sleep(1)
+    raise RuntimeError(f"the placement policy of namespace {namespace} is not applied after {timeout:.0f}s "
+                       "(is the MutatingAdmissionPolicy admission plugin on?)")
 
 
 def reapply_as_written(kube: Kube, namespace: str, docs: list[Manifest]) -> list[str]:
