@@ -314,12 +314,34 @@ class Demo:
                 break
             time.sleep(1)
         stamp = time.strftime("%H%M%S")
+        done = self._materialized_since_data(kube)
         created = []
         for name in cronjobs:
+            if name in done:
+                self.echo(f"  reusing job {done[name]}: it materialized today's data already")
+                continue
             job = f"{name[:40]}-demo-{stamp}"
             self._kubectl(endpoints, "create", "job", job, f"--from=cronjob/{name}", "-n", self.namespace)
             created.append(job)
         return created
+
+    def _materialized_since_data(self, kube: Kube) -> dict[str, str]:
+        """CronJob -> a demo Job of it that succeeded after the sample data was last generated (an earlier
+        run's): materializing the same data again would change nothing."""
+        marker = self.data_dir / "demo-end.txt"
+        if not marker.exists():
+            return {}
+        generated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(marker.stat().st_mtime))
+        jobs = kube.request("GET", f"/apis/batch/v1/namespaces/{self.namespace}/jobs").get("items", [])
+        done = {}
+        for job in jobs:
+            manual = (job["metadata"].get("annotations") or {}).get("cronjob.kubernetes.io/instantiate") == "manual"
+            source = next((ref["name"] for ref in job["metadata"].get("ownerReferences") or []
+                           if ref.get("kind") == "CronJob"), None)
+            finished = (job.get("status") or {}).get("completionTime") or ""
+            if manual and source and "-demo-" in job["metadata"]["name"] and finished >= generated:
+                done[source] = job["metadata"]["name"]
+        return done
 
     def _start_producer(self, env: dict[str, str], topic: str) -> None:
         argv = [_streamguard(), "workload", "produce", "--topic", topic, "--rate", "10",

@@ -70,7 +70,7 @@ def test_every_workload_is_a_container_of_the_project_images_on_the_node(demo: t
     pods = kube.request("GET", f"/api/v1/namespaces/{runner.namespace}/pods").get("items", [])
     running = [p for p in pods if p["status"].get("phase") == "Running"]
     components = {p["metadata"]["labels"].get("app.kubernetes.io/component") for p in running}
-    assert {"stream", "serving", "drift"} <= components, components
+    assert {"stream", "serving", "drift-exporter", "materializer"} <= components, components
     for pod in pods:
         assert pod["spec"]["nodeName"] == node.NODE_NAME, pod["metadata"]["name"]
         for container in pod["status"].get("containerStatuses", []):
