@@ -179,7 +179,7 @@ class Demo:
                 progress.say(f"reset to the example as written (changed since an earlier run): {', '.join(reset)}")
         with progress.step("materialize", "first materialization (jobs from the CronJobs)"):
             created = self._materialize(endpoints, kube)
-            progress.say(f"created jobs: {', '.join(created) or 'none (no materialization CronJobs)'}")
+            progress.say(f"created jobs: {', '.join(created) or 'none'}")
         with progress.step("serving", f"serving on 127.0.0.1:{state.serving_port} (kubectl port-forward)"):
             self._start_serving_forward(endpoints, state.serving_port)
         if state.topic:
@@ -275,8 +275,12 @@ class Demo:
 
     def _start_operator(self, env: dict[str, str], endpoints: Endpoints, images: image.ProjectImages) -> None:
         """The operator as a host process (the chart runs it in a pod); the workloads it renders use the
-        project images already on the node and reach Kafka and the registry at the pods' addresses."""
-        port = free_port()
+        project images already on the node and reach Kafka and the registry at the pods' addresses. A running
+        operator of an earlier run is kept (probed on the port it was given)."""
+        port_file = self.demo_dir / "operator-health.port"
+        running = self.supervisor.running_pid("operator") is not None and port_file.exists()
+        port = int(port_file.read_text()) if running else free_port()
+        port_file.write_text(f"{port}\n")
         argv = [_streamguard(), "operator", "run", "--namespace", self.namespace, "--standalone",
                 "--liveness", f"http://127.0.0.1:{port}/healthz"]
         operator_env = {**env, "STREAMGUARD_OPERATOR_WORKERS": "2", **DEMO_REQUESTS,
