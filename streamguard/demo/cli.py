@@ -1,20 +1,18 @@
 """``streamguard demo``: the FinServe spine end to end on this machine (DEVELOPMENT ONLY)."""
 
 import json
+import subprocess
 import time
 from pathlib import Path
 
 import click
 
-from streamguard.devkubelet import PORTS_ANNOTATION
-from streamguard.devkubelet.cli import command as kubelet_command
-
 
 @click.group("demo")
 def command() -> None:
-    """Run the FinServe fraud-feature spine on this machine: local stack, CRDs, operator, devkubelet (a
-    development-only stand-in for a kubelet that runs pods as local processes), sample data, the FinServe
-    resources, a transaction stream with fraud bursts and the feature server."""
+    """Run the FinServe fraud-feature spine on this machine: local stack with its node (kubelet, containerd),
+    the project images, CRDs, operator, sample data, the FinServe resources (their workloads as containers
+    on the node), a transaction stream with fraud bursts and the feature server on 127.0.0.1."""
 
 
 @command.command()
@@ -36,10 +34,10 @@ def up(namespace: str, burst_every: float, timeout: float) -> None:
 
 
 @command.command()
-@click.option("--purge", is_flag=True, help="Also delete the demo namespace and the dev node (for a shared stack).")
+@click.option("--purge", is_flag=True, help="Also delete the demo namespace and its pods (for a shared stack).")
 def down(purge: bool) -> None:
-    """Stop what `demo up` started: producer, operator, devkubelet (and its pods), and the stack if the demo
-    started it."""
+    """Stop what `demo up` started: producer, serving's port-forward, operator, and the stack (its node and
+    every pod) if the demo started it. On a stack it did not start, the pods keep running unless --purge."""
     from streamguard.demo.run import Demo
 
     stopped = Demo().down(purge=purge)
@@ -48,7 +46,7 @@ def down(purge: bool) -> None:
 
 @command.command()
 def status() -> None:
-    """Processes, pods on the dev node (phase, readiness, restarts, local ports) and resource conditions."""
+    """Processes, pods on the node (phase, readiness, restarts) and resource conditions."""
     from streamguard.demo import live
     from streamguard.demo.run import Demo, kube_for, load_state
 
@@ -65,9 +63,8 @@ def status() -> None:
         statuses = (pod.get("status") or {}).get("containerStatuses") or []
         ready_count = sum(1 for s in statuses if s.get("ready"))
         restarts = sum(int(s.get("restartCount", 0)) for s in statuses)
-        ports = (pod["metadata"].get("annotations") or {}).get(PORTS_ANNOTATION, "")
         click.echo(f"  {pod['metadata']['name']:50} {pod.get('status', {}).get('phase', '?'):10} "
-                   f"ready {ready_count}/{len(statuses)} restarts {restarts} {ports}")
+                   f"ready {ready_count}/{len(statuses)} restarts {restarts} {pod['spec'].get('nodeName', '')}")
     click.echo("\nresources:")
     for plural, items in live.resources(kube, state.namespace).items():
         for item in items:
@@ -114,26 +111,19 @@ def burst(account: str, count: int, watch_seconds: float) -> None:
 @command.command()
 @click.argument("pod")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new output.")
-@click.option("--tail", default=100, show_default=True, help="Lines to show first (0: all).")
+@click.option("--tail", default=100, show_default=True, help="Lines to show first (-1: all).")
 def logs(pod: str, follow: bool, tail: int) -> None:
-    """Print a pod's output (POD may be a prefix of the pod name, e.g. account-activity-stream)."""
-    from streamguard.demo.run import load_state
+    """Print a pod's output through the apiserver (POD may be a prefix of the pod name, e.g.
+    account-activity-stream): `kubectl logs` of the newest matching pod."""
+    from streamguard.demo.run import kube_for, load_state
 
     state = load_state()
-    folder = Path(state.demo_dir) / "pods"
-    matches = sorted(folder.glob(f"{state.namespace}_{pod}*.log"))
+    kube, endpoints = kube_for(state)
+    pods = kube.request("GET", f"/api/v1/namespaces/{state.namespace}/pods").get("items", [])
+    matches = sorted((p for p in pods if p["metadata"]["name"].startswith(pod)),
+                     key=lambda p: p["metadata"]["creationTimestamp"])
     if not matches:
-        raise click.ClickException(f"no log for a pod named {pod}* in {folder}")
-    path = matches[-1]
-    with path.open(errors="replace") as stream:
-        lines = stream.readlines()
-        click.echo("".join(lines[-tail:] if tail else lines), nl=False)
-        while follow:
-            line = stream.readline()
-            if line:
-                click.echo(line, nl=False)
-            else:
-                time.sleep(0.5)
-
-
-command.add_command(kubelet_command)
+        raise click.ClickException(f"no pod named {pod}* in namespace {state.namespace}")
+    argv = [str(Path(endpoints.bin_dir) / "kubectl"), f"--kubeconfig={endpoints.kubeconfig}", "logs", "-n",
+            state.namespace, matches[-1]["metadata"]["name"], f"--tail={tail}", *(["-f"] if follow else [])]
+    raise SystemExit(subprocess.run(argv, check=False).returncode)

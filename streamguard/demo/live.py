@@ -58,7 +58,40 @@ BLOCKING_AFTER_S = 120.0
 
 
 def blocking(kube: Kube, namespace: str) -> list[str]:
-    return blockers(resources(kube, namespace))
+    """What blocks the resources (their conditions), then what blocks their pods on the node."""
+    pods = kube.request("GET", f"/api/v1/namespaces/{namespace}/pods").get("items", [])
+    return blockers(resources(kube, namespace)) + pod_blockers(pods)
+
+
+def pod_blockers(pods: list[Obj]) -> list[str]:
+    """Every pod that is neither Ready nor finished, with what keeps it: unschedulable, a container
+    waiting (``ErrImageNeverPull``, ``CrashLoopBackOff``: its last exit), or not passing its probe."""
+    found = []
+    for pod in pods:
+        status = pod.get("status") or {}
+        if status.get("phase") in ("Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp"):
+            if status.get("phase") == "Failed":
+                found.append(f"pod/{pod['metadata']['name']}: Failed {status.get('reason', '')}".strip())
+            continue
+        conditions = {c.get("type"): c for c in status.get("conditions") or []}
+        if (conditions.get("Ready") or {}).get("status") == "True":
+            continue
+        why = []
+        scheduled = conditions.get("PodScheduled") or {}
+        if scheduled.get("status") == "False":
+            why.append(f"PodScheduled=False {scheduled.get('reason', '')}: {scheduled.get('message', '')}")
+        for container in status.get("containerStatuses") or []:
+            waiting = (container.get("state") or {}).get("waiting")
+            last = (container.get("lastState") or {}).get("terminated")
+            if waiting:
+                why.append(f"{container['name']} {waiting.get('reason', 'Waiting')}: {waiting.get('message', '')}")
+            elif not container.get("ready"):
+                why.append(f"{container['name']} not ready (probe failing)")
+            if last:
+                why.append(f"last exit {last.get('exitCode')} {last.get('reason', '')}")
+        text = "; ".join(line.strip(": ") for line in why) or f"phase {status.get('phase', 'unknown')}"
+        found.append(f"pod/{pod['metadata']['name']}: {text[:240]}")
+    return found
 
 
 def blockers(found_resources: dict[str, list[Obj]]) -> list[str]:
@@ -167,7 +200,7 @@ def wait_until_live(kube: Kube, namespace: str, state: "DemoState", endpoints: E
         f"features not live after {timeout:.0f}s.\n"
         + ("".join(f"  blocked by {line}\n" for line in blockers) or "  every resource reports Ready\n")
         + f"  serving /readyz: {str(why)[:400]}\n"
-        f"See `streamguard demo status` and the logs in {state.demo_dir}/logs and {state.demo_dir}/pods")
+        f"See `streamguard demo status`, `kubectl logs -n {namespace} <pod>` and the logs in {state.demo_dir}/logs")
 
 
 def _demo_account() -> str:
@@ -195,16 +228,16 @@ FinServe features are live. Try:
 
   eval "$({sg} dev env)"               # KUBECONFIG, PATH with kubectl
   kubectl get featureviews,streamingwindows,driftmonitors -n {ns}
-  kubectl get pods -n {ns} -o wide                    # pods run on node {state.node_name} (devkubelet)
+  kubectl get pods -n {ns} -o wide                    # containers on node {state.node_name}
   kubectl logs -n {ns} deploy/streamguard-serving --tail=20
   curl -s {url}/features -H 'content-type: application/json' \\
        -d '{body}'
   curl -s {url}/readyz                                # freshness readiness
   {sg} demo burst --account {_demo_account()}   # 20 fraud transactions now; watch txn_count_1m jump
   {sg} demo status                     # processes, pods, ports, conditions
-  {sg} demo logs <pod-name> -f         # a pod's output (files in {state.demo_dir}/pods)
+  kubectl exec -n {ns} deploy/streamguard-serving -- id   # uid 10001 in a container
 
-Metrics: serving {url}/metrics; streaming job and drift exporter ports: `{sg} demo status`.
+Metrics: serving {url}/metrics; the streaming job and drift exporter: kubectl port-forward -n {ns} deploy/<name> <port>.
 Dashboard: charts/streamguard/files/grafana-dashboard.json (import into Grafana, Prometheus datasource).
 Stop everything: make demo-down   (or: {sg} demo down)
 """

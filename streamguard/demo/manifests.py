@@ -10,6 +10,7 @@ import yaml
 from streamguard.api.common import GROUP
 from streamguard.api.kinds import PLURALS
 from streamguard.api.streamingwindow import StreamingWindowSpec
+from streamguard.devstack.node import NODE_NAME, TAINT_KEY
 from streamguard.serving.manifests import ServingDeployment
 from streamguard.serving.manifests import render as render_serving
 
@@ -17,6 +18,10 @@ Manifest = dict[str, Any]
 WORKLOAD_ACCOUNT = "streamguard-workload"
 REDIS_SECRET = "streamguard-redis"
 DEMO_LABELS = {"app.kubernetes.io/part-of": "streamguard", "app.kubernetes.io/managed-by": "streamguard-demo"}
+DATA_VOLUME = "demo-offline-data"
+PLACEMENT_KINDS = ("MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding")
+POD_WORKDIR = "/home/streamguard"
+"""The images' WORKDIR: the FeatureViews' relative ``source.path``s (``.run/data/...``) resolve under it."""
 
 
 def namespace(name: str) -> Manifest:
@@ -47,13 +52,63 @@ def workload_identity(ns: str) -> list[Manifest]:
     ]
 
 
-def serving(ns: str, port: int) -> list[Manifest]:
-    """One serving replica listening on ``port`` (devkubelet keeps a free port as declared)."""
-    return render_serving(ServingDeployment(namespace=ns, auth_token_secret=None, replicas=1, port=port, workers=1))
+SERVING_STARTUP_PROBE = {"httpGet": {"path": "/livez", "port": "http"}, "periodSeconds": 5, "timeoutSeconds": 3,
+                         "failureThreshold": 60}
+"""Serving's start-up (importing Feast, pandas and the Redis client) took over 35 s on the loaded 2-core
+machine and its liveness probe (5 s delay, 3 x 10 s) restarted it in a loop: until /livez first answers
+(up to 5 minutes) the liveness probe waits. (streamguard.serving.manifests has no startup probe yet.)"""
 
 
-def platform(ns: str, redis_url: str, serving_port: int) -> list[Manifest]:
-    return [namespace(ns), redis_secret(ns, redis_url), *workload_identity(ns), *serving(ns, serving_port)]
+def serving(ns: str, image: str) -> list[Manifest]:
+    """One serving replica of the project image (already on the node: never pulled), with a startup probe."""
+    objects = render_serving(ServingDeployment(
+        namespace=ns, image=image, image_pull_policy="Never", auth_token_secret=None, replicas=1, workers=1,
+        resources={"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "2", "memory": "512Mi"}}))
+    for obj in objects:
+        if obj["kind"] == "Deployment":
+            obj["spec"]["template"]["spec"]["containers"][0]["startupProbe"] = SERVING_STARTUP_PROBE
+    return objects
+
+
+def placement_policy(ns: str, data_dir: Path) -> list[Manifest]:
+    """A MutatingAdmissionPolicy (and its binding) for the demo namespace only, DEVELOPMENT ONLY: every pod
+    created there tolerates the real node's taint and selects that node, and every container gets the
+    host folder ``data_dir`` (the sample data and offline tables) mounted read-only at
+    ``<WORKDIR>/.run/data``, where the FeatureViews' relative source paths resolve. It stands in for object
+    storage until the offline data moves there; the operator's rendering is left as a cluster would see it."""
+    name = f"streamguard-demo-{ns}"
+    toleration = f'Object.spec.tolerations{{key: "{TAINT_KEY}", operator: "Exists", effect: "NoSchedule"}}'
+    tolerate = ("has(object.spec.tolerations) ? "
+                f'[JSONPatch{{op: "add", path: "/spec/tolerations/-", value: {toleration}}}] : '
+                f'[JSONPatch{{op: "add", path: "/spec/tolerations", value: [{toleration}]}}]')
+    mount = (f'Object.spec.containers.volumeMounts{{name: "{DATA_VOLUME}", mountPath: "{POD_WORKDIR}/.run/data", '
+             "readOnly: true}")
+    node = f'{{"kubernetes.io/hostname": "{NODE_NAME}"}}'
+    select = f'[JSONPatch{{op: "add", path: "/spec/nodeSelector", value: {node}}}]'
+    host_path = f'Object.spec.volumes.hostPath{{path: "{data_dir}", type: "Directory"}}'
+    volume = f'Object.spec.volumes{{name: "{DATA_VOLUME}", hostPath: {host_path}}}'
+    place = (f"Object{{spec: Object.spec{{volumes: [{volume}], "
+             f"containers: object.spec.containers.map(c, Object.spec.containers{{name: c.name, "
+             f"volumeMounts: [{mount}]}})}}}}")
+    meta = {"name": name, "labels": DEMO_LABELS}
+    return [
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingAdmissionPolicy", "metadata": meta,
+         "spec": {"failurePolicy": "Fail", "reinvocationPolicy": "Never",
+                  "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                                          "operations": ["CREATE"], "resources": ["pods"]}]},
+                  "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression": tolerate}},
+                                {"patchType": "JSONPatch", "jsonPatch": {"expression": select}},
+                                {"patchType": "ApplyConfiguration", "applyConfiguration": {"expression": place}}]}},
+        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingAdmissionPolicyBinding",
+         "metadata": meta,
+         "spec": {"policyName": name, "matchResources": {"namespaceSelector": {"matchLabels": {
+             "kubernetes.io/metadata.name": ns}}}}},
+    ]
+
+
+def platform(ns: str, redis_url: str, image: str, data_dir: Path) -> list[Manifest]:
+    return [namespace(ns), *placement_policy(ns, data_dir), redis_secret(ns, redis_url), *workload_identity(ns),
+            *serving(ns, image)]
 
 
 def load_examples(folder: Path) -> list[Manifest]:

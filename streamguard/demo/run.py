@@ -1,8 +1,10 @@
 """``streamguard demo up``: every step from a bare machine to "features are live", timed.
 
-Processes the demo starts (operator, devkubelet, producer) are supervised like the stack's: own session,
-PID + start time recorded under ``<demo dir>/pids``, logs under ``<demo dir>/logs``; ``down`` stops only
-those, and the stack only if this demo started it.
+The operator's workloads run as containers of the project's images on the stack's real node (kubelet,
+containerd, runc). The processes the demo starts on the host (the operator, the transaction producer and
+the port-forward that brings serving to 127.0.0.1) are supervised like the stack's: own session, PID +
+start time recorded under ``<demo dir>/pids``, logs under ``<demo dir>/logs``; ``down`` stops only those,
+and the stack only if this demo started it.
 """
 
 import json
@@ -22,18 +24,29 @@ import yaml
 from streamguard.api.common import GROUP, VERSION
 from streamguard.api.kinds import PLURALS
 from streamguard.demo import live
-from streamguard.demo.manifests import Manifest, isolate, load_examples, platform, subject, topics
-from streamguard.devkubelet import NODE_NAME
+from streamguard.demo.manifests import PLACEMENT_KINDS, Manifest, isolate, load_examples, platform, subject, topics
 from streamguard.devkubelet.kube import Kube
+from streamguard.devstack import image
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.node import NODE_NAME
 from streamguard.devstack.paths import run_root
 from streamguard.devstack.stack import Stack
 from streamguard.devstack.supervisor import Service, Supervisor, free_port, port_open
+from streamguard.serving.manifests import ServingDeployment
 
-PROCESSES = ("producer", "operator", "devkubelet")
+PROCESSES = ("producer", "serving-forward", "operator")
 """Stopped in this order."""
 STATE_FILE = "state.json"
 DEMO_ACCOUNT = "A000042"
+DEMO_REQUESTS = {
+    f"STREAMGUARD_OPERATOR_{kind}_RESOURCES": json.dumps({"requests": {"cpu": cpu, "memory": memory},
+                                                          "limits": {"memory": limit}})
+    for kind, cpu, memory, limit in (("MATERIALIZE", "100m", "512Mi", "1Gi"), ("STREAM", "250m", "1Gi", "2Gi"),
+                                     ("DRIFT", "50m", "512Mi", "1536Mi"))}
+"""CPU requests scaled down for the one 2-core node: with the operator's defaults (250m per materialization
+Job, 500m for the stream, 500m for serving) three Jobs and a rolling serving pod left the stream Pending."""
+SERVING = ServingDeployment(namespace="", auth_token_secret=None)
+"""The serving Deployment's name and container port (streamguard.demo.manifests.serving renders it)."""
 
 
 def repo_root() -> Path:
@@ -122,14 +135,18 @@ class Demo:
     # ---- up ---------------------------------------------------------------------------------------
     def up(self) -> DemoState:
         progress = Progress(self.echo)
-        progress.say("StreamGuard FinServe demo (development only: pods run as local processes via devkubelet)")
+        progress.say("StreamGuard FinServe demo (development only): workloads run as containers of the project's "
+                     f"images on node {self.node_name} of the local stack")
         stack = Stack(self.stack_dir)
         running = (self.stack_dir / "endpoints.json").exists() and all(stack.status().values())
-        with progress.step("stack", "local stack (kube-apiserver, etcd, controllers, Kafka, registry, Redis)"):
+        with progress.step("stack", "local stack (kube-apiserver, controllers, scheduler, node, Kafka, registry, "
+                                    "Redis)"):
             endpoints = Endpoints.load(self.stack_dir) if running else stack.up()
+            progress.say("reusing the running stack" if running else f"started the stack in {self.stack_dir}")
         kube = Kube.from_kubeconfig(endpoints.kubeconfig)
         docs = self._resources()
         previous = self._previous_state()
+        self._say_what_is_reused(progress, kube, previous)
         state = DemoState(namespace=self.namespace, stack_dir=str(self.stack_dir),
                           owns_stack=(not running) or bool(previous and previous.owns_stack),
                           serving_port=self._serving_port(previous), node_name=self.node_name,
@@ -138,18 +155,26 @@ class Demo:
                           demo_dir=str(self.demo_dir))
         state.save(self.demo_dir)
         env = {**os.environ, **endpoints.env()}
+        with progress.step("images", "project images (built when their sources changed, imported into the node)"):
+            images = image.build()
+            imported = image.put_on_node(images, self.stack_dir)
+            progress.say(f"images {images.main.name}, {images.spark.name}: "
+                         + (f"imported {', '.join(imported)}" if imported else "already on the node"))
         with progress.step("crds", "CustomResourceDefinitions (crds/)"):
             self._kubectl(endpoints, "apply", "--server-side", "--force-conflicts", "-f", str(self.repo / "crds"))
             self._kubectl(endpoints, "wait", "--for=condition=Established", "--timeout=60s", "-f",
                           str(self.repo / "crds"))
-        with progress.step("platform", f"namespace {self.namespace}: Redis Secret, workload account, serving"):
-            self._apply(endpoints, platform(self.namespace, endpoints.redis_url, state.serving_port))
         with progress.step("data", "FinServe sample data and offline tables"):
             self._data(env, progress)
-        with progress.step("operator", "operator (streamguard operator run)"):
-            self._start_operator(env)
-        with progress.step("devkubelet", f"devkubelet: node {self.node_name} runs StreamGuard pods locally"):
-            self._start_devkubelet(env, kube)
+        with progress.step("platform", f"namespace {self.namespace}: pod placement, Redis Secret, workload account, "
+                                       "serving"):
+            objects = platform(self.namespace, endpoints.pod_redis_url, images.main.name, self.work / ".run" / "data")
+            placement = [o for o in objects if o["kind"] in ("Namespace", *PLACEMENT_KINDS)]
+            self._apply(endpoints, placement)
+            await_placement(kube, self.namespace)
+            self._apply(endpoints, [o for o in objects if o not in placement])
+        with progress.step("operator", "operator (streamguard operator run, on the host)"):
+            self._start_operator(env, endpoints, images)
         with progress.step("apply", "kubectl apply -f examples/finserve/"):
             self._apply(endpoints, docs, namespace=self.namespace)
             reset = reapply_as_written(kube, self.namespace, docs)
@@ -157,7 +182,9 @@ class Demo:
                 progress.say(f"reset to the example as written (changed since an earlier run): {', '.join(reset)}")
         with progress.step("materialize", "first materialization (jobs from the CronJobs)"):
             created = self._materialize(endpoints, kube)
-            progress.say(f"created jobs: {', '.join(created) or 'none (no materialization CronJobs)'}")
+            progress.say(f"created jobs: {', '.join(created) or 'none'}")
+        with progress.step("serving", f"serving on 127.0.0.1:{state.serving_port} (kubectl port-forward)"):
+            self._start_serving_forward(endpoints, state.serving_port)
         if state.topic:
             with progress.step("producer", f"transaction producer on {state.topic} (10 TPS, fraud bursts)"):
                 self._start_producer(env, state.topic, state.subject)
@@ -173,6 +200,19 @@ class Demo:
         self.echo(live.instructions(state, endpoints))
         return state
 
+    def _say_what_is_reused(self, progress: Progress, kube: Kube, previous: "DemoState | None") -> None:
+        """Tell whether an earlier run's state is on the machine and what becomes of it."""
+        found = live.resources(kube, self.namespace)
+        count = sum(len(items) for items in found.values())
+        if count:
+            progress.say(f"reusing namespace {self.namespace} from an earlier run ({count} StreamGuard resources): "
+                         "their specs are reset to the example as written; the stream resumes from its "
+                         "checkpoint, the online store keeps its values")
+        elif previous is not None:
+            progress.say(f"an earlier run's record is in {self.demo_dir}, its namespace is gone: starting afresh")
+        else:
+            progress.say(f"no earlier demo state: starting afresh in namespace {self.namespace}")
+
     def _previous_state(self) -> DemoState | None:
         try:
             return DemoState.load(self.demo_dir)
@@ -182,7 +222,7 @@ class Demo:
     def _serving_port(self, previous: DemoState | None) -> int:
         """8080 (or the port of the previous run) unless something else listens there."""
         if previous is not None and previous.namespace == self.namespace and (
-                not port_open(previous.serving_port) or self.supervisor.running_pid("devkubelet")):
+                not port_open(previous.serving_port) or self.supervisor.running_pid("serving-forward")):
             return previous.serving_port
         return 8080 if not port_open(8080) else free_port()
 
@@ -236,12 +276,24 @@ class Demo:
         else:
             progress.say("offline tables cached")
 
-    def _start_operator(self, env: dict[str, str]) -> None:
-        port = free_port()
+    def _start_operator(self, env: dict[str, str], endpoints: Endpoints, images: image.ProjectImages) -> None:
+        """The operator as a host process (the chart runs it in a pod); the workloads it renders use the
+        project images already on the node and reach Kafka and the registry at the pods' addresses. A running
+        operator of an earlier run is kept (probed on the port it was given)."""
+        port_file = self.demo_dir / "operator-health.port"
+        running = self.supervisor.running_pid("operator") is not None and port_file.exists()
+        port = int(port_file.read_text()) if running else free_port()
+        port_file.write_text(f"{port}\n")
         argv = [_streamguard(), "operator", "run", "--namespace", self.namespace, "--standalone",
                 "--liveness", f"http://127.0.0.1:{port}/healthz"]
-        operator_env = {**env, "STREAMGUARD_OPERATOR_PROBE_INITIAL_DELAY_SECONDS": "10",
-                        "STREAMGUARD_OPERATOR_WORKERS": "2"}
+        operator_env = {**env, "STREAMGUARD_OPERATOR_WORKERS": "2", **DEMO_REQUESTS,
+                        "STREAMGUARD_OPERATOR_IMAGE": images.main.name,
+                        "STREAMGUARD_OPERATOR_SPARK_IMAGE": images.spark.name,
+                        "STREAMGUARD_OPERATOR_IMAGE_PULL_POLICY": "Never",
+                        "STREAMGUARD_OPERATOR_KAFKA_BOOTSTRAP": endpoints.pod_kafka_bootstrap,
+                        "STREAMGUARD_OPERATOR_REGISTRY_URL": endpoints.pod_registry_url,
+                        "STREAMGUARD_OPERATOR_OPERATOR_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
+                        "STREAMGUARD_OPERATOR_OPERATOR_REGISTRY_URL": endpoints.registry_url}
 
         def healthy() -> bool:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
@@ -249,16 +301,14 @@ class Demo:
 
         self.supervisor.start(Service("operator", argv, healthy, env=operator_env, cwd=self.repo, timeout=120))
 
-    def _start_devkubelet(self, env: dict[str, str], kube: Kube) -> None:
-        argv = [_streamguard(), "demo", "kubelet", "--kubeconfig", env["KUBECONFIG"], "--run-dir",
-                str(self.demo_dir), "--node-name", self.node_name, "--namespace", self.namespace,
-                "--workdir", str(self.work)]
-
-        def registered() -> bool:
-            found = kube.get(f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.node_name}")
-            return bool(found and (found.get("spec") or {}).get("renewTime", "") >= _utc_stamp(-15))
-
-        self.supervisor.start(Service("devkubelet", argv, registered, env=env, cwd=self.repo, timeout=60))
+    def _start_serving_forward(self, endpoints: Endpoints, port: int) -> None:
+        """``kubectl port-forward`` from 127.0.0.1:``port`` to the serving Deployment, started again whenever
+        it ends (a port-forward follows one pod, which a rollout or restart replaces)."""
+        kubectl = Path(endpoints.bin_dir) / "kubectl"
+        forward = (f"{kubectl} --kubeconfig={endpoints.kubeconfig} port-forward --address 127.0.0.1 "
+                   f"-n {self.namespace} deployment/{SERVING.name} {port}:{SERVING.port}")
+        argv = ["sh", "-c", f"while true; do {forward}; sleep 1; done"]
+        self.supervisor.start(Service("serving-forward", argv, lambda: True, cwd=self.repo, timeout=10))
 
     def _materialize(self, endpoints: Endpoints, kube: Kube) -> list[str]:
         expected = live.materialized_views(kube, self.namespace)
@@ -271,12 +321,34 @@ class Demo:
                 break
             time.sleep(1)
         stamp = time.strftime("%H%M%S")
+        done = self._materialized_since_data(kube)
         created = []
         for name in cronjobs:
+            if name in done:
+                self.echo(f"  reusing job {done[name]}: it materialized today's data already")
+                continue
             job = f"{name[:40]}-demo-{stamp}"
             self._kubectl(endpoints, "create", "job", job, f"--from=cronjob/{name}", "-n", self.namespace)
             created.append(job)
         return created
+
+    def _materialized_since_data(self, kube: Kube) -> dict[str, str]:
+        """CronJob -> a demo Job of it that succeeded after the sample data was last generated (an earlier
+        run's): materializing the same data again would change nothing."""
+        marker = self.data_dir / "demo-end.txt"
+        if not marker.exists():
+            return {}
+        generated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(marker.stat().st_mtime))
+        jobs = kube.request("GET", f"/apis/batch/v1/namespaces/{self.namespace}/jobs").get("items", [])
+        done = {}
+        for job in jobs:
+            manual = (job["metadata"].get("annotations") or {}).get("cronjob.kubernetes.io/instantiate") == "manual"
+            source = next((ref["name"] for ref in job["metadata"].get("ownerReferences") or []
+                           if ref.get("kind") == "CronJob"), None)
+            finished = (job.get("status") or {}).get("completionTime") or ""
+            if manual and source and "-demo-" in job["metadata"]["name"] and finished >= generated:
+                done[source] = job["metadata"]["name"]
+        return done
 
     def _start_producer(self, env: dict[str, str], topic: str, subject: str) -> None:
         argv = [_streamguard(), "workload", "produce", "--topic", topic, "--subject", subject, "--rate", "10",
@@ -293,28 +365,43 @@ class Demo:
 
     # ---- down -------------------------------------------------------------------------------------
     def down(self, purge: bool = False) -> list[str]:
-        """Stop the demo's processes (and the stack if the demo started it). Returns what was stopped.
+        """Stop the demo's host processes, and the stack (with the node and every pod) if the demo started it.
+        Returns what was stopped.
 
-        ``purge`` first deletes the demo namespace (devkubelet still confirms its pods' deletion) and
-        afterwards the dev node, leaving nothing of the demo in a stack that keeps running."""
+        ``purge`` first deletes the demo namespace and its placement policy and waits until the node has
+        removed their pods, leaving nothing of the demo in a stack that keeps running."""
         state = self._previous_state()
-        kube: Kube | None = None
         if purge and state is not None and (Path(state.stack_dir) / "endpoints.json").exists():
             kube = Kube.from_kubeconfig(Endpoints.load(Path(state.stack_dir)).kubeconfig)
             kube.delete(f"/api/v1/namespaces/{state.namespace}")
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline and kube.request(
-                    "GET", f"/api/v1/namespaces/{state.namespace}/pods").get("items"):
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and kube.get(f"/api/v1/namespaces/{state.namespace}") is not None:
                 time.sleep(1)
+            for plural in ("mutatingadmissionpolicybindings", "mutatingadmissionpolicies"):
+                kube.delete(f"/apis/admissionregistration.k8s.io/v1/{plural}/streamguard-demo-{state.namespace}")
         stopped = [name for name in PROCESSES if self.supervisor.stop(name, grace=40.0)]
-        if kube is not None and state is not None:
-            kube.delete(f"/api/v1/nodes/{state.node_name}")
         if state is not None and state.owns_stack:
             stopped += Stack(Path(state.stack_dir)).down()
         return stopped
 
     def processes(self) -> dict[str, int | None]:
         return {name: self.supervisor.running_pid(name) for name in PROCESSES}
+
+
+def await_placement(kube: Kube, namespace: str, timeout: float = 60.0) -> None:
+    """Wait until the apiserver applies the namespace's placement policy (a new policy takes effect after a
+    moment): a pod created before then would not tolerate the node and stay Pending. Checked with a
+    server-side dry run of a pod."""
+    probe = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "placement-probe-"},
+             "spec": {"containers": [{"name": "probe", "image": "probe"}]}}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pod = kube.request("POST", f"/api/v1/namespaces/{namespace}/pods", probe, query={"dryRun": "All"})
+        if (pod["spec"].get("nodeSelector") or {}).get("kubernetes.io/hostname") == NODE_NAME:
+            return
+        time.sleep(1)
+    raise RuntimeError(f"the placement policy of namespace {namespace} is not applied after {timeout:.0f}s "
+                       "(is the MutatingAdmissionPolicy admission plugin on?)")
 
 
 def reapply_as_written(kube: Kube, namespace: str, docs: list[Manifest]) -> list[str]:

@@ -1,9 +1,12 @@
-"""The `make demo` path, headless, on the session stack: what a user would see.
+"""The `make demo` path, headless, on the session stack and its real node: what a user would see.
 
-Isolated from a demo (or another run) on the same stack: its own namespace, dev node, Feast project,
-Kafka topic and registry subject.
+Isolated from a demo (or another run) on the same stack: its own namespace (and placement policy), Feast
+project, Kafka topic and registry subject. The time from a fraud burst's production to its showing in served
+``txn_count_1m`` is measured and recorded in benchmarks/results/demo-burst.json (not asserted: it depends on
+the machine's load).
 """
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,28 +20,32 @@ from streamguard.demo.burst import send_burst
 from streamguard.demo.manifests import load_examples
 from streamguard.demo.run import Demo, DemoState
 from streamguard.devkubelet.kube import Kube
+from streamguard.devstack import node
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.image import REPOSITORY, SPARK_REPOSITORY
+from streamguard.devstack.machine import machine_facts
 from tests.polling import wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 REPO = Path(__file__).resolve().parents[2]
+BURST_RESULTS = REPO / "benchmarks" / "results" / "demo-burst.json"
 
 
 @pytest.fixture(scope="module")
 def demo(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Demo, DemoState]]:
     suffix = uuid.uuid4().hex[:6]
     runner = Demo(repo=REPO, demo_dir=tmp_path_factory.mktemp("demo"), stack_dir=Path(stack.run_dir),
-                  namespace=f"e2e-{suffix}", node_name=f"dk-e2e-{suffix}", suffix=suffix, timeout=1200,
-                  echo=print, workdir=REPO / ".run" / "e2e-work", require_serving_ready=False)
+                  namespace=f"e2e-{suffix}", suffix=suffix, timeout=1200, echo=print,
+                  workdir=REPO / ".run" / "e2e-work", require_serving_ready=False)
     try:
         yield runner, runner.up()
     finally:
         stopped = runner.down(purge=True)
-        assert set(stopped) >= {"operator", "devkubelet"}
+        assert set(stopped) >= {"operator", "serving-forward", "producer"}
         assert not any(runner.processes().values())
         kube = Kube.from_kubeconfig(stack.kubeconfig)
-        assert kube.get(f"/api/v1/nodes/{runner.node_name}") is None
+        assert kube.get(f"/api/v1/namespaces/{runner.namespace}") is None
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +62,21 @@ def test_every_resource_is_ready(demo: tuple[Demo, DemoState], kube: Kube) -> No
     assert live.not_ready(kube, runner.namespace) == []
 
 
-def test_the_stack_stays_within_the_demo_processes(demo: tuple[Demo, DemoState], kube: Kube) -> None:
+def test_every_workload_is_a_container_of_the_project_images_on_the_node(demo: tuple[Demo, DemoState],
+                                                                         kube: Kube) -> None:
     runner, state = demo
     assert all(runner.processes().values()), runner.processes()
     assert state.owns_stack is False
     pods = kube.request("GET", f"/api/v1/namespaces/{runner.namespace}/pods").get("items", [])
     running = [p for p in pods if p["status"].get("phase") == "Running"]
-    assert running and all(p["spec"]["nodeName"] == runner.node_name for p in running)
+    components = {p["metadata"]["labels"].get("app.kubernetes.io/component") for p in running}
+    assert {"stream", "serving", "drift-exporter", "materializer"} <= components, components
+    for pod in pods:
+        assert pod["spec"]["nodeName"] == node.NODE_NAME, pod["metadata"]["name"]
+        for container in pod["status"].get("containerStatuses", []):
+            # The kubelet reports the runtime's container id: a containerd container, not a host process.
+            assert container["containerID"].startswith("containerd://"), container
+            assert container["image"].split(":")[0].removeprefix("docker.io/") in (REPOSITORY, SPARK_REPOSITORY)
 
 
 def test_serving_is_ready_because_every_view_is_fresh(demo: tuple[Demo, DemoState]) -> None:
@@ -83,17 +98,31 @@ def test_a_fraud_burst_shows_in_served_window_features_within_seconds(demo: tupl
     before = live.served_vector(state.serving_url, account)
     assert before is not None
     assert not before["txn_count_1m"]
-    send_burst(stack, state.topic, state.subject, account, 20)
+    burst = send_burst(stack, state.topic, state.subject, account, 20)
     sent = time.monotonic()
     after = before
     while time.monotonic() - sent < 90:
         after = live.served_vector(state.serving_url, account) or before
         if (after["txn_count_1m"] or 0) >= 20:
             break
-        time.sleep(1)
+        time.sleep(0.2)
+    served_after = time.monotonic() - sent
     assert after["txn_count_1m"] == 20, after
-    assert after["amount_sum_1m"] >= 20 * 200.0
-    assert after["amount_max_1m"] >= 200.0
+    assert after["amount_sum_1m"] == pytest.approx(sum(event["amount"] for event in burst))
+    assert after["amount_max_1m"] == pytest.approx(max(event["amount"] for event in burst))
+    record_burst_latency(served_after)
+
+
+def record_burst_latency(seconds: float) -> None:
+    """Print the figure and write it to benchmarks/results/demo-burst.json (issue 13's goal: 10 s)."""
+    print(f"\nfraud burst produced -> served txn_count_1m: {seconds:.1f} s (goal <= 10 s)")
+    BURST_RESULTS.write_text(json.dumps({
+        "benchmark": "demo-burst", "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine_facts(),
+        "what": "tests/demo/test_e2e.py: 20 fraud transactions flushed to Kafka until serving (a container on "
+                "the real node, through kubectl port-forward) answers txn_count_1m = 20; polled every 0.2 s",
+        "burst_to_served_s": round(seconds, 1), "goal_s": 10.0, "within_goal": seconds <= 10.0,
+    }, indent=2) + "\n")
 
 
 def test_a_drift_run_is_recorded(demo: tuple[Demo, DemoState], kube: Kube) -> None:

@@ -2,8 +2,17 @@
 
 from pathlib import Path
 
-from streamguard.demo.manifests import isolate, load_examples, platform, subject, topics
+from streamguard.demo.manifests import (
+    DATA_VOLUME,
+    isolate,
+    load_examples,
+    placement_policy,
+    platform,
+    subject,
+    topics,
+)
 from streamguard.demo.run import DemoState
+from streamguard.devstack.node import NODE_NAME, TAINT_KEY
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,13 +31,13 @@ def test_isolate_renames_project_topic_and_subject_only() -> None:
 
 
 def test_platform_wires_the_redis_secret_into_serving() -> None:
-    objects = platform("finserve", "redis://127.0.0.1:6379/0", 8080)
+    objects = platform("finserve", "redis://10.244.1.1:6379/0", "localhost/streamguard:abc", Path("/data"))
     kinds = [(o["kind"], o["metadata"]["name"]) for o in objects]
     assert ("Secret", "streamguard-redis") in kinds
     assert ("ServiceAccount", "streamguard-workload") in kinds
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["ports"][0]["containerPort"] == 8080
+    assert container["image"] == "localhost/streamguard:abc" and container["imagePullPolicy"] == "Never"
     env = {e["name"]: e for e in container["env"]}
     assert env["STREAMGUARD_REDIS_URL"]["valueFrom"]["secretKeyRef"]["name"] == "streamguard-redis"
     assert deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/part-of"] == "streamguard"
@@ -60,3 +69,16 @@ def test_the_producer_subject_is_the_windows_own() -> None:
             del doc["spec"]["contract"]["subject"]
     assert subject(docs, "team-a") == "team-a.finserve.transactions-value"
     assert subject([d for d in docs if d["kind"] != "StreamingWindow"], "team-a") == ""
+
+
+def test_the_placement_policy_is_bound_to_the_demo_namespace_only() -> None:
+    policy, binding = placement_policy("finserve", Path("/work/demo/.run/data"))
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"] == "streamguard-demo-finserve"
+    assert binding["spec"]["matchResources"]["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": "finserve"}}
+    assert policy["spec"]["matchConstraints"]["resourceRules"][0]["resources"] == ["pods"]
+    expressions = " ".join(m.get("jsonPatch", m.get("applyConfiguration", {}))["expression"]
+                           for m in policy["spec"]["mutations"])
+    for needed in (TAINT_KEY, NODE_NAME, DATA_VOLUME, '"/work/demo/.run/data"', "/home/streamguard/.run/data",
+                   "readOnly: true"):
+        assert needed in expressions, needed
