@@ -120,9 +120,11 @@ def test_helm_install_then_helm_test_on_the_node(helm: Helm, kubectl: Kubectl, s
     serving = next(d["metadata"]["name"] for d in deployments if d["metadata"]["name"].endswith("-serving"))
 
     def from_serving(path: str) -> str:
-        return kubectl("exec", "-n", namespace, f"deploy/{serving}", "--", "python", "-c",
-                       f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:8080{path}').read()"
-                       ".decode())", check=False).stdout
+        """GET ``path`` from inside serving's pod, with the first token of the Secret the chart mounted."""
+        script = ("import urllib.request as u; t = open('/var/run/streamguard/serving-auth/tokens').read().split()[0]; "
+                  f"print(u.urlopen(u.Request('http://127.0.0.1:8080{path}', "
+                  "headers={'Authorization': 'Bearer ' + t})).read().decode())")
+        return kubectl("exec", "-n", namespace, f"deploy/{serving}", "--", "python", "-c", script, check=False).stdout
 
     wait_for(f"serving's catalog to hold {VIEW}",
              lambda: VIEW in json.loads(from_serving("/catalog") or "{}").get("views", {}), timeout=60, interval=2)
@@ -152,5 +154,7 @@ def test_helm_install_then_helm_test_on_the_node(helm: Helm, kubectl: Kubectl, s
     helm("uninstall", release, "-n", namespace, "--wait", "--cascade=foreground", "--timeout", "3m")
     # Helm leaves test pods to their delete policy: the failed run's is removed by hand.
     kubectl("delete", "pod", f"{release}-streamguard-smoke-test", "-n", namespace, "--wait=true")
-    assert release_objects(kubectl, namespace, release) == []
+    # Only serving's generated token Secret stays (helm.sh/resource-policy: keep): a reinstall keeps the
+    # tokens clients already hold.
+    assert release_objects(kubectl, namespace, release) == [f"secret/{release}-streamguard-serving-auth"]
     assert helm("list", "-n", namespace, "-a", "-q").stdout.strip() == ""
