@@ -23,7 +23,8 @@ from streamguard.workloads.streaming.decode import WriterSchemas
 from streamguard.workloads.streaming.plan import StreamPlan
 
 log = logging.getLogger(__name__)
-RECHECK_UNKNOWN_S = 30.0
+RECHECK_UNKNOWN_S = 5.0
+"""One GET per id held for unknown: records of an id registered again are dead-lettered for at most this long."""
 
 
 class SchemaResolver:
