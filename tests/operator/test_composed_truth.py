@@ -420,7 +420,10 @@ def test_subject_deleted_behind_the_operators_back_is_registered_again_while_not
         # batch before the restart that the job read again from its checkpoint (never the recovered ones).
         assert lost and lost <= {e["transaction_id"] for e in events + sent}, "only records of the unknown id"
         assert not lost & {e["transaction_id"] for e in recovered}, "nothing sent once the id is known again"
-        counted = [e for e in everything if e["transaction_id"] not in lost]
+        # The re-read ones were counted by the batch's first execution, whose offsets the kill left uncommitted,
+        # and are dead letters as well: a known defect (replaying them would count them twice), not a loss.
+        missing = lost & {e["transaction_id"] for e in sent}
+        counted = [e for e in everything if e["transaction_id"] not in missing]
         until_present_and_correct(required, counted, 300, job_log)
         cluster.wait_for(lambda: required.readyz()[0] == 200, 30, "the required serving Ready again")
     finally:
