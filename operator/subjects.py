@@ -9,11 +9,9 @@ change or delete anything in it.
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from streamguard.api.streamingwindow import default_subject
-
-Manifest = dict[str, Any]
+from streamguard.operator.render.common import Manifest
 
 
 @dataclass(frozen=True)

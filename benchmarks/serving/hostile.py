@@ -32,7 +32,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.serving.run import BIN, HERE, Data, machine, server  # noqa: E402
+from benchmarks.serving.run import HERE, Data, machine, serve_command, server  # noqa: E402
 from streamguard.devstack.endpoints import Endpoints  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "serving-hostile.json"
@@ -113,24 +113,9 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}/features"
         hostile_bodies = [hostile_body(data.refs, args.max_body_bytes, seed) for seed in range(8)]
         hostile_bodies.append(b"{" + b" " * args.max_body_bytes + b"}")  # over the limit: refused unread
-        command = [
-            str(BIN / "streamguard"),
-            "serve",
-            "--config",
-            str(workdir / "features.yaml"),
-            "--redis-url",
-            endpoints.redis_url,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--auth-token-file",
-            str(workdir / "tokens"),
-            "--max-body-bytes",
-            str(args.max_body_bytes),
-        ]
+        command = serve_command(workdir / "features.yaml", endpoints.redis_url, port, 1,
+                                "--auth-token-file", str(workdir / "tokens"),
+                                "--max-body-bytes", str(args.max_body_bytes))
         with server(command, f"http://127.0.0.1:{port}/livez", workdir / "serve.log") as pgid:
             idle_rss = group_rss_mib(pgid)
             peak = [idle_rss]

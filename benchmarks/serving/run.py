@@ -205,6 +205,12 @@ def group_cpu_seconds(pgid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def serve_command(config: Path, redis_url: str, port: int, workers: int, *extra: str) -> list[str]:
+    """``streamguard serve`` of ``config`` on 127.0.0.1:``port``, with ``extra`` options."""
+    return [str(BIN / "streamguard"), "serve", "--config", str(config), "--redis-url", redis_url,
+            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), *extra]
+
+
 @contextmanager
 def server(command: list[str], health_url: str, log: Path, timeout: float = 120) -> Iterator[int]:
     """Start a server process group; yield its id once ``health_url`` answers 200; stop the group
@@ -333,23 +339,9 @@ def main() -> None:
                     workdir / "feast.jsonl",
                 )
             else:
-                command = [
-                    str(BIN / "streamguard"),
-                    "serve",
-                    "--config",
-                    str(workdir / f"{name}.yaml"),
-                    "--redis-url",
-                    endpoints.redis_url,
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--workers",
-                    str(args.workers),
-                    "--cache-staleness",
-                    "0",
-                    "--insecure-no-auth",  # the benchmark measures lookups, not authentication
-                ]
+                command = serve_command(workdir / f"{name}.yaml", endpoints.redis_url, port, args.workers,
+                                        "--cache-staleness", "0",
+                                        "--insecure-no-auth")  # the benchmark measures lookups, not auth
                 url, health, body_file = (
                     f"http://127.0.0.1:{port}/features",
                     f"http://127.0.0.1:{port}/livez",
