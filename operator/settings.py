@@ -2,7 +2,8 @@
 
 Every field can be set with ``STREAMGUARD_OPERATOR_<FIELD>`` (upper case); structured fields take JSON.
 The endpoints handed to workloads default to ``STREAMGUARD_KAFKA_BOOTSTRAP`` / ``STREAMGUARD_REGISTRY_URL``.
-Credentials are never configured here by value: the Redis URL reaches pods through a ``secretKeyRef``.
+Credentials are never configured here by value: the Redis URL and the object store's keys reach pods
+through ``secretKeyRef``s.
 """
 
 import json
@@ -58,6 +59,11 @@ class OperatorSettings(BaseModel):
     )
     redis_secret_name: str = Field(default="streamguard-redis", description="Secret holding the Redis URL.")
     redis_secret_key: str = "url"
+    object_store_secret_name: str = Field(
+        default="streamguard-object-store",
+        description="Secret with the object store's endpoint, region, accessKeyId and secretAccessKey, read by "
+        "workloads whose offline data is on s3:// (a resource's secretRef overrides it).",
+    )
 
     checkpoint_root: str = "/var/lib/streamguard/checkpoints"
     checkpoint_storage: str | None = Field(

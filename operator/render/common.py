@@ -5,7 +5,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from streamguard.api.common import API_VERSION
+from streamguard import objectstore
+from streamguard.api.common import API_VERSION, SecretRef
 from streamguard.jobspec import JOB_CONFIG_DIR, JOB_CONFIG_KEY, JOB_CONFIG_PATH
 from streamguard.operator.settings import OperatorSettings, Resources
 
@@ -130,6 +131,23 @@ def redis_env(settings: OperatorSettings) -> Manifest:
         "name": "STREAMGUARD_REDIS_URL",
         "valueFrom": {"secretKeyRef": {"name": settings.redis_secret_name, "key": settings.redis_secret_key}},
     }
+
+
+def object_store_env(settings: OperatorSettings, secret: SecretRef | None, locations: list[str]) -> list[Manifest]:
+    """The object store's endpoint and keys by reference to ``secret`` (default: the operator's), when any
+    location is ``s3://``. The references are optional, so a missing Secret or key does not hold the pod
+    in ``CreateContainerConfigError``: the workload starts, reports the Secret by name in the resource's
+    conditions and exits."""
+    if not any(objectstore.is_remote(location) for location in locations):
+        return []
+    name = secret.name if secret else settings.object_store_secret_name
+    return [
+        env_value(objectstore.SECRET_NAME_ENV, name),
+        *(
+            {"name": variable, "valueFrom": {"secretKeyRef": {"name": name, "key": key, "optional": True}}}
+            for variable, key in objectstore.SECRET_KEYS.items()
+        ),
+    ]
 
 
 def container(

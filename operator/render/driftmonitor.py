@@ -13,6 +13,7 @@ from streamguard.operator.render.common import (
     metrics_port,
     metrics_probe,
     metrics_service,
+    object_store_env,
     single_pod_deployment,
     volumes,
 )
@@ -86,8 +87,9 @@ def render(
     """The desired children; the PrometheusRule only when the cluster serves that kind."""
     names = child_names(owner)
     job_json = job(owner, spec, view).model_dump_json(by_alias=True, exclude_none=True, indent=2)
+    store_env = object_store_env(settings, spec.secret_ref, [spec.reference.path, spec.current.path])
     exporter = container(
-        settings, "drift-exporter", "drift", [], settings.drift_resources, ports=metrics_port(METRICS_PORT)
+        settings, "drift-exporter", "drift", store_env, settings.drift_resources, ports=metrics_port(METRICS_PORT)
     )
     exporter["readinessProbe"] = metrics_probe("metrics", settings)
     children: list[Manifest] = [

@@ -11,6 +11,7 @@ from streamguard.operator.render.common import (
     job_config_map,
     labels,
     metadata,
+    object_store_env,
     pod_security_context,
     redis_env,
     volumes,
@@ -47,7 +48,7 @@ def render(owner: Owner, spec: FeatureViewSpec, settings: OperatorSettings) -> l
                     settings,
                     "materialize",
                     "materialize",
-                    [redis_env(settings)],
+                    [redis_env(settings), *object_store_env(settings, spec.source.secret_ref, [spec.source.path])],
                     settings.materialize_resources,
                 )
             ],

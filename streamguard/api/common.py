@@ -61,6 +61,25 @@ class SecretKeyRef(ApiModel):
     key: str = Field(min_length=1, max_length=253)
 
 
+class SecretRef(ApiModel):
+    """A Secret in the resource's namespace."""
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=253)
+
+
+OFFLINE_LOCATION_PATTERN = r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?|[^:]+)$"
+"""Where offline data is: ``s3://bucket[/prefix]`` (S3 bucket naming), or a path without a scheme, read
+from the workload's own filesystem (local development only)."""
+OFFLINE_LOCATION_DESCRIPTION = (
+    "Parquet file or folder (optionally hive-partitioned by date=YYYY-MM-DD): s3://bucket/prefix on the "
+    "object store, or a local path (development only: a pod sees only its own filesystem)."
+)
+SECRET_REF_DESCRIPTION = (
+    "Secret with the object store's endpoint, region, accessKeyId and secretAccessKey for s3:// locations "
+    "(default: the operator's object-store Secret)."
+)
+
+
 class CommonStatus(ApiModel):
     """Status fields every StreamGuard kind carries (kstatus-compatible)."""
 

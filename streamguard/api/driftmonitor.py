@@ -5,14 +5,27 @@ from typing import Literal
 
 from pydantic import Field
 
-from streamguard.api.common import IDENTIFIER_PATTERN, NAME_PATTERN, ApiModel, CommonStatus, cel, with_rules
+from streamguard.api.common import (
+    IDENTIFIER_PATTERN,
+    NAME_PATTERN,
+    OFFLINE_LOCATION_DESCRIPTION,
+    OFFLINE_LOCATION_PATTERN,
+    SECRET_REF_DESCRIPTION,
+    ApiModel,
+    CommonStatus,
+    SecretRef,
+    cel,
+    with_rules,
+)
 from streamguard.api.durations import PositiveDayDuration, PositiveDuration
 
 
 class DataSlice(ApiModel):
     """Rows of a Parquet data set, optionally limited to a time range or a trailing window."""
 
-    path: str = Field(min_length=1, max_length=4096)
+    path: str = Field(
+        min_length=1, max_length=4096, pattern=OFFLINE_LOCATION_PATTERN, description=OFFLINE_LOCATION_DESCRIPTION
+    )
     timestamp_field: str = Field(default="event_timestamp", pattern=IDENTIFIER_PATTERN)
     start: datetime | None = None
     end: datetime | None = None
@@ -46,6 +59,9 @@ class DriftMonitorSpec(ApiModel):
     )
     reference: DataSlice
     current: DataSlice
+    secret_ref: SecretRef | None = Field(
+        default=None, description="For s3:// reference and current data: " + SECRET_REF_DESCRIPTION
+    )
     thresholds: Thresholds = Field(default_factory=Thresholds)
     interval: PositiveDuration = Field(default="10m", description="Time between drift runs.")
     method: Literal["psi"] = "psi"

@@ -7,8 +7,12 @@ from pydantic import Field
 
 from streamguard.api.common import (
     IDENTIFIER_PATTERN,
+    OFFLINE_LOCATION_DESCRIPTION,
+    OFFLINE_LOCATION_PATTERN,
+    SECRET_REF_DESCRIPTION,
     ApiModel,
     CommonStatus,
+    SecretRef,
     cel,
     with_rules,
 )
@@ -39,7 +43,10 @@ class Feature(ApiModel):
 class BatchSource(ApiModel):
     """A Parquet file or directory holding the view's offline rows."""
 
-    path: str = Field(min_length=1, max_length=4096)
+    path: str = Field(
+        min_length=1, max_length=4096, pattern=OFFLINE_LOCATION_PATTERN, description=OFFLINE_LOCATION_DESCRIPTION
+    )
+    secret_ref: SecretRef | None = Field(default=None, description=SECRET_REF_DESCRIPTION)
     timestamp_field: str = Field(default="event_timestamp", pattern=IDENTIFIER_PATTERN)
     created_timestamp_field: str | None = Field(default=None, pattern=IDENTIFIER_PATTERN)
 

@@ -1,4 +1,5 @@
-"""Load one ``DataSlice`` (a Parquet file or folder, limited in time) with only the columns a run needs.
+"""Load one ``DataSlice`` (a Parquet file or folder, local or ``s3://``, limited in time) with only the
+columns a run needs.
 
 Time bounds: ``start`` inclusive, ``end`` exclusive; ``last`` keeps the trailing window
 ``(newest - last, newest]`` of what ``start``/``end`` left, where ``newest`` is the newest row's
@@ -14,8 +15,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from streamguard import objectstore
 from streamguard.api.driftmonitor import DataSlice
 from streamguard.api.durations import parse_duration
+from streamguard.objectstore import ObjectStoreError
 from streamguard.workloads.drift.errors import DriftInputError
 
 Role = Literal["reference", "current"]
@@ -26,12 +29,18 @@ _EMPTY = {"reference": "ReferenceEmpty", "current": "CurrentWindowEmpty"}
 
 def _open(data: DataSlice, role: Role) -> ds.Dataset:
     try:
-        return ds.dataset(data.path, format="parquet", partitioning="hive")
-    except FileNotFoundError:
-        raise DriftInputError(_UNAVAILABLE[role], f"spec.{role}.path", f"{data.path} does not exist") from None
+        location = objectstore.resolve(data.path)
+    except ObjectStoreError as error:
+        raise DriftInputError(_UNAVAILABLE[role], "spec.secretRef", str(error)) from None
+    try:
+        if not location.exists():
+            raise DriftInputError(_UNAVAILABLE[role], f"spec.{role}.path", f"{data.path} does not exist")
+        return ds.dataset(location.path, filesystem=location.filesystem, format="parquet", partitioning="hive")
     except (pa.ArrowInvalid, OSError) as error:
         raise DriftInputError(
-            _UNAVAILABLE[role], f"spec.{role}.path", f"{data.path} is not readable Parquet: {error}"
+            _UNAVAILABLE[role],
+            f"spec.{role}.path",
+            f"{data.path} is not readable Parquet: {location.describe_failure(error)}",
         ) from None
 
 

@@ -1,19 +1,23 @@
 """Read a FeatureView's Parquet source and pick what an incremental run writes.
 
 Row selection is Feast's (file offline store): rows with ``start <= timestamp <= end`` (both ends
-inclusive), then the latest row per entity key (by timestamp, then created timestamp).
+inclusive), then the latest row per entity key (by timestamp, then created timestamp). The source is
+a Parquet file or folder, local or ``s3://`` (:mod:`streamguard.objectstore`), optionally
+hive-partitioned by day.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
 
+from streamguard import objectstore
 from streamguard.api.featureview import FeatureViewSpec
+from streamguard.objectstore import DATE_PARTITION, Location, ObjectStoreError
 from streamguard.workloads.materialize.errors import MaterializeError
 
 _ACCEPTS: dict[str, tuple[str, ...]] = {
@@ -54,46 +58,98 @@ class Interval:
     """Newest source timestamp at or before ``end`` (the whole source, not only the interval)."""
 
 
-def source_path(spec: FeatureViewSpec, base_dir: Path) -> Path:
+def _open(view: str, spec: FeatureViewSpec, base_dir: Path) -> tuple[Location, ds.Dataset]:
     assert spec.source is not None
-    path = Path(spec.source.path)
-    return path if path.is_absolute() else base_dir / path
+    try:
+        location = objectstore.resolve(spec.source.path, base_dir)
+    except ObjectStoreError as error:
+        raise MaterializeError(view, "spec.source.secretRef", str(error), "ObjectStoreCredentials") from None
+    try:
+        if not location.exists():
+            raise MaterializeError(view, "spec.source.path", f"{location.uri} does not exist", "SourceMissing")
+        dataset = ds.dataset(location.path, filesystem=location.filesystem, format="parquet", partitioning="hive")
+    except (OSError, pa.ArrowException) as error:
+        raise MaterializeError(
+            view, "spec.source.path", f"{location.uri} is not readable Parquet: {location.describe_failure(error)}",
+            "SourceUnreadable",
+        ) from None
+    return location, dataset
 
 
-def _micros(moment: datetime) -> int:
-    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+def _date_bound(dataset: ds.Dataset, moment: datetime) -> pa.Scalar | None:
+    """``moment``'s day as the type of the dataset's :data:`~streamguard.objectstore.DATE_PARTITION`
+    column (``None`` when the dataset is not partitioned by day)."""
+    partitioning = dataset.partitioning
+    if partitioning is None or DATE_PARTITION not in partitioning.schema.names:
+        return None
+    kind = dataset.schema.field(DATE_PARTITION).type
+    day = moment.astimezone(UTC).date()
+    if pa.types.is_date(kind):
+        return pa.scalar(day, type=kind)
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return pa.scalar(day.isoformat(), type=kind)
+    return None
+
+
+def _interval_filter(dataset: ds.Dataset, ts_field: str, start: datetime | None, end: datetime) -> ds.Expression:
+    """``start <= ts <= end`` on the timestamp column (row groups are skipped by their statistics), plus
+    the same days on the date partition when there is one (whole folders are skipped)."""
+    kind = dataset.schema.field(ts_field).type
+    field = ds.field(ts_field)
+
+    def bound(moment: datetime) -> pa.Scalar:
+        if kind.tz is None:
+            return pa.scalar(moment.astimezone(UTC).replace(tzinfo=None), type=kind)
+        return pa.scalar(moment, type=kind)
+
+    expression = field <= bound(end)
+    if start is not None:
+        expression = expression & (field >= bound(start))
+    last_day = _date_bound(dataset, end)
+    if last_day is not None:
+        expression = expression & (ds.field(DATE_PARTITION) <= last_day)
+        first_day = _date_bound(dataset, start) if start is not None else None
+        if first_day is not None:
+            expression = expression & (ds.field(DATE_PARTITION) >= first_day)
+    return expression
+
+
+def _newest_before(dataset: ds.Dataset, ts_field: str, end: datetime) -> int | None:
+    """The newest timestamp at or before ``end`` in the whole dataset, streamed a batch at a time (one
+    column), so memory stays flat however long the history is."""
+    newest: int | None = None
+    scanner = dataset.scanner(columns=[ts_field], filter=_interval_filter(dataset, ts_field, None, end))
+    for batch in scanner.to_batches():
+        if batch.num_rows:
+            value = pc.max(batch.column(0).cast(pa.timestamp("us", tz="UTC"), safe=False).cast(pa.int64())).as_py()
+            if value is not None and (newest is None or value > newest):
+                newest = value
+    return newest
 
 
 def read_interval(view: str, spec: FeatureViewSpec, start: datetime, end: datetime, base_dir: Path) -> Interval:
-    """Load, check and select; every problem raises :class:`MaterializeError` before anything is written."""
+    """Load, check and select; every problem raises :class:`MaterializeError` before anything is written.
+
+    Only ``[start, end]`` is read (a dataset filter on the timestamp, date partitions pruned), so a run's
+    memory follows its interval, not the source's history."""
     if spec.source is None:
         raise MaterializeError(view, "spec.source", "the view has no batch source to materialize", "NoSource")
-    path = source_path(spec, base_dir)
-    if not path.exists():
-        raise MaterializeError(view, "spec.source.path", f"{path} does not exist", "SourceMissing")
+    location, dataset = _open(view, spec, base_dir)
     keys = [e.join_key for e in spec.entities]
     ts_field = spec.source.timestamp_field
     created = spec.source.created_timestamp_field
     columns = [*keys, ts_field, *([created] if created else []), *(f.name for f in spec.features)]
+    _check_schema(view, spec, dataset.schema)
     try:
-        schema = pq.read_schema(path) if path.is_file() else pq.ParquetDataset(path).schema
+        table = dataset.to_table(columns=columns, filter=_interval_filter(dataset, ts_field, start, end))
+        ts = table.column(ts_field).cast(pa.timestamp("us", tz="UTC"), safe=False).cast(pa.int64())
+        newest = pc.max(ts).as_py() if table.num_rows else _newest_before(dataset, ts_field, start)
     except (OSError, pa.ArrowException) as error:
         raise MaterializeError(
-            view, "spec.source.path", f"{path} is not readable Parquet: {error}", "SourceUnreadable"
-        ) from error
-    _check_schema(view, spec, schema)
-    try:
-        table = pq.read_table(path, columns=columns)
-    except (OSError, pa.ArrowException) as error:
-        raise MaterializeError(view, "spec.source.path", f"cannot read {path}: {error}", "SourceUnreadable") from error
-
-    ts = table.column(ts_field).cast(pa.timestamp("us", tz="UTC"), safe=False).cast(pa.int64())
-    lo, hi = _micros(start), _micros(end)
-    not_after_end = pc.less_equal(ts, hi)
-    newest = pc.max(pc.filter(ts, not_after_end)).as_py()
-    inside = pc.and_(pc.greater_equal(ts, lo), not_after_end)
-    table = table.set_column(table.schema.get_field_index(ts_field), ts_field, ts)
-    selected = table if pc.all(inside, skip_nulls=False).as_py() else table.filter(inside)
+            view, "spec.source.path", f"cannot read {location.uri}: {location.describe_failure(error)}",
+            "SourceUnreadable",
+        ) from None
+    selected = table.set_column(table.schema.get_field_index(ts_field), ts_field, ts)
     for key in keys:
         nulls = selected.column(key).null_count
         if nulls:
