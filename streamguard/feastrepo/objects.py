@@ -3,6 +3,7 @@
 Importing this module imports Feast (seconds): keep it out of hot paths.
 """
 
+import os
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 from feast import Entity, FeatureView, Field, FileSource, ValueType
 from feast.types import Bool, Float32, Float64, Int32, Int64, PrimitiveFeastType, String
 
+from streamguard import objectstore
 from streamguard.api.durations import parse_duration
 from streamguard.api.featureview import FeatureViewSpec
 from streamguard.feastrepo.config import MANAGED_TAG
@@ -26,12 +28,14 @@ DTYPES: dict[str, PrimitiveFeastType] = {
 _ENTITY_TYPES = {"STRING": (ValueType.STRING, String), "INT64": (ValueType.INT64, Int64)}
 
 
-def source_path(spec: FeatureViewSpec, base_dir: Path) -> Path:
-    """The view's Parquet source, relative paths taken from ``base_dir``."""
+def source_path(spec: FeatureViewSpec, base_dir: Path) -> str:
+    """The view's Parquet source: an ``s3://`` URI as is, relative local paths taken from ``base_dir``."""
     if spec.source is None:
         raise ValueError("spec.source is not set")
+    if objectstore.is_remote(spec.source.path):
+        return spec.source.path
     path = Path(spec.source.path)
-    return path if path.is_absolute() else (base_dir / path).resolve()
+    return str(path if path.is_absolute() else (base_dir / path).resolve())
 
 
 def feast_objects(views: Mapping[str, FeatureViewSpec], base_dir: Path) -> list[Any]:
@@ -61,9 +65,12 @@ def feast_objects(views: Mapping[str, FeatureViewSpec], base_dir: Path) -> list[
             )
         if spec.source is None:
             continue
+        path = source_path(spec, base_dir)
         source = FileSource(
             name=f"{name}-source",
-            path=str(source_path(spec, base_dir)),
+            path=path,
+            # Feast's file offline store reads s3:// with the AWS_* credentials of its environment.
+            s3_endpoint_override=os.environ.get(objectstore.ENDPOINT_ENV) if objectstore.is_remote(path) else None,
             timestamp_field=spec.source.timestamp_field,
             created_timestamp_column=spec.source.created_timestamp_field or "",
         )
