@@ -33,8 +33,14 @@ def _open(data: DataSlice, role: Role) -> ds.Dataset:
     except ObjectStoreError as error:
         raise DriftInputError(_UNAVAILABLE[role], "spec.secretRef", str(error)) from None
     try:
-        if not location.exists():
-            raise DriftInputError(_UNAVAILABLE[role], f"spec.{role}.path", f"{data.path} does not exist")
+        present = location.exists()
+    except OSError as error:
+        raise DriftInputError(
+            _UNAVAILABLE[role], f"spec.{role}.path", f"cannot reach {data.path}: {location.describe_failure(error)}"
+        ) from None
+    if not present:
+        raise DriftInputError(_UNAVAILABLE[role], f"spec.{role}.path", f"{data.path} does not exist")
+    try:
         return ds.dataset(location.path, filesystem=location.filesystem, format="parquet", partitioning="hive")
     except (pa.ArrowInvalid, OSError) as error:
         raise DriftInputError(

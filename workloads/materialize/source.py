@@ -65,8 +65,15 @@ def _open(view: str, spec: FeatureViewSpec, base_dir: Path) -> tuple[Location, d
     except ObjectStoreError as error:
         raise MaterializeError(view, "spec.source.secretRef", str(error), "ObjectStoreCredentials") from None
     try:
-        if not location.exists():
-            raise MaterializeError(view, "spec.source.path", f"{location.uri} does not exist", "SourceMissing")
+        present = location.exists()
+    except OSError as error:
+        raise MaterializeError(
+            view, "spec.source.path", f"cannot reach {location.uri}: {location.describe_failure(error)}",
+            "SourceUnreadable",
+        ) from None
+    if not present:
+        raise MaterializeError(view, "spec.source.path", f"{location.uri} does not exist", "SourceMissing")
+    try:
         dataset = ds.dataset(location.path, filesystem=location.filesystem, format="parquet", partitioning="hive")
     except (OSError, pa.ArrowException) as error:
         raise MaterializeError(
