@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from streamguard.devstack.paths import run_root
+from streamguard.objectstore import DEFAULT_REGION
 
 ENDPOINTS_FILE = "endpoints.json"
 
@@ -28,6 +29,14 @@ class Endpoints:
     ``kubernetes`` Service and their ServiceAccount token."""
     pod_registry_url: str = ""
     pod_redis_url: str = ""
+    s3_endpoint: str = ""
+    """The object store's S3 API (SeaweedFS), ``http://127.0.0.1:PORT``; ``pod_s3_endpoint`` as pods reach it."""
+    pod_s3_endpoint: str = ""
+    s3_bucket: str = ""
+    s3_identities: str = ""
+    """The S3 identities file SeaweedFS reads (the stack's access and secret key; mode 0600)."""
+    s3_secret: str = ""
+    """``namespace/name`` of the Secret with the object store's endpoint, region and keys."""
     versions: dict[str, str] = field(default_factory=dict)
 
     def save(self) -> Path:
@@ -52,4 +61,13 @@ class Endpoints:
             "STREAMGUARD_SPARK_JARS": ",".join(self.spark_jars),
             "STREAMGUARD_RUN_DIR": self.run_dir,
             "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+            **self.object_store_env(),
         }
+
+    def object_store_env(self) -> dict[str, str]:
+        """``AWS_*`` variables (:mod:`streamguard.objectstore`) for the stack's object store, from the host."""
+        if not self.s3_identities or not Path(self.s3_identities).is_file():
+            return {}
+        credential = json.loads(Path(self.s3_identities).read_text())["identities"][0]["credentials"][0]
+        return {"AWS_ENDPOINT_URL": self.s3_endpoint, "AWS_REGION": DEFAULT_REGION,
+                "AWS_ACCESS_KEY_ID": credential["accessKey"], "AWS_SECRET_ACCESS_KEY": credential["secretKey"]}

@@ -75,6 +75,7 @@ def artifacts() -> dict[str, Artifact]:
     cni = root / f"cni-plugins-{versions.CNI_PLUGINS}"
     pause = root / f"pause-{versions.K8S}"
     debian = root / f"debian-{versions.DEBIAN_SUITE}"
+    seaweedfs = root / f"seaweedfs-{versions.SEAWEEDFS}"
     return {
         a.name: a
         for a in (
@@ -117,6 +118,8 @@ def artifacts() -> dict[str, Artifact]:
             Artifact("debian-base", versions.DEBIAN_SUITE, debian, debian / "suite",
                      lambda d, _: [*_script("build-debian-base.sh"), versions.DEBIAN_SUITE,
                                    *debian_mirrors(versions.DEBIAN_SUITE), str(d)]),
+            Artifact("seaweedfs", versions.SEAWEEDFS, seaweedfs, seaweedfs / "weed",
+                     lambda d, _: [*_script("build-seaweedfs.sh"), versions.SEAWEEDFS, str(d)]),
         )
     }
 

@@ -10,18 +10,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from streamguard.devstack import components, node, podgateway, versions
+from streamguard.devstack import components, node, objectstore, podgateway, versions
 from streamguard.devstack.certs import ensure_kubelet_client, ensure_pki, kubeconfig
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.provision import Artifact, artifacts, ensure
 from streamguard.devstack.supervisor import Service, Supervisor, free_port
 
-RESTARTABLE = ("kafka", "apicurio-registry", "redis")
+RESTARTABLE = ("kafka", "apicurio-registry", "redis", "seaweedfs")
 SERVICES = ("etcd", "kube-apiserver", "kube-controller-manager", *node.NODE_SERVICES, "kafka", "apicurio-registry",
-            "redis")
+            "redis", "seaweedfs")
 _PORT_NAMES = ("etcd", "etcd-peer", "apiserver", "kafka", "kafka-controller", "kafka-pods", "registry",
                "registry-management", "redis", "scheduler", "kubelet", "kubelet-healthz", "kube-proxy-healthz",
-               "kube-proxy-metrics")
+               "kube-proxy-metrics", "s3", "seaweedfs-master", "seaweedfs-master-grpc", "seaweedfs-volume",
+               "seaweedfs-volume-grpc", "seaweedfs-filer", "seaweedfs-filer-grpc", "seaweedfs-s3-grpc")
 
 
 def _say(message: str) -> None:
@@ -63,6 +64,7 @@ class Stack:
             "ctr": built["containerd"].directory / "ctr",
             "actionlint": built["actionlint"].directory / "actionlint",
             "promtool": built["promtool"].directory / "promtool",
+            "weed": built["seaweedfs"].directory / "weed",
         }
         for name, target in targets.items():
             link = self.bin_dir / name
@@ -96,7 +98,11 @@ class Stack:
         podgateway.apply(layout, pod_forwards(ports, pod_address))
         _say(f"[stack] starting in {self.run_dir}: kubernetes {versions.K8S}, containerd {versions.CONTAINERD}, "
              f"etcd {versions.ETCD}, "
-             f"kafka {versions.KAFKA}, apicurio {versions.APICURIO}, redis {_redis_version()}")
+             f"kafka {versions.KAFKA}, apicurio {versions.APICURIO}, redis {_redis_version()}, "
+             f"seaweedfs {versions.SEAWEEDFS}")
+        identity, _ = objectstore.ensure_identity(self.run_dir / "seaweedfs")
+        s3_endpoint = f"http://127.0.0.1:{ports['s3']}"
+        pod_s3_endpoint = f"http://{pod_address}:{ports['s3']}"
 
         def control_plane() -> None:
             self._start(components.etcd(built["etcd"], self.run_dir / "etcd", ports["etcd"], ports["etcd-peer"]))
@@ -105,6 +111,11 @@ class Stack:
             self._start(components.kube_controller_manager(built["kubernetes"], pki, self.kubeconfig, kubectl))
             node.start(self._start, self.supervisor, layout, built, pki, apiserver, ports,
                        kubectl, self.kubeconfig, components.python_bin() / "python")
+            object_store_secret(kubectl, self.kubeconfig, identity, pod_s3_endpoint)
+
+        def object_store() -> None:
+            self._start(self._data_service("seaweedfs", built, ports))
+            objectstore.ensure_bucket(identity, s3_endpoint)
 
         def registry() -> None:
             self._start(self._data_service("apicurio-registry", built, ports))
@@ -115,6 +126,7 @@ class Stack:
             lambda: self._start(self._data_service("kafka", built, ports)),
             registry,
             lambda: self._start(self._data_service("redis", built, ports)),
+            object_store,
         ]
         with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
             for future in [pool.submit(task) for task in tasks]:
@@ -132,9 +144,14 @@ class Stack:
             pod_kafka_bootstrap=f"{pod_address}:{ports['kafka-pods']}",
             pod_registry_url=_registry_url(ports, pod_address),
             pod_redis_url=f"redis://{pod_address}:{ports['redis']}/0",
+            s3_endpoint=s3_endpoint,
+            pod_s3_endpoint=pod_s3_endpoint,
+            s3_bucket=objectstore.BUCKET,
+            s3_identities=str(self.run_dir / "seaweedfs" / "s3-identities.json"),
+            s3_secret=f"{objectstore.NAMESPACE}/{objectstore.SECRET_NAME}",
             versions={"kubernetes": versions.K8S, "containerd": versions.CONTAINERD, "etcd": versions.ETCD,
                       "kafka": versions.KAFKA, "apicurio": versions.APICURIO, "redis": _redis_version(),
-                      "helm": versions.HELM, "spark": versions.SPARK},
+                      "helm": versions.HELM, "spark": versions.SPARK, "seaweedfs": versions.SEAWEEDFS},
         )
         endpoints.save()
         _say(f"[stack] ready in {time.monotonic() - started:.1f}s; endpoints: {self.run_dir / 'endpoints.json'}")
@@ -157,10 +174,14 @@ class Stack:
                                        ports["registry-management"])
         if name == "redis":
             return components.redis(self.run_dir / "redis", ports["redis"])
+        if name == "seaweedfs":
+            work = self.run_dir / "seaweedfs"
+            return objectstore.seaweedfs(built["seaweedfs"], work, ports, objectstore.ensure_identity(work)[1])
         raise ValueError(f"cannot restart {name!r}; restartable: {', '.join(RESTARTABLE)}")
 
     def restart(self, name: str) -> None:
-        """Stop and start one data service (``kafka``, ``apicurio-registry``, ``redis``) on its port and data."""
+        """Stop and start one data service (``kafka``, ``apicurio-registry``, ``redis``, ``seaweedfs``) on its
+        port and data."""
         ports = self._ports()
         service = self._data_service(name, artifacts(), ports)
         self.supervisor.stop(name)
@@ -197,7 +218,21 @@ def pod_forwards(ports: dict[str, int], pod_address: str) -> list[podgateway.For
         podgateway.Forward("kafka", pod_address, ports["kafka-pods"], ports["kafka-pods"]),
         podgateway.Forward("apicurio-registry", pod_address, ports["registry"], ports["registry"]),
         podgateway.Forward("redis", pod_address, ports["redis"], ports["redis"]),
+        podgateway.Forward("seaweedfs-s3", pod_address, ports["s3"], ports["s3"]),
     ]
+
+
+def object_store_secret(kubectl: Path, kubeconfig: Path, identity: objectstore.S3Identity, endpoint: str) -> None:
+    """The object store's Secret in the stack's namespace (applied on every ``up``: it follows the port)."""
+    documents = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": objectstore.NAMESPACE}},
+        objectstore.secret_manifest(objectstore.NAMESPACE, identity, endpoint),
+    ]
+    result = subprocess.run([str(kubectl), f"--kubeconfig={kubeconfig}", "apply", "-f", "-"],
+                            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": documents}),
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"creating the object store's Secret failed: {result.stderr.strip()}")
 
 
 def _redis_version() -> str:

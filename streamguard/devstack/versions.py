@@ -17,6 +17,8 @@ DEBIAN_SUITE = "bookworm"
 """The image base: Debian bookworm (its python3 is 3.11, the project's Python)."""
 KAFKA = "4.1.2"
 APICURIO = "3.3.3"
+SEAWEEDFS = "v0.0.0-20261109003541-7506e5f91cd6"
+"""The Go module pseudo-version of SeaweedFS (the stack's S3-compatible object store)."""
 SPARK = "4.2.0"
 """Must equal the pinned ``pyspark``: the Kafka and Avro connector jars are built per Spark release."""
 SPARK_CONNECTOR_ARTIFACTS = (

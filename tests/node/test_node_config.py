@@ -124,17 +124,17 @@ def test_an_images_file_list_applies_each_layers_whiteouts(tmp_path: Path) -> No
 
 def test_pods_reach_the_stack_only_through_its_own_forwards(tmp_path: Path) -> None:
     layout = node.NodeLayout(tmp_path)
-    ports = {"apiserver": 6443, "kafka-pods": 9093, "registry": 8081, "redis": 6379}
+    ports = {"apiserver": 6443, "kafka-pods": 9093, "registry": 8081, "redis": 6379, "s3": 8333}
     forwards = pod_forwards(ports, "10.244.1.1")
     assert [(f.address, f.port, f.target_port) for f in forwards] == [
         (node.KUBERNETES_SERVICE_IP, 443, 6443), ("10.244.1.1", 9093, 9093), ("10.244.1.1", 8081, 8081),
-        ("10.244.1.1", 6379, 6379)]
+        ("10.244.1.1", 6379, 6379), ("10.244.1.1", 8333, 8333)]
     nat, guard = podgateway.chains(layout)
     assert len(nat) <= 28 and len(guard) <= 28
     commands = podgateway.install_commands(layout, forwards)
     dnat = [c for c in commands if "--to-destination" in c]
     # Every rewrite goes to loopback and is in this stack's chain; only hooks from its bridge lead there.
-    assert all(c[4] == nat and c[-1].startswith("127.0.0.1:") for c in dnat) and len(dnat) == 4
+    assert all(c[4] == nat and c[-1].startswith("127.0.0.1:") for c in dnat) and len(dnat) == 5
     assert [rule for _, _, rule in podgateway.hooks(layout)] == [
         ["-i", layout.bridge, "-j", nat], ["-i", layout.bridge, "-j", guard],
         # Forwarded packets (a Service rewritten to a pod) stay on the bridge: nothing leaves the host.

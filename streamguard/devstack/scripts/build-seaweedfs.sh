@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Build SeaweedFS's `weed` (master, volume, filer and S3 gateway in one binary) from the Go module proxy.
+# SeaweedFS is served as a pseudo-version of github.com/seaweedfs/seaweedfs; its go.mod has a replace
+# directive, so `go install pkg@version` refuses it: the module is downloaded and built as the main module.
+# Usage: build-seaweedfs.sh MODULE_VERSION OUT_DIR
+set -euo pipefail
+ver=$1 out=$2
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+work=$(mktemp -d "${out%/}.work.XXXX")
+trap 'chmod -R u+w "$work"; rm -rf "$work"' EXIT
+echo "[seaweedfs] go mod download github.com/seaweedfs/seaweedfs@$ver"
+src=$(go mod download -json "github.com/seaweedfs/seaweedfs@$ver" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+cp -r "$src/." "$work/"
+chmod -R u+w "$work"
+echo "[seaweedfs] compiling weed"
+cd "$work"
+nice -n 10 go build -trimpath -ldflags "-s -w" -o "$work/weed.bin" ./weed
+mkdir -p "$out"
+mv "$work/weed.bin" "$out/weed"
+echo "[seaweedfs] built into $out"
