@@ -87,7 +87,7 @@ def is_remote(location: str) -> bool:
 def s3_filesystem(credentials: Credentials, allow_bucket_creation: bool = False) -> "pafs.S3FileSystem":
     import pyarrow.fs as pafs
 
-    scheme, _, host = credentials.endpoint.partition("://")
+    scheme, _, host = credentials.endpoint.rpartition("://")
     return pafs.S3FileSystem(
         access_key=credentials.access_key,
         secret_key=credentials.secret_key,
