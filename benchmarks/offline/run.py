@@ -5,7 +5,8 @@ A synthetic feature table hive-partitioned by day (``date=YYYY-MM-DD``, ``--rows
 scale 10, locally and to the stack's object store (SeaweedFS, ``s3://``). The same one-day interval (the
 last day) is then materialized into Redis from each, every run in a fresh process, and the run's peak RSS
 is read from the kernel (``ru_maxrss``). Throughput is the rows scanned per second over ``--throughput-days``
-from s3 and from local disk. Needs a running stack (``streamguard dev up``).
+from s3 and from local disk. For contrast, the peak RSS of loading the whole history (the read before reads
+were bounded) is measured too. Needs a running stack (``streamguard dev up``).
 
     .venv/bin/python benchmarks/offline/run.py --output benchmarks/results/offline.json
 """
@@ -126,6 +127,19 @@ def child(path: str, redis_url: str, start: datetime, end: datetime) -> dict[str
     }
 
 
+def whole_history_read(path: str) -> dict[str, Any]:
+    """For comparison, the read the materializer did before reads were bounded: the whole source loaded, then
+    filtered in memory (peak RSS of that read alone, in this fresh process)."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    table = pq.read_table(path, columns=["customer_id", "event_timestamp", "txn_count", "amount_sum"])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "rows_loaded": table.num_rows,
+        "peak_rss_mib": round(peak / 1024, 1),
+        "rss_before_read_mib": round(before / 1024, 1),
+    }
+
+
 def measure(path: str, redis_url: str, store_env: dict[str, str], days: int) -> dict[str, Any]:
     end = datetime(LAST_DAY.year, LAST_DAY.month, LAST_DAY.day, tzinfo=UTC) + timedelta(days=1)
     start = end - timedelta(days=days)
@@ -151,7 +165,11 @@ def main() -> None:
     parser.add_argument("--local-only", action="store_true", help="Skip the object store (local disk only).")
     parser.add_argument("--redis-url", default="", help="Redis to write to (default: the stack's).")
     parser.add_argument("--child", nargs=3, metavar=("PATH", "START", "END"), help=argparse.SUPPRESS)
+    parser.add_argument("--child-whole", metavar="PATH", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child_whole:
+        print(json.dumps(whole_history_read(args.child_whole)))
+        return
     if args.child:
         path, start, end = args.child
         redis_url = os.environ["STREAMGUARD_REDIS_URL"]
@@ -177,6 +195,14 @@ def main() -> None:
             "history_days": days,
             "history_rows": days * args.rows_per_day,
             **{f"one_day_{where}": measure(sources[where], redis_url, store_env, 1) for where in places},
+            "whole_history_read_local": json.loads(
+                subprocess.run(
+                    [sys.executable, __file__, "--child-whole", sources["local"]],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.splitlines()[-1]
+            ),
         }
         print(f"scale {scale}: {json.dumps(runs[f'scale_{scale}'])}", flush=True)
     throughput = {where: measure(sources[where], redis_url, store_env, args.throughput_days) for where in places}
