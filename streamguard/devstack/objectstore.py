@@ -9,6 +9,7 @@ address pods reach. Copy it into a namespace of your own with :func:`secret_mani
 import json
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,9 @@ SECRET_NAME = "streamguard-object-store"
 VOLUME_SIZE_LIMIT_MB = 256
 """Each volume (SeaweedFS's unit of allocation) is at most this big..."""
 MAX_VOLUMES = 16
-"""...and the volume server holds at most this many: 4 GiB of objects on a dev machine."""
+"""...and the volume server holds at most this many: 4 GiB of objects on a dev machine. SeaweedFS grows
+several volumes per collection (one per bucket) on the first write, so keep to a few buckets and use
+prefixes within :data:`BUCKET`."""
 MEMORY_LIMIT = "512MiB"
 """``GOMEMLIMIT`` of ``weed``: the garbage collector works harder rather than grow past it."""
 IDENTITY = "streamguard"
@@ -91,13 +94,22 @@ def seaweedfs(artifact: Artifact, work: Path, ports: dict[str, int], identities:
     )
 
 
-def ensure_bucket(identity: S3Identity, endpoint: str, bucket: str = BUCKET) -> None:
-    """Create ``bucket`` through the S3 API (a no-op when it exists)."""
+def ensure_bucket(identity: S3Identity, endpoint: str, bucket: str = BUCKET, timeout: float = 60.0) -> None:
+    """Create ``bucket`` through the S3 API (a no-op when it exists), retrying while the gateway that has
+    just opened its port still waits for its filer."""
     import pyarrow.fs as pafs
 
     filesystem = s3_filesystem(identity.credentials(endpoint), allow_bucket_creation=True)
-    if filesystem.get_file_info(bucket).type == pafs.FileType.NotFound:
-        filesystem.create_dir(bucket)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if filesystem.get_file_info(bucket).type == pafs.FileType.NotFound:
+                filesystem.create_dir(bucket)
+            return
+        except OSError as error:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"SeaweedFS at {endpoint}: cannot create bucket {bucket}: {error}") from error
+            time.sleep(1)
 
 
 def secret_manifest(namespace: str, identity: S3Identity, endpoint: str, name: str = SECRET_NAME) -> dict[str, Any]:
