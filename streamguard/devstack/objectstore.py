@@ -90,6 +90,7 @@ def seaweedfs(artifact: Artifact, work: Path, ports: dict[str, int], identities:
          "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false"],
         ready=lambda: port_open(ports["s3"]) and port_open(ports["seaweedfs-filer"]),
         env={"GOMEMLIMIT": MEMORY_LIMIT},
+        cwd=work,  # weed looks for filer.toml / security.toml in "." first: never a stranger's
         timeout=120,
     )
 
