@@ -4,7 +4,7 @@
 Credentials reach a workload through environment variables the operator fills from a Secret by
 ``secretKeyRef`` (:data:`SECRET_KEYS`); the Secret's *name* travels alongside in
 :data:`SECRET_NAME_ENV` so failures can name it. No credential ever appears in a message this module
-builds: :func:`scrub` removes them from the text of errors raised by the S3 client.
+builds: :meth:`Credentials.scrub` removes them from the text of errors raised by the S3 client.
 """
 
 import os
@@ -38,7 +38,8 @@ DEFAULT_REGION = "us-east-1"
 
 
 class ObjectStoreError(RuntimeError):
-    """The object store cannot be reached with the credentials given; the message names the Secret."""
+    """The workload has no credentials for an ``s3://`` location; the message names the Secret they should
+    come from."""
 
 
 @dataclass(frozen=True)
