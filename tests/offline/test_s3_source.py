@@ -1,6 +1,7 @@
 """Offline data on the stack's real object store (SeaweedFS): materializing from s3:// gives the same Redis
 bytes as from local files and as Feast's own ``materialize``; a missing or wrong Secret is reported on the
-FeatureView by name, never by value, and the run exits once (the CronJob's Job retries, no crash loop)."""
+FeatureView by name, never by value, and the run exits once (the CronJob's Job retries, no crash loop); the
+right Secret then materializes."""
 
 import base64
 import subprocess
@@ -199,6 +200,7 @@ def test_missing_or_wrong_secret_is_named_in_the_condition(
     prometheus_crds: Path,
     kubectl: Any,
     namespace: str,
+    redis_client: redis.Redis,
     project: str,
     tmp_path: Path,
 ) -> None:
@@ -209,18 +211,20 @@ def test_missing_or_wrong_secret_is_named_in_the_condition(
     )
     right = stack.object_store_env()
     wrong_key = f"wrong-{uuid.uuid4().hex}"
-    core.create_namespaced_secret(
-        namespace,
-        client.V1Secret(
-            metadata=client.V1ObjectMeta(name="wrong-s3"),
-            string_data={
-                "endpoint": stack.pod_s3_endpoint,
-                "region": right["AWS_REGION"],
-                "accessKeyId": right["AWS_ACCESS_KEY_ID"],
-                "secretAccessKey": wrong_key,
-            },
-        ),
-    )
+    # The host's endpoint: this test runs the CronJob's command on the host, not in a pod.
+    for name, secret_key in (("wrong-s3", wrong_key), ("right-s3", right["AWS_SECRET_ACCESS_KEY"])):
+        core.create_namespaced_secret(
+            namespace,
+            client.V1Secret(
+                metadata=client.V1ObjectMeta(name=name),
+                string_data={
+                    "endpoint": stack.s3_endpoint,
+                    "region": right["AWS_REGION"],
+                    "accessKeyId": right["AWS_ACCESS_KEY_ID"],
+                    "secretAccessKey": secret_key,
+                },
+            ),
+        )
     filesystem = s3_filesystem(Credentials.from_env(right))
     source = f"{stack.s3_bucket}/{project}/customer_profile/part-0.parquet"
     pq.write_table(
@@ -240,10 +244,9 @@ def test_missing_or_wrong_secret_is_named_in_the_condition(
     )
     manifest = yaml.safe_load((EXAMPLES_DIR / "customer-profile.yaml").read_text())
     manifest["spec"]["project"] = project
-    manifest["spec"]["source"] = {
-        "path": f"s3://{stack.s3_bucket}/{project}/customer_profile",
-        "secretRef": {"name": "absent-s3"},
-    }
+    manifest["spec"]["source"].update(
+        path=f"s3://{stack.s3_bucket}/{project}/customer_profile", secretRef={"name": "absent-s3"}
+    )
     FeatureViewSpec.model_validate(manifest["spec"])
     manifest_file = tmp_path / "fv.yaml"
 
@@ -269,5 +272,16 @@ def test_missing_or_wrong_secret_is_named_in_the_condition(
             assert right["AWS_ACCESS_KEY_ID"] not in text
         events = core.list_namespaced_event(namespace).items
         assert not any(wrong_key in (e.message or "") for e in events)
+
+        # The same endpoint and access key with the right secret key: the failure above was the key.
+        manifest["spec"]["source"]["secretRef"] = {"name": "right-s3"}
+        manifest_file.write_text(yaml.safe_dump(manifest))
+        kubectl("apply", "-n", namespace, "-f", str(manifest_file))
+        fixed = _run_cronjob(core, batch, namespace, "right-s3", tmp_path, stack)
+        assert fixed.returncode == 0, fixed.stderr[-3000:]
+        condition = _materialized(kube_api, namespace)
+        assert condition["status"] == "True", condition
+        assert len(dump(redis_client, project)) == 1
     finally:
         operator.stop()
+        delete_project(redis_client, project)
