@@ -109,6 +109,7 @@ class Generator:
         self.outstanding = 0
         self.opens: set[asyncio.Task[None]] = set()
         self.drained = asyncio.Event()
+        self.closing = False
 
     async def _open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -163,7 +164,7 @@ class Generator:
         self.all.discard(connection)
         if connection in self.idle:
             self.idle.remove(connection)
-        if connection.busy:
+        if connection.busy and not self.closing:  # closing: its request already counts as a timeout
             self._done()
             self.results.error("connection_lost")
 
@@ -186,6 +187,7 @@ class Generator:
                 await asyncio.wait_for(self.drained.wait(), self.results.timeout)
         if self.outstanding > 0:
             self.results.errors["timeout"] = self.results.errors.get("timeout", 0) + self.outstanding
+        self.closing = True
         for connection in list(self.all):
             if connection.transport is not None:
                 connection.transport.close()
