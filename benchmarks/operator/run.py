@@ -8,8 +8,8 @@ Runs the real operator (``streamguard operator run``) against the local stack's 
   API writes it makes (from its own metrics) and the objects' resourceVersions before/after are reported.
 
 Each run uses a namespace of its own (deleted afterwards) and an operator watching only it. The CRDs must
-be installed (``streamguard dev up`` does; ``--install-crds`` applies this tree's ``crds/``, which changes a
-shared stack for everyone: leave it off there).
+be installed (the demo and the test suite install them; ``--install-crds`` applies this tree's ``crds/``
+first, which changes a shared stack for everyone: leave it off there).
 
 Usage: ``.venv/bin/python benchmarks/operator/run.py [--counts 1 200] [--install-crds]``; writes
 ``benchmarks/results/operator-reconcile.json``.
