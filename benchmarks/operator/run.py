@@ -7,9 +7,9 @@ Runs the real operator (``streamguard operator run``) against the local stack's 
 * no-op resync: the operator is restarted, relists everything and reconciles every object again; the
   API writes it makes (from its own metrics) and the objects' resourceVersions before/after are reported.
 
-Each run uses a namespace of its own (deleted afterwards) and an operator watching only it. The CRDs must
-be installed (the demo and the test suite install them; ``--install-crds`` applies this tree's ``crds/``
-first, which changes a shared stack for everyone: leave it off there).
+Each run uses a namespace of its own (deleted afterwards) and an operator watching only it. This tree's
+``crds/`` are applied when the stack has no FeatureView CRD; CRDs already there are left as they are (on a
+shared stack others use them), unless ``--install-crds`` asks to apply ``crds/`` anyway.
 
 Usage: ``.venv/bin/python benchmarks/operator/run.py [--counts 1 200] [--install-crds]``; writes
 ``benchmarks/results/operator-reconcile.json``.
@@ -203,10 +203,12 @@ async def main(counts: list[int], install_crds: bool) -> None:
     facts = machine_facts()
     measured_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     stack = Endpoints.load()
+    try:
+        await asyncio.to_thread(kubectl, stack, "get", "crd", "featureviews.streamguard.dev")
+    except subprocess.CalledProcessError:
+        install_crds = True
     if install_crds:
         await asyncio.to_thread(kubectl, stack, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
-    else:
-        await asyncio.to_thread(kubectl, stack, "get", "crd", "featureviews.streamguard.dev")
     kube = Kube(load_configuration(stack.kubeconfig))
     log_dir = REPO / ".run" / "bench" / "operator-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -241,6 +243,6 @@ async def main(counts: list[int], install_crds: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--counts", type=int, nargs="+", default=[1, 200])
-    parser.add_argument("--install-crds", action="store_true", help="Apply crds/ first (not on a shared stack).")
+    parser.add_argument("--install-crds", action="store_true", help="Apply crds/ even if CRDs are installed.")
     arguments = parser.parse_args()
     asyncio.run(main(arguments.counts, arguments.install_crds))
