@@ -177,7 +177,7 @@ def cleanup(stack: Endpoints, topic: str, client: "redis.Redis", project: str) -
 
     AdminClient({"bootstrap.servers": stack.kafka_bootstrap}).delete_topics([topic, topic + ".dlq"])
     with SchemaRegistry(stack.registry_url) as registry:
-        registry.delete_subject(f"{topic}-value")
+        registry.delete_subject(f"{topic}-value", permanent=True)
     batch: list[bytes] = []
     for key in client.scan_iter(match=f"sgw*{project}:*".encode(), count=5000):
         batch.append(key)

@@ -9,15 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamguard.api.streamingwindow import StreamingWindowSpec
+from streamguard.contracts.registry import RegistryError, RegistryUnavailableError, SchemaRegistry
 from streamguard.delivery import celrules, cluster, feastplan
 from streamguard.delivery.checks import cross_check
-from streamguard.delivery.compat import (
-    CompatResult,
-    ContractError,
-    RegistryUnreachableError,
-    backward_offline,
-    backward_registry,
-)
+from streamguard.delivery.compat import CompatResult, ContractError, backward_offline, backward_registry
 from streamguard.delivery.diff import Action, Change, compare
 from streamguard.delivery.gitbase import GitUnavailableError, folder_at
 from streamguard.delivery.resources import Key, Problem, Resource, load_folder
@@ -164,19 +159,22 @@ def partition_problems(changes: list[Change]) -> list[Problem]:
     return problems
 
 
-def _registry_check(url: str, notes: list[str]) -> RegistryCheck:
-    reachable = True
+def _registry_check(registry: SchemaRegistry, notes: list[str]) -> RegistryCheck:
+    answering = True
 
     def check(subject: str, schema: str) -> CompatResult | None:
-        nonlocal reachable
-        if not reachable:
+        nonlocal answering
+        if not answering:
             return None
         try:
-            return backward_registry(url, subject, schema)
-        except RegistryUnreachableError as error:
-            reachable = False
-            notes.append(f"schema registry unreachable ({error}); contracts checked offline only")
-            return None
+            return backward_registry(registry, subject, schema)
+        except RegistryUnavailableError as error:
+            failure = f"schema registry unreachable ({error})"
+        except RegistryError as error:
+            failure = f"schema registry gave no verdict ({error})"
+        answering = False
+        notes.append(f"{failure}; contracts checked offline only")
+        return None
 
     return check
 
@@ -216,8 +214,11 @@ def make_plan(options: PlanOptions) -> Plan:
         else:
             for key, resource in base.resources.items():
                 previous.setdefault(key, (resource, f"git {options.base}"))
-    registry = _registry_check(options.registry_url, plan.notes) if options.registry_url else None
-    plan.compat, notes = contract_checks(plan.changes, previous, registry)
+    if options.registry_url:
+        with SchemaRegistry(options.registry_url) as registry:
+            plan.compat, notes = contract_checks(plan.changes, previous, _registry_check(registry, plan.notes))
+    else:
+        plan.compat, notes = contract_checks(plan.changes, previous, None)
     plan.notes.extend(notes)
     for key, result in plan.compat:
         if not result.compatible:
