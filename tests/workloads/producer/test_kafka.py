@@ -42,9 +42,9 @@ def test_sent_transactions_decode_with_the_registered_schema(kafka_bootstrap: st
         received = []
         for _ in range(60):
             message = consumer.poll(1.0)
-            if message is not None and message.error() is None:
-                assert wire.schema_id(message.value()) == sender.schema_id
-                received.append(deserialize(message.value(), SerializationContext(topic, MessageField.VALUE)))
+            if message is not None and message.error() is None and (value := message.value()) is not None:
+                assert wire.schema_id(value) == sender.schema_id
+                received.append(deserialize(value, SerializationContext(topic, MessageField.VALUE)))
             if len(received) == len(sent):
                 break
     finally:
