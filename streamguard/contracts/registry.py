@@ -16,7 +16,8 @@ transport, so both speak the same paths, normalisation and error tree:
   offline explanation of :mod:`streamguard.contracts.compatibility` (which change breaks which rule) to the
   registry's reasons, which are often terse.
 
-Subjects always go into paths URL-quoted (``/`` included).
+Subjects always go into paths URL-quoted (``/`` included). The client lives in ``streamguard.contracts``
+because the operator, the workloads and ``plan`` all call the registry, and this package imports none of them.
 """
 
 import json
@@ -228,7 +229,12 @@ def schema_by_id(schema_id: int) -> Procedure[str | None]:
 
 def _refusal(subject: str, schema: str, reasons: list[str]) -> Procedure[IncompatibleSchemaError]:
     """The error for a refused ``schema``, explained offline against the subject's versions."""
-    previous = [registered.schema for registered in (yield from history(subject))]
+    try:
+        previous = [registered.schema for registered in (yield from history(subject))]
+    except NotRegisteredError:  # a version deleted meanwhile: the registry's reasons stand alone
+        previous = []
+    if not previous:
+        return IncompatibleSchemaError(subject, reasons, [])
     level = (yield from get_compatibility(subject)) or (yield from get_compatibility(None)) or "BACKWARD"
     try:
         violations = compatibility.check(schema, previous, cast(CompatibilityLevel, level))

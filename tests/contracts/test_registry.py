@@ -134,6 +134,18 @@ def test_refused_registration_is_explained_offline_against_the_history() -> None
     assert str(refused.value).startswith("Incompatible artifact (BACKWARD (previous version 1)")
 
 
+def test_a_refusal_whose_history_vanished_keeps_the_registrys_reason() -> None:
+    answers = [
+        _answer(200, {}),
+        _answer(409, {"message": "Incompatible artifact"}),  # the test, with a reason
+        _answer(200, [1]),  # versions
+        _answer(404, {"message": "no version 1"}),  # deleted meanwhile
+    ]
+    with pytest.raises(IncompatibleSchemaError) as refused:
+        _drive(registry.register("s", V3), answers)
+    assert str(refused.value) == "Incompatible artifact" and refused.value.violations == []
+
+
 def test_registration_sends_the_normalized_schema_under_the_quoted_subject() -> None:
     pretty = json.dumps(json.loads(V1), indent=2)
     answers = [
