@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from streamguard.contracts.registry import API_PATH
 from streamguard.devstack import versions
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.provision import artifacts
@@ -27,7 +28,7 @@ def private_stack(work: Path) -> Iterator[tuple[Stack, Endpoints]]:
         jars = sorted(str(p) for p in (built["spark-connectors"].directory / "jars").glob("*.jar"))
         yield stack, Endpoints(run_dir=str(stack.run_dir), kubeconfig="", apiserver="",
                                kafka_bootstrap=f"127.0.0.1:{ports['kafka']}",
-                               registry_url=f"http://127.0.0.1:{ports['registry']}/apis/ccompat/v7",
+                               registry_url=f"http://127.0.0.1:{ports['registry']}{API_PATH}",
                                redis_url=f"redis://127.0.0.1:{ports['redis']}/0", bin_dir="", spark_jars=jars,
                                versions={"kafka": versions.KAFKA, "apicurio": versions.APICURIO,
                                          "spark": versions.SPARK})

@@ -11,12 +11,12 @@ import kopf
 
 from streamguard.api.common import GROUP, VERSION
 from streamguard.api.kinds import PLURALS
+from streamguard.contracts.registry import AsyncSchemaRegistry
 from streamguard.kubeclient import load_configuration
 from streamguard.operator.controller import Controller
 from streamguard.operator.kube import Kube
 from streamguard.operator.metrics import install as install_metrics
 from streamguard.operator.reconcile import Context
-from streamguard.operator.registry import Registry
 from streamguard.operator.render.common import MANAGED_BY
 from streamguard.operator.settings import OperatorSettings
 from streamguard.operator.topics import Topics
@@ -46,7 +46,9 @@ def build_registry(
         context = Context(
             kube=Kube(load_configuration(kubeconfig)),
             settings=operator_settings,
-            registry=Registry(operator_settings.registry_for_operator(), operator_settings.registry_timeout_seconds)
+            registry=AsyncSchemaRegistry(
+                operator_settings.registry_for_operator(), operator_settings.registry_timeout_seconds
+            )
             if operator_settings.registry_for_operator()
             else None,
             topics=Topics(operator_settings.kafka_for_operator(), operator_settings.kafka_timeout_seconds)

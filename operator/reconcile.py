@@ -16,10 +16,17 @@ from pydantic import BaseModel, ValidationError
 from streamguard.api.driftmonitor import DriftMonitorSpec
 from streamguard.api.featureview import FeatureViewSpec
 from streamguard.api.streamingwindow import StreamingWindowSpec
+from streamguard.contracts.registry import (
+    AsyncSchemaRegistry,
+    IncompatibleSchemaError,
+    RegistryError,
+    RegistryRejectedError,
+    RegistryUnavailableError,
+    normalized,
+)
 from streamguard.operator import events, streamhealth, subjects, topics
 from streamguard.operator.apply import ChildReport, sync_children
 from streamguard.operator.kube import Kube, KubeError
-from streamguard.operator.registry import IncompatibleSchemaError, Registry, RegistryError, RegistryUnavailableError
 from streamguard.operator.render import driftmonitor, featureview, streamingwindow
 from streamguard.operator.render.common import Manifest, Owner
 from streamguard.operator.render.streamingwindow import Problem
@@ -47,7 +54,7 @@ class ChildRejectedError(Exception):
 class Context:
     kube: Kube
     settings: OperatorSettings
-    registry: Registry | None = None
+    registry: AsyncSchemaRegistry | None = None
     topics: Topics | None = None
     remember: Callable[[Manifest], None] = field(default=lambda body: None, repr=False)
     """Called with the object an own write returned, so the next reconcile does not see a stale copy."""
@@ -273,7 +280,7 @@ async def _finalize_window(ctx: Context, body: Manifest, spec: StreamingWindowSp
         if error.transient:
             raise
         return await _cleanup_pending(ctx, body, subject, error)
-    except (RegistryUnavailableError, RegistryError) as error:
+    except RegistryError as error:
         return await _cleanup_pending(ctx, body, subject, error)
     await _set_finalizer(ctx, body, present=False)
     return None
@@ -343,7 +350,7 @@ async def _ensure_schema(
     elsewhere = await _subject_refusal(ctx, subject, namespace, fields)
     if elsewhere is not None:
         return elsewhere
-    schema = streamingwindow.normalized_schema(spec.contract.schema_)
+    schema = normalized(spec.contract.schema_)
     fingerprint = streamingwindow.fingerprint(schema)
     recorded = fields["subject"] == subject and fields["schemaFingerprint"] == fingerprint
     was = f"version {fields['schemaVersion']} (id {fields['schemaId']})"
@@ -376,7 +383,7 @@ async def _ensure_schema(
                         f"version {found.version} (id {found.id}); status now says what the registry holds",
                     )
                 if await ctx.registry.compatibility(subject) != "BACKWARD":
-                    await ctx.registry.set_backward(subject)
+                    await ctx.registry.set_compatibility("BACKWARD", subject)
                     await events.record(
                         ctx.kube,
                         body,
@@ -391,10 +398,6 @@ async def _ensure_schema(
             f"(BACKWARD): {error}; the running job keeps its previous contract"
         )
         return SchemaOutcome(refused, _stalled(Problem("IncompatibleSchema", message), [refused], fields))
-    except RegistryError as error:
-        refused = Cond("SchemaRegistered", "False", "RegistryRefused", str(error))
-        problem = Problem("RegistryRefused", f"spec.contract: {error}")
-        return SchemaOutcome(refused, _stalled(problem, [refused], fields))
     except RegistryUnavailableError as error:
         if recorded:
             unverified = Cond(
@@ -409,6 +412,10 @@ async def _ensure_schema(
             "Reconciling", "RegistryUnavailable", f"waiting for the schema registry: {error}", [pending], fields
         )
         return SchemaOutcome(pending, verdict, RETRY_SECONDS)
+    except RegistryRejectedError as error:
+        refused = Cond("SchemaRegistered", "False", "RegistryRefused", str(error))
+        problem = Problem("RegistryRefused", f"spec.contract: {error}")
+        return SchemaOutcome(refused, _stalled(problem, [refused], fields))
     fields.update(
         subject=subject, schemaId=registration.id, schemaVersion=registration.version, schemaFingerprint=fingerprint
     )

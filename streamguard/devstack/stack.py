@@ -10,6 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from streamguard.contracts.registry import API_PATH
 from streamguard.devstack import components, node, objectstore, podgateway, versions
 from streamguard.devstack.certs import ensure_kubelet_client, ensure_pki, kubeconfig
 from streamguard.devstack.endpoints import Endpoints
@@ -207,7 +208,7 @@ class Stack:
 
 
 def _registry_url(ports: dict[str, int], address: str = "127.0.0.1") -> str:
-    return f"http://{address}:{ports['registry']}/apis/ccompat/v7"
+    return f"http://{address}:{ports['registry']}{API_PATH}"
 
 
 def pod_forwards(ports: dict[str, int], pod_address: str) -> list[podgateway.Forward]:

@@ -160,7 +160,7 @@ def streaming(cluster: Cluster) -> Iterator[Streaming]:
     finally:
         delete_topics(cluster.stack.kafka_bootstrap, topic, topic + ".dlq")
         with SchemaRegistry(cluster.stack.registry_url) as registry:
-            registry.delete_subject(f"{topic}-value")
+            registry.delete_subject(f"{topic}-value", permanent=True)
 
 
 def test_the_streaming_deployment_runs_spark_in_its_image_and_writes_windows(cluster: Cluster,
