@@ -102,10 +102,7 @@ def starting(component: str) -> Iterator[None]:
         raise NodeUnavailableError(start_failure(error.service, error.reason, error.log,
                                                  log_tail(error.log, TAIL_LINES))) from error
     except (StartError, OSError, subprocess.SubprocessError) as error:
-        detail = getattr(error, "stderr", None)
-        reason = f"failed: {error}" + (f"\n{detail.strip()}" if isinstance(detail, str) and detail.strip() else "")
-        raise NodeUnavailableError(start_failure(component, reason)) from error
-
+        raise NodeUnavailableError(start_failure(component, f"failed: {error}")) from error
 
 
 @dataclass(frozen=True)
