@@ -13,6 +13,7 @@ from streamguard.api.common import GROUP, VERSION
 from streamguard.api.kinds import PLURALS
 from streamguard.kubeclient import load_configuration
 from streamguard.operator.controller import Controller
+from streamguard.operator.feastregistry import FeastRegistry
 from streamguard.operator.kube import Kube
 from streamguard.operator.metrics import install as install_metrics
 from streamguard.operator.reconcile import Context
@@ -51,6 +52,9 @@ def build_registry(
             else None,
             topics=Topics(operator_settings.kafka_for_operator(), operator_settings.kafka_timeout_seconds)
             if operator_settings.kafka_for_operator()
+            else None,
+            feast_registry=FeastRegistry(operator_settings.feast_registry)
+            if operator_settings.feast_registry
             else None,
         )
         controller = Controller(context, workers=operator_settings.workers)
