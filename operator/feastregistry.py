@@ -53,6 +53,8 @@ class FeastRegistry:
                 )
             except registration.RegistrationConflictError as error:
                 return Cond(CONDITION, "False", "NameTaken", f"Feast registry {self.location}: {error}")
+            except objectstore.ObjectStoreError as error:
+                return Cond(CONDITION, "False", "ObjectStoreCredentials", str(self._failure(error)))
             except Exception as error:  # Feast, pyarrow and protobuf each raise their own kinds
                 return Cond(CONDITION, "False", "RegistryError", str(self._failure(error)))
         if not registered:
