@@ -85,6 +85,9 @@ def feature_store(location: str, project: str, repo_path: Path | None = None) ->
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
 
+    from streamguard.feastrepo.arrows3 import install
+
+    install()
     config = RepoConfig(
         project=project,
         provider="local",
