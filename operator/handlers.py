@@ -1,7 +1,8 @@
 """kopf wiring: watch the three kinds and the children they own, feed the :class:`Controller`.
 
 Only ``@kopf.on.event`` handlers are used: kopf adds no finalizers and writes no progress annotations,
-so the operator's own writes are exactly the children, the status and the registry-subject finalizer.
+so the operator's own writes are exactly the children, the status and its two finalizers (registry subject,
+Feast registry).
 """
 
 import logging
