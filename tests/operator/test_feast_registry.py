@@ -17,7 +17,7 @@ from streamguard.api.common import GROUP, VERSION
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.finserve.resources import EXAMPLES_DIR
 from streamguard.operator import feastregistry
-from tests.conftest import Kubectl
+from tests.conftest import REPO, Kubectl
 from tests.polling import wait_for
 
 pytestmark = pytest.mark.stack
@@ -39,7 +39,7 @@ else:
 
 def _read(stack: Endpoints, location: str, project: str, name: str, cwd: Path) -> Any:
     """The view as a new process sees it, with nothing but the registry location and the credentials."""
-    env = {"PATH": str(Path(sys.executable).parent), "PYTHONPATH": str(Path.cwd()), **stack.object_store_env()}
+    env = {"PATH": str(Path(sys.executable).parent), "PYTHONPATH": str(REPO), **stack.object_store_env()}
     done = subprocess.run(
         [sys.executable, "-c", READER, location, project, name],
         env=env, cwd=cwd, capture_output=True, text=True, timeout=180, check=True,
