@@ -8,8 +8,9 @@ from streamguard.api.common import GROUP
 from streamguard.api.kinds import KINDS, STREAMING_WINDOW
 
 ROLE_NAME = "streamguard-operator"
-_CHILD_VERBS = ["list", "watch", "create", "patch", "delete"]
-"""Children are listed by label (no single gets), applied (create on first apply) and pruned."""
+_CHILD_VERBS = ["get", "list", "watch", "create", "patch", "delete"]
+"""Children are listed by label, read by name before their first apply (an object of that name the operator
+does not own is a conflict, never taken over), applied (create on first apply) and pruned."""
 
 
 def rules() -> list[dict[str, Any]]:
@@ -36,7 +37,7 @@ def rules() -> list[dict[str, Any]]:
         {
             "apiGroups": ["monitoring.coreos.com"],
             "resources": ["prometheusrules"],
-            "verbs": ["list", "create", "patch", "delete"],
+            "verbs": ["get", "list", "create", "patch", "delete"],
         },
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
