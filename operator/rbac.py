@@ -14,6 +14,8 @@ does not own is a conflict, never taken over), applied (create on first apply) a
 
 
 def rules() -> list[dict[str, Any]]:
+    """The operator's rules. It creates each workload's Role, and the apiserver lets it grant only what it
+    holds itself (no ``escalate``/``bind``): hence ``get`` on the status subresources it never reads."""
     return [
         {
             "apiGroups": [GROUP],
@@ -24,14 +26,19 @@ def rules() -> list[dict[str, Any]]:
         {
             "apiGroups": [GROUP],
             "resources": [f"{kind.plural}/status" for kind in KINDS],
-            "verbs": ["patch"],
+            "verbs": ["get", "patch"],
         },
         {
             "apiGroups": [GROUP],
             "resources": [f"{kind.plural}/finalizers" for kind in KINDS],
             "verbs": ["update"],
         },
-        {"apiGroups": [""], "resources": ["configmaps", "services", "persistentvolumeclaims"], "verbs": _CHILD_VERBS},
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps", "services", "persistentvolumeclaims", "serviceaccounts"],
+            "verbs": _CHILD_VERBS,
+        },
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": _CHILD_VERBS},
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": _CHILD_VERBS},
         {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": _CHILD_VERBS},
         {

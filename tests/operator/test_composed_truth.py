@@ -38,7 +38,7 @@ from kubernetes import client
 from streamguard.api.streamingwindow import default_subject
 from streamguard.contracts import wire
 from streamguard.contracts.registry import SchemaRegistry
-from streamguard.demo.manifests import redis_secret, workload_identity
+from streamguard.demo.manifests import redis_secret
 from streamguard.devkubelet import PORTS_ANNOTATION
 from streamguard.devkubelet.kube import Kube
 from streamguard.devkubelet.kubelet import Config, Kubelet, image_env
@@ -127,7 +127,7 @@ def servings(stack: Endpoints, cluster: Cluster, devkubelet: Kubelet) -> tuple[S
                                  port=free_port(), workers=1)
     advisory = ServingDeployment(namespace=ns, auth_token_secret=None, name="serving-advisory", replicas=1,
                                  port=free_port(), workers=1, advisory_views=(VIEW,))
-    cluster.apply(redis_secret(ns, stack.redis_url), *workload_identity(ns), *render_serving(required),
+    cluster.apply(redis_secret(ns, stack.redis_url), *render_serving(required),
                   *render_serving(advisory))
     urls = [cluster.wait_for(partial(_serving_url, cluster, d.name), 120, f"{d.name} serving")
             for d in (required, advisory)]
