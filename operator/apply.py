@@ -15,6 +15,8 @@ class ChildReport:
     applied: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    """Children not applied: an object of that name exists without this owner's controller reference."""
 
     @property
     def changed(self) -> bool:
@@ -60,10 +62,29 @@ def owned_by(live: Manifest, owner: Owner) -> bool:
     )
 
 
+async def conflicts(
+    kube: Kube, owner: Owner, desired: list[Manifest], live: dict[tuple[str, str], Manifest]
+) -> list[str]:
+    """``Kind/name`` of each child not among ``live`` whose name is taken by an object ``owner`` does not control."""
+    found = []
+    for manifest in desired:
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        if (kind, name) not in live:
+            existing = await kube.get(kind, owner.namespace, name)
+            if existing is not None and not owned_by(existing, owner):
+                found.append(f"{kind}/{name}")
+    return found
+
+
 async def sync_children(
     kube: Kube, owner: Owner, component: str, kinds: tuple[str, ...], desired: list[Manifest]
 ) -> ChildReport:
-    """Apply what changed among ``desired`` and delete this owner's children of ``kinds`` not in it."""
+    """Apply what changed among ``desired`` and delete this owner's children of ``kinds`` not in it.
+
+    When an object of a child's name exists that this owner does not control (made by someone else, or
+    another resource's child), nothing is applied or pruned: the children refer to each other by name (a
+    Deployment mounts its ConfigMap), so none may run beside a stranger's object. ``conflicts`` names them.
+    """
     report = ChildReport()
     selector = label_selector(owner, component)
     live: dict[tuple[str, str], Manifest] = {}
@@ -71,6 +92,10 @@ async def sync_children(
         for item in await kube.select(kind, owner.namespace, selector):
             if owned_by(item, owner):
                 live[(kind, item["metadata"]["name"])] = item
+    report.conflicts = await conflicts(kube, owner, desired, live)
+    if report.conflicts:
+        logger.warning("%s/%s: not applying over unowned %s", owner.namespace, owner.name, report.conflicts)
+        return report
     wanted = set()
     for manifest in desired:
         key = (manifest["kind"], manifest["metadata"]["name"])

@@ -27,6 +27,9 @@ CHILDREN = (
     ("", "v1", "configmaps"),
     ("", "v1", "services"),
     ("", "v1", "persistentvolumeclaims"),
+    ("", "v1", "serviceaccounts"),
+    ("rbac.authorization.k8s.io", "v1", "roles"),
+    ("rbac.authorization.k8s.io", "v1", "rolebindings"),
     ("apps", "v1", "deployments"),
     ("batch", "v1", "cronjobs"),
 )

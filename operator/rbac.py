@@ -8,11 +8,14 @@ from streamguard.api.common import GROUP
 from streamguard.api.kinds import KINDS, STREAMING_WINDOW
 
 ROLE_NAME = "streamguard-operator"
-_CHILD_VERBS = ["list", "watch", "create", "patch", "delete"]
-"""Children are listed by label (no single gets), applied (create on first apply) and pruned."""
+_CHILD_VERBS = ["get", "list", "watch", "create", "patch", "delete"]
+"""Children are listed by label, read by name before their first apply (an object of that name the operator
+does not own is a conflict, never taken over), applied (create on first apply) and pruned."""
 
 
 def rules() -> list[dict[str, Any]]:
+    """The operator's rules. It creates each workload's Role, and the apiserver lets it grant only what it
+    holds itself (no ``escalate``/``bind``): hence ``get`` on the status subresources it never reads."""
     return [
         {
             "apiGroups": [GROUP],
@@ -23,20 +26,25 @@ def rules() -> list[dict[str, Any]]:
         {
             "apiGroups": [GROUP],
             "resources": [f"{kind.plural}/status" for kind in KINDS],
-            "verbs": ["patch"],
+            "verbs": ["get", "patch"],
         },
         {
             "apiGroups": [GROUP],
             "resources": [f"{kind.plural}/finalizers" for kind in KINDS],
             "verbs": ["update"],
         },
-        {"apiGroups": [""], "resources": ["configmaps", "services", "persistentvolumeclaims"], "verbs": _CHILD_VERBS},
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps", "services", "persistentvolumeclaims", "serviceaccounts"],
+            "verbs": _CHILD_VERBS,
+        },
+        {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": _CHILD_VERBS},
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": _CHILD_VERBS},
         {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": _CHILD_VERBS},
         {
             "apiGroups": ["monitoring.coreos.com"],
             "resources": ["prometheusrules"],
-            "verbs": ["list", "create", "patch", "delete"],
+            "verbs": ["get", "list", "create", "patch", "delete"],
         },
         {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},

@@ -53,6 +53,23 @@ class ChildRejectedError(Exception):
     """The apiserver refused a rendered child for a reason retrying cannot fix."""
 
 
+class ChildConflictError(Exception):
+    """Objects of children's names exist without this resource's controller reference: not taken over."""
+
+    def __init__(self, children: list[str]) -> None:
+        super().__init__(", ".join(children))
+        self.children = children
+
+    def verdict(self, domain: list[Cond] | None = None, fields: dict[str, Any] | None = None) -> Verdict:
+        """``Stalled`` with ``ChildConflict=True`` naming them; the reconciler retries (removal sends no event)."""
+        message = (
+            f"{', '.join(self.children)} already exist(s) without this resource's ownerReference: not taken over; "
+            f"delete or rename it, or rename this resource (retried every {int(RETRY_SECONDS)}s)"
+        )
+        conflict = Cond("ChildConflict", "True", "UnownedObjectExists", message)
+        return Verdict("Stalled", "ChildConflict", message, [*(domain or []), conflict], fields or {})
+
+
 @dataclass
 class Context:
     kube: Kube
@@ -133,6 +150,8 @@ async def _sync(
             if part
         )
         await events.record(ctx.kube, body, "Normal", "ChildrenApplied", summary)
+    if report.conflicts:
+        raise ChildConflictError(report.conflicts)
     return report
 
 
@@ -193,6 +212,9 @@ async def reconcile_featureview(ctx: Context, body: Manifest) -> float | None:
         problem = Problem("ChildRejected", f"spec.materialization: the apiserver refused a child: {error}")
         await _write_status(ctx, body, _stalled(problem, [deprecated], fields))
         return None
+    except ChildConflictError as conflict:
+        await _write_status(ctx, body, conflict.verdict([deprecated], fields))
+        return RETRY_SECONDS
     domain = [deprecated]
     retry = None
     if ctx.feast_registry is not None:
@@ -227,6 +249,9 @@ async def reconcile_driftmonitor(ctx: Context, body: Manifest) -> float | None:
     except ChildRejectedError as error:
         await _write_status(ctx, body, _stalled(Problem("ChildRejected", f"the apiserver refused a child: {error}")))
         return None
+    except ChildConflictError as conflict:
+        await _write_status(ctx, body, conflict.verdict())
+        return RETRY_SECONDS
     await _write_status(ctx, body, _ready(report, desired))
     return None
 
@@ -572,6 +597,9 @@ async def reconcile_streamingwindow(ctx: Context, body: Manifest) -> float | Non
         problem = Problem("ChildRejected", f"the apiserver refused a child: {error}")
         await _write_status(ctx, body, _stalled(problem, domain, fields))
         return None
+    except ChildConflictError as conflict:
+        await _write_status(ctx, body, conflict.verdict(domain, fields))
+        return _soonest(RETRY_SECONDS, schema.retry, topic.retry)
     grace = streamhealth.grace_seconds(spec, ctx.settings)
     verdict, recheck = _window_verdict(body, spec, grace, _ready(report, desired, domain, fields), topic)
     await _write_status(ctx, body, verdict)

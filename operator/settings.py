@@ -44,7 +44,6 @@ class OperatorSettings(BaseModel):
     spark_image: str = "streamguard-spark:0.1.0"
     """The image of StreamingWindow Deployments: the Spark job (JRE, pyspark, connector jars)."""
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
-    service_account: str = Field(default="streamguard-workload", description="ServiceAccount of workload pods.")
     run_as_user: int = Field(default=10001, ge=1)
 
     materialize_resources: Resources = Resources(requests={"cpu": "250m", "memory": "512Mi"}, limits={"memory": "1Gi"})

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamguard import objectstore
-from streamguard.api.common import API_VERSION, SecretRef
+from streamguard.api.common import API_VERSION, GROUP, SecretRef
+from streamguard.api.kinds import PLURALS
 from streamguard.jobspec import JOB_CONFIG_DIR, JOB_CONFIG_KEY, JOB_CONFIG_PATH
 from streamguard.operator.settings import OperatorSettings, Resources
 
@@ -91,6 +92,41 @@ def metadata(owner: Owner, component: str, name: str, annotations: dict[str, str
 def digest(value: Any) -> str:
     """A stable SHA-256 of any JSON value."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+IDENTITY_KINDS = ("ServiceAccount", "Role", "RoleBinding")
+"""Each workload's own identity: a ServiceAccount bound to a Role naming only its resource."""
+
+
+def workload_identity(owner: Owner, component: str, name: str) -> list[Manifest]:
+    """ServiceAccount ``name`` and a Role (+ binding) letting it read its own resource and apply that
+    resource's status, by ``resourceNames``: a workload's token cannot touch any other object's status."""
+    plural = PLURALS[owner.kind]
+    rbac = "rbac.authorization.k8s.io"
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": metadata(owner, component, name)},
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "Role",
+            "metadata": metadata(owner, component, name),
+            "rules": [
+                {"apiGroups": [GROUP], "resources": [plural], "resourceNames": [owner.name], "verbs": ["get"]},
+                {
+                    "apiGroups": [GROUP],
+                    "resources": [f"{plural}/status"],
+                    "resourceNames": [owner.name],
+                    "verbs": ["get", "patch"],
+                },
+            ],
+        },
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "RoleBinding",
+            "metadata": metadata(owner, component, name),
+            "roleRef": {"apiGroup": rbac, "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": owner.namespace}],
+        },
+    ]
 
 
 def job_config_map(owner: Owner, component: str, name: str, job_json: str) -> Manifest:
@@ -232,7 +268,8 @@ def single_pod_deployment(
     pod_extra: Manifest | None = None,
 ) -> Manifest:
     """A one-pod Deployment (``Recreate``: never two jobs on one checkpoint or port) whose pod rolls when
-    its job file changes (config-hash annotation)."""
+    its job file changes (config-hash annotation). The pod runs as ServiceAccount ``name``
+    (:func:`workload_identity`)."""
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -247,7 +284,7 @@ def single_pod_deployment(
                     "annotations": {CONFIG_HASH_ANNOTATION: digest(job_json)},
                 },
                 "spec": {
-                    "serviceAccountName": settings.service_account,
+                    "serviceAccountName": name,
                     "securityContext": pod_security_context(settings),
                     **(pod_extra or {}),
                     "containers": [main],

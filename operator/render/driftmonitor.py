@@ -5,6 +5,7 @@ from streamguard.api.driftmonitor import DriftMonitorSpec
 from streamguard.api.featureview import FeatureViewSpec
 from streamguard.jobspec import DriftJob
 from streamguard.operator.render.common import (
+    IDENTITY_KINDS,
     Manifest,
     Owner,
     container,
@@ -16,13 +17,14 @@ from streamguard.operator.render.common import (
     object_store_env,
     single_pod_deployment,
     volumes,
+    workload_identity,
 )
 from streamguard.operator.render.streamingwindow import Problem
 from streamguard.operator.settings import OperatorSettings
 
 COMPONENT = "drift-exporter"
 METRICS_PORT = 9109
-CHILD_KINDS = ("ConfigMap", "Deployment", "Service", "PrometheusRule")
+CHILD_KINDS = ("ConfigMap", "Deployment", "Service", *IDENTITY_KINDS, "PrometheusRule")
 NUMERIC = ("INT64", "INT32", "FLOAT64", "FLOAT32")
 
 
@@ -93,6 +95,7 @@ def render(
     )
     exporter["readinessProbe"] = metrics_probe("metrics", settings)
     children: list[Manifest] = [
+        *workload_identity(owner, COMPONENT, names["Deployment"]),
         job_config_map(owner, COMPONENT, names["ConfigMap"], job_json),
         single_pod_deployment(
             owner, COMPONENT, names["Deployment"], settings, exporter, volumes(names["ConfigMap"]), job_json

@@ -4,6 +4,7 @@ from streamguard.api.featureview import FeatureViewSpec
 from streamguard.jobspec import MaterializeJob
 from streamguard.operator.render.common import (
     CONFIG_HASH_ANNOTATION,
+    IDENTITY_KINDS,
     Manifest,
     Owner,
     container,
@@ -15,11 +16,12 @@ from streamguard.operator.render.common import (
     pod_security_context,
     redis_env,
     volumes,
+    workload_identity,
 )
 from streamguard.operator.settings import OperatorSettings
 
 COMPONENT = "materializer"
-CHILD_KINDS = ("ConfigMap", "CronJob")
+CHILD_KINDS = ("ConfigMap", "CronJob", *IDENTITY_KINDS)
 
 
 def child_name(owner: Owner) -> str:
@@ -41,7 +43,7 @@ def render(owner: Owner, spec: FeatureViewSpec, settings: OperatorSettings) -> l
         "metadata": {"labels": pod_labels, "annotations": {CONFIG_HASH_ANNOTATION: digest(job_json)}},
         "spec": {
             "restartPolicy": "Never",
-            "serviceAccountName": settings.service_account,
+            "serviceAccountName": name,
             "securityContext": pod_security_context(settings),
             "containers": [
                 container(
@@ -73,4 +75,4 @@ def render(owner: Owner, spec: FeatureViewSpec, settings: OperatorSettings) -> l
             },
         },
     }
-    return [job_config_map(owner, COMPONENT, name, job_json), cron_job]
+    return [*workload_identity(owner, COMPONENT, name), job_config_map(owner, COMPONENT, name, job_json), cron_job]

@@ -15,6 +15,7 @@ from streamguard.api.streamingwindow import (
 from streamguard.contracts.fields import describe, field_types, is_numeric
 from streamguard.jobspec import StreamJob
 from streamguard.operator.render.common import (
+    IDENTITY_KINDS,
     Manifest,
     Owner,
     container,
@@ -28,12 +29,13 @@ from streamguard.operator.render.common import (
     redis_env,
     single_pod_deployment,
     volumes,
+    workload_identity,
 )
 from streamguard.operator.settings import OperatorSettings
 
 COMPONENT = "stream"
 METRICS_PORT = 9108
-CHILD_KINDS = ("ConfigMap", "Deployment", "Service", "PersistentVolumeClaim")
+CHILD_KINDS = ("ConfigMap", "Deployment", "Service", "PersistentVolumeClaim", *IDENTITY_KINDS)
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,10 @@ def render(
     names = child_names(owner)
     job_json = job(owner, spec, view, settings).model_dump_json(by_alias=True, exclude_none=True, indent=2)
     checkpoint_volume: Manifest
-    children: list[Manifest] = [job_config_map(owner, COMPONENT, names["ConfigMap"], job_json)]
+    children: list[Manifest] = [
+        *workload_identity(owner, COMPONENT, names["Deployment"]),
+        job_config_map(owner, COMPONENT, names["ConfigMap"], job_json),
+    ]
     if settings.checkpoint_storage:
         checkpoint_volume = {
             "name": "checkpoint",

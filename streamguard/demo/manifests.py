@@ -7,15 +7,12 @@ from typing import Any
 
 import yaml
 
-from streamguard.api.common import GROUP
-from streamguard.api.kinds import PLURALS
 from streamguard.api.streamingwindow import StreamingWindowSpec
 from streamguard.devstack.node import NODE_NAME
 from streamguard.serving.manifests import ServingDeployment
 from streamguard.serving.manifests import render as render_serving
 
 Manifest = dict[str, Any]
-WORKLOAD_ACCOUNT = "streamguard-workload"
 REDIS_SECRET = "streamguard-redis"
 DEMO_LABELS = {"app.kubernetes.io/part-of": "streamguard", "app.kubernetes.io/managed-by": "streamguard-demo"}
 DATA_VOLUME = "demo-offline-data"
@@ -33,23 +30,6 @@ def redis_secret(ns: str, redis_url: str) -> Manifest:
     return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": REDIS_SECRET, "namespace": ns, "labels": DEMO_LABELS},
             "stringData": {"url": redis_url}}
-
-
-def workload_identity(ns: str) -> list[Manifest]:
-    """The ServiceAccount workload pods run as, allowed to read the resources and write their status."""
-    meta = {"name": WORKLOAD_ACCOUNT, "namespace": ns, "labels": DEMO_LABELS}
-    resources = list(PLURALS.values())
-    return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": meta,
-         "rules": [{"apiGroups": [GROUP], "resources": resources, "verbs": ["get", "list", "watch"]},
-                   {"apiGroups": [GROUP], "resources": [f"{r}/status" for r in resources],
-                    "verbs": ["get", "patch", "update"]},
-                   {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]}]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": meta,
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": WORKLOAD_ACCOUNT},
-         "subjects": [{"kind": "ServiceAccount", "name": WORKLOAD_ACCOUNT, "namespace": ns}]},
-    ]
 
 
 SERVING_STARTUP_PROBE = {"httpGet": {"path": "/livez", "port": "http"}, "periodSeconds": 5, "timeoutSeconds": 3,
@@ -102,7 +82,7 @@ def placement_policy(ns: str, data_dir: Path) -> list[Manifest]:
 
 
 def platform(ns: str, redis_url: str, image: str, data_dir: Path) -> list[Manifest]:
-    return [namespace(ns), *placement_policy(ns, data_dir), redis_secret(ns, redis_url), *workload_identity(ns),
+    return [namespace(ns), *placement_policy(ns, data_dir), redis_secret(ns, redis_url),
             *serving(ns, image)]
 
 

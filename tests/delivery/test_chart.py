@@ -191,7 +191,7 @@ def test_install_creates_operator_and_serving(
     service = get("service", f"{release}-streamguard-serving", "-n", namespace)
     assert service["spec"]["ports"][0]["port"] == 80
     accounts = {a["metadata"]["name"] for a in get("serviceaccounts", "-n", namespace)["items"]}
-    assert {f"{release}-streamguard", f"{release}-streamguard-serving", "streamguard-workload"} <= accounts
+    assert {f"{release}-streamguard", f"{release}-streamguard-serving"} <= accounts
     role = get("clusterrole", f"{release}-streamguard-operator")
     assert role["rules"] == operator_rules()
     binding = get("rolebinding", f"{release}-streamguard-operator", "-n", namespace)

@@ -34,7 +34,6 @@ def test_platform_wires_the_redis_secret_into_serving() -> None:
     objects = platform("finserve", "redis://10.244.1.1:6379/0", "localhost/streamguard:abc", Path("/data"))
     kinds = [(o["kind"], o["metadata"]["name"]) for o in objects]
     assert ("Secret", "streamguard-redis") in kinds
-    assert ("ServiceAccount", "streamguard-workload") in kinds
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "localhost/streamguard:abc" and container["imagePullPolicy"] == "Never"

@@ -26,14 +26,14 @@ from streamguard.api.common import GROUP, VERSION
 from streamguard.api.featureview import FeatureView, FeatureViewSpec
 from streamguard.api.streamingwindow import Aggregation, StreamingWindow, StreamingWindowSpec
 from streamguard.contracts.registry import SchemaRegistry
-from streamguard.demo.manifests import redis_secret, workload_identity
+from streamguard.demo.manifests import redis_secret
 from streamguard.devstack import image, node
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.kube import port_forward
 from streamguard.devstack.supervisor import Supervisor, free_port
 from streamguard.finserve.resources import EXAMPLES_DIR
 from streamguard.operator.render import featureview, streamingwindow
-from streamguard.operator.render.common import Owner
+from streamguard.operator.render.common import IDENTITY_KINDS, Owner
 from streamguard.operator.settings import OperatorSettings
 from streamguard.serving.manifests import ServingDeployment
 from streamguard.serving.manifests import render as render_serving
@@ -124,7 +124,7 @@ def cluster(stack: Endpoints, kube_api: client.ApiClient, kubectl: Kubectl, crds
                                 registry_url=stack.pod_registry_url, checkpoint_storage=None,
                                 probe_initial_delay_seconds=5)
     state = Cluster(stack, namespace, kubectl, project_images, settings, redis.Redis.from_url(stack.redis_url))
-    state.apply(redis_secret(namespace, stack.pod_redis_url), *workload_identity(namespace))
+    state.apply(redis_secret(namespace, stack.pod_redis_url))
     try:
         yield state
     finally:
@@ -153,7 +153,7 @@ def streaming(cluster: Cluster) -> Iterator[Streaming]:
     live = json.loads(cluster.kubectl("get", "streamingwindow", "activity", "-n", cluster.namespace, "-o",
                                       "json").stdout)
     children = streamingwindow.render(Owner.of(live), spec, view, cluster.settings)
-    cluster.apply(*placed([c for c in children if c["kind"] in ("ConfigMap", "Deployment")]))
+    cluster.apply(*placed([c for c in children if c["kind"] in ("ConfigMap", "Deployment", *IDENTITY_KINDS)]))
     pod = cluster.pod_of(next(c for c in children if c["kind"] == "Deployment"))
     try:
         yield Streaming(spec, view, pod, sender)
@@ -243,7 +243,7 @@ def test_a_materialization_job_loads_its_source_into_redis(cluster: Cluster, tmp
                                       "-o", "json").stdout)
     children = featureview.render(Owner.of(live), FeatureViewSpec.model_validate(live["spec"]), cluster.settings)
     cron = next(c for c in children if c["kind"] == "CronJob")
-    cluster.apply(*[c for c in children if c["kind"] == "ConfigMap"])
+    cluster.apply(*[c for c in children if c["kind"] in ("ConfigMap", *IDENTITY_KINDS)])
     # Run the CronJob's template now, as `kubectl create job --from=cronjob/...` would, with the source's
     # folder mounted read-only where the FeatureView names it (a node-local file stands in for object storage).
     template = cron["spec"]["jobTemplate"]

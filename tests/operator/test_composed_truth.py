@@ -39,7 +39,7 @@ from confluent_kafka.cimpl import NewTopic
 from streamguard.api.streamingwindow import default_subject
 from streamguard.contracts import wire
 from streamguard.contracts.registry import SchemaRegistry
-from streamguard.demo.manifests import SERVING_STARTUP_PROBE, redis_secret, workload_identity
+from streamguard.demo.manifests import SERVING_STARTUP_PROBE, redis_secret
 from streamguard.devstack import image
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.kube import port_forward
@@ -71,8 +71,8 @@ SMALL_STREAM = json.dumps({"requests": {"cpu": "250m", "memory": "1Gi"}, "limits
 @pytest.fixture
 def on_the_node(stack: Endpoints, cluster: Cluster, project_images: image.ProjectImages) -> dict[str, str]:
     """The operator's settings for pods on the node (the project's images, the stack's services at the addresses
-    pods reach), and the workload identity and Redis Secret those pods use."""
-    cluster.apply(redis_secret(cluster.namespace, stack.pod_redis_url), *workload_identity(cluster.namespace))
+    pods reach), and the Redis Secret those pods use (each workload's ServiceAccount is the operator's)."""
+    cluster.apply(redis_secret(cluster.namespace, stack.pod_redis_url))
     return {"image": project_images.main.name, "spark_image": project_images.spark.name,
             "image_pull_policy": "Never", "kafka_bootstrap": stack.pod_kafka_bootstrap,
             "registry_url": stack.pod_registry_url, "operator_kafka_bootstrap": stack.kafka_bootstrap,

@@ -66,8 +66,8 @@ def test_rbac_is_least_privilege() -> None:
     assert ("", "secrets") not in verbs
     assert "*" not in {v for vs in verbs.values() for v in vs}
     assert verbs[("streamguard.dev", "featureviews")] == {"get", "list", "watch"}
-    assert verbs[("streamguard.dev", "featureviews/status")] == {"patch"}
-    assert verbs[("apps", "deployments")] == {"list", "watch", "create", "patch", "delete"}
+    assert verbs[("streamguard.dev", "featureviews/status")] == {"get", "patch"}
+    assert verbs[("apps", "deployments")] == {"get", "list", "watch", "create", "patch", "delete"}
     printed = CliRunner().invoke(command, ["rbac"])
     assert printed.exit_code == 0
     assert yaml.safe_load(printed.output) == role

@@ -85,6 +85,7 @@ def test_operator_works_with_least_privilege(
     assert cluster.get("prometheusrule", "customer-drift-drift") is not None
     assert cluster.get("cronjob", "customer-txn-materialize") is not None
     assert [e for e in cluster.items("events") if e["reason"] == "ChildrenApplied"]
+    assert_workloads_limited_to_their_own_status(cluster)
 
     cluster.apply(manifests.feature_view(source=False))
     cluster.wait_for(lambda: cluster.get("cronjob", "customer-txn-materialize") is None, what="prune as the SA")
@@ -93,3 +94,37 @@ def test_operator_works_with_least_privilege(
     operator.wait_idle()
     log = operator.log_text()
     assert "HTTP/1.1 403" not in log and "forbidden" not in log.lower(), log[-4000:]
+
+
+def can_i(cluster: Cluster, account: str, verb: str, resource: str, *flags: str) -> bool:
+    """What the apiserver's authorizer answers for ServiceAccount ``account`` of the test's namespace."""
+    answer = cluster.kubectl(
+        "auth", "can-i", verb, resource, "-n", cluster.namespace,
+        f"--as=system:serviceaccount:{cluster.namespace}:{account}", *flags, check=False,
+    ).stdout.strip()
+    assert answer in ("yes", "no"), answer
+    return answer == "yes"
+
+
+def assert_workloads_limited_to_their_own_status(cluster: Cluster) -> None:
+    """Each workload's ServiceAccount (created by the operator running with only its ClusterRole, so the
+    apiserver's escalation check passed) may read its own resource and patch that one's status: nothing else."""
+    cluster.apply(manifests.feature_view(name="other-txn", source=False))
+    for account, plural, own in (
+        ("customer-txn-materialize", "featureviews", "customer-txn"),
+        ("customer-txn-stream", "streamingwindows", "customer-txn"),
+        ("customer-drift-drift", "driftmonitors", "customer-drift"),
+    ):
+        assert cluster.get("serviceaccount", account) is not None
+        resource = f"{plural}.streamguard.dev"
+        assert can_i(cluster, account, "patch", f"{resource}/{own}", "--subresource=status")
+        assert can_i(cluster, account, "get", f"{resource}/{own}")
+        assert not can_i(cluster, account, "patch", f"{resource}/other-txn", "--subresource=status"), account
+        assert not can_i(cluster, account, "patch", f"{resource}/{own}"), "the spec is not the workload's"
+        assert not can_i(cluster, account, "list", resource)
+        assert not can_i(cluster, account, "get", "secrets")
+    # The same name under another kind is another object: the materializer cannot write the window's status.
+    assert not can_i(
+        cluster, "customer-txn-materialize", "patch", "streamingwindows.streamguard.dev/customer-txn",
+        "--subresource=status",
+    )

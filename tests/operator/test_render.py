@@ -11,7 +11,7 @@ from streamguard.api.streamingwindow import StreamingWindowSpec
 from streamguard.contracts.registry import normalized
 from streamguard.jobspec import JOB_CONFIG_PATH, DriftJob, MaterializeJob, StreamJob
 from streamguard.operator.render import driftmonitor, featureview, streamingwindow
-from streamguard.operator.render.common import CONFIG_HASH_ANNOTATION, Owner
+from streamguard.operator.render.common import CONFIG_HASH_ANNOTATION, IDENTITY_KINDS, Owner
 from streamguard.operator.settings import OperatorSettings
 from tests.operator import manifests
 
@@ -84,7 +84,6 @@ def assert_hardened(pod: dict[str, Any], image: str = SETTINGS.image) -> None:
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
     assert {"name": "tmp", "emptyDir": {}} in pod["volumes"]
     assert container["image"] == image
-    assert pod["serviceAccountName"] == SETTINGS.service_account
     for env in container["env"]:
         assert "password" not in json.dumps(env).lower()
 
@@ -93,7 +92,7 @@ def test_featureview_renders_config_and_cronjob() -> None:
     o = owner("FeatureView", "customer-txn")
     objects = featureview.render(o, fv_spec(schedule="*/5 * * * *"), SETTINGS)
     children = by_kind(objects)
-    assert set(children) == {"ConfigMap", "CronJob"}
+    assert set(children) == {"ConfigMap", "CronJob", *IDENTITY_KINDS}
     assert_child_conventions(objects, o, "materializer")
     job = MaterializeJob.model_validate_json(children["ConfigMap"]["data"]["job.json"])
     assert (job.namespace, job.name, job.generation) == ("fraud", "customer-txn", 3)
@@ -131,7 +130,7 @@ def test_streamingwindow_renders_job_deployment_service_and_checkpoint() -> None
     o = owner("StreamingWindow", "customer-txn")
     objects = streamingwindow.render(o, sw_spec(), fv_spec(), SETTINGS)
     children = by_kind(objects)
-    assert set(children) == {"ConfigMap", "Deployment", "Service", "PersistentVolumeClaim"}
+    assert set(children) == {"ConfigMap", "Deployment", "Service", "PersistentVolumeClaim", *IDENTITY_KINDS}
     assert_child_conventions(objects, o, "stream")
     job = StreamJob.model_validate_json(children["ConfigMap"]["data"]["job.json"])
     assert job.subject == "fraud.operator-tests.transactions-value"
@@ -248,7 +247,7 @@ def test_schema_fingerprint_ignores_whitespace() -> None:
 def test_driftmonitor_renders_exporter_and_rule_only_when_served() -> None:
     o = owner("DriftMonitor", "customer-drift")
     without = by_kind(driftmonitor.render(o, dm_spec(), fv_spec(), SETTINGS, prometheus_rules=False))
-    assert set(without) == {"ConfigMap", "Deployment", "Service"}
+    assert set(without) == {"ConfigMap", "Deployment", "Service", *IDENTITY_KINDS}
     objects = driftmonitor.render(o, dm_spec(), fv_spec(), SETTINGS, prometheus_rules=True)
     children = by_kind(objects)
     assert_child_conventions(objects, o, "drift-exporter")
@@ -295,3 +294,34 @@ def test_string_features_get_psi_but_not_the_ks_test() -> None:
     problem = driftmonitor.check(ks, "v", view)
     assert problem is not None and problem.reason == "FeatureNotNumeric"
     assert problem.message.startswith("spec.ksFeatures[0]")
+
+
+@pytest.mark.parametrize(
+    ("kind", "plural", "workload"),
+    [("FeatureView", "featureviews", "CronJob"), ("StreamingWindow", "streamingwindows", "Deployment"),
+     ("DriftMonitor", "driftmonitors", "Deployment")],
+)
+def test_each_workload_runs_as_its_own_account_limited_to_its_resource(kind: str, plural: str, workload: str) -> None:
+    o = owner(kind, "customer-txn")
+    rendered = {
+        "FeatureView": lambda: featureview.render(o, fv_spec(), SETTINGS),
+        "StreamingWindow": lambda: streamingwindow.render(o, sw_spec(), fv_spec(), SETTINGS),
+        "DriftMonitor": lambda: driftmonitor.render(o, dm_spec(), fv_spec(), SETTINGS, prometheus_rules=False),
+    }[kind]()
+    children = by_kind(rendered)
+    template = children[workload]["spec"]
+    pod = (template["jobTemplate"]["spec"] if workload == "CronJob" else template)["template"]["spec"]
+    account = children["ServiceAccount"]["metadata"]["name"]
+    assert pod["serviceAccountName"] == account == children[workload]["metadata"]["name"]
+    assert children["Role"]["rules"] == [
+        {"apiGroups": ["streamguard.dev"], "resources": [plural], "resourceNames": ["customer-txn"], "verbs": ["get"]},
+        {
+            "apiGroups": ["streamguard.dev"],
+            "resources": [f"{plural}/status"],
+            "resourceNames": ["customer-txn"],
+            "verbs": ["get", "patch"],
+        },
+    ]
+    binding = children["RoleBinding"]
+    assert binding["roleRef"]["name"] == children["Role"]["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": "fraud"}]

@@ -33,8 +33,6 @@
   value: {{ include "streamguard.sparkImage" . | quote }}
 - name: STREAMGUARD_OPERATOR_IMAGE_PULL_POLICY
   value: {{ .Values.image.pullPolicy | quote }}
-- name: STREAMGUARD_OPERATOR_SERVICE_ACCOUNT
-  value: {{ .Values.workloads.serviceAccount.name | quote }}
 - name: STREAMGUARD_OPERATOR_REDIS_SECRET_NAME
   value: {{ include "streamguard.redisSecretName" . | quote }}
 - name: STREAMGUARD_OPERATOR_REDIS_SECRET_KEY
