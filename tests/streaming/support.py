@@ -31,6 +31,13 @@ FINSERVE_WINDOWS = [Window(name="1m", length="1m", slide="15s"), Window(name="5m
                     Window(name="1h", length="1h", slide="5m")]
 Key = tuple[str, str, int]
 """(entity, window suffix, window end ms)."""
+AGGREGATIONS = [
+    Aggregation(name="txn_count", function="count"),
+    Aggregation(name="amount_sum", function="sum", field="amount"),
+    Aggregation(name="amount_max", function="max", field="amount"),
+]
+"""The aggregations most streaming tests window: a count, a sum and a max."""
+NAMES = [a.name for a in AGGREGATIONS]
 
 
 def free_port() -> int:
@@ -73,6 +80,14 @@ def write_job(path: Path, namespace: str, name: str, spec: StreamingWindowSpec, 
                     checkpoint_dir=str(checkpoint), metrics_port=metrics_port)
     path.write_text(job.model_dump_json(by_alias=True, exclude_none=True, indent=2))
     return path
+
+
+def job_in(folder: Path, stack: Endpoints, namespace: str, name: str, spec: StreamingWindowSpec,
+           view: FeatureViewSpec, extra_env: dict[str, str] | None = None) -> "JobProcess":
+    """The job of ``spec`` (not started) on a free metrics port, with its config, checkpoint and log in ``folder``."""
+    port = free_port()
+    config = write_job(folder / "job.json", namespace, name, spec, view, folder / "checkpoint", port)
+    return JobProcess.for_config(config, stack, folder / "job.log", port, extra_env=extra_env)
 
 
 class JobProcess:
@@ -233,6 +248,13 @@ def mismatches(expected: dict[Key, dict[str, Any]], online: dict[Key, dict[str, 
             if not same(values[name], got.get(name)):
                 out.append(f"{key}.{name}: expected {values[name]!r}, online {got.get(name)!r}")
     return out
+
+
+def online_mismatches(client: "redis.Redis", project: str, spec: StreamingWindowSpec,
+                      events: Iterable[dict[str, Any]], names: Sequence[str]) -> list[str]:
+    """Differences between the oracle over ``events`` and the windows Redis holds for ``spec``'s view."""
+    expected = expected_windows(events, spec)
+    return mismatches(expected, read_windows(client, project, spec.feature_view, expected), names)
 
 
 def progress(client: "redis.Redis", project: str, view: str) -> StreamProgress | None:

@@ -16,36 +16,31 @@ from confluent_kafka import Producer
 from kubernetes import client
 
 from streamguard.api.featureview import FeatureView
-from streamguard.api.streamingwindow import Aggregation, StreamingWindow
+from streamguard.api.streamingwindow import StreamingWindow
 from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
 from tests.conftest import Kubectl
 from tests.streaming.support import (
+    AGGREGATIONS,
+    NAMES,
     V1,
-    JobProcess,
     batch_windows,
     count_window_keys,
     delete_topics,
     expected_windows,
-    free_port,
+    job_in,
     mismatches,
+    online_mismatches,
     progress,
     read_windows,
     view_spec,
     wait_for,
     window_spec,
-    write_job,
 )
 
 pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(900)]
 
-AGGREGATIONS = [
-    Aggregation(name="txn_count", function="count"),
-    Aggregation(name="amount_sum", function="sum", field="amount"),
-    Aggregation(name="amount_max", function="max", field="amount"),
-]
-NAMES = [a.name for a in AGGREGATIONS]
 HOUR_MS = 3_600_000
 
 
@@ -81,10 +76,7 @@ def test_missing_topic_is_topic_missing_without_progress_until_it_exists(
     manifests = [FeatureView(metadata={"name": spec.feature_view, "namespace": namespace}, spec=view).wire(),
                  StreamingWindow(metadata={"name": "activity", "namespace": namespace}, spec=spec).wire()]
     kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(manifests))
-    port = free_port()
-    config = write_job(tmp_path / "job.json", namespace, "activity", spec, view, tmp_path / "checkpoint", port)
-    job = JobProcess.for_config(config, stack, tmp_path / "job.log", port,
-                                extra_env={"KUBECONFIG": stack.kubeconfig}).start()
+    job = job_in(tmp_path, stack, namespace, "activity", spec, view, extra_env={"KUBECONFIG": stack.kubeconfig}).start()
     try:
         condition = wait_for(lambda: (c := _stream_running(kubectl, namespace, "activity")) and c["status"] == "False"
                              and c, 300, "StreamRunning=False", job)
@@ -104,9 +96,8 @@ def test_missing_topic_is_topic_missing_without_progress_until_it_exists(
         for event in events:
             sender.send(event)
         sender.flush()
-        expected = expected_windows(events, spec)
-        wait_for(lambda: not mismatches(expected, read_windows(redis_client, project, spec.feature_view, expected),
-                                        NAMES), 300, "the values after the topic appeared", job, every=2)
+        wait_for(lambda: not online_mismatches(redis_client, project, spec, events, NAMES), 300,
+                 "the values after the topic appeared", job, every=2)
         resumed = wait_for(lambda: (p := progress(redis_client, project, spec.feature_view))
                            and p.state == "running" and (p.progress_at_ms or 0) >= created_ms and p,
                            120, "progress after the topic appeared", job)
@@ -148,11 +139,9 @@ def test_a_fresh_job_with_latest_offsets_serves_complete_hour_windows_from_its_f
                          timestamp=event["event_time"])
     assert producer.flush(60) == 0
 
-    port = free_port()
-    config = write_job(tmp_path / "job.json", "hour", "hour", spec, view_spec(spec, project),
-                       tmp_path / "checkpoint", port)
+    job = job_in(tmp_path, stack, "hour", "hour", spec, view_spec(spec, project))
     started = int(time.time() * 1000)
-    job = JobProcess.for_config(config, stack, tmp_path / "job.log", port).start()
+    job.start()
     try:
         first = wait_for(lambda: (p := progress(redis_client, project, spec.feature_view)) and p.batch_id is not None
                          and p, 420, "the first batch", job, every=0.5)

@@ -50,20 +50,19 @@ from tests.serving.support import write_config
 from tests.streaming.outages import OUTAGE_S, read_dead_letters
 from tests.streaming.support import (
     V1,
-    JobProcess,
     Key,
     count_window_keys,
     delete_topics,
     expected_windows,
-    free_port,
+    job_in,
     mismatches,
+    online_mismatches,
     progress,
     read_windows,
     same,
     view_spec,
     wait_for,
     window_spec,
-    write_job,
 )
 from tests.streaming.test_crash_recovery import AGGREGATIONS, NAMES, Load
 from tests.streaming.test_stalls import _stream_running
@@ -227,16 +226,13 @@ def test_wipe_and_redis_kill_mid_stream_reseed_every_window_and_read_stale_until
     view = spec.feature_view
     features = view_spec(spec, project)
     _in_cluster(kube_api, kubectl, namespace, spec, features)
-    port = free_port()
-    config = write_job(tmp_path / "job.json", namespace, "activity", spec, features, tmp_path / "checkpoint", port)
-    job = JobProcess.for_config(config, stack, tmp_path / "job.log", port,
-                                extra_env={"STREAMGUARD_REDIS_URL": store.url, "KUBECONFIG": stack.kubeconfig})
+    job = job_in(tmp_path, stack, namespace, "activity", spec, features,
+                 extra_env={"STREAMGUARD_REDIS_URL": store.url, "KUBECONFIG": stack.kubeconfig})
     load = Load(TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V1), seed=11)
     settings = _serving(store, spec, features, tmp_path)
 
     def exact(events: list[dict[str, Any]]) -> bool:
-        expected = expected_windows(events, spec)
-        return not mismatches(expected, read_windows(store.client, project, view, expected), NAMES)
+        return not online_mismatches(store.client, project, spec, events, NAMES)
 
     try:
         job.start()
@@ -331,15 +327,12 @@ def test_a_full_store_fails_batches_loudly_and_an_evicting_one_is_reseeded(
     view = spec.feature_view
     features = view_spec(spec, project)
     _in_cluster(kube_api, kubectl, namespace, spec, features)
-    port = free_port()
-    config = write_job(tmp_path / "job.json", namespace, "activity", spec, features, tmp_path / "checkpoint", port)
-    job = JobProcess.for_config(config, stack, tmp_path / "job.log", port,
-                                extra_env={"STREAMGUARD_REDIS_URL": store.url, "KUBECONFIG": stack.kubeconfig})
+    job = job_in(tmp_path, stack, namespace, "activity", spec, features,
+                 extra_env={"STREAMGUARD_REDIS_URL": store.url, "KUBECONFIG": stack.kubeconfig})
     load = Load(TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V1), seed=13)
 
     def exact(events: list[dict[str, Any]]) -> bool:
-        expected = expected_windows(events, spec)
-        return not mismatches(expected, read_windows(store.client, project, view, expected), NAMES)
+        return not online_mismatches(store.client, project, spec, events, NAMES)
 
     try:
         job.start()
