@@ -8,8 +8,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import redis
 
 from streamguard.api.featureview import Entity, Feature, FeatureViewSpec
 from streamguard.api.streamingwindow import Aggregation, AvroContract, KafkaSource, StreamingWindowSpec, Window
+from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.jobspec import StreamJob
 from streamguard.onlinestore.window_layout import StreamProgress, decode_number, heartbeat_key, window_key
@@ -38,6 +41,14 @@ AGGREGATIONS = [
 ]
 """The aggregations most streaming tests window: a count, a sum and a max."""
 NAMES = [a.name for a in AGGREGATIONS]
+ONE_OF_EACH = [
+    Aggregation(name="txn_count", function="count"),
+    Aggregation(name="amount_sum", function="sum", field="amount"),
+    Aggregation(name="amount_avg", function="avg", field="amount"),
+    Aggregation(name="amount_min", function="min", field="amount"),
+    Aggregation(name="amount_max", function="max", field="amount"),
+]
+"""One aggregation of every function, for the parity tests."""
 
 
 def free_port() -> int:
@@ -268,6 +279,17 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 
     probe = TopicProbe(bootstrap, topic)
     return probe.end_offsets(probe.partitions())
+
+
+@contextmanager
+def scratch_topic(stack: Endpoints, prefix: str) -> Iterator[str]:
+    """A fresh topic name on the stack's Kafka; afterwards the topic, its dead-letter topic and its value
+    subject are deleted."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    yield name
+    delete_topics(stack.kafka_bootstrap, name, name + ".dlq")
+    with SchemaRegistry(stack.registry_url) as registry:
+        registry.delete_subject(f"{name}-value", permanent=True)
 
 
 def delete_topics(bootstrap: str, *topics: str) -> None:

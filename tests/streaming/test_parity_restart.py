@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 import redis
 
-from streamguard.api.streamingwindow import Aggregation
 from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.stack import Stack
 from streamguard.workloads.producer.events import TrafficProfile, generate
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
 from tests.streaming.support import (
+    ONE_OF_EACH,
     V1,
     batch_windows,
     count_window_keys,
@@ -41,13 +41,7 @@ pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mar
 
 SEEDS = (11, 23, 37, 58)
 T0 = 1_767_229_200_000  # 2026-01-01T01:00:00Z
-AGGREGATIONS = [
-    Aggregation(name="txn_count", function="count"),
-    Aggregation(name="amount_sum", function="sum", field="amount"),
-    Aggregation(name="amount_avg", function="avg", field="amount"),
-    Aggregation(name="amount_min", function="min", field="amount"),
-    Aggregation(name="amount_max", function="max", field="amount"),
-]
+AGGREGATIONS = ONE_OF_EACH
 NAMES = [a.name for a in AGGREGATIONS]
 
 

@@ -17,7 +17,6 @@ from kubernetes import client
 
 from streamguard.api.featureview import FeatureView
 from streamguard.api.streamingwindow import StreamingWindow
-from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
 from tests.conftest import Kubectl
@@ -27,13 +26,13 @@ from tests.streaming.support import (
     V1,
     batch_windows,
     count_window_keys,
-    delete_topics,
     expected_windows,
     job_in,
     mismatches,
     online_mismatches,
     progress,
     read_windows,
+    scratch_topic,
     view_spec,
     wait_for,
     window_spec,
@@ -51,11 +50,8 @@ def _event(account: str, at_ms: int, amount: float) -> dict[str, Any]:
 
 @pytest.fixture
 def topic(stack: Endpoints) -> Iterator[str]:
-    name = f"stall-{uuid.uuid4().hex[:8]}"
-    yield name
-    delete_topics(stack.kafka_bootstrap, name, name + ".dlq")
-    with SchemaRegistry(stack.registry_url) as registry:
-        registry.delete_subject(f"{name}-value", permanent=True)
+    with scratch_topic(stack, "stall") as name:
+        yield name
 
 
 def _stream_running(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any] | None:

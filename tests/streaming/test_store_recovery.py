@@ -29,7 +29,6 @@ from kubernetes import client
 
 from streamguard.api.featureview import FeatureView, FeatureViewSpec
 from streamguard.api.streamingwindow import StreamingWindow, StreamingWindowSpec
-from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.stack import Stack
 from streamguard.onlinestore.generation import (
@@ -50,9 +49,9 @@ from tests.serving.support import write_config
 from tests.streaming.outages import OUTAGE_S, read_dead_letters
 from tests.streaming.support import (
     V1,
+    JobProcess,
     Key,
     count_window_keys,
-    delete_topics,
     expected_windows,
     job_in,
     mismatches,
@@ -60,6 +59,7 @@ from tests.streaming.support import (
     progress,
     read_windows,
     same,
+    scratch_topic,
     view_spec,
     wait_for,
     window_spec,
@@ -103,28 +103,27 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
 
 @pytest.fixture
 def topic(stack: Endpoints) -> Iterator[str]:
-    name = f"store-{uuid.uuid4().hex[:8]}"
-    ensure_topic(stack.kafka_bootstrap, name)
-    yield name
-    delete_topics(stack.kafka_bootstrap, name, name + ".dlq")
-    with SchemaRegistry(stack.registry_url) as registry:
-        registry.delete_subject(f"{name}-value", permanent=True)
+    with scratch_topic(stack, "store") as name:
+        ensure_topic(stack.kafka_bootstrap, name)
+        yield name
 
 
-def _spec(topic: str) -> StreamingWindowSpec:
+def _job_in_cluster(stack: Endpoints, store: Store, kube_api: client.ApiClient, kubectl: Kubectl, tmp_path: Path,
+                    topic: str) -> tuple[str, StreamingWindowSpec, FeatureViewSpec, JobProcess]:
+    """A StreamingWindow ``activity`` on ``topic`` (from ``latest``) and its FeatureView applied in a namespace of
+    their own, and its job (not started) writing to the test's Redis and reporting ``StreamRunning`` on it:
+    ``(namespace, spec, features, job)``."""
+    namespace = f"store-{uuid.uuid4().hex[:8]}"
     spec = window_spec(topic, V1, AGGREGATIONS, watermark="1m", trigger="1s")
     spec.source.starting_offsets = "latest"
-    return spec
-
-
-def _in_cluster(kube_api: client.ApiClient, kubectl: Kubectl, namespace: str, spec: StreamingWindowSpec,
-                features: FeatureViewSpec) -> None:
-    """The namespace, the FeatureView and the StreamingWindow ``activity`` (the job reports ``StreamRunning``
-    on it)."""
+    features = view_spec(spec, topic.replace("-", ""))
     client.CoreV1Api(kube_api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     manifests = [FeatureView(metadata={"name": spec.feature_view, "namespace": namespace}, spec=features).wire(),
                  StreamingWindow(metadata={"name": "activity", "namespace": namespace}, spec=spec).wire()]
     kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(manifests))
+    job = job_in(tmp_path, stack, namespace, "activity", spec, features,
+                 extra_env={"STREAMGUARD_REDIS_URL": store.url, "KUBECONFIG": stack.kubeconfig})
+    return namespace, spec, features, job
 
 
 def _current(store: Store, project: str) -> str | None:
@@ -221,13 +220,8 @@ def _exact_as_served(app: TestClient, spec: StreamingWindowSpec, events: list[di
 def test_wipe_and_redis_kill_mid_stream_reseed_every_window_and_read_stale_until_then(
         stack: Endpoints, store: Store, kube_api: client.ApiClient, kubectl: Kubectl, crds: None, tmp_path: Path,
         topic: str) -> None:
-    namespace, project = f"store-{uuid.uuid4().hex[:8]}", topic.replace("-", "")
-    spec = _spec(topic)
-    view = spec.feature_view
-    features = view_spec(spec, project)
-    _in_cluster(kube_api, kubectl, namespace, spec, features)
-    job = job_in(tmp_path, stack, namespace, "activity", spec, features,
-                 extra_env={"STREAMGUARD_REDIS_URL": store.url, "KUBECONFIG": stack.kubeconfig})
+    namespace, spec, features, job = _job_in_cluster(stack, store, kube_api, kubectl, tmp_path, topic)
+    project, view = features.project, spec.feature_view
     load = Load(TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V1), seed=11)
     settings = _serving(store, spec, features, tmp_path)
 
@@ -322,13 +316,8 @@ def _window_values(store: Store, project: str, view: str) -> dict[bytes, dict[by
 def test_a_full_store_fails_batches_loudly_and_an_evicting_one_is_reseeded(
         stack: Endpoints, store: Store, kube_api: client.ApiClient, kubectl: Kubectl, crds: None,
         tmp_path: Path, topic: str) -> None:
-    namespace, project = f"store-{uuid.uuid4().hex[:8]}", topic.replace("-", "")
-    spec = _spec(topic)
-    view = spec.feature_view
-    features = view_spec(spec, project)
-    _in_cluster(kube_api, kubectl, namespace, spec, features)
-    job = job_in(tmp_path, stack, namespace, "activity", spec, features,
-                 extra_env={"STREAMGUARD_REDIS_URL": store.url, "KUBECONFIG": stack.kubeconfig})
+    namespace, spec, features, job = _job_in_cluster(stack, store, kube_api, kubectl, tmp_path, topic)
+    project, view = features.project, spec.feature_view
     load = Load(TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V1), seed=13)
 
     def exact(events: list[dict[str, Any]]) -> bool:
