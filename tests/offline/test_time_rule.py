@@ -17,19 +17,14 @@ from hypothesis import strategies as st
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
-from streamguard.api.streamingwindow import Aggregation, AvroContract, KafkaSource, StreamingWindowSpec, Window
+from streamguard.api.streamingwindow import AvroContract, KafkaSource, StreamingWindowSpec, Window
 from streamguard.windows import aggregate
 from streamguard.workloads.batch.windows import window_features_as_of
+from tests.streaming.support import ONE_OF_EACH
 
 pytestmark = pytest.mark.spark
 
-AGGREGATIONS = [
-    Aggregation(name="n", function="count"),
-    Aggregation(name="total", function="sum", field="amount"),
-    Aggregation(name="mean", function="avg", field="amount"),
-    Aggregation(name="low", function="min", field="amount"),
-    Aggregation(name="high", function="max", field="amount"),
-]
+AGGREGATIONS = ONE_OF_EACH
 KEYS = ("a", "b", "c")
 SECOND = 1000
 
@@ -106,7 +101,7 @@ def check_rule(spark: SparkSession, scenarios: Sequence[Sequence[Event]], shapes
         for i, (slide, n) in enumerate(shapes):
             expected = _reference(by_key[row.key], row.key, row.at_ms, slide, n * slide)
             if pd.isna(row.event_timestamp):  # no row at or before t: the rule's window must be empty
-                assert expected["n"] == 0, (row.key, row.at_ms, i)
+                assert expected["txn_count"] == 0, (row.key, row.at_ms, i)
                 continue
             for name, value in expected.items():
                 got = getattr(row, f"{name}_w{i}")

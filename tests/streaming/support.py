@@ -1,5 +1,6 @@
 """Helpers of the streaming tests: FinServe specs, a job process, the pure-Python oracle, Redis reads."""
 
+import json
 import math
 import os
 import signal
@@ -13,17 +14,29 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
+import yaml
+from kubernetes import client
 
-from streamguard.api.featureview import Entity, Feature, FeatureViewSpec
-from streamguard.api.streamingwindow import Aggregation, AvroContract, KafkaSource, StreamingWindowSpec, Window
+from streamguard.api.featureview import Entity, Feature, FeatureView, FeatureViewSpec
+from streamguard.api.streamingwindow import (
+    Aggregation,
+    AvroContract,
+    KafkaSource,
+    StreamingWindow,
+    StreamingWindowSpec,
+    Window,
+)
 from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.jobspec import StreamJob
 from streamguard.onlinestore.window_layout import StreamProgress, decode_number, heartbeat_key, window_key
 from streamguard.windows import WindowShape, aggregate
+
+if TYPE_CHECKING:
+    from tests.conftest import Kubectl
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRACTS = REPO / "examples" / "finserve" / "contracts"
@@ -266,6 +279,24 @@ def online_mismatches(client: "redis.Redis", project: str, spec: StreamingWindow
     """Differences between the oracle over ``events`` and the windows Redis holds for ``spec``'s view."""
     expected = expected_windows(events, spec)
     return mismatches(expected, read_windows(client, project, spec.feature_view, expected), names)
+
+
+def apply_window(kube_api: client.ApiClient, kubectl: "Kubectl", namespace: str, spec: StreamingWindowSpec,
+                 view: FeatureViewSpec) -> None:
+    """A namespace ``namespace`` holding the FeatureView of ``spec`` and the StreamingWindow ``activity`` (the
+    job reports ``StreamRunning`` on it)."""
+    client.CoreV1Api(kube_api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    manifests = [FeatureView(metadata={"name": spec.feature_view, "namespace": namespace}, spec=view).wire(),
+                 StreamingWindow(metadata={"name": "activity", "namespace": namespace}, spec=spec).wire()]
+    kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(manifests))
+
+
+def stream_running(kubectl: "Kubectl", namespace: str, name: str) -> dict[str, Any] | None:
+    """The StreamingWindow's ``StreamRunning`` condition (``None`` until the job reports one)."""
+    live = json.loads(kubectl("get", "streamingwindow", name, "-n", namespace, "-o", "json").stdout)
+    found: dict[str, Any] | None = next((c for c in (live.get("status") or {}).get("conditions", [])
+                                         if c["type"] == "StreamRunning"), None)
+    return found
 
 
 def progress(client: "redis.Redis", project: str, view: str) -> StreamProgress | None:

@@ -23,7 +23,6 @@ from typing import Any, cast
 
 import pytest
 import redis
-import yaml
 from fastapi.testclient import TestClient
 from kubernetes import client
 
@@ -51,6 +50,7 @@ from tests.streaming.support import (
     V1,
     JobProcess,
     Key,
+    apply_window,
     count_window_keys,
     expected_windows,
     job_in,
@@ -60,12 +60,12 @@ from tests.streaming.support import (
     read_windows,
     same,
     scratch_topic,
+    stream_running,
     view_spec,
     wait_for,
     window_spec,
 )
 from tests.streaming.test_crash_recovery import AGGREGATIONS, NAMES, Load
-from tests.streaming.test_stalls import _stream_running
 
 pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1500)]
 LATENESS_MS = 25_000
@@ -117,10 +117,7 @@ def _job_in_cluster(stack: Endpoints, store: Store, kube_api: client.ApiClient, 
     spec = window_spec(topic, V1, AGGREGATIONS, watermark="1m", trigger="1s")
     spec.source.starting_offsets = "latest"
     features = view_spec(spec, topic.replace("-", ""))
-    client.CoreV1Api(kube_api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-    manifests = [FeatureView(metadata={"name": spec.feature_view, "namespace": namespace}, spec=features).wire(),
-                 StreamingWindow(metadata={"name": "activity", "namespace": namespace}, spec=spec).wire()]
-    kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(manifests))
+    apply_window(kube_api, kubectl, namespace, spec, features)
     job = job_in(tmp_path, stack, namespace, "activity", spec, features,
                  extra_env={"STREAMGUARD_REDIS_URL": store.url, "KUBECONFIG": stack.kubeconfig})
     return namespace, spec, features, job
@@ -251,7 +248,7 @@ def test_wipe_and_redis_kill_mid_stream_reseed_every_window_and_read_stale_until
             killed_ms, killed_run = int(time.time() * 1000), store.run_id()
             store.kill()  # AOF everysec: the last second may be lost
             down = time.monotonic()
-            away = wait_for(lambda: (c := _stream_running(kubectl, namespace, "activity")) and c["status"] == "False"
+            away = wait_for(lambda: (c := stream_running(kubectl, namespace, "activity")) and c["status"] == "False"
                             and c["reason"] == "StoreUnavailable" and c, OUTAGE_S,
                             "StreamRunning=False StoreUnavailable while Redis is away", job)
             assert "Redis unreachable" in away["message"], away
@@ -281,7 +278,7 @@ def test_wipe_and_redis_kill_mid_stream_reseed_every_window_and_read_stale_until
         metrics = job.metrics()
         assert metrics["streamguard_stream_reseed_duration_seconds_count"] >= 2, "both recoveries re-seeded"
         assert metrics["streamguard_stream_query_restarts_total"] >= 1, "Redis down: the batch failed and retried"
-        wait_for(lambda: (c := _stream_running(kubectl, namespace, "activity")) and c["status"] == "True", 120,
+        wait_for(lambda: (c := stream_running(kubectl, namespace, "activity")) and c["status"] == "True", 120,
                  "StreamRunning=True again", job)
         assert read_dead_letters(stack.kafka_bootstrap, topic + ".dlq") == [], "nothing dead-lettered"
     finally:
@@ -325,7 +322,7 @@ def test_a_full_store_fails_batches_loudly_and_an_evicting_one_is_reseeded(
 
     try:
         job.start()
-        wait_for(lambda: (c := _stream_running(kubectl, namespace, "activity")) and c["status"] == "True", 420,
+        wait_for(lambda: (c := stream_running(kubectl, namespace, "activity")) and c["status"] == "True", 420,
                  "StreamRunning=True", job)
         load.start()
         first = wait_for(lambda: _covered(store, project, view, {None}), 120, "stream coverage", job)
@@ -333,7 +330,7 @@ def test_a_full_store_fails_batches_loudly_and_an_evicting_one_is_reseeded(
                  and len(load.sent) > 300, 300, "batches under load", job)
 
         _fill(store, headroom=256 * 1024)  # the store fills up (other views, tenants)
-        full = wait_for(lambda: (c := _stream_running(kubectl, namespace, "activity")) and c["status"] == "False"
+        full = wait_for(lambda: (c := stream_running(kubectl, namespace, "activity")) and c["status"] == "False"
                         and c, 120, "StreamRunning=False", job)
         assert full["reason"] == "StoreFull" and "OOM" in full["message"] and "maxmemory" in full["message"]
         before = _window_values(store, project, view)
@@ -341,7 +338,7 @@ def test_a_full_store_fails_batches_loudly_and_an_evicting_one_is_reseeded(
         time.sleep(20)  # more batches try and fail
         assert _window_values(store, project, view) == before, "no window value changes silently"
         assert progress(store.client, project, view) == stalled, "no progress while the store refuses writes"
-        assert _stream_running(kubectl, namespace, "activity")["reason"] == "StoreFull"  # type: ignore[index]
+        assert stream_running(kubectl, namespace, "activity")["reason"] == "StoreFull"  # type: ignore[index]
         assert _current(store, project) == first.generation, "noeviction: nothing lost, the generation holds"
 
         store.client.config_set("maxmemory-policy", "allkeys-lru")  # set by hand, and memory tighter still
@@ -374,7 +371,7 @@ def test_a_full_store_fails_batches_loudly_and_an_evicting_one_is_reseeded(
         wait_for(lambda: exact(events), 300, "every window exact after the re-seed", job, every=3)
         assert _covered(store, project, view, {None, first.generation}) is not None
         assert reseeded.since_ms <= min(_start_ms(spec, key) for key in expected_windows(events, spec))
-        wait_for(lambda: (c := _stream_running(kubectl, namespace, "activity")) and c["status"] == "True", 120,
+        wait_for(lambda: (c := stream_running(kubectl, namespace, "activity")) and c["status"] == "True", 120,
                  "StreamRunning=True again", job)
     finally:
         if load.started:
