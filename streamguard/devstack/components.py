@@ -58,10 +58,11 @@ def kube_apiserver(artifact: Artifact, pki: Pki, work: Path, port: int, etcd_por
          # ServiceAccount (on by default) gives every pod its account's token, as in any cluster.
          "--enable-admission-plugins=NodeRestriction",
          f"--service-cluster-ip-range={SERVICE_CIDR}",
-         # The apiserver dials kubelets (logs, exec, port-forward) at their InternalIP (the node's is 127.0.0.1)
-         # with a client certificate from the stack's CA. It does not verify kubelets' serving certificates
-         # yet (--kubelet-certificate-authority) because devkubelet serves a self-signed one.
+         # The apiserver dials the kubelet (logs, exec, port-forward) at its InternalIP (the host's address on
+         # the pod bridge) with a client certificate from the stack's CA, and verifies the kubelet's serving
+         # certificate, which the same CA issued for that address.
          f"--kubelet-client-certificate={pki.kubelet_client_cert}", f"--kubelet-client-key={pki.kubelet_client_key}",
+         f"--kubelet-certificate-authority={pki.ca_cert}",
          "--kubelet-preferred-address-types=InternalIP",
          f"--service-account-issuer=https://127.0.0.1:{port}/", f"--service-account-key-file={pki.sa_pub}",
          f"--service-account-signing-key-file={pki.sa_key}", "--allow-privileged=true",

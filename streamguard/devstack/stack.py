@@ -95,8 +95,10 @@ class Stack:
         registry_url = _registry_url(ports)
         # The pod bridge first: Kafka advertises its address to pods, and the forwards need it.
         layout = node.NodeLayout(self.run_dir)
-        pod_address = node.prepare_network(layout)
-        podgateway.apply(layout, pod_forwards(ports, pod_address))
+        with node.starting(f"pod network (bridge {layout.bridge})"):
+            pod_address = node.prepare_network(layout)
+        with node.starting("pod gateway (forwards from the pod bridge to the stack's services)"):
+            podgateway.apply(layout, pod_forwards(ports, pod_address))
         _say(f"[stack] starting in {self.run_dir}: kubernetes {versions.K8S}, containerd {versions.CONTAINERD}, "
              f"etcd {versions.ETCD}, "
              f"kafka {versions.KAFKA}, apicurio {versions.APICURIO}, redis {_redis_version()}, "
