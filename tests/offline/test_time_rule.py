@@ -152,12 +152,12 @@ def test_the_seconds_before_t_count(spark: SparkSession) -> None:
     table: pd.DataFrame = _table(spark, [Event("a", 1_000, 1.0), *burst], _spec(spec_shapes), False).toPandas()
     table["at_ms"] = table.event_timestamp.astype("int64") // 1_000_000
     at = _as_of(table, "a", 30_000)  # window [-15 s, 45 s)
-    assert at is not None and at["n_w0"] == 1 and at["total_w0"] == 1.0
+    assert at is not None and at["txn_count_w0"] == 1 and at["amount_sum_w0"] == 1.0
     at = _as_of(table, "a", 62_004)  # window [15 s, 75 s): 62.000..62.003 s, not 62.004 s itself
-    assert at is not None and at["n_w0"] == 4 and at["total_w0"] == 40.0 and at["low_w0"] == 10.0
+    assert at is not None and at["txn_count_w0"] == 4 and at["amount_sum_w0"] == 40.0 and at["amount_min_w0"] == 10.0
     at = _as_of(table, "a", 62_005)
-    assert at is not None and at["n_w0"] == 5 and at["high_w0"] == 10.0
+    assert at is not None and at["txn_count_w0"] == 5 and at["amount_max_w0"] == 10.0
     at = _as_of(table, "a", 75_000)  # window [30 s, 90 s)
-    assert at is not None and at["n_w0"] == 5 and at["low_w0"] == 10.0
+    assert at is not None and at["txn_count_w0"] == 5 and at["amount_min_w0"] == 10.0
     at = _as_of(table, "a", 135_000)  # window [75 s, 135 s): empty
-    assert at is not None and at["n_w0"] == 0 and at["total_w0"] == 0 and pd.isna(at["mean_w0"])
+    assert at is not None and at["txn_count_w0"] == 0 and at["amount_sum_w0"] == 0 and pd.isna(at["amount_avg_w0"])
