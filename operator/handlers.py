@@ -1,7 +1,8 @@
 """kopf wiring: watch the three kinds and the children they own, feed the :class:`Controller`.
 
 Only ``@kopf.on.event`` handlers are used: kopf adds no finalizers and writes no progress annotations,
-so the operator's own writes are exactly the children, the status and the registry-subject finalizer.
+so the operator's own writes are exactly the children, the status and its two finalizers (registry subject,
+Feast registry).
 """
 
 import logging
@@ -14,6 +15,7 @@ from streamguard.api.kinds import PLURALS
 from streamguard.contracts.registry import AsyncSchemaRegistry
 from streamguard.kubeclient import load_configuration
 from streamguard.operator.controller import Controller
+from streamguard.operator.feastregistry import FeastRegistry
 from streamguard.operator.kube import Kube
 from streamguard.operator.metrics import install as install_metrics
 from streamguard.operator.reconcile import Context
@@ -53,6 +55,9 @@ def build_registry(
             else None,
             topics=Topics(operator_settings.kafka_for_operator(), operator_settings.kafka_timeout_seconds)
             if operator_settings.kafka_for_operator()
+            else None,
+            feast_registry=FeastRegistry(operator_settings.feast_registry)
+            if operator_settings.feast_registry
             else None,
         )
         controller = Controller(context, workers=operator_settings.workers)

@@ -134,7 +134,9 @@ class Stack:
         with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
             for future in [pool.submit(task) for task in tasks]:
                 future.result()
-        jars = sorted(str(p) for p in (built["spark-connectors"].directory / "jars").glob("*.jar"))
+        jars = sorted(
+            str(p) for name in ("spark-connectors", "spark-s3a") for p in (built[name].directory / "jars").glob("*.jar")
+        )
         endpoints = Endpoints(
             run_dir=str(self.run_dir),
             kubeconfig=str(self.kubeconfig),
