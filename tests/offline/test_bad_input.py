@@ -2,6 +2,7 @@
 nothing written to Redis; a range without data is a recorded empty run."""
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,6 +42,13 @@ def _spec(project: str, path: Path) -> FeatureViewSpec:
     )
 
 
+@pytest.fixture
+def project(project: str, redis_client: redis.Redis) -> Iterator[str]:
+    """The test's project; its keys in Redis are deleted afterwards."""
+    yield project
+    delete_project(redis_client, project)
+
+
 def _run(tmp_path: Path, stack: Endpoints, spec: FeatureViewSpec, *args: str) -> tuple[int, str, dict[str, object]]:
     config = tmp_path / "job.json"
     config.write_text(MaterializeJob(namespace="default", name="bad-view", view=spec).model_dump_json())
@@ -77,14 +85,11 @@ def test_bad_source_fails_clearly_and_writes_nothing(
     if callable(mutate):
         pq.write_table(pa.table(mutate(ROWS)), path)
     code, output, recorded = _run(tmp_path, stack, _spec(project, path), "--end", "2026-10-05T00:00:00Z")
-    try:
-        assert code != 0
-        assert "FeatureView bad-view" in output and field in output, output
-        assert recorded["ok"] is False and recorded["reason"] == reason
-        assert recorded["materializedUntil"] is None
-        assert dump(redis_client, project) == {}
-    finally:
-        delete_project(redis_client, project)
+    assert code != 0
+    assert "FeatureView bad-view" in output and field in output, output
+    assert recorded["ok"] is False and recorded["reason"] == reason
+    assert recorded["materializedUntil"] is None
+    assert dump(redis_client, project) == {}
 
 
 def test_unreadable_source_and_backwards_range(
@@ -98,11 +103,8 @@ def test_unreadable_source_and_backwards_range(
     good = tmp_path / "good.parquet"
     pq.write_table(pa.table(ROWS), good)
     code, output, recorded = _run(tmp_path, stack, _spec(project, good), "--end", "2026-08-01T00:00:00Z")
-    try:
-        assert code != 0 and "empty time range" in output and recorded["reason"] == "EmptyTimeRange"
-        assert dump(redis_client, project) == {}
-    finally:
-        delete_project(redis_client, project)
+    assert code != 0 and "empty time range" in output and recorded["reason"] == "EmptyTimeRange"
+    assert dump(redis_client, project) == {}
 
 
 def test_range_without_rows_is_a_recorded_empty_run_and_reruns_are_harmless(
@@ -111,21 +113,18 @@ def test_range_without_rows_is_a_recorded_empty_run_and_reruns_are_harmless(
     good = tmp_path / "good.parquet"
     pq.write_table(pa.table(ROWS), good)
     spec = _spec(project, good)
-    try:
-        code, output, recorded = _run(tmp_path, stack, spec, "--end", "2026-09-15T00:00:00Z")
-        assert code == 0, output
-        assert recorded["ok"] is True and recorded["reason"] == "NoNewData" and recorded["rows"] == 0
-        assert recorded["materializedUntil"] == "2026-09-15T00:00:00+00:00"
-        assert dump(redis_client, project) == {}
+    code, output, recorded = _run(tmp_path, stack, spec, "--end", "2026-09-15T00:00:00Z")
+    assert code == 0, output
+    assert recorded["ok"] is True and recorded["reason"] == "NoNewData" and recorded["rows"] == 0
+    assert recorded["materializedUntil"] == "2026-09-15T00:00:00+00:00"
+    assert dump(redis_client, project) == {}
 
-        code, output, recorded = _run(tmp_path, stack, spec, "--end", "2026-10-05T00:00:00Z")
-        assert code == 0 and recorded["rows"] == 2, output
-        first = dump(redis_client, project)
-        assert len(first) == 2
-        code, output, recorded = _run(
-            tmp_path, stack, spec, "--start", "2026-09-01T00:00:00Z", "--end", "2026-10-05T00:00:00Z"
-        )
-        assert code == 0 and recorded["rows"] == 0 and "2 skipped" in output, output
-        assert dump(redis_client, project) == first
-    finally:
-        delete_project(redis_client, project)
+    code, output, recorded = _run(tmp_path, stack, spec, "--end", "2026-10-05T00:00:00Z")
+    assert code == 0 and recorded["rows"] == 2, output
+    first = dump(redis_client, project)
+    assert len(first) == 2
+    code, output, recorded = _run(
+        tmp_path, stack, spec, "--start", "2026-09-01T00:00:00Z", "--end", "2026-10-05T00:00:00Z"
+    )
+    assert code == 0 and recorded["rows"] == 0 and "2 skipped" in output, output
+    assert dump(redis_client, project) == first

@@ -17,19 +17,14 @@ from hypothesis import strategies as st
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
-from streamguard.api.streamingwindow import Aggregation, AvroContract, KafkaSource, StreamingWindowSpec, Window
+from streamguard.api.streamingwindow import AvroContract, KafkaSource, StreamingWindowSpec, Window
 from streamguard.windows import aggregate
 from streamguard.workloads.batch.windows import window_features_as_of
+from tests.streaming.support import ONE_OF_EACH
 
 pytestmark = pytest.mark.spark
 
-AGGREGATIONS = [
-    Aggregation(name="n", function="count"),
-    Aggregation(name="total", function="sum", field="amount"),
-    Aggregation(name="mean", function="avg", field="amount"),
-    Aggregation(name="low", function="min", field="amount"),
-    Aggregation(name="high", function="max", field="amount"),
-]
+AGGREGATIONS = ONE_OF_EACH
 KEYS = ("a", "b", "c")
 SECOND = 1000
 
@@ -106,7 +101,7 @@ def check_rule(spark: SparkSession, scenarios: Sequence[Sequence[Event]], shapes
         for i, (slide, n) in enumerate(shapes):
             expected = _reference(by_key[row.key], row.key, row.at_ms, slide, n * slide)
             if pd.isna(row.event_timestamp):  # no row at or before t: the rule's window must be empty
-                assert expected["n"] == 0, (row.key, row.at_ms, i)
+                assert expected["txn_count"] == 0, (row.key, row.at_ms, i)
                 continue
             for name, value in expected.items():
                 got = getattr(row, f"{name}_w{i}")
@@ -157,12 +152,12 @@ def test_the_seconds_before_t_count(spark: SparkSession) -> None:
     table: pd.DataFrame = _table(spark, [Event("a", 1_000, 1.0), *burst], _spec(spec_shapes), False).toPandas()
     table["at_ms"] = table.event_timestamp.astype("int64") // 1_000_000
     at = _as_of(table, "a", 30_000)  # window [-15 s, 45 s)
-    assert at is not None and at["n_w0"] == 1 and at["total_w0"] == 1.0
+    assert at is not None and at["txn_count_w0"] == 1 and at["amount_sum_w0"] == 1.0
     at = _as_of(table, "a", 62_004)  # window [15 s, 75 s): 62.000..62.003 s, not 62.004 s itself
-    assert at is not None and at["n_w0"] == 4 and at["total_w0"] == 40.0 and at["low_w0"] == 10.0
+    assert at is not None and at["txn_count_w0"] == 4 and at["amount_sum_w0"] == 40.0 and at["amount_min_w0"] == 10.0
     at = _as_of(table, "a", 62_005)
-    assert at is not None and at["n_w0"] == 5 and at["high_w0"] == 10.0
+    assert at is not None and at["txn_count_w0"] == 5 and at["amount_max_w0"] == 10.0
     at = _as_of(table, "a", 75_000)  # window [30 s, 90 s)
-    assert at is not None and at["n_w0"] == 5 and at["low_w0"] == 10.0
+    assert at is not None and at["txn_count_w0"] == 5 and at["amount_min_w0"] == 10.0
     at = _as_of(table, "a", 135_000)  # window [75 s, 135 s): empty
-    assert at is not None and at["n_w0"] == 0 and at["total_w0"] == 0 and pd.isna(at["mean_w0"])
+    assert at is not None and at["txn_count_w0"] == 0 and at["amount_sum_w0"] == 0 and pd.isna(at["amount_avg_w0"])

@@ -18,6 +18,11 @@ TRANSACTION_SCHEMA: dict[str, Any] = {
 }
 
 
+def resource(kind: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A StreamGuard custom resource of ``kind`` named ``name``."""
+    return {"apiVersion": API, "kind": kind, "metadata": {"name": name}, "spec": spec}
+
+
 def feature_view(
     name: str = "customer-txn",
     windows: tuple[str, ...] = ("1m", "5m"),
@@ -40,7 +45,7 @@ def feature_view(
     }
     if source:
         spec["source"] = {"path": "/data/customer_txn.parquet"}
-    return {"apiVersion": API, "kind": "FeatureView", "metadata": {"name": name}, "spec": spec}
+    return resource("FeatureView", name, spec)
 
 
 def streaming_window(
@@ -62,11 +67,10 @@ def streaming_window(
         contract["subject"] = subject
     if deletion_policy:
         contract["deletionPolicy"] = deletion_policy
-    return {
-        "apiVersion": API,
-        "kind": "StreamingWindow",
-        "metadata": {"name": name},
-        "spec": {
+    return resource(
+        "StreamingWindow",
+        name,
+        {
             "featureView": view,
             "source": source,
             "contract": contract,
@@ -79,22 +83,21 @@ def streaming_window(
                 {"name": "amount_sum", "function": "sum", "field": "amount"},
             ],
         },
-    }
+    )
 
 
 def drift_monitor(name: str = "customer-drift", view: str = "customer-txn") -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "DriftMonitor",
-        "metadata": {"name": name},
-        "spec": {
+    return resource(
+        "DriftMonitor",
+        name,
+        {
             "featureView": view,
             "features": ["amount_sum_1m", "txn_count_1m"],
             "reference": {"path": "/data/reference.parquet"},
             "current": {"path": "/data/current.parquet", "last": "1d"},
             "thresholds": {"psi": 0.2, "driftShare": 0.5},
         },
-    }
+    )
 
 
 def with_schema_field(extra: dict[str, Any]) -> dict[str, Any]:

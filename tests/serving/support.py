@@ -239,6 +239,12 @@ def write_freshness(client: redis.Redis, project: str, view: str, newest_event: 
     client.hset(freshness_key(project, view), mapping=record.mapping())  # type: ignore[arg-type]
 
 
+def write_batch_freshness(client: redis.Redis, project: str, newest_event: float) -> None:
+    """A freshness record for every batch view, its newest event at ``newest_event``."""
+    for view in BATCH_VIEWS:
+        write_freshness(client, project, view, newest_event)
+
+
 def cover(
     client: redis.Redis,
     project: str,

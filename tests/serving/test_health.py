@@ -1,21 +1,22 @@
 """Readiness follows freshness and Redis; Redis going away is a fast 503, and serving recovers."""
 
-import shutil
-import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
 
+from streamguard.devstack.private_redis import private_redis
 from tests.serving.conftest import ClientFactory
 from tests.serving.support import (
+    BATCH_VIEWS,
+    WINDOW_VIEW,
     finserve_manifests,
     free_port,
     running_server,
+    write_batch_freshness,
     write_config,
     write_finserve_rows,
     write_freshness,
@@ -23,7 +24,6 @@ from tests.serving.support import (
 )
 
 pytestmark = pytest.mark.stack
-BATCH = ("account-profile", "customer-profile", "merchant-profile")
 
 
 def _reasons(body: dict[str, object]) -> str:
@@ -38,14 +38,13 @@ def test_readiness_flips_with_freshness(redis_client: redis.Redis, project: str,
         assert "never materialized" in _reasons(never.json())
         assert "no stream progress record" in _reasons(never.json())
 
-        for view in BATCH:
-            write_freshness(redis_client, project, view, now - 30)
+        write_batch_freshness(redis_client, project, now - 30)
         write_progress(redis_client, project, now - 5)
         ready = client.get("/readyz")
         assert ready.status_code == 200, ready.text
         assert ready.json()["ready"] is True
         assert {v["view"]: v["fresh"] for v in ready.json()["views"]} == dict.fromkeys(
-            (*BATCH, "customer-txn-windows"), True
+            (*BATCH_VIEWS, WINDOW_VIEW), True
         )
 
         # the materializer of one view stops: its data ages past the 1h SLA
@@ -82,32 +81,6 @@ def test_newest_row_read_counts_as_freshness(
         assert client.get("/readyz").status_code == 200
 
 
-@contextmanager
-def private_redis(port: int, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A redis-server of our own (the shared one must not be stopped)."""
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is not installed"
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        client = redis.Redis(port=port)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
 def test_redis_down_is_a_fast_503_and_recovers(tmp_path: Path, project: str) -> None:
     port = free_port()
     config = write_config(tmp_path / "features.yaml", finserve_manifests(project))
@@ -115,15 +88,13 @@ def test_redis_down_is_a_fast_503_and_recovers(tmp_path: Path, project: str) -> 
         "featureSet": "fraud",
         "entities": [{"customer_id": "C00000", "account_id": "A00000", "merchant_id": "M00000"}],
     }
-    with (
-        private_redis(port, tmp_path) as server,
-        running_server(config, f"redis://127.0.0.1:{port}/0", "--cache-staleness", "0") as base,
-    ):
-        write_finserve_rows(redis.Redis(port=port), project, 1, time.time())
+    store = ExitStack()  # a redis-server of our own (the shared one must not be stopped)
+    client = store.enter_context(private_redis(tmp_path / "redis", port=port))
+    with store, running_server(config, f"redis://127.0.0.1:{port}/0", "--cache-staleness", "0") as base:
+        write_finserve_rows(client, project, 1, time.time())
         assert httpx.post(f"{base}/features", json=request).status_code == 200
 
-        server.terminate()
-        server.wait(timeout=10)
+        store.close()  # Redis goes away
         started = time.monotonic()
         down = httpx.post(f"{base}/features", json=request, timeout=10)
         assert time.monotonic() - started < 2.0
@@ -134,8 +105,8 @@ def test_redis_down_is_a_fast_503_and_recovers(tmp_path: Path, project: str) -> 
         assert not_ready.json()["redis"] != "ok"
         assert "Redis unreachable" in " ".join(not_ready.json()["reasons"])
 
-        with private_redis(port, tmp_path):
-            write_finserve_rows(redis.Redis(port=port), project, 1, time.time())
+        with private_redis(tmp_path / "redis", port=port) as client:
+            write_finserve_rows(client, project, 1, time.time())
             deadline = time.monotonic() + 5
             while httpx.post(f"{base}/features", json=request).status_code != 200:
                 assert time.monotonic() < deadline, "serving did not recover within 5s of Redis coming back"

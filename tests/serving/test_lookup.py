@@ -108,23 +108,14 @@ def test_window_values_empty_window_and_fraud_burst(
         assert before["statuses"] == ["not_found"] * 6
 
         now_ms = early_in_slide(one.slide_ms)
+
+        def c1_window(suffix: str, shape: WindowShape, values: dict[str, float]) -> None:
+            """C1's window of ``shape`` containing ``now_ms``."""
+            write_window(redis_client, project, suffix, shape.end_as_of(now_ms), "C1", values)
+
         write_progress(redis_client, project, time.time())
-        write_window(
-            redis_client,
-            project,
-            "1m",
-            one.end_as_of(now_ms),
-            "C1",
-            {"txn_count": 1, "amount_sum": 20.0, "amount_max": 20.0},
-        )
-        write_window(
-            redis_client,
-            project,
-            "5m",
-            five.end_as_of(now_ms),
-            "C1",
-            {"txn_count": 2, "amount_sum": 35.5, "amount_max": 20.0},
-        )
+        c1_window("1m", one, {"txn_count": 1, "amount_sum": 20.0, "amount_max": 20.0})
+        c1_window("5m", five, {"txn_count": 2, "amount_sum": 35.5, "amount_max": 20.0})
         c1, c2 = client.post("/features", json=request).json()["results"]
         assert c1["values"] == [1, 20.0, 20.0, 2, 35.5, 20.0]
         assert c1["statuses"] == ["present"] * 6
@@ -133,14 +124,7 @@ def test_window_values_empty_window_and_fraud_burst(
         assert c2["statuses"] == ["present"] * 6
 
         # the fraud burst: the streaming job overwrites the current windows with the jumped counts
-        write_window(
-            redis_client,
-            project,
-            "1m",
-            one.end_as_of(now_ms),
-            "C1",
-            {"txn_count": 14, "amount_sum": 2980.0, "amount_max": 990.0},
-        )
+        c1_window("1m", one, {"txn_count": 14, "amount_sum": 2980.0, "amount_max": 990.0})
         burst = client.post("/features", json=request).json()["results"][0]
         assert burst["values"][:3] == [14, 2980.0, 990.0]
 

@@ -14,12 +14,11 @@ import redis
 
 from streamguard.devstack.endpoints import Endpoints
 from tests.serving.support import (
-    BATCH_VIEWS,
     finserve_manifests,
     running_server,
+    write_batch_freshness,
     write_config,
     write_finserve_rows,
-    write_freshness,
     write_progress,
 )
 
@@ -32,8 +31,7 @@ def test_schemathesis_finds_no_server_errors(
     # a window SLA longer than the run, so /readyz stays 200 (a 503 counts as a server error)
     config_path = write_config(tmp_path / "features.yaml", finserve_manifests(project, window_sla="10m"))
     write_finserve_rows(redis_client, project, 3, time.time())
-    for view in BATCH_VIEWS:
-        write_freshness(redis_client, project, view, time.time())
+    write_batch_freshness(redis_client, project, time.time())
     write_progress(redis_client, project, time.time())
     with running_server(config_path, stack.redis_url, "--max-batch", "50") as base:
         result = subprocess.run(

@@ -17,14 +17,13 @@ from tests.serving.support import (
     WINDOW_VIEW,
     finserve_manifests,
     running_server,
+    write_batch_freshness,
     write_config,
-    write_freshness,
     write_progress,
     write_window,
 )
 
 pytestmark = pytest.mark.stack
-BATCH = ("account-profile", "customer-profile", "merchant-profile")
 REFS = [f"{WINDOW_VIEW}:{a}_1m" for a in ("txn_count", "amount_sum", "amount_max")]
 REQUEST = {"features": REFS, "entities": [{"customer_id": "C1"}, {"customer_id": "C2"}]}
 LAST = [3, 60.0, 30.0]
@@ -40,8 +39,7 @@ def _ends(length: str, slide: str, count: int) -> list[int]:
 
 def _seed(client: redis.Redis, project: str) -> None:
     """Fresh batch views and the 1m windows of C1 for the next minute; C2 has none."""
-    for view in BATCH:
-        write_freshness(client, project, view, time.time() - 30)
+    write_batch_freshness(client, project, time.time() - 30)
     for end in _ends("1m", "15s", 5):
         write_window(
             client, project, "1m", end, "C1", dict(zip(("txn_count", "amount_sum", "amount_max"), LAST, strict=True))

@@ -28,9 +28,9 @@ from tests.serving.support import (
     cover,
     finserve_manifests,
     unique_project,
+    write_batch_freshness,
     write_config,
     write_finserve_rows,
-    write_freshness,
     write_progress,
     write_window,
 )
@@ -99,8 +99,7 @@ def _window(client: redis.Redis, project: str, customer: str, values: list[Any])
 def _stream_and_materializer_running(client: redis.Redis, project: str) -> None:
     """What the writers keep writing whatever the store's state: progress and freshness records."""
     write_progress(client, project, time.time())
-    for view in BATCH_VIEWS:
-        write_freshness(client, project, view, time.time() - 30)
+    write_batch_freshness(client, project, time.time() - 30)
 
 
 def _seed(store: Store) -> None:

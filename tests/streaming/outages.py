@@ -30,7 +30,7 @@ from fastapi.testclient import TestClient
 from kubernetes import client
 
 from streamguard.api.featureview import FeatureView
-from streamguard.api.streamingwindow import Aggregation, StreamingWindow
+from streamguard.api.streamingwindow import StreamingWindow
 from streamguard.contracts import wire
 from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
@@ -42,19 +42,18 @@ from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
 from streamguard.workloads.streaming.dead_letters import DeadLetter
 from streamguard.workloads.streaming.progress import KAFKA_UNAVAILABLE, REGISTRY_UNAVAILABLE
 from tests.streaming.support import (
+    AGGREGATIONS,
+    NAMES,
     V2,
     JobProcess,
     delete_topics,
     end_offsets,
-    expected_windows,
-    free_port,
-    mismatches,
+    job_in,
+    online_mismatches,
     progress,
-    read_windows,
     view_spec,
     wait_for,
     window_spec,
-    write_job,
 )
 
 OUTAGE_S = 60.0
@@ -63,12 +62,6 @@ HEAL_S = 30.0
 """Within this long of the dependency's return every window must be exact."""
 SLA, SLA_S = "15s", 15.0
 """The view's freshness SLA: well inside an outage, so serving must say ``stale`` during it."""
-AGGREGATIONS = [
-    Aggregation(name="txn_count", function="count"),
-    Aggregation(name="amount_sum", function="sum", field="amount"),
-    Aggregation(name="amount_max", function="max", field="amount"),
-]
-NAMES = [a.name for a in AGGREGATIONS]
 ACCOUNTS = [f"acct-{i}" for i in range(4)]
 HOUR = WindowShape.parse("1h", "5m")
 EVENTS = 300
@@ -173,7 +166,6 @@ class Scenario:
         self.spec = window_spec(self.topic, self.schema, AGGREGATIONS, watermark="10m", trigger="1s")
         self.view = view_spec(self.spec, self.project).model_copy(update={"freshness_sla": SLA})
         self.rng = random.Random(self.seed)
-        self.port = free_port()
 
     # -- setup --------------------------------------------------------------------------------------------
 
@@ -193,11 +185,9 @@ class Scenario:
                 StreamingWindow(metadata={**meta, "name": "activity"}, spec=self.spec).wire()]
 
     def job(self, extra_env: dict[str, str]) -> JobProcess:
-        config = write_job(self.tmp / "job.json", self.namespace, "activity", self.spec, self.view,
-                           self.tmp / "checkpoint", self.port)
         kube = {"KUBECONFIG": self.stack.kubeconfig} if self.kube is not None else {}
-        return JobProcess.for_config(config, self.stack, self.tmp / "job.log", self.port,
-                                     extra_env={**kube, **extra_env})
+        return job_in(self.tmp, self.stack, self.namespace, "activity", self.spec, self.view,
+                      extra_env={**kube, **extra_env})
 
     @contextmanager
     def serving(self) -> Iterator[TestClient]:
@@ -252,13 +242,8 @@ class Scenario:
         results = response.json()["results"]
         return [r["statuses"][0] for r in results], [r["values"][0] for r in results], at
 
-    def expected(self) -> dict[Any, dict[str, Any]]:
-        return expected_windows(self.sent, self.spec)
-
     def exact(self) -> bool:
-        expected = self.expected()
-        online = read_windows(self.redis_client, self.project, self.spec.feature_view, expected)
-        return not mismatches(expected, online, NAMES)
+        return not online_mismatches(self.redis_client, self.project, self.spec, self.sent, NAMES)
 
     def serving_exact(self, http: TestClient) -> bool:
         """Serving answers ``present`` with the reference's 1h count for every account."""

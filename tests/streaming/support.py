@@ -1,5 +1,6 @@
 """Helpers of the streaming tests: FinServe specs, a job process, the pure-Python oracle, Redis reads."""
 
+import json
 import math
 import os
 import signal
@@ -8,19 +9,34 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
+import yaml
+from kubernetes import client
 
-from streamguard.api.featureview import Entity, Feature, FeatureViewSpec
-from streamguard.api.streamingwindow import Aggregation, AvroContract, KafkaSource, StreamingWindowSpec, Window
+from streamguard.api.featureview import Entity, Feature, FeatureView, FeatureViewSpec
+from streamguard.api.streamingwindow import (
+    Aggregation,
+    AvroContract,
+    KafkaSource,
+    StreamingWindow,
+    StreamingWindowSpec,
+    Window,
+)
+from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.jobspec import StreamJob
 from streamguard.onlinestore.window_layout import StreamProgress, decode_number, heartbeat_key, window_key
 from streamguard.windows import WindowShape, aggregate
+
+if TYPE_CHECKING:
+    from tests.conftest import Kubectl
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRACTS = REPO / "examples" / "finserve" / "contracts"
@@ -31,6 +47,21 @@ FINSERVE_WINDOWS = [Window(name="1m", length="1m", slide="15s"), Window(name="5m
                     Window(name="1h", length="1h", slide="5m")]
 Key = tuple[str, str, int]
 """(entity, window suffix, window end ms)."""
+AGGREGATIONS = [
+    Aggregation(name="txn_count", function="count"),
+    Aggregation(name="amount_sum", function="sum", field="amount"),
+    Aggregation(name="amount_max", function="max", field="amount"),
+]
+"""The aggregations most streaming tests window: a count, a sum and a max."""
+NAMES = [a.name for a in AGGREGATIONS]
+ONE_OF_EACH = [
+    Aggregation(name="txn_count", function="count"),
+    Aggregation(name="amount_sum", function="sum", field="amount"),
+    Aggregation(name="amount_avg", function="avg", field="amount"),
+    Aggregation(name="amount_min", function="min", field="amount"),
+    Aggregation(name="amount_max", function="max", field="amount"),
+]
+"""One aggregation of every function, for the parity tests."""
 
 
 def free_port() -> int:
@@ -73,6 +104,14 @@ def write_job(path: Path, namespace: str, name: str, spec: StreamingWindowSpec, 
                     checkpoint_dir=str(checkpoint), metrics_port=metrics_port)
     path.write_text(job.model_dump_json(by_alias=True, exclude_none=True, indent=2))
     return path
+
+
+def job_in(folder: Path, stack: Endpoints, namespace: str, name: str, spec: StreamingWindowSpec,
+           view: FeatureViewSpec, extra_env: dict[str, str] | None = None) -> "JobProcess":
+    """The job of ``spec`` (not started) on a free metrics port, with its config, checkpoint and log in ``folder``."""
+    port = free_port()
+    config = write_job(folder / "job.json", namespace, name, spec, view, folder / "checkpoint", port)
+    return JobProcess.for_config(config, stack, folder / "job.log", port, extra_env=extra_env)
 
 
 class JobProcess:
@@ -235,6 +274,31 @@ def mismatches(expected: dict[Key, dict[str, Any]], online: dict[Key, dict[str, 
     return out
 
 
+def online_mismatches(client: "redis.Redis", project: str, spec: StreamingWindowSpec,
+                      events: Iterable[dict[str, Any]], names: Sequence[str]) -> list[str]:
+    """Differences between the oracle over ``events`` and the windows Redis holds for ``spec``'s view."""
+    expected = expected_windows(events, spec)
+    return mismatches(expected, read_windows(client, project, spec.feature_view, expected), names)
+
+
+def apply_window(kube_api: client.ApiClient, kubectl: "Kubectl", namespace: str, spec: StreamingWindowSpec,
+                 view: FeatureViewSpec) -> None:
+    """A namespace ``namespace`` holding the FeatureView of ``spec`` and the StreamingWindow ``activity`` (the
+    job reports ``StreamRunning`` on it)."""
+    client.CoreV1Api(kube_api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    manifests = [FeatureView(metadata={"name": spec.feature_view, "namespace": namespace}, spec=view).wire(),
+                 StreamingWindow(metadata={"name": "activity", "namespace": namespace}, spec=spec).wire()]
+    kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(manifests))
+
+
+def stream_running(kubectl: "Kubectl", namespace: str, name: str) -> dict[str, Any] | None:
+    """The StreamingWindow's ``StreamRunning`` condition (``None`` until the job reports one)."""
+    live = json.loads(kubectl("get", "streamingwindow", name, "-n", namespace, "-o", "json").stdout)
+    found: dict[str, Any] | None = next((c for c in (live.get("status") or {}).get("conditions", [])
+                                         if c["type"] == "StreamRunning"), None)
+    return found
+
+
 def progress(client: "redis.Redis", project: str, view: str) -> StreamProgress | None:
     """The view's progress record as the job last wrote it."""
     return StreamProgress.parse(client.hgetall(heartbeat_key(project, view)))  # type: ignore[arg-type]
@@ -246,6 +310,17 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 
     probe = TopicProbe(bootstrap, topic)
     return probe.end_offsets(probe.partitions())
+
+
+@contextmanager
+def scratch_topic(stack: Endpoints, prefix: str) -> Iterator[str]:
+    """A fresh topic name on the stack's Kafka; afterwards the topic, its dead-letter topic and its value
+    subject are deleted."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    yield name
+    delete_topics(stack.kafka_bootstrap, name, name + ".dlq")
+    with SchemaRegistry(stack.registry_url) as registry:
+        registry.delete_subject(f"{name}-value", permanent=True)
 
 
 def delete_topics(bootstrap: str, *topics: str) -> None:

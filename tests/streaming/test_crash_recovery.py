@@ -26,17 +26,14 @@ from streamguard.devstack.stack import Stack
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
 from tests.streaming.support import (
     V1,
-    JobProcess,
     count_window_keys,
     expected_windows,
-    free_port,
-    mismatches,
+    job_in,
+    online_mismatches,
     progress,
-    read_windows,
     view_spec,
     wait_for,
     window_spec,
-    write_job,
 )
 
 pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -109,18 +106,14 @@ def test_sigkill_of_the_job_and_the_broker_under_load_loses_and_doubles_nothing(
     spec = window_spec(topic, V1, AGGREGATIONS, watermark="10m", trigger="1s")
     spec.source.starting_offsets = "latest"
     view = spec.feature_view
-    port = free_port()
-    config = write_job(tmp_path / "job.json", "crash", "crash", spec, view_spec(spec, project),
-                       tmp_path / "checkpoint", port)
     ensure_topic(bootstrap, topic)
-    job = JobProcess.for_config(config, stack, tmp_path / "job.log", port,
-                                extra_env={"STREAMGUARD_KAFKA_BOOTSTRAP": bootstrap})
+    job = job_in(tmp_path, stack, "crash", "crash", spec, view_spec(spec, project),
+                 extra_env={"STREAMGUARD_KAFKA_BOOTSTRAP": bootstrap})
     sender = TransactionSender(bootstrap, stack.registry_url, topic, V1,
                                extra={"message.timeout.ms": 300_000, "retries": 1_000_000})
 
     def exact(events: list[dict[str, Any]]) -> bool:
-        expected = expected_windows(events, spec)
-        return not mismatches(expected, read_windows(redis_client, project, view, expected), NAMES)
+        return not online_mismatches(redis_client, project, spec, events, NAMES)
 
     try:
         job.start()

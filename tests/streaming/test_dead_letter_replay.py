@@ -19,17 +19,17 @@ from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.stack import Stack
 from streamguard.jobspec import StreamJob
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
-from tests.streaming.outages import AGGREGATIONS, NAMES, event, framed, read_dead_letters
+from tests.streaming.outages import event, framed, read_dead_letters
 from tests.streaming.support import (
+    AGGREGATIONS,
+    NAMES,
     V1,
     V2,
     JobProcess,
     delete_topics,
-    expected_windows,
     free_port,
-    mismatches,
+    online_mismatches,
     progress,
-    read_windows,
     view_spec,
     wait_for,
     window_spec,
@@ -64,8 +64,7 @@ def test_dead_letters_of_an_id_known_later_are_replayed_once_in_order(
                                 extra_env={"STREAMGUARD_REGISTRY_URL": registry_url}).start()
 
     def exact(events: list[dict[str, object]]) -> bool:
-        expected = expected_windows(events, spec)
-        return not mismatches(expected, read_windows(redis_client, project, view, expected), NAMES)
+        return not online_mismatches(redis_client, project, spec, events, NAMES)
 
     def replay() -> str:
         result = subprocess.run([str(Path(sys.executable).parent / "streamguard"), "stream", "replay-dead-letters",

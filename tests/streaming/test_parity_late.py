@@ -43,22 +43,22 @@ import pytest
 import redis
 from pyspark.sql import DataFrame, SparkSession
 
-from streamguard.api.streamingwindow import Aggregation, StreamingWindowSpec, Window
-from streamguard.contracts.registry import SchemaRegistry
+from streamguard.api.streamingwindow import StreamingWindowSpec, Window
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.windows import WindowShape, aggregate, empty_value
 from streamguard.workloads.batch.session import local_session
 from streamguard.workloads.batch.windows import compute_window_features, window_features_as_of
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
 from tests.streaming.support import (
+    ONE_OF_EACH,
     V1,
     JobProcess,
     Key,
-    delete_topics,
     expected_windows,
     free_port,
     read_windows,
     same,
+    scratch_topic,
     view_spec,
     wait_for,
     window_spec,
@@ -78,13 +78,7 @@ LATE_TS = T0 + 5_000
 LATE_FIRST, LATE_AGAIN = "late-in-the-advancing-batch", "late-after-it"
 ACCOUNTS = tuple(f"L{i}" for i in range(4))
 WINDOWS = [Window(name="10s", length="10s", slide="2s"), Window(name="4s", length="4s", slide="1s")]
-AGGREGATIONS = [
-    Aggregation(name="txn_count", function="count"),
-    Aggregation(name="amount_sum", function="sum", field="amount"),
-    Aggregation(name="amount_avg", function="avg", field="amount"),
-    Aggregation(name="amount_min", function="min", field="amount"),
-    Aggregation(name="amount_max", function="max", field="amount"),
-]
+AGGREGATIONS = ONE_OF_EACH
 NAMES = [a.name for a in AGGREGATIONS]
 Values = dict[str, Any]
 
@@ -198,11 +192,8 @@ def _null(value: Any) -> Any:
 
 @pytest.fixture
 def topic(stack: Endpoints) -> Iterator[str]:
-    name = f"parity-late-{uuid.uuid4().hex[:8]}"
-    yield name
-    delete_topics(stack.kafka_bootstrap, name, name + ".dlq")
-    with SchemaRegistry(stack.registry_url) as registry:
-        registry.delete_subject(f"{name}-value", permanent=True)
+    with scratch_topic(stack, "parity-late") as name:
+        yield name
 
 
 def test_late_and_out_of_order_parity_at_serving_instants(stack: Endpoints, redis_client: "redis.Redis",

@@ -17,38 +17,31 @@ from typing import Any
 import pytest
 import redis
 
-from streamguard.api.streamingwindow import Aggregation
 from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.stack import Stack
 from streamguard.workloads.producer.events import TrafficProfile, generate
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
 from tests.streaming.support import (
+    ONE_OF_EACH,
     V1,
-    JobProcess,
     batch_windows,
     count_window_keys,
     expected_windows,
-    free_port,
+    job_in,
     mismatches,
+    online_mismatches,
     read_windows,
     view_spec,
     wait_for,
     window_spec,
-    write_job,
 )
 
 pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 SEEDS = (11, 23, 37, 58)
 T0 = 1_767_229_200_000  # 2026-01-01T01:00:00Z
-AGGREGATIONS = [
-    Aggregation(name="txn_count", function="count"),
-    Aggregation(name="amount_sum", function="sum", field="amount"),
-    Aggregation(name="amount_avg", function="avg", field="amount"),
-    Aggregation(name="amount_min", function="min", field="amount"),
-    Aggregation(name="amount_max", function="max", field="amount"),
-]
+AGGREGATIONS = ONE_OF_EACH
 NAMES = [a.name for a in AGGREGATIONS]
 
 
@@ -79,25 +72,21 @@ def test_parity_over_seeds_through_kill_and_broker_restart(stack: Endpoints, red
     project = topic.replace("-", "")
     spec = window_spec(topic, V1, AGGREGATIONS, watermark="10m", trigger="1s")
     view = spec.feature_view
-    port = free_port()
-    config = write_job(tmp_path / "job.json", "parity", "parity", spec, view_spec(spec, project),
-                       tmp_path / "checkpoint", port)
     events = event_log()
     cut = [int(len(events) * f) for f in (0.4, 0.6, 0.8)]
     part_a, part_b, part_c, part_d = events[: cut[0]], events[cut[0]: cut[1]], events[cut[1]: cut[2]], events[cut[2]:]
     assert sum(e["event_time"] < max(x["event_time"] for x in events[:i]) for i, e in enumerate(events) if i) > 50
 
     def online_equals(done: list[dict[str, Any]]) -> bool:
-        expected = expected_windows(done, spec)
-        return not mismatches(expected, read_windows(redis_client, project, view, expected), NAMES)
+        return not online_mismatches(redis_client, project, spec, done, NAMES)
 
     ensure_topic(bootstrap, topic)
     sender = TransactionSender(bootstrap, stack.registry_url, topic, V1)
     for event in part_a:
         sender.send(event)
     sender.flush()
-    job = JobProcess.for_config(config, stack, tmp_path / "job.log", port,
-                                extra_env={"STREAMGUARD_KAFKA_BOOTSTRAP": bootstrap}).start()
+    job = job_in(tmp_path, stack, "parity", "parity", spec, view_spec(spec, project),
+                 extra_env={"STREAMGUARD_KAFKA_BOOTSTRAP": bootstrap}).start()
     try:
         wait_for(lambda: online_equals(part_a), 420, "parity after the first part", job, every=3)
 

@@ -7,50 +7,39 @@ registry is stopped. Each time: nothing is committed or dead-lettered, no progre
 and afterwards every window equals the oracle.
 """
 
-import io
 import json
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import fastavro
 import pytest
 import redis
 
-from streamguard.api.streamingwindow import Aggregation
-from streamguard.contracts import wire
 from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.stack import Stack
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
+from tests.streaming.outages import framed
 from tests.streaming.support import (
+    AGGREGATIONS,
+    NAMES,
     V1,
     V2,
-    JobProcess,
     delete_topics,
     end_offsets,
-    expected_windows,
-    free_port,
-    mismatches,
+    job_in,
+    online_mismatches,
     progress,
-    read_windows,
     view_spec,
     wait_for,
     window_spec,
-    write_job,
 )
 
 pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 REGISTRY = "apicurio-registry"
 T0 = 1_767_225_600_000
-AGGREGATIONS = [
-    Aggregation(name="txn_count", function="count"),
-    Aggregation(name="amount_sum", function="sum", field="amount"),
-    Aggregation(name="amount_max", function="max", field="amount"),
-]
-NAMES = [a.name for a in AGGREGATIONS]
 V2_NOTE = json.dumps({**json.loads(V2), "fields": [*json.loads(V2)["fields"],
                                                    {"name": "note", "type": ["null", "string"], "default": None,
                                                     "doc": "A free-text note."}]})
@@ -62,13 +51,6 @@ def _event(account: str, offset_s: int, amount: float) -> dict[str, Any]:
             "is_fraud": False, "amount_usd": amount * 1.1, "note": None}
 
 
-def _framed(schema: str, schema_id: int, event: dict[str, Any]) -> bytes:
-    """``event`` written with ``schema`` and framed with ``schema_id``, whether or not the registry knows it."""
-    body = io.BytesIO()
-    fastavro.schemaless_writer(body, fastavro.parse_schema(json.loads(schema)), event)
-    return wire.frame(schema_id, body.getvalue())
-
-
 def test_unknown_ids_and_a_registry_outage_heal_without_dead_letters(
         stack: Endpoints, redis_client: "redis.Redis", tmp_path: Path,
         private_registry: tuple[Stack, str]) -> None:
@@ -77,9 +59,6 @@ def test_unknown_ids_and_a_registry_outage_heal_without_dead_letters(
     project, subject = topic.replace("-", ""), f"{topic}-value"
     spec = window_spec(topic, V1, AGGREGATIONS, watermark="10m", trigger="1s")
     view = spec.feature_view
-    port = free_port()
-    config = write_job(tmp_path / "job.json", "outage", "outage", spec, view_spec(spec, project),
-                       tmp_path / "checkpoint", port)
     ensure_topic(stack.kafka_bootstrap, topic)
     with SchemaRegistry(registry_url) as registry:
         v1 = registry.register(subject, V1)
@@ -90,8 +69,7 @@ def test_unknown_ids_and_a_registry_outage_heal_without_dead_letters(
     done: list[dict[str, Any]] = []
 
     def exact() -> bool:
-        expected = expected_windows(done, spec)
-        return not mismatches(expected, read_windows(redis_client, project, view, expected), NAMES)
+        return not online_mismatches(redis_client, project, spec, done, NAMES)
 
     def no_dead_letters() -> bool:
         return sum(end_offsets(stack.kafka_bootstrap, topic + ".dlq").values()) == 0
@@ -104,8 +82,8 @@ def test_unknown_ids_and_a_registry_outage_heal_without_dead_letters(
     sender.flush()
     done += part_a
     registry_stack.supervisor.stop(REGISTRY)  # 0. the registry is down when the job starts
-    job = JobProcess.for_config(config, stack, tmp_path / "job.log", port,
-                                extra_env={"STREAMGUARD_REGISTRY_URL": registry_url}).start()
+    job = job_in(tmp_path, stack, "outage", "outage", spec, view_spec(spec, project),
+                 extra_env={"STREAMGUARD_REGISTRY_URL": registry_url}).start()
     try:
         down = wait_for(lambda: (r := record()) and r.state == "failing" and "unreachable" in r.reason and r,
                         300, "the job waiting for the registry at its start", job)
@@ -119,7 +97,7 @@ def test_unknown_ids_and_a_registry_outage_heal_without_dead_letters(
         # 1. an id the registry does not know yet, registered within the grace period
         v2_id = v1.id + 1  # the id the private registry hands out next
         for event in part_b:
-            sender.send_raw(event["account_id"], _framed(V2, v2_id, event))
+            sender.send_raw(event["account_id"], framed(V2, v2_id, event))
         sender.flush()
         waiting = wait_for(lambda: (r := record()) and r.state == "failing" and f"{v2_id} unknown" in r.reason
                            and r, 180, f"the job waiting for schema id {v2_id}", job)
@@ -136,7 +114,7 @@ def test_unknown_ids_and_a_registry_outage_heal_without_dead_letters(
             note_id = registry.register(subject, V2_NOTE).id
         registry_stack.supervisor.stop(REGISTRY)
         for event in part_c:
-            sender.send_raw(event["account_id"], _framed(V2_NOTE, note_id, event))
+            sender.send_raw(event["account_id"], framed(V2_NOTE, note_id, event))
         sender.flush()
         stalled = wait_for(lambda: (r := record()) and r.state == "failing" and "unreachable" in r.reason
                            and r, 180, "the job failing on the unreachable registry", job)

@@ -2,7 +2,6 @@
 no progress until the topic appears, nor while it dead-letters; a job started without a checkpoint on a topic
 that already holds an hour of events serves complete windows from its first batch."""
 
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,41 +10,34 @@ from typing import Any
 
 import pytest
 import redis
-import yaml
 from confluent_kafka import Producer
 from kubernetes import client
 
-from streamguard.api.featureview import FeatureView
-from streamguard.api.streamingwindow import Aggregation, StreamingWindow
-from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
 from tests.conftest import Kubectl
 from tests.streaming.support import (
+    AGGREGATIONS,
+    NAMES,
     V1,
-    JobProcess,
+    apply_window,
     batch_windows,
     count_window_keys,
-    delete_topics,
     expected_windows,
-    free_port,
+    job_in,
     mismatches,
+    online_mismatches,
     progress,
     read_windows,
+    scratch_topic,
+    stream_running,
     view_spec,
     wait_for,
     window_spec,
-    write_job,
 )
 
 pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(900)]
 
-AGGREGATIONS = [
-    Aggregation(name="txn_count", function="count"),
-    Aggregation(name="amount_sum", function="sum", field="amount"),
-    Aggregation(name="amount_max", function="max", field="amount"),
-]
-NAMES = [a.name for a in AGGREGATIONS]
 HOUR_MS = 3_600_000
 
 
@@ -56,18 +48,8 @@ def _event(account: str, at_ms: int, amount: float) -> dict[str, Any]:
 
 @pytest.fixture
 def topic(stack: Endpoints) -> Iterator[str]:
-    name = f"stall-{uuid.uuid4().hex[:8]}"
-    yield name
-    delete_topics(stack.kafka_bootstrap, name, name + ".dlq")
-    with SchemaRegistry(stack.registry_url) as registry:
-        registry.delete_subject(f"{name}-value", permanent=True)
-
-
-def _stream_running(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any] | None:
-    live = json.loads(kubectl("get", "streamingwindow", name, "-n", namespace, "-o", "json").stdout)
-    found: dict[str, Any] | None = next((c for c in (live.get("status") or {}).get("conditions", [])
-                                         if c["type"] == "StreamRunning"), None)
-    return found
+    with scratch_topic(stack, "stall") as name:
+        yield name
 
 
 def test_missing_topic_is_topic_missing_without_progress_until_it_exists(
@@ -76,17 +58,10 @@ def test_missing_topic_is_topic_missing_without_progress_until_it_exists(
     namespace, project = f"stall-{uuid.uuid4().hex[:8]}", topic.replace("-", "")
     spec = window_spec(topic, V1, AGGREGATIONS, trigger="1s")
     view = view_spec(spec, project)
-    core = client.CoreV1Api(kube_api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-    manifests = [FeatureView(metadata={"name": spec.feature_view, "namespace": namespace}, spec=view).wire(),
-                 StreamingWindow(metadata={"name": "activity", "namespace": namespace}, spec=spec).wire()]
-    kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(manifests))
-    port = free_port()
-    config = write_job(tmp_path / "job.json", namespace, "activity", spec, view, tmp_path / "checkpoint", port)
-    job = JobProcess.for_config(config, stack, tmp_path / "job.log", port,
-                                extra_env={"KUBECONFIG": stack.kubeconfig}).start()
+    apply_window(kube_api, kubectl, namespace, spec, view)
+    job = job_in(tmp_path, stack, namespace, "activity", spec, view, extra_env={"KUBECONFIG": stack.kubeconfig}).start()
     try:
-        condition = wait_for(lambda: (c := _stream_running(kubectl, namespace, "activity")) and c["status"] == "False"
+        condition = wait_for(lambda: (c := stream_running(kubectl, namespace, "activity")) and c["status"] == "False"
                              and c, 300, "StreamRunning=False", job)
         assert condition["reason"] == "TopicMissing" and f"topic {topic} does not exist" in condition["message"]
         first = progress(redis_client, project, spec.feature_view)
@@ -104,21 +79,20 @@ def test_missing_topic_is_topic_missing_without_progress_until_it_exists(
         for event in events:
             sender.send(event)
         sender.flush()
-        expected = expected_windows(events, spec)
-        wait_for(lambda: not mismatches(expected, read_windows(redis_client, project, spec.feature_view, expected),
-                                        NAMES), 300, "the values after the topic appeared", job, every=2)
+        wait_for(lambda: not online_mismatches(redis_client, project, spec, events, NAMES), 300,
+                 "the values after the topic appeared", job, every=2)
         resumed = wait_for(lambda: (p := progress(redis_client, project, spec.feature_view))
                            and p.state == "running" and (p.progress_at_ms or 0) >= created_ms and p,
                            120, "progress after the topic appeared", job)
         assert resumed.lag == 0 and resumed.newest_event_ms == max(e["event_time"] for e in events)
-        running = wait_for(lambda: (c := _stream_running(kubectl, namespace, "activity")) and c["status"] == "True"
+        running = wait_for(lambda: (c := stream_running(kubectl, namespace, "activity")) and c["status"] == "True"
                            and c, 60, "StreamRunning=True", job)
         assert running["reason"] == "Running"
 
         for _ in range(40):  # every record from now on undecodable: dead letters are a health signal
             sender.send_raw("tm-0", b"not an Avro record")
         sender.flush()
-        dead = wait_for(lambda: (c := _stream_running(kubectl, namespace, "activity"))
+        dead = wait_for(lambda: (c := stream_running(kubectl, namespace, "activity"))
                         and c["reason"] == "DeadLettering" and c, 180, "StreamRunning=False DeadLettering", job)
         assert dead["status"] == "False" and "not Confluent wire format (40)" in dead["message"]
         frozen = progress(redis_client, project, spec.feature_view)
@@ -128,7 +102,7 @@ def test_missing_topic_is_topic_missing_without_progress_until_it_exists(
         assert still is not None and still.progress_at_ms == frozen.progress_at_ms
     finally:
         job.stop()
-        core.delete_namespace(namespace)
+        client.CoreV1Api(kube_api).delete_namespace(namespace)
 
 
 def test_a_fresh_job_with_latest_offsets_serves_complete_hour_windows_from_its_first_batch(
@@ -148,11 +122,9 @@ def test_a_fresh_job_with_latest_offsets_serves_complete_hour_windows_from_its_f
                          timestamp=event["event_time"])
     assert producer.flush(60) == 0
 
-    port = free_port()
-    config = write_job(tmp_path / "job.json", "hour", "hour", spec, view_spec(spec, project),
-                       tmp_path / "checkpoint", port)
+    job = job_in(tmp_path, stack, "hour", "hour", spec, view_spec(spec, project))
     started = int(time.time() * 1000)
-    job = JobProcess.for_config(config, stack, tmp_path / "job.log", port).start()
+    job.start()
     try:
         first = wait_for(lambda: (p := progress(redis_client, project, spec.feature_view)) and p.batch_id is not None
                          and p, 420, "the first batch", job, every=0.5)

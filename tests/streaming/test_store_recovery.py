@@ -23,13 +23,11 @@ from typing import Any, cast
 
 import pytest
 import redis
-import yaml
 from fastapi.testclient import TestClient
 from kubernetes import client
 
 from streamguard.api.featureview import FeatureView, FeatureViewSpec
 from streamguard.api.streamingwindow import StreamingWindow, StreamingWindowSpec
-from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.stack import Stack
 from streamguard.onlinestore.generation import (
@@ -52,21 +50,22 @@ from tests.streaming.support import (
     V1,
     JobProcess,
     Key,
+    apply_window,
     count_window_keys,
-    delete_topics,
     expected_windows,
-    free_port,
+    job_in,
     mismatches,
+    online_mismatches,
     progress,
     read_windows,
     same,
+    scratch_topic,
+    stream_running,
     view_spec,
     wait_for,
     window_spec,
-    write_job,
 )
 from tests.streaming.test_crash_recovery import AGGREGATIONS, NAMES, Load
-from tests.streaming.test_stalls import _stream_running
 
 pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1500)]
 LATENESS_MS = 25_000
@@ -104,28 +103,24 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
 
 @pytest.fixture
 def topic(stack: Endpoints) -> Iterator[str]:
-    name = f"store-{uuid.uuid4().hex[:8]}"
-    ensure_topic(stack.kafka_bootstrap, name)
-    yield name
-    delete_topics(stack.kafka_bootstrap, name, name + ".dlq")
-    with SchemaRegistry(stack.registry_url) as registry:
-        registry.delete_subject(f"{name}-value", permanent=True)
+    with scratch_topic(stack, "store") as name:
+        ensure_topic(stack.kafka_bootstrap, name)
+        yield name
 
 
-def _spec(topic: str) -> StreamingWindowSpec:
+def _job_in_cluster(stack: Endpoints, store: Store, kube_api: client.ApiClient, kubectl: Kubectl, tmp_path: Path,
+                    topic: str) -> tuple[str, StreamingWindowSpec, FeatureViewSpec, JobProcess]:
+    """A StreamingWindow ``activity`` on ``topic`` (from ``latest``) and its FeatureView applied in a namespace of
+    their own, and its job (not started) writing to the test's Redis and reporting ``StreamRunning`` on it:
+    ``(namespace, spec, features, job)``."""
+    namespace = f"store-{uuid.uuid4().hex[:8]}"
     spec = window_spec(topic, V1, AGGREGATIONS, watermark="1m", trigger="1s")
     spec.source.starting_offsets = "latest"
-    return spec
-
-
-def _in_cluster(kube_api: client.ApiClient, kubectl: Kubectl, namespace: str, spec: StreamingWindowSpec,
-                features: FeatureViewSpec) -> None:
-    """The namespace, the FeatureView and the StreamingWindow ``activity`` (the job reports ``StreamRunning``
-    on it)."""
-    client.CoreV1Api(kube_api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-    manifests = [FeatureView(metadata={"name": spec.feature_view, "namespace": namespace}, spec=features).wire(),
-                 StreamingWindow(metadata={"name": "activity", "namespace": namespace}, spec=spec).wire()]
-    kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(manifests))
+    features = view_spec(spec, topic.replace("-", ""))
+    apply_window(kube_api, kubectl, namespace, spec, features)
+    job = job_in(tmp_path, stack, namespace, "activity", spec, features,
+                 extra_env={"STREAMGUARD_REDIS_URL": store.url, "KUBECONFIG": stack.kubeconfig})
+    return namespace, spec, features, job
 
 
 def _current(store: Store, project: str) -> str | None:
@@ -222,21 +217,13 @@ def _exact_as_served(app: TestClient, spec: StreamingWindowSpec, events: list[di
 def test_wipe_and_redis_kill_mid_stream_reseed_every_window_and_read_stale_until_then(
         stack: Endpoints, store: Store, kube_api: client.ApiClient, kubectl: Kubectl, crds: None, tmp_path: Path,
         topic: str) -> None:
-    namespace, project = f"store-{uuid.uuid4().hex[:8]}", topic.replace("-", "")
-    spec = _spec(topic)
-    view = spec.feature_view
-    features = view_spec(spec, project)
-    _in_cluster(kube_api, kubectl, namespace, spec, features)
-    port = free_port()
-    config = write_job(tmp_path / "job.json", namespace, "activity", spec, features, tmp_path / "checkpoint", port)
-    job = JobProcess.for_config(config, stack, tmp_path / "job.log", port,
-                                extra_env={"STREAMGUARD_REDIS_URL": store.url, "KUBECONFIG": stack.kubeconfig})
+    namespace, spec, features, job = _job_in_cluster(stack, store, kube_api, kubectl, tmp_path, topic)
+    project, view = features.project, spec.feature_view
     load = Load(TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V1), seed=11)
     settings = _serving(store, spec, features, tmp_path)
 
     def exact(events: list[dict[str, Any]]) -> bool:
-        expected = expected_windows(events, spec)
-        return not mismatches(expected, read_windows(store.client, project, view, expected), NAMES)
+        return not online_mismatches(store.client, project, spec, events, NAMES)
 
     try:
         job.start()
@@ -261,7 +248,7 @@ def test_wipe_and_redis_kill_mid_stream_reseed_every_window_and_read_stale_until
             killed_ms, killed_run = int(time.time() * 1000), store.run_id()
             store.kill()  # AOF everysec: the last second may be lost
             down = time.monotonic()
-            away = wait_for(lambda: (c := _stream_running(kubectl, namespace, "activity")) and c["status"] == "False"
+            away = wait_for(lambda: (c := stream_running(kubectl, namespace, "activity")) and c["status"] == "False"
                             and c["reason"] == "StoreUnavailable" and c, OUTAGE_S,
                             "StreamRunning=False StoreUnavailable while Redis is away", job)
             assert "Redis unreachable" in away["message"], away
@@ -291,7 +278,7 @@ def test_wipe_and_redis_kill_mid_stream_reseed_every_window_and_read_stale_until
         metrics = job.metrics()
         assert metrics["streamguard_stream_reseed_duration_seconds_count"] >= 2, "both recoveries re-seeded"
         assert metrics["streamguard_stream_query_restarts_total"] >= 1, "Redis down: the batch failed and retried"
-        wait_for(lambda: (c := _stream_running(kubectl, namespace, "activity")) and c["status"] == "True", 120,
+        wait_for(lambda: (c := stream_running(kubectl, namespace, "activity")) and c["status"] == "True", 120,
                  "StreamRunning=True again", job)
         assert read_dead_letters(stack.kafka_bootstrap, topic + ".dlq") == [], "nothing dead-lettered"
     finally:
@@ -326,24 +313,16 @@ def _window_values(store: Store, project: str, view: str) -> dict[bytes, dict[by
 def test_a_full_store_fails_batches_loudly_and_an_evicting_one_is_reseeded(
         stack: Endpoints, store: Store, kube_api: client.ApiClient, kubectl: Kubectl, crds: None,
         tmp_path: Path, topic: str) -> None:
-    namespace, project = f"store-{uuid.uuid4().hex[:8]}", topic.replace("-", "")
-    spec = _spec(topic)
-    view = spec.feature_view
-    features = view_spec(spec, project)
-    _in_cluster(kube_api, kubectl, namespace, spec, features)
-    port = free_port()
-    config = write_job(tmp_path / "job.json", namespace, "activity", spec, features, tmp_path / "checkpoint", port)
-    job = JobProcess.for_config(config, stack, tmp_path / "job.log", port,
-                                extra_env={"STREAMGUARD_REDIS_URL": store.url, "KUBECONFIG": stack.kubeconfig})
+    namespace, spec, features, job = _job_in_cluster(stack, store, kube_api, kubectl, tmp_path, topic)
+    project, view = features.project, spec.feature_view
     load = Load(TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V1), seed=13)
 
     def exact(events: list[dict[str, Any]]) -> bool:
-        expected = expected_windows(events, spec)
-        return not mismatches(expected, read_windows(store.client, project, view, expected), NAMES)
+        return not online_mismatches(store.client, project, spec, events, NAMES)
 
     try:
         job.start()
-        wait_for(lambda: (c := _stream_running(kubectl, namespace, "activity")) and c["status"] == "True", 420,
+        wait_for(lambda: (c := stream_running(kubectl, namespace, "activity")) and c["status"] == "True", 420,
                  "StreamRunning=True", job)
         load.start()
         first = wait_for(lambda: _covered(store, project, view, {None}), 120, "stream coverage", job)
@@ -351,7 +330,7 @@ def test_a_full_store_fails_batches_loudly_and_an_evicting_one_is_reseeded(
                  and len(load.sent) > 300, 300, "batches under load", job)
 
         _fill(store, headroom=256 * 1024)  # the store fills up (other views, tenants)
-        full = wait_for(lambda: (c := _stream_running(kubectl, namespace, "activity")) and c["status"] == "False"
+        full = wait_for(lambda: (c := stream_running(kubectl, namespace, "activity")) and c["status"] == "False"
                         and c, 120, "StreamRunning=False", job)
         assert full["reason"] == "StoreFull" and "OOM" in full["message"] and "maxmemory" in full["message"]
         before = _window_values(store, project, view)
@@ -359,7 +338,7 @@ def test_a_full_store_fails_batches_loudly_and_an_evicting_one_is_reseeded(
         time.sleep(20)  # more batches try and fail
         assert _window_values(store, project, view) == before, "no window value changes silently"
         assert progress(store.client, project, view) == stalled, "no progress while the store refuses writes"
-        assert _stream_running(kubectl, namespace, "activity")["reason"] == "StoreFull"  # type: ignore[index]
+        assert stream_running(kubectl, namespace, "activity")["reason"] == "StoreFull"  # type: ignore[index]
         assert _current(store, project) == first.generation, "noeviction: nothing lost, the generation holds"
 
         store.client.config_set("maxmemory-policy", "allkeys-lru")  # set by hand, and memory tighter still
@@ -392,7 +371,7 @@ def test_a_full_store_fails_batches_loudly_and_an_evicting_one_is_reseeded(
         wait_for(lambda: exact(events), 300, "every window exact after the re-seed", job, every=3)
         assert _covered(store, project, view, {None, first.generation}) is not None
         assert reseeded.since_ms <= min(_start_ms(spec, key) for key in expected_windows(events, spec))
-        wait_for(lambda: (c := _stream_running(kubectl, namespace, "activity")) and c["status"] == "True", 120,
+        wait_for(lambda: (c := stream_running(kubectl, namespace, "activity")) and c["status"] == "True", 120,
                  "StreamRunning=True again", job)
     finally:
         if load.started:
