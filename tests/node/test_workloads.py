@@ -30,13 +30,13 @@ from streamguard.contracts.registry import SchemaRegistry
 from streamguard.demo.manifests import redis_secret, workload_identity
 from streamguard.devstack import image, node
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.servingchart import ServingDeployment
+from streamguard.devstack.servingchart import render as render_serving
 from streamguard.devstack.supervisor import free_port
 from streamguard.finserve.resources import EXAMPLES_DIR
 from streamguard.operator.render import featureview, streamingwindow
 from streamguard.operator.render.common import Owner
 from streamguard.operator.settings import OperatorSettings
-from streamguard.serving.manifests import ServingDeployment
-from streamguard.serving.manifests import render as render_serving
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
 from tests.conftest import Kubectl
 from tests.node.conftest import on_node

@@ -43,8 +43,8 @@ from streamguard.devkubelet import PORTS_ANNOTATION
 from streamguard.devkubelet.kube import Kube
 from streamguard.devkubelet.kubelet import Config, Kubelet, image_env
 from streamguard.devstack.endpoints import Endpoints
-from streamguard.serving.manifests import ServingDeployment
-from streamguard.serving.manifests import render as render_serving
+from streamguard.devstack.servingchart import ServingDeployment
+from streamguard.devstack.servingchart import render as render_serving
 from streamguard.windows import WindowShape, aggregate
 from streamguard.workloads.producer.kafka import TransactionSender
 from tests.operator import manifests
