@@ -10,8 +10,8 @@
 # Every stage starts from BASE, a Debian bookworm image (its python3 is the project's 3.11): the public
 # debian:bookworm-slim by default; the local stack builds it daemonless with buildah from a base it
 # bootstraps from Debian's archive (`streamguard dev image`, BASE=localhost/streamguard/debian:bookworm-*).
-# Runtime code only: the development tooling (streamguard/devstack, devkubelet, demo with the FinServe data
-# generator) stays out twice: .dockerignore keeps it out of the build context, and pyproject.toml out of the
+# Runtime code only: the development tooling (streamguard/devstack, demo with the FinServe data generator)
+# stays out twice: .dockerignore keeps it out of the build context, and pyproject.toml out of the
 # wheel. Kept in step with the project by tests/delivery/test_dockerfile.py.
 
 ARG BASE=debian:bookworm-slim

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamguard.api.common import GROUP
+from streamguard.contracts.registry import RegistryError
 from streamguard.operator.kube import KubeError
 from streamguard.operator.reconcile import RECONCILERS, Context
-from streamguard.operator.registry import RegistryError
 
 logger = logging.getLogger(__name__)
 

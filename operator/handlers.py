@@ -1,7 +1,8 @@
 """kopf wiring: watch the three kinds and the children they own, feed the :class:`Controller`.
 
 Only ``@kopf.on.event`` handlers are used: kopf adds no finalizers and writes no progress annotations,
-so the operator's own writes are exactly the children, the status and the registry-subject finalizer.
+so the operator's own writes are exactly the children, the status and its two finalizers (registry subject,
+Feast registry).
 """
 
 import logging
@@ -11,12 +12,13 @@ import kopf
 
 from streamguard.api.common import GROUP, VERSION
 from streamguard.api.kinds import PLURALS
+from streamguard.contracts.registry import AsyncSchemaRegistry
 from streamguard.kubeclient import load_configuration
 from streamguard.operator.controller import Controller
+from streamguard.operator.feastregistry import FeastRegistry
 from streamguard.operator.kube import Kube
 from streamguard.operator.metrics import install as install_metrics
 from streamguard.operator.reconcile import Context
-from streamguard.operator.registry import Registry
 from streamguard.operator.render.common import MANAGED_BY
 from streamguard.operator.settings import OperatorSettings
 from streamguard.operator.topics import Topics
@@ -46,11 +48,16 @@ def build_registry(
         context = Context(
             kube=Kube(load_configuration(kubeconfig)),
             settings=operator_settings,
-            registry=Registry(operator_settings.registry_for_operator(), operator_settings.registry_timeout_seconds)
+            registry=AsyncSchemaRegistry(
+                operator_settings.registry_for_operator(), operator_settings.registry_timeout_seconds
+            )
             if operator_settings.registry_for_operator()
             else None,
             topics=Topics(operator_settings.kafka_for_operator(), operator_settings.kafka_timeout_seconds)
             if operator_settings.kafka_for_operator()
+            else None,
+            feast_registry=FeastRegistry(operator_settings.feast_registry)
+            if operator_settings.feast_registry
             else None,
         )
         controller = Controller(context, workers=operator_settings.workers)

@@ -16,10 +16,18 @@ from pydantic import BaseModel, ValidationError
 from streamguard.api.driftmonitor import DriftMonitorSpec
 from streamguard.api.featureview import FeatureViewSpec
 from streamguard.api.streamingwindow import StreamingWindowSpec
-from streamguard.operator import events, streamhealth, subjects, topics
+from streamguard.contracts.registry import (
+    AsyncSchemaRegistry,
+    IncompatibleSchemaError,
+    RegistryError,
+    RegistryRejectedError,
+    RegistryUnavailableError,
+    normalized,
+)
+from streamguard.operator import events, feastregistry, streamhealth, subjects, topics
 from streamguard.operator.apply import ChildReport, sync_children
+from streamguard.operator.feastregistry import FeastRegistry, FeastRegistryError
 from streamguard.operator.kube import Kube, KubeError
-from streamguard.operator.registry import IncompatibleSchemaError, Registry, RegistryError, RegistryUnavailableError
 from streamguard.operator.render import driftmonitor, featureview, streamingwindow
 from streamguard.operator.render.common import Manifest, Owner
 from streamguard.operator.render.streamingwindow import Problem
@@ -35,6 +43,8 @@ SKIP_CLEANUP_ANNOTATION = "streamguard.dev/skip-cleanup"
 """Escape hatch: ``"true"`` lets a StreamingWindow go without touching the registry."""
 RULES_CACHE_SECONDS = 60.0
 RETRY_SECONDS = 10.0
+REGISTRY_RETRY_SECONDS = 30.0
+"""A Feast registry that could not be written is tried again this often."""
 TOPIC_RECHECK_SECONDS = 15.0
 """A missing topic is looked for again this often (its creation by someone else sends no event)."""
 
@@ -47,8 +57,9 @@ class ChildRejectedError(Exception):
 class Context:
     kube: Kube
     settings: OperatorSettings
-    registry: Registry | None = None
+    registry: AsyncSchemaRegistry | None = None
     topics: Topics | None = None
+    feast_registry: FeastRegistry | None = None
     remember: Callable[[Manifest], None] = field(default=lambda body: None, repr=False)
     """Called with the object an own write returned, so the next reconcile does not see a stale copy."""
     _rules: tuple[float, bool] | None = field(default=None, repr=False)
@@ -174,20 +185,41 @@ def deprecated_condition(spec: FeatureViewSpec) -> Cond:
                 f"{', '.join(marked)} deprecated: still served; move readers off before removing")
 
 
-async def _live_spec(ctx: Context, body: Manifest, model: type[M]) -> M | None:
+async def _finalize_view(ctx: Context, body: Manifest) -> float | None:
+    """Remove the view's entries from the Feast registry, then let the resource go."""
+    if feastregistry.FINALIZER not in (body["metadata"].get("finalizers") or []):
+        return None
+    what = f"the Feast registry entries of FeatureView {body['metadata']['name']!r}"
+    if ctx.feast_registry is None:
+        await events.record(ctx.kube, body, "Warning", "CleanupSkipped", f"{what} left: no registry configured")
+    else:
+        try:
+            removed = await ctx.feast_registry.unregister(body)
+        except FeastRegistryError as error:
+            return await _cleanup_pending(ctx, body, what, error, feastregistry.FINALIZER)
+        message = f"removed {', '.join(removed)} from {ctx.feast_registry.location}" if removed else f"{what}: none"
+        await events.record(ctx.kube, body, "Normal", "Unregistered", message)
+    await _set_finalizer(ctx, body, present=False, finalizer=feastregistry.FINALIZER)
+    return None
+
+
+async def _live_spec(ctx: Context, body: Manifest, model: type[M], carried: list[Cond] | None = None) -> M | None:
     """The spec; ``None`` while the object is being deleted, or once ``Stalled`` is written naming the fields
-    the spec got wrong."""
+    the spec got wrong (keeping the ``carried`` conditions)."""
     if body["metadata"].get("deletionTimestamp"):
         return None
     spec = _spec(model, body)
     if isinstance(spec, Problem):
-        await _write_status(ctx, body, _stalled(spec))
+        await _write_status(ctx, body, _stalled(spec, carried))
         return None
     return spec
 
 
 async def reconcile_featureview(ctx: Context, body: Manifest) -> float | None:
-    spec = await _live_spec(ctx, body, FeatureViewSpec)
+    if body["metadata"].get("deletionTimestamp"):
+        return await _finalize_view(ctx, body)
+    carried = [_carried(body, feastregistry.CONDITION)] if ctx.feast_registry else []
+    spec = await _live_spec(ctx, body, FeatureViewSpec, carried)
     if spec is None:
         return None
     fields = {"entityNames": ",".join(e.name for e in spec.entities), "featureCount": len(spec.features)}
@@ -198,9 +230,19 @@ async def reconcile_featureview(ctx: Context, body: Manifest) -> float | None:
     desired = featureview.render(owner, spec, ctx.settings)
     children = (featureview.COMPONENT, featureview.CHILD_KINDS)
     report = await _sync_or_stall(ctx, body, owner, children, desired, [deprecated], fields, "spec.materialization: ")
-    if report is not None:
-        await _write_status(ctx, body, _ready(report, desired, [deprecated], fields))
-    return None
+    if report is None:
+        return None
+    domain = [deprecated]
+    retry = None
+    if ctx.feast_registry is not None:
+        await _set_finalizer(ctx, body, present=True, finalizer=feastregistry.FINALIZER)
+        registered = await ctx.feast_registry.register(body, spec)
+        if registered.status != _carried(body, feastregistry.CONDITION).status and registered.reason != "Registered":
+            await events.record(ctx.kube, body, "Warning", registered.reason, registered.message)
+        domain.append(registered)
+        retry = REGISTRY_RETRY_SECONDS if registered.reason == "RegistryError" else None
+    await _write_status(ctx, body, _ready(report, desired, domain, fields))
+    return retry
 
 
 async def reconcile_driftmonitor(ctx: Context, body: Manifest) -> float | None:
@@ -247,21 +289,21 @@ def _deletion_policy(ctx: Context, spec: StreamingWindowSpec | None) -> str:
     return ctx.settings.subject_deletion_policy
 
 
-async def _set_finalizer(ctx: Context, body: Manifest, present: bool) -> None:
+async def _set_finalizer(ctx: Context, body: Manifest, present: bool, finalizer: str = FINALIZER) -> None:
     meta = body["metadata"]
     finalizers: list[str] = list(meta.get("finalizers") or [])
-    if present == (FINALIZER in finalizers):
+    if present == (finalizer in finalizers):
         return
     if present:
         operations: list[Manifest] = (
-            [{"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}]
+            [{"op": "add", "path": "/metadata/finalizers/-", "value": finalizer}]
             if finalizers
-            else [{"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}]
+            else [{"op": "add", "path": "/metadata/finalizers", "value": [finalizer]}]
         )
     else:
-        index = finalizers.index(FINALIZER)
+        index = finalizers.index(finalizer)
         operations = [
-            {"op": "test", "path": f"/metadata/finalizers/{index}", "value": FINALIZER},
+            {"op": "test", "path": f"/metadata/finalizers/{index}", "value": finalizer},
             {"op": "remove", "path": f"/metadata/finalizers/{index}"},
         ]
     ctx.remember(await ctx.kube.json_patch(body["kind"], meta["namespace"], meta["name"], operations))
@@ -302,29 +344,31 @@ async def _finalize_window(ctx: Context, body: Manifest, spec: StreamingWindowSp
     except KubeError as error:
         if error.transient:
             raise
-        return await _cleanup_pending(ctx, body, subject, error)
-    except (RegistryUnavailableError, RegistryError) as error:
-        return await _cleanup_pending(ctx, body, subject, error)
+        return await _cleanup_pending(ctx, body, f"registry subject {subject!r}", error)
+    except RegistryError as error:
+        return await _cleanup_pending(ctx, body, f"registry subject {subject!r}", error)
     await _set_finalizer(ctx, body, present=False)
     return None
 
 
-async def _cleanup_pending(ctx: Context, body: Manifest, subject: str, error: Exception) -> float | None:
-    """Retry the subject's cleanup until ``cleanup_timeout_seconds``; then let the object go, subject kept."""
+async def _cleanup_pending(
+    ctx: Context, body: Manifest, what: str, error: Exception, finalizer: str = FINALIZER
+) -> float | None:
+    """Retry the cleanup of ``what`` until ``cleanup_timeout_seconds``; then let the object go, ``what`` kept."""
     meta = body["metadata"]
     started = datetime.fromisoformat(meta["deletionTimestamp"].replace("Z", "+00:00"))
     waited = time.time() - started.timestamp()
     if waited < ctx.settings.cleanup_timeout_seconds:
-        logger.warning("cleanup of subject %s for %s/%s pending: %s", subject, meta["namespace"], meta["name"], error)
+        logger.warning("cleanup of %s for %s/%s pending: %s", what, meta["namespace"], meta["name"], error)
         return RETRY_SECONDS
     await events.record(
         ctx.kube,
         body,
         "Warning",
         "CleanupAbandoned",
-        f"registry subject {subject!r} not deleted after {int(waited)}s: {error}",
+        f"{what} not deleted after {int(waited)}s: {error}",
     )
-    await _set_finalizer(ctx, body, present=False)
+    await _set_finalizer(ctx, body, present=False, finalizer=finalizer)
     return None
 
 
@@ -373,7 +417,7 @@ async def _ensure_schema(
     elsewhere = await _subject_refusal(ctx, subject, namespace, fields)
     if elsewhere is not None:
         return elsewhere
-    schema = streamingwindow.normalized_schema(spec.contract.schema_)
+    schema = normalized(spec.contract.schema_)
     fingerprint = streamingwindow.fingerprint(schema)
     recorded = fields["subject"] == subject and fields["schemaFingerprint"] == fingerprint
     was = f"version {fields['schemaVersion']} (id {fields['schemaId']})"
@@ -406,7 +450,7 @@ async def _ensure_schema(
                         f"version {found.version} (id {found.id}); status now says what the registry holds",
                     )
                 if await ctx.registry.compatibility(subject) != "BACKWARD":
-                    await ctx.registry.set_backward(subject)
+                    await ctx.registry.set_compatibility("BACKWARD", subject)
                     await events.record(
                         ctx.kube,
                         body,
@@ -421,10 +465,6 @@ async def _ensure_schema(
             f"(BACKWARD): {error}; the running job keeps its previous contract"
         )
         return SchemaOutcome(refused, _stalled(Problem("IncompatibleSchema", message), [refused], fields))
-    except RegistryError as error:
-        refused = Cond("SchemaRegistered", "False", "RegistryRefused", str(error))
-        problem = Problem("RegistryRefused", f"spec.contract: {error}")
-        return SchemaOutcome(refused, _stalled(problem, [refused], fields))
     except RegistryUnavailableError as error:
         if recorded:
             unverified = Cond(
@@ -439,6 +479,10 @@ async def _ensure_schema(
             "Reconciling", "RegistryUnavailable", f"waiting for the schema registry: {error}", [pending], fields
         )
         return SchemaOutcome(pending, verdict, RETRY_SECONDS)
+    except RegistryRejectedError as error:
+        refused = Cond("SchemaRegistered", "False", "RegistryRefused", str(error))
+        problem = Problem("RegistryRefused", f"spec.contract: {error}")
+        return SchemaOutcome(refused, _stalled(problem, [refused], fields))
     fields.update(
         subject=subject, schemaId=registration.id, schemaVersion=registration.version, schemaFingerprint=fingerprint
     )

@@ -65,6 +65,12 @@ class OperatorSettings(BaseModel):
         "workloads whose offline data is on s3:// (a resource's secretRef overrides it).",
     )
 
+    feast_registry: str = Field(
+        default="",
+        description="Feast registry file the operator keeps in step with the FeatureViews (s3://bucket/key, "
+        "read and written with the object-store credentials of the operator's environment); empty: none.",
+    )
+
     checkpoint_root: str = "/var/lib/streamguard/checkpoints"
     checkpoint_storage: str | None = Field(
         default="1Gi", description="PVC size for streaming checkpoints; empty means an emptyDir (lost on restart)."

@@ -93,8 +93,8 @@ def connections_from_env() -> Connections:
 
 
 METRICS_PORT_ENV = "STREAMGUARD_PORT_METRICS"
-"""Overrides a job's metrics port: the port a local runtime (devkubelet) assigned to the container port
-named ``metrics`` when several jobs share one host. In a pod the job file's port is used."""
+"""Overrides a job's metrics port when it runs outside a pod, where several jobs share one host's ports (e.g.
+a job started on the host from its Deployment's command line). In a pod the job file's port is used."""
 
 
 def metrics_port(job_port: int) -> int:

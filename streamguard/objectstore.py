@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     import pyarrow.fs as pafs
 
 S3_SCHEME = "s3://"
+S3A_SCHEME = "s3a://"
+"""How Spark (hadoop-aws) names the same objects."""
 
 DATE_PARTITION = "date"
 """Hive partition column of offline tables partitioned by day (``.../date=2026-10-27/part-0.parquet``): the
@@ -83,6 +85,33 @@ class Credentials:
 
 def is_remote(location: str) -> bool:
     return location.startswith(S3_SCHEME)
+
+
+ENVIRONMENT_CREDENTIALS_PROVIDER = "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider"
+
+
+def s3a_uri(location: str) -> str:
+    """``s3://bucket/prefix`` as Spark's ``s3a://bucket/prefix``; a local path unchanged."""
+    return S3A_SCHEME + location[len(S3_SCHEME):] if is_remote(location) else location
+
+
+def s3a_settings(credentials: Credentials) -> dict[str, str]:
+    """Hadoop settings for Spark's ``s3a://`` on the store of ``credentials``. The keys stay out of them: the
+    AWS SDK reads ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` from the JVM's environment."""
+    settings = {
+        "fs.s3a.aws.credentials.provider": ENVIRONMENT_CREDENTIALS_PROVIDER,
+        "fs.s3a.endpoint.region": credentials.region,
+    }
+    if credentials.endpoint:
+        scheme, _, _ = credentials.endpoint.rpartition("://")
+        settings.update(
+            {
+                "fs.s3a.endpoint": credentials.endpoint,
+                "fs.s3a.path.style.access": "true",  # S3-compatible stores serve bucket/key, not bucket.host
+                "fs.s3a.connection.ssl.enabled": "false" if scheme == "http" else "true",
+            }
+        )
+    return settings
 
 
 def s3_filesystem(credentials: Credentials, allow_bucket_creation: bool = False) -> "pafs.S3FileSystem":

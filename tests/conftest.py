@@ -14,6 +14,7 @@ import pytest
 import redis
 from kubernetes import client, config
 
+from streamguard.devstack import image
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.provision import artifacts
 from streamguard.devstack.stack import Stack
@@ -93,6 +94,19 @@ def namespace(kube_api: client.ApiClient) -> Iterator[str]:
              timeout=30)
     yield name
     core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def built_images() -> image.ProjectImages:
+    """The images of the current sources (`streamguard dev image`: cached by digest, rebuilt when they change)."""
+    return image.build()
+
+
+@pytest.fixture(scope="session")
+def project_images(stack: Endpoints, built_images: image.ProjectImages) -> image.ProjectImages:
+    """The images, imported into the stack's node, where every pod runs."""
+    image.put_on_node(built_images, Path(stack.run_dir))
+    return built_images
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ about the earlier state (reused or reset), and writes ``benchmarks/results/demo-
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -82,6 +83,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="Leave the last demo running.")
     args = parser.parse_args()
     facts = machine_facts()
+    measured_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     steps = []
     for command in ("up", "up", "down", "up"):
         print(f"== streamguard demo {command}", flush=True)
@@ -92,8 +94,8 @@ def main() -> None:
     if not args.keep:
         steps.append(run("down"))
     RESULTS.write_text(json.dumps({
-        "benchmark": "demo-repeat", "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": facts, "steps": steps,
+        "benchmark": "demo-repeat", "measured_at": measured_at,
+        "machine": {**facts, "load_average_at_end": os.getloadavg()}, "steps": steps,
         "all_correct": all(step["values"]["correct"] for step in steps if "values" in step),
     }, indent=2) + "\n")
     print("\n| command | seconds | values |\n|---|---|---|")

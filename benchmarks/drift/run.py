@@ -13,11 +13,10 @@ one run. Prints a table and writes ``benchmarks/results/drift.json``.
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -25,6 +24,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from streamguard.devstack.machine import machine_facts  # noqa: E402
+
 RESULTS = REPO / "benchmarks" / "results" / "drift.json"
 SHIFT = 1.3
 CURRENT_DAYS = 7
@@ -119,6 +122,8 @@ def main() -> None:
     if args.child:
         child(args.child)
         return
+    facts = machine_facts()
+    measured_at = datetime.now(UTC).isoformat(timespec="seconds")
     rows = []
     for scale in args.scales:
         print(f"scale {scale:g}: preparing data ...", flush=True)
@@ -140,26 +145,14 @@ def main() -> None:
     report = {
         "benchmark": "drift",
         "what": "one drift run (load both Parquet slices + Evidently PSI preset + KS), fresh process per scale",
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpus": _cpus(),
-            "load_average_1m": _load(),
-        },
+        "measured_at": measured_at,
+        "arguments": sys.argv[1:],
+        "machine": {**facts, "load_average_at_end": os.getloadavg()},
         "results": rows,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {RESULTS}")
-
-
-def _cpus() -> int:
-    return len(os.sched_getaffinity(0))
-
-
-def _load() -> float:
-    """Other work on the machine skews the timings: record how busy it was."""
-    return os.getloadavg()[0]
 
 
 if __name__ == "__main__":

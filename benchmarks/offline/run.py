@@ -184,6 +184,8 @@ def main() -> None:
     store_env = stack.object_store_env() if stack and "s3" in places else {}
     credentials = Credentials.from_env(store_env) if store_env else None
     bucket = stack.s3_bucket if stack else ""
+    facts = machine_facts()
+    measured_at = datetime.now(UTC).isoformat(timespec="seconds")
     runs: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for scale in (1, 10):
@@ -232,8 +234,9 @@ def main() -> None:
             else {}
         ),
         "versions": stack.versions if stack else {},
-        "machine": machine_facts(),
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "arguments": sys.argv[1:],
+        "machine": {**facts, "load_average_at_end": os.getloadavg()},
+        "measured_at": measured_at,
     }
     text = json.dumps(report, indent=2)
     print(text)

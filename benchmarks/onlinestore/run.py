@@ -44,6 +44,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from streamguard.api.featureview import FeatureViewSpec  # noqa: E402
+from streamguard.contracts.registry import API_PATH  # noqa: E402
 from streamguard.demo.finserve_data import FinServeConfig  # noqa: E402
 from streamguard.devstack.machine import machine_facts  # noqa: E402
 from streamguard.devstack.private_redis import private_redis  # noqa: E402
@@ -278,7 +279,7 @@ def measure_window_recovery(client: redis.Redis, work: Path, seed: int) -> dict[
         services.restart("apicurio-registry")
         ports = json.loads((services.run_dir / "ports.json").read_text())
         bootstrap = f"127.0.0.1:{ports['kafka']}"
-        registry = f"http://127.0.0.1:{ports['registry']}/apis/ccompat/v7"
+        registry = f"http://127.0.0.1:{ports['registry']}{API_PATH}"
         job = window_job(work, project=f"wipe{uuid.uuid4().hex[:8]}", topic="finserve.transactions")
         plan = build(job)
         ensure_topic(bootstrap, plan.topic)

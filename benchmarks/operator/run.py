@@ -7,7 +7,11 @@ Runs the real operator (``streamguard operator run``) against the local stack's 
 * no-op resync: the operator is restarted, relists everything and reconciles every object again; the
   API writes it makes (from its own metrics) and the objects' resourceVersions before/after are reported.
 
-Usage: ``.venv/bin/python benchmarks/operator/run.py [--counts 1 200]``; writes
+Each run uses a namespace of its own (deleted afterwards) and an operator watching only it. This tree's
+``crds/`` are applied when the stack has no FeatureView CRD; CRDs already there are left as they are (on a
+shared stack others use them), unless ``--install-crds`` asks to apply ``crds/`` anyway.
+
+Usage: ``.venv/bin/python benchmarks/operator/run.py [--counts 1 200] [--install-crds]``; writes
 ``benchmarks/results/operator-reconcile.json``.
 """
 
@@ -15,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import signal
 import socket
 import statistics
@@ -29,6 +32,7 @@ from typing import Any
 import httpx
 
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.machine import machine_facts
 from streamguard.kubeclient import load_configuration
 from streamguard.operator.kube import Kube
 
@@ -195,12 +199,18 @@ async def measure(count: int, stack: Endpoints, kube: Kube, log_dir: Path) -> di
         await asyncio.to_thread(kubectl, stack, "delete", "namespace", namespace, "--wait=false")
 
 
-async def main(counts: list[int]) -> None:
-    load_at_start = round(os.getloadavg()[0], 2)
+async def main(counts: list[int], install_crds: bool) -> None:
+    facts = machine_facts()
+    measured_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     stack = Endpoints.load()
-    await asyncio.to_thread(kubectl, stack, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    try:
+        await asyncio.to_thread(kubectl, stack, "get", "crd", "featureviews.streamguard.dev")
+    except subprocess.CalledProcessError:
+        install_crds = True
+    if install_crds:
+        await asyncio.to_thread(kubectl, stack, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     kube = Kube(load_configuration(stack.kubeconfig))
-    log_dir = RESULTS.parent / "operator-logs"
+    log_dir = REPO / ".run" / "bench" / "operator-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     runs = []
     try:
@@ -219,12 +229,9 @@ async def main(counts: list[int]) -> None:
         await kube.close()
     report = {
         "benchmark": "operator-reconcile",
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_1m_at_start": load_at_start,
-        },
+        "measured_at": measured_at,
+        "arguments": sys.argv[1:],
+        "machine": {**facts, "load_average_at_end": os.getloadavg()},
         "kubernetes": stack.versions.get("kubernetes"),
         "runs": runs,
     }
@@ -236,4 +243,6 @@ async def main(counts: list[int]) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--counts", type=int, nargs="+", default=[1, 200])
-    asyncio.run(main(parser.parse_args().counts))
+    parser.add_argument("--install-crds", action="store_true", help="Apply crds/ even if CRDs are installed.")
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.counts, arguments.install_crds))

@@ -26,8 +26,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +35,10 @@ import redis
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from streamguard.devstack import versions  # noqa: E402
-from streamguard.devstack.endpoints import Endpoints  # noqa: E402
+from benchmarks.private_stack import private_stack  # noqa: E402
 from streamguard.devstack.machine import machine_facts  # noqa: E402
-from streamguard.devstack.provision import artifacts  # noqa: E402
-from streamguard.devstack.stack import Stack  # noqa: E402
 from tests.streaming.outages import (  # noqa: E402
     EVENTS,
-    KAFKA,
-    REGISTRY,
     Outcome,
     Scenario,
     broker_outages,
@@ -53,27 +47,6 @@ from tests.streaming.outages import (  # noqa: E402
 from tests.streaming.support import V1  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "recovery.json"
-
-
-@contextmanager
-def private_stack(work: Path) -> Iterator[tuple[Stack, Endpoints]]:
-    """Kafka, the registry and Redis in a run directory of their own, and their endpoints."""
-    (work / "stack").mkdir(parents=True)
-    stack = Stack(work / "stack")
-    try:
-        for service in (KAFKA, REGISTRY, "redis"):
-            stack.restart(service)
-        ports = json.loads((stack.run_dir / "ports.json").read_text())
-        built = artifacts()
-        jars = sorted(str(p) for p in (built["spark-connectors"].directory / "jars").glob("*.jar"))
-        yield stack, Endpoints(run_dir=str(stack.run_dir), kubeconfig="", apiserver="",
-                               kafka_bootstrap=f"127.0.0.1:{ports['kafka']}",
-                               registry_url=f"http://127.0.0.1:{ports['registry']}/apis/ccompat/v7",
-                               redis_url=f"redis://127.0.0.1:{ports['redis']}/0", bin_dir="", spark_jars=jars,
-                               versions={"kafka": versions.KAFKA, "apicurio": versions.APICURIO,
-                                         "spark": versions.SPARK})
-    finally:
-        stack.down()
 
 
 def _row(dependency: str, moment: str, outcome: Outcome, outage_s: float) -> dict[str, Any]:

@@ -15,6 +15,7 @@ Writes ``benchmarks/results/serving-hostile.json``.
 import argparse
 import asyncio
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -99,6 +100,8 @@ def main() -> None:
     parser.add_argument("--max-body-bytes", type=int, default=1024 * 1024)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
+    info = machine()
+    measured_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     endpoints = Endpoints.load()
     data = Data(redis.Redis.from_url(endpoints.redis_url), 1000, int(args.duration) + 300)
     workdir = Path(tempfile.mkdtemp(prefix="sg-bench-hostile-"))
@@ -151,7 +154,10 @@ def main() -> None:
             sampler.join()
         well_behaved: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
         result = {
-            "machine": machine(),
+            "benchmark": "serving-hostile",
+            "measured_at": measured_at,
+            "arguments": sys.argv[1:],
+            "machine": {**info, "load_average_at_end": os.getloadavg()},
             "duration_s": args.duration,
             "hostile": {
                 "concurrency": args.concurrency,

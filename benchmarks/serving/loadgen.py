@@ -6,6 +6,10 @@ later requests wait, and that wait is part of their latency (no coordinated omis
 from the moment the request was dispatched (at most one event-loop tick after it was due; the
 dispatch lag is reported separately) to the last byte of the response.
 
+Every request sent counts in the percentiles. A miss (an answer other than 200, a lost or refused
+connection, or no answer within ``--timeout`` seconds) ranks as +inf: a percentile that falls among the
+misses is reported as ``"miss"``, never as the latency of the requests that succeeded.
+
 Run as a separate process: ``python loadgen.py --url http://127.0.0.1:8080/features --bodies b.jsonl
 --rate 1000 --duration 15`` prints one JSON object with the figures.
 """
@@ -27,6 +31,7 @@ import uvloop
 
 @dataclass
 class Results:
+    timeout: float
     latencies: list[float] = field(default_factory=list)
     lags: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
@@ -81,7 +86,9 @@ class Connection(asyncio.Protocol):
 
 
 class Generator:
-    def __init__(self, url: str, bodies: list[bytes], connections: int, headers: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, url: str, bodies: list[bytes], connections: int, timeout: float, headers: tuple[str, ...] = ()
+    ) -> None:
         parsed = urlparse(url)
         self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
         extra = "".join(f"{header}\r\n" for header in headers)
@@ -98,10 +105,11 @@ class Generator:
         self.all: set[Connection] = set()
         self.opening = 0
         self.queue: deque[tuple[bytes, float]] = deque()
-        self.results = Results()
+        self.results = Results(timeout)
         self.outstanding = 0
         self.opens: set[asyncio.Task[None]] = set()
         self.drained = asyncio.Event()
+        self.closing = False
 
     async def _open(self) -> None:
         loop = asyncio.get_running_loop()
@@ -144,7 +152,9 @@ class Generator:
 
     def finished(self, connection: Connection, status: int, seconds: float) -> None:
         self._done()
-        if status == 200:
+        if seconds > self.results.timeout:
+            self.results.error("timeout")
+        elif status == 200:
             self.results.latencies.append(seconds)
         else:
             self.results.error(f"http_{status}")
@@ -154,11 +164,11 @@ class Generator:
         self.all.discard(connection)
         if connection in self.idle:
             self.idle.remove(connection)
-        if connection.busy:
+        if connection.busy and not self.closing:  # closing: its request already counts as a timeout
             self._done()
             self.results.error("connection_lost")
 
-    async def run(self, rate: float, duration: float, drain: float) -> dict[str, Any]:
+    async def run(self, rate: float, duration: float) -> dict[str, Any]:
         total = int(rate * duration)
         start = time.perf_counter() + 0.05
         sent = 0
@@ -174,44 +184,55 @@ class Generator:
         if self.outstanding > 0:
             self.drained.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.drained.wait(), drain)
+                await asyncio.wait_for(self.drained.wait(), self.results.timeout)
         if self.outstanding > 0:
             self.results.errors["timeout"] = self.results.errors.get("timeout", 0) + self.outstanding
+        self.closing = True
         for connection in list(self.all):
             if connection.transport is not None:
                 connection.transport.close()
         return summarize(rate, total, elapsed, self.results, len(self.all))
 
 
-def percentile(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
+def percentile(sorted_values: list[float], q: float, misses: int = 0) -> float | None:
+    """The ``q``-th percentile of ``sorted_values`` plus ``misses`` values of +inf; None if it is one of those."""
+    total = len(sorted_values) + misses
+    if not total:
         return None
-    index = min(len(sorted_values) - 1, max(0, round(q / 100 * len(sorted_values)) - 1))
-    return sorted_values[index]
+    index = min(total - 1, max(0, round(q / 100 * total) - 1))
+    return sorted_values[index] if index < len(sorted_values) else None
 
 
 def summarize(rate: float, total: int, elapsed: float, results: Results, connections: int) -> dict[str, Any]:
     latencies = sorted(results.latencies)
     lags = sorted(results.lags)
+    misses = total - len(latencies)
 
     def ms(value: float | None) -> float | None:
         return None if value is None else round(value * 1000, 3)
+
+    def latency(q: float) -> float | str:
+        value = percentile(latencies, q, misses)
+        return "miss" if value is None else round(value * 1000, 3)
 
     return {
         "target_rps": rate,
         "sent": total,
         "ok": len(latencies),
         "errors": sum(results.errors.values()),
+        "misses": misses,
+        "timeout_s": results.timeout,
         "error_kinds": results.errors,
         "achieved_rps": round(total / elapsed, 1) if elapsed else None,
         "connections": connections,
         "latency_ms": {
-            "p50": ms(percentile(latencies, 50)),
-            "p90": ms(percentile(latencies, 90)),
-            "p99": ms(percentile(latencies, 99)),
-            "p99.9": ms(percentile(latencies, 99.9)),
-            "max": ms(latencies[-1] if latencies else None),
+            "p50": latency(50),
+            "p90": latency(90),
+            "p99": latency(99),
+            "p99.9": latency(99.9),
+            "max": "miss" if misses else ms(latencies[-1] if latencies else None),
         },
+        "latency_ms_note": "over every request sent; misses (errors, timeouts) rank as +inf and read 'miss'",
         "dispatch_lag_ms": {"p50": ms(percentile(lags, 50)), "p99": ms(percentile(lags, 99))},
     }
 
@@ -223,12 +244,12 @@ def main() -> None:
     parser.add_argument("--rate", required=True, type=float)
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--connections", type=int, default=256)
-    parser.add_argument("--drain", type=float, default=5.0, help="Seconds to wait for late responses.")
+    parser.add_argument("--timeout", type=float, default=2.0, help="Seconds after which a request is a miss.")
     parser.add_argument("--header", action="append", default=[], help="Extra request header ('Name: value').")
     args = parser.parse_args()
     bodies = [line.encode() for line in args.bodies.read_text().splitlines() if line.strip()]
-    generator = Generator(args.url, bodies, args.connections, tuple(args.header))
-    print(json.dumps(uvloop.run(generator.run(args.rate, args.duration, args.drain))))
+    generator = Generator(args.url, bodies, args.connections, args.timeout, tuple(args.header))
+    print(json.dumps(uvloop.run(generator.run(args.rate, args.duration))))
 
 
 if __name__ == "__main__":

@@ -2,17 +2,21 @@
 
 One request = one FinServe feature vector: the 22 features of ``examples/finserve`` (customer-profile 5,
 account-profile 4, merchant-profile 4, account-realtime 9) for one random customer / account /
-merchant. The data is written once under a throw-away project in the stack's Redis:
+merchant. The data is written once under a throw-away project in a private Redis (``private_redis``):
 
 - the three batch views in Feast's layout (read by both servers);
 - account-realtime in the streaming window layout with a caught-up progress record (read by ``streamguard``) and
   the same values in Feast's layout (read by ``feast``, which cannot read the window layout, and by
   ``streamguard-feast-layout``, our server reading byte-for-byte what Feast reads).
 
-Servers run one at a time (never competing for the 2 cores), each warmed up, then driven by the
-open-loop generator (``loadgen.py``, its own process) at every rate. Feast runs in its best
-configuration: ``feast serve --workers 2 --no-access-log --max-requests 0``. Before timing, one vector
-from each server is compared value by value.
+The headline is like for like: ``feast`` against ``streamguard-feast-layout`` (the same Redis hashes), each
+with ``--workers-per-core`` worker processes per core (Feast: ``feast serve --workers N --no-access-log
+--max-requests 0``, its best configuration; ours: ``streamguard serve --workers N``), driven by the same
+client with the same connection limit. ``streamguard`` (the window layout) is reported beside it, not
+compared. Servers run one at a time (never competing for the cores), each warmed up, then driven by the
+open-loop generator (``loadgen.py``, its own process) at every rate. Percentiles are over every request
+sent: errors and requests unanswered after ``--timeout`` seconds rank as +inf (``"miss"``). Before timing,
+one vector from each server is compared value by value.
 
     .venv/bin/python benchmarks/serving/run.py [--rates 200,1000,3000] [--duration 15]
 
@@ -32,7 +36,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
@@ -44,8 +48,9 @@ import yaml
 
 from streamguard.api.featureview import FeatureView
 from streamguard.api.streamingwindow import StreamingWindow
-from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.machine import machine_facts
+from streamguard.devstack.private_redis import private_redis
+from streamguard.devstack.supervisor import free_port
 from streamguard.finserve.resources import load_manifests
 from streamguard.onlinestore.feast_layout import feature_field, redis_key, timestamp_field
 from streamguard.onlinestore.generation import BATCH, EVERYTHING_MS, STREAM
@@ -253,7 +258,7 @@ def vector(url: str, body: str, feast: bool) -> dict[str, Any]:
     return {ref.split(":")[1]: v for ref, v in zip(data["features"], row["values"], strict=True)}
 
 
-def load(url: str, bodies: Path, rate: float, duration: float) -> dict[str, Any]:
+def load(url: str, bodies: Path, rate: float, duration: float, timeout: float, connections: int) -> dict[str, Any]:
     result = subprocess.run(
         [
             sys.executable,
@@ -266,11 +271,15 @@ def load(url: str, bodies: Path, rate: float, duration: float) -> dict[str, Any]
             str(rate),
             "--duration",
             str(duration),
+            "--timeout",
+            str(timeout),
+            "--connections",
+            str(connections),
         ],
         capture_output=True,
         text=True,
         check=True,
-        timeout=duration + 120,
+        timeout=duration + timeout + 120,
     )
     figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return figures
@@ -284,24 +293,53 @@ def machine() -> dict[str, Any]:
     }
 
 
+def headline(results: dict[str, Any], rates: list[float]) -> dict[str, Any]:
+    """Like for like: Feast's server vs ours over the same Feast-layout hashes, p99 per rate (ratio when both
+    are latencies, not misses)."""
+    rows: dict[str, Any] = {}
+    for rate in rates:
+        feast = results.get("feast", {}).get(str(int(rate)))
+        ours = results.get("streamguard-feast-layout", {}).get(str(int(rate)))
+        if feast is None or ours is None:
+            continue
+        feast_p99, ours_p99 = feast["latency_ms"]["p99"], ours["latency_ms"]["p99"]
+        rows[str(int(rate))] = {
+            "feast_p99_ms": feast_p99,
+            "streamguard_p99_ms": ours_p99,
+            "feast_misses": feast["misses"],
+            "streamguard_misses": ours["misses"],
+            "feast_over_streamguard_p99": (
+                round(feast_p99 / ours_p99, 1)
+                if isinstance(feast_p99, float) and isinstance(ours_p99, float) and ours_p99
+                else None
+            ),
+        }
+    return {"compared": "feast vs streamguard-feast-layout: same Redis hashes, workers, client", "p99_by_rps": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", default="200,1000,3000", help="Comma-separated requests/s.")
     parser.add_argument("--duration", type=float, default=15.0, help="Seconds per rate.")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--entities", type=int, default=1000, help="Entities per join key written and asked for.")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers of our server.")
-    parser.add_argument("--servers", default="streamguard,feast,streamguard-feast-layout")
+    parser.add_argument("--workers-per-core", type=int, default=1, help="Worker processes per core, both servers.")
+    parser.add_argument("--timeout", type=float, default=2.0, help="Seconds after which a request is a miss.")
+    parser.add_argument("--connections", type=int, default=256, help="The client's connection limit.")
+    parser.add_argument("--servers", default="feast,streamguard-feast-layout,streamguard")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     servers = args.servers.split(",")
-    endpoints = Endpoints.load()
-    client = redis.Redis.from_url(endpoints.redis_url)
+    workers = args.workers_per_core * (os.cpu_count() or 1)
     horizon = int(len(servers) * (len(rates) * (args.duration + 10) + args.warmup + 150))
     info = machine()
-    data = Data(client, args.entities, horizon)
+    measured_at = datetime.now(UTC).isoformat(timespec="seconds")
     workdir = Path(tempfile.mkdtemp(prefix="sg-bench-serving-"))
+    stack = ExitStack()
+    client = stack.enter_context(private_redis(workdir / "redis"))
+    redis_url = f"redis://127.0.0.1:{client.connection_pool.connection_kwargs['port']}/0"
+    data = Data(client, args.entities, horizon)
     results: dict[str, Any] = {}
     try:
         started = time.perf_counter()
@@ -312,10 +350,10 @@ def main() -> None:
         (workdir / "feast.jsonl").write_text("\n".join(feast_bodies) + "\n")
         for name, with_window in (("streamguard", True), ("streamguard-feast-layout", False)):
             (workdir / f"{name}.yaml").write_text(yaml.safe_dump_all(data.manifests(with_window)))
-        repo = feast_repo(data, workdir, endpoints.redis_url) if "feast" in servers else None
+        repo = feast_repo(data, workdir, redis_url) if "feast" in servers else None
         reference: dict[str, Any] | None = None
         for name in servers:
-            port = 18000 + len(results)
+            port = free_port()
             if name == "feast":
                 assert repo is not None
                 command = [
@@ -328,7 +366,7 @@ def main() -> None:
                     "-p",
                     str(port),
                     "--workers",
-                    "2",
+                    str(workers),
                     "--no-access-log",
                     "--max-requests",
                     "0",
@@ -339,7 +377,7 @@ def main() -> None:
                     workdir / "feast.jsonl",
                 )
             else:
-                command = serve_command(workdir / f"{name}.yaml", endpoints.redis_url, port, args.workers,
+                command = serve_command(workdir / f"{name}.yaml", redis_url, port, workers,
                                         "--cache-staleness", "0",
                                         "--insecure-no-auth")  # the benchmark measures lookups, not auth
                 url, health, body_file = (
@@ -358,44 +396,42 @@ def main() -> None:
                         if reference.get(k) != got.get(k)
                     }
                     raise RuntimeError(f"{name} returned other values than {servers[0]}: {diff}")
-                load(url, body_file, 200, args.warmup)
+                load(url, body_file, 200, args.warmup, args.timeout, args.connections)
                 results[name] = {}
                 for rate in rates:
                     cpu_before = group_cpu_seconds(pgid)
-                    figures = load(url, body_file, rate, args.duration)
+                    figures = load(url, body_file, rate, args.duration, args.timeout, args.connections)
                     cpu = group_cpu_seconds(pgid) - cpu_before
                     figures["server_cpu_ms_per_request"] = round(1000 * cpu / max(1, figures["sent"]), 3)
                     results[name][str(int(rate))] = figures
                     lat = figures["latency_ms"]
                     print(
                         f"{name:26s} {rate:6.0f} rps  p50 {lat['p50']} ms  p99 {lat['p99']} ms  "
-                        f"p99.9 {lat['p99.9']} ms  errors {figures['errors']}  achieved {figures['achieved_rps']}"
+                        f"p99.9 {lat['p99.9']} ms  misses {figures['misses']}  achieved {figures['achieved_rps']}",
+                        flush=True,
                     )
     finally:
-        data.delete()
+        stack.close()
         shutil.rmtree(workdir, ignore_errors=True)
-    summary: dict[str, Any] = {}
-    ours_1000 = results.get("streamguard", {}).get("1000", {}).get("latency_ms", {}).get("p99")
-    feast_1000 = results.get("feast", {}).get("1000", {}).get("latency_ms", {}).get("p99")
-    if ours_1000 is not None:
-        summary["streamguard_p99_ms_at_1000_rps"] = ours_1000
-    if ours_1000 and feast_1000:
-        summary["feast_p99_ms_at_1000_rps"] = feast_1000
-        summary["feast_over_streamguard_p99_at_1000_rps"] = round(feast_1000 / ours_1000, 1)
     report = {
         "benchmark": "serving",
+        "measured_at": measured_at,
         "finished_at": datetime.now(UTC).isoformat(),
+        "arguments": sys.argv[1:],
         "request": "one FinServe vector: 22 features, 3 entities (customer, account, merchant), 4 views",
         "duration_s_per_rate": args.duration,
-        "our_workers": args.workers,
-        "feast_config": "feast serve --workers 2 --no-access-log --max-requests 0",
+        "workers_per_server": workers,
+        "client": {"generator": "loadgen.py (open loop)", "connections": args.connections, "timeout_s": args.timeout},
+        "feast_config": f"feast serve --workers {workers} --no-access-log --max-requests 0",
+        "our_config": f"streamguard serve --workers {workers} --cache-staleness 0 --insecure-no-auth",
+        "percentiles": "over every request sent; errors and timeouts rank as +inf and read 'miss'",
         "machine": {**info, "load_average_at_end": os.getloadavg()},
         "results": results,
-        "summary": summary,
+        "headline": headline(results, rates),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(report["headline"], indent=2))
     print(f"written to {args.output}")
 
 

@@ -1,9 +1,10 @@
 """Streaming benchmark: sustained events/s Kafka -> Spark -> Redis with the FinServe windows, and freshness
 (event produced -> its window visible in Redis) p50/p95 at 10 TPS and at the highest sustained rate.
 
-Runs against the local stack (``streamguard dev up``): one streaming job (``streamguard workload stream``,
-Spark ``local[2]``) on a fresh 6-partition topic, fed by a paced producer in this process on the same
-cores. Each phase produces at a target rate for ``--duration`` seconds; probe events on their own accounts
+Runs against Kafka, the registry and Redis of its own (``benchmarks/private_stack.py``, a run directory
+that is removed afterwards; the shared stack is not touched): one streaming job (``streamguard workload
+stream``, Spark ``local[2]``) on a fresh 6-partition topic, fed by a paced producer in this process on the
+same cores. Each phase produces at a target rate for ``--duration`` seconds; probe events on their own accounts
 (event time = send time) measure freshness: a probe is visible when its 1-minute window hash exists in
 Redis. A phase is *sustained* when the job drained it (the phase's last probe visible) within
 ``--drain-limit`` seconds of the phase's end and the probes' freshness did not keep growing.
@@ -16,7 +17,6 @@ Prints a table and writes ``benchmarks/results/streaming.json``.
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -30,16 +30,26 @@ from typing import Any
 
 import redis
 
-from streamguard.api.featureview import Entity, Feature, FeatureViewSpec
-from streamguard.api.streamingwindow import Aggregation, AvroContract, KafkaSource, StreamingWindowSpec, Window
-from streamguard.devstack.endpoints import Endpoints
-from streamguard.jobspec import StreamJob
-from streamguard.onlinestore.window_layout import window_key
-from streamguard.windows import WindowShape
-from streamguard.workloads.producer.events import TrafficProfile, generate
-from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
-
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.private_stack import private_stack  # noqa: E402
+from streamguard.api.featureview import Entity, Feature, FeatureViewSpec  # noqa: E402
+from streamguard.api.streamingwindow import (  # noqa: E402
+    Aggregation,
+    AvroContract,
+    KafkaSource,
+    StreamingWindowSpec,
+    Window,
+)
+from streamguard.devstack.endpoints import Endpoints  # noqa: E402
+from streamguard.devstack.machine import machine_facts  # noqa: E402
+from streamguard.jobspec import StreamJob  # noqa: E402
+from streamguard.onlinestore.window_layout import window_key  # noqa: E402
+from streamguard.windows import WindowShape  # noqa: E402
+from streamguard.workloads.producer.events import TrafficProfile, generate  # noqa: E402
+from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic  # noqa: E402
+
 RESULTS = REPO / "benchmarks" / "results" / "streaming.json"
 CONTRACT = REPO / "examples" / "finserve" / "contracts" / "transaction-v1.avsc"
 WINDOWS = [Window(name="1m", length="1m", slide="15s"), Window(name="5m", length="5m", slide="1m"),
@@ -169,25 +179,6 @@ def process_tree_cpu_seconds(root: int) -> float:
     return sum(times.get(pid, 0.0) for pid in tree)
 
 
-def cleanup(stack: Endpoints, topic: str, client: "redis.Redis", project: str) -> None:
-    """Remove the run's topics, registry subject and window hashes from the shared stack."""
-    from confluent_kafka.admin import AdminClient
-
-    from streamguard.contracts.registry import SchemaRegistry
-
-    AdminClient({"bootstrap.servers": stack.kafka_bootstrap}).delete_topics([topic, topic + ".dlq"])
-    with SchemaRegistry(stack.registry_url) as registry:
-        registry.delete_subject(f"{topic}-value")
-    batch: list[bytes] = []
-    for key in client.scan_iter(match=f"sgw*{project}:*".encode(), count=5000):
-        batch.append(key)
-        if len(batch) >= 5000:
-            client.unlink(*batch)
-            batch = []
-    if batch:
-        client.unlink(*batch)
-
-
 def _free_port() -> int:
     import socket
 
@@ -257,7 +248,22 @@ def main() -> int:
     parser.add_argument("--stop-after-failures", type=int, default=1, help="Stop after this many unsustained phases.")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
-    stack = Endpoints.load()
+    facts = machine_facts()
+    measured_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    with tempfile.TemporaryDirectory(prefix="sg-bench-stream-stack-") as tmp, private_stack(Path(tmp)) as (_, stack):
+        result = measure(args, stack)
+    result = {"benchmark": "streaming", "measured_at": measured_at, "arguments": sys.argv[1:],
+              "machine": {**facts, "load_average_at_end": os.getloadavg()}, **result}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({"at_10_tps": result["at_10_tps"], "highest_sustained": result["highest_sustained"]},
+                     indent=2))
+    print(f"written {args.output}")
+    return 0
+
+
+def measure(args: argparse.Namespace, stack: Endpoints) -> dict[str, Any]:
+    """Start the job on ``stack``, run the phases, stop the job; the figures."""
     suffix = uuid.uuid4().hex[:8]
     topic, project = f"bench-{suffix}", f"bench{suffix}"
     spec = _spec(topic, args.trigger)
@@ -313,14 +319,10 @@ def main() -> int:
             job.wait(60)
         except subprocess.TimeoutExpired:
             job.kill()
-        cleanup(stack, topic, client, project)
     sustained = [p for p in phases if p.sustained]
     best = max(sustained, key=lambda p: p.produced_rate) if sustained else None
     low = next((p for p in phases if p.target_rate <= 10), None)
-    result = {
-        "benchmark": "streaming",
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "loadavg_at_end": os.getloadavg()},
+    return {
         "config": {"trigger": args.trigger, "windows": ["1m/15s", "5m/1m", "1h/5m"],
                    "aggregations": [a.name for a in AGGREGATIONS], "accounts": 6000, "partitions": 6,
                    "spark_master": os.environ.get("STREAMGUARD_SPARK_MASTER", "local[2]")},
@@ -329,12 +331,6 @@ def main() -> int:
         "at_10_tps": low.summary() if low else None,
         "highest_sustained": best.summary() if best else None,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({"at_10_tps": result["at_10_tps"], "highest_sustained": result["highest_sustained"]},
-                     indent=2))
-    print(f"written {args.output}")
-    return 0
 
 
 if __name__ == "__main__":

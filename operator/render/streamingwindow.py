@@ -44,11 +44,6 @@ class Problem:
     message: str
 
 
-def normalized_schema(text: str) -> str:
-    """The schema JSON without insignificant whitespace: what is registered and fingerprinted."""
-    return json.dumps(json.loads(text), separators=(",", ":"))
-
-
 def fingerprint(text: str) -> str:
     return digest(json.loads(text))
 

@@ -1,7 +1,7 @@
 """Avro contract compatibility: BACKWARD (a consumer on the new schema reads data written with the old).
 
-Two sources of truth, same answer shape: the Schema Registry's own check
-(``POST /compatibility/subjects/{subject}/versions/latest``) when a registry is reachable, and offline
+Two sources of truth, same answer shape: the Schema Registry's own check against the subject's latest
+version (:meth:`streamguard.contracts.registry.SchemaRegistry.check`) when a registry is reachable, and offline
 the Avro specification's schema-resolution rules (:mod:`streamguard.contracts.compatibility`) against the
 previous contract.
 Each offline incompatibility names the rule it breaks, the location in the schema and what to do.
@@ -10,11 +10,9 @@ Each offline incompatibility names the rule it breaks, the location in the schem
 import json
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
-
-import httpx
 
 from streamguard.contracts import compatibility
+from streamguard.contracts.registry import RegistryRejectedError, SchemaRegistry
 
 RULE_HINTS: dict[str, str] = {
     "READER_FIELD_MISSING_DEFAULT_VALUE": "a field added to the new schema needs a default, "
@@ -86,43 +84,22 @@ def _location(path: str) -> str:
     return f".{below}" if below else "/"
 
 
-class RegistryUnreachableError(RuntimeError):
-    """The registry gave no verdict (connection refused, timeout, an error status)."""
-
-
-def backward_registry(registry_url: str, subject: str, schema_text: str, timeout: float = 10.0) -> CompatResult | None:
+def backward_registry(registry: SchemaRegistry, subject: str, schema_text: str) -> CompatResult | None:
     """The registry's verdict for ``schema_text`` against the latest version of ``subject``.
 
-    ``None`` when the subject does not exist yet (any valid schema may be its first version).
+    ``None`` when the subject does not exist yet (any valid schema may be its first version). Raises
+    :class:`~streamguard.contracts.registry.RegistryError` when the registry gives no verdict.
     """
-    base = registry_url.rstrip("/")
-    url = f"{base}/compatibility/subjects/{quote(subject, safe='')}/versions/latest"
+    # Some registries (Apicurio) call any schema compatible with a subject that does not exist.
+    if not registry.versions(subject):
+        return None
+    against = f"registry {registry.base_url}"
     try:
-        # Some registries (Apicurio) call any schema compatible with a subject that does not exist.
-        latest = httpx.get(f"{base}/subjects/{quote(subject, safe='')}/versions/latest", timeout=timeout)
-        if latest.status_code == 404:
-            return None
-        if latest.status_code >= 500:
-            raise RegistryUnreachableError(f"{latest.url}: HTTP {latest.status_code} {latest.text[:300]}")
-        response = httpx.post(
-            url,
-            params={"verbose": "true"},
-            json={"schema": schema_text},
-            headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
-            timeout=timeout,
-        )
-    except httpx.HTTPError as error:
-        raise RegistryUnreachableError(f"{registry_url}: {error}") from error
-    if response.status_code >= 500:
-        raise RegistryUnreachableError(f"{url}: HTTP {response.status_code} {response.text[:300]}")
-    if response.status_code == 422:
-        return CompatResult(subject, f"registry {registry_url}", False,
-                            [Incompatibility("INVALID_SCHEMA", "/", response.text[:500])])
-    if response.status_code >= 400:
-        raise RegistryUnreachableError(f"{url}: HTTP {response.status_code} {response.text[:300]}")
-    body = response.json()
-    messages = [str(m) for m in body.get("messages", []) or []]
-    compatible = bool(body.get("is_compatible"))
-    issues = [] if compatible else [Incompatibility("BACKWARD", "/", m) for m in messages] or [
+        verdict = registry.check(subject, schema_text)
+    except RegistryRejectedError as error:
+        if error.status != 422:
+            raise
+        return CompatResult(subject, against, False, [Incompatibility("INVALID_SCHEMA", "/", str(error))])
+    issues = [] if verdict.compatible else [Incompatibility("BACKWARD", "/", m) for m in verdict.messages] or [
         Incompatibility("BACKWARD", "/", "the registry refused the schema as incompatible")]
-    return CompatResult(subject, f"registry {registry_url} (latest version)", compatible, issues, messages)
+    return CompatResult(subject, f"{against} (latest version)", verdict.compatible, issues, verdict.messages)

@@ -9,15 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamguard.api.streamingwindow import StreamingWindowSpec
+from streamguard.contracts.registry import RegistryError, RegistryUnavailableError, SchemaRegistry
 from streamguard.delivery import celrules, cluster, feastplan
 from streamguard.delivery.checks import cross_check
-from streamguard.delivery.compat import (
-    CompatResult,
-    ContractError,
-    RegistryUnreachableError,
-    backward_offline,
-    backward_registry,
-)
+from streamguard.delivery.compat import CompatResult, ContractError, backward_offline, backward_registry
 from streamguard.delivery.diff import Action, Change, compare
 from streamguard.delivery.gitbase import GitUnavailableError, folder_at
 from streamguard.delivery.resources import Key, Problem, Resource, load_folder
@@ -71,7 +66,8 @@ def _contract(resource: Resource | None) -> tuple[str, str] | None:
 
 
 RegistryCheck = Callable[[str, str], CompatResult | None]
-"""``(subject, schema) -> verdict`` against the registry's latest version (``None``: new subject)."""
+"""``(subject, schema) -> verdict`` against the registry's latest version (``None``: new subject); raises
+:class:`~streamguard.contracts.registry.RegistryError` when the registry gives no verdict."""
 
 
 def contract_checks(
@@ -83,7 +79,8 @@ def contract_checks(
 
     ``previous`` maps a key to the resource holding its previous contract and a label saying where it
     came from (the live cluster, a Git revision). The registry's verdict and the offline verdict against
-    the previous contract are both recorded; either failing breaks the plan.
+    the previous contract are both recorded; either failing breaks the plan. A registry that gives no
+    verdict is noted and asked nothing more: the rest is checked offline only.
     """
     results: list[tuple[Key, CompatResult]] = []
     notes: list[str] = []
@@ -98,11 +95,17 @@ def contract_checks(
         if not touched and (old is None or old == new):
             continue
         if registry is not None:
-            verdict = registry(subject, schema)
-            if verdict is None:
-                notes.append(f"{change.key}: subject {subject!r} is new to the registry")
+            try:
+                verdict = registry(subject, schema)
+            except RegistryError as error:
+                said = str(error) if isinstance(error, RegistryUnavailableError) else f"schema registry: {error}"
+                notes.append(f"{said}; contracts checked offline only")
+                registry = None
             else:
-                results.append((change.key, verdict))
+                if verdict is None:
+                    notes.append(f"{change.key}: subject {subject!r} is new to the registry")
+                else:
+                    results.append((change.key, verdict))
         if old is not None and prior is not None and old != new:
             if old[0] != subject:
                 notes.append(f"{change.key}: contract moves from subject {old[0]!r} to {subject!r} "
@@ -164,23 +167,6 @@ def partition_problems(changes: list[Change]) -> list[Problem]:
     return problems
 
 
-def _registry_check(url: str, notes: list[str]) -> RegistryCheck:
-    reachable = True
-
-    def check(subject: str, schema: str) -> CompatResult | None:
-        nonlocal reachable
-        if not reachable:
-            return None
-        try:
-            return backward_registry(url, subject, schema)
-        except RegistryUnreachableError as error:
-            reachable = False
-            notes.append(f"schema registry unreachable ({error}); contracts checked offline only")
-            return None
-
-    return check
-
-
 def make_plan(options: PlanOptions) -> Plan:
     folder = load_folder(options.path, options.namespace)
     plan = Plan(str(options.path), "an empty cluster", problems=list(folder.problems))
@@ -216,8 +202,12 @@ def make_plan(options: PlanOptions) -> Plan:
         else:
             for key, resource in base.resources.items():
                 previous.setdefault(key, (resource, f"git {options.base}"))
-    registry = _registry_check(options.registry_url, plan.notes) if options.registry_url else None
-    plan.compat, notes = contract_checks(plan.changes, previous, registry)
+    if options.registry_url:
+        with SchemaRegistry(options.registry_url) as client:
+            plan.compat, notes = contract_checks(
+                plan.changes, previous, lambda subject, schema: backward_registry(client, subject, schema))
+    else:
+        plan.compat, notes = contract_checks(plan.changes, previous, None)
     plan.notes.extend(notes)
     for key, result in plan.compat:
         if not result.compatible:

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from streamguard.api.common import GROUP, VERSION
 from streamguard.api.kinds import FEATURE_VIEW, PLURALS
-from streamguard.devkubelet.kube import Kube, KubeError
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.kube import Kube, KubeError
 
 if TYPE_CHECKING:
     from streamguard.demo.run import DemoState

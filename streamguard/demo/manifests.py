@@ -10,7 +10,7 @@ import yaml
 from streamguard.api.common import GROUP
 from streamguard.api.kinds import PLURALS
 from streamguard.api.streamingwindow import StreamingWindowSpec
-from streamguard.devstack.node import NODE_NAME, TAINT_KEY
+from streamguard.devstack.node import NODE_NAME
 from streamguard.devstack.servingchart import ServingDeployment
 from streamguard.devstack.servingchart import render as render_serving
 
@@ -61,15 +61,11 @@ def serving(ns: str, image: str) -> list[Manifest]:
 
 def placement_policy(ns: str, data_dir: Path) -> list[Manifest]:
     """A MutatingAdmissionPolicy (and its binding) for the demo namespace only, DEVELOPMENT ONLY: every pod
-    created there tolerates the real node's taint and selects that node, and every container gets the
+    created there selects the stack's node (the one whose host holds the data), and every container gets the
     host folder ``data_dir`` (the sample data and offline tables) mounted read-only at
     ``<WORKDIR>/.run/data``, where the FeatureViews' relative source paths resolve. It stands in for object
     storage until the offline data moves there; the operator's rendering is left as a cluster would see it."""
     name = f"streamguard-demo-{ns}"
-    toleration = f'Object.spec.tolerations{{key: "{TAINT_KEY}", operator: "Exists", effect: "NoSchedule"}}'
-    tolerate = ("has(object.spec.tolerations) ? "
-                f'[JSONPatch{{op: "add", path: "/spec/tolerations/-", value: {toleration}}}] : '
-                f'[JSONPatch{{op: "add", path: "/spec/tolerations", value: [{toleration}]}}]')
     mount = (f'Object.spec.containers.volumeMounts{{name: "{DATA_VOLUME}", mountPath: "{POD_WORKDIR}/.run/data", '
              "readOnly: true}")
     node = f'{{"kubernetes.io/hostname": "{NODE_NAME}"}}'
@@ -85,8 +81,7 @@ def placement_policy(ns: str, data_dir: Path) -> list[Manifest]:
          "spec": {"failurePolicy": "Fail", "reinvocationPolicy": "Never",
                   "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
                                                           "operations": ["CREATE"], "resources": ["pods"]}]},
-                  "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression": tolerate}},
-                                {"patchType": "JSONPatch", "jsonPatch": {"expression": select}},
+                  "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression": select}},
                                 {"patchType": "ApplyConfiguration", "applyConfiguration": {"expression": place}}]}},
         {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingAdmissionPolicyBinding",
          "metadata": meta,

@@ -25,9 +25,9 @@ from streamguard.api.common import GROUP, VERSION
 from streamguard.api.kinds import PLURALS
 from streamguard.demo import live
 from streamguard.demo.manifests import PLACEMENT_KINDS, Manifest, isolate, load_examples, platform, subject, topics
-from streamguard.devkubelet.kube import Kube
 from streamguard.devstack import image
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.kube import Kube, port_forward
 from streamguard.devstack.node import NODE_NAME
 from streamguard.devstack.paths import run_root
 from streamguard.devstack.servingchart import ServingDeployment
@@ -302,13 +302,9 @@ class Demo:
         self.supervisor.start(Service("operator", argv, healthy, env=operator_env, cwd=self.repo, timeout=120))
 
     def _start_serving_forward(self, endpoints: Endpoints, port: int) -> None:
-        """``kubectl port-forward`` from 127.0.0.1:``port`` to the serving Deployment, started again whenever
-        it ends (a port-forward follows one pod, which a rollout or restart replaces)."""
-        kubectl = Path(endpoints.bin_dir) / "kubectl"
-        forward = (f"{kubectl} --kubeconfig={endpoints.kubeconfig} port-forward --address 127.0.0.1 "
-                   f"-n {self.namespace} deployment/{SERVING.name} {port}:{SERVING.port}")
-        argv = ["sh", "-c", f"while true; do {forward}; sleep 1; done"]
-        self.supervisor.start(Service("serving-forward", argv, lambda: True, cwd=self.repo, timeout=10))
+        """Serving's Deployment on 127.0.0.1:``port`` (streamguard.devstack.kube.port_forward)."""
+        port_forward(self.supervisor, "serving-forward", endpoints, self.namespace, f"deployment/{SERVING.name}",
+                     port, SERVING.port)
 
     def _materialize(self, endpoints: Endpoints, kube: Kube) -> list[str]:
         expected = live.materialized_views(kube, self.namespace)

@@ -1,6 +1,5 @@
 """How each component of the stack is configured, started and probed."""
 
-import json
 import os
 import re
 import shutil
@@ -11,6 +10,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from streamguard.contracts.compatibility import CompatibilityLevel
+from streamguard.contracts.registry import API_PATH, SchemaRegistry
 from streamguard.devstack.certs import Pki
 from streamguard.devstack.node import SERVICE_CIDR
 from streamguard.devstack.provision import Artifact
@@ -57,10 +58,11 @@ def kube_apiserver(artifact: Artifact, pki: Pki, work: Path, port: int, etcd_por
          # ServiceAccount (on by default) gives every pod its account's token, as in any cluster.
          "--enable-admission-plugins=NodeRestriction",
          f"--service-cluster-ip-range={SERVICE_CIDR}",
-         # The apiserver dials kubelets (logs, exec, port-forward) at their InternalIP (the node's is 127.0.0.1)
-         # with a client certificate from the stack's CA. It does not verify kubelets' serving certificates
-         # yet (--kubelet-certificate-authority) because devkubelet serves a self-signed one.
+         # The apiserver dials the kubelet (logs, exec, port-forward) at its InternalIP (the host's address on
+         # the pod bridge) with a client certificate from the stack's CA, and verifies the kubelet's serving
+         # certificate, which the same CA issued for that address.
          f"--kubelet-client-certificate={pki.kubelet_client_cert}", f"--kubelet-client-key={pki.kubelet_client_key}",
+         f"--kubelet-certificate-authority={pki.ca_cert}",
          "--kubelet-preferred-address-types=InternalIP",
          f"--service-account-issuer=https://127.0.0.1:{port}/", f"--service-account-key-file={pki.sa_pub}",
          f"--service-account-signing-key-file={pki.sa_key}", "--allow-privileged=true",
@@ -160,7 +162,7 @@ def java_home(minimum: int) -> Path:
 
 
 def apicurio(artifact: Artifact, work: Path, port: int, management_port: int) -> Service:
-    """Apicurio Registry 3 serving the Confluent API under /apis/ccompat/v7, with its SQL storage in an H2
+    """Apicurio Registry 3 serving the Confluent API under ``API_PATH``, with its SQL storage in an H2
     database file under ``work``: subjects, ids and compatibility rules survive a restart, as in production.
 
     ``FILE_LOCK=FS`` uses an OS lock that dies with the process (a SIGKILLed registry restarts at once);
@@ -187,20 +189,18 @@ def apicurio(artifact: Artifact, work: Path, port: int, management_port: int) ->
         "apicurio-registry",
         [str(java_home(21) / "bin" / "java"), "-Xms128m", "-Xmx768m", *[f"-D{k}={v}" for k, v in props.items()],
          "-jar", str(artifact.directory / "quarkus-run.jar")],
-        ready=lambda: _http_ok(f"http://127.0.0.1:{port}/apis/ccompat/v7/subjects"),
+        ready=lambda: _http_ok(f"http://127.0.0.1:{port}{API_PATH}/subjects"),
         cwd=artifact.directory,
         timeout=180,
     )
 
 
-def set_registry_default_compatibility(registry_url: str, level: str = "BACKWARD") -> None:
-    request = urllib.request.Request(f"{registry_url}/config", method="PUT",
-                                     data=json.dumps({"compatibility": level}).encode(),
-                                     headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        body = json.loads(response.read())
-    if body.get("compatibility", body.get("compatibilityLevel")) != level:
-        raise RuntimeError(f"registry did not take default compatibility {level}: {body}")
+def set_registry_default_compatibility(registry_url: str, level: CompatibilityLevel = "BACKWARD") -> None:
+    with SchemaRegistry(registry_url) as registry:
+        registry.set_compatibility(level)
+        taken = registry.compatibility()
+    if taken != level:
+        raise RuntimeError(f"registry did not take default compatibility {level}: it reports {taken}")
 
 
 def redis(work: Path, port: int) -> Service:

@@ -18,7 +18,7 @@ class Endpoints:
     apiserver: str
     kafka_bootstrap: str
     registry_url: str
-    """Base of the Confluent-compatible API, e.g. ``http://127.0.0.1:PORT/apis/ccompat/v7``."""
+    """Base of the Confluent-compatible API, e.g. ``http://127.0.0.1:PORT`` + ``contracts.registry.API_PATH``."""
     redis_url: str
     bin_dir: str
     """Folder with kubectl, helm, kube-apiserver and friends for this stack."""

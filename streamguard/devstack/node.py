@@ -31,8 +31,9 @@ What this machine kind needs, and why (docs/architecture.md, "The node"):
   traffic (``masqueradeAll``): a pod reaching a Service on its own bridge gets the reply back through the
   host whether or not ``br_netfilter`` passes bridged frames to iptables. Its chains (``KUBE-*``) are
   host-wide, so one stack per machine runs it; a second stack says so instead of fighting over them.
-- The node registers with the taint ``streamguard.dev/real-node=:NoSchedule`` while devkubelet still
-  serves the operator's workloads: only pods that tolerate it (tests of the node, the image) land here.
+
+Every pod of the stack runs on this node; there is no other runtime. When the node cannot start, ``streamguard
+dev up`` fails naming the component, why, and its log's last lines (:func:`start_failure`).
 """
 
 import contextlib
@@ -45,18 +46,20 @@ import shutil
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from streamguard.devstack.certs import Pki, ensure_node_certs, kubeconfig
-from streamguard.devstack.provision import Artifact
-from streamguard.devstack.supervisor import Service, StartError, Supervisor
+from streamguard.devstack.provision import Artifact, log_tail
+from streamguard.devstack.supervisor import Service, ServiceStartError, StartError, Supervisor
 
 NODE_NAME = "streamguard-node"
-TAINT_KEY = "streamguard.dev/real-node"
-"""Until devkubelet retires, only pods tolerating this taint are scheduled onto the real node."""
+LEGACY_TAINT = "streamguard.dev/real-node:NoSchedule"
+"""The taint stacks started before every pod ran on this node registered it with. Their Node object outlives a
+restart in etcd and the kubelet never drops a taint from an existing Node, so ``start`` removes it."""
 STORAGE_CLASS = "streamguard-local"
 NODE_SERVICES = ("kube-scheduler", "containerd", "kubelet", "kube-proxy", "local-volume-provisioner")
 CGROUP_V1_REQUIRED = ("cpu", "cpuacct", "cpuset", "memory", "pids", "devices", "freezer")
@@ -68,7 +71,38 @@ KUBERNETES_SERVICE_IP = "10.0.0.1"
 
 
 class NodeUnavailableError(StartError):
-    """The node cannot run on this machine; the message says exactly why."""
+    """The node cannot run on this machine, or did not start; the message says exactly why."""
+
+
+TAIL_LINES = 15
+"""How much of a failed component's log ``streamguard dev up`` shows."""
+
+
+def start_failure(component: str, reason: str, log: Path | None = None, tail: str = "") -> str:
+    """What ``streamguard dev up`` says when the node does not start: which component, why, and the last lines
+    of its log; and that nothing stands in for the node."""
+    lines = [f"the Kubernetes node {NODE_NAME} did not start: {component} {reason}"]
+    if log is not None:
+        lines.append(f"last lines of {log}:" if tail.strip() else f"{log} is empty")
+        lines += [f"  {line}" for line in tail.splitlines()]
+    lines.append("Every pod of the stack runs on this node and nothing runs them in its place: fix the cause above, "
+                 "then run `streamguard dev up` again.")
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def starting(component: str) -> Iterator[None]:
+    """Turn any failure while starting ``component`` (a supervised process named in the error, or a step of
+    the node's set-up) into a :class:`NodeUnavailableError` rendered by :func:`start_failure`."""
+    try:
+        yield
+    except NodeUnavailableError:
+        raise
+    except ServiceStartError as error:
+        raise NodeUnavailableError(start_failure(error.service, error.reason, error.log,
+                                                 log_tail(error.log, TAIL_LINES))) from error
+    except (StartError, OSError, subprocess.SubprocessError) as error:
+        raise NodeUnavailableError(start_failure(component, f"failed: {error}")) from error
 
 
 @dataclass(frozen=True)
@@ -298,7 +332,6 @@ def kubelet_config(layout: NodeLayout, pki: Pki, node_ip: str, port: int, health
         "containerRuntimeEndpoint": f"unix://{layout.socket}",
         "podLogsDir": str(layout.pod_logs),
         "volumePluginDir": str(layout.root / "volume-plugins"),
-        "registerWithTaints": [{"key": TAINT_KEY, "effect": "NoSchedule"}],
         "resolvConf": "/etc/resolv.conf",
         "serializeImagePulls": False,
         # A shared development disk: evict only when it is really full, never collect the images we import.
@@ -635,17 +668,34 @@ def start(stack_start: Any, supervisor: Supervisor, layout: NodeLayout, built: d
         raise NodeUnavailableError("another kube-proxy runs on this machine (its KUBE-* iptables chains are "
                                    "host-wide; a second one would overwrite its Service rules): stop that stack "
                                    "first (`streamguard dev down` with its STREAMGUARD_RUN_DIR): " + "; ".join(others))
-    address = _prepare(layout, built, pki, apiserver, ports, admin)
-    stack_start(scheduler_service(built, admin, ports["scheduler"]))
-    stack_start(containerd_service(built, layout))
-    sandbox = (built["pause"].directory / "image-name").read_text().strip()
-    import_image(built, layout, built["pause"].directory / "pause.tar", sandbox)
-    stack_start(kubelet_service(built, layout, address, kubectl, admin))
-    stack_start(kube_proxy_service(built, layout, ports["kube-proxy-healthz"]))
-    objects = "".join(json.dumps(o) + "\n" for o in local_volume_objects())
-    subprocess.run([str(kubectl), f"--kubeconfig={admin}", "apply", "--server-side", "-f", "-"], input=objects,
-                   text=True, capture_output=True, check=True)
-    stack_start(provisioner_service(layout, admin, python))
+    with starting("node set-up (bridge, cgroup parent, certificates, configuration)"):
+        address = _prepare(layout, built, pki, apiserver, ports, admin)
+    with starting("kube-scheduler"):
+        stack_start(scheduler_service(built, admin, ports["scheduler"]))
+    with starting("containerd"):
+        stack_start(containerd_service(built, layout))
+    with starting("the sandbox (pause) image import into containerd"):
+        sandbox = (built["pause"].directory / "image-name").read_text().strip()
+        import_image(built, layout, built["pause"].directory / "pause.tar", sandbox)
+    with starting("kubelet"):
+        stack_start(kubelet_service(built, layout, address, kubectl, admin))
+    with starting(f"removing the taint {LEGACY_TAINT} an earlier stack registered"):
+        _kubectl(kubectl, admin, "taint", "node", NODE_NAME, f"{LEGACY_TAINT}-", allow="not found")
+    with starting("kube-proxy"):
+        stack_start(kube_proxy_service(built, layout, ports["kube-proxy-healthz"]))
+    with starting(f"the StorageClass {STORAGE_CLASS}"):
+        _kubectl(kubectl, admin, "apply", "--server-side", "-f", "-",
+                 stdin="".join(json.dumps(o) + "\n" for o in local_volume_objects()))
+    with starting("local-volume-provisioner"):
+        stack_start(provisioner_service(layout, admin, python))
+
+
+def _kubectl(kubectl: Path, admin: Path, *args: str, stdin: str | None = None, allow: str = "") -> None:
+    """Run kubectl with the admin kubeconfig; a failure whose message contains ``allow`` (when given) is fine."""
+    result = subprocess.run([str(kubectl), f"--kubeconfig={admin}", *args], input=stdin, text=True,
+                            capture_output=True, check=False, timeout=60)
+    if result.returncode != 0 and not (allow and allow in result.stderr):
+        raise StartError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr.strip()}")
 
 
 # ---- stopping ---------------------------------------------------------------------------------------

@@ -68,6 +68,7 @@ def artifacts() -> dict[str, Artifact]:
     kafka = root / f"kafka-{versions.KAFKA}"
     apicurio = root / f"apicurio-{versions.APICURIO}"
     spark = root / f"spark-connectors-{versions.SPARK}"
+    s3a = root / f"spark-s3a-{versions.HADOOP}"
     actionlint = root / f"actionlint-{versions.ACTIONLINT}"
     promtool = root / f"promtool-{versions.PROMTOOL}"
     prometheus_crds = root / f"prometheus-crds-{versions.PROMETHEUS_OPERATOR}"
@@ -100,6 +101,10 @@ def artifacts() -> dict[str, Artifact]:
                      lambda d, _: _maven("spark-connectors.pom.xml", d / "jars",
                                          [f"-Dspark.version={versions.SPARK}",
                                           "-DincludeArtifactIds=" + ",".join(versions.SPARK_CONNECTOR_ARTIFACTS)])),
+            Artifact("spark-s3a", versions.HADOOP, s3a, s3a / "jars" / f"hadoop-aws-{versions.HADOOP}.jar",
+                     lambda d, _: _maven("spark-s3a.pom.xml", d / "jars",
+                                         [f"-Dhadoop.version={versions.HADOOP}",
+                                          "-DincludeArtifactIds=" + ",".join(versions.SPARK_S3A_ARTIFACTS)])),
             Artifact("actionlint", versions.ACTIONLINT, actionlint, actionlint / "actionlint",
                      lambda d, _: [*_script("build-actionlint.sh"), versions.ACTIONLINT, str(d)]),
             Artifact("promtool", versions.PROMTOOL, promtool, promtool / "promtool",

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from streamguard.contracts.registry import API_PATH
 from streamguard.devstack import components, node, objectstore, podgateway, versions
 from streamguard.devstack.certs import ensure_kubelet_client, ensure_pki, kubeconfig
 from streamguard.devstack.endpoints import Endpoints
@@ -94,8 +95,10 @@ class Stack:
         registry_url = _registry_url(ports)
         # The pod bridge first: Kafka advertises its address to pods, and the forwards need it.
         layout = node.NodeLayout(self.run_dir)
-        pod_address = node.prepare_network(layout)
-        podgateway.apply(layout, pod_forwards(ports, pod_address))
+        with node.starting(f"pod network (bridge {layout.bridge})"):
+            pod_address = node.prepare_network(layout)
+        with node.starting("pod gateway (forwards from the pod bridge to the stack's services)"):
+            podgateway.apply(layout, pod_forwards(ports, pod_address))
         _say(f"[stack] starting in {self.run_dir}: kubernetes {versions.K8S}, containerd {versions.CONTAINERD}, "
              f"etcd {versions.ETCD}, "
              f"kafka {versions.KAFKA}, apicurio {versions.APICURIO}, redis {_redis_version()}, "
@@ -131,7 +134,9 @@ class Stack:
         with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
             for future in [pool.submit(task) for task in tasks]:
                 future.result()
-        jars = sorted(str(p) for p in (built["spark-connectors"].directory / "jars").glob("*.jar"))
+        jars = sorted(
+            str(p) for name in ("spark-connectors", "spark-s3a") for p in (built[name].directory / "jars").glob("*.jar")
+        )
         endpoints = Endpoints(
             run_dir=str(self.run_dir),
             kubeconfig=str(self.kubeconfig),
@@ -207,7 +212,7 @@ class Stack:
 
 
 def _registry_url(ports: dict[str, int], address: str = "127.0.0.1") -> str:
-    return f"http://{address}:{ports['registry']}/apis/ccompat/v7"
+    return f"http://{address}:{ports['registry']}{API_PATH}"
 
 
 def pod_forwards(ports: dict[str, int], pod_address: str) -> list[podgateway.Forward]:

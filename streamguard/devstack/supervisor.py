@@ -23,6 +23,16 @@ class StartError(RuntimeError):
     """A service did not become ready; the message carries its log tail."""
 
 
+class ServiceStartError(StartError):
+    """A supervised process exited or never became ready: which one, why, and its log."""
+
+    def __init__(self, service: str, reason: str, log: Path) -> None:
+        super().__init__(f"{service} {reason}; log {log}:\n{log_tail(log)}")
+        self.service = service
+        self.reason = reason
+        self.log = log
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -96,12 +106,11 @@ class Supervisor:
         deadline = time.monotonic() + service.timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise StartError(f"{service.name} exited with code {process.returncode}; log {log}:\n"
-                                 f"{log_tail(log)}")
+                raise ServiceStartError(service.name, f"exited with code {process.returncode}", log)
             if _probe(service):
                 return True
             time.sleep(0.5)
-        raise StartError(f"{service.name} not ready after {service.timeout:.0f}s; log {log}:\n{log_tail(log)}")
+        raise ServiceStartError(service.name, f"not ready after {service.timeout:.0f}s", log)
 
     def stop(self, name: str, grace: float = 20.0) -> bool:
         """Stop our service ``name`` (its whole process group). True if something was stopped."""

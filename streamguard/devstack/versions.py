@@ -29,3 +29,9 @@ SPARK_CONNECTOR_ARTIFACTS = (
     "commons-pool2",
 )
 """Connector jars not already shipped inside pyspark (Scala, Hadoop and compression come with it)."""
+HADOOP = "3.5.0"
+"""Must equal the Hadoop inside the pinned ``pyspark`` (``pyspark/jars/hadoop-client-api-*.jar``): hadoop-aws is
+built per Hadoop release."""
+SPARK_S3A_ARTIFACTS = ("hadoop-aws", "bundle", "analyticsaccelerator-s3")
+"""Spark's ``s3a://`` filesystem and what it needs at run time: the AWS SDK v2 bundle and S3 analytics
+accelerator versions hadoop-aws declares."""

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from streamguard import objectstore
 from streamguard.api.crdgen import render_all
 from streamguard.operator.rbac import rules as operator_rules
 from tests.delivery.conftest import CHART, REPO, VALUES_FILES, Helm
@@ -106,6 +107,19 @@ def test_environment_profiles(helm: Helm) -> None:
     rule = find(prod, "PrometheusRule")
     assert rule["spec"]["groups"][0]["rules"], "the PrometheusRule carries the drift helper's alert rules"
     assert find(prod, "Deployment", "-serving")["spec"]["replicas"] == 3
+
+
+def test_feast_registry_credentials_come_from_the_object_store_secret(helm: Helm) -> None:
+    plain = {e["name"] for e in container(find(rendered(helm, "values-dev.yaml"), "Deployment", "-operator"))["env"]}
+    assert "STREAMGUARD_OPERATOR_FEAST_REGISTRY" not in plain and "AWS_SECRET_ACCESS_KEY" not in plain
+    docs = rendered(helm, "values-dev.yaml", "streamguard", "sg", "--set", "operator.feastRegistry=s3://b/feast/r.db")
+    env = {e["name"]: e for e in container(find(docs, "Deployment", "-operator"))["env"]}
+    assert env["STREAMGUARD_OPERATOR_FEAST_REGISTRY"]["value"] == "s3://b/feast/r.db"
+    assert env["STREAMGUARD_OBJECT_STORE_SECRET"]["value"] == "streamguard-object-store"
+    for variable, key in objectstore.SECRET_KEYS.items():
+        assert env[variable]["valueFrom"]["secretKeyRef"] == {
+            "name": "streamguard-object-store", "key": key, "optional": True
+        }
 
 
 @pytest.mark.stack

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from streamguard.contracts.registry import SchemaRegistry
 from streamguard.delivery.compat import ContractError, backward_offline, backward_registry
 
 BASE: dict[str, Any] = {
@@ -94,7 +95,8 @@ def test_offline_verdict_agrees_with_the_registry(
     registered = httpx.post(f"{registry_url}/subjects/{subject}/versions", json={"schema": json.dumps(BASE)},
                             headers={"Content-Type": "application/vnd.schemaregistry.v1+json"}, timeout=10)
     assert registered.status_code == 200, registered.text
-    verdict = backward_registry(registry_url, subject, json.dumps(new))
+    with SchemaRegistry(registry_url) as registry:
+        verdict = backward_registry(registry, subject, json.dumps(new))
     assert verdict is not None
     assert verdict.compatible is compatible, f"{case}: registry says {verdict}"
     assert backward_offline(subject, json.dumps(new), json.dumps(BASE), "x").compatible is verdict.compatible
@@ -102,4 +104,19 @@ def test_offline_verdict_agrees_with_the_registry(
 
 @pytest.mark.stack
 def test_registry_check_of_a_new_subject_is_none(registry_url: str) -> None:
-    assert backward_registry(registry_url, f"delivery-new-{uuid.uuid4().hex[:12]}-value", json.dumps(BASE)) is None
+    with SchemaRegistry(registry_url) as registry:
+        assert backward_registry(registry, f"delivery-new-{uuid.uuid4().hex[:12]}-value", json.dumps(BASE)) is None
+
+
+@pytest.mark.stack
+def test_registry_verdict_on_an_invalid_schema_names_it(registry_url: str) -> None:
+    subject = f"delivery-invalid-{uuid.uuid4().hex[:12]}-value"
+    with SchemaRegistry(registry_url) as registry:
+        registry.register(subject, json.dumps(BASE))
+        try:
+            invalid = json.dumps({"type": "record", "name": "X", "fields": [{"name": "a", "type": "Missing"}]})
+            verdict = backward_registry(registry, subject, invalid)
+        finally:
+            registry.delete_subject(subject, permanent=True)
+    assert verdict is not None and not verdict.compatible
+    assert [issue.rule for issue in verdict.issues] == ["INVALID_SCHEMA"] and "HTTP 422" in verdict.issues[0].message

@@ -61,7 +61,7 @@ def dockerignore_excludes(path: str) -> bool:
     return excluded(path, ignore_patterns((REPO / ".dockerignore").read_text()))
 
 
-DEV_TOOLING = ("streamguard/devstack", "streamguard/devkubelet", "streamguard/demo")
+DEV_TOOLING = ("streamguard/devstack", "streamguard/demo")
 """Development tooling that must never reach the runtime image."""
 
 

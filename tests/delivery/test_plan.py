@@ -120,6 +120,15 @@ def test_validate_checks_contracts_against_git(cli: Cli, spine_copy: Path) -> No
     assert "READER_FIELD_MISSING_DEFAULT_VALUE at .merchant_id" in broken.output
 
 
+def test_unreachable_registry_leaves_the_offline_checks(cli: Cli) -> None:
+    dead = "http://127.0.0.1:9/apis/ccompat/v7"
+    result = cli("plan", str(SPINE), "--empty", "--no-base", "--no-feast", "--registry-url", dead, env=OFFLINE)
+    assert result.exit_code == 0, result.output
+    assert f"schema registry {dead} unreachable" in result.output
+    assert "contracts checked offline only" in result.output
+    assert "new to the registry" not in result.output, "no answer is not an answer"
+
+
 # ---- against the real apiserver and registry --------------------------------------------------------------
 
 @pytest.fixture

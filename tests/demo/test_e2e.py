@@ -19,10 +19,10 @@ from streamguard.demo import live
 from streamguard.demo.burst import send_burst
 from streamguard.demo.manifests import load_examples
 from streamguard.demo.run import Demo, DemoState
-from streamguard.devkubelet.kube import Kube
 from streamguard.devstack import node
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.image import REPOSITORY, SPARK_REPOSITORY
+from streamguard.devstack.kube import Kube
 from streamguard.devstack.machine import machine_facts
 from tests.polling import wait_for
 

@@ -28,15 +28,12 @@ VIEW = "customer-profile"
 
 
 def node_values(stack: Endpoints, images: image.ProjectImages, namespace: str) -> dict[str, Any]:
-    """Values installing the chart on the stack's node: the locally built images (never pulled), the node's
-    taint tolerated, the stack's services at the addresses pods reach, one namespace watched, small requests
+    """Values installing the chart on the stack's node: the locally built images (never pulled, so pinned to
+    the node that holds them), the stack's services at the addresses pods reach, one namespace watched, small requests
     (two shared cores) and probes patient with a loaded machine."""
     tags = {ref.name.rsplit(":", 1)[1] for _, ref in images.each()}
     assert len(tags) == 1, f"the two images carry one digest tag: {tags}"
-    placement = {
-        "tolerations": [{"key": node.TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}],
-        "nodeSelector": {"kubernetes.io/hostname": node.NODE_NAME},
-    }
+    placement = {"nodeSelector": {"kubernetes.io/hostname": node.NODE_NAME}}
     small = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "768Mi"}}
     return {
         "image": {"repository": image.REPOSITORY, "sparkRepository": image.SPARK_REPOSITORY, "tag": tags.pop(),

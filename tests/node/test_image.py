@@ -12,7 +12,7 @@ from tests.node.conftest import IMAGE_SIZE
 pytestmark = pytest.mark.stack
 
 SITE = "opt/streamguard/venv/lib/python3.11/site-packages/"
-DEV_TOOLING = ("streamguard/devstack/", "streamguard/devkubelet/", "streamguard/demo/")
+DEV_TOOLING = ("streamguard/devstack/", "streamguard/demo/")
 STRAY = ("src/", "build/", "docker/", "jars/", "tmp/", "root/.cache/", "root/.m2/", "home/streamguard/.cache/",
          "var/lib/apt/lists/deb", "var/cache/apt/archives/partial/")
 """Build folders (the sources, Maven's output, the prune scripts), caches, scratch space and apt's

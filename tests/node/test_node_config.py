@@ -17,6 +17,7 @@ from streamguard.devstack.certs import Pki
 from streamguard.devstack.image import excluded, ignore_patterns, image_files, layers_size
 from streamguard.devstack.provision import ProvisionError, parse_debian_sources
 from streamguard.devstack.stack import pod_forwards
+from streamguard.devstack.supervisor import ServiceStartError, StartError
 from tests.polling import wait_for
 
 V1 = [("/sys/fs/cgroup", "tmpfs", "rw")] + [(f"/sys/fs/cgroup/{c}", "cgroup", f"rw,relatime,{c}")
@@ -187,3 +188,38 @@ def test_a_kube_proxy_of_another_stack_is_named_and_ours_is_not(tmp_path: Path) 
         stranger.kill()
         stranger.wait()
     assert f"{binary} 30" not in node.other_kube_proxies(ours)
+
+
+def test_a_node_that_does_not_start_names_the_component_why_and_its_logs_last_lines(tmp_path: Path) -> None:
+    log = tmp_path / "kubelet.log"
+    log.write_text("".join(f"line {i}\n" for i in range(1, 31)) + 'E1201 "Failed to start ContainerManager" '
+                   "err=\"failed to initialize top level QOS containers: mkdir /sys/fs/cgroup/cpu: read-only\"\n")
+    with pytest.raises(node.NodeUnavailableError) as raised, node.starting("kubelet"):
+        raise ServiceStartError("kubelet", "exited with code 1", log)
+    lines = str(raised.value).splitlines()
+    assert lines[0] == f"the Kubernetes node {node.NODE_NAME} did not start: kubelet exited with code 1"
+    assert lines[1] == f"last lines of {log}:"
+    assert lines[2:2 + node.TAIL_LINES] == [f"  line {i}" for i in range(17, 31)] + [
+        '  E1201 "Failed to start ContainerManager" err="failed to initialize top level QOS containers: mkdir '
+        '/sys/fs/cgroup/cpu: read-only"']
+    assert lines[-1].startswith("Every pod of the stack runs on this node and nothing runs them in its place")
+    assert len(lines) == 3 + node.TAIL_LINES
+
+
+def test_a_failed_set_up_step_is_named_and_preflight_findings_pass_unchanged(tmp_path: Path) -> None:
+    with pytest.raises(node.NodeUnavailableError) as raised, node.starting("the StorageClass streamguard-local"):
+        raise StartError("kubectl apply --server-side -f - failed (1): the server is currently unable to handle "
+                         "the request")
+    assert str(raised.value).splitlines()[0] == (
+        f"the Kubernetes node {node.NODE_NAME} did not start: the StorageClass streamguard-local failed: kubectl "
+        "apply --server-side -f - failed (1): the server is currently unable to handle the request")
+    with pytest.raises(node.NodeUnavailableError) as raised, node.starting("pod network (bridge sg1)"):
+        raise PermissionError(13, "Permission denied", "/proc/sys/net/ipv4/conf/sg1/route_localnet")
+    assert "pod network (bridge sg1) failed: [Errno 13] Permission denied" in str(raised.value)
+    preflight = node.NodeUnavailableError("the Kubernetes node cannot run on this machine:\n- runc is not installed")
+    with pytest.raises(node.NodeUnavailableError) as raised, node.starting("pod network (bridge sg1)"):
+        raise preflight
+    assert raised.value is preflight
+    empty = tmp_path / "containerd.log"
+    empty.write_text("")
+    assert node.start_failure("containerd", "not ready after 60s", empty, "").splitlines()[1] == f"{empty} is empty"

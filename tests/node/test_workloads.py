@@ -2,11 +2,10 @@
 Deployment (the Spark image) reads Kafka and writes windows into Redis, the serving Deployment answers a
 lookup from the host through 127.0.0.1 (kubectl port-forward), and a materialization Job loads a Parquet
 source into Redis. The manifests are the operator's and the serving module's renderings, unchanged but for
-the node's toleration, the local images and the pods' addresses of the stack's services; each pod is shown
+the node selected, the local images and the pods' addresses of the stack's services; each pod is shown
 to be a container from the inside (uid 10001, read-only root, its own PID 1, hostname = pod name)."""
 
 import json
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,9 +29,10 @@ from streamguard.contracts.registry import SchemaRegistry
 from streamguard.demo.manifests import redis_secret, workload_identity
 from streamguard.devstack import image, node
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.kube import port_forward
 from streamguard.devstack.servingchart import ServingDeployment
 from streamguard.devstack.servingchart import render as render_serving
-from streamguard.devstack.supervisor import free_port
+from streamguard.devstack.supervisor import Supervisor, free_port
 from streamguard.finserve.resources import EXAMPLES_DIR
 from streamguard.operator.render import featureview, streamingwindow
 from streamguard.operator.render.common import Owner
@@ -102,7 +102,7 @@ def assert_a_container(seen: dict[str, str], pod: dict[str, Any], image_name: st
 
 
 def placed(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rendered objects with every pod template tolerating and selecting the real node."""
+    """The rendered objects with every pod template pinned to the stack's node."""
     for obj in objects:
         template = (obj["spec"]["jobTemplate"]["spec"]["template"] if obj["kind"] == "CronJob"
                     else obj["spec"]["template"] if obj["kind"] in ("Deployment", "Job") else None)
@@ -160,7 +160,7 @@ def streaming(cluster: Cluster) -> Iterator[Streaming]:
     finally:
         delete_topics(cluster.stack.kafka_bootstrap, topic, topic + ".dlq")
         with SchemaRegistry(cluster.stack.registry_url) as registry:
-            registry.delete_subject(f"{topic}-value")
+            registry.delete_subject(f"{topic}-value", permanent=True)
 
 
 def test_the_streaming_deployment_runs_spark_in_its_image_and_writes_windows(cluster: Cluster,
@@ -189,7 +189,7 @@ def test_the_streaming_deployment_runs_spark_in_its_image_and_writes_windows(clu
 
 
 def test_the_serving_deployment_is_probed_by_the_kubelet_and_answers_on_loopback(
-        cluster: Cluster, streaming: Streaming, stack: Endpoints) -> None:
+        cluster: Cluster, streaming: Streaming, stack: Endpoints, tmp_path: Path) -> None:
     serving = ServingDeployment(namespace=cluster.namespace, auth_token_secret=None, image=cluster.images.main.name,
                                 image_pull_policy="Never", replicas=1, required_views=())
     objects = render_serving(serving)
@@ -198,9 +198,8 @@ def test_the_serving_deployment_is_probed_by_the_kubelet_and_answers_on_loopback
     pod = cluster.pod_of(next(o for o in objects if o["kind"] == "Deployment"))
     assert_a_container(cluster.inside(pod), pod, cluster.images.main.name, pid1="/usr/bin/tini -- streamguard serve")
     port = free_port()
-    forward = subprocess.Popen([str(Path(stack.bin_dir) / "kubectl"), f"--kubeconfig={stack.kubeconfig}",
-                                "port-forward", "-n", cluster.namespace, f"pod/{pod['metadata']['name']}",
-                                f"{port}:{serving.port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    forwards = Supervisor(tmp_path / "forwards")
+    port_forward(forwards, "serving", stack, cluster.namespace, f"pod/{pod['metadata']['name']}", port, serving.port)
     try:
         base = f"http://127.0.0.1:{port}"
         feature = f"{streaming.spec.feature_view}:txn_count_1h"  # holds both of A1's events for an hour
@@ -218,8 +217,7 @@ def test_the_serving_deployment_is_probed_by_the_kubelet_and_answers_on_loopback
         # events the stream holds (docs/semantics.md), never stale or missing.
         assert result["values"] == [2] and result["statuses"][0] in ("present", "partial"), result
     finally:
-        forward.terminate()
-        forward.wait(timeout=10)
+        forwards.stop("serving")
 
 
 def test_a_materialization_job_loads_its_source_into_redis(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory,

@@ -1,13 +1,19 @@
-"""Helpers of the offline tests: Redis dumps, Feast repositories for a test project."""
+"""Helpers of the offline tests: Redis dumps, Feast repositories for a test project, tables on the stack's
+object store."""
 
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import redis
 
 from streamguard.api.featureview import FeatureViewSpec
+from streamguard.devstack.endpoints import Endpoints
 from streamguard.feastrepo.repo import apply_repo, write_repo
+from streamguard.objectstore import Credentials, s3_filesystem
 from streamguard.onlinestore.freshness import watermark_key
 
 DATA_END = datetime(2026, 11, 1, tzinfo=UTC)
@@ -48,3 +54,18 @@ def feast_store(repo_dir: Path, project: str, views: dict[str, FeatureViewSpec],
 def url_with_db(redis_url: str, db: int) -> str:
     base, _, _ = redis_url.rpartition("/")
     return f"{base}/{db}"
+
+
+def upload_by_day(stack: Endpoints, local: str, prefix: str, timestamp_field: str = "event_timestamp") -> str:
+    """The local table written under ``s3://<stack bucket>/<prefix>``, hive-partitioned by event day."""
+    table = pq.read_table(local)
+    ts = table.column(timestamp_field).cast(pa.timestamp("us", tz="UTC"))
+    day = pc.strftime(ts, format="%Y-%m-%d")
+    filesystem = s3_filesystem(Credentials.from_env(stack.object_store_env()))
+    pq.write_to_dataset(
+        table.append_column("date", day),
+        f"{stack.s3_bucket}/{prefix}",
+        partition_cols=["date"],
+        filesystem=filesystem,
+    )
+    return f"s3://{stack.s3_bucket}/{prefix}"

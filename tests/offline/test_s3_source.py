@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import redis
@@ -28,7 +27,7 @@ from streamguard.objectstore import Credentials, s3_filesystem
 from streamguard.workloads.materialize.run import materialize_incremental
 from streamguard.workloads.materialize.watermark import FileWatermark
 from tests.offline.conftest import OfflineData
-from tests.offline.support import delete_project, dump, feast_store, url_with_db, with_project
+from tests.offline.support import delete_project, dump, feast_store, upload_by_day, url_with_db, with_project
 from tests.operator.conftest import OperatorProcess, operator_env
 from tests.polling import wait_for
 
@@ -38,21 +37,6 @@ VIEWS = ("customer-profile", "account-profile")
 T0 = datetime(2026, 8, 3, tzinfo=UTC)
 MID = datetime(2026, 10, 27, 12, tzinfo=UTC)
 END = datetime(2026, 11, 2, tzinfo=UTC)
-
-
-def _upload_by_day(stack: Endpoints, local: str, prefix: str) -> str:
-    """The local table written under ``s3://<stack bucket>/<prefix>``, hive-partitioned by event day."""
-    table = pq.read_table(local)
-    ts = table.column("event_timestamp").cast(pa.timestamp("us", tz="UTC"))
-    day = pc.strftime(ts, format="%Y-%m-%d")
-    filesystem = s3_filesystem(Credentials.from_env(stack.object_store_env()))
-    pq.write_to_dataset(
-        table.append_column("date", day),
-        f"{stack.s3_bucket}/{prefix}",
-        partition_cols=["date"],
-        filesystem=filesystem,
-    )
-    return f"s3://{stack.s3_bucket}/{prefix}"
 
 
 @pytest.mark.spark
@@ -71,7 +55,7 @@ def test_materializing_from_s3_equals_local_files_and_feast(
         name: spec.model_copy(
             update={
                 "source": spec.source.model_copy(  # type: ignore[union-attr]
-                    update={"path": _upload_by_day(stack, spec.source.path, f"{project}/{name}")}  # type: ignore[union-attr]
+                    update={"path": upload_by_day(stack, spec.source.path, f"{project}/{name}")}  # type: ignore[union-attr]
                 )
             }
         )

@@ -4,17 +4,20 @@ features follow the time rule (docs/semantics.md, "The time rule"): the window c
 time, over the events before it, so an event at exactly the label time is left out and the seconds before it count."""
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from streamguard.api.durations import parse_duration
+from streamguard.api.featureview import FeatureViewSpec
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.feastrepo.registration import feature_store, register
 from streamguard.feastrepo.training import training_set
 from streamguard.windows import WindowShape
 from tests.offline.conftest import OfflineData
-from tests.offline.support import feast_store, with_project
+from tests.offline.support import feast_store, upload_by_day, with_project
 
 DAY = pd.Timedelta(days=1)
 US = pd.Timedelta(microseconds=1)
@@ -42,6 +45,31 @@ def test_training_set_is_point_in_time_correct(
 ) -> None:
     views = with_project({n: v.spec for n, v in offline.manifests.feature_views.items()}, project)
     store = feast_store(tmp_path / "repo", project, views, stack.redis_url)
+    check_point_in_time(store, offline, views)
+
+
+@pytest.mark.spark
+def test_training_set_from_the_operator_kept_registry_on_s3(
+    offline: OfflineData, stack: Endpoints, project: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same check with the offline tables on the object store (hive-partitioned by day) and the views
+    registered as the operator registers them, read back by a store that knows only the registry location."""
+    for name, value in stack.object_store_env().items():
+        monkeypatch.setenv(name, value)
+    local = with_project({n: v.spec for n, v in offline.manifests.feature_views.items()}, project)
+    views = {}
+    for name, spec in local.items():
+        if spec.source is None:
+            continue
+        path = upload_by_day(stack, spec.source.path, f"{project}/{name}", spec.source.timestamp_field)
+        views[name] = spec.model_copy(update={"source": spec.source.model_copy(update={"path": path})})
+    location = f"s3://{stack.s3_bucket}/{project}/registry.db"
+    for name, spec in views.items():
+        assert register(location, f"test/{name}", name, spec, tmp_path)
+    check_point_in_time(feature_store(location, project, tmp_path), offline, views)
+
+
+def check_point_in_time(store: Any, offline: OfflineData, views: dict[str, FeatureViewSpec]) -> None:
     tx = offline.transactions
     ttl = pd.Timedelta(parse_duration(views["customer-profile"].ttl))
     last_snapshot = tx.event_time.max().floor("D") + DAY

@@ -1,5 +1,7 @@
 """Issue 12's acceptance, composed: the operator, the Spark job of the Deployment it renders and two real serving
-Deployments, all run by devkubelet against the stack's apiserver, Kafka, registry and Redis.
+Deployments, their pods containers of the project's images on the stack's node, against the stack's apiserver,
+Kafka, registry and Redis. Serving is reached on 127.0.0.1 through ``kubectl port-forward``; the job's output is
+read with ``kubectl logs``.
 
 One serving Deployment requires every view (the default policy); the other declares the test's view advisory.
 Nothing is emulated: the conditions are the operator's and the job's, the values and statuses are what serving
@@ -15,9 +17,9 @@ reads from the Redis the job writes.
 """
 
 import contextlib
+import dataclasses
 import io
 import json
-import os
 import threading
 import time
 import uuid
@@ -33,25 +35,24 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
-from kubernetes import client
 
 from streamguard.api.streamingwindow import default_subject
 from streamguard.contracts import wire
 from streamguard.contracts.registry import SchemaRegistry
 from streamguard.demo.manifests import redis_secret, workload_identity
-from streamguard.devkubelet import PORTS_ANNOTATION
-from streamguard.devkubelet.kube import Kube
-from streamguard.devkubelet.kubelet import Config, Kubelet, image_env
+from streamguard.devstack import image
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.kube import port_forward
 from streamguard.devstack.servingchart import ServingDeployment
 from streamguard.devstack.servingchart import render as render_serving
+from streamguard.devstack.supervisor import Supervisor
 from streamguard.windows import WindowShape, aggregate
 from streamguard.workloads.producer.kafka import TransactionSender
 from tests.operator import manifests
 from tests.operator.conftest import Cluster, OperatorProcess
 from tests.streaming.support import V1, V2, delete_topics, free_port
 
-pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 VIEW = "device-activity"
 SLA_SECONDS = 90
@@ -60,34 +61,27 @@ LENGTH, SLIDE = "1h", "5m"
 FEATURES = [f"{VIEW}:txn_count_1h", f"{VIEW}:amount_sum_1h"]
 ACCOUNTS = ("A1", "A2", "A3")
 """A3 gets no events: once the stream is caught up its window is the empty one (count 0, sum 0)."""
+SMALL_STREAM = json.dumps({"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}})
+"""The stream's CPU request scaled down for the one 2-core node the whole suite shares (as the demo does)."""
 
 
-# ---- the platform: devkubelet, two serving Deployments -------------------------------------------------------
+# ---- the platform: the operator's pods on the node, two serving Deployments ----------------------------------
 
 
 @pytest.fixture
-def devkubelet(stack: Endpoints, namespace: str, kube_api: client.ApiClient, tmp_path: Path) -> Iterator[Kubelet]:
-    """A devkubelet for the test's namespace; its pods run this checkout's code (PYTHONPATH, as the image would
-    hold it) with the stack's Spark connector jars."""
-    env = {**image_env(), "STREAMGUARD_SPARK_JARS": ",".join(stack.spark_jars)}
-    if os.environ.get("PYTHONPATH"):
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    config = Config(kubeconfig=stack.kubeconfig, run_dir=tmp_path / "node", node_name=f"dk-{namespace}",
-                    namespaces=(namespace,), poll_interval=0.5, workdir=str(tmp_path), base_env=env)
-    kube = Kube(kube_api)
-    kubelet = Kubelet(config, kube)
-    stop = threading.Event()
-    thread = threading.Thread(target=kubelet.run, args=(stop,), daemon=True)
-    thread.start()
-    yield kubelet
-    stop.set()
-    thread.join(90)
-    kube.delete(f"/api/v1/nodes/{config.node_name}")
+def on_the_node(stack: Endpoints, cluster: Cluster, project_images: image.ProjectImages) -> dict[str, str]:
+    """The operator's settings for pods on the node (the project's images, the stack's services at the addresses
+    pods reach), and the workload identity and Redis Secret those pods use."""
+    cluster.apply(redis_secret(cluster.namespace, stack.pod_redis_url), *workload_identity(cluster.namespace))
+    return {"image": project_images.main.name, "spark_image": project_images.spark.name,
+            "image_pull_policy": "Never", "kafka_bootstrap": stack.pod_kafka_bootstrap,
+            "registry_url": stack.pod_registry_url, "operator_kafka_bootstrap": stack.kafka_bootstrap,
+            "operator_registry_url": stack.registry_url, "stream_resources": SMALL_STREAM}
 
 
 @dataclass
 class Serving:
-    """One serving Deployment's pod, reached on the port devkubelet gave it."""
+    """One serving Deployment, reached on 127.0.0.1 through its port-forward."""
 
     name: str
     url: str
@@ -104,34 +98,36 @@ class Serving:
         return response.status_code, response.json()
 
 
-def _serving_url(cluster: Cluster, name: str) -> str | None:
-    for pod in cluster.items("pods", selector=f"app.kubernetes.io/name={name}"):
-        ports = json.loads((pod["metadata"].get("annotations") or {}).get(PORTS_ANNOTATION, "{}"))
-        port = (ports.get("serving") or {}).get("http")
-        if port is None or pod["status"].get("phase") != "Running":
-            continue
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/livez", timeout=2).status_code == 200:
-                return f"http://127.0.0.1:{port}"
-        except httpx.HTTPError:
-            pass
-    return None
+def _alive(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/livez", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 @pytest.fixture
-def servings(stack: Endpoints, cluster: Cluster, devkubelet: Kubelet) -> tuple[Serving, Serving]:
-    """The workload identity and Redis Secret the operator's pods use, and two serving Deployments: one
-    requires every view (the default), the other declares the test's view advisory."""
+def servings(stack: Endpoints, cluster: Cluster, on_the_node: dict[str, str],
+             tmp_path: Path) -> Iterator[tuple[Serving, Serving]]:
+    """Two serving Deployments of the project image, each forwarded to a port on 127.0.0.1: one requires every
+    view (the default), the other declares the test's view advisory."""
     ns = cluster.namespace
-    required = ServingDeployment(namespace=ns, auth_token_secret=None, name="serving-required", replicas=1,
-                                 port=free_port(), workers=1)
-    advisory = ServingDeployment(namespace=ns, auth_token_secret=None, name="serving-advisory", replicas=1,
-                                 port=free_port(), workers=1, advisory_views=(VIEW,))
-    cluster.apply(redis_secret(ns, stack.redis_url), *workload_identity(ns), *render_serving(required),
-                  *render_serving(advisory))
-    urls = [cluster.wait_for(partial(_serving_url, cluster, d.name), 120, f"{d.name} serving")
-            for d in (required, advisory)]
-    return Serving(required.name, urls[0]), Serving(advisory.name, urls[1])
+    required = ServingDeployment(namespace=ns, auth_token_secret=None, name="serving-required",
+                                 image=on_the_node["image"], image_pull_policy="Never", replicas=1, workers=1)
+    deployments = (required, dataclasses.replace(required, name="serving-advisory", advisory_views=(VIEW,)))
+    cluster.apply(*[o for d in deployments for o in render_serving(d)])
+    forwards = Supervisor(tmp_path / "forwards")
+    urls = []
+    try:
+        for deployment in deployments:
+            port = free_port()
+            port_forward(forwards, deployment.name, stack, ns, f"deployment/{deployment.name}", port, deployment.port)
+            urls.append(f"http://127.0.0.1:{port}")
+        for deployment, url in zip(deployments, urls, strict=True):
+            cluster.wait_for(partial(_alive, url), 420, f"{deployment.name} answering /livez through its forward")
+        yield Serving(deployments[0].name, urls[0]), Serving(deployments[1].name, urls[1])
+    finally:
+        for deployment in deployments:
+            forwards.stop(deployment.name)
 
 
 # ---- the resources -------------------------------------------------------------------------------------------
@@ -206,13 +202,13 @@ def until_present_and_correct(serving: Serving, events: list[dict[str, Any]], ti
                          f"expected) = {last}\njob log tail:\n{job_log()}")
 
 
-def stream_log(devkubelet: Kubelet, cluster: Cluster) -> Callable[[], str]:
+def stream_log(cluster: Cluster) -> Callable[[], str]:
+    """The last lines of each stream pod's output (``kubectl logs``)."""
     def tail() -> str:
         texts = []
         for pod in cluster.items("pods", selector="app.kubernetes.io/component=stream"):
-            path = devkubelet.log_path(cluster.namespace, pod["metadata"]["name"])
-            if path is not None:
-                texts.append("\n".join(path.read_text(errors="replace").splitlines()[-40:]))
+            texts.append(cluster.kubectl("logs", "-n", cluster.namespace, pod["metadata"]["name"], "--tail=40",
+                                         check=False).stdout)
         return "\n".join(texts) or "(no stream pod log)"
     return tail
 
@@ -222,9 +218,9 @@ def stream_log(devkubelet: Kubelet, cluster: Cluster) -> Callable[[], str]:
 
 def test_missing_topic_is_not_ready_and_stale_then_present_and_correct_once_created(
         start_operator: Callable[..., OperatorProcess], cluster: Cluster, servings: tuple[Serving, Serving],
-        devkubelet: Kubelet, stack: Endpoints) -> None:
+        on_the_node: dict[str, str], stack: Endpoints) -> None:
     required, advisory = servings
-    start_operator(probe_initial_delay_seconds="10")
+    start_operator(probe_initial_delay_seconds="10", **on_the_node)
     suffix = uuid.uuid4().hex[:8]
     topic, project = f"composed-{suffix}", f"composed{suffix}"
     grace_s = 2 * 1 + 60  # the default: twice the trigger interval plus 60 s
@@ -249,7 +245,8 @@ def test_missing_topic_is_not_ready_and_stale_then_present_and_correct_once_crea
         assert code == 200 and body["reasons"] == [], body
         assert any(VIEW in advisory_note for advisory_note in body["advisories"]), body
 
-        running = cluster.wait_for(lambda: condition_is(cluster, "StreamRunning", "False", "TopicMissing"), 240,
+        # the job reports it once Spark has started in its container (slowly on a loaded machine)
+        running = cluster.wait_for(lambda: condition_is(cluster, "StreamRunning", "False", "TopicMissing"), 420,
                                    "the job itself reporting TopicMissing")
         assert topic in running["message"]
         assert served(required.lookup())[0] == [["stale", "stale"]] * len(ACCOUNTS)
@@ -265,7 +262,7 @@ def test_missing_topic_is_not_ready_and_stale_then_present_and_correct_once_crea
             sender.send(item)
         sender.flush()
 
-        job_log = stream_log(devkubelet, cluster)
+        job_log = stream_log(cluster)
         values = until_present_and_correct(required, events, 480, job_log)
         assert values[:2] == [[3, 20.25], [1, 100.0]] and values[2] == [0, 0.0]
         until_present_and_correct(advisory, events, 30, job_log)
@@ -351,7 +348,7 @@ class Steady:
 
 def test_subject_deleted_behind_the_operators_back_is_registered_again_while_not_ready_and_stale(
         start_operator: Callable[..., OperatorProcess], cluster: Cluster, servings: tuple[Serving, Serving],
-        devkubelet: Kubelet, stack: Endpoints, registry_url: str) -> None:
+        on_the_node: dict[str, str], stack: Endpoints, registry_url: str) -> None:
     """The issue's second failure, replayed: the registry loses the subject and the job restarts (the stack was
     restarted). The producer keeps writing with the id of its own version (V2) that the registry no longer
     knows; the operator registers the contract (V1) again, not the producer's version. So the job dead-letters,
@@ -360,16 +357,16 @@ def test_subject_deleted_behind_the_operators_back_is_registered_again_while_not
     counted or in the dead-letter topic."""
     required, _ = servings
     resync_s, sla_s = 30, 30
-    start_operator(probe_initial_delay_seconds="10", resync_seconds=str(resync_s),
-                   stream_grace_seconds="5", unknown_schema_grace_seconds="0", dead_letter_window_seconds="15")
+    start_operator(probe_initial_delay_seconds="10", resync_seconds=str(resync_s), stream_grace_seconds="5",
+                   unknown_schema_grace_seconds="0", dead_letter_window_seconds="15", **on_the_node)
     suffix = uuid.uuid4().hex[:8]
     topic, project = f"composed-{suffix}", f"composed{suffix}"
     subject = default_subject(cluster.namespace, topic)
-    job_log = stream_log(devkubelet, cluster)
+    job_log = stream_log(cluster)
     try:
         cluster.apply(feature_view(project, sla_s), streaming_window(topic, partitions=1))
         cluster.wait("condition=Ready", f"streamingwindow/{VIEW}", timeout=60)
-        cluster.wait_for(lambda: condition_is(cluster, "StreamRunning", "True"), 300, "the job running")
+        cluster.wait_for(lambda: condition_is(cluster, "StreamRunning", "True"), 420, "the job running")
         producer = TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V2, subject)
         events = [event("A1", 5, 2.5), event("A2", 4, 4.0)]
         for item in events:

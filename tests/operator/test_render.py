@@ -8,6 +8,7 @@ import pytest
 from streamguard.api.driftmonitor import DriftMonitorSpec
 from streamguard.api.featureview import FeatureViewSpec
 from streamguard.api.streamingwindow import StreamingWindowSpec
+from streamguard.contracts.registry import normalized
 from streamguard.jobspec import JOB_CONFIG_PATH, DriftJob, MaterializeJob, StreamJob
 from streamguard.operator.render import driftmonitor, featureview, streamingwindow
 from streamguard.operator.render.common import CONFIG_HASH_ANNOTATION, Owner
@@ -237,9 +238,9 @@ def test_streamingwindow_check_passes_when_view_declares_every_feature() -> None
 
 def test_schema_fingerprint_ignores_whitespace() -> None:
     text = json.dumps(manifests.TRANSACTION_SCHEMA, indent=4)
-    normalized = streamingwindow.normalized_schema(text)
-    assert "\n" not in normalized
-    assert streamingwindow.fingerprint(normalized) == streamingwindow.fingerprint(
+    compact = normalized(text)
+    assert "\n" not in compact
+    assert streamingwindow.fingerprint(compact) == streamingwindow.fingerprint(
         json.dumps(manifests.TRANSACTION_SCHEMA)
     )
 

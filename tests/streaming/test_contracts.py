@@ -1,12 +1,10 @@
-"""The FinServe Avro contracts, the offline compatibility check and the registry's verdict on them."""
+"""The FinServe Avro contracts, the offline compatibility check and the Confluent wire format."""
 
 import json
-import uuid
 
 import pytest
 
 from streamguard.contracts import compatibility, wire
-from streamguard.contracts.registry import IncompatibleSchemaError, SchemaRegistry
 from tests.streaming.support import V1, V2, V3
 
 
@@ -100,27 +98,3 @@ def test_wire_format_round_trip_and_errors() -> None:
         wire.schema_id(b"\x01\x00\x00\x00\x01")
     with pytest.raises(wire.WireFormatError, match="shorter"):
         wire.schema_id(b"\x00\x00")
-
-
-@pytest.mark.stack
-def test_registry_accepts_v1_v2_and_refuses_v3_with_the_reason(registry_url: str) -> None:
-    subject = f"contracts-{uuid.uuid4().hex[:10]}-value"
-    with SchemaRegistry(registry_url) as registry:
-        try:
-            registry.set_compatibility("BACKWARD", subject)
-            first = registry.register(subject, V1)
-            second = registry.register(subject, V2)
-            assert second.id != first.id
-            assert registry.versions(subject) == [1, 2]
-            assert registry.register(subject, V2).id == second.id
-            with pytest.raises(IncompatibleSchemaError) as refused:
-                registry.register(subject, V3)
-            assert refused.value.status == 409
-            assert _rules(refused.value.violations) == {
-                ("TYPE_MISMATCH", "Transaction.amount"),
-                ("READER_FIELD_MISSING_DEFAULT_VALUE", "Transaction.merchant_category"),
-            }
-            assert "HTTP 409" in str(refused.value) and "Transaction.amount" in str(refused.value)
-            assert registry.versions(subject) == [1, 2]
-        finally:
-            registry.delete_subject(subject)

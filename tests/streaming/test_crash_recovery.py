@@ -146,4 +146,4 @@ def test_sigkill_of_the_job_and_the_broker_under_load_loses_and_doubles_nothing(
     finally:
         job.stop()
         with SchemaRegistry(stack.registry_url) as registry:
-            registry.delete_subject(f"{topic}-value")
+            registry.delete_subject(f"{topic}-value", permanent=True)

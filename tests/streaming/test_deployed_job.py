@@ -157,7 +157,7 @@ def deployed(stack: Endpoints, kube_api: client.ApiClient, kubectl: Kubectl, crd
         core.delete_namespace(namespace)
         delete_topics(stack.kafka_bootstrap, topic, topic + ".dlq")
         with SchemaRegistry(stack.registry_url) as registry:
-            registry.delete_subject(f"{topic}-value")
+            registry.delete_subject(f"{topic}-value", permanent=True)
 
 
 def test_job_runs_from_the_rendered_deployment_and_reports_stream_running(deployed: Deployed,

@@ -202,7 +202,7 @@ def topic(stack: Endpoints) -> Iterator[str]:
     yield name
     delete_topics(stack.kafka_bootstrap, name, name + ".dlq")
     with SchemaRegistry(stack.registry_url) as registry:
-        registry.delete_subject(f"{name}-value")
+        registry.delete_subject(f"{name}-value", permanent=True)
 
 
 def test_late_and_out_of_order_parity_at_serving_instants(stack: Endpoints, redis_client: "redis.Redis",

@@ -69,7 +69,7 @@ def topic(stack: Endpoints) -> Iterator[str]:
     name = f"parity-{uuid.uuid4().hex[:8]}"
     yield name
     with SchemaRegistry(stack.registry_url) as registry:
-        registry.delete_subject(f"{name}-value")
+        registry.delete_subject(f"{name}-value", permanent=True)
 
 
 def test_parity_over_seeds_through_kill_and_broker_restart(stack: Endpoints, redis_client: "redis.Redis",

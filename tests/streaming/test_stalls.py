@@ -60,7 +60,7 @@ def topic(stack: Endpoints) -> Iterator[str]:
     yield name
     delete_topics(stack.kafka_bootstrap, name, name + ".dlq")
     with SchemaRegistry(stack.registry_url) as registry:
-        registry.delete_subject(f"{name}-value")
+        registry.delete_subject(f"{name}-value", permanent=True)
 
 
 def _stream_running(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any] | None:

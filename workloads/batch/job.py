@@ -12,6 +12,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 
+from streamguard import objectstore
 from streamguard.api.featureview import FeatureView
 from streamguard.finserve.resources import Manifests
 from streamguard.workloads.batch.profiles import PROFILES, TIMESTAMP, compute_profile
@@ -73,7 +74,18 @@ def _write(frame: DataFrame, view_name: str, view: FeatureView) -> Written:
     )
     ordered = ordered.orderBy(view.spec.source.timestamp_field, key).cache()
     rows = ordered.count()
-    ordered.coalesce(1).write.mode("overwrite").parquet(view.spec.source.path)
+    path = view.spec.source.path
+    if objectstore.is_remote(path):
+        # Hive-partitioned by the UTC day of the event, so interval readers open only their days' folders.
+        day = F.date_format(F.col(view.spec.source.timestamp_field), "yyyy-MM-dd")
+        by_day = (
+            ordered.withColumn(objectstore.DATE_PARTITION, day)
+            .repartition(objectstore.DATE_PARTITION)
+            .sortWithinPartitions(view.spec.source.timestamp_field, key)
+        )
+        by_day.write.mode("overwrite").partitionBy(objectstore.DATE_PARTITION).parquet(objectstore.s3a_uri(path))
+    else:
+        ordered.coalesce(1).write.mode("overwrite").parquet(path)
     ordered.unpersist()
     return Written(view_name, view.spec.source.path, rows)
 

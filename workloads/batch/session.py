@@ -1,8 +1,11 @@
-"""A small local SparkSession for batch jobs (UTC, few shuffle partitions, microsecond Parquet timestamps)."""
+"""A small local SparkSession for batch jobs (UTC, few shuffle partitions, microsecond Parquet timestamps), with
+``s3a://`` on the object store when the environment holds its credentials (:mod:`streamguard.objectstore`)."""
 
 import os
 
 from pyspark.sql import SparkSession
+
+from streamguard import objectstore
 
 
 def local_session(app_name: str = "streamguard-batch", cores: int = 2) -> SparkSession:
@@ -22,6 +25,9 @@ def local_session(app_name: str = "streamguard-batch", cores: int = 2) -> SparkS
     jars = os.environ.get("STREAMGUARD_SPARK_JARS")
     if jars:
         builder = builder.config("spark.jars", jars)
+    if os.environ.get(objectstore.ACCESS_KEY_ENV):
+        for key, value in objectstore.s3a_settings(objectstore.Credentials.from_env()).items():
+            builder = builder.config(f"spark.hadoop.{key}", value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     return session

@@ -1,18 +1,20 @@
-"""Sending transactions to Kafka in Confluent wire format (confluent-kafka's ``AvroSerializer``)."""
+"""Sending transactions to Kafka in Confluent wire format (the contract registered through
+:mod:`streamguard.contracts.registry`, the body written by fastavro)."""
 
+import io
 import json
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import fastavro
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
-from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroSerializer
-from confluent_kafka.serialization import MessageField, SerializationContext
 
+from streamguard.contracts import wire
+from streamguard.contracts.registry import SchemaRegistry
 from streamguard.workloads.producer.events import Emission, Event
 
 DEFAULT_PARTITIONS = 6
@@ -37,21 +39,19 @@ def schema_fields(schema: str) -> list[str]:
 
 
 class TransactionSender:
-    """Serializes with the registry (auto-registering ``schema`` under ``subject``) and produces keyed by
-    ``account_id``. The producer is idempotent, so broker retries never duplicate an event."""
+    """Registers ``schema`` under ``subject`` before the first event (idempotent for a schema the subject
+    holds), frames each event with its id and produces keyed by ``account_id``. The producer is idempotent, so
+    broker retries never duplicate an event."""
 
     def __init__(self, bootstrap: str, registry_url: str, topic: str, schema: str, subject: str | None = None,
                  extra: dict[str, Any] | None = None) -> None:
         self.topic = topic
         self.subject = subject or f"{topic}-value"
-        fields = schema_fields(schema)
-        self._registry = SchemaRegistryClient({"url": registry_url})
-        self._serializer = AvroSerializer(
-            self._registry, schema, lambda event, _ctx: {k: event[k] for k in fields if k in event},
-            conf={"auto.register.schemas": True,
-                  "subject.name.strategy": lambda _ctx, _name: self.subject},
-        )
-        self._context = SerializationContext(topic, MessageField.VALUE)
+        self._fields = schema_fields(schema)
+        self._schema = schema
+        self._parsed = fastavro.parse_schema(json.loads(schema))
+        self._registry_url = registry_url
+        self._schema_id: int | None = None
         self._producer = Producer({
             "bootstrap.servers": bootstrap,
             "enable.idempotence": True,
@@ -68,11 +68,18 @@ class TransactionSender:
         if error is not None:
             self.errors.append(str(error))
 
+    @property
+    def schema_id(self) -> int:
+        """The registry's id of the sender's schema (registered on first use)."""
+        if self._schema_id is None:
+            with SchemaRegistry(self._registry_url) as registry:
+                self._schema_id = registry.register(self.subject, self._schema).id
+        return self._schema_id
+
     def serialize(self, event: Event) -> bytes:
-        data = self._serializer(event, self._context)
-        if data is None:
-            raise ValueError("the serializer returned nothing for a transaction")
-        return bytes(data)
+        body = io.BytesIO()
+        fastavro.schemaless_writer(body, self._parsed, {k: event[k] for k in self._fields if k in event})
+        return wire.frame(self.schema_id, body.getvalue())
 
     def send_raw(self, key: str, value: bytes) -> None:
         """Produce already-framed bytes (or garbage, for dead-letter tests)."""

@@ -1,6 +1,7 @@
 """Resolving writer schema ids against the registry without a permanent verdict from a transient failure.
 
-* A registry that cannot be reached (or answers 5xx) raises :class:`~streamguard.contracts.registry.RegistryError`:
+* A registry that cannot be reached (or answers 5xx, or refuses the call) raises
+  :class:`~streamguard.contracts.registry.RegistryError`:
   the runner keeps the queries stopped (offsets uncommitted, nothing dead-lettered) and retries with backoff.
 * An id the registry says it does not know stays *pending* and is looked up again until a grace period
   (``unknown_schema_grace_seconds``, default 2 min) from when the job first met it has passed; only then

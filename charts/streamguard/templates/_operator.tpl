@@ -45,6 +45,20 @@
   value: {{ .Values.workloads.checkpointStorageClass | quote }}
 - name: STREAMGUARD_OPERATOR_WORKERS
   value: {{ .Values.operator.workers | quote }}
+{{- with .Values.operator.feastRegistry }}
+- name: STREAMGUARD_OPERATOR_FEAST_REGISTRY
+  value: {{ . | quote }}
+- name: STREAMGUARD_OBJECT_STORE_SECRET
+  value: {{ $.Values.operator.objectStoreSecret | quote }}
+{{- range $variable, $key := dict "AWS_ENDPOINT_URL" "endpoint" "AWS_REGION" "region" "AWS_ACCESS_KEY_ID" "accessKeyId" "AWS_SECRET_ACCESS_KEY" "secretAccessKey" }}
+- name: {{ $variable }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $.Values.operator.objectStoreSecret | quote }}
+      key: {{ $key }}
+      optional: true
+{{- end }}
+{{- end }}
 {{- range $key, $value := .Values.operator.settings }}
 - name: STREAMGUARD_OPERATOR_{{ $key | upper }}
   value: {{ (kindIs "string" $value) | ternary $value ($value | toJson) | quote }}

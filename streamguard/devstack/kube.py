@@ -1,9 +1,16 @@
-"""A thin JSON client over the kubernetes ApiClient: plain dicts in and out, errors with the API's message."""
+"""How development tools (the demo, the tests) reach the stack's cluster: a thin JSON client over the apiserver
+(plain dicts in and out, errors with the API's message), and a pod's port on 127.0.0.1 through a supervised
+``kubectl port-forward``."""
 
 import json
+import shlex
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
+
+from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.supervisor import Service, Supervisor
 
 Obj = dict[str, Any]
 
@@ -74,3 +81,20 @@ class Kube:
         except KubeError as error:
             if error.status != 404:
                 raise
+
+
+def port_forward_argv(endpoints: Endpoints, namespace: str, target: str, port: int, target_port: int) -> list[str]:
+    """A shell loop running ``kubectl port-forward`` from 127.0.0.1:``port`` to ``target`` (e.g.
+    ``deployment/<name>``) and starting it again one second after it ends: a forward follows one pod, which a
+    rollout or restart replaces, and fails while the target has no running pod yet."""
+    forward = shlex.join([str(Path(endpoints.bin_dir) / "kubectl"), f"--kubeconfig={endpoints.kubeconfig}",
+                          "port-forward", "--address", "127.0.0.1", "-n", namespace, target, f"{port}:{target_port}"])
+    return ["sh", "-c", f"while true; do {forward}; sleep 1; done"]
+
+
+def port_forward(supervisor: Supervisor, name: str, endpoints: Endpoints, namespace: str, target: str, port: int,
+                 target_port: int) -> None:
+    """Start (unless it runs) the forward of :func:`port_forward_argv` as ``supervisor``'s process ``name``
+    (logged and stopped like any of its processes: ``supervisor.stop(name)``)."""
+    argv = port_forward_argv(endpoints, namespace, target, port, target_port)
+    supervisor.start(Service(name, argv, lambda: True, timeout=10))
