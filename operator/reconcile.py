@@ -165,6 +165,41 @@ async def _view(ctx: Context, namespace: str, name: str) -> FeatureViewSpec | No
     return spec
 
 
+async def _checked_view(
+    ctx: Context, namespace: str, name: str, check: Callable[[FeatureViewSpec | None], Problem | None]
+) -> FeatureViewSpec | Problem:
+    """The FeatureView a resource reads, or the Problem that stalls the resource (the view is invalid, or
+    ``check``, which also names a missing view, refuses it)."""
+    view = await _view(ctx, namespace, name)
+    problem = view if isinstance(view, Problem) else check(view)
+    return problem or view or Problem("FeatureViewNotFound", f"spec.featureView: FeatureView {name!r} does not exist")
+
+
+async def _sync_or_stall(
+    ctx: Context,
+    body: Manifest,
+    owner: Owner,
+    children: tuple[str, tuple[str, ...]],
+    desired: list[Manifest],
+    domain: list[Cond] | None = None,
+    fields: dict[str, Any] | None = None,
+    source: str = "",
+) -> tuple[ChildReport | None, float | None]:
+    """Apply the ``(component, kinds)`` children: their report, or ``None`` once ``Stalled`` is written, with
+    when to look again. Stalled because the apiserver refused a child for a reason retrying cannot fix
+    (``source``: the spec field the children come from): no retry; because an object of a child's name is
+    not this resource's (``ChildConflict``): retried every ``RETRY_SECONDS``, since its removal sends no event."""
+    try:
+        return await _sync(ctx, body, owner, *children, desired), None
+    except ChildRejectedError as error:
+        problem = Problem("ChildRejected", f"{source}the apiserver refused a child: {error}")
+        await _write_status(ctx, body, _stalled(problem, domain, fields))
+        return None, None
+    except ChildConflictError as conflict:
+        await _write_status(ctx, body, conflict.verdict(domain, fields))
+        return None, RETRY_SECONDS
+
+
 def deprecated_condition(spec: FeatureViewSpec) -> Cond:
     """``Deprecated=True`` naming the features marked ``deprecated`` (still served: a warning to readers)."""
     marked = [f"spec.features[{i}] ({f.name})" for i, f in enumerate(spec.features) if f.deprecated]
@@ -192,29 +227,36 @@ async def _finalize_view(ctx: Context, body: Manifest) -> float | None:
     return None
 
 
+async def _live_spec(ctx: Context, body: Manifest, model: type[M], carried: list[Cond] | None = None) -> M | None:
+    """The spec; ``None`` while the object is being deleted, or once ``Stalled`` is written naming the fields
+    the spec got wrong (keeping the ``carried`` conditions)."""
+    if body["metadata"].get("deletionTimestamp"):
+        return None
+    spec = _spec(model, body)
+    if isinstance(spec, Problem):
+        await _write_status(ctx, body, _stalled(spec, carried))
+        return None
+    return spec
+
+
 async def reconcile_featureview(ctx: Context, body: Manifest) -> float | None:
     if body["metadata"].get("deletionTimestamp"):
         return await _finalize_view(ctx, body)
-    owner = Owner.of(body)
-    spec = _spec(FeatureViewSpec, body)
-    if isinstance(spec, Problem):
-        carried = [_carried(body, feastregistry.CONDITION)] if ctx.feast_registry else []
-        await _write_status(ctx, body, _stalled(spec, carried))
+    carried = [_carried(body, feastregistry.CONDITION)] if ctx.feast_registry else []
+    spec = await _live_spec(ctx, body, FeatureViewSpec, carried)
+    if spec is None:
         return None
     fields = {"entityNames": ",".join(e.name for e in spec.entities), "featureCount": len(spec.features)}
     deprecated = deprecated_condition(spec)
     if deprecated.status == "True" and _carried(body, "Deprecated").message != deprecated.message:
         await events.record(ctx.kube, body, "Warning", deprecated.reason, deprecated.message)
+    owner = Owner.of(body)
     desired = featureview.render(owner, spec, ctx.settings)
-    try:
-        report = await _sync(ctx, body, owner, featureview.COMPONENT, featureview.CHILD_KINDS, desired)
-    except ChildRejectedError as error:
-        problem = Problem("ChildRejected", f"spec.materialization: the apiserver refused a child: {error}")
-        await _write_status(ctx, body, _stalled(problem, [deprecated], fields))
-        return None
-    except ChildConflictError as conflict:
-        await _write_status(ctx, body, conflict.verdict([deprecated], fields))
-        return RETRY_SECONDS
+    children = (featureview.COMPONENT, featureview.CHILD_KINDS)
+    report, retry = await _sync_or_stall(ctx, body, owner, children, desired, [deprecated], fields,
+                                         "spec.materialization: ")
+    if report is None:
+        return retry
     domain = [deprecated]
     retry = None
     if ctx.feast_registry is not None:
@@ -229,29 +271,21 @@ async def reconcile_featureview(ctx: Context, body: Manifest) -> float | None:
 
 
 async def reconcile_driftmonitor(ctx: Context, body: Manifest) -> float | None:
-    if body["metadata"].get("deletionTimestamp"):
+    spec = await _live_spec(ctx, body, DriftMonitorSpec)
+    if spec is None:
         return None
     owner = Owner.of(body)
-    spec = _spec(DriftMonitorSpec, body)
-    if isinstance(spec, Problem):
-        await _write_status(ctx, body, _stalled(spec))
-        return None
-    view = await _view(ctx, owner.namespace, spec.feature_view)
-    problem = view if isinstance(view, Problem) else driftmonitor.check(spec, spec.feature_view, view)
-    if problem is not None or view is None or isinstance(view, Problem):
-        await _write_status(ctx, body, _stalled(problem or Problem("FeatureViewNotFound", "spec.featureView")))
+    view = await _checked_view(ctx, owner.namespace, spec.feature_view,
+                               lambda v: driftmonitor.check(spec, spec.feature_view, v))
+    if isinstance(view, Problem):
+        await _write_status(ctx, body, _stalled(view))
         return None
     rules = await ctx.prometheus_rules_served()
     desired = driftmonitor.render(owner, spec, view, ctx.settings, rules)
     kinds = driftmonitor.CHILD_KINDS if rules else driftmonitor.CHILD_KINDS[:-1]
-    try:
-        report = await _sync(ctx, body, owner, driftmonitor.COMPONENT, kinds, desired)
-    except ChildRejectedError as error:
-        await _write_status(ctx, body, _stalled(Problem("ChildRejected", f"the apiserver refused a child: {error}")))
-        return None
-    except ChildConflictError as conflict:
-        await _write_status(ctx, body, conflict.verdict())
-        return RETRY_SECONDS
+    report, retry = await _sync_or_stall(ctx, body, owner, (driftmonitor.COMPONENT, kinds), desired)
+    if report is None:
+        return retry
     await _write_status(ctx, body, _ready(report, desired))
     return None
 
@@ -572,15 +606,11 @@ async def reconcile_streamingwindow(ctx: Context, body: Manifest) -> float | Non
         await _write_status(ctx, body, _stalled(spec, carried, fields))
         return None
     fields["windowNames"] = ",".join(w.suffix for w in spec.windows)
-    view = await _view(ctx, owner.namespace, spec.feature_view)
-    problem = (
-        view
-        if isinstance(view, Problem)
-        else streamingwindow.check(spec, spec.feature_view, view, ctx.settings.max_windows_per_event)
-    )
-    if problem is not None or view is None or isinstance(view, Problem):
-        verdict = _stalled(problem or Problem("FeatureViewNotFound", "spec.featureView"), carried, fields)
-        await _write_status(ctx, body, verdict)
+    view = await _checked_view(
+        ctx, owner.namespace, spec.feature_view,
+        lambda v: streamingwindow.check(spec, spec.feature_view, v, ctx.settings.max_windows_per_event))
+    if isinstance(view, Problem):
+        await _write_status(ctx, body, _stalled(view, carried, fields))
         return None
     await _set_finalizer(ctx, body, present=_deletion_policy(ctx, spec) == "Delete")
     schema = await _ensure_schema(ctx, body, spec, fields)
@@ -591,15 +621,10 @@ async def reconcile_streamingwindow(ctx: Context, body: Manifest) -> float | Non
     topic = await _ensure_topic(ctx, body, spec, fields)
     domain = [schema.cond, topic.cond]
     desired = streamingwindow.render(owner, spec, view, ctx.settings)
-    try:
-        report = await _sync(ctx, body, owner, streamingwindow.COMPONENT, streamingwindow.CHILD_KINDS, desired)
-    except ChildRejectedError as error:
-        problem = Problem("ChildRejected", f"the apiserver refused a child: {error}")
-        await _write_status(ctx, body, _stalled(problem, domain, fields))
-        return None
-    except ChildConflictError as conflict:
-        await _write_status(ctx, body, conflict.verdict(domain, fields))
-        return _soonest(RETRY_SECONDS, schema.retry, topic.retry)
+    children = (streamingwindow.COMPONENT, streamingwindow.CHILD_KINDS)
+    report, retry = await _sync_or_stall(ctx, body, owner, children, desired, domain, fields)
+    if report is None:
+        return None if retry is None else _soonest(retry, schema.retry, topic.retry)
     grace = streamhealth.grace_seconds(spec, ctx.settings)
     verdict, recheck = _window_verdict(body, spec, grace, _ready(report, desired, domain, fields), topic)
     await _write_status(ctx, body, verdict)

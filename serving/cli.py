@@ -1,12 +1,22 @@
 """``streamguard serve``: run the feature server with uvicorn."""
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 from pydantic import ValidationError
 
 from streamguard.serving.settings import ADVISORY_VIEWS_ENV, REQUIRED_VIEWS_ENV, Settings, parse_view_list
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+def _at_least(flag: str, default: float, minimum: float, help_text: str) -> Decorator:
+    """An option bounded below: an integer range for an integer default, a float range otherwise."""
+    bounded = click.IntRange(min=int(minimum)) if isinstance(default, int) else click.FloatRange(min=minimum)
+    return click.option(flag, default=default, show_default=True, type=bounded, help=help_text)
 
 
 @click.command("serve")
@@ -27,40 +37,16 @@ from streamguard.serving.settings import ADVISORY_VIEWS_ENV, REQUIRED_VIEWS_ENV,
 )
 @click.option("--host", default="0.0.0.0", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option(
-    "--workers",
-    default=1,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="uvicorn processes (each keeps its own cache and /metrics).",
-)
-@click.option("--max-connections", default=50, show_default=True, type=click.IntRange(min=1), help="Redis pool size.")
-@click.option(
-    "--cache-staleness",
-    default=1.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    help="Seconds a cached Redis read (values and stream progress) may be served, so a stream that stops "
-    "progressing shows as stale at most this much later; 0 turns the cache off.",
-)
-@click.option(
-    "--max-batch", default=1000, show_default=True, type=click.IntRange(min=1), help="Entity rows per request."
-)
-@click.option(
-    "--redis-timeout",
-    default=0.25,
-    show_default=True,
-    type=click.FloatRange(min=0.001),
-    help="Seconds to connect to Redis or wait for its answer; then 503.",
-)
-@click.option(
-    "--freshness-interval",
-    default=5.0,
-    show_default=True,
-    type=click.FloatRange(min=0.1),
-    help="Seconds between refreshes of the freshness gauges and of the Redis server's identity (an eviction or "
-    "a maxmemory-policy change shows within one; /readyz always checks live).",
-)
+@_at_least("--workers", 1, 1, "uvicorn processes (each keeps its own cache and /metrics).")
+@_at_least("--max-connections", 50, 1, "Redis pool size.")
+@_at_least("--cache-staleness", 1.0, 0,
+           "Seconds a cached Redis read (values and stream progress) may be served, so a stream that stops "
+           "progressing shows as stale at most this much later; 0 turns the cache off.")
+@_at_least("--max-batch", 1000, 1, "Entity rows per request.")
+@_at_least("--redis-timeout", 0.25, 0.001, "Seconds to connect to Redis or wait for its answer; then 503.")
+@_at_least("--freshness-interval", 5.0, 0.1,
+           "Seconds between refreshes of the freshness gauges and of the Redis server's identity (an eviction or "
+           "a maxmemory-policy change shows within one; /readyz always checks live).")
 @click.option(
     "--required-views",
     envvar=REQUIRED_VIEWS_ENV,
@@ -78,38 +64,16 @@ from streamguard.serving.settings import ADVISORY_VIEWS_ENV, REQUIRED_VIEWS_ENV,
     help="Comma-separated FeatureView names or globs that are advisory: their staleness shows in metrics "
     f"and the /readyz body but never makes the server unready; wins over --required-views (env {ADVISORY_VIEWS_ENV}).",
 )
-@click.option(
-    "--max-body-bytes",
-    default=1024 * 1024,
-    show_default=True,
-    type=click.IntRange(min=1024),
-    help="Largest POST /features body; larger is refused with 413 before it is read.",
-)
-@click.option(
-    "--max-entity-keys", default=16, show_default=True, type=click.IntRange(min=1), help="Keys per entity row (413)."
-)
-@click.option(
-    "--max-concurrent-lookups",
-    default=64,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="POST /features in progress per worker (reading or answering); more get 429 with Retry-After.",
-)
-@click.option("--retry-after", default=1, show_default=True, type=click.IntRange(min=1), help="Retry-After of a 429.")
-@click.option(
-    "--cache-max-bytes",
-    default=64 * 1024 * 1024,
-    show_default=True,
-    type=click.IntRange(min=1024),
-    help="Estimated bytes of cached Redis reads per worker (oldest dropped first).",
-)
-@click.option(
-    "--selection-cache-bytes",
-    default=8 * 1024 * 1024,
-    show_default=True,
-    type=click.IntRange(min=1024),
-    help="Estimated bytes of resolved feature lists kept per worker.",
-)
+@_at_least("--max-body-bytes", 1024 * 1024, 1024,
+           "Largest POST /features body; larger is refused with 413 before it is read.")
+@_at_least("--max-entity-keys", 16, 1, "Keys per entity row (413).")
+@_at_least("--max-concurrent-lookups", 64, 1,
+           "POST /features in progress per worker (reading or answering); more get 429 with Retry-After.")
+@_at_least("--retry-after", 1, 1, "Retry-After of a 429.")
+@_at_least("--cache-max-bytes", 64 * 1024 * 1024, 1024,
+           "Estimated bytes of cached Redis reads per worker (oldest dropped first).")
+@_at_least("--selection-cache-bytes", 8 * 1024 * 1024, 1024,
+           "Estimated bytes of resolved feature lists kept per worker.")
 @click.option(
     "--auth-token-file",
     envvar="STREAMGUARD_SERVING_AUTH_TOKEN_FILE",
@@ -127,26 +91,16 @@ def command(
     config_file: str | None,
     namespace: str | None,
     kubeconfig: str | None,
-    redis_url: str,
     host: str,
     port: int,
     workers: int,
-    max_connections: int,
-    cache_staleness: float,
-    max_batch: int,
     redis_timeout: float,
-    freshness_interval: float,
     required_views: str,
     advisory_views: str,
-    max_body_bytes: int,
-    max_entity_keys: int,
-    max_concurrent_lookups: int,
     retry_after: int,
-    cache_max_bytes: int,
-    selection_cache_bytes: int,
     auth_token_file: str | None,
-    insecure_no_auth: bool,
     log_level: str,
+    **same_named: Any,
 ) -> None:
     """Serve feature vectors over HTTP from Redis.
 
@@ -163,26 +117,16 @@ def command(
 
     try:
         settings = Settings(
-            redis_url=redis_url,
             config_file=str(Path(config_file).resolve()) if config_file else None,
             namespace=namespace,
             kubeconfig=kubeconfig if namespace else None,
-            max_connections=max_connections,
             socket_timeout=redis_timeout,
             connect_timeout=redis_timeout,
-            cache_staleness=cache_staleness,
-            max_batch=max_batch,
-            freshness_interval=freshness_interval,
             required_views=parse_view_list(required_views),
             advisory_views=parse_view_list(advisory_views),
-            max_body_bytes=max_body_bytes,
-            max_entity_keys=max_entity_keys,
-            max_concurrent_lookups=max_concurrent_lookups,
             retry_after_seconds=retry_after,
-            cache_max_bytes=cache_max_bytes,
-            selection_cache_bytes=selection_cache_bytes,
             auth_token_file=str(Path(auth_token_file).resolve()) if auth_token_file else None,
-            insecure_no_auth=insecure_no_auth,
+            **same_named,  # the options named as their Settings field (--max-batch: max_batch, ...)
         )
     except ValidationError as error:
         raise click.UsageError("; ".join(e["msg"] for e in error.errors())) from error

@@ -26,6 +26,12 @@ def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, Any
     return entry
 
 
+def unique_items(message: str, item: str, key: str = "{0}.name") -> dict[str, Any]:
+    """``json_schema_extra`` of a list whose items have unique ``key`` (a CEL expression; ``{0}`` is the item)."""
+    rule = f"self.all({item}, self.exists_one(o, {key.format('o')} == {key.format(item)}))"
+    return {"x-kubernetes-validations": [cel(rule, message)]}
+
+
 def is_identifier(name: str) -> bool:
     return bool(_IDENTIFIER.match(name))
 

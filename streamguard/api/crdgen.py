@@ -41,12 +41,22 @@ class KindInfo:
         return self.names.plural
 
 
-def _ready_column() -> dict[str, Any]:
-    return {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'}
+def _column(name: str, kind: str, path: str, priority: int = 0, description: str = "") -> dict[str, Any]:
+    """One ``additionalPrinterColumns`` entry (``priority`` 1: shown by ``kubectl get -o wide`` only)."""
+    column: dict[str, Any] = {"name": name, "type": kind, "jsonPath": path}
+    if description:
+        column["description"] = description
+    if priority:
+        column["priority"] = priority
+    return column
+
+
+def _condition_column(cond_type: str) -> dict[str, Any]:
+    return _column(cond_type, "string", f'.status.conditions[?(@.type=="{cond_type}")].status')
 
 
 def _age_column() -> dict[str, Any]:
-    return {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+    return _column("Age", "date", ".metadata.creationTimestamp")
 
 
 KINDS: tuple[KindInfo, ...] = (
@@ -55,13 +65,13 @@ KINDS: tuple[KindInfo, ...] = (
         FeatureViewSpec,
         FeatureViewStatus,
         (
-            _ready_column(),
-            {"name": "Entities", "type": "string", "jsonPath": ".status.entityNames"},
-            {"name": "Features", "type": "integer", "jsonPath": ".status.featureCount"},
-            {"name": "Freshness", "type": "integer", "jsonPath": ".status.freshnessSeconds",
-             "description": "Seconds since the newest materialized data"},
-            {"name": "SLA", "type": "string", "jsonPath": ".spec.freshnessSla", "priority": 1},
-            {"name": "Schedule", "type": "string", "jsonPath": ".spec.materialization.schedule", "priority": 1},
+            _condition_column("Ready"),
+            _column("Entities", "string", ".status.entityNames"),
+            _column("Features", "integer", ".status.featureCount"),
+            _column("Freshness", "integer", ".status.freshnessSeconds",
+                    description="Seconds since the newest materialized data"),
+            _column("SLA", "string", ".spec.freshnessSla", priority=1),
+            _column("Schedule", "string", ".spec.materialization.schedule", priority=1),
             _age_column(),
         ),
     ),
@@ -70,11 +80,11 @@ KINDS: tuple[KindInfo, ...] = (
         StreamingWindowSpec,
         StreamingWindowStatus,
         (
-            {"name": "Topic", "type": "string", "jsonPath": ".spec.source.topic"},
-            {"name": "Windows", "type": "string", "jsonPath": ".status.windowNames"},
-            {"name": "Schema Version", "type": "integer", "jsonPath": ".status.schemaVersion"},
-            _ready_column(),
-            {"name": "View", "type": "string", "jsonPath": ".spec.featureView", "priority": 1},
+            _column("Topic", "string", ".spec.source.topic"),
+            _column("Windows", "string", ".status.windowNames"),
+            _column("Schema Version", "integer", ".status.schemaVersion"),
+            _condition_column("Ready"),
+            _column("View", "string", ".spec.featureView", priority=1),
             _age_column(),
         ),
     ),
@@ -83,11 +93,11 @@ KINDS: tuple[KindInfo, ...] = (
         DriftMonitorSpec,
         DriftMonitorStatus,
         (
-            {"name": "View", "type": "string", "jsonPath": ".spec.featureView"},
-            {"name": "Drift Share", "type": "number", "jsonPath": ".status.driftShare"},
-            {"name": "Drifted", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Drifted")].status'},
-            _ready_column(),
-            {"name": "Last Run", "type": "date", "jsonPath": ".status.lastRunAt", "priority": 1},
+            _column("View", "string", ".spec.featureView"),
+            _column("Drift Share", "number", ".status.driftShare"),
+            _condition_column("Drifted"),
+            _condition_column("Ready"),
+            _column("Last Run", "date", ".status.lastRunAt", priority=1),
             _age_column(),
         ),
     ),

@@ -15,6 +15,7 @@ from streamguard.api.common import (
     CommonStatus,
     SecretRef,
     cel,
+    unique_items,
     with_rules,
 )
 from streamguard.api.durations import PositiveDayDuration, PositiveDuration
@@ -48,7 +49,7 @@ class DriftMonitorSpec(ApiModel):
         description="Features to watch; default every numeric feature of the view.",
         json_schema_extra={
             "items": {"type": "string", "pattern": IDENTIFIER_PATTERN, "maxLength": 63},
-            "x-kubernetes-validations": [cel("self.all(f, self.exists_one(o, o == f))", "features must be unique")],
+            **unique_items("features must be unique", "f", "{0}"),
         },
     )
     ks_features: list[str] = Field(

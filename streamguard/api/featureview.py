@@ -14,6 +14,7 @@ from streamguard.api.common import (
     CommonStatus,
     SecretRef,
     cel,
+    unique_items,
     with_rules,
 )
 from streamguard.api.durations import MAX_DURATION_DAYS, PositiveDayDuration
@@ -73,26 +74,12 @@ class FeatureViewSpec(ApiModel):
     entities: list[Entity] = Field(
         min_length=1,
         max_length=8,
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "self.all(e, self.exists_one(o, o.name == e.name))",
-                    "entity names must be unique",
-                ),
-            ]
-        },
+        json_schema_extra=unique_items("entity names must be unique", "e"),
     )
     features: list[Feature] = Field(
         min_length=1,
         max_length=512,
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "self.all(f, self.exists_one(o, o.name == f.name))",
-                    "feature names must be unique",
-                ),
-            ]
-        },
+        json_schema_extra=unique_items("feature names must be unique", "f"),
     )
     source: BatchSource | None = Field(
         default=None, description="Offline source; omit for a view filled only by a StreamingWindow."

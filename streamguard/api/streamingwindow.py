@@ -5,7 +5,15 @@ from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
-from streamguard.api.common import IDENTIFIER_PATTERN, NAME_PATTERN, ApiModel, CommonStatus, cel, with_rules
+from streamguard.api.common import (
+    IDENTIFIER_PATTERN,
+    NAME_PATTERN,
+    ApiModel,
+    CommonStatus,
+    cel,
+    unique_items,
+    with_rules,
+)
 from streamguard.api.durations import (
     DURATION_PATTERN,
     Duration,
@@ -161,24 +169,13 @@ class StreamingWindowSpec(ApiModel):
         "windows is limited by the operator's max_windows_per_event setting (default "
         f"{DEFAULT_MAX_WINDOWS_PER_EVENT}). Above it the StreamingWindow is Stalled (reason TooManyWindows): "
         "the limit is the operator's, so it is checked when reconciling, not at admission.",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "self.all(w, self.exists_one(o, (has(o.name) ? o.name : o.length) == "
-                    "(has(w.name) ? w.name : w.length)))",
-                    "window names (default: their length) must be unique",
-                ),
-            ]
-        },
+        json_schema_extra=unique_items("window names (default: their length) must be unique", "w",
+                                       "(has({0}.name) ? {0}.name : {0}.length)"),
     )
     aggregations: list[Aggregation] = Field(
         min_length=1,
         max_length=64,
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel("self.all(a, self.exists_one(o, o.name == a.name))", "aggregation names must be unique"),
-            ]
-        },
+        json_schema_extra=unique_items("aggregation names must be unique", "a"),
     )
     suspend: bool = False
 

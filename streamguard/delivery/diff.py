@@ -6,6 +6,7 @@ JSON objects (an Avro contract) are compared as the JSON they hold.
 """
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -58,33 +59,32 @@ def _named(items: list[Any]) -> dict[str, Any] | None:
     return dict(zip(names, items, strict=True)) if len(set(names)) == len(names) else None
 
 
+def _keyed_diff(
+    old: dict[Any, Any], new: dict[Any, Any], keys: list[Any], path_of: Callable[[Any], str]
+) -> list[FieldChange]:
+    """Removed, added and changed entries of two mappings, in the order of ``keys``."""
+    changes: list[FieldChange] = []
+    for key in keys:
+        if key not in new:
+            changes.append(FieldChange(path_of(key), old=old[key]))
+        elif key not in old:
+            changes.append(FieldChange(path_of(key), new=new[key]))
+        else:
+            changes.extend(field_diff(old[key], new[key], path_of(key)))
+    return changes
+
+
 def field_diff(old: Any, new: Any, path: str = "") -> list[FieldChange]:
     """Every leaf that differs between ``old`` and ``new`` (``path`` like ``.features[name=x].dtype``)."""
     if old == new:
         return []
     if isinstance(old, dict) and isinstance(new, dict):
-        changes: list[FieldChange] = []
-        for key in sorted(old.keys() | new.keys()):
-            sub = f"{path}.{key}"
-            if key not in new:
-                changes.append(FieldChange(sub, old=old[key]))
-            elif key not in old:
-                changes.append(FieldChange(sub, new=new[key]))
-            else:
-                changes.extend(field_diff(old[key], new[key], sub))
-        return changes
+        return _keyed_diff(old, new, sorted(old.keys() | new.keys()), lambda key: f"{path}.{key}")
     if isinstance(old, list) and isinstance(new, list):
         old_named, new_named = _named(old), _named(new)
         if old_named is not None and new_named is not None:
-            changes = []
-            for name in [*old_named, *(n for n in new_named if n not in old_named)]:
-                sub = f"{path}[name={name}]"
-                if name not in new_named:
-                    changes.append(FieldChange(sub, old=old_named[name]))
-                elif name not in old_named:
-                    changes.append(FieldChange(sub, new=new_named[name]))
-                else:
-                    changes.extend(field_diff(old_named[name], new_named[name], sub))
+            names = [*old_named, *(n for n in new_named if n not in old_named)]
+            changes = _keyed_diff(old_named, new_named, names, lambda name: f"{path}[name={name}]")
             if not changes and list(old_named) != list(new_named):
                 changes.append(FieldChange(f"{path} (order)", list(old_named), list(new_named)))
             return changes

@@ -9,8 +9,8 @@ import yaml
 
 from streamguard.api.streamingwindow import StreamingWindowSpec
 from streamguard.devstack.node import NODE_NAME
-from streamguard.serving.manifests import ServingDeployment
-from streamguard.serving.manifests import render as render_serving
+from streamguard.devstack.servingchart import ServingDeployment
+from streamguard.devstack.servingchart import render as render_serving
 
 Manifest = dict[str, Any]
 REDIS_SECRET = "streamguard-redis"
@@ -32,22 +32,11 @@ def redis_secret(ns: str, redis_url: str) -> Manifest:
             "stringData": {"url": redis_url}}
 
 
-SERVING_STARTUP_PROBE = {"httpGet": {"path": "/livez", "port": "http"}, "periodSeconds": 5, "timeoutSeconds": 3,
-                         "failureThreshold": 60}
-"""Serving's start-up (importing Feast, pandas and the Redis client) took over 35 s on the loaded 2-core
-machine and its liveness probe (5 s delay, 3 x 10 s) restarted it in a loop: until /livez first answers
-(up to 5 minutes) the liveness probe waits. (streamguard.serving.manifests has no startup probe yet.)"""
-
-
 def serving(ns: str, image: str) -> list[Manifest]:
-    """One serving replica of the project image (already on the node: never pulled), with a startup probe."""
-    objects = render_serving(ServingDeployment(
-        namespace=ns, image=image, image_pull_policy="Never", auth_token_secret=None, replicas=1, workers=1,
-        resources={"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "2", "memory": "512Mi"}}))
-    for obj in objects:
-        if obj["kind"] == "Deployment":
-            obj["spec"]["template"]["spec"]["containers"][0]["startupProbe"] = SERVING_STARTUP_PROBE
-    return objects
+    """One serving replica of the project image (already on the node: never pulled), as the chart renders it
+    with values-dev.yaml (its startup probe lets Feast's imports take minutes on a loaded node)."""
+    return render_serving(ServingDeployment(namespace=ns, image=image, image_pull_policy="Never",
+                                            auth_token_secret=None))
 
 
 def placement_policy(ns: str, data_dir: Path) -> list[Manifest]:

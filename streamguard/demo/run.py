@@ -30,9 +30,9 @@ from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.kube import Kube, port_forward
 from streamguard.devstack.node import NODE_NAME
 from streamguard.devstack.paths import run_root
+from streamguard.devstack.servingchart import ServingDeployment
 from streamguard.devstack.stack import Stack
 from streamguard.devstack.supervisor import Service, Supervisor, free_port, port_open
-from streamguard.serving.manifests import ServingDeployment
 
 PROCESSES = ("producer", "serving-forward", "operator")
 """Stopped in this order."""

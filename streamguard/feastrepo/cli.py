@@ -1,6 +1,7 @@
 """``streamguard feast``: the Feast repository generated from FeatureView manifests."""
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -42,31 +43,45 @@ def command() -> None:
     """The Feast repository of a folder of FeatureView manifests (no hand-written Feast Python)."""
 
 
-@command.command()
-@_MANIFESTS
-@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), required=True, help="Folder to write.")
-@click.option("--project", default=None, help="Only views of this project (default: the only one).")
-@click.option("--redis-url", default=None, help="Online store (default: STREAMGUARD_REDIS_URL).")
-def render(manifests: Path, repo: Path, project: str | None, redis_url: str | None) -> None:
-    """Write feature_store.yaml, views.json and the generated features.py (usable by `feast plan`)."""
+_REPO_OPTIONS = (
+    _MANIFESTS,
+    click.option("--repo", type=click.Path(path_type=Path, file_okay=False), required=True, help="Folder to write."),
+    click.option("--project", default=None, help="Only views of this project (default: the only one)."),
+    click.option("--redis-url", default=None, help="Online store (default: STREAMGUARD_REDIS_URL)."),
+)
+
+
+def _repo_options(func: Callable[..., None]) -> Callable[..., None]:
+    """The options of a command that writes the repository: where from, where to, which project, which store."""
+    for option in reversed(_REPO_OPTIONS):
+        func = option(func)
+    return func
+
+
+def _write(manifests: Path, repo: Path, project: str | None, redis_url: str | None) -> tuple[str, int]:
+    """Write the repository; returns its project and how many feature views it holds."""
     from streamguard.feastrepo.repo import write_repo
 
     name, views = _views(manifests, project)
     write_repo(repo, name, views, _redis_url(redis_url))
-    click.echo(f"{repo}: project {name}, {len(views)} feature views")
+    return name, len(views)
 
 
 @command.command()
-@_MANIFESTS
-@click.option("--repo", type=click.Path(path_type=Path, file_okay=False), required=True, help="Folder to write.")
-@click.option("--project", default=None, help="Only views of this project (default: the only one).")
-@click.option("--redis-url", default=None, help="Online store (default: STREAMGUARD_REDIS_URL).")
+@_repo_options
+def render(manifests: Path, repo: Path, project: str | None, redis_url: str | None) -> None:
+    """Write feature_store.yaml, views.json and the generated features.py (usable by `feast plan`)."""
+    name, count = _write(manifests, repo, project, redis_url)
+    click.echo(f"{repo}: project {name}, {count} feature views")
+
+
+@command.command()
+@_repo_options
 def apply(manifests: Path, repo: Path, project: str | None, redis_url: str | None) -> None:
     """Render the repository and register it in Feast's registry (pruning views no longer declared)."""
-    from streamguard.feastrepo.repo import apply_repo, write_repo
+    from streamguard.feastrepo.repo import apply_repo
 
-    name, views = _views(manifests, project)
-    write_repo(repo, name, views, _redis_url(redis_url))
+    name, _ = _write(manifests, repo, project, redis_url)
     click.echo(f"{repo}: project {name}, applied {', '.join(apply_repo(repo))}")
 
 

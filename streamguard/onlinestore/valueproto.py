@@ -101,12 +101,9 @@ def encode_timestamp(moment: datetime) -> bytes:
     return out
 
 
-def decode_timestamp_seconds(data: bytes | None) -> float | None:
-    """Seconds since the epoch of a serialized Timestamp; ``None`` when absent."""
-    if data is None:
-        return None
-    seconds = nanos = 0
-    pos = 0
+def _timestamp_parts(data: bytes) -> tuple[int, int]:
+    """``(seconds, nanos)`` of a serialized Timestamp."""
+    seconds = nanos = pos = 0
     while pos < len(data):
         tag, pos = _read_varint(data, pos)
         value, pos = _read_varint(data, pos)
@@ -114,4 +111,20 @@ def decode_timestamp_seconds(data: bytes | None) -> float | None:
             seconds = _signed64(value)
         elif tag >> 3 == 2:
             nanos = value
+    return seconds, nanos
+
+
+def decode_timestamp_seconds(data: bytes | None) -> float | None:
+    """Seconds since the epoch of a serialized Timestamp; ``None`` when absent."""
+    if data is None:
+        return None
+    seconds, nanos = _timestamp_parts(data)
     return seconds + nanos / 1e9
+
+
+def decode_timestamp_nanos(data: bytes | None) -> int:
+    """Nanoseconds since the epoch of a serialized Timestamp; 0 when absent (as Feast compares)."""
+    if not data:
+        return 0
+    seconds, nanos = _timestamp_parts(data)
+    return seconds * 1_000_000_000 + nanos

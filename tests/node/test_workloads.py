@@ -30,13 +30,13 @@ from streamguard.demo.manifests import redis_secret
 from streamguard.devstack import image, node
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.kube import port_forward
+from streamguard.devstack.servingchart import ServingDeployment
+from streamguard.devstack.servingchart import render as render_serving
 from streamguard.devstack.supervisor import Supervisor, free_port
 from streamguard.finserve.resources import EXAMPLES_DIR
 from streamguard.operator.render import featureview, streamingwindow
 from streamguard.operator.render.common import IDENTITY_KINDS, Owner
 from streamguard.operator.settings import OperatorSettings
-from streamguard.serving.manifests import ServingDeployment
-from streamguard.serving.manifests import render as render_serving
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
 from tests.conftest import Kubectl
 from tests.node.conftest import on_node

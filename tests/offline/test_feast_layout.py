@@ -16,7 +16,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from streamguard.api.featureview import Entity
 from streamguard.onlinestore import feast_layout, valueproto
 from streamguard.workloads.materialize.encode import (
-    decode_timestamp_nanos,
     encode_column,
     encode_timestamps,
     entity_keys,
@@ -101,7 +100,7 @@ def test_timestamp_encoding_equals_feast(moment: datetime) -> None:
     assert valueproto.encode_timestamp(moment) == expected
     micros = int(moment.timestamp()) * 1_000_000 + moment.microsecond
     assert encode_timestamps(np.array([micros], dtype=np.int64)) == [expected]
-    assert decode_timestamp_nanos(expected) == feast_ts.seconds * 1_000_000_000 + feast_ts.nanos
+    assert valueproto.decode_timestamp_nanos(expected) == feast_ts.seconds * 1_000_000_000 + feast_ts.nanos
 
 
 def test_vectorized_entity_keys_equal_feast() -> None:

@@ -39,13 +39,13 @@ from confluent_kafka.cimpl import NewTopic
 from streamguard.api.streamingwindow import default_subject
 from streamguard.contracts import wire
 from streamguard.contracts.registry import SchemaRegistry
-from streamguard.demo.manifests import SERVING_STARTUP_PROBE, redis_secret
+from streamguard.demo.manifests import redis_secret
 from streamguard.devstack import image
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.kube import port_forward
+from streamguard.devstack.servingchart import ServingDeployment
+from streamguard.devstack.servingchart import render as render_serving
 from streamguard.devstack.supervisor import Supervisor
-from streamguard.serving.manifests import ServingDeployment
-from streamguard.serving.manifests import render as render_serving
 from streamguard.windows import WindowShape, aggregate
 from streamguard.workloads.producer.kafka import TransactionSender
 from tests.operator import manifests
@@ -111,16 +111,10 @@ def servings(stack: Endpoints, cluster: Cluster, on_the_node: dict[str, str],
     """Two serving Deployments of the project image, each forwarded to a port on 127.0.0.1: one requires every
     view (the default), the other declares the test's view advisory."""
     ns = cluster.namespace
-    small = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "2", "memory": "512Mi"}}
     required = ServingDeployment(namespace=ns, auth_token_secret=None, name="serving-required",
-                                 image=on_the_node["image"], image_pull_policy="Never", replicas=1, workers=1,
-                                 resources=small)
+                                 image=on_the_node["image"], image_pull_policy="Never", replicas=1, workers=1)
     deployments = (required, dataclasses.replace(required, name="serving-advisory", advisory_views=(VIEW,)))
-    objects = [o for d in deployments for o in render_serving(d)]
-    for obj in objects:
-        if obj["kind"] == "Deployment":  # a loaded machine imports serving's libraries slowly (as in the demo)
-            obj["spec"]["template"]["spec"]["containers"][0]["startupProbe"] = SERVING_STARTUP_PROBE
-    cluster.apply(*objects)
+    cluster.apply(*[o for d in deployments for o in render_serving(d)])
     forwards = Supervisor(tmp_path / "forwards")
     urls = []
     try:

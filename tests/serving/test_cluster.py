@@ -13,8 +13,8 @@ import redis
 import yaml
 
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.servingchart import ServingDeployment, render
 from streamguard.serving.catalog import Catalog
-from streamguard.serving.manifests import ServingDeployment, render
 from streamguard.serving.sources import ClusterSource
 from tests.conftest import Kubectl
 from tests.serving.support import (
@@ -121,7 +121,8 @@ def test_rendered_deployment_is_accepted(kubectl: Kubectl, namespace: str) -> No
     assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["securityContext"]["runAsNonRoot"] is True
-    assert container["args"][:3] == ["serve", "--from-cluster", namespace]
+    assert container["startupProbe"]["httpGet"]["path"] == "/livez"
+    assert container["args"][:2] == ["serve", f"--from-cluster={namespace}"]
     service = get("service", "streamguard-serving")
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     # the controller-manager turns the Deployment into a ReplicaSet (no kubelet, so pods stay Pending)

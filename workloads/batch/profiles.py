@@ -39,15 +39,20 @@ def _ratio(numerator: Column, denominator: Column) -> Column:
     return F.when(denominator > 0, numerator / denominator)
 
 
+def _daily_sums(flag: str) -> dict[str, Callable[[], Column]]:
+    """Per entity and day: transactions ``n``, their ``amount`` and how many have ``is_<flag>`` set."""
+    return {
+        "n": lambda: F.count(F.lit(1)),
+        "amount": lambda: F.sum("amount"),
+        flag: lambda: F.sum(F.col(f"is_{flag}").cast("long")),
+    }
+
+
 PROFILES: tuple[Profile, ...] = (
     Profile(
         view="customer-profile",
         key="customer_id",
-        daily={
-            "n": lambda: F.count(F.lit(1)),
-            "amount": lambda: F.sum("amount"),
-            "foreign": lambda: F.sum(F.col("is_foreign").cast("long")),
-        },
+        daily=_daily_sums("foreign"),
         features={
             "cust_txn_count_7d": lambda t: t("n", 7),
             "cust_txn_count_30d": lambda t: t("n", 30),
@@ -59,11 +64,7 @@ PROFILES: tuple[Profile, ...] = (
     Profile(
         view="account-profile",
         key="account_id",
-        daily={
-            "n": lambda: F.count(F.lit(1)),
-            "amount": lambda: F.sum("amount"),
-            "night": lambda: F.sum(F.col("is_night").cast("long")),
-        },
+        daily=_daily_sums("night"),
         features={
             "acct_txn_count_7d": lambda t: t("n", 7),
             "acct_amount_sum_30d": lambda t: t("amount", 30),
@@ -74,11 +75,7 @@ PROFILES: tuple[Profile, ...] = (
     Profile(
         view="merchant-profile",
         key="merchant_id",
-        daily={
-            "n": lambda: F.count(F.lit(1)),
-            "amount": lambda: F.sum("amount"),
-            "fraud": lambda: F.sum(F.col("is_fraud").cast("long")),
-        },
+        daily=_daily_sums("fraud"),
         features={
             "merch_txn_count_7d": lambda t: t("n", 7),
             "merch_amount_avg_30d": lambda t: _ratio(t("amount", 30), t("n", 30)),

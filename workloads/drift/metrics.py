@@ -1,10 +1,11 @@
 """The exporter's Prometheus metrics (one registry per exporter; names documented in docs/metrics.md)."""
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 from streamguard.workloads.drift.analysis import DriftResult
 from streamguard.workloads.drift.errors import REASONS
 from streamguard.workloads.drift.plan import DriftPlan
+from streamguard.workloads.metricfamily import Family
 
 FEATURE_LABELS = ("view", "feature", "monitor")
 MONITOR_LABELS = ("view", "monitor")
@@ -16,55 +17,23 @@ class DriftMetrics:
     def __init__(self, plan: DriftPlan, registry: CollectorRegistry | None = None) -> None:
         self.plan = plan
         self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.psi = Gauge(
-            "streamguard_drift_psi",
-            "Population stability index of a feature, current vs reference.",
-            FEATURE_LABELS,
-            registry=r,
-        )
-        self.ks_pvalue = Gauge(
-            "streamguard_drift_ks_pvalue",
-            "Kolmogorov-Smirnov p-value of a feature, current vs reference.",
-            FEATURE_LABELS,
-            registry=r,
-        )
-        self.detected = Gauge(
-            "streamguard_drift_detected",
-            "1 when the feature drifted beyond its threshold, else 0.",
-            FEATURE_LABELS,
-            registry=r,
-        )
-        self.share = Gauge(
-            "streamguard_drift_share",
-            "Fraction of watched features that drifted (0-1).",
-            MONITOR_LABELS,
-            registry=r,
-        )
-        self.rows = Gauge(
-            "streamguard_drift_rows",
-            "Rows compared in the last run, per slice (reference, current).",
-            (*MONITOR_LABELS, "slice"),
-            registry=r,
-        )
-        self.duration = Gauge(
-            "streamguard_drift_run_duration_seconds",
-            "Wall time of the last drift run (load + Evidently).",
-            MONITOR_LABELS,
-            registry=r,
-        )
-        self.last_run = Gauge(
-            "streamguard_drift_last_run_timestamp_seconds",
-            "Unix time of the last successful drift run.",
-            MONITOR_LABELS,
-            registry=r,
-        )
-        self.errors = Counter(
-            "streamguard_drift_run_errors",
-            "Drift runs that failed, by condition reason.",
-            (*MONITOR_LABELS, "reason"),
-            registry=r,
-        )
+        feature = Family(self.registry, FEATURE_LABELS)
+        monitor = Family(self.registry, MONITOR_LABELS)
+        self.psi = feature.gauge("streamguard_drift_psi",
+                                 "Population stability index of a feature, current vs reference.")
+        self.ks_pvalue = feature.gauge("streamguard_drift_ks_pvalue",
+                                       "Kolmogorov-Smirnov p-value of a feature, current vs reference.")
+        self.detected = feature.gauge("streamguard_drift_detected",
+                                      "1 when the feature drifted beyond its threshold, else 0.")
+        self.share = monitor.gauge("streamguard_drift_share", "Fraction of watched features that drifted (0-1).")
+        self.rows = monitor.gauge("streamguard_drift_rows",
+                                  "Rows compared in the last run, per slice (reference, current).", "slice")
+        self.duration = monitor.gauge("streamguard_drift_run_duration_seconds",
+                                      "Wall time of the last drift run (load + Evidently).")
+        self.last_run = monitor.gauge("streamguard_drift_last_run_timestamp_seconds",
+                                      "Unix time of the last successful drift run.")
+        self.errors = monitor.counter("streamguard_drift_run_errors", "Drift runs that failed, by condition reason.",
+                                      "reason")
         for reason in REASONS:
             self.errors.labels(plan.view, plan.monitor, reason)
 

@@ -104,25 +104,3 @@ def encode_timestamps(micros: np.ndarray) -> list[bytes]:
         out.append(encoded)
     return out
 
-
-def decode_timestamp_nanos(data: bytes | None) -> int:
-    """Nanoseconds since the epoch of a stored Timestamp; 0 when absent (as Feast compares)."""
-    if not data:
-        return 0
-    seconds = nanos = pos = 0
-    while pos < len(data):
-        tag = data[pos]
-        pos += 1
-        value = shift = 0
-        while True:
-            byte = data[pos]
-            pos += 1
-            value |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                break
-            shift += 7
-        if tag >> 3 == 1:
-            seconds = value - (1 << 64) if value >= 1 << 63 else value
-        elif tag >> 3 == 2:
-            nanos = value
-    return seconds * 1_000_000_000 + nanos

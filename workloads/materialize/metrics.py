@@ -6,50 +6,29 @@ A CronJob run is short-lived, so the registry is written in the text exposition 
 
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, write_to_textfile
+from prometheus_client import CollectorRegistry, write_to_textfile
+
+from streamguard.workloads.metricfamily import Family
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.rows = Counter(
-            "streamguard_materialize_rows_total",
-            "Entity rows written to the online store.",
-            ["view"],
-            registry=self.registry,
-        )
-        self.values = Counter(
-            "streamguard_materialize_feature_values_total",
-            "Feature values written to the online store.",
-            ["view"],
-            registry=self.registry,
-        )
-        self.failures = Counter(
-            "streamguard_materialize_failures_total",
-            "Materialization runs that failed.",
-            ["view"],
-            registry=self.registry,
-        )
-        self.backfills = Counter(
+        family = Family(self.registry, ("view",))
+        self.rows = family.counter("streamguard_materialize_rows_total", "Entity rows written to the online store.")
+        self.values = family.counter("streamguard_materialize_feature_values_total",
+                                     "Feature values written to the online store.")
+        self.failures = family.counter("streamguard_materialize_failures_total", "Materialization runs that failed.")
+        self.backfills = family.counter(
             "streamguard_materialize_backfills_total",
-            "Runs that backfilled the TTL's interval after the online store's generation changed.",
-            ["view"],
-            registry=self.registry,
-        )
-        self.duration = Histogram(
-            "streamguard_materialize_duration_seconds",
-            "Wall time of a materialization run.",
-            ["view"],
-            buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
-            registry=self.registry,
-        )
-        self.data_age = Gauge(
+            "Runs that backfilled the TTL's interval after the online store's generation changed.")
+        self.duration = family.histogram("streamguard_materialize_duration_seconds",
+                                         "Wall time of a materialization run.",
+                                         (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800))
+        self.data_age = family.gauge(
             "streamguard_materialize_data_age_seconds",
             "Age of the newest source row a successful run materialized, at the end of that run (frozen until the "
-            "next run; serving's live figure is streamguard_feature_freshness_seconds).",
-            ["view"],
-            registry=self.registry,
-        )
+            "next run; serving's live figure is streamguard_feature_freshness_seconds).")
 
     def succeeded(
         self, view: str, rows: int, features: int, seconds: float, freshness: int | None, backfill: bool = False

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import redis
 
-from streamguard.workloads.materialize.encode import decode_timestamp_nanos
+from streamguard.onlinestore.valueproto import decode_timestamp_nanos
 
 CHUNK_ROWS = 4000
 

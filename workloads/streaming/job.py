@@ -217,30 +217,29 @@ def replay_windows(spark: SparkSession, plan: StreamPlan, bootstrap: str, schema
 BatchHandler = Callable[[DataFrame, int], None]
 
 
-def start_windows(spark: SparkSession, plan: StreamPlan, bootstrap: str, schemas: WriterSchemas,
-                  handle: BatchHandler, starting_timestamp_ms: int | None) -> StreamingQuery:
-    frame = windowed(checked(kafka_source(spark, plan, bootstrap, starting_timestamp_ms), schemas, plan), plan)
+def _start(frame: DataFrame, plan: StreamPlan, query: str, mode: str, trigger_ms: int,
+           handle: BatchHandler) -> StreamingQuery:
+    """Start the ``foreachBatch`` query ``<plan name>-<query>``, checkpointed in its own folder ``query``."""
     return (
-        frame.writeStream.queryName(f"{plan.name}-windows")
-        .outputMode("update")
-        .option("checkpointLocation", str(Path(plan.checkpoint_dir) / "windows"))
-        .trigger(processingTime=f"{plan.trigger_ms} milliseconds")
+        frame.writeStream.queryName(f"{plan.name}-{query}")
+        .outputMode(mode)
+        .option("checkpointLocation", str(Path(plan.checkpoint_dir) / query))
+        .trigger(processingTime=f"{trigger_ms} milliseconds")
         .foreachBatch(handle)
         .start()
     )
+
+
+def start_windows(spark: SparkSession, plan: StreamPlan, bootstrap: str, schemas: WriterSchemas,
+                  handle: BatchHandler, starting_timestamp_ms: int | None) -> StreamingQuery:
+    frame = windowed(checked(kafka_source(spark, plan, bootstrap, starting_timestamp_ms), schemas, plan), plan)
+    return _start(frame, plan, "windows", "update", plan.trigger_ms, handle)
 
 
 def start_dead_letters(spark: SparkSession, plan: StreamPlan, bootstrap: str, schemas: WriterSchemas,
                        handle: BatchHandler, starting_timestamp_ms: int | None) -> StreamingQuery:
     frame = dead_letters(checked(kafka_source(spark, plan, bootstrap, starting_timestamp_ms), schemas, plan))
-    return (
-        frame.writeStream.queryName(f"{plan.name}-dead-letters")
-        .outputMode("append")
-        .option("checkpointLocation", str(Path(plan.checkpoint_dir) / "dead-letters"))
-        .trigger(processingTime=f"{max(plan.trigger_ms, DEAD_LETTER_TRIGGER_MS)} milliseconds")
-        .foreachBatch(handle)
-        .start()
-    )
+    return _start(frame, plan, "dead-letters", "append", max(plan.trigger_ms, DEAD_LETTER_TRIGGER_MS), handle)
 
 
 def write_dead_letters(frame: DataFrame, bootstrap: str, topic: str) -> tuple[int, dict[str, int]]:

@@ -6,7 +6,9 @@ from collections import deque
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
+
+from streamguard.workloads.metricfamily import Family
 
 LABELS = ("namespace", "streamingwindow", "view")
 SEEN_LIMIT = 1000
@@ -23,47 +25,41 @@ def parse_spark_time(text: str | None) -> float | None:
 class StreamMetrics:
     def __init__(self, namespace: str, name: str, view: str, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
+        family = Family(self.registry, LABELS)
         labels = (namespace, name, view)
-        self.input_rate = Gauge("streamguard_stream_input_rows_per_second",
-                                "Rows per second arriving from Kafka in the last micro-batch.", LABELS,
-                                registry=r).labels(*labels)
-        self.processed_rate = Gauge("streamguard_stream_processed_rows_per_second",
-                                    "Rows per second processed in the last micro-batch.", LABELS,
-                                    registry=r).labels(*labels)
-        self.batch_duration = Histogram("streamguard_stream_batch_duration_seconds",
-                                        "Wall-clock duration of each micro-batch (including the Redis write).",
-                                        LABELS, registry=r,
-                                        buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)).labels(*labels)
-        self.event_time_lag = Gauge("streamguard_stream_event_time_lag_seconds",
-                                    "Wall clock minus the newest event time processed.", LABELS,
-                                    registry=r).labels(*labels)
-        self.watermark = Gauge("streamguard_stream_watermark_timestamp_seconds",
-                               "Current event-time watermark (seconds since the epoch).", LABELS,
-                               registry=r).labels(*labels)
-        self.late_dropped = Counter("streamguard_stream_late_groups_dropped",
-                                    "Partial aggregates (entity x closed window x input partition of a batch) "
-                                    "Spark dropped as later than the watermark (numRowsDroppedByWatermark): "
-                                    "not a count of events; above 0, at least one event was dropped from at least "
-                                    "one closed window.", LABELS, registry=r).labels(*labels)
-        self.dead_letters = Counter("streamguard_stream_dead_letter_events",
-                                    "Records that could not be decoded, sent to the dead-letter topic.",
-                                    LABELS, registry=r).labels(*labels)
-        self.lag = Gauge("streamguard_stream_lag_records",
-                         "Records between the windows query's committed offsets and the topic's end offsets at "
-                         "the last check, summed over partitions.", LABELS, registry=r).labels(*labels)
-        self.progress = Gauge("streamguard_stream_progress_timestamp_seconds",
-                              "Newest moment the job was caught up with its topic while healthy (the progress "
-                              "record's progress_at_ms).", LABELS, registry=r).labels(*labels)
-        self.windows_written = Counter("streamguard_stream_windows_written",
-                                       "Window hashes written to Redis.", LABELS, registry=r).labels(*labels)
-        self.query_restarts = Counter("streamguard_stream_query_restarts",
-                                      "Times the streaming query was restarted from its checkpoint.",
-                                      (*LABELS, "reason"), registry=r)
-        self.reseed_duration = Histogram("streamguard_stream_reseed_duration_seconds",
-                                         "Duration of each re-seed of the open windows (a Kafka replay after the "
-                                         "online store lost its generation).", LABELS, registry=r,
-                                         buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300)).labels(*labels)
+        self.input_rate = family.gauge("streamguard_stream_input_rows_per_second",
+                                       "Rows per second arriving from Kafka in the last micro-batch.").labels(*labels)
+        self.processed_rate = family.gauge("streamguard_stream_processed_rows_per_second",
+                                           "Rows per second processed in the last micro-batch.").labels(*labels)
+        self.batch_duration = family.histogram("streamguard_stream_batch_duration_seconds",
+                                               "Wall-clock duration of each micro-batch (including the Redis write).",
+                                               (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)).labels(*labels)
+        self.event_time_lag = family.gauge("streamguard_stream_event_time_lag_seconds",
+                                           "Wall clock minus the newest event time processed.").labels(*labels)
+        self.watermark = family.gauge("streamguard_stream_watermark_timestamp_seconds",
+                                      "Current event-time watermark (seconds since the epoch).").labels(*labels)
+        self.late_dropped = family.counter("streamguard_stream_late_groups_dropped",
+                                           "Partial aggregates (entity x closed window x input partition of a batch) "
+                                           "Spark dropped as later than the watermark (numRowsDroppedByWatermark): "
+                                           "not a count of events; above 0, at least one event was dropped from at "
+                                           "least one closed window.").labels(*labels)
+        self.dead_letters = family.counter("streamguard_stream_dead_letter_events",
+                                           "Records that could not be decoded, sent to the dead-letter topic."
+                                           ).labels(*labels)
+        self.lag = family.gauge("streamguard_stream_lag_records",
+                                "Records between the windows query's committed offsets and the topic's end offsets "
+                                "at the last check, summed over partitions.").labels(*labels)
+        self.progress = family.gauge("streamguard_stream_progress_timestamp_seconds",
+                                     "Newest moment the job was caught up with its topic while healthy (the progress "
+                                     "record's progress_at_ms).").labels(*labels)
+        self.windows_written = family.counter("streamguard_stream_windows_written",
+                                              "Window hashes written to Redis.").labels(*labels)
+        self.query_restarts = family.counter("streamguard_stream_query_restarts",
+                                             "Times the streaming query was restarted from its checkpoint.", "reason")
+        self.reseed_duration = family.histogram("streamguard_stream_reseed_duration_seconds",
+                                                "Duration of each re-seed of the open windows (a Kafka replay after "
+                                                "the online store lost its generation).",
+                                                (1, 2, 5, 10, 20, 30, 60, 120, 300)).labels(*labels)
         self._labels = labels
         self._seen: set[tuple[str, int, str]] = set()
         self._order: deque[tuple[str, int, str]] = deque()

@@ -56,7 +56,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{- define "streamguard.servingName" -}}
+{{- if .Values.serving.fullnameOverride }}
+{{- .Values.serving.fullnameOverride }}
+{{- else }}
 {{- printf "%s-serving" (include "streamguard.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
 {{- end }}
 
 {{- define "streamguard.operatorName" -}}

@@ -3,7 +3,7 @@
 {{- default .Release.Namespace .Values.serving.namespace }}
 {{- end }}
 
-{{/* Arguments of `streamguard serve` (as streamguard.serving.manifests renders them). */}}
+{{/* Arguments of `streamguard serve`. */}}
 {{- define "streamguard.servingArgs" -}}
 - serve
 - --from-cluster={{ include "streamguard.servingNamespace" . }}

@@ -11,14 +11,7 @@ if [[ -x "$out/actionlint" ]]; then
   echo "[actionlint] $ver already in $out"
   exit 0
 fi
-export GOTOOLCHAIN=local CGO_ENABLED=0
-tmp="$out.partial"
-rm -rf "$tmp"
-mkdir -p "$tmp"
+source "$(dirname "${BASH_SOURCE[0]}")/lib-go.sh"
 echo "[actionlint] go install github.com/rhysd/actionlint/cmd/actionlint@$ver"
-GOBIN="$tmp" go install -trimpath -ldflags "-s -w -X github.com/rhysd/actionlint.version=$ver" \
-  "github.com/rhysd/actionlint/cmd/actionlint@$ver"
-mkdir -p "$out"
-mv "$tmp/actionlint" "$out/actionlint"
-rmdir "$tmp"
+go_install_into "$out" "github.com/rhysd/actionlint/cmd/actionlint@$ver" "-X github.com/rhysd/actionlint.version=$ver"
 echo "[actionlint] built into $out"

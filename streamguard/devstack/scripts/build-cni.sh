@@ -4,11 +4,8 @@
 # Usage: build-cni.sh VERSION OUT_DIR
 set -euo pipefail
 ver=$1 out=$2
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
-work=$(mktemp -d "${out%/}.work.XXXX")
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-printf 'module local/cnibins\n\ngo 1.26.0\n' > go.mod
+source "$(dirname "${BASH_SOURCE[0]}")/lib-go.sh"
+go_wrapper_module cnibins "$out"
 mod=github.com/containernetworking/plugins
 plugins="main/bridge main/loopback ipam/host-local meta/portmap"
 echo "[cni] fetching $mod@$ver"

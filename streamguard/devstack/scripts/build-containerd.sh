@@ -5,11 +5,8 @@
 # Usage: build-containerd.sh VERSION OUT_DIR      (VERSION like v2.4.2)
 set -euo pipefail
 ver=$1 out=$2
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
-work=$(mktemp -d "${out%/}.work.XXXX")
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-printf 'module local/containerdbins\n\ngo 1.26.0\n' > go.mod
+source "$(dirname "${BASH_SOURCE[0]}")/lib-go.sh"
+go_wrapper_module containerdbins "$out"
 mod=github.com/containerd/containerd/v2
 cmds="containerd ctr containerd-shim-runc-v2"
 echo "[containerd] fetching $mod@$ver"

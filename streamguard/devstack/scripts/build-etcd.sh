@@ -4,11 +4,8 @@
 # Usage: build-etcd.sh ETCD_VERSION OUT_DIR
 set -euo pipefail
 ver=$1 out=$2
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
-work=$(mktemp -d "${out%/}.work.XXXX")
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-printf 'module local/etcdbin\n\ngo 1.26.0\n' > go.mod
+source "$(dirname "${BASH_SOURCE[0]}")/lib-go.sh"
+go_wrapper_module etcdbin "$out"
 echo "[etcd] fetching go.etcd.io/etcd/server/v3@$ver"
 go get "go.etcd.io/etcd/server/v3@$ver"
 echo "[etcd] compiling"

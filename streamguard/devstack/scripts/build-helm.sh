@@ -3,12 +3,7 @@
 # Usage: build-helm.sh HELM_VERSION OUT_DIR
 set -euo pipefail
 ver=$1 out=$2
-export GOTOOLCHAIN=local CGO_ENABLED=0
-mkdir -p "$out.tmp"
+source "$(dirname "${BASH_SOURCE[0]}")/lib-go.sh"
 echo "[helm] go install helm.sh/helm/v3/cmd/helm@$ver"
-GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$ver" \
-  "helm.sh/helm/v3/cmd/helm@$ver"
-mkdir -p "$out"
-mv "$out.tmp/helm" "$out/helm"
-rmdir "$out.tmp"
+go_install_into "$out" "helm.sh/helm/v3/cmd/helm@$ver" "-X helm.sh/helm/v3/internal/version.version=$ver"
 echo "[helm] built into $out"

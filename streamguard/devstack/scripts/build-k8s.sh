@@ -8,11 +8,8 @@
 set -euo pipefail
 k8s=$1 stg=$2 out=$3
 shift 3
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
-work=$(mktemp -d "${out%/}.work.XXXX")
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-printf 'module local/k8sbins\n\ngo 1.26.0\n' > go.mod
+source "$(dirname "${BASH_SOURCE[0]}")/lib-go.sh"
+go_wrapper_module k8sbins "$out"
 echo "[k8s] resolving k8s.io/kubernetes@$k8s"
 gomod=$(go mod download -json "k8s.io/kubernetes@$k8s" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
 for m in $(awk '$1 ~ /^k8s\.io\// && $2=="v0.0.0" {print $1}' "$gomod" | sort -u); do

@@ -8,11 +8,7 @@ if [[ -x "$out/promtool" ]]; then
   echo "[promtool] cached in $out"
   exit 0
 fi
-export GOTOOLCHAIN=local CGO_ENABLED=0
-mkdir -p "$out.tmp"
+source "$(dirname "${BASH_SOURCE[0]}")/lib-go.sh"
 echo "[promtool] go install github.com/prometheus/prometheus/cmd/promtool@$ver"
-GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w" "github.com/prometheus/prometheus/cmd/promtool@$ver"
-mkdir -p "$out"
-mv "$out.tmp/promtool" "$out/promtool"
-rmdir "$out.tmp"
+go_install_into "$out" "github.com/prometheus/prometheus/cmd/promtool@$ver"
 echo "[promtool] built into $out"

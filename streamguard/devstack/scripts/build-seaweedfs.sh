@@ -5,7 +5,8 @@
 # Usage: build-seaweedfs.sh MODULE_VERSION OUT_DIR
 set -euo pipefail
 ver=$1 out=$2
-export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+source "$(dirname "${BASH_SOURCE[0]}")/lib-go.sh"
+export GOFLAGS=-mod=mod
 work=$(mktemp -d "${out%/}.work.XXXX")
 trap 'chmod -R u+w "$work"; rm -rf "$work"' EXIT
 echo "[seaweedfs] go mod download github.com/seaweedfs/seaweedfs@$ver"
