@@ -1,7 +1,7 @@
 """Recovery benchmark: for each dependency (the schema registry, the Kafka broker), the time from its return
 after an outage to exact values, when the job started during the outage and when the outage hit mid-stream.
 
-Runs the outage scenario of the tests (``tests/streaming/outages.py``, so the benchmark measures exactly
+Runs the outage scenario of the tests (``tests/workloads/streaming/outages.py``, so the benchmark measures exactly
 what the tests assert) on a Kafka broker, an Apicurio registry and a Redis of its own (a private run
 directory of the devstack, so stopping or killing them disturbs nothing else; no kube-apiserver: the job's
 progress record stands in for its condition). Needs the provisioned stack artifacts (``streamguard dev
@@ -37,14 +37,14 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.private_stack import private_stack  # noqa: E402
 from streamguard.devstack.machine import machine_facts  # noqa: E402
-from tests.streaming.outages import (  # noqa: E402
+from tests.workloads.streaming.outages import (  # noqa: E402
     EVENTS,
     Outcome,
     Scenario,
     broker_outages,
     registry_outages,
 )
-from tests.streaming.support import V1  # noqa: E402
+from tests.workloads.streaming.support import V1  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "recovery.json"
 

@@ -25,7 +25,7 @@ from streamguard.contracts.registry import (
     SchemaRegistry,
     T,
 )
-from tests.streaming.support import V1, V2, V3
+from tests.workloads.streaming.support import V1, V2, V3
 
 AWKWARD = " a/b?c#d%e&f+g ä"
 """Characters that change a URL's meaning unless quoted: path separator, query, fragment, escape, form."""

@@ -1,6 +1,6 @@
 """The Dockerfile, checked without Docker: what it copies exists, what it runs exists, and its build steps
 match the project (Python and Spark versions, connector artifacts, the package it installs). The image
-itself is built from it by tests/node (``streamguard dev image``)."""
+itself is built from it by tests/devstack/node (``streamguard dev image``)."""
 
 import re
 import shlex

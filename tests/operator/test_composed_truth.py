@@ -50,7 +50,7 @@ from streamguard.windows import WindowShape, aggregate
 from streamguard.workloads.producer.kafka import TransactionSender
 from tests.operator import manifests
 from tests.operator.conftest import Cluster, OperatorProcess
-from tests.streaming.support import V1, V2, delete_topics, free_port
+from tests.workloads.streaming.support import V1, V2, delete_topics, free_port
 
 pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1200)]
 

@@ -18,7 +18,7 @@ from kubernetes import client
 from streamguard.devstack.endpoints import Endpoints
 from tests.operator import manifests
 from tests.operator.conftest import Cluster, Kubectl, OperatorProcess, operator_env
-from tests.streaming.support import delete_topics
+from tests.workloads.streaming.support import delete_topics
 
 pytestmark = pytest.mark.stack
 

@@ -15,7 +15,7 @@ from streamguard.contracts import wire
 from streamguard.contracts.registry import SchemaRegistry
 from streamguard.workloads.producer.events import TrafficProfile, events
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic, schema_fields
-from tests.streaming.support import V1
+from tests.workloads.streaming.support import V1
 
 pytestmark = pytest.mark.stack
 

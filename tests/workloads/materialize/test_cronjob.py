@@ -1,0 +1,133 @@
+"""Materialization through the real CronJob: the operator renders it from an applied FeatureView, we read
+it back from the apiserver and run its container command with its env and its mounted job.json."""
+
+import base64
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import redis
+import yaml
+from kubernetes import client
+
+from streamguard.api.common import GROUP, VERSION
+from streamguard.devstack.endpoints import Endpoints
+from streamguard.finserve.resources import EXAMPLES_DIR
+from tests.operator.conftest import OperatorProcess, operator_env
+from tests.polling import wait_for
+from tests.workloads.materialize.support import delete_project, dump
+
+
+def _resolve_env(core: client.CoreV1Api, namespace: str, env: list[Any]) -> dict[str, str]:
+    out = {}
+    for item in env:
+        if item.value is not None:
+            out[item.name] = item.value
+        elif item.value_from and item.value_from.secret_key_ref:
+            ref = item.value_from.secret_key_ref
+            secret = core.read_namespaced_secret(ref.name, namespace)
+            out[item.name] = base64.b64decode((secret.data or {})[ref.key]).decode()
+    return out
+
+
+def test_cronjob_command_materializes_the_view(
+    stack: Endpoints,
+    kube_api: client.ApiClient,
+    crds: None,
+    prometheus_crds: Path,
+    kubectl: Any,
+    namespace: str,
+    redis_client: redis.Redis,
+    project: str,
+    tmp_path: Path,
+) -> None:
+    core, batch = client.CoreV1Api(kube_api), client.BatchV1Api(kube_api)
+    core.create_namespaced_secret(
+        namespace,
+        client.V1Secret(metadata=client.V1ObjectMeta(name="streamguard-redis"), string_data={"url": stack.redis_url}),
+    )
+    source = tmp_path / "customer_profile.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "customer_id": ["C000001", "C000002", "C000001"],
+                "event_timestamp": pa.array(
+                    [
+                        datetime(2026, 10, 1, tzinfo=UTC),
+                        datetime(2026, 10, 1, tzinfo=UTC),
+                        datetime(2026, 10, 2, tzinfo=UTC),
+                    ],
+                    pa.timestamp("us", tz="UTC"),
+                ),
+                "cust_txn_count_7d": pa.array([3, 1, 4], pa.int64()),
+                "cust_txn_count_30d": pa.array([9, 2, 10], pa.int64()),
+                "cust_amount_avg_30d": [20.5, None, 21.0],
+                "cust_foreign_ratio_30d": [0.0, None, 0.1],
+                "cust_distinct_merchants_90d": pa.array([5, 1, 6], pa.int64()),
+            }
+        ),
+        source,
+    )
+    manifest = yaml.safe_load((EXAMPLES_DIR / "customer-profile.yaml").read_text())
+    manifest["spec"]["project"] = project
+    manifest["spec"]["source"]["path"] = str(source)
+    manifest_file = tmp_path / "fv.yaml"
+    manifest_file.write_text(yaml.safe_dump(manifest))
+
+    operator = OperatorProcess(namespace, operator_env(stack), tmp_path / "operator.log").start()
+    try:
+        kubectl("apply", "-n", namespace, "-f", str(manifest_file))
+        cron: Any = wait_for(
+            "the materialization CronJob", lambda: next(iter(batch.list_namespaced_cron_job(namespace).items), None)
+        )
+    finally:
+        operator.stop()
+    assert cron.spec.schedule == manifest["spec"]["materialization"]["schedule"]
+    pod = cron.spec.job_template.spec.template.spec
+    container = pod.containers[0]
+    assert container.command[:3] == ["streamguard", "workload", "materialize"]
+    env = _resolve_env(core, namespace, container.env or [])
+    assert env["STREAMGUARD_REDIS_URL"] == stack.redis_url
+
+    # Mount the job ConfigMap where the container expects it (a temp dir stands in for the mount path).
+    command = list(container.command) + list(container.args or [])
+    for mount in container.volume_mounts:
+        volume = next(v for v in pod.volumes if v.name == mount.name)
+        if volume.config_map is None:
+            continue
+        local = tmp_path / "mounts" / mount.name
+        local.mkdir(parents=True)
+        for key, text in (core.read_namespaced_config_map(volume.config_map.name, namespace).data or {}).items():
+            (local / key).write_text(text)
+        command = [arg.replace(mount.mount_path, str(local)) for arg in command]
+    command[0] = str(Path(sys.executable).parent / command[0])
+    run_env = {**env, "KUBECONFIG": stack.kubeconfig, "PATH": str(Path(sys.executable).parent)}
+    try:
+        done = subprocess.run(
+            [*command, "--end", "2026-10-03T00:00:00Z"],
+            env=run_env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        stored = dump(redis_client, project)
+        assert len(stored) == 2
+        view = cast(
+            dict[str, Any],
+            client.CustomObjectsApi(kube_api).get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "featureviews", "customer-profile"
+            ),
+        )
+        assert view["status"]["materializedUntil"] == "2026-10-03T00:00:00Z"
+        conditions = {c["type"]: c for c in view["status"]["conditions"]}
+        assert conditions["Materialized"]["status"] == "True"
+        assert view["status"]["rowsMaterialized"] == 2
+    finally:
+        delete_project(redis_client, project)

@@ -1,0 +1,332 @@
+"""Helpers of the streaming tests: FinServe specs, a job process, the pure-Python oracle, Redis reads."""
+
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import redis
+import yaml
+from kubernetes import client
+
+from streamguard.api.featureview import Entity, Feature, FeatureView, FeatureViewSpec
+from streamguard.api.streamingwindow import (
+    Aggregation,
+    AvroContract,
+    KafkaSource,
+    StreamingWindow,
+    StreamingWindowSpec,
+    Window,
+)
+from streamguard.contracts.registry import SchemaRegistry
+from streamguard.devstack.endpoints import Endpoints
+from streamguard.jobspec import StreamJob
+from streamguard.onlinestore.window_layout import StreamProgress, decode_number, heartbeat_key, window_key
+from streamguard.windows import WindowShape, aggregate
+
+if TYPE_CHECKING:
+    from tests.conftest import Kubectl
+
+REPO = Path(__file__).resolve().parents[3]
+CONTRACTS = REPO / "examples" / "finserve" / "contracts"
+V1 = (CONTRACTS / "transaction-v1.avsc").read_text()
+V2 = (CONTRACTS / "transaction-v2.avsc").read_text()
+V3 = (CONTRACTS / "transaction-v3-incompatible.avsc").read_text()
+FINSERVE_WINDOWS = [Window(name="1m", length="1m", slide="15s"), Window(name="5m", length="5m", slide="1m"),
+                    Window(name="1h", length="1h", slide="5m")]
+Key = tuple[str, str, int]
+"""(entity, window suffix, window end ms)."""
+AGGREGATIONS = [
+    Aggregation(name="txn_count", function="count"),
+    Aggregation(name="amount_sum", function="sum", field="amount"),
+    Aggregation(name="amount_max", function="max", field="amount"),
+]
+"""The aggregations most streaming tests window: a count, a sum and a max."""
+NAMES = [a.name for a in AGGREGATIONS]
+ONE_OF_EACH = [
+    Aggregation(name="txn_count", function="count"),
+    Aggregation(name="amount_sum", function="sum", field="amount"),
+    Aggregation(name="amount_avg", function="avg", field="amount"),
+    Aggregation(name="amount_min", function="min", field="amount"),
+    Aggregation(name="amount_max", function="max", field="amount"),
+]
+"""One aggregation of every function, for the parity tests."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def window_spec(topic: str, schema: str, aggregations: Sequence[Aggregation], watermark: str = "2m",
+                trigger: str = "1s", view: str = "account-realtime") -> StreamingWindowSpec:
+    return StreamingWindowSpec(
+        feature_view=view,
+        source=KafkaSource(topic=topic, starting_offsets="earliest"),
+        contract=AvroContract(subject=f"{topic}-value", schema=schema),  # type: ignore[call-arg]
+        key_field="account_id",
+        event_time_field="event_time",
+        watermark=watermark,
+        trigger_interval=trigger,
+        windows=list(FINSERVE_WINDOWS),
+        aggregations=list(aggregations),
+    )
+
+
+def view_spec(spec: StreamingWindowSpec, project: str, deprecated: Iterable[str] = ()) -> FeatureViewSpec:
+    old = set(deprecated)
+    features = []
+    for agg in spec.aggregations:
+        for window in spec.windows:
+            name = f"{agg.name}_{window.suffix}"
+            features.append(Feature(name=name, dtype="INT64" if agg.function == "count" else "FLOAT64",
+                                    deprecated=agg.name in old))
+    return FeatureViewSpec(project=project, entities=[Entity(name="account", join_key="account_id")],
+                           features=features, ttl="2h", freshness_sla="5m")
+
+
+def write_job(path: Path, namespace: str, name: str, spec: StreamingWindowSpec, view: FeatureViewSpec,
+              checkpoint: Path, metrics_port: int) -> Path:
+    job = StreamJob(namespace=namespace, name=name, generation=1, window=spec, view_name=spec.feature_view,
+                    view=view, subject=spec.contract.subject or f"{spec.source.topic}-value",
+                    checkpoint_dir=str(checkpoint), metrics_port=metrics_port)
+    path.write_text(job.model_dump_json(by_alias=True, exclude_none=True, indent=2))
+    return path
+
+
+def job_in(folder: Path, stack: Endpoints, namespace: str, name: str, spec: StreamingWindowSpec,
+           view: FeatureViewSpec, extra_env: dict[str, str] | None = None) -> "JobProcess":
+    """The job of ``spec`` (not started) on a free metrics port, with its config, checkpoint and log in ``folder``."""
+    port = free_port()
+    config = write_job(folder / "job.json", namespace, name, spec, view, folder / "checkpoint", port)
+    return JobProcess.for_config(config, stack, folder / "job.log", port, extra_env=extra_env)
+
+
+class JobProcess:
+    """The streaming job as a child process (its own Spark driver), logging into a file."""
+
+    def __init__(self, argv: Sequence[str], env: dict[str, str], log: Path, metrics_port: int) -> None:
+        self.argv = list(argv)
+        self.env = env
+        self.log = log
+        self.metrics_port = metrics_port
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def for_config(cls, config: Path, stack: Endpoints, log: Path, metrics_port: int,
+                   extra_env: dict[str, str] | None = None) -> "JobProcess":
+        env = {**os.environ, **stack.env()}
+        env.pop("KUBECONFIG", None)  # no StreamRunning condition unless the test asks for one
+        env.update(extra_env or {})
+        argv = [str(Path(sys.executable).parent / "streamguard"), "workload", "stream", "--config", str(config)]
+        return cls(argv, env, log, metrics_port)
+
+    def start(self) -> "JobProcess":
+        out = self.log.open("ab")
+        self.process = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the job and its Spark JVM (the whole process group): a crash, not a shutdown."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(30)
+
+    def stop(self, timeout: float = 60) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # like the kubelet: PID 1 only
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(30)
+        return self.process.returncode
+
+    def tail(self, lines: int = 60) -> str:
+        if not self.log.exists():
+            return "(no log)"
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def metrics(self) -> dict[str, float]:
+        """Samples of the job's /metrics, ``name{labels}`` -> value (labels stripped to the name)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        out: dict[str, float] = defaultdict(float)
+        for line in text.splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            name_labels, _, value = line.rpartition(" ")
+            out[name_labels.split("{")[0]] += float(value)
+            out[name_labels] = float(value)
+        return out
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, job: JobProcess | None = None,
+             every: float = 1.0) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` (and the job log) on timeout."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except (OSError, redis.RedisError) as error:
+            last = error
+        if last and not isinstance(last, Exception):
+            return last
+        if job is not None and not job.alive():
+            raise AssertionError(f"job exited while waiting for {what}:\n{job.tail()}")
+        time.sleep(every)
+    log = f"\njob log:\n{job.tail()}" if job else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r}){log}")
+
+
+def expected_windows(events: Iterable[dict[str, Any]], spec: StreamingWindowSpec,
+                     watermark_at: Callable[[dict[str, Any]], int] | None = None) -> dict[Key, dict[str, Any]]:
+    """The oracle: every non-empty window of every entity per ``streamguard.windows``. With
+    ``watermark_at(event)`` an event is left out of windows whose end is at or before that watermark."""
+    values: dict[Key, list[dict[str, Any]]] = defaultdict(list)
+    shapes = [(w.suffix, WindowShape.parse(w.length, w.slide)) for w in spec.windows]
+    for event in events:
+        closed = watermark_at(event) if watermark_at else None
+        for suffix, shape in shapes:
+            for end in shape.ends_containing(int(event[spec.event_time_field])):
+                if closed is None or end > closed:
+                    values[(str(event[spec.key_field]), suffix, end)].append(event)
+    return {
+        key: {a.name: aggregate(a.function, [e.get(a.field) if a.field else 1 for e in rows])
+              for a in spec.aggregations}
+        for key, rows in values.items()
+    }
+
+
+def batch_windows(events: list[dict[str, Any]], spec: StreamingWindowSpec,
+                  names: Sequence[str]) -> dict[Key, dict[str, Any]]:
+    """The offline job's recomputation of the same windows (Spark batch, ``workloads/batch``)."""
+    from pyspark.sql import SparkSession
+
+    from streamguard.workloads.batch.windows import compute_window_features
+
+    spark = (SparkSession.builder.master("local[1]").appName("streaming-batch-recomputation")
+             .config("spark.sql.shuffle.partitions", "1").config("spark.ui.enabled", "false")
+             .config("spark.sql.session.timeZone", "UTC").getOrCreate())
+    try:
+        frame = spark.createDataFrame([(e["account_id"], e["event_time"], e["amount"]) for e in events],
+                                      "account_id string, event_time long, amount double")
+        rows = compute_window_features(frame, spec).collect()
+    finally:
+        spark.stop()
+    return {(r["account_id"], r["window"], int(r["window_end_ms"])): {n: r[n] for n in names} for r in rows}
+
+
+def read_windows(client: "redis.Redis", project: str, view: str,
+                 keys: Iterable[Key]) -> dict[Key, dict[str, float | int | None]]:
+    wanted = list(keys)
+    pipe = client.pipeline(transaction=False)
+    for key in wanted:
+        pipe.hgetall(window_key(project, view, key[1], key[2], {"account_id": key[0]}))  # type: ignore[arg-type]
+    out = {}
+    for key, raw in zip(wanted, pipe.execute(), strict=True):
+        if raw:
+            out[key] = {field.decode(): decode_number(value) for field, value in raw.items()}
+    return out
+
+
+def count_window_keys(client: "redis.Redis", project: str, view: str) -> int:
+    return sum(1 for _ in client.scan_iter(match=f"sgw:*{project}:{view}:*".encode(), count=1000))
+
+
+def same(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is b
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
+
+
+def mismatches(expected: dict[Key, dict[str, Any]], online: dict[Key, dict[str, Any]],
+               names: Sequence[str]) -> list[str]:
+    """Differences between the oracle and Redis (a null aggregate is an absent field)."""
+    out = []
+    for key, values in expected.items():
+        got = online.get(key)
+        if got is None:
+            out.append(f"{key}: missing in Redis")
+            continue
+        for name in names:
+            if not same(values[name], got.get(name)):
+                out.append(f"{key}.{name}: expected {values[name]!r}, online {got.get(name)!r}")
+    return out
+
+
+def online_mismatches(client: "redis.Redis", project: str, spec: StreamingWindowSpec,
+                      events: Iterable[dict[str, Any]], names: Sequence[str]) -> list[str]:
+    """Differences between the oracle over ``events`` and the windows Redis holds for ``spec``'s view."""
+    expected = expected_windows(events, spec)
+    return mismatches(expected, read_windows(client, project, spec.feature_view, expected), names)
+
+
+def apply_window(kube_api: client.ApiClient, kubectl: "Kubectl", namespace: str, spec: StreamingWindowSpec,
+                 view: FeatureViewSpec) -> None:
+    """A namespace ``namespace`` holding the FeatureView of ``spec`` and the StreamingWindow ``activity`` (the
+    job reports ``StreamRunning`` on it)."""
+    client.CoreV1Api(kube_api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    manifests = [FeatureView(metadata={"name": spec.feature_view, "namespace": namespace}, spec=view).wire(),
+                 StreamingWindow(metadata={"name": "activity", "namespace": namespace}, spec=spec).wire()]
+    kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(manifests))
+
+
+def stream_running(kubectl: "Kubectl", namespace: str, name: str) -> dict[str, Any] | None:
+    """The StreamingWindow's ``StreamRunning`` condition (``None`` until the job reports one)."""
+    live = json.loads(kubectl("get", "streamingwindow", name, "-n", namespace, "-o", "json").stdout)
+    found: dict[str, Any] | None = next((c for c in (live.get("status") or {}).get("conditions", [])
+                                         if c["type"] == "StreamRunning"), None)
+    return found
+
+
+def progress(client: "redis.Redis", project: str, view: str) -> StreamProgress | None:
+    """The view's progress record as the job last wrote it."""
+    return StreamProgress.parse(client.hgetall(heartbeat_key(project, view)))  # type: ignore[arg-type]
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """Partition -> end offset of ``topic`` (how many records it ever held)."""
+    from streamguard.workloads.streaming.offsets import TopicProbe
+
+    probe = TopicProbe(bootstrap, topic)
+    return probe.end_offsets(probe.partitions())
+
+
+@contextmanager
+def scratch_topic(stack: Endpoints, prefix: str) -> Iterator[str]:
+    """A fresh topic name on the stack's Kafka; afterwards the topic, its dead-letter topic and its value
+    subject are deleted."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    yield name
+    delete_topics(stack.kafka_bootstrap, name, name + ".dlq")
+    with SchemaRegistry(stack.registry_url) as registry:
+        registry.delete_subject(f"{name}-value", permanent=True)
+
+
+def delete_topics(bootstrap: str, *topics: str) -> None:
+    """Delete test topics and wait for it (a dropped AdminClient may never send the request)."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.delete_topics(list(topics), operation_timeout=30).values():
+        future.result(timeout=60)

@@ -1,0 +1,161 @@
+"""Pure parts of the streaming spine: the generator, the job plan, the Redis rendering, metrics accounting."""
+
+import json
+from itertools import pairwise
+from pathlib import Path
+
+import pytest
+
+from streamguard.api.streamingwindow import Aggregation
+from streamguard.jobspec import StreamJob, load
+from streamguard.onlinestore.window_layout import decode_number, window_key
+from streamguard.windows import WindowShape
+from streamguard.workloads.producer.events import TrafficProfile, events, generate
+from streamguard.workloads.streaming import sink
+from streamguard.workloads.streaming.decode import unknown_ids
+from streamguard.workloads.streaming.metrics import StreamMetrics
+from streamguard.workloads.streaming.plan import StreamSpecError, build
+from streamguard.workloads.streaming.status import render_condition
+from tests.workloads.streaming.support import V1, V2, view_spec, window_spec, write_job
+
+AGGS = [Aggregation(name="txn_count", function="count"), Aggregation(name="amount_sum", function="sum", field="amount"),
+        Aggregation(name="amount_max", function="max", field="amount")]
+
+
+def _job(tmp_path: Path, schema: str = V1, aggs: list[Aggregation] | None = None) -> StreamJob:
+    spec = window_spec("t", schema, aggs or AGGS)
+    path = write_job(tmp_path / "job.json", "ns", "sw", spec, view_spec(spec, "proj"), tmp_path / "ck", 9999)
+    return load(StreamJob, path)
+
+
+def test_generator_is_deterministic_with_bursts_and_disorder() -> None:
+    profile = TrafficProfile(rate=10, burst_every_s=20, burst_duration_s=5, burst_rate=200,
+                             out_of_order_fraction=0.2, out_of_order_s=60, late_fraction=0.01, late_by_s=300)
+    first = events(profile, seed=7, start_ms=1_000_000_000_000, count=2000)
+    assert first == events(profile, seed=7, start_ms=1_000_000_000_000, count=2000)
+    assert first != events(profile, seed=8, start_ms=1_000_000_000_000, count=2000)
+    fraud = [e for e in first if e["is_fraud"]]
+    assert len(fraud) > 500 and len({e["account_id"] for e in fraud}) <= 3 * 4
+    times = [e["event_time"] for e in first]
+    assert any(b < a for a, b in pairwise(times))
+    sends = [x.send_offset_ms for x in generate(profile, 7, 0, count=2000)]
+    late = [sends[i] - times[i] + 1_000_000_000_000 for i in range(len(times))]
+    assert max(late) == 300_000
+
+
+def test_generator_refuses_bad_profiles() -> None:
+    with pytest.raises(ValueError, match="rate must be positive"):
+        TrafficProfile(rate=0)
+    with pytest.raises(ValueError, match="late_fraction"):
+        TrafficProfile(late_fraction=2)
+
+
+def test_plan_resolves_defaults(tmp_path: Path) -> None:
+    plan = build(_job(tmp_path))
+    assert [(w.suffix, w.length_ms, w.slide_ms, w.count) for w in plan.windows] == [
+        ("1m", 60_000, 15_000, 4), ("5m", 300_000, 60_000, 5), ("1h", 3_600_000, 300_000, 12)]
+    assert plan.dead_letter_topic == "t.dlq" and plan.subject == "t-value"
+    assert plan.join_key == "account_id" and plan.project == "proj" and plan.watermark_ms == 120_000
+
+
+@pytest.mark.parametrize(
+    ("aggs", "message"),
+    [
+        ([Aggregation(name="x", function="sum", field="nope")], r"spec.aggregations\[0\].field: 'nope' is not a field"),
+        ([Aggregation(name="x", function="max", field="currency")],
+         r"spec.aggregations\[0\].field: 'currency' is string, not numeric"),
+    ],
+)
+def test_plan_errors_name_the_resource_and_field(tmp_path: Path, aggs: list[Aggregation], message: str) -> None:
+    with pytest.raises(StreamSpecError, match=rf"StreamingWindow ns/sw: {message}"):
+        build(_job(tmp_path, aggs=aggs))
+
+
+def test_plan_refuses_a_non_timestamp_event_time(tmp_path: Path) -> None:
+    schema = json.loads(V1)
+    for field in schema["fields"]:
+        if field["name"] == "event_time":
+            field["type"] = "string"
+    with pytest.raises(StreamSpecError, match=r"spec\.eventTimeField: 'event_time' must be a long"):
+        build(_job(tmp_path, schema=json.dumps(schema)))
+
+
+def test_plan_accepts_fields_of_v2_only(tmp_path: Path) -> None:
+    plan = build(_job(tmp_path, V2, [Aggregation(name="amount_sum_v2", function="sum", field="amount_usd")]))
+    assert plan.aggregations[0].field == "amount_usd"
+    assert "account_id" in plan.required_fields and "amount_usd" not in plan.required_fields
+
+
+def test_render_overwrites_whole_windows_and_drops_null_fields(tmp_path: Path) -> None:
+    plan = build(_job(tmp_path))
+    writes = list(sink.render(plan, {
+        sink.KEY: ["A1", "A1"], sink.SUFFIX: ["1m", "1h"], sink.END: [60_000, 3_600_000],
+        "txn_count": [2, 3], "amount_sum": [5.5, 0.0], "amount_max": [3.25, None],
+    }))
+    assert writes[0].key == window_key("proj", "account-realtime", "1m", 60_000, {"account_id": "A1"})
+    names = ["txn_count", "amount_sum", "amount_max"]
+    assert {k: decode_number(v) for k, v in writes[0].fields(names).items()} == {"txn_count": 2, "amount_sum": 5.5,
+                                                                                "amount_max": 3.25}
+    assert writes[1].nulls(names) == ["amount_max"]
+    assert writes[0].ttl_ms == 60_000 + 15_000 + 120_000 + 300_000
+
+
+def test_metrics_count_each_progress_once() -> None:
+    metrics = StreamMetrics("ns", "sw", "view")
+    progress = {"runId": "r", "batchId": 3, "timestamp": "2026-01-01T00:00:10.000Z", "inputRowsPerSecond": 5.0,
+                "processedRowsPerSecond": 50.0, "durationMs": {"triggerExecution": 1200},
+                "eventTime": {"max": "2026-01-01T00:00:05.000Z", "watermark": "2026-01-01T00:00:00.000Z"},
+                "stateOperators": [{"numRowsDroppedByWatermark": 6}]}
+    assert metrics.observe(progress, now=1767225610.0)
+    assert not metrics.observe(progress)
+    assert metrics.late_dropped._value.get() == 6
+    assert metrics.event_time_lag._value.get() == pytest.approx(5.0)
+    assert metrics.last_watermark_ms == 1767225600000
+
+
+def test_unknown_schema_ids_are_read_from_the_error_text() -> None:
+    text = "Job aborted ... [USER_RAISED_EXCEPTION] streamguard-unknown-schema-id:42 SQLSTATE ... id:7"
+    assert unknown_ids(text) == {42}
+
+
+def test_condition_render_carries_only_stream_running() -> None:
+    from datetime import UTC, datetime
+
+    body = render_condition("ns", "sw", 3, "True", "Running", "ok", datetime(2026, 1, 1, tzinfo=UTC))
+    assert body["status"] == {"conditions": [{"type": "StreamRunning", "status": "True", "reason": "Running",
+                                              "message": "ok", "observedGeneration": 3,
+                                              "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+
+
+def test_oracle_window_ends_match_the_shared_semantics() -> None:
+    shape = WindowShape.parse("1m", "15s")
+    assert list(shape.ends_containing(75_000)) == [90_000, 105_000, 120_000, 135_000]
+
+
+def test_stream_command_reports_bad_config_without_starting_spark(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from streamguard.workloads.streaming.cli import command
+
+    missing = CliRunner().invoke(command, ["--config", str(tmp_path / "nope.json")])
+    assert missing.exit_code == 1 and "nope.json not found (is the ConfigMap mounted?)" in missing.output
+    spec = window_spec("t", V1, [Aggregation(name="x", function="sum", field="amount_usd")])
+    bad = write_job(tmp_path / "job.json", "ns", "sw", spec, view_spec(spec, "proj"), tmp_path / "ck", 9999)
+    refused = CliRunner().invoke(command, ["--config", str(bad)])
+    assert refused.exit_code == 1
+    assert "StreamingWindow ns/sw: spec.aggregations[0].field: 'amount_usd' is not a field" in refused.output
+
+
+def test_without_an_apiserver_the_condition_is_logged_once_per_change(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from streamguard.workloads.streaming.status import ConditionReporter
+
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    reporter = ConditionReporter("ns", "sw", 1)
+    with caplog.at_level("INFO", logger="streamguard.workloads.streaming.status"):
+        for _ in range(3):
+            assert not reporter.report("False", "StoreFull", "Redis refused a write (OOM ...)")
+        reporter.report("True", "Running", "consuming t")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("StreamRunning=")]
+    assert lines == ["StreamRunning=False StoreFull: Redis refused a write (OOM ...)",
+                     "StreamRunning=True Running: consuming t"]

@@ -1,0 +1,381 @@
+"""The streaming job against an online store that loses keys, under load, with the real job, Kafka and registry
+and a Redis of the test's own (the stack's settings: AOF ``everysec``, ``noeviction``):
+
+* ``FLUSHALL`` mid-stream, then a SIGKILL of Redis restarted after ``OUTAGE_S`` (60 s, issue 20; it reloads its
+  AOF): while Redis is away the StreamingWindow is ``StreamRunning=False StoreUnavailable`` and serving answers
+  503; until the job has re-seeded, the real serving app answers every window ``stale``; the windows closed
+  before the loss are whole the moment coverage is committed; afterwards every (entity, window) equals the
+  reference, as stored and as served, the view's stream coverage is in the new generation, the job is
+  ``StreamRunning=True`` again and nothing was dead-lettered.
+* a full store: batches fail loudly (``StreamRunning=False StoreFull``), no window value changes, progress
+  does not advance; with ``allkeys-lru`` set by hand the generation ends, serving never answers an evicted
+  window as present, and the job re-seeds once memory is freed.
+"""
+
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from kubernetes import client
+
+from streamguard.api.featureview import FeatureView, FeatureViewSpec
+from streamguard.api.streamingwindow import StreamingWindow, StreamingWindowSpec
+from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.stack import Stack
+from streamguard.onlinestore.generation import (
+    CURRENT_GENERATION,
+    STALE,
+    STREAM,
+    Coverage,
+    generation_key,
+    reading,
+)
+from streamguard.onlinestore.writers import read_coverage
+from streamguard.serving.app import create_app
+from streamguard.serving.settings import Settings
+from streamguard.windows import WindowShape
+from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
+from tests.conftest import Kubectl
+from tests.serving.support import write_config
+from tests.workloads.streaming.outages import OUTAGE_S, read_dead_letters
+from tests.workloads.streaming.support import (
+    V1,
+    JobProcess,
+    Key,
+    apply_window,
+    count_window_keys,
+    expected_windows,
+    job_in,
+    mismatches,
+    online_mismatches,
+    progress,
+    read_windows,
+    same,
+    scratch_topic,
+    stream_running,
+    view_spec,
+    wait_for,
+    window_spec,
+)
+from tests.workloads.streaming.test_crash_recovery import AGGREGATIONS, NAMES, Load
+
+pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1500)]
+LATENESS_MS = 25_000
+"""Load sends events up to 20 s after their event time; with 5 s for the producer's buffer, a window ending
+this long before a moment has all its events in Kafka by then."""
+
+
+class Store:
+    """A redis-server of this test alone, started like the stack's (``components.redis``)."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.port = json.loads((stack.run_dir / "ports.json").read_text())["redis"]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.client = redis.Redis(port=self.port, socket_timeout=10)
+
+    def kill(self) -> None:
+        pid = self.stack.supervisor.running_pid("redis")
+        assert pid is not None, "redis is not running"
+        os.killpg(pid, signal.SIGKILL)
+
+    def run_id(self) -> str:
+        return str(cast(dict[str, Any], self.client.info("server"))["run_id"])
+
+
+@pytest.fixture
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    stack = Stack(tmp_path_factory.mktemp("redis-stack"))
+    stack.restart("redis")  # starts it (nothing to stop yet)
+    try:
+        yield Store(stack)
+    finally:
+        stack.down()
+
+
+@pytest.fixture
+def topic(stack: Endpoints) -> Iterator[str]:
+    with scratch_topic(stack, "store") as name:
+        ensure_topic(stack.kafka_bootstrap, name)
+        yield name
+
+
+def _job_in_cluster(stack: Endpoints, store: Store, kube_api: client.ApiClient, kubectl: Kubectl, tmp_path: Path,
+                    topic: str) -> tuple[str, StreamingWindowSpec, FeatureViewSpec, JobProcess]:
+    """A StreamingWindow ``activity`` on ``topic`` (from ``latest``) and its FeatureView applied in a namespace of
+    their own, and its job (not started) writing to the test's Redis and reporting ``StreamRunning`` on it:
+    ``(namespace, spec, features, job)``."""
+    namespace = f"store-{uuid.uuid4().hex[:8]}"
+    spec = window_spec(topic, V1, AGGREGATIONS, watermark="1m", trigger="1s")
+    spec.source.starting_offsets = "latest"
+    features = view_spec(spec, topic.replace("-", ""))
+    apply_window(kube_api, kubectl, namespace, spec, features)
+    job = job_in(tmp_path, stack, namespace, "activity", spec, features,
+                 extra_env={"STREAMGUARD_REDIS_URL": store.url, "KUBECONFIG": stack.kubeconfig})
+    return namespace, spec, features, job
+
+
+def _current(store: Store, project: str) -> str | None:
+    found = store.client.eval(CURRENT_GENERATION, 1, generation_key(project))
+    return cast(bytes, found).decode() if found else None
+
+
+def _covered(store: Store, project: str, view: str, not_in: set[str | None]) -> Coverage | None:
+    """The stream coverage, once it is committed in the current generation and that is none of ``not_in``."""
+    current = _current(store, project)
+    coverage = read_coverage(store.client, project, view, STREAM)
+    if current in not_in or coverage is None or coverage.generation != current:
+        return None
+    return coverage
+
+
+def _start_ms(spec: StreamingWindowSpec, key: Key) -> int:
+    window = next(w for w in spec.windows if w.suffix == key[1])
+    return key[2] - WindowShape.parse(window.length, window.slide).length_ms
+
+
+def _serving(store: Store, spec: StreamingWindowSpec, features: FeatureViewSpec, tmp_path: Path) -> Settings:
+    """The serving app's settings for the job's view on the test's Redis (no cache, a health tick every 0.25 s)."""
+    manifests = [FeatureView(metadata={"name": spec.feature_view}, spec=features).wire(),
+                 StreamingWindow(metadata={"name": "store"}, spec=spec).wire()]
+    return Settings.model_validate({
+        "redis_url": store.url, "config_file": str(write_config(tmp_path / "features.yaml", manifests)),
+        "cache_staleness": 0.0, "freshness_interval": 0.25, "insecure_no_auth": True})
+
+
+def _served(app: TestClient, spec: StreamingWindowSpec, accounts: list[str]) -> dict[Key, tuple[str, list[Any]]]:
+    """What serving answers now for every window feature of ``accounts``: (account, window, end it read) ->
+    (status, values in ``NAMES`` order). Fails when a slide boundary passed during the request."""
+    shapes = {w.suffix: WindowShape.parse(w.length, w.slide) for w in spec.windows}
+    refs = [f"{spec.feature_view}:{name}_{suffix}" for suffix in shapes for name in NAMES]
+    before = {suffix: shape.end_as_of(int(time.time() * 1000)) for suffix, shape in shapes.items()}
+    response = app.post("/features", json={"features": refs, "entities": [{"account_id": a} for a in accounts]})
+    assert response.status_code == 200, response.text
+    after = {suffix: shape.end_as_of(int(time.time() * 1000)) for suffix, shape in shapes.items()}
+    if before != after:
+        return _served(app, spec, accounts)
+    out = {}
+    for account, row in zip(accounts, response.json()["results"], strict=True):
+        for i, suffix in enumerate(shapes):
+            part = slice(i * len(NAMES), (i + 1) * len(NAMES))
+            statuses = set(row["statuses"][part])
+            assert len(statuses) == 1, row
+            out[(account, suffix, before[suffix])] = (statuses.pop(), row["values"][part])
+    return out
+
+
+def _until_reseeded(store: Store, app: TestClient, project: str, spec: StreamingWindowSpec,
+                    events: list[dict[str, Any]], old: str | None, lost_ms: int,
+                    timeout: float) -> tuple[set[str], list[str]]:
+    """Read every account's windows through serving until the job has committed stream coverage in a
+    generation other than ``old``. Returns the statuses serving answered before that, and the mismatches at
+    that moment of the windows that had closed when the store lost its keys (at ``lost_ms``): those must
+    already be whole when the coverage says so."""
+    view = spec.feature_view
+    expected = expected_windows(events, spec)
+    closed = {key: value for key, value in expected.items() if key[2] <= lost_ms - LATENESS_MS}
+    accounts = sorted({key[0] for key in expected})
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            current = _current(store, project)
+            coverage = read_coverage(store.client, project, view, STREAM)
+            if current not in (None, old) and coverage is not None and coverage.generation == current:
+                return seen, mismatches(closed, read_windows(store.client, project, view, closed), NAMES)
+        except redis.ConnectionError:  # the store is down: serving answers 503
+            assert app.post("/features", json={"features": [f"{view}:txn_count_1m"],
+                                               "entities": [{"account_id": accounts[0]}]}).status_code == 503
+            time.sleep(0.2)
+            continue
+        seen |= {status for status, _ in _served(app, spec, accounts).values()}
+        time.sleep(0.2)
+    raise AssertionError(f"no stream coverage in a new generation within {timeout}s")
+
+
+def _exact_as_served(app: TestClient, spec: StreamingWindowSpec, events: list[dict[str, Any]]) -> list[str]:
+    """Differences between serving's answers (``present``, values) and the reference for every account's
+    windows containing now (an absent window is empty: count 0, sums 0, min and max null)."""
+    expected = expected_windows(events, spec)
+    accounts = sorted({key[0] for key in expected})
+    out = []
+    for key, (status, values) in _served(app, spec, accounts).items():
+        want = expected.get(key, {"txn_count": 0, "amount_sum": 0.0, "amount_min": None, "amount_max": None})
+        if status != "present" or not all(same(want[n], v) for n, v in zip(NAMES, values, strict=True)):
+            out.append(f"{key}: served {status} {values}, expected {[want[n] for n in NAMES]}")
+    return out
+
+
+def test_wipe_and_redis_kill_mid_stream_reseed_every_window_and_read_stale_until_then(
+        stack: Endpoints, store: Store, kube_api: client.ApiClient, kubectl: Kubectl, crds: None, tmp_path: Path,
+        topic: str) -> None:
+    namespace, spec, features, job = _job_in_cluster(stack, store, kube_api, kubectl, tmp_path, topic)
+    project, view = features.project, spec.feature_view
+    load = Load(TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V1), seed=11)
+    settings = _serving(store, spec, features, tmp_path)
+
+    def exact(events: list[dict[str, Any]]) -> bool:
+        return not online_mismatches(store.client, project, spec, events, NAMES)
+
+    try:
+        job.start()
+        wait_for(lambda: (p := progress(store.client, project, view)) and p.state == "running", 420,
+                 "the job running on the empty topic", job)
+        load.start()
+        first = wait_for(lambda: _covered(store, project, view, {None}), 120, "stream coverage on first start", job)
+        wait_for(lambda: (p := progress(store.client, project, view)) and (p.batch_id or 0) >= 5
+                 and len(load.sent) > 600, 300, "batches under load", job)
+        with TestClient(create_app(settings)) as app:
+            assert {s for s, _ in _served(app, spec, ["K0", "K1"]).values()} == {"present"}
+
+            wiped_ms = int(time.time() * 1000)
+            store.client.flushall()  # mid-stream, under load
+            statuses, short = _until_reseeded(store, app, project, spec, list(load.sent), first.generation,
+                                              wiped_ms, 300)
+            assert statuses == {"stale"}, "until re-seeded, serving reads every window stale, never present"
+            assert not short, f"windows closed before the wipe not whole once covered: {short[:5]}"
+            after_wipe = _covered(store, project, view, {None, first.generation})
+            assert after_wipe is not None
+
+            killed_ms, killed_run = int(time.time() * 1000), store.run_id()
+            store.kill()  # AOF everysec: the last second may be lost
+            down = time.monotonic()
+            away = wait_for(lambda: (c := stream_running(kubectl, namespace, "activity")) and c["status"] == "False"
+                            and c["reason"] == "StoreUnavailable" and c, OUTAGE_S,
+                            "StreamRunning=False StoreUnavailable while Redis is away", job)
+            assert "Redis unreachable" in away["message"], away
+            assert app.post("/features", json={"features": [f"{view}:txn_count_1m"],
+                                               "entities": [{"account_id": "K0"}]}).status_code == 503
+            time.sleep(max(0.0, down + OUTAGE_S - time.monotonic()))
+            store.stack.restart("redis")
+            assert store.run_id() != killed_run, "a restarted server (its AOF reloaded)"
+            statuses, short = _until_reseeded(store, app, project, spec, list(load.sent),
+                                              after_wipe.generation, killed_ms, 420)
+            assert statuses <= {"stale"}, "until re-seeded after the restart, serving reads every window stale"
+            assert not short, f"windows closed before the kill not whole once covered: {short[:5]}"
+            after_kill = _covered(store, project, view, {None, first.generation, after_wipe.generation})
+            assert after_kill is not None
+            covered_ms = int(time.time() * 1000)
+
+            events = load.stop()
+            wait_for(lambda: exact(events), 300, "every window exact after the wipe and the kill", job, every=3)
+            assert not _exact_as_served(app, spec, events), "serving answers the reference, present"
+        expected = expected_windows(events, spec)
+        assert count_window_keys(store.client, project, view) == len(expected), "nothing that should not be"
+        # The re-seed rebuilds the windows open when it ran (closed ones the AOF kept); how many closed before
+        # depends on how long the run took, so only windows ending after the coverage was seen are checked.
+        assert after_kill.since_ms <= min(_start_ms(spec, key) for key in expected if key[2] > covered_ms), \
+            "coverage spans every window open at the re-seed"
+        assert max(e["event_time"] for e in events) > killed_ms and job.alive(), "load ran through both recoveries"
+        metrics = job.metrics()
+        assert metrics["streamguard_stream_reseed_duration_seconds_count"] >= 2, "both recoveries re-seeded"
+        assert metrics["streamguard_stream_query_restarts_total"] >= 1, "Redis down: the batch failed and retried"
+        wait_for(lambda: (c := stream_running(kubectl, namespace, "activity")) and c["status"] == "True", 120,
+                 "StreamRunning=True again", job)
+        assert read_dead_letters(stack.kafka_bootstrap, topic + ".dlq") == [], "nothing dead-lettered"
+    finally:
+        if load.started:
+            load.stop()
+        job.stop()
+        client.CoreV1Api(kube_api).delete_namespace(namespace)
+
+
+def _used(store: Store) -> int:
+    return int(cast(dict[str, Any], store.client.info("memory"))["used_memory"])
+
+
+def _fill(store: Store, headroom: int) -> None:
+    """Lower ``maxmemory`` to just above the data and write unrelated keys until Redis refuses (OOM); then hold
+    it below what is used, so no write slips in when usage dips (client buffers)."""
+    store.client.config_set("maxmemory", _used(store) + headroom)
+    with pytest.raises(redis.exceptions.OutOfMemoryError):
+        for key in range(1_000_000):
+            store.client.set(f"filler:{key}", b"x" * 1000)
+    store.client.config_set("maxmemory", _used(store) - 64 * 1024)
+
+
+def _window_values(store: Store, project: str, view: str) -> dict[bytes, dict[bytes, bytes]]:
+    keys = list(store.client.scan_iter(match=f"sgw:*{project}:{view}:*".encode(), count=1000))
+    pipe = store.client.pipeline(transaction=False)
+    for key in keys:
+        pipe.hgetall(key)
+    return dict(zip(keys, pipe.execute(), strict=True))
+
+
+def test_a_full_store_fails_batches_loudly_and_an_evicting_one_is_reseeded(
+        stack: Endpoints, store: Store, kube_api: client.ApiClient, kubectl: Kubectl, crds: None,
+        tmp_path: Path, topic: str) -> None:
+    namespace, spec, features, job = _job_in_cluster(stack, store, kube_api, kubectl, tmp_path, topic)
+    project, view = features.project, spec.feature_view
+    load = Load(TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V1), seed=13)
+
+    def exact(events: list[dict[str, Any]]) -> bool:
+        return not online_mismatches(store.client, project, spec, events, NAMES)
+
+    try:
+        job.start()
+        wait_for(lambda: (c := stream_running(kubectl, namespace, "activity")) and c["status"] == "True", 420,
+                 "StreamRunning=True", job)
+        load.start()
+        first = wait_for(lambda: _covered(store, project, view, {None}), 120, "stream coverage", job)
+        wait_for(lambda: (p := progress(store.client, project, view)) and (p.batch_id or 0) >= 5
+                 and len(load.sent) > 300, 300, "batches under load", job)
+
+        _fill(store, headroom=256 * 1024)  # the store fills up (other views, tenants)
+        full = wait_for(lambda: (c := stream_running(kubectl, namespace, "activity")) and c["status"] == "False"
+                        and c, 120, "StreamRunning=False", job)
+        assert full["reason"] == "StoreFull" and "OOM" in full["message"] and "maxmemory" in full["message"]
+        before = _window_values(store, project, view)
+        stalled = progress(store.client, project, view)
+        time.sleep(20)  # more batches try and fail
+        assert _window_values(store, project, view) == before, "no window value changes silently"
+        assert progress(store.client, project, view) == stalled, "no progress while the store refuses writes"
+        assert stream_running(kubectl, namespace, "activity")["reason"] == "StoreFull"  # type: ignore[index]
+        assert _current(store, project) == first.generation, "noeviction: nothing lost, the generation holds"
+
+        store.client.config_set("maxmemory-policy", "allkeys-lru")  # set by hand, and memory tighter still
+        store.client.config_set("maxmemory", _used(store) * 4 // 5)
+        wait_for(lambda: int(cast(dict[str, Any], store.client.info("stats"))["evicted_keys"]) > 0, 120,
+                 "evictions", job)
+        assert _current(store, project) != first.generation, "an eviction ends the generation"
+        keys = sorted(expected_windows(list(load.sent), spec))
+        current = _current(store, project)
+        coverage = read_coverage(store.client, project, view, STREAM)
+        present = read_windows(store.client, project, view, keys)
+        absent = [key for key in keys if key not in present]
+        assert absent, "allkeys-lru evicted windows"
+        assert all(reading(current, coverage, _start_ms(spec, key), False, evicting=True) == STALE
+                   for key in absent), "an evicted window never reads as a present zero"
+        with TestClient(create_app(_serving(store, spec, features, tmp_path))) as app:
+            time.sleep(1)  # a few health ticks: serving has read the server's policy
+            served = _served(app, spec, sorted({key[0] for key in keys}))
+            stored = read_windows(store.client, project, view, served)
+        gone = [key for key in served if key not in stored]
+        assert all(served[key][0] == "stale" for key in gone), f"served an evicted window: {served}"
+
+        fillers = list(store.client.scan_iter(match=b"filler:*", count=10_000))
+        if fillers:
+            store.client.delete(*fillers)
+        store.client.config_set("maxmemory", 0)
+        reseeded = wait_for(lambda: _covered(store, project, view, {None, first.generation}), 300,
+                            "stream coverage in the generation after the evictions", job)
+        events = load.stop()
+        wait_for(lambda: exact(events), 300, "every window exact after the re-seed", job, every=3)
+        assert _covered(store, project, view, {None, first.generation}) is not None
+        assert reseeded.since_ms <= min(_start_ms(spec, key) for key in expected_windows(events, spec))
+        wait_for(lambda: (c := stream_running(kubectl, namespace, "activity")) and c["status"] == "True", 120,
+                 "StreamRunning=True again", job)
+    finally:
+        if load.started:
+            load.stop()
+        job.stop()
+        client.CoreV1Api(kube_api).delete_namespace(namespace)
+
