@@ -18,11 +18,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
+import redis
 import yaml
 
 from streamguard.api.common import GROUP, VERSION
-from streamguard.api.kinds import PLURALS
+from streamguard.api.kinds import FEATURE_VIEW, PLURALS
 from streamguard.demo import live
 from streamguard.demo.manifests import PLACEMENT_KINDS, Manifest, isolate, load_examples, platform, subject, topics
 from streamguard.devstack import image
@@ -33,6 +35,7 @@ from streamguard.devstack.paths import run_root
 from streamguard.devstack.servingchart import ServingDeployment
 from streamguard.devstack.stack import Stack
 from streamguard.devstack.supervisor import Service, Supervisor, free_port, port_open
+from streamguard.onlinestore.generation import Generation, StoreIdentity, current_generation, generation_key
 
 PROCESSES = ("producer", "serving-forward", "operator")
 """Stopped in this order."""
@@ -317,7 +320,11 @@ class Demo:
                 break
             time.sleep(1)
         stamp = time.strftime("%H%M%S")
-        done = self._materialized_since_data(kube)
+        began = self._store_generation_began(endpoints, kube)
+        done = self._materialized_since_data(kube, began) if began is not None else {}
+        if began is None:
+            self.echo("  the online store holds no current generation of the views' projects (restarted, flushed "
+                      "or evicting): materializing again")
         created = []
         for name in cronjobs:
             if name in done:
@@ -328,13 +335,36 @@ class Demo:
             created.append(job)
         return created
 
-    def _materialized_since_data(self, kube: Kube) -> dict[str, str]:
-        """CronJob -> a demo Job of it that succeeded after the sample data was last generated (an earlier
-        run's): materializing the same data again would change nothing."""
+    def _store_generation_began(self, endpoints: Endpoints, kube: Kube) -> float | None:
+        """When the online store's current generation of every FeatureView's project began (epoch seconds,
+        the latest of them); ``None`` when a project has none: the store was restarted, flushed or evicted
+        since, so what an earlier Job wrote may be gone (``streamguard.onlinestore.generation``)."""
+        views = live.resources(kube, self.namespace)[FEATURE_VIEW.plural]
+        client = redis.Redis.from_url(endpoints.redis_url)
+        try:
+            server = cast(dict[str, Any], client.info("server"))
+            stats = cast(dict[str, Any], client.info("stats"))
+            identity = StoreIdentity(str(server["run_id"]), int(stats["evicted_keys"]))
+            began = []
+            for project in sorted({v["spec"]["project"] for v in views}):
+                fields = cast(dict[bytes, bytes | None], client.hgetall(generation_key(project).decode()))
+                marker = Generation.parse(fields)
+                if marker is None or current_generation(marker, identity) is None:
+                    return None
+                began.append(marker.created_ms / 1000)
+        finally:
+            client.close()
+        return max(began, default=None)
+
+    def _materialized_since_data(self, kube: Kube, store_began: float) -> dict[str, str]:
+        """CronJob -> a demo Job of it that succeeded after the sample data was last generated and after the
+        store's current generation began (an earlier run's): materializing the same data again would
+        change nothing."""
         marker = self.data_dir / "demo-end.txt"
         if not marker.exists():
             return {}
-        generated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(marker.stat().st_mtime))
+        since = max(marker.stat().st_mtime, store_began)
+        generated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since))
         jobs = kube.request("GET", f"/apis/batch/v1/namespaces/{self.namespace}/jobs").get("items", [])
         done = {}
         for job in jobs:
