@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, cast
 
 import redis
 import yaml
@@ -35,7 +34,7 @@ from streamguard.devstack.paths import run_root
 from streamguard.devstack.servingchart import ServingDeployment
 from streamguard.devstack.stack import Stack
 from streamguard.devstack.supervisor import Service, Supervisor, free_port, port_open
-from streamguard.onlinestore.generation import Generation, StoreIdentity, current_generation, generation_key
+from streamguard.onlinestore.writers import current_marker
 
 PROCESSES = ("producer", "serving-forward", "operator")
 """Stopped in this order."""
@@ -342,18 +341,12 @@ class Demo:
         views = live.resources(kube, self.namespace)[FEATURE_VIEW.plural]
         client = redis.Redis.from_url(endpoints.redis_url)
         try:
-            server = cast(dict[str, Any], client.info("server"))
-            stats = cast(dict[str, Any], client.info("stats"))
-            identity = StoreIdentity(str(server["run_id"]), int(stats["evicted_keys"]))
-            began = []
-            for project in sorted({v["spec"]["project"] for v in views}):
-                fields = cast(dict[bytes, bytes | None], client.hgetall(generation_key(project).decode()))
-                marker = Generation.parse(fields)
-                if marker is None or current_generation(marker, identity) is None:
-                    return None
-                began.append(marker.created_ms / 1000)
+            markers = [current_marker(client, project) for project in sorted({v["spec"]["project"] for v in views})]
         finally:
             client.close()
+        if any(marker is None for marker in markers):
+            return None
+        began = [marker.created_ms / 1000 for marker in markers if marker is not None]
         return max(began, default=None)
 
     def _materialized_since_data(self, kube: Kube, store_began: float) -> dict[str, str]:

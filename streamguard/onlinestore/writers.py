@@ -5,7 +5,7 @@ A writer calls :func:`ensure_generation` before it writes; when the id differs f
 :func:`commit_coverage` means the generation ended while it wrote: the run must not count as done.
 """
 
-from typing import cast
+from typing import Any, cast
 
 import redis
 
@@ -13,8 +13,11 @@ from streamguard.onlinestore.generation import (
     COMMIT_COVERAGE,
     ENSURE_GENERATION,
     Coverage,
+    Generation,
     Part,
+    StoreIdentity,
     coverage_key,
+    current_generation,
     generation_key,
     new_generation_id,
     parse_ensure_reply,
@@ -25,6 +28,17 @@ def ensure_generation(client: redis.Redis, project: str, now_ms: int) -> tuple[s
     """The project's current generation id, started now if there was none: ``(id, started)``."""
     reply = client.eval(ENSURE_GENERATION, 1, generation_key(project), new_generation_id(), now_ms)
     return parse_ensure_reply(reply)
+
+
+def current_marker(client: redis.Redis, project: str) -> Generation | None:
+    """The project's generation marker while its generation is current (the server that started it, no
+    eviction since); ``None`` when there is none."""
+    server = cast(dict[str, Any], client.info("server"))
+    stats = cast(dict[str, Any], client.info("stats"))
+    identity = StoreIdentity(str(server["run_id"]), int(stats["evicted_keys"]))
+    fields = cast(dict[bytes, bytes | None], client.hgetall(generation_key(project)))  # type: ignore[arg-type]
+    marker = Generation.parse(fields)
+    return marker if current_generation(marker, identity) is not None else None
 
 
 def read_coverage(client: redis.Redis, project: str, view: str, part: Part) -> Coverage | None:
