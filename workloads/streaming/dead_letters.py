@@ -26,6 +26,7 @@ ORIGIN_HEADER = "streamguard.origin"
 TIMESTAMP_HEADER = "streamguard.timestamp"
 REPLAY_OF_HEADER = "streamguard.replay-of"
 UNKNOWN_ID_REASON = "schema-id-unknown:"
+UNREADABLE_ID_REASON = "schema-id-unreadable:"
 Headers = Iterable[tuple[str, str | bytes | None]] | Mapping[str, str | bytes | None]
 """A Kafka record's headers as the client hands them."""
 

@@ -9,11 +9,14 @@ grace period, ids not readable with the contract, and bodies that do not decode 
 """
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from pyspark.sql import Column
 from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql.avro.functions import from_avro
+
+from streamguard.workloads.streaming.verdicts import Segment
 
 UNKNOWN_ID_MARKER = "streamguard-unknown-schema-id:"
 _UNKNOWN_ID = re.compile(re.escape(UNKNOWN_ID_MARKER) + r"(-?\d+)")
@@ -22,11 +25,13 @@ _UNKNOWN_ID = re.compile(re.escape(UNKNOWN_ID_MARKER) + r"(-?\d+)")
 @dataclass
 class WriterSchemas:
     """What the job knows about writer schema ids: readable ones, and the dead-letter ones (unknown to the
-    registry after the grace period, or not readable with the contract)."""
+    registry after the grace period, or not readable with the contract); ``segments``: the earlier verdicts
+    that still hold for the records below their boundaries (``verdicts``)."""
 
     readable: dict[int, str] = field(default_factory=dict)
     unknown: set[int] = field(default_factory=set)
     unreadable: set[int] = field(default_factory=set)
+    segments: tuple[Segment, ...] = ()
 
     def known(self) -> list[int]:
         return sorted(set(self.readable) | self.unknown | self.unreadable)
@@ -43,15 +48,26 @@ def schema_id_col(value: str = "value") -> Column:
     return F.when(framed, F.conv(F.hex(F.substring(value, 2, 4)), 16, 10).cast("long"))
 
 
+def below(until: Mapping[int, int]) -> Column:
+    """True for a record below the bounds (partition -> offset); a partition not named is not below."""
+    condition = F.lit(False)
+    for partition, offset in sorted(until.items()):
+        condition = condition | ((F.col("partition") == partition) & (F.col("offset") < offset))
+    return condition
+
+
 def decoded_col(schemas: WriterSchemas, reader_schema: str, value: str = "value") -> Column:
     """The record decoded into the reader schema's struct; null for anything not decodable."""
     sid = schema_id_col(value)
     body = F.expr(f"substring({value}, 6, 2147483647)")
     options = {"avroSchema": reader_schema, "mode": "PERMISSIVE"}
+    branches = [((sid == s.schema_id) & below(s.until), s.verdict.schema) for s in schemas.segments
+                if s.verdict.schema is not None]
+    branches += [(sid == schema_id, writer) for schema_id, writer in sorted(schemas.readable.items())]
     decoded: Column | None = None
-    for schema_id, writer in sorted(schemas.readable.items()):
+    for condition, writer in branches:
         branch = from_avro(body, writer, options)
-        decoded = F.when(sid == schema_id, branch) if decoded is None else decoded.when(sid == schema_id, branch)
+        decoded = F.when(condition, branch) if decoded is None else decoded.when(condition, branch)
     if decoded is None:
         return F.when(F.lit(False), from_avro(body, reader_schema, options))
     return decoded

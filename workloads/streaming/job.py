@@ -23,10 +23,18 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql.streaming.query import StreamingQuery
 
-from streamguard.workloads.streaming.dead_letters import ERROR_HEADER, ORIGIN_HEADER, REPLAY_OF_HEADER, TIMESTAMP_HEADER
-from streamguard.workloads.streaming.decode import UNKNOWN_ID_MARKER, WriterSchemas, decoded_col, schema_id_col
+from streamguard.workloads.streaming.dead_letters import (
+    ERROR_HEADER,
+    ORIGIN_HEADER,
+    REPLAY_OF_HEADER,
+    TIMESTAMP_HEADER,
+    UNKNOWN_ID_REASON,
+    UNREADABLE_ID_REASON,
+)
+from streamguard.workloads.streaming.decode import UNKNOWN_ID_MARKER, WriterSchemas, below, decoded_col, schema_id_col
 from streamguard.workloads.streaming.plan import AggregationPlan, StreamPlan, WindowPlan
 from streamguard.workloads.streaming.sink import END, KEY, SUFFIX
+from streamguard.workloads.streaming.verdicts import Segment
 
 DEAD_LETTER_TRIGGER_MS = 15_000
 """Dead letters are rare: their query runs less often so it takes little CPU from the windows."""
@@ -112,6 +120,19 @@ def replayed_col() -> Column:
     return F.coalesce(marked, F.lit(False))
 
 
+def segment_reason(sid: Column, segments: tuple[Segment, ...]) -> Column:
+    """For a record an earlier verdict still holds for (``verdicts``): ``""`` when it was readable, else its
+    dead-letter reason; null for a record the job's verdict now decides."""
+    reason: Column = F.lit(None).cast("string")
+    for segment in reversed(segments):  # the first segment covering a record decides: build from the last
+        covers = (sid == segment.schema_id) & below(segment.until)
+        if segment.verdict.kind == "unknown":
+            covers = covers & ~replayed_col()
+        text = {"readable": "", "unknown": UNKNOWN_ID_REASON, "unreadable": UNREADABLE_ID_REASON}[segment.verdict.kind]
+        reason = F.when(covers, F.lit(f"{text}{segment.schema_id}" if text else "")).otherwise(reason)
+    return reason
+
+
 def check_col(decoded: Column, schemas: WriterSchemas, plan: StreamPlan) -> Column:
     """Null for a good record, else why it is a dead letter. A schema id the job has not resolved yet
     fails the batch (``raise_error`` with a marker); the runner resolves it and restarts the query. So does
@@ -119,8 +140,10 @@ def check_col(decoded: Column, schemas: WriterSchemas, plan: StreamPlan) -> Colu
     knows the id now, and must not become a dead letter again on this job's old verdict."""
     sid = schema_id_col()
     known = schemas.known()
+    segment = segment_reason(sid, schemas.segments)
+    live = segment.isNull()
     unknown = sid.isNotNull() & ~sid.isin(known) if known else sid.isNotNull()
-    unknown = unknown | (_among(sid, schemas.unknown) & replayed_col())
+    unknown = live & (unknown | (_among(sid, schemas.unknown) & replayed_col()))
     sid_text = sid.cast("string")
     undecoded = decoded.isNull()
     for field in plan.required_fields:  # PERMISSIVE decoding yields a struct of nulls for a bad body
@@ -128,8 +151,9 @@ def check_col(decoded: Column, schemas: WriterSchemas, plan: StreamPlan) -> Colu
     return (
         F.when(unknown, F.raise_error(F.concat(F.lit(UNKNOWN_ID_MARKER), sid_text)).cast("string"))
         .when(sid.isNull(), F.lit("not-confluent-wire-format"))
-        .when(_among(sid, schemas.unknown), F.concat(F.lit("schema-id-unknown:"), sid_text))
-        .when(_among(sid, schemas.unreadable), F.concat(F.lit("schema-id-unreadable:"), sid_text))
+        .when(segment != F.lit(""), segment)
+        .when(live & _among(sid, schemas.unknown), F.concat(F.lit(UNKNOWN_ID_REASON), sid_text))
+        .when(live & _among(sid, schemas.unreadable), F.concat(F.lit(UNREADABLE_ID_REASON), sid_text))
         .when(undecoded, F.lit("avro-decode-failed"))
         .when(decoded[plan.key_field].isNull(), F.lit(f"missing-{plan.key_field}"))
         .when(decoded[plan.event_time_field].isNull(), F.lit(f"missing-{plan.event_time_field}"))

@@ -11,7 +11,7 @@ starting before it ``partial``. This assumes a record's Kafka timestamp is not b
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +79,19 @@ def batch_end_offsets(checkpoint_dir: str, batch_id: int, topic: str, query: str
         if isinstance(source, dict) and isinstance(source.get(topic), dict):
             return {int(p): int(o) for p, o in source[topic].items()}
     raise ValueError(f"{path}: no offsets of topic {topic}")
+
+
+def planned_ends(checkpoint_dir: str, topic: str, queries: Iterable[str]) -> dict[int, int]:
+    """Partition -> the highest end offset of the last batch any of ``queries`` planned (empty when none has
+    planned one): every record below it has been, or will be when its batch runs again, handled by them."""
+    ends: dict[int, int] = {}
+    for query in queries:
+        folder = Path(checkpoint_dir) / query / "offsets"
+        batches = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
+        if batches:
+            for partition, offset in batch_end_offsets(checkpoint_dir, max(batches), topic, query).items():
+                ends[partition] = max(offset, ends.get(partition, offset))
+    return ends
 
 
 def read_start(checkpoint_dir: str) -> Start | None:

@@ -9,6 +9,9 @@ writes the progress record (``window_layout.StreamProgress``) and the ``StreamRu
   checkpoint once the id is resolved (``schemas.SchemaResolver``: unknown ids are looked up again for a grace
   period, ``SchemaIdUnknown``, before they become dead letters). Until then nothing is committed or
   dead-lettered and the job makes no progress.
+* A schema id's verdict (readable, unknown, unreadable) changes only when the queries start, and only for
+  records after the last batch either query planned (``verdicts``): every record is either counted by the
+  windows query or sent by the dead-letter query, once, however the two lag and restart.
 * Every windows batch checks the online store's generation and re-seeds the open windows when the store lost
   them (``reseed``). A batch the store fails (out of memory: ``StoreFull``; unreachable: ``StoreUnavailable``;
   the generation ended during a re-seed: ``StoreChanged``) commits nothing and is retried with backoff.
@@ -45,6 +48,7 @@ from streamguard.workloads.streaming.offsets import (
     TopicProbe,
     batch_end_offsets,
     plan_start,
+    planned_ends,
 )
 from streamguard.workloads.streaming.plan import StreamPlan
 from streamguard.workloads.streaming.progress import (
@@ -65,6 +69,7 @@ from streamguard.workloads.streaming.reseed import WindowSeeder
 from streamguard.workloads.streaming.schemas import RECHECK_UNKNOWN_S, SchemaResolver
 from streamguard.workloads.streaming.sink import RedisSink
 from streamguard.workloads.streaming.status import ConditionReporter
+from streamguard.workloads.streaming.verdicts import VerdictLog, live
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0
@@ -125,7 +130,8 @@ class StreamRunner:
         self.seeder = WindowSeeder(self.sink.client, plan)
         self._store_failure: tuple[str, str] | None = None
         """Why the last windows batch failed on the store: ``(reason, message)`` for the condition."""
-        self.schemas = WriterSchemas()
+        self.verdicts = VerdictLog.load(plan.checkpoint_dir)
+        self.schemas = WriterSchemas(segments=self.verdicts.segments)
         self.resolver = SchemaResolver(SchemaRegistry(endpoints.registry_url), plan, self.schemas,
                                        plan.unknown_schema_grace_ms / 1000)
         self.probe = TopicProbe(endpoints.kafka_bootstrap, plan.topic)
@@ -256,7 +262,8 @@ class StreamRunner:
         progress record. ``_start`` cancels what is left of it."""
         if self._warm_up is not None or self._windows_start is not None:
             return
-        schemas = WriterSchemas(dict(self.schemas.readable), set(self.schemas.unknown), set(self.schemas.unreadable))
+        schemas = WriterSchemas(dict(self.schemas.readable), set(self.schemas.unknown), set(self.schemas.unreadable),
+                                self.schemas.segments)
 
         def run() -> None:
             began = time.monotonic()
@@ -339,10 +346,28 @@ class StreamRunner:
         if self._warm_up is not None and self._warm_up.is_alive():
             spark.sparkContext.cancelJobGroup(WARM_UP_GROUP)
         if WINDOWS not in self._queries:
+            self._stamp_verdicts()
             self._queries[WINDOWS] = job.start_windows(spark, self.plan, self.endpoints.kafka_bootstrap, self.schemas,
                                                        self._write_windows, start.starting_timestamp_ms)
             self._windows_start = start
         self.tracker.started()
+
+    def _stamp_verdicts(self) -> None:
+        """Before the queries start with changed verdicts: the earlier verdict of each changed id holds for the
+        records below the last batch either query planned (``verdicts``), kept in the checkpoint."""
+        now = live(self.schemas.readable, self.schemas.unknown, self.schemas.unreadable)
+        if now == self.verdicts.started_with:
+            return
+        self._stop(DEAD_LETTERS)  # both queries start with the new verdicts
+        stamped = self.verdicts.stamped(now, planned_ends(self.plan.checkpoint_dir, self.plan.topic,
+                                                          (WINDOWS, DEAD_LETTERS)))
+        for segment in stamped.segments[len(self.verdicts.segments):]:
+            log.info("schema id %d: records below offsets %s keep the verdict %s the queries had for them; later "
+                     "ones get the job's verdict now (%s)", segment.schema_id, dict(segment.until),
+                     segment.verdict.kind, now[segment.schema_id].kind if segment.schema_id in now else "unresolved")
+        stamped.save(self.plan.checkpoint_dir)
+        self.verdicts = stamped
+        self.schemas.segments = stamped.segments
 
     def _start_dead_letters(self, spark: SparkSession, windows_reports: int) -> None:
         """Start the dead-letter query once the windows query has finished a trigger since it started: the
