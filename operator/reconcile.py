@@ -341,14 +341,11 @@ async def _set_finalizer(ctx: Context, body: Manifest, present: bool, finalizer:
 
 
 async def _finalize_window(ctx: Context, body: Manifest, spec: StreamingWindowSpec | None) -> float | None:
-    """Delete the subject the operator's record names (never ``status.subject``, which the window's workload
-    may write). A window without a record (registered before records existed, or whose registration never
-    succeeded) falls back to the subject its spec names, ``<namespace>.<topic>-value`` by default."""
+    """Delete :func:`subjects.registered_subject` (the operator's record, else the spec's; never status)."""
     meta = body["metadata"]
     if FINALIZER not in (meta.get("finalizers") or []):
         return None
-    recorded = record.read(body)
-    subject = recorded.subject if recorded is not None else subjects.desired_subject(body)
+    subject = subjects.registered_subject(body)
     skip = (meta.get("annotations") or {}).get(SKIP_CLEANUP_ANNOTATION) == "true"
     if skip or subject is None or _deletion_policy(ctx, spec) != "Delete":
         reason = "CleanupSkipped" if skip else "SubjectRetained"

@@ -44,6 +44,13 @@ def desired_subject(window: Manifest) -> str | None:
     return default_subject(window["metadata"]["namespace"], str(topic)) if topic else None
 
 
+def registered_subject(window: Manifest) -> str | None:
+    """The subject the operator registered for ``window`` (its record); without a record (registered before
+    records existed, or never), the one its spec names. Never ``status.subject``, which its workload may write."""
+    recorded = record.read(window)
+    return recorded.subject if recorded is not None else desired_subject(window)
+
+
 def claims(subject: str, windows: Iterable[Manifest]) -> list[Claim]:
     """Every claim on ``subject`` among ``windows``, owner first."""
     found = []

@@ -4,7 +4,7 @@ from typing import Any
 
 from streamguard.operator import record
 from streamguard.operator.record import SchemaRecord
-from streamguard.operator.subjects import claims, desired_subject, other_users, owned_elsewhere
+from streamguard.operator.subjects import claims, desired_subject, other_users, owned_elsewhere, registered_subject
 
 
 def window(
@@ -84,6 +84,14 @@ def test_status_claims_nothing_a_workload_could_forge() -> None:
     assert claims("team-b.payments-value", [forger]) == []
     assert owned_elsewhere("team-b.payments-value", "team-b", [forger, victim]) is None
     assert [c.name for c in other_users("team-b.payments-value", "team-a-forger", [forger, victim])] == ["w"]
+
+
+def test_the_subject_registered_is_the_recorded_one_else_the_specs_never_status() -> None:
+    moved = window("team-a", "w", "2026-01-01T00:00:00Z", subject="new-value", registered="old-value",
+                   status_subject="team-b.payments-value")
+    assert registered_subject(moved) == "old-value"
+    unrecorded = window("team-a", "w", "2026-01-01T00:00:00Z", status_subject="team-b.payments-value")
+    assert registered_subject(unrecorded) == "team-a.payments-value"
 
 
 def test_a_record_copied_onto_another_window_records_nothing() -> None:
