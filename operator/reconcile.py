@@ -24,7 +24,7 @@ from streamguard.contracts.registry import (
     RegistryUnavailableError,
     normalized,
 )
-from streamguard.operator import events, feastregistry, streamhealth, subjects, topics
+from streamguard.operator import events, feastregistry, record, streamhealth, subjects, topics
 from streamguard.operator.apply import ChildReport, sync_children
 from streamguard.operator.feastregistry import FeastRegistry, FeastRegistryError
 from streamguard.operator.kube import Kube, KubeError
@@ -304,9 +304,14 @@ _WINDOW_FIELDS = ("subject", "schemaId", "schemaVersion", "schemaFingerprint", "
 
 
 def _window_fields(body: Manifest) -> dict[str, Any]:
-    """The status fields the operator owns on a StreamingWindow, as they stand (carried unless re-learnt)."""
+    """The status fields the operator owns on a StreamingWindow, as they stand (carried unless re-learnt), the
+    schema ones from the operator's record when there is one (status is only what people read)."""
     status = body.get("status") or {}
-    return {key: status.get(key) for key in _WINDOW_FIELDS}
+    fields = {key: status.get(key) for key in _WINDOW_FIELDS}
+    recorded = record.read(body)
+    if recorded is not None:
+        fields.update(recorded.status_fields())
+    return fields
 
 
 def _deletion_policy(ctx: Context, spec: StreamingWindowSpec | None) -> str:
@@ -336,10 +341,11 @@ async def _set_finalizer(ctx: Context, body: Manifest, present: bool, finalizer:
 
 
 async def _finalize_window(ctx: Context, body: Manifest, spec: StreamingWindowSpec | None) -> float | None:
+    """Delete :func:`subjects.registered_subject` (the operator's record, else the spec's; never status)."""
     meta = body["metadata"]
     if FINALIZER not in (meta.get("finalizers") or []):
         return None
-    subject = (body.get("status") or {}).get("subject") or subjects.desired_subject(body)
+    subject = subjects.registered_subject(body)
     skip = (meta.get("annotations") or {}).get(SKIP_CLEANUP_ANNOTATION) == "true"
     if skip or subject is None or _deletion_policy(ctx, spec) != "Delete":
         reason = "CleanupSkipped" if skip else "SubjectRetained"
@@ -436,8 +442,10 @@ async def _subject_refusal(ctx: Context, subject: str, namespace: str, fields: d
 async def _ensure_schema(
     ctx: Context, body: Manifest, spec: StreamingWindowSpec, fields: dict[str, Any]
 ) -> SchemaOutcome:
-    """Register the contract, or verify that the registry still holds what status records (re-registering it,
-    with BACKWARD, when it is gone; reporting a changed version or id). Updates ``fields``."""
+    """Register the contract, or verify that the registry still holds what the operator's record says it
+    registered (re-registering it, with BACKWARD, when it is gone; reporting a changed version or id), then
+    write the record. Status is never the record: a window without one registers (idempotent in the registry)
+    as if new. Updates ``fields``."""
     namespace = body["metadata"]["namespace"]
     subject = spec.subject_in(namespace)
     elsewhere = await _subject_refusal(ctx, subject, namespace, fields)
@@ -445,8 +453,9 @@ async def _ensure_schema(
         return elsewhere
     schema = normalized(spec.contract.schema_)
     fingerprint = streamingwindow.fingerprint(schema)
-    recorded = fields["subject"] == subject and fields["schemaFingerprint"] == fingerprint
-    was = f"version {fields['schemaVersion']} (id {fields['schemaId']})"
+    known = record.read(body)
+    recorded = known is not None and known.subject == subject and known.fingerprint == fingerprint
+    was = f"version {known.schema_version} (id {known.schema_id})" if known is not None else "(no record)"
     try:
         if ctx.registry is None:
             raise RegistryUnavailableError("no registry URL configured")
@@ -466,14 +475,14 @@ async def _ensure_schema(
                 )
             else:
                 registration = found
-                if (found.id, found.version) != (fields["schemaId"], fields["schemaVersion"]):
+                if known is not None and (found.id, found.version) != (known.schema_id, known.schema_version):
                     await events.record(
                         ctx.kube,
                         body,
                         "Warning",
                         "SchemaMismatch",
-                        f"status recorded subject {subject!r} {was}, but the registry holds this schema as "
-                        f"version {found.version} (id {found.id}); status now says what the registry holds",
+                        f"the operator recorded subject {subject!r} {was}, but the registry holds this schema as "
+                        f"version {found.version} (id {found.id}); record and status now say what it holds",
                     )
                 if await ctx.registry.compatibility(subject) != "BACKWARD":
                     await ctx.registry.set_compatibility("BACKWARD", subject)
@@ -509,9 +518,11 @@ async def _ensure_schema(
         refused = Cond("SchemaRegistered", "False", "RegistryRefused", str(error))
         problem = Problem("RegistryRefused", f"spec.contract: {error}")
         return SchemaOutcome(refused, _stalled(problem, [refused], fields))
-    fields.update(
-        subject=subject, schemaId=registration.id, schemaVersion=registration.version, schemaFingerprint=fingerprint
-    )
+    registered = record.SchemaRecord(subject, registration.id, registration.version, fingerprint)
+    if registered != known:
+        ctx.remember(await ctx.kube.json_patch(body["kind"], namespace, body["metadata"]["name"],
+                                               record.patch(body, registered)))
+    fields.update(registered.status_fields())
     message = f"subject {subject!r} version {registration.version} (id {registration.id})"
     return SchemaOutcome(Cond("SchemaRegistered", "True", "Registered", message))
 

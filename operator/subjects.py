@@ -1,6 +1,8 @@
 """Which namespace owns a registry subject, decided from the StreamingWindows of every namespace (pure).
 
-A StreamingWindow *claims* a subject when its status records it (it registered it) or its spec names it
+A StreamingWindow *claims* a subject when the operator's record on it names it (it registered it:
+:mod:`streamguard.operator.record`, never ``status.subject``, which the window's workload may write) or its spec
+names it
 (``spec.contract.subject``, else ``<namespace>.<topic>-value``). Among the claims on one subject, the owner
 is the one that registered it, oldest first; when none has, the oldest claim (uid breaks ties). Windows of
 the owner's namespace share the subject; a window of any other namespace is refused and must not register,
@@ -11,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from streamguard.api.streamingwindow import default_subject
+from streamguard.operator import record
 from streamguard.operator.render.common import Manifest
 
 
@@ -21,7 +24,7 @@ class Claim:
     uid: str
     created: str
     registered: bool
-    """The claimant's status records the subject (it registered it), not only its spec."""
+    """The operator's record on the claimant names the subject (it registered it), not only its spec."""
 
     @property
     def rank(self) -> tuple[int, str, str]:
@@ -41,12 +44,20 @@ def desired_subject(window: Manifest) -> str | None:
     return default_subject(window["metadata"]["namespace"], str(topic)) if topic else None
 
 
+def registered_subject(window: Manifest) -> str | None:
+    """The subject the operator registered for ``window`` (its record); without a record (registered before
+    records existed, or never), the one its spec names. Never ``status.subject``, which its workload may write."""
+    recorded = record.read(window)
+    return recorded.subject if recorded is not None else desired_subject(window)
+
+
 def claims(subject: str, windows: Iterable[Manifest]) -> list[Claim]:
     """Every claim on ``subject`` among ``windows``, owner first."""
     found = []
     for window in windows:
         meta = window["metadata"]
-        registered = (window.get("status") or {}).get("subject") == subject
+        recorded = record.read(window)
+        registered = recorded is not None and recorded.subject == subject
         if registered or desired_subject(window) == subject:
             found.append(
                 Claim(

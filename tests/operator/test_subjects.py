@@ -2,7 +2,9 @@
 
 from typing import Any
 
-from streamguard.operator.subjects import claims, desired_subject, other_users, owned_elsewhere
+from streamguard.operator import record
+from streamguard.operator.record import SchemaRecord
+from streamguard.operator.subjects import claims, desired_subject, other_users, owned_elsewhere, registered_subject
 
 
 def window(
@@ -12,15 +14,22 @@ def window(
     subject: str | None = None,
     topic: str = "payments",
     registered: str | None = None,
+    status_subject: str | None = None,
 ) -> dict[str, Any]:
+    """``registered``: the subject the operator's record names; ``status_subject``: what status says."""
     contract: dict[str, Any] = {"schema": "{}"}
     if subject:
         contract["subject"] = subject
-    return {
+    body: dict[str, Any] = {
         "metadata": {"namespace": namespace, "name": name, "uid": f"{namespace}-{name}", "creationTimestamp": created},
         "spec": {"source": {"topic": topic}, "contract": contract},
-        "status": {"subject": registered} if registered else {},
+        "status": {"subject": status_subject} if status_subject else {},
     }
+    if registered:
+        for operation in record.patch(body, SchemaRecord(registered, 1, 1, "f" * 64)):
+            if operation["op"] == "add":
+                body["metadata"]["annotations"] = operation["value"]
+    return body
 
 
 def test_the_default_subject_carries_the_namespace() -> None:
@@ -53,7 +62,7 @@ def test_unregistered_claims_go_to_the_oldest_and_its_namespace_shares() -> None
     assert found is not None and found.namespace == "team-a"
 
 
-def test_a_status_claim_counts_even_when_the_spec_moved_on() -> None:
+def test_a_recorded_claim_counts_even_when_the_spec_moved_on() -> None:
     moved = window("team-a", "moved", "2026-01-01T00:00:00Z", subject="new-value", registered="s-value")
     found = owned_elsewhere("s-value", "team-b", [moved, window("team-b", "w", "2026-01-02T00:00:00Z", "s-value")])
     assert found is not None and found.name == "moved" and found.registered
@@ -67,3 +76,46 @@ def test_other_users_span_namespaces_and_exclude_the_asker() -> None:
         "StreamingWindow team-a/owner"
     ]
     assert other_users("s-value", "team-a-owner", [owner, unrelated]) == []
+
+
+def test_status_claims_nothing_a_workload_could_forge() -> None:
+    forger = window("team-a", "forger", "2026-01-01T00:00:00Z", status_subject="team-b.payments-value")
+    victim = window("team-b", "w", "2026-01-02T00:00:00Z", registered="team-b.payments-value")
+    assert claims("team-b.payments-value", [forger]) == []
+    assert owned_elsewhere("team-b.payments-value", "team-b", [forger, victim]) is None
+    assert [c.name for c in other_users("team-b.payments-value", "team-a-forger", [forger, victim])] == ["w"]
+
+
+def test_the_subject_registered_is_the_recorded_one_else_the_specs_never_status() -> None:
+    moved = window("team-a", "w", "2026-01-01T00:00:00Z", subject="new-value", registered="old-value",
+                   status_subject="team-b.payments-value")
+    assert registered_subject(moved) == "old-value"
+    unrecorded = window("team-a", "w", "2026-01-01T00:00:00Z", status_subject="team-b.payments-value")
+    assert registered_subject(unrecorded) == "team-a.payments-value"
+
+
+def test_a_record_copied_onto_another_window_records_nothing() -> None:
+    original = window("team-a", "w", "2026-01-01T00:00:00Z", registered="team-a.payments-value")
+    assert record.read(original) == SchemaRecord("team-a.payments-value", 1, 1, "f" * 64)
+    copy = window("team-c", "copy", "2026-01-02T00:00:00Z")
+    copy["metadata"]["annotations"] = original["metadata"]["annotations"]
+    assert record.read(copy) is None
+    assert claims("team-a.payments-value", [copy]) == []
+
+
+def test_a_malformed_record_is_no_record() -> None:
+    body = window("team-a", "w", "2026-01-01T00:00:00Z")
+    for text in ("not json", "[]", '{"uid": "team-a-w"}', '{"uid": "team-a-w", "subject": "s", "schemaId": true, '
+                 '"schemaVersion": 1, "schemaFingerprint": "f"}'):
+        body["metadata"]["annotations"] = {record.ANNOTATION: text}
+        assert record.read(body) is None
+
+
+def test_the_record_patch_adds_to_existing_annotations_guarded_by_uid() -> None:
+    body = window("team-a", "w", "2026-01-01T00:00:00Z")
+    body["metadata"]["annotations"] = {"other": "kept"}
+    test, add = record.patch(body, SchemaRecord("s-value", 3, 2, "ab"))
+    assert test == {"op": "test", "path": "/metadata/uid", "value": "team-a-w"}
+    assert add["path"] == "/metadata/annotations/streamguard.dev~1registration"
+    body["metadata"]["annotations"][record.ANNOTATION] = add["value"]
+    assert record.read(body) == SchemaRecord("s-value", 3, 2, "ab")
