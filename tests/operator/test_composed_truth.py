@@ -319,6 +319,15 @@ def dead_lettered(bootstrap: str, topic: str, schema: str) -> set[str]:
     return found
 
 
+def own_version(schema: str, suffix: str) -> str:
+    """``schema`` with one more optional field named after ``suffix``: the registry holds its content under this
+    test's subject alone, so deleting the subject makes its id unknown (the registry keeps an id while any
+    subject, e.g. another test's, holds the same content)."""
+    parsed = json.loads(schema)
+    parsed["fields"].append({"name": f"trace_{suffix}", "type": ["null", "string"], "default": None})
+    return json.dumps(parsed)
+
+
 class Steady:
     """A producer that keeps sending one event every ``period`` seconds (with its cached schema id) until
     stopped; returns what it sent."""
@@ -369,7 +378,8 @@ def test_subject_deleted_behind_the_operators_back_is_registered_again_while_not
         cluster.apply(feature_view(project, sla_s), streaming_window(topic, partitions=1))
         cluster.wait("condition=Ready", f"streamingwindow/{VIEW}", timeout=60)
         cluster.wait_for(lambda: condition_is(cluster, "StreamRunning", "True"), 420, "the job running")
-        producer = TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V2, subject)
+        v2 = own_version(V2, suffix)
+        producer = TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, v2, subject)
         events = [event("A1", 5, 2.5), event("A2", 4, 4.0)]
         for item in events:
             producer.send(item)
@@ -406,9 +416,9 @@ def test_subject_deleted_behind_the_operators_back_is_registered_again_while_not
             sent = steady.stop()
         # the producer registers its version again: the job learns its id is known again and decodes it
         with SchemaRegistry(registry_url) as registry:
-            registry.register(subject, V2)
+            registry.register(subject, v2)
         cluster.wait_for(lambda: condition_is(cluster, "Ready", "True"), 300, "Ready=True again")
-        again = TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V2, subject)
+        again = TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, v2, subject)
         recovered = [event("A1", 1, 16.0), event("A3", 1, 0.25)]
         for item in recovered:
             again.send(item)
@@ -417,7 +427,7 @@ def test_subject_deleted_behind_the_operators_back_is_registered_again_while_not
 
         def counted() -> list[dict[str, Any]]:
             """Every event but the dead letters so far (the dead-letter query runs behind the windows one)."""
-            lost = dead_lettered(stack.kafka_bootstrap, topic, V2)
+            lost = dead_lettered(stack.kafka_bootstrap, topic, v2)
             return [e for e in everything if e["transaction_id"] not in lost]
 
         until_present_and_correct(required, counted, 300, job_log)
@@ -425,7 +435,7 @@ def test_subject_deleted_behind_the_operators_back_is_registered_again_while_not
         # Each record is counted or dead-lettered, never both, never neither: dead letters are records sent while
         # the registry did not know their id, not those counted before the restart (the batch the restart
         # interrupted runs again with the verdict it first had) nor those sent once the id is known again.
-        lost = dead_lettered(stack.kafka_bootstrap, topic, V2)
+        lost = dead_lettered(stack.kafka_bootstrap, topic, v2)
         assert lost and lost <= {e["transaction_id"] for e in sent}, "only records sent while the id was unknown"
         until_present_and_correct(required, counted, 30, job_log)
     finally:
