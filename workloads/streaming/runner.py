@@ -18,6 +18,9 @@ writes the progress record (``window_layout.StreamProgress``) and the ``StreamRu
 * A query that failed because Kafka or Redis is away restarts from its checkpoint as soon as ``_prepare``
   finds the dependency back. Any other failure is ``QueryFailed`` and retried with backoff, again from the
   checkpoint: the failed batch is replayed and its writes are idempotent.
+* The values wait for the windows query, so it goes first: the dead-letter query starts after the windows
+  query's first batch, and each dead-letter batch waits (at most ``DEAD_LETTERS_HOLD_S``) until the windows
+  query has written the records it reads and every batch it planned.
 * While running, every poll reads the topic's end offsets (lag) and dead letters above the threshold are
   ``DeadLettering``. SIGTERM stops the queries cleanly.
 """
