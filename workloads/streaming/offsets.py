@@ -96,6 +96,12 @@ def planned_ends(checkpoint_dir: str, topic: str, queries: Iterable[str]) -> dic
     return ends
 
 
+def reached(done: Mapping[int, int], *ends: Mapping[int, int]) -> bool:
+    """Whether ``done`` (partition -> end offset handled) is at or past every partition's offset in ``ends``
+    (a partition missing from ``done`` has handled nothing)."""
+    return all(done.get(partition, 0) >= offset for end in ends for partition, offset in end.items())
+
+
 def read_start(checkpoint_dir: str) -> Start | None:
     path = Path(checkpoint_dir) / START_FILE
     try:

@@ -52,6 +52,7 @@ from streamguard.workloads.streaming.offsets import (
     batch_end_offsets,
     plan_start,
     planned_ends,
+    reached,
 )
 from streamguard.workloads.streaming.plan import StreamPlan
 from streamguard.workloads.streaming.progress import (
@@ -229,9 +230,8 @@ class StreamRunner:
         wanted = batch_end_offsets(self.plan.checkpoint_dir, batch_id, self.plan.topic, DEAD_LETTERS)
         deadline = time.monotonic() + DEAD_LETTERS_HOLD_S
         while not self._stopping and {WINDOWS, DEAD_LETTERS} <= self._queries.keys() and time.monotonic() < deadline:
-            written = self._windows_written
             planned = planned_ends(self.plan.checkpoint_dir, self.plan.topic, (WINDOWS,))
-            if all(written.get(p, 0) >= o for ends in (wanted, planned) for p, o in ends.items()):
+            if reached(self._windows_written, wanted, planned):
                 return
             time.sleep(0.2)
 
