@@ -228,12 +228,14 @@ class StreamRunner:
         have a batch to run at once; Spark's task slots (``local[2]``) then go to the windows batch, which the
         values wait for, instead of being shared with the dead letters."""
         wanted = batch_end_offsets(self.plan.checkpoint_dir, batch_id, self.plan.topic, DEAD_LETTERS)
-        deadline = time.monotonic() + DEAD_LETTERS_HOLD_S
-        while not self._stopping and {WINDOWS, DEAD_LETTERS} <= self._queries.keys() and time.monotonic() < deadline:
+        began = time.monotonic()
+        while not self._stopping and {WINDOWS, DEAD_LETTERS} <= self._queries.keys():
             planned = planned_ends(self.plan.checkpoint_dir, self.plan.topic, (WINDOWS,))
-            if reached(self._windows_written, wanted, planned):
-                return
+            if reached(self._windows_written, wanted, planned) or time.monotonic() - began >= DEAD_LETTERS_HOLD_S:
+                break
             time.sleep(0.2)
+        if time.monotonic() - began >= 1.0:
+            log.info("dead-letter batch %d waited %.1fs for the windows query", batch_id, time.monotonic() - began)
 
     # -- the progress record and the condition ------------------------------------------------------------
 
