@@ -7,6 +7,10 @@ directory of the devstack, so stopping or killing them disturbs nothing else; no
 progress record stands in for its condition). Needs the provisioned stack artifacts (``streamguard dev
 provision``: Kafka, Apicurio, the Spark connector jars) and ``redis-server``. Per outage it records:
 
+* ``restart_s``: from the dependency's restart until it is ready again (the registry answers its API, the
+  broker a metadata request listing itself); not counted in the figures below;
+* ``load_average_at_return``: the machine's 1-minute load average when the dependency returned (the figures
+  are CPU-bound: they follow it);
 * ``exact_s``: from the dependency's return (the registry or broker ready again) until every
   (entity, window) in Redis equals the reference computation over every event sent;
 * ``serving_present_s``: until the real serving app answers ``present`` with those values.
@@ -54,6 +58,7 @@ def _row(dependency: str, moment: str, outcome: Outcome, outage_s: float) -> dic
     return {"dependency": dependency, "outage": moment, "outage_s": outage_s,
             "job_during": f"{seen.state}: {seen.reason}",
             "serving_during": sorted(set(seen.serving_statuses)), "readyz_during": seen.readyz_status,
+            "load_average_at_return": round(seen.load_at_return, 1), "restart_s": round(seen.restart_s, 1),
             "exact_s": round(seen.heal_s, 1), "serving_present_s": round(seen.serving_present_s, 1),
             "dead_letters_exact": not outcome.dead_letter_problems,
             "dead_letter_problems": outcome.dead_letter_problems[:5], "events": outcome.events}
@@ -84,10 +89,12 @@ def main() -> int:
             rows += [_row(dependency, moment, outcome, args.outage) for moment in ("at-start", "mid-stream")]
             print(f"{dependency}: done", flush=True)
         versions_used = ends.versions
-    print(f"{'dependency':<10} {'outage':<11} {'serving during':<16} {'exact after':>12} {'serving present':>16}")
+    print(f"{'dependency':<10} {'outage':<11} {'serving during':<16} {'restart':>8} {'exact after':>12} "
+          f"{'serving present':>16}")
     for row in rows:
         print(f"{row['dependency']:<10} {row['outage']:<11} {'/'.join(row['serving_during']):<16} "
-              f"{row['exact_s']:>11.1f}s {row['serving_present_s']:>15.1f}s   job: {row['job_during'][:90]}")
+              f"{row['restart_s']:>7.1f}s {row['exact_s']:>11.1f}s {row['serving_present_s']:>15.1f}s   "
+              f"load {row['load_average_at_return']:.1f}   job: {row['job_during'][:90]}")
     report = {
         "benchmark": "recovery",
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

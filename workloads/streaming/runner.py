@@ -18,6 +18,9 @@ writes the progress record (``window_layout.StreamProgress``) and the ``StreamRu
 * A query that failed because Kafka or Redis is away restarts from its checkpoint as soon as ``_prepare``
   finds the dependency back. Any other failure is ``QueryFailed`` and retried with backoff, again from the
   checkpoint: the failed batch is replayed and its writes are idempotent.
+* The values wait for the windows query, so it goes first: the dead-letter query starts after the windows
+  query's first batch, and each dead-letter batch waits (at most ``DEAD_LETTERS_HOLD_S``) until the windows
+  query has written the records it reads and every batch it planned.
 * While running, every poll reads the topic's end offsets (lag) and dead letters above the threshold are
   ``DeadLettering``. SIGTERM stops the queries cleanly.
 """
@@ -49,6 +52,7 @@ from streamguard.workloads.streaming.offsets import (
     batch_end_offsets,
     plan_start,
     planned_ends,
+    reached,
 )
 from streamguard.workloads.streaming.plan import StreamPlan
 from streamguard.workloads.streaming.progress import (
@@ -83,6 +87,8 @@ connection answers at once; a Kafka metadata request waits at most ``offsets.TIM
 restart within about a second of its return instead of after a grown backoff."""
 RESOLVE_MAX_BACKOFF_S = 5.0
 """An id the registry answers it does not know is asked for again at most this far apart."""
+DEAD_LETTERS_HOLD_S = 60.0
+"""A dead-letter batch waits at most this long for the windows query to have written the records it reads."""
 WAITING_LOG_S = 30.0
 """While the job waits for a dependency, the same reason is logged again at most this often."""
 WINDOWS, DEAD_LETTERS = "windows", "dead-letters"
@@ -149,6 +155,8 @@ class StreamRunner:
         self._next_recheck = 0.0
         self._waiting_logged: tuple[str, float] = ("", 0.0)
         self._warm_up: threading.Thread | None = None
+        self._windows_written: dict[int, int] = {}
+        """Partition -> end offset of the last windows batch written to the store."""
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: stopping after the current batch", signum)
@@ -181,6 +189,7 @@ class StreamRunner:
             self._store_failure = (STORE_CHANGED, str(error))
             raise
         self.metrics.windows_written.inc(written)
+        self._windows_written = batch_end_offsets(self.plan.checkpoint_dir, batch_id, self.plan.topic)
         self._last_write = (f"batch {batch_id} wrote {written} windows (Spark {computed - started:.2f}s, "
                             f"Redis and re-seed {time.monotonic() - computed:.2f}s)")
 
@@ -203,6 +212,7 @@ class StreamRunner:
         return since
 
     def _write_dead_letters(self, frame: DataFrame, batch_id: int) -> None:
+        self._hold_dead_letters(batch_id)
         records, reasons = job.write_dead_letters(frame, self.endpoints.kafka_bootstrap, self.plan.dead_letter_topic)
         sent = sum(reasons.values())
         if sent:
@@ -210,6 +220,22 @@ class StreamRunner:
                         self.plan.dead_letter_topic, ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())))
             self.metrics.dead_letters.inc(sent)
         self.tracker.dead_letters.add(now_ms(), records, reasons)
+
+    def _hold_dead_letters(self, batch_id: int) -> None:
+        """Hold dead-letter batch ``batch_id`` (before it computes anything) while the windows query has not
+        written every record this batch reads, or has planned a batch it has not written yet: at most
+        ``DEAD_LETTERS_HOLD_S``, and only while both queries run. After a start or a Kafka outage both queries
+        have a batch to run at once; Spark's task slots (``local[2]``) then go to the windows batch, which the
+        values wait for, instead of being shared with the dead letters."""
+        wanted = batch_end_offsets(self.plan.checkpoint_dir, batch_id, self.plan.topic, DEAD_LETTERS)
+        began = time.monotonic()
+        while not self._stopping and {WINDOWS, DEAD_LETTERS} <= self._queries.keys():
+            planned = planned_ends(self.plan.checkpoint_dir, self.plan.topic, (WINDOWS,))
+            if reached(self._windows_written, wanted, planned) or time.monotonic() - began >= DEAD_LETTERS_HOLD_S:
+                break
+            time.sleep(0.2)
+        if time.monotonic() - began >= 1.0:
+            log.info("dead-letter batch %d waited %.1fs for the windows query", batch_id, time.monotonic() - began)
 
     # -- the progress record and the condition ------------------------------------------------------------
 
@@ -380,11 +406,9 @@ class StreamRunner:
             self._windows_start.starting_timestamp_ms)
 
     def _stop(self, name: str | None = None) -> None:
-        """Stop the query ``name``, or both."""
-        for key in [name] if name is not None else list(self._queries):
-            query = self._queries.pop(key, None)
-            if query is None:
-                continue
+        """Stop the query ``name``, or both (all leave ``_queries`` first: a held dead-letter batch lets go)."""
+        names = [name] if name is not None else list(self._queries)
+        for query in [q for q in (self._queries.pop(key, None) for key in names) if q is not None]:
             try:
                 query.stop()
             except Exception as error:  # a failed query (or a gone JVM) may refuse to stop

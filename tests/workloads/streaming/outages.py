@@ -136,6 +136,11 @@ class Observation:
     """Serving's ``/readyz`` answer (503: a required view is not fresh)."""
     view_health: dict[str, Any]
     """The view's entry in ``/readyz``: ``fresh``, ``stream_state`` (the progress record's), ``reason``."""
+    restart_s: float = 0.0
+    """How long the dependency took from its restart until it answered again (the registry its API, the broker
+    a metadata request listing it): not part of ``heal_s``."""
+    load_at_return: float = 0.0
+    """The machine's 1-minute load average at the dependency's return."""
     heal_s: float = 0.0
     """From the dependency's return to every window exact."""
     serving_present_s: float = 0.0
@@ -299,6 +304,7 @@ class Scenario:
     def heal(self, job: JobProcess, http: TestClient, back_at: float, observed: Observation) -> Observation:
         """After the dependency's return (``back_at``, monotonic): until every window is exact, and serving
         says so (waits up to 5 min so a slow heal is measured rather than cut off)."""
+        observed.load_at_return = os.getloadavg()[0]
         wait_for(self.exact, 300, "every window exact after the dependency returned", job, every=0.5)
         observed.heal_s = time.monotonic() - back_at
         wait_for(lambda: self.serving_exact(http), 300, "serving present and exact", job, every=0.5)
@@ -316,6 +322,13 @@ class Outcome:
     dead_letter_problems: list[str]
     job_alive: bool
     events: int
+
+
+def _restart(stack: Stack, service: str) -> float:
+    """Restart ``service``; how long until it was ready (``Stack.restart`` returns once it answers)."""
+    began = time.monotonic()
+    stack.restart(service)
+    return time.monotonic() - began
 
 
 def _send(sender: TransactionSender, events: list[dict[str, Any]], junk: list[bytes]) -> None:
@@ -346,7 +359,7 @@ def registry_outages(run: Scenario, registry: Stack) -> Outcome:
             registry.supervisor.stop(REGISTRY)
             job.start()
             at_start = run.observe_outage(job, http, down, REGISTRY_UNAVAILABLE)
-            registry.restart(REGISTRY)
+            at_start.restart_s = _restart(registry, REGISTRY)
             at_start = run.heal(job, http, time.monotonic(), at_start)
 
             with SchemaRegistry(run.registry_url) as client_:
@@ -359,7 +372,7 @@ def registry_outages(run: Scenario, registry: Stack) -> Outcome:
                 sender.send_raw(ACCOUNTS[1], raw)
             sender.flush()
             mid = run.observe_outage(job, http, down, REGISTRY_UNAVAILABLE)
-            registry.restart(REGISTRY)
+            mid.restart_s = _restart(registry, REGISTRY)
             mid = run.heal(job, http, time.monotonic(), mid)
         return Outcome(at_start, mid, run.dead_letter_problems(job), job.alive(), len(run.sent))
     finally:
@@ -388,7 +401,7 @@ def broker_outages(run: Scenario, kafka: Stack) -> Outcome:
             kill(kafka, KAFKA)
             job.start()
             at_start = run.observe_outage(job, http, down, KAFKA_UNAVAILABLE)
-            kafka.restart(KAFKA)
+            at_start.restart_s = _restart(kafka, KAFKA)
             at_start = run.heal(job, http, time.monotonic(), at_start)
 
             down = time.monotonic()
@@ -396,7 +409,7 @@ def broker_outages(run: Scenario, kafka: Stack) -> Outcome:
             for item in run.events(EVENTS):  # buffered by the producer until the broker is back
                 sender.send(item)
             mid = run.observe_outage(job, http, down, KAFKA_UNAVAILABLE)
-            kafka.restart(KAFKA)
+            mid.restart_s = _restart(kafka, KAFKA)
             back = time.monotonic()
             sender.flush(120)
             mid = run.heal(job, http, back, mid)

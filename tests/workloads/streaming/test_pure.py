@@ -14,6 +14,7 @@ from streamguard.workloads.producer.events import TrafficProfile, events, genera
 from streamguard.workloads.streaming import sink
 from streamguard.workloads.streaming.decode import unknown_ids
 from streamguard.workloads.streaming.metrics import StreamMetrics
+from streamguard.workloads.streaming.offsets import reached
 from streamguard.workloads.streaming.plan import StreamSpecError, build
 from streamguard.workloads.streaming.status import render_condition
 from tests.workloads.streaming.support import V1, V2, view_spec, window_spec, write_job
@@ -159,3 +160,12 @@ def test_without_an_apiserver_the_condition_is_logged_once_per_change(
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("StreamRunning=")]
     assert lines == ["StreamRunning=False StoreFull: Redis refused a write (OOM ...)",
                      "StreamRunning=True Running: consuming t"]
+
+
+def test_a_dead_letter_batch_goes_once_the_windows_query_wrote_what_it_reads_and_planned() -> None:
+    written = {0: 10, 1: 5}
+    assert reached(written, {0: 10, 1: 5}, {0: 8})
+    assert not reached(written, {0: 11})  # the dead-letter batch reads past what the windows wrote
+    assert not reached(written, {0: 10}, {1: 6})  # the windows query planned a batch it has not written
+    assert not reached(written, {2: 1})  # a partition the windows query has not written at all
+    assert reached({}, {})
