@@ -168,8 +168,7 @@ class Demo:
                           str(self.repo / "crds"))
         with progress.step("data", "FinServe sample data and offline tables"):
             self._data(env, progress)
-        with progress.step("platform", f"namespace {self.namespace}: pod placement, Redis Secret, workload account, "
-                                       "serving"):
+        with progress.step("platform", f"namespace {self.namespace}: pod placement, Redis Secret, serving"):
             objects = platform(self.namespace, endpoints.pod_redis_url, images.main.name, self.work / ".run" / "data")
             placement = [o for o in objects if o["kind"] in ("Namespace", *PLACEMENT_KINDS)]
             self._apply(endpoints, placement)
