@@ -15,6 +15,7 @@ import httpx
 import pytest
 import yaml
 
+from streamguard.contracts.registry import RegistryRejectedError, SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
 from tests.polling import wait_for
 
@@ -175,6 +176,19 @@ def start_operator(
 @pytest.fixture
 def operator(start_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
     return start_operator()
+
+
+def delete_behind_the_operators_back(registry_url: str, subject: str, timeout: float = 60.0) -> None:
+    """Soft- then hard-delete ``subject`` as someone other than the operator would. The operator's resync may
+    register it again between the two (the hard delete then answers 409): delete again until a hard delete
+    of the subject went through."""
+    def hard_deleted() -> bool:
+        with SchemaRegistry(registry_url) as registry:
+            try:
+                return registry.delete_subject(subject, permanent=True)
+            except RegistryRejectedError:
+                return False
+    wait_for(f"subject {subject} deleted behind the operator's back", hard_deleted, timeout)
 
 
 class Cluster:

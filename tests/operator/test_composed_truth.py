@@ -49,7 +49,7 @@ from streamguard.devstack.supervisor import Supervisor
 from streamguard.windows import WindowShape, aggregate
 from streamguard.workloads.producer.kafka import TransactionSender
 from tests.operator import manifests
-from tests.operator.conftest import Cluster, OperatorProcess
+from tests.operator.conftest import Cluster, OperatorProcess, delete_behind_the_operators_back
 from tests.workloads.streaming.support import V1, V2, delete_topics, free_port
 
 pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -388,8 +388,7 @@ def test_subject_deleted_behind_the_operators_back_is_registered_again_while_not
 
         # behind the operator's back: the registry loses the subject, the job restarts (its checkpoint is on
         # the claim the operator renders by default, so it resumes where it was)
-        assert httpx.delete(f"{registry_url}/subjects/{subject}").status_code == 200
-        assert httpx.delete(f"{registry_url}/subjects/{subject}", params={"permanent": "true"}).status_code == 200
+        delete_behind_the_operators_back(registry_url, subject)
         deleted = time.monotonic()
         for pod in cluster.items("pods", selector="app.kubernetes.io/component=stream"):
             cluster.kubectl("delete", "pod", "-n", cluster.namespace, pod["metadata"]["name"], "--wait=false")

@@ -19,7 +19,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from streamguard.workloads.streaming.status import FIELD_MANAGER, render_condition
 from tests.operator import manifests
-from tests.operator.conftest import Cluster, OperatorProcess
+from tests.operator.conftest import Cluster, OperatorProcess, delete_behind_the_operators_back
 
 pytestmark = pytest.mark.stack
 
@@ -113,9 +113,7 @@ def test_subject_deleted_behind_the_operators_back_is_registered_again(
     before = cluster.get("streamingwindow", NAME)["status"]
     assert httpx.get(f"{registry_url}/subjects/{subject}/versions").json() == [1]
 
-    assert httpx.delete(f"{registry_url}/subjects/{subject}").status_code == 200
-    assert httpx.delete(f"{registry_url}/subjects/{subject}", params={"permanent": "true"}).status_code == 200
-    assert httpx.get(f"{registry_url}/subjects/{subject}/versions").status_code == 404
+    delete_behind_the_operators_back(registry_url, subject)
 
     cluster.wait_for(
         lambda: httpx.get(f"{registry_url}/subjects/{subject}/versions").status_code == 200,

@@ -3,15 +3,15 @@ and the verdict real Spark gives each record with segments in place."""
 
 import io
 import json
+import multiprocessing
 import os
-from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import fastavro
 import pytest
-from pyspark.sql import SparkSession
 
 from streamguard.contracts import wire
 from streamguard.devstack.endpoints import Endpoints
@@ -20,7 +20,7 @@ from streamguard.workloads.streaming import job
 from streamguard.workloads.streaming.dead_letters import REPLAY_OF_HEADER
 from streamguard.workloads.streaming.decode import WriterSchemas
 from streamguard.workloads.streaming.offsets import planned_ends
-from streamguard.workloads.streaming.plan import StreamPlan, build
+from streamguard.workloads.streaming.plan import build
 from streamguard.workloads.streaming.verdicts import Segment, Verdict, VerdictLog, live
 from tests.workloads.streaming.support import AGGREGATIONS, V2, view_spec, window_spec, write_job
 
@@ -68,14 +68,6 @@ def test_planned_ends_are_the_highest_of_the_last_batch_of_each_query(tmp_path: 
 # ---- the verdicts real Spark gives -----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def spark(stack: Endpoints) -> Iterator[SparkSession]:
-    os.environ["STREAMGUARD_SPARK_JARS"] = ",".join(stack.spark_jars)
-    session = job.spark_session("streamguard-verdicts-test")
-    yield session
-    session.stop()
-
-
 def _record(offset: int, replayed: bool = False) -> tuple[Any, ...]:
     body = io.BytesIO()
     fastavro.schemaless_writer(body, fastavro.parse_schema(json.loads(V2)), {
@@ -85,28 +77,38 @@ def _record(offset: int, replayed: bool = False) -> tuple[Any, ...]:
     return (None, wire.frame(2, body.getvalue()), "t", 0, offset, datetime.now(UTC), 0, headers)
 
 
-def _errors(spark: SparkSession, plan: StreamPlan, schemas: WriterSchemas,
-            rows: list[tuple[Any, ...]]) -> dict[int, str | None]:
-    frame = job.checked(spark.createDataFrame(rows, job.KAFKA_COLUMNS), schemas, plan)
-    return {r["offset"]: r["error"] for r in frame.select("offset", "error").collect()}
+def _errors(jars: list[str], job_file: str,
+            cases: list[tuple[WriterSchemas, list[tuple[Any, ...]]]]) -> list[dict[int, str | None]]:
+    """Each case's rows checked with its schemas: offset -> dead-letter reason. Runs in a process of its own:
+    the Avro functions need their jar on the JVM's classpath at launch, and another test's session may own
+    this process's JVM."""
+    os.environ["STREAMGUARD_SPARK_JARS"] = ",".join(jars)
+    spark = job.spark_session("streamguard-verdicts-test")
+    try:
+        plan = build(StreamJob.model_validate_json(Path(job_file).read_text()))
+        frames = [job.checked(spark.createDataFrame(rows, job.KAFKA_COLUMNS), schemas, plan) for schemas, rows in cases]
+        return [{r["offset"]: r["error"] for r in frame.select("offset", "error").collect()} for frame in frames]
+    finally:
+        spark.stop()
 
 
 @pytest.mark.stack
 @pytest.mark.spark
-def test_each_record_gets_the_verdict_of_its_segment_or_the_live_one(spark: SparkSession, tmp_path: Path) -> None:
+def test_each_record_gets_the_verdict_of_its_segment_or_the_live_one(stack: Endpoints, tmp_path: Path) -> None:
     spec = window_spec("t", V2, AGGREGATIONS)
-    path = write_job(tmp_path / "job.json", "ns", "w", spec, view_spec(spec, "p"), tmp_path / "checkpoint", 0)
-    plan = build(StreamJob.model_validate_json(path.read_text()))
+    job_file = write_job(tmp_path / "job.json", "ns", "w", spec, view_spec(spec, "p"), tmp_path / "checkpoint", 0)
     rows = [_record(o) for o in range(6)]
     # held for unknown below offset 3, readable since: the old records stay dead letters, later ones count; a
     # replayed dead letter below the boundary counts (under the unknown verdict it failed its batch)
     settled = WriterSchemas(readable={2: V2}, segments=(Segment(2, {0: 3}, UNKNOWN),))
-    assert _errors(spark, plan, settled, rows) == {0: "schema-id-unknown:2", 1: "schema-id-unknown:2",
-                                                   2: "schema-id-unknown:2", 3: None, 4: None, 5: None}
-    assert _errors(spark, plan, settled, [_record(1, replayed=True)]) == {1: None}
     # readable below offset 3 (decoded with the segment's schema), unknown to the registry now
     lost = WriterSchemas(unknown={2}, segments=(Segment(2, {0: 3}, READ),))
-    assert _errors(spark, plan, lost, rows) == {0: None, 1: None, 2: None, 3: "schema-id-unknown:2",
-                                                4: "schema-id-unknown:2", 5: "schema-id-unknown:2"}
-    # a partition the segment does not name gets the live verdict
-    assert _errors(spark, plan, settled, [(*_record(0)[:3], 1, *_record(0)[4:])]) == {0: None}
+    other_partition = [(*_record(0)[:3], 1, *_record(0)[4:])]
+    cases = [(settled, rows), (settled, [_record(1, replayed=True)]), (lost, rows), (settled, other_partition)]
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = pool.submit(_errors, stack.spark_jars, str(job_file), cases).result(timeout=600)
+    unknown = "schema-id-unknown:2"
+    assert results[0] == {0: unknown, 1: unknown, 2: unknown, 3: None, 4: None, 5: None}
+    assert results[1] == {1: None}
+    assert results[2] == {0: None, 1: None, 2: None, 3: unknown, 4: unknown, 5: unknown}
+    assert results[3] == {0: None}, "a partition the segment does not name gets the live verdict"
