@@ -408,7 +408,8 @@ class StreamRunner:
     def _stop(self, name: str | None = None) -> None:
         """Stop the query ``name``, or both (all leave ``_queries`` first: a held dead-letter batch lets go)."""
         names = [name] if name is not None else list(self._queries)
-        for query in [q for q in (self._queries.pop(key, None) for key in names) if q is not None]:
+        stopping = [self._queries.pop(key) for key in names if key in self._queries]
+        for query in stopping:
             try:
                 query.stop()
             except Exception as error:  # a failed query (or a gone JVM) may refuse to stop
