@@ -3,7 +3,6 @@
 Importing this module imports Feast (seconds): keep it out of hot paths.
 """
 
-import os
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -69,8 +68,8 @@ def feast_objects(views: Mapping[str, FeatureViewSpec], base_dir: Path) -> list[
         source = FileSource(
             name=f"{name}-source",
             path=path,
-            # Feast's file offline store reads s3:// with the AWS_* credentials of its environment.
-            s3_endpoint_override=os.environ.get(objectstore.ENDPOINT_ENV) if objectstore.is_remote(path) else None,
+            # No endpoint is recorded: it would be the writer's (the operator's is a pod address). Feast's file
+            # offline store reads s3:// through pyarrow, which takes the reader's own AWS_ENDPOINT_URL and keys.
             timestamp_field=spec.source.timestamp_field,
             created_timestamp_column=spec.source.created_timestamp_field or "",
         )
