@@ -1,4 +1,4 @@
-"""Recovery benchmark: for each dependency (the schema registry, the Kafka broker), the time from its return
+"""Recovery benchmark: for each dependency (the schema registry, the Kafka broker, Redis), the time from its return
 after an outage to exact values, when the job started during the outage and when the outage hit mid-stream.
 
 Runs the outage scenario of the tests (``tests/workloads/streaming/outages.py``, so the benchmark measures exactly
@@ -8,7 +8,8 @@ progress record stands in for its condition). Needs the provisioned stack artifa
 provision``: Kafka, Apicurio, the Spark connector jars) and ``redis-server``. Per outage it records:
 
 * ``restart_s``: from the dependency's restart until it is ready again (the registry answers its API, the
-  broker a metadata request listing itself); not counted in the figures below;
+  broker a metadata request listing itself, Redis a PING after loading its append-only file); not counted in
+  the figures below;
 * ``load_average_at_return``: the machine's 1-minute load average when the dependency returned (the figures
   are CPU-bound: they follow it);
 * ``exact_s``: from the dependency's return (the registry or broker ready again) until every
@@ -19,7 +20,10 @@ The load is small and fixed (300 live events per phase over 4 accounts, two unde
 the FinServe windows 1m/15s, 5m/1m, 1h/5m): the figures are the job's reaction time (retry backoff, query
 restart, one batch), not throughput. Tests assert correctness; this records the figures.
 
-    .venv/bin/python benchmarks/recovery/run.py [--outage 60]
+    .venv/bin/python benchmarks/recovery/run.py [--outage 60] [--only redis ...]
+
+``--only`` measures those dependencies again and keeps the other rows of the results file as they were
+(each row says when it was measured, and the load then).
 
 Prints a table and writes ``benchmarks/results/recovery.json``.
 """
@@ -47,17 +51,21 @@ from tests.workloads.streaming.outages import (  # noqa: E402
     Scenario,
     broker_outages,
     registry_outages,
+    store_outages,
 )
 from tests.workloads.streaming.support import V1  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "recovery.json"
+DEPENDENCIES = ("registry", "kafka", "redis")
 
 
 def _row(dependency: str, moment: str, outcome: Outcome, outage_s: float) -> dict[str, Any]:
     seen = outcome.at_start if moment == "at-start" else outcome.mid_stream
     return {"dependency": dependency, "outage": moment, "outage_s": outage_s,
-            "job_during": f"{seen.state}: {seen.reason}",
-            "serving_during": sorted(set(seen.serving_statuses)), "readyz_during": seen.readyz_status,
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "job_during": f"{seen.state}: {seen.reason}" if seen.state else "unreadable: the record is in Redis",
+            "serving_during": sorted(set(seen.serving_statuses)) or [f"HTTP {seen.lookup_status}"],
+            "readyz_during": seen.readyz_status,
             "load_average_at_return": round(seen.load_at_return, 1), "restart_s": round(seen.restart_s, 1),
             "exact_s": round(seen.heal_s, 1), "serving_present_s": round(seen.serving_present_s, 1),
             "dead_letters_exact": not outcome.dead_letter_problems,
@@ -68,6 +76,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--outage", type=float, default=60.0, help="Seconds each dependency stays away.")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--only", nargs="+", choices=DEPENDENCIES, default=list(DEPENDENCIES),
+                        help="Measure these dependencies again; keep the other rows of --out.")
     args = parser.parse_args()
     machine = machine_facts()
     rows: list[dict[str, Any]] = []
@@ -81,14 +91,22 @@ def main() -> int:
             ("kafka", lambda d: broker_outages(
                 Scenario(ends, None, store, d, ends.kafka_bootstrap, ends.registry_url, V1, outage_s=args.outage),
                 stack)),
+            ("redis", lambda d: store_outages(
+                Scenario(ends, None, store, d, ends.kafka_bootstrap, ends.registry_url, V1, outage_s=args.outage),
+                stack)),
         ]
-        for dependency, run in runs:
+        for dependency, run in [(name, run) for name, run in runs if name in args.only]:
             scratch = Path(tmp) / dependency
             scratch.mkdir()
             outcome = run(scratch)
             rows += [_row(dependency, moment, outcome, args.outage) for moment in ("at-start", "mid-stream")]
             print(f"{dependency}: done", flush=True)
         versions_used = ends.versions
+    if set(args.only) != set(DEPENDENCIES) and args.out.exists():
+        earlier = json.loads(args.out.read_text())
+        kept = [{"measured_at": earlier["measured_at"], **row} for row in earlier["results"]
+                if row["dependency"] not in args.only]
+        rows = sorted(kept + rows, key=lambda row: DEPENDENCIES.index(row["dependency"]))
     print(f"{'dependency':<10} {'outage':<11} {'serving during':<16} {'restart':>8} {'exact after':>12} "
           f"{'serving present':>16}")
     for row in rows:

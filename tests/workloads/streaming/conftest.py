@@ -31,3 +31,16 @@ def private_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
         yield stack, f"http://127.0.0.1:{port}/apis/ccompat/v7"
     finally:
         stack.down()
+
+
+@pytest.fixture
+def private_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
+    """A Redis of this test alone, started like the stack's (AOF ``everysec``, ``noeviction``): ``(its stack,
+    URL)``."""
+    stack = Stack(tmp_path_factory.mktemp("redis-stack"))
+    stack.restart("redis")
+    port = json.loads((stack.run_dir / "ports.json").read_text())["redis"]
+    try:
+        yield stack, f"redis://127.0.0.1:{port}/0"
+    finally:
+        stack.down()

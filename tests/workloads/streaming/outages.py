@@ -3,7 +3,7 @@ benchmarks/recovery/run.py: a StreamingWindow applied to the kube-apiserver, its
 ``StreamRunning`` there), the real serving app reading the same Redis, live events with a few really
 undecodable records among them, and the reference computation.
 
-A dependency (the registry or the Kafka broker) is taken away *before the job starts* and again *mid-stream*,
+A dependency (the registry, the Kafka broker or Redis) is taken away *before the job starts* and again *mid-stream*,
 each time for ``OUTAGE_S``. During each outage the scenario records what the job's condition, its progress
 record and serving said; after each return, how long until every (entity, window) equals the reference and
 serving answers ``present`` with those values.
@@ -40,7 +40,7 @@ from streamguard.serving.settings import Settings
 from streamguard.windows import WindowShape
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
 from streamguard.workloads.streaming.dead_letters import DeadLetter
-from streamguard.workloads.streaming.progress import KAFKA_UNAVAILABLE, REGISTRY_UNAVAILABLE
+from streamguard.workloads.streaming.progress import KAFKA_UNAVAILABLE, REGISTRY_UNAVAILABLE, STORE_UNAVAILABLE
 from tests.workloads.streaming.support import (
     AGGREGATIONS,
     NAMES,
@@ -66,7 +66,7 @@ ACCOUNTS = [f"acct-{i}" for i in range(4)]
 HOUR = WindowShape.parse("1h", "5m")
 EVENTS = 300
 """Good events per phase: the two undecodable records among them stay under the 1 % dead-letter threshold."""
-REGISTRY, KAFKA = "apicurio-registry", "kafka"
+REGISTRY, KAFKA, REDIS = "apicurio-registry", "kafka", "redis"
 
 
 def event(rng: random.Random, account: str) -> dict[str, Any]:
@@ -129,13 +129,16 @@ class Observation:
     condition: dict[str, Any]
     state: str
     reason: str
-    progress_frozen: bool
+    progress_frozen: bool | None
+    """``None`` when the progress record is out of reach (it lives in Redis, and Redis is away)."""
     serving_statuses: list[str]
     serving_values: list[Any]
     readyz_status: int
-    """Serving's ``/readyz`` answer (503: a required view is not fresh)."""
+    """Serving's ``/readyz`` answer (503: a required view is not fresh, or Redis is unreachable)."""
     view_health: dict[str, Any]
     """The view's entry in ``/readyz``: ``fresh``, ``stream_state`` (the progress record's), ``reason``."""
+    lookup_status: int = 200
+    """Serving's answer to the lookup (503: it refuses to answer while Redis is unreachable)."""
     restart_s: float = 0.0
     """How long the dependency took from its restart until it answered again (the registry its API, the broker
     a metadata request listing it): not part of ``heal_s``."""
@@ -159,6 +162,8 @@ class Scenario:
     bootstrap: str
     registry_url: str
     schema: str
+    redis_url: str = ""
+    """The Redis the job and serving use (default: the stack's)."""
     seed: int = 20
     outage_s: float = OUTAGE_S
     namespace: str = field(default_factory=lambda: f"outage-{uuid.uuid4().hex[:8]}")
@@ -171,6 +176,7 @@ class Scenario:
         self.spec = window_spec(self.topic, self.schema, AGGREGATIONS, watermark="10m", trigger="1s")
         self.view = view_spec(self.spec, self.project).model_copy(update={"freshness_sla": SLA})
         self.rng = random.Random(self.seed)
+        self.redis_url = self.redis_url or self.stack.redis_url
 
     # -- setup --------------------------------------------------------------------------------------------
 
@@ -192,14 +198,14 @@ class Scenario:
     def job(self, extra_env: dict[str, str]) -> JobProcess:
         kube = {"KUBECONFIG": self.stack.kubeconfig} if self.kube is not None else {}
         return job_in(self.tmp, self.stack, self.namespace, "activity", self.spec, self.view,
-                      extra_env={**kube, **extra_env})
+                      extra_env={**kube, "STREAMGUARD_REDIS_URL": self.redis_url, **extra_env})
 
     @contextmanager
     def serving(self) -> Iterator[TestClient]:
         """The real serving app over the same Redis, configured with this view and its StreamingWindow."""
         path = self.tmp / "features.yaml"
         path.write_text(yaml.safe_dump_all(self._manifests(), sort_keys=False))
-        settings = Settings.model_validate({"redis_url": self.stack.redis_url, "config_file": str(path),
+        settings = Settings.model_validate({"redis_url": self.redis_url, "config_file": str(path),
                                             "cache_staleness": 0.0, "insecure_no_auth": True})
         with TestClient(create_app(settings)) as http:
             yield http
@@ -300,6 +306,25 @@ class Scenario:
                            progress_frozen=later.progress_at_ms == first.progress_at_ms,
                            serving_statuses=statuses, serving_values=values, readyz_status=readyz.status_code,
                            view_health=view)
+
+    def observe_store_outage(self, job: JobProcess, http: TestClient, down_since: float) -> Observation:
+        """While Redis is away (since ``down_since``): the condition turns ``StoreUnavailable`` (with a
+        kube-apiserver; without one there is nothing to read: the progress record lives in Redis), and once the
+        SLA has passed, what serving answers a lookup and ``/readyz``."""
+        condition: dict[str, Any] = {}
+        if self.kube is not None:
+            condition = wait_for(lambda: (c := self.condition()) and c["status"] == "False"
+                                 and c["reason"] == STORE_UNAVAILABLE and c, 180,
+                                 f"StreamRunning=False {STORE_UNAVAILABLE}", job)
+        time.sleep(max(5.0, down_since + SLA_S + 10 - time.monotonic()))
+        lookup = http.post("/features", json={"features": [f"{self.spec.feature_view}:txn_count_1h"],
+                                              "entities": [{"account_id": a} for a in ACCOUNTS]})
+        readyz = http.get("/readyz")
+        views = [v for v in readyz.json().get("views", []) if v.get("view") == self.spec.feature_view]
+        time.sleep(max(0.0, down_since + self.outage_s - time.monotonic()))
+        return Observation(condition=condition, state="", reason="", progress_frozen=None, serving_statuses=[],
+                           serving_values=[], readyz_status=readyz.status_code, view_health=views[0] if views else {},
+                           lookup_status=lookup.status_code)
 
     def heal(self, job: JobProcess, http: TestClient, back_at: float, observed: Observation) -> Observation:
         """After the dependency's return (``back_at``, monotonic): until every window is exact, and serving
@@ -417,3 +442,40 @@ def broker_outages(run: Scenario, kafka: Stack) -> Outcome:
     finally:
         job.stop()
         run.cleanup()
+
+
+def store_outages(run: Scenario, store: Stack) -> Outcome:
+    """Redis SIGKILLed before the job starts, then again mid-stream while events keep coming; each time
+    restarted after the outage (it reloads its append-only file; the job re-seeds what may have been lost)."""
+    ensure_topic(run.bootstrap, run.topic)
+    sender = TransactionSender(run.bootstrap, run.registry_url, run.topic, run.schema)
+    run.apply()
+    job = run.job({})
+    try:
+        events = run.events(EVENTS)
+        sender.send(events[0])
+        sender.flush()
+        with SchemaRegistry(run.registry_url) as client_:
+            v1 = client_.version(run.spec.contract.subject or f"{run.topic}-value").id
+        _send(sender, events[1:], run.junk(v1))
+        sender.flush()
+        with run.serving() as http:
+            down = time.monotonic()
+            kill(store, REDIS)
+            job.start()
+            at_start = run.observe_store_outage(job, http, down)
+            at_start.restart_s = _restart(store, REDIS)
+            at_start = run.heal(job, http, time.monotonic(), at_start)
+
+            down = time.monotonic()
+            kill(store, REDIS)
+            _send(sender, run.events(EVENTS), run.junk(v1))
+            sender.flush()
+            mid = run.observe_store_outage(job, http, down)
+            mid.restart_s = _restart(store, REDIS)
+            mid = run.heal(job, http, time.monotonic(), mid)
+        return Outcome(at_start, mid, run.dead_letter_problems(job), job.alive(), len(run.sent))
+    finally:
+        job.stop()
+        run.cleanup()
+        delete_topics(run.bootstrap, run.topic, run.topic + ".dlq")

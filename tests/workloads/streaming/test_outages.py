@@ -1,6 +1,6 @@
 """Self-healing streams (issue 20): a dependency that fails and comes back ends in exact values, with nobody
-stepping in. Real outages against the real stack: the registry stopped for 60 s, the Kafka broker SIGKILLed
-and restarted after 60 s, each before the job starts and again mid-stream, in one job run per dependency
+stepping in. Real outages against the real stack: the registry stopped for 60 s, the Kafka broker and Redis
+SIGKILLed and restarted after 60 s, each before the job starts and again mid-stream, in one job run per dependency
 (the scenario, shared with benchmarks/recovery/run.py, is tests/workloads/streaming/outages.py).
 
 Each outage asserts: while the dependency is away the StreamingWindow's ``StreamRunning`` condition is False
@@ -14,8 +14,12 @@ How fast it heals (the goal: within ``HEAL_S`` of the return) is a figure, measu
 ``benchmarks/recovery/run.py`` on the same scenario, not a timed assertion: the test prints both times and
 fails only when values are not exact within the scenario's bound (5 min).
 
-The registry and the broker are private ones (their own run directories), so stopping them disturbs no
-other test; the kube-apiserver and Redis are the shared stack's.
+Redis is another case: while it is away serving refuses lookups (503) rather than marking them, and the
+progress record (kept in Redis) cannot be read; the condition says ``StoreUnavailable``. After its restart
+(from its append-only file) the job re-seeds, and values must again be exact.
+
+The registry, the broker and Redis are private ones (their own run directories), so stopping them disturbs
+no other test; the kube-apiserver (and, for the registry and broker runs, Redis) are the shared stack's.
 """
 
 from pathlib import Path
@@ -26,8 +30,16 @@ from kubernetes import client
 
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.stack import Stack
-from streamguard.workloads.streaming.progress import KAFKA_UNAVAILABLE, REGISTRY_UNAVAILABLE
-from tests.workloads.streaming.outages import HEAL_S, Observation, Outcome, Scenario, broker_outages, registry_outages
+from streamguard.workloads.streaming.progress import KAFKA_UNAVAILABLE, REGISTRY_UNAVAILABLE, STORE_UNAVAILABLE
+from tests.workloads.streaming.outages import (
+    HEAL_S,
+    Observation,
+    Outcome,
+    Scenario,
+    broker_outages,
+    registry_outages,
+    store_outages,
+)
 from tests.workloads.streaming.support import V1
 
 pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -50,6 +62,10 @@ def _check(outcome: Outcome, reason: str, words: str) -> None:
     (``Scenario.heal`` fails the run when values are not exact within its bound)."""
     _truthful(outcome.at_start, reason, words, {"stale", "not_found"})  # the job never wrote a window yet
     _truthful(outcome.mid_stream, reason, words, {"stale"})  # the last values, marked
+    _healed(outcome, reason)
+
+
+def _healed(outcome: Outcome, reason: str) -> None:
     assert outcome.dead_letter_problems == []
     assert outcome.job_alive
     for moment, seen in (("at start", outcome.at_start), ("mid-stream", outcome.mid_stream)):
@@ -71,3 +87,18 @@ def test_broker_sigkills_at_start_and_mid_stream_heal_to_exact_values(
     kafka, bootstrap = private_kafka
     run = Scenario(stack, kube_api, redis_client, tmp_path, bootstrap, stack.registry_url, V1)
     _check(broker_outages(run, kafka), KAFKA_UNAVAILABLE, "Kafka unavailable")
+
+
+def test_redis_sigkills_at_start_and_mid_stream_heal_to_exact_values(
+        stack: Endpoints, kube_api: client.ApiClient, crds: None, tmp_path: Path,
+        private_store: tuple[Stack, str]) -> None:
+    store, url = private_store
+    run = Scenario(stack, kube_api, redis.Redis.from_url(url), tmp_path, stack.kafka_bootstrap, stack.registry_url,
+                   V1, redis_url=url)
+    outcome = store_outages(run, store)
+    for seen in (outcome.at_start, outcome.mid_stream):
+        assert seen.condition["reason"] == STORE_UNAVAILABLE, seen.condition
+        assert "Redis unreachable" in seen.condition["message"], seen.condition
+        assert seen.lookup_status == 503, "serving refuses lookups while Redis is away (never zeros)"
+        assert seen.readyz_status == 503
+    _healed(outcome, STORE_UNAVAILABLE)
