@@ -1,18 +1,22 @@
-"""Reconcile latency and API writes per no-op resync, for 1 and 200 FeatureViews.
+"""Reconcile latency, API writes per no-op resync and the operator's peak memory, for 1 and 200 FeatureViews.
 
 Runs the real operator (``streamguard operator run``) against the local stack's apiserver:
 
 * latency: from applying N FeatureViews to every one of them Ready (observedGeneration current) with
   its CronJob present, per object (p50/p95/max) and for the whole batch;
 * no-op resync: the operator is restarted, relists everything and reconciles every object again; the
-  API writes it makes (from its own metrics) and the objects' resourceVersions before/after are reported.
+  API writes it makes (from its own metrics) and the objects' resourceVersions before/after are reported;
+* memory: the operator process's peak resident set (``VmHWM``) once every object is Ready, to set against
+  the chart's limit (512Mi). ``--feast-registry`` has the operator keep a Feast registry on the stack's object
+  store (Feast loaded, every view registered): what the limit must hold then.
 
 Each run uses a namespace of its own (deleted afterwards) and an operator watching only it. This tree's
 ``crds/`` are applied when the stack has no FeatureView CRD; CRDs already there are left as they are (on a
 shared stack others use them), unless ``--install-crds`` asks to apply ``crds/`` anyway.
 
-Usage: ``.venv/bin/python benchmarks/operator/run.py [--counts 1 200] [--install-crds]``; writes
-``benchmarks/results/operator-reconcile.json``.
+Usage: ``.venv/bin/python benchmarks/operator/run.py [--counts 1 200] [--install-crds] [--feast-registry]``;
+writes ``benchmarks/results/operator-reconcile.json`` (``operator-reconcile-feast-registry.json`` with the
+registry).
 """
 
 import argparse
@@ -38,6 +42,7 @@ from streamguard.operator.kube import Kube
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "benchmarks" / "results" / "operator-reconcile.json"
+FEAST_RESULTS = REPO / "benchmarks" / "results" / "operator-reconcile-feast-registry.json"
 
 
 def kubectl(stack: Endpoints, *args: str) -> None:
@@ -115,6 +120,13 @@ class Operator:
             time.sleep(0.25)
         raise RuntimeError("operator did not settle")
 
+    def peak_rss_mib(self) -> float:
+        """The process's peak resident set so far (Linux ``VmHWM``)."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+        raise RuntimeError("no VmHWM in /proc/<pid>/status")
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -139,10 +151,12 @@ async def versions(kube: Kube, namespace: str) -> dict[str, str]:
     return out
 
 
-async def measure(count: int, stack: Endpoints, kube: Kube, log_dir: Path) -> dict[str, Any]:
+async def measure(count: int, stack: Endpoints, kube: Kube, log_dir: Path, feast_registry: bool) -> dict[str, Any]:
     namespace = f"bench-op-{uuid.uuid4().hex[:8]}"
     await asyncio.to_thread(kubectl, stack, "create", "namespace", namespace)
     env = {**os.environ, **stack.env()}
+    if feast_registry:
+        env["STREAMGUARD_OPERATOR_FEAST_REGISTRY"] = f"s3://{stack.s3_bucket}/{namespace}/registry.db"
     operator = Operator(namespace, env, log_dir / f"operator-{count}.log")
     try:
         names = [f"view-{i:03d}" for i in range(count)]
@@ -166,6 +180,7 @@ async def measure(count: int, stack: Endpoints, kube: Kube, log_dir: Path) -> di
         latencies = sorted(done_at[n] - applied_at[n] for n in names)
         operator.wait_idle()
         converge_calls = operator.calls()
+        peak_rss_mib = operator.peak_rss_mib()
         operator.stop()
 
         before = await versions(kube, namespace)
@@ -185,6 +200,7 @@ async def measure(count: int, stack: Endpoints, kube: Kube, log_dir: Path) -> di
                 "max": round(latencies[-1], 3),
             },
             "converge_api_calls": converge_calls,
+            "operator_peak_rss_mib": peak_rss_mib,
             "noop_resync": {
                 "api_writes": writes,
                 "api_writes_per_object": round(writes / count, 3),
@@ -199,7 +215,7 @@ async def measure(count: int, stack: Endpoints, kube: Kube, log_dir: Path) -> di
         await asyncio.to_thread(kubectl, stack, "delete", "namespace", namespace, "--wait=false")
 
 
-async def main(counts: list[int], install_crds: bool) -> None:
+async def main(counts: list[int], install_crds: bool, feast_registry: bool) -> None:
     facts = machine_facts()
     measured_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     stack = Endpoints.load()
@@ -215,7 +231,7 @@ async def main(counts: list[int], install_crds: bool) -> None:
     runs = []
     try:
         for count in counts:
-            result = await measure(count, stack, kube, log_dir)
+            result = await measure(count, stack, kube, log_dir, feast_registry)
             runs.append(result)
             latency = result["per_object_latency_seconds"]
             print(
@@ -223,7 +239,7 @@ async def main(counts: list[int], install_crds: bool) -> None:
                 f"(per object p50 {latency['p50']:.2f}s p95 {latency['p95']:.2f}s max {latency['max']:.2f}s); "
                 f"no-op resync: {result['noop_resync']['api_writes']} writes, "
                 f"{result['noop_resync']['resource_versions_changed']} resourceVersions changed of "
-                f"{result['noop_resync']['objects_checked']}"
+                f"{result['noop_resync']['objects_checked']}; operator peak RSS {result['operator_peak_rss_mib']} MiB"
             )
     finally:
         await kube.close()
@@ -233,16 +249,20 @@ async def main(counts: list[int], install_crds: bool) -> None:
         "arguments": sys.argv[1:],
         "machine": {**facts, "load_average_at_end": os.getloadavg()},
         "kubernetes": stack.versions.get("kubernetes"),
+        "feast_registry": feast_registry,
         "runs": runs,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    out = FEAST_RESULTS if feast_registry else RESULTS
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--counts", type=int, nargs="+", default=[1, 200])
     parser.add_argument("--install-crds", action="store_true", help="Apply crds/ even if CRDs are installed.")
+    parser.add_argument("--feast-registry", action="store_true",
+                        help="The operator keeps a Feast registry on the stack's object store.")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.counts, arguments.install_crds))
+    asyncio.run(main(arguments.counts, arguments.install_crds, arguments.feast_registry))
