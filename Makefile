@@ -47,6 +47,7 @@ lint: venv
 
 # The whole suite against the real stack; the stack is stopped afterwards whatever the outcome.
 test: venv lint
+	@$(BIN)/streamguard dev provision
 	@$(BIN)/streamguard dev up
 	@status=0; $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; $(BIN)/streamguard dev down; exit $$status
 

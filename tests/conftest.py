@@ -16,7 +16,7 @@ from kubernetes import client, config
 
 from streamguard.devstack import image
 from streamguard.devstack.endpoints import Endpoints
-from streamguard.devstack.provision import artifacts
+from streamguard.devstack.provision import ensure
 from streamguard.devstack.stack import Stack
 from tests.polling import wait_for
 
@@ -74,7 +74,7 @@ def crds(kubectl: Kubectl) -> None:
 def prometheus_crds(stack: Endpoints, kubectl: Kubectl) -> Path:
     """The Prometheus Operator's ServiceMonitor and PrometheusRule CRDs (generated from its Go API types by
     provisioning), installed and Established."""
-    out = artifacts()["prometheus-crds"].directory
+    out = ensure(["prometheus-crds"])["prometheus-crds"].directory
     for kind in ("servicemonitors", "prometheusrules"):
         file = out / f"monitoring.coreos.com_{kind}.yaml"
         kubectl("apply", "--server-side", "--force-conflicts", "-f", str(file))

@@ -129,6 +129,16 @@ def artifacts() -> dict[str, Artifact]:
     }
 
 
+TEST_TOOLS = ("actionlint", "promtool", "prometheus-crds")
+"""Built for the test suite only (``make test`` provisions them with everything else); the stack and the demo
+never need them, so ``streamguard dev up`` (and with it ``make demo``) does not build them."""
+
+
+def stack_artifacts() -> list[str]:
+    """What ``streamguard dev up`` builds: every artifact but :data:`TEST_TOOLS`."""
+    return [name for name in artifacts() if name not in TEST_TOOLS]
+
+
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 

@@ -14,7 +14,7 @@ from streamguard.contracts.registry import API_PATH
 from streamguard.devstack import components, node, objectstore, podgateway, versions
 from streamguard.devstack.certs import ensure_kubelet_client, ensure_pki, kubeconfig
 from streamguard.devstack.endpoints import Endpoints
-from streamguard.devstack.provision import Artifact, artifacts, ensure
+from streamguard.devstack.provision import Artifact, artifacts, ensure, stack_artifacts
 from streamguard.devstack.supervisor import Service, Supervisor, free_port
 
 RESTARTABLE = ("kafka", "apicurio-registry", "redis", "seaweedfs")
@@ -32,8 +32,6 @@ BINARIES: dict[str, tuple[str, ...]] = {
     "kubernetes": ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet"),
     "kube-proxy": ("kube-proxy",),
     "containerd": ("containerd", "ctr"),
-    "actionlint": ("actionlint",),
-    "promtool": ("promtool",),
     "seaweedfs": ("weed",),
 }
 """The binaries each provisioned artifact puts in the stack's ``bin`` folder, by their file name."""
@@ -85,7 +83,7 @@ class Stack:
 
     def _up(self) -> Endpoints:
         started = time.monotonic()
-        built = ensure()
+        built = ensure(stack_artifacts())
         ports = self._ports()
         pki = ensure_pki(self.run_dir / "pki")
         ensure_kubelet_client(pki)

@@ -5,20 +5,15 @@ from typing import Any
 
 import yaml
 
-from streamguard.devstack.paths import cache_root
+from streamguard.devstack.provision import ensure
 from tests.delivery.conftest import REPO
 
 WORKFLOW = REPO / ".github" / "workflows" / "feature-validation.yml"
-ACTIONLINT_VERSION = "v1.7.12"
 
 
 def actionlint() -> str:
-    script = REPO / "streamguard" / "devstack" / "scripts" / "build-actionlint.sh"
-    out = cache_root() / f"actionlint-{ACTIONLINT_VERSION}"
-    build = subprocess.run(["bash", str(script), ACTIONLINT_VERSION, str(out)], capture_output=True, text=True,
-                           check=False, timeout=900)
-    assert build.returncode == 0, f"building actionlint failed:\n{build.stdout[-3000:]}{build.stderr[-3000:]}"
-    return str(out / "actionlint")
+    """actionlint from the cache (built from the Go module proxy by provisioning on first use)."""
+    return str(ensure(["actionlint"])["actionlint"].ready)
 
 
 def test_actionlint_passes() -> None:

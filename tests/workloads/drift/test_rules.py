@@ -16,11 +16,9 @@ from streamguard.alerts import (
     render_store_rules,
 )
 from streamguard.api.driftmonitor import DriftMonitorSpec
-from streamguard.devstack.paths import cache_root
+from streamguard.devstack.provision import ensure
 
 REPO = Path(__file__).resolve().parents[3]
-PROMTOOL_VERSION = "v0.316.0"
-"""Go module version of Prometheus 3.16.0 (``build-promtool.sh``)."""
 
 SPEC = DriftMonitorSpec.model_validate(
     {
@@ -38,10 +36,7 @@ SPEC = DriftMonitorSpec.model_validate(
 @pytest.fixture(scope="session")
 def promtool() -> Path:
     """promtool from the cache; built on first use by the provisioning script (several minutes, once)."""
-    out = cache_root() / f"promtool-{PROMTOOL_VERSION}"
-    script = REPO / "streamguard" / "devstack" / "scripts" / "build-promtool.sh"
-    subprocess.run(["bash", str(script), PROMTOOL_VERSION, str(out)], check=True, capture_output=True, timeout=3600)
-    return out / "promtool"
+    return ensure(["promtool"])["promtool"].ready
 
 
 def _promtool(promtool: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
