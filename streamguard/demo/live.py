@@ -99,13 +99,18 @@ def operator_selector(release: str) -> str:
 
 
 def operator_state(kube: Kube, namespace: str, release: str) -> tuple[bool, str]:
-    """Whether the operator's Deployment (of Helm release ``release``) has rolled out and is Available
-    (its pod passes the readiness probe on kopf's /healthz), and a line saying so or what keeps it."""
+    """:func:`rollout_state` of the operator's Deployment of Helm release ``release``."""
     query = {"labelSelector": operator_selector(release)}
     found = kube.request("GET", f"/apis/apps/v1/namespaces/{namespace}/deployments", query=query).get("items", [])
     if not found:
         return False, f"no operator Deployment of release {release} in {namespace}"
-    deployment = found[0]
+    pods = kube.request("GET", f"/api/v1/namespaces/{namespace}/pods", query=query).get("items", [])
+    return rollout_state(found[0], pods)
+
+
+def rollout_state(deployment: Obj, pods: list[Obj]) -> tuple[bool, str]:
+    """Whether ``deployment`` has rolled out and is Available (its pods pass their readiness probe), and a
+    line saying so, or naming its pods' phases and what keeps them (:func:`pod_blockers`)."""
     name, spec, status = deployment["metadata"]["name"], deployment["spec"], deployment.get("status") or {}
     wanted = int(spec.get("replicas", 1))
     available = (condition(deployment, "Available") or {}).get("status") == "True"
@@ -115,7 +120,6 @@ def operator_state(kube: Kube, namespace: str, release: str) -> tuple[bool, str]
     if available and rolled_out:
         image = spec["template"]["spec"]["containers"][0]["image"]
         return True, f"deployment/{name}: available {wanted}/{wanted} ({image})"
-    pods = kube.request("GET", f"/api/v1/namespaces/{namespace}/pods", query=query).get("items", [])
     phases = ", ".join(f"{pod['metadata']['name']} {(pod.get('status') or {}).get('phase', 'unknown')}"
                        for pod in pods) or "none"
     return False, (f"deployment/{name}: available {status.get('availableReplicas', 0)}/{wanted}, "
