@@ -143,8 +143,8 @@ class Demo:
     # ---- up ---------------------------------------------------------------------------------------
     def up(self) -> DemoState:
         progress = Progress(self.echo)
-        progress.say("StreamGuard FinServe demo (development only): workloads run as containers of the project's "
-                     f"images on node {self.node_name} of the local stack")
+        progress.say("StreamGuard FinServe demo (development only): the operator and its workloads run as "
+                     f"containers of the project's images on node {self.node_name} of the local stack")
         stack = Stack(self.stack_dir)
         running = (self.stack_dir / "endpoints.json").exists() and all(stack.status().values())
         with progress.step("stack", "local stack (kube-apiserver, controllers, scheduler, node, Kafka, registry, "

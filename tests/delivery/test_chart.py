@@ -14,6 +14,7 @@ import yaml
 from streamguard import objectstore
 from streamguard.api.crdgen import render_all
 from streamguard.operator.rbac import rules as operator_rules
+from streamguard.operator.settings import OperatorSettings, Resources
 from tests.delivery.conftest import CHART, REPO, VALUES_FILES, Helm
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
@@ -73,6 +74,7 @@ def test_template_renders_operator_and_serving(helm: Helm, values: str) -> None:
     args = container(operator)["args"]
     assert args[:2] == ["operator", "run"]
     assert container(operator)["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container(operator)["readinessProbe"]["httpGet"]["path"] == "/healthz"
     if operator["spec"]["replicas"] > 1:
         assert "--peering=streamguard" in args
         assert find(docs, "ClusterKopfPeering")["metadata"]["name"] == "streamguard"
@@ -123,6 +125,23 @@ def test_feast_registry_credentials_come_from_the_object_store_secret(helm: Helm
 
 
 @pytest.mark.stack
+def test_workload_resources_reach_the_operator_as_its_settings(helm: Helm) -> None:
+    def settings(*extra: str) -> OperatorSettings:
+        docs = rendered(helm, "values.yaml", "streamguard", "sg", *extra)
+        env = container(find(docs, "Deployment", "-operator"))["env"]
+        return OperatorSettings.from_env({e["name"]: e["value"] for e in env if "value" in e})
+
+    defaults = OperatorSettings()
+    unset = settings()
+    assert (unset.materialize_resources, unset.stream_resources, unset.drift_resources) == (
+        defaults.materialize_resources, defaults.stream_resources, defaults.drift_resources)
+    small = settings("--set", "workloads.resources.stream.requests.cpu=250m",
+                     "--set", "workloads.resources.stream.limits.memory=2Gi")
+    assert small.stream_resources == Resources(requests={"cpu": "250m"}, limits={"memory": "2Gi"})
+    assert small.materialize_resources == defaults.materialize_resources
+
+
+@pytest.mark.stack
 def test_watching_namespaces_binds_per_namespace(helm: Helm) -> None:
     docs = rendered(helm, "values-staging.yaml", "streamguard", "sg", "--set", "operator.watchNamespaces={a,b}")
     bindings = [d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-operator")]
@@ -143,6 +162,7 @@ def test_watching_namespaces_binds_per_namespace(helm: Helm) -> None:
     ("connections.kafka.bootstrapServers=not a host", "bootstrapServers"),
     ("serving.logLevel=loud", "logLevel"),
     ("operatr.replicas=2", "operatr"),
+    ("workloads.resources.spark.requests.cpu=1", "spark"),
 ])
 def test_values_schema_refuses_bad_values(helm: Helm, setting: str, field: str) -> None:
     result = helm("template", "sg", str(CHART), "--set", setting, check=False)
