@@ -304,12 +304,11 @@ class Demo:
             available, line = live.operator_state(kube, self.namespace, release)
         if not available:
             raise RuntimeError(f"the operator is not available after {OPERATOR_TIMEOUT:.0f}s: {line}\n"
-                               f"last log lines:\n{self._operator_log_tail()}")
+                               f"last log lines:\n{self._operator_log_tail(endpoints)}")
         progress.say(line)
 
-    def _operator_log_tail(self, lines: int = 20) -> str:
+    def _operator_log_tail(self, endpoints: Endpoints, lines: int = 20) -> str:
         """The operator pod's last log lines (of its previous container too when it restarted)."""
-        endpoints = Endpoints.load(self.stack_dir)
         selector = live.operator_selector(operator_release(self.namespace))
         tails = []
         for previous in (True, False):
@@ -405,7 +404,7 @@ class Demo:
         """Stop the demo's host processes, and the stack (with the node and every pod, the operator's too) if
         the demo started it. Returns what was stopped.
 
-        ``purge`` also deletes what the demo put into the stack (:func:`purge`), leaving nothing of it in a
+        ``purge`` also deletes what the demo put into the stack (:func:`purge_namespace`), leaving nothing of it in a
         stack that keeps running."""
         state = self._previous_state()
         stopped = [name for name in PROCESSES if self.supervisor.stop(name, grace=40.0)]
@@ -428,12 +427,15 @@ def purge_namespace(kube: Kube, namespace: str, timeout: float = 180.0) -> None:
     for plural in PLURALS.values():
         kube.delete(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}")
     deadline = time.monotonic() + timeout
-    remaining = [f"{plural[:-1]}/{item['metadata']['name']}"
-                 for plural, items in live.resources(kube, namespace).items() for item in items]
+
+    def still_there() -> list[str]:
+        return [f"{plural[:-1]}/{item['metadata']['name']}"
+                for plural, items in live.resources(kube, namespace).items() for item in items]
+
+    remaining = still_there()
     while remaining and time.monotonic() < deadline:
         time.sleep(1)
-        remaining = [f"{plural[:-1]}/{item['metadata']['name']}"
-                     for plural, items in live.resources(kube, namespace).items() for item in items]
+        remaining = still_there()
     if remaining:
         raise RuntimeError(f"{', '.join(remaining)} still in {namespace} after {timeout:.0f}s: their finalizers "
                            f"wait for the operator (`streamguard demo status`, `streamguard demo logs "
