@@ -190,6 +190,12 @@ class Demo:
         with progress.step("materialize", "first materialization (jobs from the CronJobs)"):
             created = self._materialize(endpoints, kube)
             progress.say(f"created jobs: {', '.join(created) or 'none'}")
+        if port_open(state.serving_port) and not self.supervisor.running_pid("serving-forward"):
+            # Chosen minutes ago: another demo on this machine (a concurrent e2e run) may have taken it since,
+            # and a forward that cannot bind would leave the URL answering with that demo's serving.
+            taken, state.serving_port = state.serving_port, free_port()
+            state.save(self.demo_dir)
+            progress.say(f"port {taken} was taken since the start: serving goes to {state.serving_port}")
         with progress.step("serving", f"serving on 127.0.0.1:{state.serving_port} (kubectl port-forward)"):
             self._start_serving_forward(endpoints, state.serving_port)
         if state.topic:

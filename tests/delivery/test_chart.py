@@ -146,11 +146,17 @@ def test_watching_namespaces_binds_per_namespace(helm: Helm) -> None:
     docs = rendered(helm, "values-staging.yaml", "streamguard", "sg", "--set", "operator.watchNamespaces={a,b}")
     bindings = [d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-operator")]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["a", "b"]
-    # The one cluster-wide grant: listing StreamingWindows everywhere, to find which namespace owns a subject.
-    (cluster_binding,) = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
-    assert cluster_binding["roleRef"]["name"].endswith("-operator-subject-owners")
+    # The cluster-wide grants: listing StreamingWindows everywhere, to find which namespace owns a subject, and
+    # kopf's reads of cluster-scoped resources (a RoleBinding cannot grant them).
+    cluster_bindings = sorted(d["roleRef"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding")
+    assert cluster_bindings == ["sg-streamguard-operator-cluster-reads", "sg-streamguard-operator-subject-owners"]
     owners = find(docs, "ClusterRole", "-operator-subject-owners")
     assert owners["rules"] == [{"apiGroups": ["streamguard.dev"], "resources": ["streamingwindows"], "verbs": ["list"]}]
+    reads = find(docs, "ClusterRole", "-operator-cluster-reads")["rules"]
+    cluster_scoped = {"customresourcedefinitions", "namespaces"}
+    assert reads == [rule for rule in operator_rules() if cluster_scoped & set(rule["resources"])]
+    assert {r for rule in reads for r in rule["resources"]} == cluster_scoped
+    assert all(set(rule["verbs"]) <= {"get", "list", "watch"} for rule in reads)
     assert sorted(d["metadata"]["namespace"] for d in docs if d["kind"] == "KopfPeering") == ["a", "b"]
     args = container(find(docs, "Deployment", "-operator"))["args"]
     assert "--namespace=a" in args and "--namespace=b" in args and "--all-namespaces" not in args
@@ -239,6 +245,8 @@ def test_installed_service_account_may_do_exactly_what_the_operator_needs(
     assert not can("get", "secrets")
     assert not can("create", "pods")
     assert not can("watch", "featureviews.streamguard.dev", "kube-system")
+    assert can("watch", "customresourcedefinitions.apiextensions.k8s.io") and can("list", "namespaces")
+    assert not can("delete", "namespaces") and not can("patch", "customresourcedefinitions.apiextensions.k8s.io")
     serving = f"system:serviceaccount:{namespace}:{release}-streamguard-serving"
     read = kubectl("auth", "can-i", "list", "streamingwindows.streamguard.dev", "-n", namespace, "--as", serving,
                    check=False)
