@@ -11,8 +11,8 @@ import click
 @click.group("demo")
 def command() -> None:
     """Run the FinServe fraud-feature spine on this machine: local stack with its node (kubelet, containerd),
-    the project images, CRDs, operator, sample data, the FinServe resources (their workloads as containers
-    on the node), a transaction stream with fraud bursts and the feature server on 127.0.0.1."""
+    the project images, CRDs, sample data, the operator and the FinServe resources' workloads (containers on
+    the node), a transaction stream with fraud bursts and the feature server on 127.0.0.1."""
 
 
 @command.command()
@@ -36,8 +36,9 @@ def up(namespace: str, burst_every: float, timeout: float) -> None:
 @command.command()
 @click.option("--purge", is_flag=True, help="Also delete the demo namespace and its pods (for a shared stack).")
 def down(purge: bool) -> None:
-    """Stop what `demo up` started: producer, serving's port-forward, operator, and the stack (its node and
-    every pod) if the demo started it. On a stack it did not start, the pods keep running unless --purge."""
+    """Stop what `demo up` started on the host: producer and serving's port-forward, and the stack (its node
+    and every pod, the operator's too) if the demo started it. On a stack it did not start, the pods (the
+    operator's too) keep running unless --purge."""
     from streamguard.demo.run import Demo
 
     stopped = Demo().down(purge=purge)
@@ -46,8 +47,10 @@ def down(purge: bool) -> None:
 
 @command.command()
 def status() -> None:
-    """Processes, pods on the node (phase, readiness, restarts) and resource conditions."""
+    """Host processes, the operator's Deployment, pods on the node (phase, readiness, restarts) and resource
+    conditions."""
     from streamguard.demo import live
+    from streamguard.demo.manifests import operator_release
     from streamguard.demo.run import Demo, kube_for, load_state
 
     try:
@@ -57,6 +60,8 @@ def status() -> None:
     for name, pid in Demo().processes().items():
         click.echo(f"{name:12} {'running pid ' + str(pid) if pid else 'stopped'}")
     kube, _ = kube_for(state)
+    available, line = live.operator_state(kube, state.namespace, operator_release(state.namespace))
+    click.echo(f"{'operator':12} {'available' if available else 'NOT available'}: {line}")
     pods = kube.request("GET", f"/api/v1/namespaces/{state.namespace}/pods").get("items", [])
     click.echo(f"\npods in {state.namespace} (node {state.node_name}):")
     for pod in pods:
@@ -114,7 +119,7 @@ def burst(account: str, count: int, watch_seconds: float) -> None:
 @click.option("--tail", default=100, show_default=True, help="Lines to show first (-1: all).")
 def logs(pod: str, follow: bool, tail: int) -> None:
     """Print a pod's output through the apiserver (POD may be a prefix of the pod name, e.g.
-    account-activity-stream): `kubectl logs` of the newest matching pod."""
+    account-activity-stream or streamguard-finserve-operator): `kubectl logs` of the newest matching pod."""
     from streamguard.demo.run import kube_for, load_state
 
     state = load_state()

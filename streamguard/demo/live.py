@@ -94,6 +94,39 @@ def pod_blockers(pods: list[Obj]) -> list[str]:
     return found
 
 
+def operator_selector(release: str) -> str:
+    return f"app.kubernetes.io/instance={release},app.kubernetes.io/component=operator"
+
+
+def operator_state(kube: Kube, namespace: str, release: str) -> tuple[bool, str]:
+    """:func:`rollout_state` of the operator's Deployment of Helm release ``release``."""
+    query = {"labelSelector": operator_selector(release)}
+    found = kube.request("GET", f"/apis/apps/v1/namespaces/{namespace}/deployments", query=query).get("items", [])
+    if not found:
+        return False, f"no operator Deployment of release {release} in {namespace}"
+    pods = kube.request("GET", f"/api/v1/namespaces/{namespace}/pods", query=query).get("items", [])
+    return rollout_state(found[0], pods)
+
+
+def rollout_state(deployment: Obj, pods: list[Obj]) -> tuple[bool, str]:
+    """Whether ``deployment`` has rolled out and is Available (its pods pass their readiness probe), and a
+    line saying so, or naming its pods' phases and what keeps them (:func:`pod_blockers`)."""
+    name, spec, status = deployment["metadata"]["name"], deployment["spec"], deployment.get("status") or {}
+    wanted = int(spec.get("replicas", 1))
+    available = (condition(deployment, "Available") or {}).get("status") == "True"
+    rolled_out = (status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
+                  and status.get("updatedReplicas", 0) == wanted == status.get("availableReplicas", 0)
+                  and status.get("replicas", 0) == wanted)
+    if available and rolled_out:
+        image = spec["template"]["spec"]["containers"][0]["image"]
+        return True, f"deployment/{name}: available {wanted}/{wanted} ({image})"
+    phases = ", ".join(f"{pod['metadata']['name']} {(pod.get('status') or {}).get('phase', 'unknown')}"
+                       for pod in pods) or "none"
+    return False, (f"deployment/{name}: available {status.get('availableReplicas', 0)}/{wanted}, "
+                   f"updated {status.get('updatedReplicas', 0)}/{wanted}; pods: {phases}"
+                   + "".join(f"; {line}" for line in pod_blockers(pods)))
+
+
 def blockers(found_resources: dict[str, list[Obj]]) -> list[str]:
     """Every condition that keeps a resource from working, e.g.
     ``streamingwindow/account-activity: StreamRunning=False DeadLettering: schema id 1 unknown``
@@ -230,6 +263,7 @@ FinServe features are live. Try:
   kubectl get featureviews,streamingwindows,driftmonitors -n {ns}
   kubectl get pods -n {ns} -o wide                    # containers on node {state.node_name}
   kubectl logs -n {ns} deploy/streamguard-serving --tail=20
+  kubectl logs -n {ns} deploy/streamguard-{ns}-operator --tail=20   # the operator, a pod too
   curl -s {url}/features -H 'content-type: application/json' \\
        -d '{body}'
   curl -s {url}/readyz                                # freshness readiness

@@ -8,15 +8,25 @@ from typing import Any
 import yaml
 
 from streamguard.api.streamingwindow import StreamingWindowSpec
+from streamguard.devstack import chart
+from streamguard.devstack.chart import ServingDeployment, render_serving
+from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.image import ProjectImages
 from streamguard.devstack.node import NODE_NAME
-from streamguard.devstack.servingchart import ServingDeployment
-from streamguard.devstack.servingchart import render as render_serving
 
 Manifest = dict[str, Any]
 REDIS_SECRET = "streamguard-redis"
 DEMO_LABELS = {"app.kubernetes.io/part-of": "streamguard", "app.kubernetes.io/managed-by": "streamguard-demo"}
 DATA_VOLUME = "demo-offline-data"
 PLACEMENT_KINDS = ("MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding")
+WORKLOAD_RESOURCES = {
+    "materialize": {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
+    "stream": {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+    "drift": {"requests": {"cpu": "50m", "memory": "512Mi"}, "limits": {"memory": "1536Mi"}},
+}
+"""The chart's ``workloads.resources`` for the one 2-core node: with the operator's defaults (250m per
+materialization Job, 500m for the stream, 500m for serving) three Jobs and a rolling serving pod left the
+stream Pending."""
 POD_WORKDIR = "/home/streamguard"
 """The images' WORKDIR: the FeatureViews' relative ``source.path``s (``.run/data/...``) resolve under it."""
 
@@ -37,6 +47,47 @@ def serving(ns: str, image: str) -> list[Manifest]:
     with values-dev.yaml (its startup probe lets Feast's imports take minutes on a loaded node)."""
     return render_serving(ServingDeployment(namespace=ns, image=image, image_pull_policy="Never",
                                             auth_token_secret=None))
+
+
+def operator_release(ns: str) -> str:
+    """The Helm release name of the demo's operator in ``ns``: its ClusterRoles and ClusterRoleBindings are
+    cluster-wide, so two demo namespaces on one stack need two names."""
+    return f"streamguard-{ns}"
+
+
+def operator_values(endpoints: Endpoints, images: ProjectImages, ns: str) -> dict[str, Any]:
+    """Every setting of the demo's operator, layered over ``values-dev.yaml``: the images built here (on the
+    node already: never pulled), Kafka and the registry at the addresses pods reach, Redis through the
+    namespace's Secret, ``ns`` alone watched, the workloads' requests scaled to the node, and probes patient
+    with a loaded 2-core machine (kopf's imports take tens of seconds there)."""
+    repository, tag = chart.split_image(images.main.name)
+    spark_repository, spark_tag = chart.split_image(images.spark.name)
+    if tag != spark_tag:
+        raise ValueError(f"the chart gives both images one tag: {images.main.name}, {images.spark.name}")
+    return {
+        "image": {"repository": repository, "sparkRepository": spark_repository, "tag": tag, "pullPolicy": "Never"},
+        "connections": {"kafka": {"bootstrapServers": endpoints.pod_kafka_bootstrap},
+                        "schemaRegistry": {"url": endpoints.pod_registry_url},
+                        "redis": {"existingSecret": REDIS_SECRET, "secretKey": "url"}},
+        "devRedis": {"enabled": False},
+        "serving": {"enabled": False},
+        "monitoring": {"dashboard": {"enabled": False}},
+        "tests": {"enabled": False},
+        "operator": {
+            "watchNamespaces": [ns],
+            "workers": 2,
+            "livenessProbe": {"initialDelaySeconds": 30, "periodSeconds": 20, "timeoutSeconds": 10,
+                              "failureThreshold": 6},
+            "readinessProbe": {"periodSeconds": 5, "timeoutSeconds": 10, "failureThreshold": 3},
+        },
+        # A re-run's stream resumes from its checkpoint: on a PersistentVolumeClaim (the stack's local volumes).
+        "workloads": {"checkpointStorage": "1Gi", "resources": WORKLOAD_RESOURCES},
+    }
+
+
+def operator(endpoints: Endpoints, images: ProjectImages, ns: str) -> list[Manifest]:
+    """The operator's Deployment, ServiceAccount, metrics Service and RBAC as the chart renders them."""
+    return chart.render(operator_release(ns), ns, operator_values(endpoints, images, ns), "operator")
 
 
 def placement_policy(ns: str, data_dir: Path) -> list[Manifest]:

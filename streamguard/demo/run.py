@@ -1,10 +1,10 @@
 """``streamguard demo up``: every step from a bare machine to "features are live", timed.
 
-The operator's workloads run as containers of the project's images on the stack's real node (kubelet,
-containerd, runc). The processes the demo starts on the host (the operator, the transaction producer and
-the port-forward that brings serving to 127.0.0.1) are supervised like the stack's: own session, PID +
-start time recorded under ``<demo dir>/pids``, logs under ``<demo dir>/logs``; ``down`` stops only those,
-and the stack only if this demo started it.
+The operator (its Deployment as the chart renders it) and its workloads run as containers of the project's
+images on the stack's real node (kubelet, containerd, runc). The processes the demo starts on the host (the
+transaction producer and the port-forward that brings serving to 127.0.0.1) are supervised like the stack's:
+own session, PID + start time recorded under ``<demo dir>/pids``, logs under ``<demo dir>/logs``; ``down``
+stops only those, and the stack only if this demo started it.
 """
 
 import json
@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -25,28 +24,35 @@ import yaml
 from streamguard.api.common import GROUP, VERSION
 from streamguard.api.kinds import FEATURE_VIEW, PLURALS
 from streamguard.demo import live
-from streamguard.demo.manifests import PLACEMENT_KINDS, Manifest, isolate, load_examples, platform, subject, topics
+from streamguard.demo.manifests import (
+    PLACEMENT_KINDS,
+    Manifest,
+    isolate,
+    load_examples,
+    operator,
+    operator_release,
+    platform,
+    subject,
+    topics,
+)
 from streamguard.devstack import image
+from streamguard.devstack.chart import ServingDeployment
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.kube import Kube, port_forward
 from streamguard.devstack.node import NODE_NAME
 from streamguard.devstack.paths import run_root
-from streamguard.devstack.servingchart import ServingDeployment
 from streamguard.devstack.stack import Stack
 from streamguard.devstack.supervisor import Service, Supervisor, free_port, port_open
 from streamguard.onlinestore.writers import current_marker
 
-PROCESSES = ("producer", "serving-forward", "operator")
+PROCESSES = ("producer", "serving-forward")
 """Stopped in this order."""
+HOST_OPERATOR = "operator"
+"""The supervised name of the operator of runs before it moved into a pod (stopped when found)."""
+OPERATOR_TIMEOUT = 300.0
+"""Seconds ``up`` waits for the operator's Deployment to be Available (image on the node, kopf started)."""
 STATE_FILE = "state.json"
 DEMO_ACCOUNT = "A000042"
-DEMO_REQUESTS = {
-    f"STREAMGUARD_OPERATOR_{kind}_RESOURCES": json.dumps({"requests": {"cpu": cpu, "memory": memory},
-                                                          "limits": {"memory": limit}})
-    for kind, cpu, memory, limit in (("MATERIALIZE", "100m", "512Mi", "1Gi"), ("STREAM", "250m", "1Gi", "2Gi"),
-                                     ("DRIFT", "50m", "512Mi", "1536Mi"))}
-"""CPU requests scaled down for the one 2-core node: with the operator's defaults (250m per materialization
-Job, 500m for the stream, 500m for serving) three Jobs and a rolling serving pod left the stream Pending."""
 SERVING = ServingDeployment(namespace="", auth_token_secret=None)
 """The serving Deployment's name and container port (streamguard.demo.manifests.serving renders it)."""
 
@@ -137,8 +143,8 @@ class Demo:
     # ---- up ---------------------------------------------------------------------------------------
     def up(self) -> DemoState:
         progress = Progress(self.echo)
-        progress.say("StreamGuard FinServe demo (development only): workloads run as containers of the project's "
-                     f"images on node {self.node_name} of the local stack")
+        progress.say("StreamGuard FinServe demo (development only): the operator and its workloads run as "
+                     f"containers of the project's images on node {self.node_name} of the local stack")
         stack = Stack(self.stack_dir)
         running = (self.stack_dir / "endpoints.json").exists() and all(stack.status().values())
         with progress.step("stack", "local stack (kube-apiserver, controllers, scheduler, node, Kafka, registry, "
@@ -174,8 +180,8 @@ class Demo:
             self._apply(endpoints, placement)
             await_placement(kube, self.namespace)
             self._apply(endpoints, [o for o in objects if o not in placement])
-        with progress.step("operator", "operator (streamguard operator run, on the host)"):
-            self._start_operator(env, endpoints, images)
+        with progress.step("operator", "operator Deployment (the chart's, a container on the node)"):
+            self._deploy_operator(endpoints, kube, images, progress)
         with progress.step("apply", "kubectl apply -f examples/finserve/"):
             self._apply(endpoints, docs, namespace=self.namespace)
             reset = reapply_as_written(kube, self.namespace, docs)
@@ -184,6 +190,12 @@ class Demo:
         with progress.step("materialize", "first materialization (jobs from the CronJobs)"):
             created = self._materialize(endpoints, kube)
             progress.say(f"created jobs: {', '.join(created) or 'none'}")
+        if port_open(state.serving_port) and not self.supervisor.running_pid("serving-forward"):
+            # Chosen minutes ago: another demo on this machine (a concurrent e2e run) may have taken it since,
+            # and a forward that cannot bind would leave the URL answering with that demo's serving.
+            taken, state.serving_port = state.serving_port, free_port()
+            state.save(self.demo_dir)
+            progress.say(f"port {taken} was taken since the start: serving goes to {state.serving_port}")
         with progress.step("serving", f"serving on 127.0.0.1:{state.serving_port} (kubectl port-forward)"):
             self._start_serving_forward(endpoints, state.serving_port)
         if state.topic:
@@ -277,30 +289,42 @@ class Demo:
         else:
             progress.say("offline tables cached")
 
-    def _start_operator(self, env: dict[str, str], endpoints: Endpoints, images: image.ProjectImages) -> None:
-        """The operator as a host process (the chart runs it in a pod); the workloads it renders use the
-        project images already on the node and reach Kafka and the registry at the pods' addresses. A running
-        operator of an earlier run is kept (probed on the port it was given)."""
-        port_file = self.demo_dir / "operator-health.port"
-        running = self.supervisor.running_pid("operator") is not None and port_file.exists()
-        port = int(port_file.read_text()) if running else free_port()
-        port_file.write_text(f"{port}\n")
-        argv = [_streamguard(), "operator", "run", "--namespace", self.namespace, "--standalone",
-                "--liveness", f"http://127.0.0.1:{port}/healthz"]
-        operator_env = {**env, "STREAMGUARD_OPERATOR_WORKERS": "2", **DEMO_REQUESTS,
-                        "STREAMGUARD_OPERATOR_IMAGE": images.main.name,
-                        "STREAMGUARD_OPERATOR_SPARK_IMAGE": images.spark.name,
-                        "STREAMGUARD_OPERATOR_IMAGE_PULL_POLICY": "Never",
-                        "STREAMGUARD_OPERATOR_KAFKA_BOOTSTRAP": endpoints.pod_kafka_bootstrap,
-                        "STREAMGUARD_OPERATOR_REGISTRY_URL": endpoints.pod_registry_url,
-                        "STREAMGUARD_OPERATOR_OPERATOR_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
-                        "STREAMGUARD_OPERATOR_OPERATOR_REGISTRY_URL": endpoints.registry_url}
+    def _deploy_operator(self, endpoints: Endpoints, kube: Kube, images: image.ProjectImages,
+                         progress: Progress) -> None:
+        """Apply the operator's objects as the chart renders them (:func:`streamguard.demo.manifests.operator`)
+        and wait until its Deployment is Available. Unchanged settings keep the running pod; new images or
+        settings roll it (Recreate: one operator at a time)."""
+        if self.supervisor.running_pid(HOST_OPERATOR):
+            self.supervisor.stop(HOST_OPERATOR, grace=40.0)
+            progress.say("stopped the host-process operator of an earlier run (the operator now runs in a pod)")
+        self._apply(endpoints, operator(endpoints, images, self.namespace))
+        release = operator_release(self.namespace)
+        deadline = time.monotonic() + OPERATOR_TIMEOUT
+        last_report = time.monotonic()
+        available, line = live.operator_state(kube, self.namespace, release)
+        while not available and time.monotonic() < deadline:
+            if time.monotonic() - last_report > 15:
+                last_report = time.monotonic()
+                progress.say(f"operator not available yet: {line}")
+            time.sleep(2)
+            available, line = live.operator_state(kube, self.namespace, release)
+        if not available:
+            raise RuntimeError(f"the operator is not available after {OPERATOR_TIMEOUT:.0f}s: {line}\n"
+                               f"last log lines:\n{self._operator_log_tail(endpoints)}")
+        progress.say(line)
 
-        def healthy() -> bool:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                return bool(response.status == 200)
-
-        self.supervisor.start(Service("operator", argv, healthy, env=operator_env, cwd=self.repo, timeout=120))
+    def _operator_log_tail(self, endpoints: Endpoints, lines: int = 20) -> str:
+        """The operator pod's last log lines (of its previous container too when it restarted)."""
+        selector = live.operator_selector(operator_release(self.namespace))
+        tails = []
+        for previous in (True, False):
+            try:
+                tails.append(self._kubectl(endpoints, "logs", "-n", self.namespace, "-l", selector,
+                                           f"--tail={lines}", f"--previous={str(previous).lower()}").strip())
+            except RuntimeError as error:
+                if not previous:
+                    tails.append(f"(no logs: {str(error).strip()[:300]})")
+        return "\n".join(tail for tail in tails if tail) or "(none)"
 
     def _start_serving_forward(self, endpoints: Endpoints, port: int) -> None:
         """Serving's Deployment on 127.0.0.1:``port`` (streamguard.devstack.kube.port_forward)."""
@@ -383,27 +407,56 @@ class Demo:
 
     # ---- down -------------------------------------------------------------------------------------
     def down(self, purge: bool = False) -> list[str]:
-        """Stop the demo's host processes, and the stack (with the node and every pod) if the demo started it.
-        Returns what was stopped.
+        """Stop the demo's host processes, and the stack (with the node and every pod, the operator's too) if
+        the demo started it. Returns what was stopped.
 
-        ``purge`` first deletes the demo namespace and its placement policy and waits until the node has
-        removed their pods, leaving nothing of the demo in a stack that keeps running."""
+        ``purge`` also deletes what the demo put into the stack (:func:`purge_namespace`), leaving nothing of it in a
+        stack that keeps running."""
         state = self._previous_state()
-        if purge and state is not None and (Path(state.stack_dir) / "endpoints.json").exists():
-            kube = Kube.from_kubeconfig(Endpoints.load(Path(state.stack_dir)).kubeconfig)
-            kube.delete(f"/api/v1/namespaces/{state.namespace}")
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and kube.get(f"/api/v1/namespaces/{state.namespace}") is not None:
-                time.sleep(1)
-            for plural in ("mutatingadmissionpolicybindings", "mutatingadmissionpolicies"):
-                kube.delete(f"/apis/admissionregistration.k8s.io/v1/{plural}/streamguard-demo-{state.namespace}")
         stopped = [name for name in PROCESSES if self.supervisor.stop(name, grace=40.0)]
+        if purge and state is not None and (Path(state.stack_dir) / "endpoints.json").exists():
+            purge_namespace(Kube.from_kubeconfig(Endpoints.load(Path(state.stack_dir)).kubeconfig), state.namespace)
+        if self.supervisor.stop(HOST_OPERATOR, grace=40.0):
+            stopped.append(HOST_OPERATOR)
         if state is not None and state.owns_stack:
             stopped += Stack(Path(state.stack_dir)).down()
         return stopped
 
     def processes(self) -> dict[str, int | None]:
         return {name: self.supervisor.running_pid(name) for name in PROCESSES}
+
+
+def purge_namespace(kube: Kube, namespace: str, timeout: float = 180.0) -> None:
+    """Delete the demo's StreamGuard resources first, while the operator (a pod in the namespace) still runs
+    to handle their finalizers; then the namespace (the operator with it), its placement policy and the
+    operator's cluster-wide RBAC, waiting until the node has removed the pods."""
+    for plural in PLURALS.values():
+        kube.delete(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}")
+    deadline = time.monotonic() + timeout
+
+    def still_there() -> list[str]:
+        return [f"{plural[:-1]}/{item['metadata']['name']}"
+                for plural, items in live.resources(kube, namespace).items() for item in items]
+
+    remaining = still_there()
+    while remaining and time.monotonic() < deadline:
+        time.sleep(1)
+        remaining = still_there()
+    if remaining:
+        raise RuntimeError(f"{', '.join(remaining)} still in {namespace} after {timeout:.0f}s: their finalizers "
+                           f"wait for the operator (`streamguard demo status`, `streamguard demo logs "
+                           f"{operator_release(namespace)}-operator`)")
+    kube.delete(f"/api/v1/namespaces/{namespace}")
+    while time.monotonic() < deadline and kube.get(f"/api/v1/namespaces/{namespace}") is not None:
+        time.sleep(1)
+    for plural in ("mutatingadmissionpolicybindings", "mutatingadmissionpolicies"):
+        kube.delete(f"/apis/admissionregistration.k8s.io/v1/{plural}/streamguard-demo-{namespace}")
+    release = {"labelSelector": f"app.kubernetes.io/instance={operator_release(namespace)}"}
+    for plural in ("clusterrolebindings", "clusterroles"):
+        kube.request("DELETE", f"/apis/rbac.authorization.k8s.io/v1/{plural}", query=release)
+    if kube.get(f"/api/v1/namespaces/{namespace}") is not None:
+        raise RuntimeError(f"namespace {namespace} is still terminating after {timeout:.0f}s "
+                           f"(`kubectl get namespace {namespace} -o yaml` shows what it waits for)")
 
 
 def await_placement(kube: Kube, namespace: str, timeout: float = 60.0) -> None:

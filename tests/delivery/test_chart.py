@@ -14,6 +14,7 @@ import yaml
 from streamguard import objectstore
 from streamguard.api.crdgen import render_all
 from streamguard.operator.rbac import rules as operator_rules
+from streamguard.operator.settings import OperatorSettings, Resources
 from tests.delivery.conftest import CHART, REPO, VALUES_FILES, Helm
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
@@ -73,6 +74,7 @@ def test_template_renders_operator_and_serving(helm: Helm, values: str) -> None:
     args = container(operator)["args"]
     assert args[:2] == ["operator", "run"]
     assert container(operator)["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container(operator)["readinessProbe"]["httpGet"]["path"] == "/healthz"
     if operator["spec"]["replicas"] > 1:
         assert "--peering=streamguard" in args
         assert find(docs, "ClusterKopfPeering")["metadata"]["name"] == "streamguard"
@@ -123,15 +125,38 @@ def test_feast_registry_credentials_come_from_the_object_store_secret(helm: Helm
 
 
 @pytest.mark.stack
+def test_workload_resources_reach_the_operator_as_its_settings(helm: Helm) -> None:
+    def settings(*extra: str) -> OperatorSettings:
+        docs = rendered(helm, "values.yaml", "streamguard", "sg", *extra)
+        env = container(find(docs, "Deployment", "-operator"))["env"]
+        return OperatorSettings.from_env({e["name"]: e["value"] for e in env if "value" in e})
+
+    defaults = OperatorSettings()
+    unset = settings()
+    assert (unset.materialize_resources, unset.stream_resources, unset.drift_resources) == (
+        defaults.materialize_resources, defaults.stream_resources, defaults.drift_resources)
+    small = settings("--set", "workloads.resources.stream.requests.cpu=250m",
+                     "--set", "workloads.resources.stream.limits.memory=2Gi")
+    assert small.stream_resources == Resources(requests={"cpu": "250m"}, limits={"memory": "2Gi"})
+    assert small.materialize_resources == defaults.materialize_resources
+
+
+@pytest.mark.stack
 def test_watching_namespaces_binds_per_namespace(helm: Helm) -> None:
     docs = rendered(helm, "values-staging.yaml", "streamguard", "sg", "--set", "operator.watchNamespaces={a,b}")
     bindings = [d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-operator")]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["a", "b"]
-    # The one cluster-wide grant: listing StreamingWindows everywhere, to find which namespace owns a subject.
-    (cluster_binding,) = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
-    assert cluster_binding["roleRef"]["name"].endswith("-operator-subject-owners")
+    # The cluster-wide grants: listing StreamingWindows everywhere, to find which namespace owns a subject, and
+    # kopf's reads of cluster-scoped resources (a RoleBinding cannot grant them).
+    cluster_bindings = sorted(d["roleRef"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding")
+    assert cluster_bindings == ["sg-streamguard-operator-cluster-reads", "sg-streamguard-operator-subject-owners"]
     owners = find(docs, "ClusterRole", "-operator-subject-owners")
     assert owners["rules"] == [{"apiGroups": ["streamguard.dev"], "resources": ["streamingwindows"], "verbs": ["list"]}]
+    reads = find(docs, "ClusterRole", "-operator-cluster-reads")["rules"]
+    cluster_scoped = {"customresourcedefinitions", "namespaces"}
+    assert reads == [rule for rule in operator_rules() if cluster_scoped & set(rule["resources"])]
+    assert {r for rule in reads for r in rule["resources"]} == cluster_scoped
+    assert all(set(rule["verbs"]) <= {"get", "list", "watch"} for rule in reads)
     assert sorted(d["metadata"]["namespace"] for d in docs if d["kind"] == "KopfPeering") == ["a", "b"]
     args = container(find(docs, "Deployment", "-operator"))["args"]
     assert "--namespace=a" in args and "--namespace=b" in args and "--all-namespaces" not in args
@@ -143,6 +168,7 @@ def test_watching_namespaces_binds_per_namespace(helm: Helm) -> None:
     ("connections.kafka.bootstrapServers=not a host", "bootstrapServers"),
     ("serving.logLevel=loud", "logLevel"),
     ("operatr.replicas=2", "operatr"),
+    ("workloads.resources.spark.requests.cpu=1", "spark"),
 ])
 def test_values_schema_refuses_bad_values(helm: Helm, setting: str, field: str) -> None:
     result = helm("template", "sg", str(CHART), "--set", setting, check=False)
@@ -219,6 +245,8 @@ def test_installed_service_account_may_do_exactly_what_the_operator_needs(
     assert not can("get", "secrets")
     assert not can("create", "pods")
     assert not can("watch", "featureviews.streamguard.dev", "kube-system")
+    assert can("watch", "customresourcedefinitions.apiextensions.k8s.io") and can("list", "namespaces")
+    assert not can("delete", "namespaces") and not can("patch", "customresourcedefinitions.apiextensions.k8s.io")
     serving = f"system:serviceaccount:{namespace}:{release}-streamguard-serving"
     read = kubectl("auth", "can-i", "list", "streamingwindows.streamguard.dev", "-n", namespace, "--as", serving,
                    check=False)

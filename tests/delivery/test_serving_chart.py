@@ -4,13 +4,13 @@ from typing import Any
 
 import pytest
 
-from streamguard.devstack.servingchart import ServingDeployment, render
+from streamguard.devstack.chart import ServingDeployment, render_serving
 
 pytestmark = pytest.mark.stack
 
 
 def by_kind(spec: ServingDeployment) -> dict[str, dict[str, Any]]:
-    objects = render(spec)
+    objects = render_serving(spec)
     kinds = {o["kind"]: o for o in objects}
     assert len(kinds) == len(objects), "one object of each kind"
     return kinds

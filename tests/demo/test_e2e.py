@@ -17,13 +17,15 @@ import pytest
 
 from streamguard.demo import live
 from streamguard.demo.burst import send_burst
-from streamguard.demo.manifests import load_examples
+from streamguard.demo.manifests import load_examples, operator_release
 from streamguard.demo.run import Demo, DemoState
 from streamguard.devstack import node
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.image import REPOSITORY, SPARK_REPOSITORY
 from streamguard.devstack.kube import Kube
 from streamguard.devstack.machine import machine_facts
+from tests.conftest import Kubectl
+from tests.incontainer import assert_a_container, inside
 from tests.polling import wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -42,10 +44,14 @@ def demo(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield runner, runner.up()
     finally:
         stopped = runner.down(purge=True)
-        assert set(stopped) >= {"operator", "serving-forward", "producer"}
+        assert set(stopped) >= {"serving-forward", "producer"}
         assert not any(runner.processes().values())
         kube = Kube.from_kubeconfig(stack.kubeconfig)
         assert kube.get(f"/api/v1/namespaces/{runner.namespace}") is None
+        # The operator's cluster-wide RBAC goes with the namespace.
+        release = {"labelSelector": f"app.kubernetes.io/instance={operator_release(runner.namespace)}"}
+        for plural in ("clusterroles", "clusterrolebindings"):
+            assert kube.request("GET", f"/apis/rbac.authorization.k8s.io/v1/{plural}", query=release)["items"] == []
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +78,7 @@ def test_every_workload_is_a_container_of_the_project_images_on_the_node(demo: t
     for pod in pods:
         component = pod["metadata"]["labels"].get("app.kubernetes.io/component", "")
         phases.setdefault(component, set()).add(pod["status"].get("phase", ""))
-    for component in ("stream", "serving", "drift-exporter"):
+    for component in ("operator", "stream", "serving", "drift-exporter"):
         assert "Running" in phases.get(component, set()), phases
     assert "Succeeded" in phases.get("materializer", set()), f"materialization Jobs run to completion: {phases}"
     for pod in pods:
@@ -81,6 +87,26 @@ def test_every_workload_is_a_container_of_the_project_images_on_the_node(demo: t
             # The kubelet reports the runtime's container id: a containerd container, not a host process.
             assert container["containerID"].startswith("containerd://"), container
             assert container["image"].split(":")[0].removeprefix("docker.io/") in (REPOSITORY, SPARK_REPOSITORY)
+
+
+def test_the_operator_is_the_charts_deployment_in_a_container(demo: tuple[Demo, DemoState], kube: Kube,
+                                                             kubectl: Kubectl) -> None:
+    runner, _ = demo
+    release = operator_release(runner.namespace)
+    available, line = live.operator_state(kube, runner.namespace, release)
+    assert available, line
+    deployment = kube.request("GET", f"/apis/apps/v1/namespaces/{runner.namespace}/deployments",
+                              query={"labelSelector": live.operator_selector(release)})["items"][0]
+    assert deployment["metadata"]["labels"]["helm.sh/chart"].startswith("streamguard-")
+    pods = kube.request("GET", f"/api/v1/namespaces/{runner.namespace}/pods",
+                        query={"labelSelector": live.operator_selector(release)})["items"]
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    pod = pods[0]
+    image = pod["spec"]["containers"][0]["image"]
+    assert image.split(":")[0] == REPOSITORY, image
+    # Its args keep the image's entrypoint: tini is PID 1, the operator its child.
+    assert_a_container(inside(kubectl, runner.namespace, pod), pod, image,
+                       pid1="/usr/bin/tini -- streamguard operator run")
 
 
 def test_serving_is_ready_because_every_view_is_fresh(demo: tuple[Demo, DemoState]) -> None:

@@ -2,19 +2,40 @@
 
 from pathlib import Path
 
+import pytest
+import yaml
+
 from streamguard.demo.manifests import (
     DATA_VOLUME,
+    WORKLOAD_RESOURCES,
     isolate,
     load_examples,
+    operator,
+    operator_release,
+    operator_values,
     placement_policy,
     platform,
     subject,
     topics,
 )
 from streamguard.demo.run import DemoState
+from streamguard.devstack.chart import CHART
+from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.image import BuiltImage, ProjectImages
 from streamguard.devstack.node import NODE_NAME
+from streamguard.operator.settings import OperatorSettings, Resources
 
 REPO = Path(__file__).resolve().parents[2]
+ENDPOINTS = Endpoints(run_dir="/s", kubeconfig="/s/kubeconfig", apiserver="https://127.0.0.1:6443",
+                      kafka_bootstrap="127.0.0.1:9092", registry_url="http://127.0.0.1:8081/apis/ccompat/v7",
+                      redis_url="redis://127.0.0.1:6379/0", bin_dir="/s/bin", pod_kafka_bootstrap="10.244.9.1:9092",
+                      pod_registry_url="http://10.244.9.1:8081/apis/ccompat/v7", pod_redis_url="redis://10.244.9.1:6379/0")
+
+
+def images(main: str = "localhost/streamguard:0123abcd",
+           spark: str = "localhost/streamguard-spark:0123abcd") -> ProjectImages:
+    return ProjectImages(main=BuiltImage(main, "sha256:1", "/a", 1, 0.0),
+                         spark=BuiltImage(spark, "sha256:2", "/b", 1, 0.0))
 
 
 def test_isolate_renames_project_topic_and_subject_only() -> None:
@@ -82,3 +103,49 @@ def test_the_placement_policy_is_bound_to_the_demo_namespace_only() -> None:
     for needed in (NODE_NAME, DATA_VOLUME, '"/work/demo/.run/data"', "/home/streamguard/.run/data",
                    "readOnly: true"):
         assert needed in expressions, needed
+
+
+def test_operator_values_are_the_built_images_the_pods_addresses_and_one_namespace() -> None:
+    values = operator_values(ENDPOINTS, images(), "finserve")
+    assert values["image"] == {"repository": "localhost/streamguard", "sparkRepository": "localhost/streamguard-spark",
+                               "tag": "0123abcd", "pullPolicy": "Never"}
+    assert values["connections"]["kafka"]["bootstrapServers"] == ENDPOINTS.pod_kafka_bootstrap
+    assert values["connections"]["schemaRegistry"]["url"] == ENDPOINTS.pod_registry_url
+    assert values["operator"]["watchNamespaces"] == ["finserve"]
+    assert values["serving"]["enabled"] is False and values["devRedis"]["enabled"] is False
+    # Every kind of workload the chart sizes, scaled down for the one node.
+    chart_kinds = yaml.safe_load((CHART / "values.yaml").read_text())["workloads"]["resources"]
+    assert set(values["workloads"]["resources"]) == set(chart_kinds) == set(WORKLOAD_RESOURCES)
+
+
+def test_operator_values_refuse_images_of_two_tags() -> None:
+    with pytest.raises(ValueError, match="one tag"):
+        operator_values(ENDPOINTS, images(spark="localhost/streamguard-spark:other"), "finserve")
+
+
+def test_the_operator_pod_gets_the_settings_the_host_process_had() -> None:
+    """``helm template`` of the chart (its values.schema.json checks the values): the operator's env, read as
+    the operator reads it, holds the settings the demo's host-process operator was given."""
+    objects = operator(ENDPOINTS, images(), "team-a")
+    release = operator_release("team-a")
+    kinds = sorted((o["kind"], o["metadata"]["name"]) for o in objects)
+    assert ("Deployment", f"{release}-operator") in kinds and ("ServiceAccount", release) in kinds
+    assert all(o["metadata"]["labels"]["app.kubernetes.io/instance"] == release for o in objects)
+    cluster_wide = [name for kind, name in kinds if kind.startswith("Cluster")]
+    assert cluster_wide and all(name.startswith(f"{release}-") for name in cluster_wide), "unique per namespace"
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert "--namespace=team-a" in container["args"] and "--all-namespaces" not in container["args"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["livenessProbe"]["failureThreshold"] * container["livenessProbe"]["periodSeconds"] >= 120
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    assert {e["name"] for e in container["env"] if "valueFrom" in e} >= {"STREAMGUARD_REDIS_URL"}
+    settings = OperatorSettings.from_env(env)
+    assert (settings.image, settings.spark_image, settings.image_pull_policy) == (
+        "localhost/streamguard:0123abcd", "localhost/streamguard-spark:0123abcd", "Never")
+    assert settings.kafka_for_operator() == settings.kafka_bootstrap == ENDPOINTS.pod_kafka_bootstrap
+    assert settings.registry_for_operator() == settings.registry_url == ENDPOINTS.pod_registry_url
+    assert settings.workers == 2 and settings.checkpoint_storage == "1Gi"
+    assert settings.materialize_resources == Resources.model_validate(WORKLOAD_RESOURCES["materialize"])
+    assert settings.stream_resources == Resources.model_validate(WORKLOAD_RESOURCES["stream"])
+    assert settings.drift_resources == Resources.model_validate(WORKLOAD_RESOURCES["drift"])

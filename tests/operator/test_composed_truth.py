@@ -41,10 +41,9 @@ from streamguard.contracts import wire
 from streamguard.contracts.registry import SchemaRegistry
 from streamguard.demo.manifests import redis_secret
 from streamguard.devstack import image
+from streamguard.devstack.chart import ServingDeployment, render_serving
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.kube import port_forward
-from streamguard.devstack.servingchart import ServingDeployment
-from streamguard.devstack.servingchart import render as render_serving
 from streamguard.devstack.supervisor import Supervisor
 from streamguard.windows import WindowShape, aggregate
 from streamguard.workloads.producer.kafka import TransactionSender

@@ -12,8 +12,8 @@ import pytest
 import redis
 import yaml
 
+from streamguard.devstack.chart import ServingDeployment, render_serving
 from streamguard.devstack.endpoints import Endpoints
-from streamguard.devstack.servingchart import ServingDeployment, render
 from streamguard.serving.catalog import Catalog
 from streamguard.serving.sources import ClusterSource
 from tests.conftest import Kubectl
@@ -108,7 +108,7 @@ def test_serve_from_cluster_with_status_freshness(
 
 
 def test_rendered_deployment_is_accepted(kubectl: Kubectl, namespace: str) -> None:
-    objects = render(ServingDeployment(namespace=namespace, auth_token_secret=None, replicas=1))
+    objects = render_serving(ServingDeployment(namespace=namespace, auth_token_secret=None, replicas=1))
     kubectl("apply", "--server-side", "--field-manager=streamguard", "-f", "-", input=yaml.safe_dump_all(objects))
 
     def get(*args: str) -> Any:

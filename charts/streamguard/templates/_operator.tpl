@@ -57,6 +57,12 @@
       optional: true
 {{- end }}
 {{- end }}
+{{- range $kind, $resources := .Values.workloads.resources }}
+{{- with $resources }}
+- name: STREAMGUARD_OPERATOR_{{ $kind | upper }}_RESOURCES
+  value: {{ toJson . | quote }}
+{{- end }}
+{{- end }}
 {{- range $key, $value := .Values.operator.settings }}
 - name: STREAMGUARD_OPERATOR_{{ $key | upper }}
   value: {{ (kindIs "string" $value) | ternary $value ($value | toJson) | quote }}

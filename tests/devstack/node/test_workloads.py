@@ -27,19 +27,20 @@ from streamguard.api.featureview import FeatureView, FeatureViewSpec
 from streamguard.api.streamingwindow import Aggregation, StreamingWindow, StreamingWindowSpec
 from streamguard.contracts.registry import SchemaRegistry
 from streamguard.demo.manifests import redis_secret
-from streamguard.devstack import image, node
+from streamguard.devstack import image
+from streamguard.devstack.chart import ServingDeployment, render_serving
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.kube import port_forward
-from streamguard.devstack.servingchart import ServingDeployment
-from streamguard.devstack.servingchart import render as render_serving
 from streamguard.devstack.supervisor import Supervisor, free_port
 from streamguard.finserve.resources import EXAMPLES_DIR
 from streamguard.operator.render import featureview, streamingwindow
 from streamguard.operator.render.common import IDENTITY_KINDS, Owner
 from streamguard.operator.settings import OperatorSettings
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
+from tests import incontainer
 from tests.conftest import Kubectl
 from tests.devstack.node.conftest import on_node
+from tests.incontainer import FACTS, assert_a_container, parse
 from tests.polling import wait_for
 from tests.workloads.streaming.support import V1, delete_topics, expected_windows, read_windows, view_spec, window_spec
 
@@ -82,23 +83,7 @@ class Cluster:
         return wait_for(f"a Ready pod {selector} in {self.namespace}", ready, timeout=600, interval=2)
 
     def inside(self, pod: dict[str, Any]) -> dict[str, str]:
-        """What the pod's container says about itself."""
-        script = ("echo uid=$(id -u); echo host=$(hostname); echo pid1=$(tr '\\0' ' ' < /proc/1/cmdline); "
-                  "if touch /probe 2>/tmp/err; then echo root=writable; else echo root=$(cat /tmp/err); fi")
-        out = self.kubectl("exec", "-n", self.namespace, pod["metadata"]["name"], "--", "sh", "-c", script).stdout
-        return dict(line.split("=", 1) for line in out.strip().splitlines())
-
-
-def assert_a_container(seen: dict[str, str], pod: dict[str, Any], image_name: str, pid1: str) -> None:
-    """``seen`` (from inside the pod) shows a container: uid 10001, its hostname, its own PID 1, and a root
-    file system that refuses writes."""
-    spec = pod["spec"]["containers"][0]
-    assert spec["image"] == image_name and spec["securityContext"]["readOnlyRootFilesystem"] is True
-    assert pod["spec"]["nodeName"] == node.NODE_NAME
-    assert seen["uid"] == "10001", seen
-    assert seen["host"] == pod["metadata"]["name"], seen
-    assert pid1 in seen["pid1"], seen
-    assert "Read-only file system" in seen["root"], seen
+        return incontainer.inside(self.kubectl, self.namespace, pod)
 
 
 def placed(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -252,9 +237,7 @@ def test_a_materialization_job_loads_its_source_into_redis(cluster: Cluster, tmp
     pod["containers"][0]["volumeMounts"].append({"name": "source", "mountPath": str(folder), "readOnly": True})
     # A Job's container exits, so it reports what it sees before running the rendered command (exec: the
     # workload becomes the shell's process, the container's PID 1).
-    facts = ("echo uid=$(id -u); echo host=$(hostname); echo pid1=$(tr '\\0' ' ' < /proc/1/cmdline); "
-             "if touch /probe 2>/tmp/err; then echo root=writable; else echo root=$(cat /tmp/err); fi; exec \"$@\"")
-    pod["containers"][0]["command"] = ["sh", "-c", facts, "sh", *pod["containers"][0]["command"],
+    pod["containers"][0]["command"] = ["sh", "-c", FACTS + '; exec "$@"', "sh", *pod["containers"][0]["command"],
                                        "--end", "2026-10-03T00:00:00Z"]
     job: dict[str, Any] = {"apiVersion": "batch/v1", "kind": "Job",
                            "metadata": {"name": "materialize-now", **template.get("metadata", {})},
@@ -279,5 +262,4 @@ def test_a_materialization_job_loads_its_source_into_redis(cluster: Cluster, tmp
     job_pod = json.loads(cluster.kubectl("get", "pods", "-n", cluster.namespace, "-l", "job-name=materialize-now",
                                          "-o", "json").stdout)["items"][0]
     logs = cluster.kubectl("logs", "-n", cluster.namespace, job_pod["metadata"]["name"]).stdout
-    seen = dict(line.split("=", 1) for line in logs.splitlines()[:4])
-    assert_a_container(seen, job_pod, cluster.images.main.name, pid1="sh -c ")
+    assert_a_container(parse(logs), job_pod, cluster.images.main.name, pid1="sh -c ")

@@ -1,9 +1,11 @@
-"""Serving's Deployment, Service, ServiceAccount and RBAC as ``charts/streamguard`` renders them.
+"""Serving's and the operator's objects (Deployment, ServiceAccount, RBAC, ...) as ``charts/streamguard``
+renders them.
 
-The chart is the one source of the serving Deployment: the demo and the tests deploy what ``helm template``
-makes of it, with ``values-dev.yaml`` (one replica, small CPU requests) under a few settings of their own,
-so the probes, securityContext, resources, auth mount and arguments they run are the ones users install.
-:func:`values` is pure; :func:`render` runs the stack's helm binary (no cluster needed).
+The chart is the one source of both Deployments: the demo and the tests deploy what ``helm template`` makes
+of it, with ``values-dev.yaml`` (one replica, small CPU requests) under a few settings of their own, so the
+probes, securityContext, resources, mounts and arguments they run are the ones users install.
+:func:`serving_values` is pure; :func:`render` runs the stack's helm binary (no cluster needed) and keeps one
+component's objects.
 """
 
 import json
@@ -19,7 +21,6 @@ from streamguard.devstack.provision import artifacts
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "streamguard"
 BASE_VALUES = CHART / "values-dev.yaml"
-COMPONENT = "serving"
 Manifest = dict[str, Any]
 
 
@@ -52,7 +53,7 @@ class ServingDeployment:
     """Globs of the views that are reported only (win over :attr:`required_views`)."""
 
 
-def _split_image(image: str) -> tuple[str, str]:
+def split_image(image: str) -> tuple[str, str]:
     """``repo[:tag]`` -> (repo, tag); a colon before the last ``/`` is a registry port, not a tag."""
     repository, colon, tag = image.rpartition(":")
     if not colon or "/" in tag:
@@ -60,9 +61,9 @@ def _split_image(image: str) -> tuple[str, str]:
     return repository, tag
 
 
-def values(spec: ServingDeployment) -> dict[str, Any]:
+def serving_values(spec: ServingDeployment) -> dict[str, Any]:
     """The settings layered over ``values-dev.yaml``: serving only, on an existing Redis Secret."""
-    repository, tag = _split_image(spec.image)
+    repository, tag = split_image(spec.image)
     return {
         "image": {"repository": repository, "tag": tag, "pullPolicy": spec.image_pull_policy},
         "operator": {"enabled": False},
@@ -92,13 +93,20 @@ def helm_binary() -> Path:
     return binary
 
 
-def render(spec: ServingDeployment, helm: Path | None = None) -> list[Manifest]:
-    """``helm template`` of the chart, keeping the objects labelled ``app.kubernetes.io/component: serving``."""
-    argv = [str(helm or helm_binary()), "template", spec.name, str(CHART), "--namespace", spec.namespace,
+def render(release: str, namespace: str, values: dict[str, Any], component: str,
+           helm: Path | None = None) -> list[Manifest]:
+    """``helm template`` of the chart with ``values`` over ``values-dev.yaml``, keeping the objects labelled
+    ``app.kubernetes.io/component: <component>`` (``serving`` or ``operator``)."""
+    argv = [str(helm or helm_binary()), "template", release, str(CHART), "--namespace", namespace,
             "-f", str(BASE_VALUES), "-f", "-"]
-    result = subprocess.run(argv, input=json.dumps(values(spec)), capture_output=True, text=True, check=False,
+    result = subprocess.run(argv, input=json.dumps(values), capture_output=True, text=True, check=False,
                             timeout=120)
     if result.returncode != 0:
         raise ChartError(f"helm template failed ({result.returncode}): {result.stderr.strip()}")
     docs = [doc for doc in yaml.safe_load_all(result.stdout) if isinstance(doc, dict)]
-    return [doc for doc in docs if doc["metadata"].get("labels", {}).get("app.kubernetes.io/component") == COMPONENT]
+    return [doc for doc in docs if doc["metadata"].get("labels", {}).get("app.kubernetes.io/component") == component]
+
+
+def render_serving(spec: ServingDeployment, helm: Path | None = None) -> list[Manifest]:
+    """Serving's objects alone (the release is named after the Deployment)."""
+    return render(spec.name, spec.namespace, serving_values(spec), "serving", helm)
