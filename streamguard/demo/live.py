@@ -53,6 +53,8 @@ def not_ready(kube: Kube, namespace: str) -> list[str]:
 
 TRUE_IS_BAD = frozenset({"Stalled", "Reconciling", "Drifted"})
 """Conditions whose ``True`` means trouble or work in progress (kstatus abnormal-true and drift)."""
+FINDINGS = frozenset({"Drifted", "Deprecated"})
+"""Conditions that report a finding about the data or the spec, never a blocker."""
 BLOCKING_AFTER_S = 120.0
 """From then on the demo's waiting lines name the conditions that block, not only the awaited value."""
 
@@ -130,12 +132,12 @@ def rollout_state(deployment: Obj, pods: list[Obj]) -> tuple[bool, str]:
 def blockers(found_resources: dict[str, list[Obj]]) -> list[str]:
     """Every condition that keeps a resource from working, e.g.
     ``streamingwindow/account-activity: StreamRunning=False DeadLettering: schema id 1 unknown``
-    (``Drifted`` is a finding, not a blocker, and is left out); Ready last for each resource."""
+    (:data:`FINDINGS` such as ``Drifted`` are not blockers and are left out); Ready last for each resource."""
     found = []
     for plural, items in found_resources.items():
         for item in items:
             conditions = (item.get("status") or {}).get("conditions") or []
-            bad = [c for c in conditions if c.get("type") != "Drifted"
+            bad = [c for c in conditions if c.get("type") not in FINDINGS
                    and (c.get("status") == "True") == (c.get("type") in TRUE_IS_BAD)]
             bad.sort(key=lambda c: c.get("type") == "Ready")
             for cond in bad:

@@ -15,7 +15,8 @@ def test_names_the_resource_and_each_blocking_condition_ready_last() -> None:
     found = {
         "streamingwindows": [_item("account-activity", ("Ready", "False", "DeadLettering"),
                                    ("StreamRunning", "False", "DeadLettering"), ("Stalled", "False", "Ok"))],
-        "featureviews": [_item("account-profile", ("Ready", "True", "Fresh"), ("Drifted", "True", "Drift"))],
+        "featureviews": [_item("account-profile", ("Ready", "True", "Fresh"), ("Drifted", "True", "Drift"),
+                               ("Deprecated", "False", "NoneDeprecated"))],
     }
     assert blockers(found) == [
         "streamingwindow/account-activity: StreamRunning=False DeadLettering: StreamRunning says DeadLettering",
