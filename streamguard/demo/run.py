@@ -51,6 +51,11 @@ HOST_OPERATOR = "operator"
 """The supervised name of the operator of runs before it moved into a pod (stopped when found)."""
 OPERATOR_TIMEOUT = 300.0
 """Seconds ``up`` waits for the operator's Deployment to be Available (image on the node, kopf started)."""
+CLUSTER_WIDE = (("rbac.authorization.k8s.io/v1", "clusterrolebindings"),
+                ("rbac.authorization.k8s.io/v1", "clusterroles"),
+                ("admissionregistration.k8s.io/v1", "validatingadmissionpolicybindings"),
+                ("admissionregistration.k8s.io/v1", "validatingadmissionpolicies"))
+"""The operator release's cluster-scoped kinds (its RBAC and the record policy), deleted by ``down --purge``."""
 STATE_FILE = "state.json"
 DEMO_ACCOUNT = "A000042"
 SERVING = ServingDeployment(namespace="", auth_token_secret=None)
@@ -452,8 +457,8 @@ def purge_namespace(kube: Kube, namespace: str, timeout: float = 180.0) -> None:
     for plural in ("mutatingadmissionpolicybindings", "mutatingadmissionpolicies"):
         kube.delete(f"/apis/admissionregistration.k8s.io/v1/{plural}/streamguard-demo-{namespace}")
     release = {"labelSelector": f"app.kubernetes.io/instance={operator_release(namespace)}"}
-    for plural in ("clusterrolebindings", "clusterroles"):
-        kube.request("DELETE", f"/apis/rbac.authorization.k8s.io/v1/{plural}", query=release)
+    for group, plural in CLUSTER_WIDE:
+        kube.request("DELETE", f"/apis/{group}/{plural}", query=release)
     if kube.get(f"/api/v1/namespaces/{namespace}") is not None:
         raise RuntimeError(f"namespace {namespace} is still terminating after {timeout:.0f}s "
                            f"(`kubectl get namespace {namespace} -o yaml` shows what it waits for)")

@@ -18,7 +18,7 @@ import pytest
 from streamguard.demo import live
 from streamguard.demo.burst import send_burst
 from streamguard.demo.manifests import load_examples, operator_release
-from streamguard.demo.run import Demo, DemoState
+from streamguard.demo.run import CLUSTER_WIDE, Demo, DemoState
 from streamguard.devstack import node
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.image import REPOSITORY, SPARK_REPOSITORY
@@ -48,10 +48,10 @@ def demo(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         assert not any(runner.processes().values())
         kube = Kube.from_kubeconfig(stack.kubeconfig)
         assert kube.get(f"/api/v1/namespaces/{runner.namespace}") is None
-        # The operator's cluster-wide RBAC goes with the namespace.
+        # The operator's cluster-wide RBAC and record policy go with the namespace.
         release = {"labelSelector": f"app.kubernetes.io/instance={operator_release(runner.namespace)}"}
-        for plural in ("clusterroles", "clusterrolebindings"):
-            assert kube.request("GET", f"/apis/rbac.authorization.k8s.io/v1/{plural}", query=release)["items"] == []
+        for group, plural in CLUSTER_WIDE:
+            assert kube.request("GET", f"/apis/{group}/{plural}", query=release)["items"] == [], plural
 
 
 @pytest.fixture(scope="module")
