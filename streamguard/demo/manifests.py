@@ -8,17 +8,22 @@ from typing import Any
 import yaml
 
 from streamguard.api.streamingwindow import StreamingWindowSpec
-from streamguard.devstack.node import NODE_NAME
+from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.objectstore import S3Identity, secret_manifest
 from streamguard.devstack.servingchart import ServingDeployment
 from streamguard.devstack.servingchart import render as render_serving
+from streamguard.objectstore import ACCESS_KEY_ENV, S3_SCHEME, SECRET_KEY_ENV, SECRET_NAME_ENV
+from streamguard.operator.settings import ENV_PREFIX, OperatorSettings
 
 Manifest = dict[str, Any]
 REDIS_SECRET = "streamguard-redis"
+OBJECT_STORE_SECRET = OperatorSettings().object_store_secret_name
 DEMO_LABELS = {"app.kubernetes.io/part-of": "streamguard", "app.kubernetes.io/managed-by": "streamguard-demo"}
-DATA_VOLUME = "demo-offline-data"
-PLACEMENT_KINDS = ("MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding")
-POD_WORKDIR = "/home/streamguard"
-"""The images' WORKDIR: the FeatureViews' relative ``source.path``s (``.run/data/...``) resolve under it."""
+DEMO_PREFIX = "demo"
+"""Everything the demo keeps on the stack's bucket lives under this prefix."""
+LOCAL_DATA_ROOT = ".run/"
+"""The examples name their offline data under ``.run/data/`` (local paths, development only); the demo puts
+``.run/<rest>`` at ``s3://<bucket>/demo/<rest>``."""
 
 
 def namespace(name: str) -> Manifest:
@@ -39,40 +44,36 @@ def serving(ns: str, image: str) -> list[Manifest]:
                                             auth_token_secret=None))
 
 
-def placement_policy(ns: str, data_dir: Path) -> list[Manifest]:
-    """A MutatingAdmissionPolicy (and its binding) for the demo namespace only, DEVELOPMENT ONLY: every pod
-    created there selects the stack's node (the one whose host holds the data), and every container gets the
-    host folder ``data_dir`` (the sample data and offline tables) mounted read-only at
-    ``<WORKDIR>/.run/data``, where the FeatureViews' relative source paths resolve. It stands in for object
-    storage until the offline data moves there; the operator's rendering is left as a cluster would see it."""
-    name = f"streamguard-demo-{ns}"
-    mount = (f'Object.spec.containers.volumeMounts{{name: "{DATA_VOLUME}", mountPath: "{POD_WORKDIR}/.run/data", '
-             "readOnly: true}")
-    node = f'{{"kubernetes.io/hostname": "{NODE_NAME}"}}'
-    select = f'[JSONPatch{{op: "add", path: "/spec/nodeSelector", value: {node}}}]'
-    host_path = f'Object.spec.volumes.hostPath{{path: "{data_dir}", type: "Directory"}}'
-    volume = f'Object.spec.volumes{{name: "{DATA_VOLUME}", hostPath: {host_path}}}'
-    place = (f"Object{{spec: Object.spec{{volumes: [{volume}], "
-             f"containers: object.spec.containers.map(c, Object.spec.containers{{name: c.name, "
-             f"volumeMounts: [{mount}]}})}}}}")
-    meta = {"name": name, "labels": DEMO_LABELS}
-    return [
-        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingAdmissionPolicy", "metadata": meta,
-         "spec": {"failurePolicy": "Fail", "reinvocationPolicy": "Never",
-                  "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
-                                                          "operations": ["CREATE"], "resources": ["pods"]}]},
-                  "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression": select}},
-                                {"patchType": "ApplyConfiguration", "applyConfiguration": {"expression": place}}]}},
-        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingAdmissionPolicyBinding",
-         "metadata": meta,
-         "spec": {"policyName": name, "matchResources": {"namespaceSelector": {"matchLabels": {
-             "kubernetes.io/metadata.name": ns}}}}},
-    ]
+def object_store_secret(ns: str, endpoints: Endpoints) -> Manifest:
+    """The stack's object-store Secret copied into the demo namespace under the operator's default name
+    (``object_store_secret_name``): the endpoint as pods reach it, the region and the keys (the keys of
+    :data:`streamguard.objectstore.SECRET_KEYS`). The workloads the operator renders read it by
+    ``secretKeyRef``."""
+    access = endpoints.object_store_env()
+    if not access:
+        raise RuntimeError(f"the stack in {endpoints.run_dir} has no object store (start it with `streamguard dev up`)")
+    identity = S3Identity(access[ACCESS_KEY_ENV], access[SECRET_KEY_ENV])
+    secret = secret_manifest(ns, identity, endpoints.pod_s3_endpoint, OBJECT_STORE_SECRET)
+    secret["metadata"]["labels"] = DEMO_LABELS
+    return secret
 
 
-def platform(ns: str, redis_url: str, image: str, data_dir: Path) -> list[Manifest]:
-    return [namespace(ns), *placement_policy(ns, data_dir), redis_secret(ns, redis_url),
-            *serving(ns, image)]
+def feast_registry(endpoints: Endpoints, ns: str) -> str:
+    """The Feast registry the demo's operator keeps: one file per namespace (Feast rewrites the whole file on
+    each change, so two operators never share one)."""
+    return f"{S3_SCHEME}{endpoints.s3_bucket}/{DEMO_PREFIX}/registry/{ns}.db"
+
+
+def object_store_operator_env(endpoints: Endpoints, ns: str) -> dict[str, str]:
+    """Every object-store setting the demo gives its operator: the Feast registry it keeps on the bucket and
+    the Secret its credentials come from (named in messages). The credentials themselves are not here: the
+    host process has the stack's ``AWS_*`` (:meth:`Endpoints.env`); in a pod the chart fills them from that
+    Secret by ``secretKeyRef`` (values ``operator.feastRegistry`` and ``operator.objectStoreSecret``)."""
+    return {f"{ENV_PREFIX}FEAST_REGISTRY": feast_registry(endpoints, ns), SECRET_NAME_ENV: OBJECT_STORE_SECRET}
+
+
+def platform(ns: str, redis_url: str, image: str, endpoints: Endpoints) -> list[Manifest]:
+    return [namespace(ns), redis_secret(ns, redis_url), object_store_secret(ns, endpoints), *serving(ns, image)]
 
 
 def load_examples(folder: Path) -> list[Manifest]:
@@ -98,6 +99,34 @@ def isolate(docs: Iterable[Manifest], suffix: str) -> list[Manifest]:
                 contract["subject"] = f"{spec['source']['topic']}-value"
         out.append(doc)
     return out
+
+
+def on_object_store(docs: Iterable[Manifest], bucket: str) -> list[Manifest]:
+    """The FinServe resources with their offline data on the stack's bucket: every FeatureView source and
+    DriftMonitor reference/current at ``.run/<rest>`` becomes ``s3://<bucket>/demo/<rest>``
+    (:func:`offline_location`); a local path elsewhere is refused (no pod could read it)."""
+    out: list[Manifest] = []
+    for doc in docs:
+        doc = copy.deepcopy(doc)
+        spec = doc.get("spec") or {}
+        kind = doc.get("kind")
+        located = [spec.get("source")] if kind == "FeatureView" else (
+            [spec.get("reference"), spec.get("current")] if kind == "DriftMonitor" else [])
+        for data in located:
+            if data and data.get("path"):
+                data["path"] = offline_location(data["path"], bucket, f"{kind}/{doc['metadata']['name']}")
+        out.append(doc)
+    return out
+
+
+def offline_location(path: str, bucket: str, owner: str = "") -> str:
+    """``s3://<bucket>/demo/<rest>`` for the example's local ``.run/<rest>``; an ``s3://`` path as it is."""
+    if path.startswith(S3_SCHEME):
+        return path
+    if not path.startswith(LOCAL_DATA_ROOT):
+        raise ValueError(f"{owner}: offline data at {path!r} is outside {LOCAL_DATA_ROOT}, the demo cannot put it "
+                         "on the object store")
+    return f"{S3_SCHEME}{bucket}/{DEMO_PREFIX}/{path[len(LOCAL_DATA_ROOT):].strip('/')}"
 
 
 def subject(docs: Iterable[Manifest], namespace: str) -> str:

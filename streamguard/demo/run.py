@@ -18,14 +18,27 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 import yaml
 
+from streamguard import objectstore
 from streamguard.api.common import GROUP, VERSION
 from streamguard.api.kinds import FEATURE_VIEW, PLURALS
 from streamguard.demo import live
-from streamguard.demo.manifests import PLACEMENT_KINDS, Manifest, isolate, load_examples, platform, subject, topics
+from streamguard.demo.manifests import (
+    Manifest,
+    feast_registry,
+    isolate,
+    load_examples,
+    object_store_operator_env,
+    offline_location,
+    on_object_store,
+    platform,
+    subject,
+    topics,
+)
 from streamguard.devstack import image
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.kube import Kube, port_forward
@@ -36,8 +49,14 @@ from streamguard.devstack.stack import Stack
 from streamguard.devstack.supervisor import Service, Supervisor, free_port, port_open
 from streamguard.onlinestore.writers import current_marker
 
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
+
 PROCESSES = ("producer", "serving-forward", "operator")
 """Stopped in this order."""
+TABLES_MARKER = ".run/data/finserve/offline/demo-end.txt"
+"""Where the demo records the end of the data its offline tables hold (on the bucket, as
+:func:`streamguard.demo.manifests.offline_location` puts it): tables of another day are computed again."""
 STATE_FILE = "state.json"
 DEMO_ACCOUNT = "A000042"
 DEMO_REQUESTS = {
@@ -146,7 +165,7 @@ class Demo:
             endpoints = Endpoints.load(self.stack_dir) if running else stack.up()
             progress.say("reusing the running stack" if running else f"started the stack in {self.stack_dir}")
         kube = Kube.from_kubeconfig(endpoints.kubeconfig)
-        docs = self._resources()
+        docs = self._resources(endpoints.s3_bucket)
         previous = self._previous_state()
         self._say_what_is_reused(progress, kube, previous)
         state = DemoState(namespace=self.namespace, stack_dir=str(self.stack_dir),
@@ -166,14 +185,10 @@ class Demo:
             self._kubectl(endpoints, "apply", "--server-side", "--force-conflicts", "-f", str(self.repo / "crds"))
             self._kubectl(endpoints, "wait", "--for=condition=Established", "--timeout=60s", "-f",
                           str(self.repo / "crds"))
-        with progress.step("data", "FinServe sample data and offline tables"):
-            self._data(env, progress)
-        with progress.step("platform", f"namespace {self.namespace}: pod placement, Redis Secret, serving"):
-            objects = platform(self.namespace, endpoints.pod_redis_url, images.main.name, self.work / ".run" / "data")
-            placement = [o for o in objects if o["kind"] in ("Namespace", *PLACEMENT_KINDS)]
-            self._apply(endpoints, placement)
-            await_placement(kube, self.namespace)
-            self._apply(endpoints, [o for o in objects if o not in placement])
+        with progress.step("data", "FinServe sample data and offline tables on the object store"):
+            tables_written = self._data(env, progress, endpoints, docs)
+        with progress.step("platform", f"namespace {self.namespace}: Redis and object-store Secrets, serving"):
+            self._apply(endpoints, platform(self.namespace, endpoints.pod_redis_url, images.main.name, endpoints))
         with progress.step("operator", "operator (streamguard operator run, on the host)"):
             self._start_operator(env, endpoints, images)
         with progress.step("apply", "kubectl apply -f examples/finserve/"):
@@ -182,7 +197,7 @@ class Demo:
             if reset:
                 progress.say(f"reset to the example as written (changed since an earlier run): {', '.join(reset)}")
         with progress.step("materialize", "first materialization (jobs from the CronJobs)"):
-            created = self._materialize(endpoints, kube)
+            created = self._materialize(endpoints, kube, tables_written)
             progress.say(f"created jobs: {', '.join(created) or 'none'}")
         with progress.step("serving", f"serving on 127.0.0.1:{state.serving_port} (kubectl port-forward)"):
             self._start_serving_forward(endpoints, state.serving_port)
@@ -227,8 +242,9 @@ class Demo:
             return previous.serving_port
         return 8080 if not port_open(8080) else free_port()
 
-    def _resources(self) -> list[Manifest]:
-        docs = load_examples(self.repo / "examples" / "finserve")
+    def _resources(self, bucket: str) -> list[Manifest]:
+        """The FinServe example, its offline data on the stack's bucket (isolated when a suffix is set)."""
+        docs = on_object_store(load_examples(self.repo / "examples" / "finserve"), bucket)
         return isolate(docs, self.suffix) if self.suffix else docs
 
     def _kubectl(self, endpoints: Endpoints, *args: str, stdin: str | None = None) -> str:
@@ -255,9 +271,11 @@ class Demo:
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
             raise RuntimeError(f"{' '.join(argv[:4])} failed with code {code}; log {log}:\n{tail}")
 
-    def _data(self, env: dict[str, str], progress: Progress) -> None:
-        """Sample data ending today (UTC midnight), so the profile views are within their freshness SLA;
-        regenerated once a day, offline tables with it."""
+    def _data(self, env: dict[str, str], progress: Progress, endpoints: Endpoints, docs: list[Manifest]) -> float:
+        """Sample data ending today (UTC midnight), so the profile views are within their freshness SLA,
+        generated on the host once a day; the offline tables computed from it by Spark on the host, written to
+        the stack's bucket (day-partitioned) and kept there until the next day's. Returns when the tables
+        were last written (epoch seconds)."""
         end = time.strftime("%Y-%m-%dT00:00:00+00:00", time.gmtime())
         marker = self.data_dir / "demo-end.txt"
         if marker.exists() and marker.read_text().strip() == end:
@@ -267,15 +285,28 @@ class Demo:
             self._run_logged("generate", [sys.executable, str(self.repo / "examples" / "finserve" / "generate.py"),
                                           "--out", str(self.data_dir), "--end", end], env)
             marker.write_text(end + "\n")
-        docs = load_examples(self.repo / "examples" / "finserve")
-        missing = [name for name, path in materialized_sources(docs) if not (self.work / path / "_SUCCESS").exists()]
+        tables = objectstore.resolve(offline_location(TABLES_MARKER, endpoints.s3_bucket), environ=env)
+        store = tables.filesystem
+        current = _read_text(store, tables.path) == end
+        sources = materialized_sources(docs)
+        missing = [name for name, path in sources
+                   if not current or not objectstore.resolve(f"{path}/_SUCCESS", environ=env).exists()]
         if missing:
-            progress.say(f"computing offline tables of {', '.join(missing)} with Spark (cached afterwards)")
+            progress.say(f"computing offline tables of {', '.join(missing)} with Spark into "
+                         f"s3://{endpoints.s3_bucket}/ (cached there afterwards)")
+            manifests = self.work / "manifests"
+            shutil.rmtree(manifests, ignore_errors=True)
+            manifests.mkdir(parents=True)
+            (manifests / "finserve.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
             views = [arg for name in missing for arg in ("--view", name)]
-            self._run_logged("batch-features",
-                             [_streamguard(), "workload", "batch-features", "--cores", "2", *views], env)
+            self._run_logged("batch-features", [_streamguard(), "workload", "batch-features", "--cores", "2",
+                                                "--manifests", str(manifests), *views], env)
+            with store.open_output_stream(tables.path) as out:
+                out.write(f"{end}\n".encode())
         else:
-            progress.say("offline tables cached")
+            progress.say(f"offline tables (ending {end[:10]}) cached in {', '.join(path for _, path in sources)}")
+        written = store.get_file_info(tables.path).mtime
+        return written.timestamp() if written is not None else time.time()
 
     def _start_operator(self, env: dict[str, str], endpoints: Endpoints, images: image.ProjectImages) -> None:
         """The operator as a host process (the chart runs it in a pod); the workloads it renders use the
@@ -288,6 +319,7 @@ class Demo:
         argv = [_streamguard(), "operator", "run", "--namespace", self.namespace, "--standalone",
                 "--liveness", f"http://127.0.0.1:{port}/healthz"]
         operator_env = {**env, "STREAMGUARD_OPERATOR_WORKERS": "2", **DEMO_REQUESTS,
+                        **object_store_operator_env(endpoints, self.namespace),
                         "STREAMGUARD_OPERATOR_IMAGE": images.main.name,
                         "STREAMGUARD_OPERATOR_SPARK_IMAGE": images.spark.name,
                         "STREAMGUARD_OPERATOR_IMAGE_PULL_POLICY": "Never",
@@ -307,7 +339,7 @@ class Demo:
         port_forward(self.supervisor, "serving-forward", endpoints, self.namespace, f"deployment/{SERVING.name}",
                      port, SERVING.port)
 
-    def _materialize(self, endpoints: Endpoints, kube: Kube) -> list[str]:
+    def _materialize(self, endpoints: Endpoints, kube: Kube, tables_written: float) -> list[str]:
         expected = live.materialized_views(kube, self.namespace)
         deadline = time.monotonic() + 120
         cronjobs: list[str] = []
@@ -319,7 +351,7 @@ class Demo:
             time.sleep(1)
         stamp = time.strftime("%H%M%S")
         began = self._store_generation_began(endpoints, kube)
-        done = self._materialized_since_data(kube, began) if began is not None else {}
+        done = self._materialized_since(kube, max(tables_written, began)) if began is not None else {}
         if began is None:
             self.echo("  the online store holds no current generation of the views' projects (restarted, flushed "
                       "or evicting): materializing again")
@@ -348,14 +380,10 @@ class Demo:
         began = [marker.created_ms / 1000 for marker in markers if marker is not None]
         return max(began, default=None)
 
-    def _materialized_since_data(self, kube: Kube, store_began: float) -> dict[str, str]:
-        """CronJob -> a demo Job of it that succeeded after the sample data was last generated and after the
-        store's current generation began (an earlier run's): materializing the same data again would
-        change nothing."""
-        marker = self.data_dir / "demo-end.txt"
-        if not marker.exists():
-            return {}
-        since = max(marker.stat().st_mtime, store_began)
+    def _materialized_since(self, kube: Kube, since: float) -> dict[str, str]:
+        """CronJob -> a demo Job of it that succeeded after ``since``: after the offline tables were last
+        written and after the store's current generation began (an earlier run's): materializing the same
+        data again would change nothing."""
         generated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since))
         jobs = kube.request("GET", f"/apis/batch/v1/namespaces/{self.namespace}/jobs").get("items", [])
         done = {}
@@ -386,17 +414,21 @@ class Demo:
         """Stop the demo's host processes, and the stack (with the node and every pod) if the demo started it.
         Returns what was stopped.
 
-        ``purge`` first deletes the demo namespace and its placement policy and waits until the node has
-        removed their pods, leaving nothing of the demo in a stack that keeps running."""
+        ``purge`` first deletes the demo namespace, waits until the node has removed its pods (the operator
+        removes the FeatureViews from its Feast registry meanwhile) and deletes that registry file, leaving
+        nothing of the demo in a stack that keeps running but the cached offline tables."""
         state = self._previous_state()
         if purge and state is not None and (Path(state.stack_dir) / "endpoints.json").exists():
-            kube = Kube.from_kubeconfig(Endpoints.load(Path(state.stack_dir)).kubeconfig)
+            endpoints = Endpoints.load(Path(state.stack_dir))
+            kube = Kube.from_kubeconfig(endpoints.kubeconfig)
             kube.delete(f"/api/v1/namespaces/{state.namespace}")
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline and kube.get(f"/api/v1/namespaces/{state.namespace}") is not None:
                 time.sleep(1)
-            for plural in ("mutatingadmissionpolicybindings", "mutatingadmissionpolicies"):
-                kube.delete(f"/apis/admissionregistration.k8s.io/v1/{plural}/streamguard-demo-{state.namespace}")
+            registry = objectstore.resolve(feast_registry(endpoints, state.namespace),
+                                           environ=endpoints.object_store_env())
+            if registry.exists():
+                registry.filesystem.delete_file(registry.path)
         stopped = [name for name in PROCESSES if self.supervisor.stop(name, grace=40.0)]
         if state is not None and state.owns_stack:
             stopped += Stack(Path(state.stack_dir)).down()
@@ -404,22 +436,6 @@ class Demo:
 
     def processes(self) -> dict[str, int | None]:
         return {name: self.supervisor.running_pid(name) for name in PROCESSES}
-
-
-def await_placement(kube: Kube, namespace: str, timeout: float = 60.0) -> None:
-    """Wait until the apiserver applies the namespace's placement policy (a new policy takes effect after a
-    moment): a pod created before then would not tolerate the node and stay Pending. Checked with a
-    server-side dry run of a pod."""
-    probe = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "placement-probe-"},
-             "spec": {"containers": [{"name": "probe", "image": "probe"}]}}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pod = kube.request("POST", f"/api/v1/namespaces/{namespace}/pods", probe, query={"dryRun": "All"})
-        if (pod["spec"].get("nodeSelector") or {}).get("kubernetes.io/hostname") == NODE_NAME:
-            return
-        time.sleep(1)
-    raise RuntimeError(f"the placement policy of namespace {namespace} is not applied after {timeout:.0f}s "
-                       "(is the MutatingAdmissionPolicy admission plugin on?)")
 
 
 def reapply_as_written(kube: Kube, namespace: str, docs: list[Manifest]) -> list[str]:
@@ -445,6 +461,15 @@ def materialized_sources(docs: list[Manifest]) -> list[tuple[str, str]]:
     return [(doc["metadata"]["name"], doc["spec"]["source"]["path"]) for doc in docs
             if doc.get("kind") == "FeatureView" and (doc["spec"].get("source") or {}).get("path")
             and not (doc["spec"].get("materialization") or {}).get("suspend")]
+
+
+def _read_text(store: "pafs.FileSystem", path: str) -> str:
+    """The object's text, stripped; '' when there is none."""
+    try:
+        with store.open_input_stream(path) as stream:
+            return bytes(stream.read()).decode().strip()
+    except FileNotFoundError:
+        return ""
 
 
 def _streamguard() -> str:
