@@ -414,28 +414,49 @@ class Demo:
         """Stop the demo's host processes, and the stack (with the node and every pod) if the demo started it.
         Returns what was stopped.
 
-        ``purge`` first deletes the demo namespace, waits until the node has removed its pods (the operator
-        removes the FeatureViews from its Feast registry meanwhile) and deletes that registry file, leaving
-        nothing of the demo in a stack that keeps running but the cached offline tables."""
+        ``purge`` first deletes the demo's StreamGuard resources while the operator still runs (it removes them
+        from its Feast registry and lets them go), then the namespace, waits until the node has removed its
+        pods and deletes the registry file, leaving nothing of the demo in a stack that keeps running but the
+        cached offline tables."""
         state = self._previous_state()
-        if purge and state is not None and (Path(state.stack_dir) / "endpoints.json").exists():
-            endpoints = Endpoints.load(Path(state.stack_dir))
-            kube = Kube.from_kubeconfig(endpoints.kubeconfig)
-            kube.delete(f"/api/v1/namespaces/{state.namespace}")
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and kube.get(f"/api/v1/namespaces/{state.namespace}") is not None:
-                time.sleep(1)
-            registry = objectstore.resolve(feast_registry(endpoints, state.namespace),
-                                           environ=endpoints.object_store_env())
-            if registry.exists():
-                registry.filesystem.delete_file(registry.path)
-        stopped = [name for name in PROCESSES if self.supervisor.stop(name, grace=40.0)]
-        if state is not None and state.owns_stack:
-            stopped += Stack(Path(state.stack_dir)).down()
+        try:
+            if purge and state is not None and (Path(state.stack_dir) / "endpoints.json").exists():
+                purge_namespace(Endpoints.load(Path(state.stack_dir)), state.namespace)
+        finally:
+            stopped = [name for name in PROCESSES if self.supervisor.stop(name, grace=40.0)]
+            if state is not None and state.owns_stack:
+                stopped += Stack(Path(state.stack_dir)).down()
         return stopped
 
     def processes(self) -> dict[str, int | None]:
         return {name: self.supervisor.running_pid(name) for name in PROCESSES}
+
+
+def purge_namespace(endpoints: Endpoints, namespace: str, timeout: float = 300.0) -> None:
+    """Delete the namespace's StreamGuard resources and wait until the operator has finalized them, then the
+    namespace and the Feast registry file the demo's operator kept for it. The resources go first: an
+    operator watching only this namespace stops watching it once the namespace is terminating, and their
+    finalizers would then never be removed. Raises naming what is left after ``timeout``."""
+    kube = Kube.from_kubeconfig(endpoints.kubeconfig)
+    for plural, items in live.resources(kube, namespace).items():
+        for item in items:
+            kube.delete(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}/{item['metadata']['name']}")
+    deadline = time.monotonic() + timeout
+    left = live.resources(kube, namespace)
+    while any(left.values()) and time.monotonic() < deadline:
+        time.sleep(2)
+        left = live.resources(kube, namespace)
+    if any(left.values()):
+        held = [f"{plural[:-1]}/{item['metadata']['name']} (finalizers {item['metadata'].get('finalizers')})"
+                for plural, items in left.items() for item in items]
+        raise RuntimeError(f"namespace {namespace}: not finalized by the operator after {timeout:.0f}s: "
+                           f"{', '.join(held)}")
+    kube.delete(f"/api/v1/namespaces/{namespace}")
+    while time.monotonic() < deadline and kube.get(f"/api/v1/namespaces/{namespace}") is not None:
+        time.sleep(1)
+    registry = objectstore.resolve(feast_registry(endpoints, namespace), environ=endpoints.object_store_env())
+    if registry.exists():
+        registry.filesystem.delete_file(registry.path)
 
 
 def reapply_as_written(kube: Kube, namespace: str, docs: list[Manifest]) -> list[str]:
