@@ -24,6 +24,8 @@ DEMO_PREFIX = "demo"
 LOCAL_DATA_ROOT = ".run/"
 """The examples name their offline data under ``.run/data/`` (local paths, development only); the demo puts
 ``.run/<rest>`` at ``s3://<bucket>/demo/<rest>``."""
+OFFLINE_TABLES = ".run/data/finserve/offline"
+"""The folder of the examples' offline tables (one per view, named after it)."""
 
 
 def namespace(name: str) -> Manifest:

@@ -28,6 +28,7 @@ from streamguard.api.common import GROUP, VERSION
 from streamguard.api.kinds import FEATURE_VIEW, PLURALS
 from streamguard.demo import live
 from streamguard.demo.manifests import (
+    OFFLINE_TABLES,
     Manifest,
     feast_registry,
     isolate,
@@ -54,7 +55,7 @@ if TYPE_CHECKING:
 
 PROCESSES = ("producer", "serving-forward", "operator")
 """Stopped in this order."""
-TABLES_MARKER = ".run/data/finserve/offline/demo-end.txt"
+TABLES_MARKER = f"{OFFLINE_TABLES}/demo-end.txt"
 """Where the demo records the end of the data its offline tables hold (on the bucket, as
 :func:`streamguard.demo.manifests.offline_location` puts it): tables of another day are computed again."""
 STATE_FILE = "state.json"
