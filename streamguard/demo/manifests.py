@@ -12,7 +12,7 @@ from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.objectstore import S3Identity, secret_manifest
 from streamguard.devstack.servingchart import ServingDeployment
 from streamguard.devstack.servingchart import render as render_serving
-from streamguard.objectstore import ACCESS_KEY_ENV, S3_SCHEME, SECRET_KEY_ENV, SECRET_NAME_ENV
+from streamguard.objectstore import ACCESS_KEY_ENV, S3_SCHEME, SECRET_KEY_ENV
 from streamguard.operator.settings import ENV_PREFIX, OperatorSettings
 
 Manifest = dict[str, Any]
@@ -67,11 +67,11 @@ def feast_registry(endpoints: Endpoints, ns: str) -> str:
 
 
 def object_store_operator_env(endpoints: Endpoints, ns: str) -> dict[str, str]:
-    """Every object-store setting the demo gives its operator: the Feast registry it keeps on the bucket and
-    the Secret its credentials come from (named in messages). The credentials themselves are not here: the
-    host process has the stack's ``AWS_*`` (:meth:`Endpoints.env`); in a pod the chart fills them from that
-    Secret by ``secretKeyRef`` (values ``operator.feastRegistry`` and ``operator.objectStoreSecret``)."""
-    return {f"{ENV_PREFIX}FEAST_REGISTRY": feast_registry(endpoints, ns), SECRET_NAME_ENV: OBJECT_STORE_SECRET}
+    """Every object-store setting the demo gives its operator: the Feast registry it keeps on the bucket (its
+    workloads' Secret is the operator's default, :data:`OBJECT_STORE_SECRET`). The credentials are not here:
+    the host process has the stack's ``AWS_*`` (:meth:`Endpoints.env`); in a pod the chart fills them from
+    that Secret by ``secretKeyRef`` (values ``operator.feastRegistry`` and ``operator.objectStoreSecret``)."""
+    return {f"{ENV_PREFIX}FEAST_REGISTRY": feast_registry(endpoints, ns)}
 
 
 def platform(ns: str, redis_url: str, image: str, endpoints: Endpoints) -> list[Manifest]:

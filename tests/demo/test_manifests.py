@@ -17,7 +17,7 @@ from streamguard.demo.manifests import (
 from streamguard.demo.run import DemoState
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.objectstore import S3Identity, identities_config
-from streamguard.objectstore import SECRET_KEYS, SECRET_NAME_ENV
+from streamguard.objectstore import SECRET_KEYS
 from streamguard.operator.settings import OperatorSettings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,8 +97,7 @@ def test_the_namespace_gets_the_object_store_secret_the_operator_names(tmp_path:
 def test_the_operator_keeps_a_registry_per_namespace_and_is_given_no_key(tmp_path: Path) -> None:
     endpoints = _endpoints(tmp_path)
     env = object_store_operator_env(endpoints, "finserve")
-    assert env == {"STREAMGUARD_OPERATOR_FEAST_REGISTRY": "s3://streamguard/demo/registry/finserve.db",
-                   SECRET_NAME_ENV: OperatorSettings().object_store_secret_name}
+    assert env == {"STREAMGUARD_OPERATOR_FEAST_REGISTRY": "s3://streamguard/demo/registry/finserve.db"}
     assert object_store_operator_env(endpoints, "e2e-1")["STREAMGUARD_OPERATOR_FEAST_REGISTRY"].endswith("/e2e-1.db")
     assert OperatorSettings.from_env(env).feast_registry == env["STREAMGUARD_OPERATOR_FEAST_REGISTRY"]
 
