@@ -34,14 +34,18 @@ def up(namespace: str, burst_every: float, timeout: float) -> None:
 
 
 @command.command()
-@click.option("--purge", is_flag=True, help="Also delete the demo namespace and its pods (for a shared stack).")
+@click.option("--purge", is_flag=True, help="Also delete the demo's resources, namespace, pods and Feast registry "
+                                            "file (for a shared stack).")
 def down(purge: bool) -> None:
     """Stop what `demo up` started on the host: producer and serving's port-forward, and the stack (its node
     and every pod, the operator's too) if the demo started it. On a stack it did not start, the pods (the
     operator's too) keep running unless --purge."""
     from streamguard.demo.run import Demo
 
-    stopped = Demo().down(purge=purge)
+    try:
+        stopped = Demo().down(purge=purge)
+    except RuntimeError as error:
+        raise click.ClickException(str(error)) from error
     click.echo(f"stopped: {', '.join(stopped) if stopped else 'nothing was running'}")
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamguard.api.common import GROUP, VERSION
 from streamguard.api.kinds import FEATURE_VIEW, PLURALS
+from streamguard.demo.manifests import OFFLINE_TABLES, feast_registry, offline_location
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.kube import Kube, KubeError
 
@@ -273,6 +274,9 @@ FinServe features are live. Try:
   {sg} demo status                     # processes, pods, ports, conditions
   kubectl exec -n {ns} deploy/streamguard-serving -- id   # uid 10001 in a container
 
+Offline tables: {offline_location(OFFLINE_TABLES, endpoints.s3_bucket)}/<view>/date=YYYY-MM-DD/ (the stack's SeaweedFS).
+Feast registry (kept by the operator): {feast_registry(endpoints, ns)}; with `dev env`'s AWS_* variables,
+  streamguard.feastrepo.registration.feature_store(that location, project) gives training sets (docs/demo.md).
 Metrics: serving {url}/metrics; the streaming job and drift exporter: kubectl port-forward -n {ns} deploy/<name> <port>.
 Dashboard: charts/streamguard/files/grafana-dashboard.json (import into Grafana, Prometheus datasource).
 Stop everything: make demo-down   (or: {sg} demo down)

@@ -12,13 +12,14 @@ from streamguard.devstack import chart
 from streamguard.devstack.chart import ServingDeployment, render_serving
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.image import ProjectImages
-from streamguard.devstack.node import NODE_NAME
+from streamguard.devstack.objectstore import S3Identity, secret_manifest
+from streamguard.objectstore import ACCESS_KEY_ENV, S3_SCHEME, SECRET_KEY_ENV
+from streamguard.operator.settings import OperatorSettings
 
 Manifest = dict[str, Any]
 REDIS_SECRET = "streamguard-redis"
+OBJECT_STORE_SECRET = OperatorSettings().object_store_secret_name
 DEMO_LABELS = {"app.kubernetes.io/part-of": "streamguard", "app.kubernetes.io/managed-by": "streamguard-demo"}
-DATA_VOLUME = "demo-offline-data"
-PLACEMENT_KINDS = ("MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding")
 WORKLOAD_RESOURCES = {
     "materialize": {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
     "stream": {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
@@ -27,8 +28,13 @@ WORKLOAD_RESOURCES = {
 """The chart's ``workloads.resources`` for the one 2-core node: with the operator's defaults (250m per
 materialization Job, 500m for the stream, 500m for serving) three Jobs and a rolling serving pod left the
 stream Pending."""
-POD_WORKDIR = "/home/streamguard"
-"""The images' WORKDIR: the FeatureViews' relative ``source.path``s (``.run/data/...``) resolve under it."""
+DEMO_PREFIX = "demo"
+"""Everything the demo keeps on the stack's bucket lives under this prefix."""
+LOCAL_DATA_ROOT = ".run/"
+"""The examples name their offline data under ``.run/data/`` (local paths, development only); the demo puts
+``.run/<rest>`` at ``s3://<bucket>/demo/<rest>``."""
+OFFLINE_TABLES = ".run/data/finserve/offline"
+"""The folder of the examples' offline tables (one per view, named after it)."""
 
 
 def namespace(name: str) -> Manifest:
@@ -59,7 +65,8 @@ def operator_values(endpoints: Endpoints, images: ProjectImages, ns: str) -> dic
     """Every setting of the demo's operator, layered over ``values-dev.yaml``: the images built here (on the
     node already: never pulled), Kafka and the registry at the addresses pods reach, Redis through the
     namespace's Secret, ``ns`` alone watched, the workloads' requests scaled to the node, and probes patient
-    with a loaded 2-core machine (kopf's imports take tens of seconds there)."""
+    with a loaded 2-core machine (kopf's imports take tens of seconds there), and the Feast registry it keeps
+    on the stack's bucket."""
     repository, tag = chart.split_image(images.main.name)
     spark_repository, spark_tag = chart.split_image(images.spark.name)
     if tag != spark_tag:
@@ -79,6 +86,10 @@ def operator_values(endpoints: Endpoints, images: ProjectImages, ns: str) -> dic
             "livenessProbe": {"initialDelaySeconds": 30, "periodSeconds": 20, "timeoutSeconds": 10,
                               "failureThreshold": 6},
             "readinessProbe": {"periodSeconds": 5, "timeoutSeconds": 10, "failureThreshold": 3},
+            # The Feast registry it keeps on the bucket, written with the keys of the namespace's object-store
+            # Secret (the chart fills the operator's AWS_* from it by secretKeyRef).
+            "feastRegistry": feast_registry(endpoints, ns),
+            "objectStoreSecret": OBJECT_STORE_SECRET,
         },
         # A re-run's stream resumes from its checkpoint: on a PersistentVolumeClaim (the stack's local volumes).
         "workloads": {"checkpointStorage": "1Gi", "resources": WORKLOAD_RESOURCES},
@@ -90,40 +101,28 @@ def operator(endpoints: Endpoints, images: ProjectImages, ns: str) -> list[Manif
     return chart.render(operator_release(ns), ns, operator_values(endpoints, images, ns), "operator")
 
 
-def placement_policy(ns: str, data_dir: Path) -> list[Manifest]:
-    """A MutatingAdmissionPolicy (and its binding) for the demo namespace only, DEVELOPMENT ONLY: every pod
-    created there selects the stack's node (the one whose host holds the data), and every container gets the
-    host folder ``data_dir`` (the sample data and offline tables) mounted read-only at
-    ``<WORKDIR>/.run/data``, where the FeatureViews' relative source paths resolve. It stands in for object
-    storage until the offline data moves there; the operator's rendering is left as a cluster would see it."""
-    name = f"streamguard-demo-{ns}"
-    mount = (f'Object.spec.containers.volumeMounts{{name: "{DATA_VOLUME}", mountPath: "{POD_WORKDIR}/.run/data", '
-             "readOnly: true}")
-    node = f'{{"kubernetes.io/hostname": "{NODE_NAME}"}}'
-    select = f'[JSONPatch{{op: "add", path: "/spec/nodeSelector", value: {node}}}]'
-    host_path = f'Object.spec.volumes.hostPath{{path: "{data_dir}", type: "Directory"}}'
-    volume = f'Object.spec.volumes{{name: "{DATA_VOLUME}", hostPath: {host_path}}}'
-    place = (f"Object{{spec: Object.spec{{volumes: [{volume}], "
-             f"containers: object.spec.containers.map(c, Object.spec.containers{{name: c.name, "
-             f"volumeMounts: [{mount}]}})}}}}")
-    meta = {"name": name, "labels": DEMO_LABELS}
-    return [
-        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingAdmissionPolicy", "metadata": meta,
-         "spec": {"failurePolicy": "Fail", "reinvocationPolicy": "Never",
-                  "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
-                                                          "operations": ["CREATE"], "resources": ["pods"]}]},
-                  "mutations": [{"patchType": "JSONPatch", "jsonPatch": {"expression": select}},
-                                {"patchType": "ApplyConfiguration", "applyConfiguration": {"expression": place}}]}},
-        {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingAdmissionPolicyBinding",
-         "metadata": meta,
-         "spec": {"policyName": name, "matchResources": {"namespaceSelector": {"matchLabels": {
-             "kubernetes.io/metadata.name": ns}}}}},
-    ]
+def object_store_secret(ns: str, endpoints: Endpoints) -> Manifest:
+    """The stack's object-store Secret copied into the demo namespace under the operator's default name
+    (``object_store_secret_name``): the endpoint as pods reach it, the region and the keys (the keys of
+    :data:`streamguard.objectstore.SECRET_KEYS`). The workloads the operator renders read it by
+    ``secretKeyRef``."""
+    access = endpoints.object_store_env()
+    if not access:
+        raise RuntimeError(f"the stack in {endpoints.run_dir} has no object store (start it with `streamguard dev up`)")
+    identity = S3Identity(access[ACCESS_KEY_ENV], access[SECRET_KEY_ENV])
+    secret = secret_manifest(ns, identity, endpoints.pod_s3_endpoint, OBJECT_STORE_SECRET)
+    secret["metadata"]["labels"] = DEMO_LABELS
+    return secret
 
 
-def platform(ns: str, redis_url: str, image: str, data_dir: Path) -> list[Manifest]:
-    return [namespace(ns), *placement_policy(ns, data_dir), redis_secret(ns, redis_url),
-            *serving(ns, image)]
+def feast_registry(endpoints: Endpoints, ns: str) -> str:
+    """The Feast registry the demo's operator keeps: one file per namespace (Feast rewrites the whole file on
+    each change, so two operators never share one)."""
+    return f"{S3_SCHEME}{endpoints.s3_bucket}/{DEMO_PREFIX}/registry/{ns}.db"
+
+
+def platform(ns: str, redis_url: str, image: str, endpoints: Endpoints) -> list[Manifest]:
+    return [namespace(ns), redis_secret(ns, redis_url), object_store_secret(ns, endpoints), *serving(ns, image)]
 
 
 def load_examples(folder: Path) -> list[Manifest]:
@@ -149,6 +148,34 @@ def isolate(docs: Iterable[Manifest], suffix: str) -> list[Manifest]:
                 contract["subject"] = f"{spec['source']['topic']}-value"
         out.append(doc)
     return out
+
+
+def on_object_store(docs: Iterable[Manifest], bucket: str) -> list[Manifest]:
+    """The FinServe resources with their offline data on the stack's bucket: every FeatureView source and
+    DriftMonitor reference/current at ``.run/<rest>`` becomes ``s3://<bucket>/demo/<rest>``
+    (:func:`offline_location`); a local path elsewhere is refused (no pod could read it)."""
+    out: list[Manifest] = []
+    for doc in docs:
+        doc = copy.deepcopy(doc)
+        spec = doc.get("spec") or {}
+        kind = doc.get("kind")
+        located = [spec.get("source")] if kind == "FeatureView" else (
+            [spec.get("reference"), spec.get("current")] if kind == "DriftMonitor" else [])
+        for data in located:
+            if data and data.get("path"):
+                data["path"] = offline_location(data["path"], bucket, f"{kind}/{doc['metadata']['name']}")
+        out.append(doc)
+    return out
+
+
+def offline_location(path: str, bucket: str, owner: str = "") -> str:
+    """``s3://<bucket>/demo/<rest>`` for the example's local ``.run/<rest>``; an ``s3://`` path as it is."""
+    if path.startswith(S3_SCHEME):
+        return path
+    if not path.startswith(LOCAL_DATA_ROOT):
+        raise ValueError(f"{owner}: offline data at {path!r} is outside {LOCAL_DATA_ROOT}, the demo cannot put it "
+                         "on the object store")
+    return f"{S3_SCHEME}{bucket}/{DEMO_PREFIX}/{path[len(LOCAL_DATA_ROOT):].strip('/')}"
 
 
 def subject(docs: Iterable[Manifest], namespace: str) -> str:

@@ -17,18 +17,23 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 import yaml
 
+from streamguard import objectstore
 from streamguard.api.common import GROUP, VERSION
 from streamguard.api.kinds import FEATURE_VIEW, PLURALS
 from streamguard.demo import live
 from streamguard.demo.manifests import (
-    PLACEMENT_KINDS,
+    OFFLINE_TABLES,
     Manifest,
+    feast_registry,
     isolate,
     load_examples,
+    offline_location,
+    on_object_store,
     operator,
     operator_release,
     platform,
@@ -45,6 +50,9 @@ from streamguard.devstack.stack import Stack
 from streamguard.devstack.supervisor import Service, Supervisor, free_port, port_open
 from streamguard.onlinestore.writers import current_marker
 
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
+
 PROCESSES = ("producer", "serving-forward")
 """Stopped in this order."""
 HOST_OPERATOR = "operator"
@@ -56,6 +64,9 @@ CLUSTER_WIDE = (("rbac.authorization.k8s.io/v1", "clusterrolebindings"),
                 ("admissionregistration.k8s.io/v1", "validatingadmissionpolicybindings"),
                 ("admissionregistration.k8s.io/v1", "validatingadmissionpolicies"))
 """The operator release's cluster-scoped kinds (its RBAC and the record policy), deleted by ``down --purge``."""
+TABLES_MARKER = f"{OFFLINE_TABLES}/demo-end.txt"
+"""Where the demo records the end of the data its offline tables hold (on the bucket, as
+:func:`streamguard.demo.manifests.offline_location` puts it): tables of another day are computed again."""
 STATE_FILE = "state.json"
 DEMO_ACCOUNT = "A000042"
 SERVING = ServingDeployment(namespace="", auth_token_secret=None)
@@ -157,7 +168,7 @@ class Demo:
             endpoints = Endpoints.load(self.stack_dir) if running else stack.up()
             progress.say("reusing the running stack" if running else f"started the stack in {self.stack_dir}")
         kube = Kube.from_kubeconfig(endpoints.kubeconfig)
-        docs = self._resources()
+        docs = self._resources(endpoints.s3_bucket)
         previous = self._previous_state()
         self._say_what_is_reused(progress, kube, previous)
         state = DemoState(namespace=self.namespace, stack_dir=str(self.stack_dir),
@@ -177,14 +188,10 @@ class Demo:
             self._kubectl(endpoints, "apply", "--server-side", "--force-conflicts", "-f", str(self.repo / "crds"))
             self._kubectl(endpoints, "wait", "--for=condition=Established", "--timeout=60s", "-f",
                           str(self.repo / "crds"))
-        with progress.step("data", "FinServe sample data and offline tables"):
-            self._data(env, progress)
-        with progress.step("platform", f"namespace {self.namespace}: pod placement, Redis Secret, serving"):
-            objects = platform(self.namespace, endpoints.pod_redis_url, images.main.name, self.work / ".run" / "data")
-            placement = [o for o in objects if o["kind"] in ("Namespace", *PLACEMENT_KINDS)]
-            self._apply(endpoints, placement)
-            await_placement(kube, self.namespace)
-            self._apply(endpoints, [o for o in objects if o not in placement])
+        with progress.step("data", "FinServe sample data and offline tables on the object store"):
+            tables_written = self._data(env, progress, endpoints, docs)
+        with progress.step("platform", f"namespace {self.namespace}: Redis and object-store Secrets, serving"):
+            self._apply(endpoints, platform(self.namespace, endpoints.pod_redis_url, images.main.name, endpoints))
         with progress.step("operator", "operator Deployment (the chart's, a container on the node)"):
             self._deploy_operator(endpoints, kube, images, progress)
         with progress.step("apply", "kubectl apply -f examples/finserve/"):
@@ -193,7 +200,7 @@ class Demo:
             if reset:
                 progress.say(f"reset to the example as written (changed since an earlier run): {', '.join(reset)}")
         with progress.step("materialize", "first materialization (jobs from the CronJobs)"):
-            created = self._materialize(endpoints, kube)
+            created = self._materialize(endpoints, kube, tables_written)
             progress.say(f"created jobs: {', '.join(created) or 'none'}")
         if port_open(state.serving_port) and not self.supervisor.running_pid("serving-forward"):
             # Chosen minutes ago: another demo on this machine (a concurrent e2e run) may have taken it since,
@@ -244,8 +251,9 @@ class Demo:
             return previous.serving_port
         return 8080 if not port_open(8080) else free_port()
 
-    def _resources(self) -> list[Manifest]:
-        docs = load_examples(self.repo / "examples" / "finserve")
+    def _resources(self, bucket: str) -> list[Manifest]:
+        """The FinServe example, its offline data on the stack's bucket (isolated when a suffix is set)."""
+        docs = on_object_store(load_examples(self.repo / "examples" / "finserve"), bucket)
         return isolate(docs, self.suffix) if self.suffix else docs
 
     def _kubectl(self, endpoints: Endpoints, *args: str, stdin: str | None = None) -> str:
@@ -272,9 +280,11 @@ class Demo:
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
             raise RuntimeError(f"{' '.join(argv[:4])} failed with code {code}; log {log}:\n{tail}")
 
-    def _data(self, env: dict[str, str], progress: Progress) -> None:
-        """Sample data ending today (UTC midnight), so the profile views are within their freshness SLA;
-        regenerated once a day, offline tables with it."""
+    def _data(self, env: dict[str, str], progress: Progress, endpoints: Endpoints, docs: list[Manifest]) -> float:
+        """Sample data ending today (UTC midnight), so the profile views are within their freshness SLA,
+        generated on the host once a day; the offline tables computed from it by Spark on the host, written to
+        the stack's bucket (day-partitioned) and kept there until the next day's. Returns when the tables
+        were last written (epoch seconds)."""
         end = time.strftime("%Y-%m-%dT00:00:00+00:00", time.gmtime())
         marker = self.data_dir / "demo-end.txt"
         if marker.exists() and marker.read_text().strip() == end:
@@ -284,15 +294,28 @@ class Demo:
             self._run_logged("generate", [sys.executable, str(self.repo / "examples" / "finserve" / "generate.py"),
                                           "--out", str(self.data_dir), "--end", end], env)
             marker.write_text(end + "\n")
-        docs = load_examples(self.repo / "examples" / "finserve")
-        missing = [name for name, path in materialized_sources(docs) if not (self.work / path / "_SUCCESS").exists()]
+        tables = objectstore.resolve(offline_location(TABLES_MARKER, endpoints.s3_bucket), environ=env)
+        store = tables.filesystem
+        current = _read_text(store, tables.path) == end
+        sources = materialized_sources(docs)
+        missing = [name for name, path in sources
+                   if not current or not objectstore.resolve(f"{path}/_SUCCESS", environ=env).exists()]
         if missing:
-            progress.say(f"computing offline tables of {', '.join(missing)} with Spark (cached afterwards)")
+            progress.say(f"computing offline tables of {', '.join(missing)} with Spark into "
+                         f"s3://{endpoints.s3_bucket}/ (cached there afterwards)")
+            manifests = self.work / "manifests"
+            shutil.rmtree(manifests, ignore_errors=True)
+            manifests.mkdir(parents=True)
+            (manifests / "finserve.yaml").write_text(yaml.safe_dump_all(docs, sort_keys=False))
             views = [arg for name in missing for arg in ("--view", name)]
-            self._run_logged("batch-features",
-                             [_streamguard(), "workload", "batch-features", "--cores", "2", *views], env)
+            self._run_logged("batch-features", [_streamguard(), "workload", "batch-features", "--cores", "2",
+                                                "--manifests", str(manifests), *views], env)
+            with store.open_output_stream(tables.path) as out:
+                out.write(f"{end}\n".encode())
         else:
-            progress.say("offline tables cached")
+            progress.say(f"offline tables (ending {end[:10]}) cached in {', '.join(path for _, path in sources)}")
+        written = store.get_file_info(tables.path).mtime
+        return written.timestamp() if written is not None else time.time()
 
     def _deploy_operator(self, endpoints: Endpoints, kube: Kube, images: image.ProjectImages,
                          progress: Progress) -> None:
@@ -336,7 +359,7 @@ class Demo:
         port_forward(self.supervisor, "serving-forward", endpoints, self.namespace, f"deployment/{SERVING.name}",
                      port, SERVING.port)
 
-    def _materialize(self, endpoints: Endpoints, kube: Kube) -> list[str]:
+    def _materialize(self, endpoints: Endpoints, kube: Kube, tables_written: float) -> list[str]:
         expected = live.materialized_views(kube, self.namespace)
         deadline = time.monotonic() + 120
         cronjobs: list[str] = []
@@ -348,7 +371,7 @@ class Demo:
             time.sleep(1)
         stamp = time.strftime("%H%M%S")
         began = self._store_generation_began(endpoints, kube)
-        done = self._materialized_since_data(kube, began) if began is not None else {}
+        done = self._materialized_since(kube, max(tables_written, began)) if began is not None else {}
         if began is None:
             self.echo("  the online store holds no current generation of the views' projects (restarted, flushed "
                       "or evicting): materializing again")
@@ -377,14 +400,10 @@ class Demo:
         began = [marker.created_ms / 1000 for marker in markers if marker is not None]
         return max(began, default=None)
 
-    def _materialized_since_data(self, kube: Kube, store_began: float) -> dict[str, str]:
-        """CronJob -> a demo Job of it that succeeded after the sample data was last generated and after the
-        store's current generation began (an earlier run's): materializing the same data again would
-        change nothing."""
-        marker = self.data_dir / "demo-end.txt"
-        if not marker.exists():
-            return {}
-        since = max(marker.stat().st_mtime, store_began)
+    def _materialized_since(self, kube: Kube, since: float) -> dict[str, str]:
+        """CronJob -> a demo Job of it that succeeded after ``since``: after the offline tables were last
+        written and after the store's current generation began (an earlier run's): materializing the same
+        data again would change nothing."""
         generated = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since))
         jobs = kube.request("GET", f"/apis/batch/v1/namespaces/{self.namespace}/jobs").get("items", [])
         done = {}
@@ -415,69 +434,57 @@ class Demo:
         """Stop the demo's host processes, and the stack (with the node and every pod, the operator's too) if
         the demo started it. Returns what was stopped.
 
-        ``purge`` also deletes what the demo put into the stack (:func:`purge_namespace`), leaving nothing of it in a
-        stack that keeps running."""
+        ``purge`` first deletes the demo's StreamGuard resources while the operator (a pod in the namespace) still
+        runs (it removes them from its Feast registry and lets them go), then the namespace with the operator,
+        waits until the node has removed its pods, and deletes the registry file and the operator release's
+        cluster-wide objects, leaving nothing of the demo in a stack that keeps running but the cached offline
+        tables."""
         state = self._previous_state()
-        stopped = [name for name in PROCESSES if self.supervisor.stop(name, grace=40.0)]
-        if purge and state is not None and (Path(state.stack_dir) / "endpoints.json").exists():
-            purge_namespace(Kube.from_kubeconfig(Endpoints.load(Path(state.stack_dir)).kubeconfig), state.namespace)
-        if self.supervisor.stop(HOST_OPERATOR, grace=40.0):
-            stopped.append(HOST_OPERATOR)
-        if state is not None and state.owns_stack:
-            stopped += Stack(Path(state.stack_dir)).down()
+        try:
+            if purge and state is not None and (Path(state.stack_dir) / "endpoints.json").exists():
+                purge_namespace(Endpoints.load(Path(state.stack_dir)), state.namespace)
+        finally:
+            stopped = [name for name in PROCESSES if self.supervisor.stop(name, grace=40.0)]
+            if self.supervisor.stop(HOST_OPERATOR, grace=40.0):
+                stopped.append(HOST_OPERATOR)
+            if state is not None and state.owns_stack:
+                stopped += Stack(Path(state.stack_dir)).down()
         return stopped
 
     def processes(self) -> dict[str, int | None]:
         return {name: self.supervisor.running_pid(name) for name in PROCESSES}
 
 
-def purge_namespace(kube: Kube, namespace: str, timeout: float = 180.0) -> None:
-    """Delete the demo's StreamGuard resources first, while the operator (a pod in the namespace) still runs
-    to handle their finalizers; then the namespace (the operator with it), its placement policy and the
-    operator's cluster-wide RBAC, waiting until the node has removed the pods."""
-    for plural in PLURALS.values():
-        kube.delete(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}")
+def purge_namespace(endpoints: Endpoints, namespace: str, timeout: float = 300.0) -> None:
+    """Delete the namespace's StreamGuard resources and wait until the operator has finalized them, then the
+    namespace (the operator's pod with it), the Feast registry file the demo's operator kept for it and the
+    operator release's cluster-wide objects (:data:`CLUSTER_WIDE`). The resources go first: an
+    operator watching only this namespace stops watching it once the namespace is terminating, and their
+    finalizers would then never be removed. Raises naming what is left after ``timeout``."""
+    kube = Kube.from_kubeconfig(endpoints.kubeconfig)
+    for plural, items in live.resources(kube, namespace).items():
+        for item in items:
+            kube.delete(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}/{item['metadata']['name']}")
     deadline = time.monotonic() + timeout
-
-    def still_there() -> list[str]:
-        return [f"{plural[:-1]}/{item['metadata']['name']}"
-                for plural, items in live.resources(kube, namespace).items() for item in items]
-
-    remaining = still_there()
-    while remaining and time.monotonic() < deadline:
-        time.sleep(1)
-        remaining = still_there()
-    if remaining:
-        raise RuntimeError(f"{', '.join(remaining)} still in {namespace} after {timeout:.0f}s: their finalizers "
-                           f"wait for the operator (`streamguard demo status`, `streamguard demo logs "
+    left = live.resources(kube, namespace)
+    while any(left.values()) and time.monotonic() < deadline:
+        time.sleep(2)
+        left = live.resources(kube, namespace)
+    if any(left.values()):
+        held = [f"{plural[:-1]}/{item['metadata']['name']} (finalizers {item['metadata'].get('finalizers')})"
+                for plural, items in left.items() for item in items]
+        raise RuntimeError(f"namespace {namespace}: not finalized by the operator after {timeout:.0f}s: "
+                           f"{', '.join(held)} (`streamguard demo status`, `streamguard demo logs "
                            f"{operator_release(namespace)}-operator`)")
     kube.delete(f"/api/v1/namespaces/{namespace}")
     while time.monotonic() < deadline and kube.get(f"/api/v1/namespaces/{namespace}") is not None:
         time.sleep(1)
-    for plural in ("mutatingadmissionpolicybindings", "mutatingadmissionpolicies"):
-        kube.delete(f"/apis/admissionregistration.k8s.io/v1/{plural}/streamguard-demo-{namespace}")
+    registry = objectstore.resolve(feast_registry(endpoints, namespace), environ=endpoints.object_store_env())
+    if registry.exists():
+        registry.filesystem.delete_file(registry.path)
     release = {"labelSelector": f"app.kubernetes.io/instance={operator_release(namespace)}"}
     for group, plural in CLUSTER_WIDE:
         kube.request("DELETE", f"/apis/{group}/{plural}", query=release)
-    if kube.get(f"/api/v1/namespaces/{namespace}") is not None:
-        raise RuntimeError(f"namespace {namespace} is still terminating after {timeout:.0f}s "
-                           f"(`kubectl get namespace {namespace} -o yaml` shows what it waits for)")
-
-
-def await_placement(kube: Kube, namespace: str, timeout: float = 60.0) -> None:
-    """Wait until the apiserver applies the namespace's placement policy (a new policy takes effect after a
-    moment): a pod created before then would not tolerate the node and stay Pending. Checked with a
-    server-side dry run of a pod."""
-    probe = {"apiVersion": "v1", "kind": "Pod", "metadata": {"generateName": "placement-probe-"},
-             "spec": {"containers": [{"name": "probe", "image": "probe"}]}}
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pod = kube.request("POST", f"/api/v1/namespaces/{namespace}/pods", probe, query={"dryRun": "All"})
-        if (pod["spec"].get("nodeSelector") or {}).get("kubernetes.io/hostname") == NODE_NAME:
-            return
-        time.sleep(1)
-    raise RuntimeError(f"the placement policy of namespace {namespace} is not applied after {timeout:.0f}s "
-                       "(is the MutatingAdmissionPolicy admission plugin on?)")
 
 
 def reapply_as_written(kube: Kube, namespace: str, docs: list[Manifest]) -> list[str]:
@@ -503,6 +510,15 @@ def materialized_sources(docs: list[Manifest]) -> list[tuple[str, str]]:
     return [(doc["metadata"]["name"], doc["spec"]["source"]["path"]) for doc in docs
             if doc.get("kind") == "FeatureView" and (doc["spec"].get("source") or {}).get("path")
             and not (doc["spec"].get("materialization") or {}).get("suspend")]
+
+
+def _read_text(store: "pafs.FileSystem", path: str) -> str:
+    """The object's text, stripped; '' when there is none."""
+    try:
+        with store.open_input_stream(path) as stream:
+            return bytes(stream.read()).decode().strip()
+    except FileNotFoundError:
+        return ""
 
 
 def _streamguard() -> str:

@@ -1,29 +1,35 @@
 """The `make demo` path, headless, on the session stack and its real node: what a user would see.
 
-Isolated from a demo (or another run) on the same stack: its own namespace (and placement policy), Feast
-project, Kafka topic and registry subject. The time from a fraud burst's production to its showing in served
+Isolated from a demo (or another run) on the same stack: its own namespace, Feast project and registry
+file, Kafka topic and registry subject. The offline data is on the stack's object store (shared by the runs
+of a day: the same bytes); no pod sees a host folder. The time from a fraud burst's production to its showing in served
 ``txn_count_1m`` is measured and recorded in benchmarks/results/demo-burst.json (not asserted: it depends on
 the machine's load).
 """
 
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import pyarrow.dataset as ds
 import pytest
 
 from streamguard.demo import live
 from streamguard.demo.burst import send_burst
-from streamguard.demo.manifests import load_examples, operator_release
+from streamguard.demo.manifests import feast_registry, load_examples, operator_release
 from streamguard.demo.run import CLUSTER_WIDE, Demo, DemoState
 from streamguard.devstack import node
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.image import REPOSITORY, SPARK_REPOSITORY
 from streamguard.devstack.kube import Kube
 from streamguard.devstack.machine import machine_facts
+from streamguard.objectstore import Credentials, is_remote, s3_filesystem
 from tests.conftest import Kubectl
 from tests.incontainer import assert_a_container, inside
 from tests.polling import wait_for
@@ -171,3 +177,63 @@ def test_a_drift_run_is_recorded(demo: tuple[Demo, DemoState], kube: Kube) -> No
         assert 0 <= status["driftShare"] <= 1
         assert set(status["scores"]) >= {"acct_amount_sum_30d"}
         assert any(c["type"] == "Drifted" and c["status"] in ("True", "False") for c in status["conditions"])
+
+
+def test_no_pod_mounts_host_data_and_every_offline_location_is_on_the_object_store(
+        demo: tuple[Demo, DemoState], kube: Kube) -> None:
+    runner, _ = demo
+    pods = kube.request("GET", f"/api/v1/namespaces/{runner.namespace}/pods").get("items", [])
+    assert pods
+    for pod in pods:
+        host = [volume["name"] for volume in pod["spec"].get("volumes", []) if "hostPath" in volume]
+        assert host == [], f"{pod['metadata']['name']} mounts host folders {host}"
+    found = live.resources(kube, runner.namespace)
+    locations = [view["spec"]["source"]["path"] for view in found["featureviews"]]
+    locations += [monitor["spec"][key]["path"] for monitor in found["driftmonitors"]
+                  for key in ("reference", "current")]
+    assert locations and all(is_remote(location) for location in locations), locations
+
+
+def test_every_feature_view_is_registered_and_a_fresh_process_builds_a_training_row(
+        demo: tuple[Demo, DemoState], kube: Kube, stack: Endpoints, tmp_path: Path) -> None:
+    runner, _ = demo
+    views = live.resources(kube, runner.namespace)["featureviews"]
+    for view in views:
+        registered = [c for c in view["status"]["conditions"] if c["type"] == "Registered"]
+        assert [c["status"] for c in registered] == ["True"], (view["metadata"]["name"], registered)
+    profile = next(view for view in views if view["metadata"]["name"] == "account-profile")
+    project, source = profile["spec"]["project"], profile["spec"]["source"]["path"]
+    label_time = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+    env = {"PATH": str(Path(sys.executable).parent), "PYTHONPATH": str(REPO), **stack.object_store_env()}
+    done = subprocess.run([sys.executable, "-c", TRAINING_ROW, feast_registry(stack, runner.namespace), project,
+                           ACCOUNT, label_time], env=env, cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, check=True)
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    assert got["views"] == sorted(view["metadata"]["name"] for view in views)
+
+    table = ds.dataset(source.removeprefix("s3://"), filesystem=s3_filesystem(Credentials.from_env(
+        stack.object_store_env())), format="parquet", partitioning="hive").to_table(
+        filter=(ds.field("account_id") == ACCOUNT) & (ds.field("event_timestamp") <= pd.Timestamp(label_time)))
+    latest = table.sort_by([("event_timestamp", "descending")]).slice(0, 1).to_pylist()
+    assert latest, f"no snapshot of {ACCOUNT} in {source}"
+    assert got["row"]["acct_txn_count_7d"] == latest[0]["acct_txn_count_7d"]
+    assert got["row"]["acct_amount_sum_30d"] == pytest.approx(latest[0]["acct_amount_sum_30d"])
+
+
+ACCOUNT = "A000042"
+TRAINING_ROW = """
+import json, sys
+import pandas as pd
+from streamguard.feastrepo.registration import feature_store
+from streamguard.feastrepo.training import training_set
+location, project, account, at = sys.argv[1:]
+store = feature_store(location, project)
+labels = pd.DataFrame({"account_id": [account], "event_timestamp": [pd.Timestamp(at)]})
+features = ["account-profile:acct_txn_count_7d", "account-profile:acct_amount_sum_30d"]
+row = training_set(store, labels, features).iloc[0]
+print(json.dumps({"views": sorted(v.name for v in store.list_feature_views()),
+                  "row": {name: (None if pd.isna(row[name]) else row[name].item()) for name in
+                          ("acct_txn_count_7d", "acct_amount_sum_30d")}}))
+"""
+"""Run by a fresh process holding only the registry location and the object store's credentials: what a data
+scientist's laptop needs for a training set."""

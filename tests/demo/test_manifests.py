@@ -1,19 +1,19 @@
 """Unit tests of the demo's pure renderers."""
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
 from streamguard.demo.manifests import (
-    DATA_VOLUME,
     WORKLOAD_RESOURCES,
     isolate,
     load_examples,
+    on_object_store,
     operator,
     operator_release,
     operator_values,
-    placement_policy,
     platform,
     subject,
     topics,
@@ -22,14 +22,16 @@ from streamguard.demo.run import DemoState
 from streamguard.devstack.chart import CHART
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.image import BuiltImage, ProjectImages
-from streamguard.devstack.node import NODE_NAME
+from streamguard.devstack.objectstore import S3Identity, identities_config
+from streamguard.objectstore import SECRET_KEYS
 from streamguard.operator.settings import OperatorSettings, Resources
 
 REPO = Path(__file__).resolve().parents[2]
 ENDPOINTS = Endpoints(run_dir="/s", kubeconfig="/s/kubeconfig", apiserver="https://127.0.0.1:6443",
                       kafka_bootstrap="127.0.0.1:9092", registry_url="http://127.0.0.1:8081/apis/ccompat/v7",
                       redis_url="redis://127.0.0.1:6379/0", bin_dir="/s/bin", pod_kafka_bootstrap="10.244.9.1:9092",
-                      pod_registry_url="http://10.244.9.1:8081/apis/ccompat/v7", pod_redis_url="redis://10.244.9.1:6379/0")
+                      pod_registry_url="http://10.244.9.1:8081/apis/ccompat/v7", pod_redis_url="redis://10.244.9.1:6379/0",
+                      s3_bucket="streamguard")
 
 
 def images(main: str = "localhost/streamguard:0123abcd",
@@ -51,10 +53,19 @@ def test_isolate_renames_project_topic_and_subject_only() -> None:
     assert docs != isolated
 
 
-def test_platform_wires_the_redis_secret_into_serving() -> None:
-    objects = platform("finserve", "redis://10.244.1.1:6379/0", "localhost/streamguard:abc", Path("/data"))
+def _endpoints(tmp_path: Path) -> Endpoints:
+    identities = tmp_path / "s3-identities.json"
+    identities.write_text(json.dumps(identities_config(S3Identity("AKIDDEMO", "SHHHDEMO"))))
+    return Endpoints(run_dir=str(tmp_path), kubeconfig="", apiserver="", kafka_bootstrap="", registry_url="",
+                     redis_url="", bin_dir="", s3_endpoint="http://127.0.0.1:8333",
+                     pod_s3_endpoint="http://10.244.1.1:8333", s3_bucket="streamguard", s3_identities=str(identities))
+
+
+def test_platform_wires_the_redis_secret_into_serving(tmp_path: Path) -> None:
+    objects = platform("finserve", "redis://10.244.1.1:6379/0", "localhost/streamguard:abc", _endpoints(tmp_path))
     kinds = [(o["kind"], o["metadata"]["name"]) for o in objects]
     assert ("Secret", "streamguard-redis") in kinds
+    assert not any(o["kind"].startswith("MutatingAdmission") for o in objects)
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "localhost/streamguard:abc" and container["imagePullPolicy"] == "Never"
@@ -89,20 +100,6 @@ def test_the_producer_subject_is_the_windows_own() -> None:
             del doc["spec"]["contract"]["subject"]
     assert subject(docs, "team-a") == "team-a.finserve.transactions-value"
     assert subject([d for d in docs if d["kind"] != "StreamingWindow"], "team-a") == ""
-
-
-def test_the_placement_policy_is_bound_to_the_demo_namespace_only() -> None:
-    policy, binding = placement_policy("finserve", Path("/work/demo/.run/data"))
-    assert binding["spec"]["policyName"] == policy["metadata"]["name"] == "streamguard-demo-finserve"
-    assert binding["spec"]["matchResources"]["namespaceSelector"] == {
-        "matchLabels": {"kubernetes.io/metadata.name": "finserve"}}
-    assert policy["spec"]["matchConstraints"]["resourceRules"][0]["resources"] == ["pods"]
-    expressions = " ".join(m.get("jsonPatch", m.get("applyConfiguration", {}))["expression"]
-                           for m in policy["spec"]["mutations"])
-    assert "tolerations" not in expressions, "the node has no taint to tolerate"
-    for needed in (NODE_NAME, DATA_VOLUME, '"/work/demo/.run/data"', "/home/streamguard/.run/data",
-                   "readOnly: true"):
-        assert needed in expressions, needed
 
 
 def test_operator_values_are_the_built_images_the_pods_addresses_and_one_namespace() -> None:
@@ -149,3 +146,47 @@ def test_the_operator_pod_gets_the_settings_the_host_process_had() -> None:
     assert settings.materialize_resources == Resources.model_validate(WORKLOAD_RESOURCES["materialize"])
     assert settings.stream_resources == Resources.model_validate(WORKLOAD_RESOURCES["stream"])
     assert settings.drift_resources == Resources.model_validate(WORKLOAD_RESOURCES["drift"])
+
+
+def test_the_namespace_gets_the_object_store_secret_the_operator_names(tmp_path: Path) -> None:
+    objects = platform("finserve", "redis://10.244.1.1:6379/0", "img", _endpoints(tmp_path))
+    [secret] = [o for o in objects if o["metadata"]["name"] == OperatorSettings().object_store_secret_name]
+    assert secret["kind"] == "Secret" and secret["metadata"]["namespace"] == "finserve"
+    assert set(secret["stringData"]) == set(SECRET_KEYS.values())
+    assert secret["stringData"]["endpoint"] == "http://10.244.1.1:8333", "pods reach the store at the pods' address"
+    assert (secret["stringData"]["accessKeyId"], secret["stringData"]["secretAccessKey"]) == ("AKIDDEMO", "SHHHDEMO")
+
+
+def test_the_operator_keeps_a_registry_per_namespace_with_the_keys_of_the_namespaces_secret() -> None:
+    """The chart's env of the operator: the registry per namespace, the keys only by secretKeyRef."""
+    [deployment] = [o for o in operator(ENDPOINTS, images(), "finserve") if o["kind"] == "Deployment"]
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    values = {e["name"]: e["value"] for e in env if "value" in e}
+    assert OperatorSettings.from_env(values).feast_registry == "s3://streamguard/demo/registry/finserve.db"
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in env if "secretKeyRef" in e.get("valueFrom", {})}
+    assert refs["AWS_ACCESS_KEY_ID"] == refs["AWS_SECRET_ACCESS_KEY"] == OperatorSettings().object_store_secret_name
+    other = operator_values(ENDPOINTS, images(), "e2e-1")["operator"]["feastRegistry"]
+    assert other.endswith("/e2e-1.db")
+
+
+def test_offline_data_moves_to_the_bucket_and_nothing_else_changes() -> None:
+    docs = load_examples(REPO / "examples" / "finserve")
+    moved = on_object_store(docs, "bkt")
+    assert on_object_store(moved, "other") == moved, "s3:// paths stay as they are"
+    paths = []
+    for before, after in zip(docs, moved, strict=True):
+        spec = after["spec"]
+        located = {"FeatureView": ["source"], "DriftMonitor": ["reference", "current"]}.get(after["kind"], [])
+        for key in located:
+            local = before["spec"][key]["path"]
+            assert spec[key]["path"] == "s3://bkt/demo/" + local.removeprefix(".run/")
+            paths.append(spec[key]["path"])
+            spec[key]["path"] = local
+        assert after == before
+    assert "s3://bkt/demo/data/finserve/offline/account_profile" in paths and len(paths) == 6
+
+
+def test_offline_data_outside_the_local_data_root_is_refused() -> None:
+    view = {"kind": "FeatureView", "metadata": {"name": "v"}, "spec": {"source": {"path": "/srv/data/v"}}}
+    with pytest.raises(ValueError, match="FeatureView/v: offline data at '/srv/data/v'"):
+        on_object_store([view], "bkt")
