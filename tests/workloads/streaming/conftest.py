@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from streamguard.devstack.stack import Stack
+from tests.workloads.streaming.outages import start_object_store
 
 
 @pytest.fixture
@@ -29,5 +30,15 @@ def private_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
     port = json.loads((stack.run_dir / "ports.json").read_text())["registry"]
     try:
         yield stack, f"http://127.0.0.1:{port}/apis/ccompat/v7"
+    finally:
+        stack.down()
+
+
+@pytest.fixture
+def private_object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, dict[str, str]]]:
+    """A SeaweedFS of this test alone with the devstack's bucket: ``(its stack, the AWS_* environment)``."""
+    stack = Stack(tmp_path_factory.mktemp("object-store-stack"))
+    try:
+        yield stack, start_object_store(stack)
     finally:
         stack.down()
