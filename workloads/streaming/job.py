@@ -286,9 +286,15 @@ def write_dead_letters(frame: DataFrame, bootstrap: str, topic: str) -> tuple[in
 
 def warm_up(spark: SparkSession, plan: StreamPlan, schemas: WriterSchemas, wanted: Callable[[], bool]) -> None:
     """Run both queries' computations once, as batches over one synthetic record that is not wire format:
-    class loading, code generation and JIT of the decode, aggregation, shuffle and Arrow paths happen while the
-    job waits for a dependency, not in the first batch after its return (which the values wait for). Each
-    step runs only while ``wanted()``."""
+    class loading, code generation and JIT of the decode, aggregation, shuffle and Arrow paths (and the s3a
+    filesystem of a checkpoint on an object store) happen while the job waits for a dependency, not in the
+    first batch after its return (which the values wait for). Each step runs only while ``wanted()``."""
+    location = checkpoint.at(plan.checkpoint_dir)
+    if location.remote and wanted():  # Hadoop's s3a client (and its AWS SDK) built and cached; no request made
+        jvm = spark.sparkContext._jvm
+        assert jvm is not None
+        jvm.org.apache.hadoop.fs.Path(location.spark_location("")).getFileSystem(
+            spark.sparkContext._jsc.hadoopConfiguration())
     frame = spark.createDataFrame([(None, b"warm-up", plan.topic, 0, 0, datetime.now(UTC), 0, [])], KAFKA_COLUMNS)
     steps: list[Callable[[], DataFrame]] = [
         lambda: windowed(checked(frame, schemas, plan), plan),

@@ -556,6 +556,8 @@ class StreamRunner:
             # A new schema id changes both queries' plans; any other failure restarts only the query that
             # ended (the other keeps its place and goes on once the dependency is back).
             self._stop(query if query is not None and not met else None)
+            for name in [n for n, q in self._queries.items() if not q.isActive]:
+                self._stop(name)  # ended by the same outage: restarts with the first, never reported as its own failure
             if outcome == SCHEMAS_SETTLED:
                 self.metrics.restarted("new-schema-id")
                 backoff = 1.0
