@@ -383,9 +383,12 @@ class StreamRunner:
 
     def _start(self, spark: SparkSession, start: Start) -> None:
         """Start the windows query unless it still runs (a failure of the dead-letter query alone leaves it
-        running); the dead-letter query follows in ``_start_dead_letters``."""
+        running); the dead-letter query follows in ``_start_dead_letters``. A query that ended while the job
+        waited for a dependency (the same outage ended both) is restarted too."""
         if self._warm_up is not None and self._warm_up.is_alive():
             spark.sparkContext.cancelJobGroup(WARM_UP_GROUP)
+        for name in [n for n, q in self._queries.items() if not q.isActive]:
+            self._stop(name)  # ended by the outage the job waited for: restarts now, not reported as a failure
         if WINDOWS not in self._queries:
             self._stamp_verdicts()
             self._queries[WINDOWS] = job.start_windows(spark, self.plan, self.endpoints.kafka_bootstrap, self.schemas,
@@ -556,8 +559,6 @@ class StreamRunner:
             # A new schema id changes both queries' plans; any other failure restarts only the query that
             # ended (the other keeps its place and goes on once the dependency is back).
             self._stop(query if query is not None and not met else None)
-            for name in [n for n, q in self._queries.items() if not q.isActive]:
-                self._stop(name)  # ended by the same outage: restarts with the first, never reported as its own failure
             if outcome == SCHEMAS_SETTLED:
                 self.metrics.restarted("new-schema-id")
                 backoff = 1.0

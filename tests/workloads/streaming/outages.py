@@ -36,6 +36,7 @@ from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack import objectstore
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.stack import Stack
+from streamguard.objectstore import Credentials, s3_filesystem
 from streamguard.serving.app import create_app
 from streamguard.serving.settings import Settings
 from streamguard.windows import WindowShape
@@ -346,6 +347,22 @@ def _restart(stack: Stack, service: str) -> float:
     return time.monotonic() - began
 
 
+def _restart_object_store(stack: Stack, store_env: dict[str, str]) -> float:
+    """Restart SeaweedFS; how long until it was ready, i.e. took a write (its ports open first; writes wait
+    until its volume server has reported to the master)."""
+    began = time.monotonic()
+    stack.restart(OBJECT_STORE)
+    filesystem = s3_filesystem(Credentials.from_env(store_env))
+
+    def writable() -> bool:
+        with filesystem.open_output_stream(f"{objectstore.BUCKET}/ready/{uuid.uuid4().hex}") as out:
+            out.write(b"ready")
+        return True
+
+    wait_for(writable, 120, "the object store taking a write again")
+    return time.monotonic() - began
+
+
 def _send(sender: TransactionSender, events: list[dict[str, Any]], junk: list[bytes]) -> None:
     """``events`` with ``junk`` in their middle."""
     half = len(events) // 2
@@ -455,7 +472,7 @@ def checkpoint_outages(run: Scenario, store: Stack, store_env: dict[str, str]) -
             store.supervisor.stop(OBJECT_STORE)
             job.start()
             at_start = run.observe_outage(job, http, down, CHECKPOINT_UNAVAILABLE)
-            at_start.restart_s = _restart(store, OBJECT_STORE)
+            at_start.restart_s = _restart_object_store(store, store_env)
             at_start = run.heal(job, http, time.monotonic(), at_start)
 
             down = time.monotonic()
@@ -463,7 +480,7 @@ def checkpoint_outages(run: Scenario, store: Stack, store_env: dict[str, str]) -
             _send(sender, run.events(EVENTS), run.junk(v1))
             sender.flush()
             mid = run.observe_outage(job, http, down, CHECKPOINT_UNAVAILABLE)
-            mid.restart_s = _restart(store, OBJECT_STORE)
+            mid.restart_s = _restart_object_store(store, store_env)
             mid = run.heal(job, http, time.monotonic(), mid)
         return Outcome(at_start, mid, run.dead_letter_problems(job), job.alive(), len(run.sent))
     finally:
