@@ -124,7 +124,9 @@ def main() -> int:
         "results": rows,
     }
     if set(chosen) != set(DEPENDENCIES) and args.out.exists():
-        kept = [r for r in json.loads(args.out.read_text())["results"] if r["dependency"] not in chosen]
+        earlier = json.loads(args.out.read_text())
+        kept = [{"measured_at": earlier["measured_at"], **r} for r in earlier["results"]
+                if r["dependency"] not in chosen]
         report["results"] = kept + rows
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

@@ -290,11 +290,10 @@ def warm_up(spark: SparkSession, plan: StreamPlan, schemas: WriterSchemas, wante
     filesystem of a checkpoint on an object store) happen while the job waits for a dependency, not in the
     first batch after its return (which the values wait for). Each step runs only while ``wanted()``."""
     location = checkpoint.at(plan.checkpoint_dir)
-    if location.remote and wanted():  # Hadoop's s3a client (and its AWS SDK) built and cached; no request made
-        jvm = spark.sparkContext._jvm
-        assert jvm is not None
+    jvm = spark.sparkContext._jvm
+    if location.remote and jvm is not None and wanted():  # Hadoop's s3a client (its AWS SDK) built and cached,
         jvm.org.apache.hadoop.fs.Path(location.spark_location("")).getFileSystem(
-            spark.sparkContext._jsc.hadoopConfiguration())
+            spark.sparkContext._jsc.hadoopConfiguration())  # no request made
     frame = spark.createDataFrame([(None, b"warm-up", plan.topic, 0, 0, datetime.now(UTC), 0, [])], KAFKA_COLUMNS)
     steps: list[Callable[[], DataFrame]] = [
         lambda: windowed(checked(frame, schemas, plan), plan),

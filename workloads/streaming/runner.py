@@ -143,8 +143,9 @@ class StreamRunner:
         self._store_failure: tuple[str, str] | None = None
         """Why the last windows batch failed on the store: ``(reason, message)`` for the condition."""
         self.checkpoint = checkpoint.at(plan.checkpoint_dir)
-        self.verdicts: VerdictLog | None = None
-        """Loaded from the checkpoint before the queries first start (``_prepare``)."""
+        self.verdicts = VerdictLog()
+        self._verdicts_loaded = False
+        """The log is read from the checkpoint before the queries first start (``_prepare``: it may be away)."""
         self.schemas = WriterSchemas()
         self.resolver = SchemaResolver(SchemaRegistry(endpoints.registry_url), plan, self.schemas,
                                        plan.unknown_schema_grace_ms / 1000)
@@ -326,9 +327,10 @@ class StreamRunner:
                     self.resolver.resolve(self.resolver.subject_ids())
                     self._subject_resolved = True
                 self.checkpoint.probe()
-                if self.verdicts is None:
+                if not self._verdicts_loaded:
                     self.verdicts = VerdictLog.load(self.plan.checkpoint_dir)
                     self.schemas.segments = self.verdicts.segments
+                    self._verdicts_loaded = True
                 start = plan_start(self.plan, self.probe, self._partitions, now_ms())
                 if self.tracker.complete_from_ms != start.complete_from_ms:
                     log.info("windows complete from event time %d on", start.complete_from_ms)
@@ -400,7 +402,6 @@ class StreamRunner:
         """Before the queries start with changed verdicts: the earlier verdict of each changed id holds for the
         records below the last batch either query planned (``verdicts``), kept in the checkpoint."""
         now = live(self.schemas.readable, self.schemas.unknown, self.schemas.unreadable)
-        assert self.verdicts is not None, "loaded by _prepare"
         if now == self.verdicts.started_with:
             return
         self._stop(DEAD_LETTERS)  # both queries start with the new verdicts
