@@ -164,6 +164,8 @@ class StreamRunner:
         self._next_recheck = 0.0
         self._waiting_logged: tuple[str, float] = ("", 0.0)
         self._warm_up: threading.Thread | None = None
+        self._warm_up_done = threading.Event()
+        """Set when the queries start: the warm-up runs no further step."""
         self._windows_written: dict[int, int] = {}
         """Partition -> end offset of the last windows batch written to the store."""
 
@@ -304,7 +306,7 @@ class StreamRunner:
             began = time.monotonic()
             spark.sparkContext.setJobGroup(WARM_UP_GROUP, "warming up while the job waits", interruptOnCancel=True)
             try:
-                job.warm_up(spark, self.plan, schemas, lambda: self._windows_start is None)
+                job.warm_up(spark, self.plan, schemas, lambda: not self._warm_up_done.is_set())
             except Exception as error:  # only an optimisation (or cancelled): the queries start as they are
                 log.info("warm-up ended after %.1fs: %s", time.monotonic() - began, first_line(str(error)))
                 return
@@ -387,8 +389,8 @@ class StreamRunner:
         """Start the windows query unless it still runs (a failure of the dead-letter query alone leaves it
         running); the dead-letter query follows in ``_start_dead_letters``. A query that ended while the job
         waited for a dependency (the same outage ended both) is restarted too."""
-        if self._warm_up is not None and self._warm_up.is_alive():
-            spark.sparkContext.cancelJobGroup(WARM_UP_GROUP)
+        self._warm_up_done.set()
+        self._cancel_warm_up(spark)
         for name in [n for n, q in self._queries.items() if not q.isActive]:
             self._stop(name)  # ended by the outage the job waited for: restarts now, not reported as a failure
         if WINDOWS not in self._queries:
@@ -396,7 +398,12 @@ class StreamRunner:
             self._queries[WINDOWS] = job.start_windows(spark, self.plan, self.endpoints.kafka_bootstrap, self.schemas,
                                                        self._write_windows, start.starting_timestamp_ms)
             self._windows_start = start
+            self._cancel_warm_up(spark)  # a Spark job the warm-up submitted while the query was being planned
         self.tracker.started()
+
+    def _cancel_warm_up(self, spark: SparkSession) -> None:
+        if self._warm_up is not None and self._warm_up.is_alive():
+            spark.sparkContext.cancelJobGroup(WARM_UP_GROUP)
 
     def _stamp_verdicts(self) -> None:
         """Before the queries start with changed verdicts: the earlier verdict of each changed id holds for the
