@@ -402,7 +402,8 @@ class StreamRunner:
         self.tracker.started()
 
     def _cancel_warm_up(self, spark: SparkSession) -> None:
-        if self._warm_up is not None and self._warm_up.is_alive():
+        """Cancel the warm-up's running Spark jobs once the queries start, so their first batch has the cores."""
+        if self._warm_up_done.is_set() and self._warm_up is not None and self._warm_up.is_alive():
             spark.sparkContext.cancelJobGroup(WARM_UP_GROUP)
 
     def _stamp_verdicts(self) -> None:
@@ -500,6 +501,7 @@ class StreamRunner:
             for progress in self.metrics.observe_all(reports):
                 self.tracker.on_batch(BatchReport.of(progress, self.plan.topic), now_ms())
             self._start_dead_letters(spark, len(reports))
+            self._cancel_warm_up(spark)  # a step still planning when the queries started submits its jobs later
             self._check_end_offsets()
             self._check_checkpoint()
             self._publish()
