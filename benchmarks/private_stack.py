@@ -25,7 +25,8 @@ def private_stack(work: Path) -> Iterator[tuple[Stack, Endpoints]]:
             stack.restart(service)
         ports = json.loads((stack.run_dir / "ports.json").read_text())
         built = artifacts()
-        jars = sorted(str(p) for p in (built["spark-connectors"].directory / "jars").glob("*.jar"))
+        jars = sorted(str(p) for name in ("spark-connectors", "spark-s3a")
+                      for p in (built[name].directory / "jars").glob("*.jar"))
         yield stack, Endpoints(run_dir=str(stack.run_dir), kubeconfig="", apiserver="",
                                kafka_bootstrap=f"127.0.0.1:{ports['kafka']}",
                                registry_url=f"http://127.0.0.1:{ports['registry']}{API_PATH}",

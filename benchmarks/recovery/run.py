@@ -1,15 +1,17 @@
-"""Recovery benchmark: for each dependency (the schema registry, the Kafka broker, Redis), the time from its return
-after an outage to exact values, when the job started during the outage and when the outage hit mid-stream.
+"""Recovery benchmark: for each dependency (the schema registry, the Kafka broker, Redis, the object store holding
+the job's checkpoint), the time from its return after an outage to exact values, when the job started during the
+outage and when the outage hit mid-stream.
 
 Runs the outage scenario of the tests (``tests/workloads/streaming/outages.py``, so the benchmark measures exactly
-what the tests assert) on a Kafka broker, an Apicurio registry and a Redis of its own (a private run
-directory of the devstack, so stopping or killing them disturbs nothing else; no kube-apiserver: the job's
-progress record stands in for its condition). Needs the provisioned stack artifacts (``streamguard dev
-provision``: Kafka, Apicurio, the Spark connector jars) and ``redis-server``. Per outage it records:
+what the tests assert) on a Kafka broker, an Apicurio registry, a Redis and (for the checkpoint) a SeaweedFS of
+its own (a private run directory of the devstack, so stopping or killing them disturbs nothing else; no
+kube-apiserver: the job's progress record stands in for its condition). Needs the provisioned stack artifacts
+(``streamguard dev provision``: Kafka, Apicurio, SeaweedFS, the Spark connector and s3a jars) and
+``redis-server``. Per outage it records:
 
 * ``restart_s``: from the dependency's restart until it is ready again (the registry answers its API, the
-  broker a metadata request listing itself, Redis a PING after loading its append-only file); not counted in
-  the figures below;
+  broker a metadata request listing itself, Redis a PING after loading its append-only file, SeaweedFS its S3
+  and filer ports); not counted in the figures below;
 * ``load_average_at_return``: the machine's 1-minute load average when the dependency returned (the figures
   are CPU-bound: they follow it);
 * ``exact_s``: from the dependency's return (the registry or broker ready again) until every
@@ -20,12 +22,10 @@ The load is small and fixed (300 live events per phase over 4 accounts, two unde
 the FinServe windows 1m/15s, 5m/1m, 1h/5m): the figures are the job's reaction time (retry backoff, query
 restart, one batch), not throughput. Tests assert correctness; this records the figures.
 
-    .venv/bin/python benchmarks/recovery/run.py [--outage 60] [--only redis ...]
+    .venv/bin/python benchmarks/recovery/run.py [--outage 60] [--dependency checkpoint ...]
 
-``--only`` measures those dependencies again and keeps the other rows of the results file as they were
-(each row says when it was measured, and the load then).
-
-Prints a table and writes ``benchmarks/results/recovery.json``.
+Prints a table and writes ``benchmarks/results/recovery.json`` (measuring some dependencies replaces their rows
+and keeps the others'; each row says when it was measured).
 """
 
 import argparse
@@ -45,18 +45,21 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.private_stack import private_stack  # noqa: E402
 from streamguard.devstack.machine import machine_facts  # noqa: E402
+from streamguard.devstack.objectstore import BUCKET  # noqa: E402
 from tests.workloads.streaming.outages import (  # noqa: E402
     EVENTS,
     Outcome,
     Scenario,
     broker_outages,
+    checkpoint_outages,
     registry_outages,
+    start_object_store,
     store_outages,
 )
 from tests.workloads.streaming.support import V1  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "recovery.json"
-DEPENDENCIES = ("registry", "kafka", "redis")
+DEPENDENCIES = ("registry", "kafka", "redis", "checkpoint")
 
 
 def _row(dependency: str, moment: str, outcome: Outcome, outage_s: float) -> dict[str, Any]:
@@ -76,9 +79,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--outage", type=float, default=60.0, help="Seconds each dependency stays away.")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--only", nargs="+", choices=DEPENDENCIES, default=list(DEPENDENCIES),
-                        help="Measure these dependencies again; keep the other rows of --out.")
+    parser.add_argument("--dependency", action="append", choices=DEPENDENCIES,
+                        help="Measure only these (repeatable; default: all).")
     args = parser.parse_args()
+    chosen = args.dependency or list(DEPENDENCIES)
     machine = machine_facts()
     rows: list[dict[str, Any]] = []
     began = time.monotonic()
@@ -94,19 +98,19 @@ def main() -> int:
             ("redis", lambda d: store_outages(
                 Scenario(ends, None, store, d, ends.kafka_bootstrap, ends.registry_url, V1, outage_s=args.outage),
                 stack)),
+            ("checkpoint", lambda d: checkpoint_outages(
+                Scenario(ends, None, store, d, ends.kafka_bootstrap, ends.registry_url, V1, outage_s=args.outage,
+                         checkpoint=f"s3a://{BUCKET}/recovery/{d.name}"), stack, start_object_store(stack))),
         ]
-        for dependency, run in [(name, run) for name, run in runs if name in args.only]:
+        for dependency, run in runs:
+            if dependency not in chosen:
+                continue
             scratch = Path(tmp) / dependency
             scratch.mkdir()
             outcome = run(scratch)
             rows += [_row(dependency, moment, outcome, args.outage) for moment in ("at-start", "mid-stream")]
             print(f"{dependency}: done", flush=True)
         versions_used = ends.versions
-    if set(args.only) != set(DEPENDENCIES) and args.out.exists():
-        earlier = json.loads(args.out.read_text())
-        kept = [{"measured_at": earlier["measured_at"], **row} for row in earlier["results"]
-                if row["dependency"] not in args.only]
-        rows = sorted(kept + rows, key=lambda row: DEPENDENCIES.index(row["dependency"]))
     print(f"{'dependency':<10} {'outage':<11} {'serving during':<16} {'restart':>8} {'exact after':>12} "
           f"{'serving present':>16}")
     for row in rows:
@@ -125,6 +129,11 @@ def main() -> int:
         "load_average_at_end": os.getloadavg(),
         "results": rows,
     }
+    if set(chosen) != set(DEPENDENCIES) and args.out.exists():
+        earlier = json.loads(args.out.read_text())
+        kept = [{"measured_at": earlier["measured_at"], **r} for r in earlier["results"]
+                if r["dependency"] not in chosen]
+        report["results"] = sorted(kept + rows, key=lambda r: DEPENDENCIES.index(r["dependency"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

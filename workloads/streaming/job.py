@@ -23,6 +23,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql.streaming.query import StreamingQuery
 
+from streamguard.workloads.streaming import checkpoint
 from streamguard.workloads.streaming.dead_letters import (
     ERROR_HEADER,
     ORIGIN_HEADER,
@@ -45,8 +46,9 @@ WATERMARK_DELAY_KEY = "spark.watermarkDelayMs"
 """Metadata key Spark's ``EventTimeWatermark`` puts on watermarked columns (``window()`` copies it)."""
 
 
-def spark_session(app_name: str) -> SparkSession:
-    """A local session with the Kafka and Avro connector jars of ``$STREAMGUARD_SPARK_JARS``."""
+def spark_session(app_name: str, hadoop: Mapping[str, str] | None = None) -> SparkSession:
+    """A local session with the Kafka and Avro connector jars of ``$STREAMGUARD_SPARK_JARS`` (and, for a
+    checkpoint on an object store, the s3a jars) and the Hadoop settings ``hadoop``."""
     jars = [j for j in os.environ.get("STREAMGUARD_SPARK_JARS", "").split(",") if j]
     missing = [j for j in jars if not Path(j).exists()]
     if not jars or missing:
@@ -67,6 +69,8 @@ def spark_session(app_name: str) -> SparkSession:
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.streaming.metricsEnabled", "false")
     )
+    for key, value in (hadoop or {}).items():
+        builder = builder.config(f"spark.hadoop.{key}", value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel(os.environ.get("STREAMGUARD_SPARK_LOG_LEVEL", "WARN"))
     return session
@@ -247,7 +251,7 @@ def _start(frame: DataFrame, plan: StreamPlan, query: str, mode: str, trigger_ms
     return (
         frame.writeStream.queryName(f"{plan.name}-{query}")
         .outputMode(mode)
-        .option("checkpointLocation", str(Path(plan.checkpoint_dir) / query))
+        .option("checkpointLocation", checkpoint.at(plan.checkpoint_dir).spark_location(query))
         .trigger(processingTime=f"{trigger_ms} milliseconds")
         .foreachBatch(handle)
         .start()
@@ -282,9 +286,14 @@ def write_dead_letters(frame: DataFrame, bootstrap: str, topic: str) -> tuple[in
 
 def warm_up(spark: SparkSession, plan: StreamPlan, schemas: WriterSchemas, wanted: Callable[[], bool]) -> None:
     """Run both queries' computations once, as batches over one synthetic record that is not wire format:
-    class loading, code generation and JIT of the decode, aggregation, shuffle and Arrow paths happen while the
-    job waits for a dependency, not in the first batch after its return (which the values wait for). Each
-    step runs only while ``wanted()``."""
+    class loading, code generation and JIT of the decode, aggregation, shuffle and Arrow paths (and the s3a
+    filesystem of a checkpoint on an object store) happen while the job waits for a dependency, not in the
+    first batch after its return (which the values wait for). Each step runs only while ``wanted()``."""
+    location = checkpoint.at(plan.checkpoint_dir)
+    jvm = spark.sparkContext._jvm
+    if location.remote and jvm is not None and wanted():  # Hadoop's s3a client (its AWS SDK) built and cached,
+        jvm.org.apache.hadoop.fs.Path(location.spark_location("")).getFileSystem(
+            spark.sparkContext._jsc.hadoopConfiguration())  # no request made
     frame = spark.createDataFrame([(None, b"warm-up", plan.topic, 0, 0, datetime.now(UTC), 0, [])], KAFKA_COLUMNS)
     steps: list[Callable[[], DataFrame]] = [
         lambda: windowed(checked(frame, schemas, plan), plan),

@@ -13,11 +13,11 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
+from streamguard.workloads.streaming import checkpoint
 from streamguard.workloads.streaming.plan import StreamPlan
 
 log = logging.getLogger(__name__)
@@ -65,22 +65,24 @@ def complete_from(start_ms: int | None, now_ms: int, retained: Mapping[int, tupl
 
 def has_checkpoint(checkpoint_dir: str, query: str = "windows") -> bool:
     """True when ``query`` has committed or planned a batch (Spark then ignores the starting options)."""
-    offsets = Path(checkpoint_dir) / query / "offsets"
-    return offsets.is_dir() and any(offsets.iterdir())
+    return bool(checkpoint.at(checkpoint_dir).names(f"{query}/offsets"))
 
 
 def batch_end_offsets(checkpoint_dir: str, batch_id: int, topic: str, query: str = "windows") -> dict[int, int]:
     """Partition -> end offset of batch ``batch_id`` of ``query``, from Spark's offset log (written before the
     batch runs: ``v1``, a metadata line, then one line per source, ``{"<topic>": {"<partition>": offset}}``)."""
-    path = Path(checkpoint_dir) / query / "offsets" / str(batch_id)
-    for line in path.read_text().splitlines()[2:]:
+    path = f"{query}/offsets/{batch_id}"
+    text = checkpoint.at(checkpoint_dir).read_text(path)
+    if text is None:
+        raise FileNotFoundError(f"{checkpoint_dir}/{path}: no such offset log entry")
+    for line in text.splitlines()[2:]:
         try:
             source = json.loads(line)
         except ValueError:
             continue
         if isinstance(source, dict) and isinstance(source.get(topic), dict):
             return {int(p): int(o) for p, o in source[topic].items()}
-    raise ValueError(f"{path}: no offsets of topic {topic}")
+    raise ValueError(f"{checkpoint_dir}/{path}: no offsets of topic {topic}")
 
 
 def planned_ends(checkpoint_dir: str, topic: str, queries: Iterable[str]) -> dict[int, int]:
@@ -88,8 +90,7 @@ def planned_ends(checkpoint_dir: str, topic: str, queries: Iterable[str]) -> dic
     planned one): every record below it has been, or will be when its batch runs again, handled by them."""
     ends: dict[int, int] = {}
     for query in queries:
-        folder = Path(checkpoint_dir) / query / "offsets"
-        batches = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
+        batches = [int(n) for n in checkpoint.at(checkpoint_dir).names(f"{query}/offsets") if n.isdigit()]
         if batches:
             for partition, offset in batch_end_offsets(checkpoint_dir, max(batches), topic, query).items():
                 ends[partition] = max(offset, ends.get(partition, offset))
@@ -103,21 +104,19 @@ def reached(done: Mapping[int, int], *ends: Mapping[int, int]) -> bool:
 
 
 def read_start(checkpoint_dir: str) -> Start | None:
-    path = Path(checkpoint_dir) / START_FILE
+    text = checkpoint.at(checkpoint_dir).read_text(START_FILE)
+    if text is None:
+        return None
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(text)
         return Start(data.get("starting_timestamp_ms"), int(data["complete_from_ms"]))
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None
 
 
 def write_start(checkpoint_dir: str, start: Start) -> None:
-    path = Path(checkpoint_dir) / START_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"starting_timestamp_ms": start.starting_timestamp_ms,
-                               "complete_from_ms": start.complete_from_ms}))
-    tmp.replace(path)
+    checkpoint.at(checkpoint_dir).write_text(START_FILE, json.dumps(
+        {"starting_timestamp_ms": start.starting_timestamp_ms, "complete_from_ms": start.complete_from_ms}))
 
 
 class TopicProbe:

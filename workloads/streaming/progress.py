@@ -28,7 +28,7 @@ Offsets = dict[int, int]
 RUNNING, TOPIC_MISSING, QUERY_FAILED, DEAD_LETTERING = "Running", "TopicMissing", "QueryFailed", "DeadLettering"
 REGISTRY_UNAVAILABLE, SCHEMA_ID_UNKNOWN = "RegistryUnavailable", "SchemaIdUnknown"
 STORE_FULL, STORE_UNAVAILABLE, STORE_CHANGED = "StoreFull", "StoreUnavailable", "StoreChanged"
-KAFKA_UNAVAILABLE = "KafkaUnavailable"
+KAFKA_UNAVAILABLE, CHECKPOINT_UNAVAILABLE = "KafkaUnavailable", "CheckpointUnavailable"
 """Reasons of the ``StreamRunning`` condition."""
 
 
@@ -160,6 +160,8 @@ class ProgressTracker:
         """A progress report arrived since the queries (re)started."""
         self.probe_error: str | None = None
         """Why the last end-offset check failed (Kafka unreachable while the queries run)."""
+        self.checkpoint_error: str | None = None
+        """Why the last check of the checkpoint's object store failed (unreachable while the queries run)."""
 
     def started(self) -> None:
         """The queries (re)started: the failure is over until they fail again."""
@@ -170,7 +172,7 @@ class ProgressTracker:
         self.active, self.failure = False, Failure(reason, message)
 
     def healthy(self, now_ms: int) -> bool:
-        return (self.active and self.failure is None and self.probe_error is None
+        return (self.active and self.failure is None and self.probe_error is None and self.checkpoint_error is None
                 and self.dead_letters.verdict(now_ms) is None)
 
     def _advance(self, at_ms: int, now_ms: int) -> None:
@@ -211,6 +213,8 @@ class ProgressTracker:
             return "dead-lettering", dead
         if self.probe_error is not None:
             return "failing", self.probe_error
+        if self.checkpoint_error is not None:
+            return "failing", self.checkpoint_error
         if not self.active or not self.seen_batch:
             return "starting", "starting the streaming queries"
         if not self.last_caught_up:
@@ -227,6 +231,8 @@ class ProgressTracker:
             return "False", DEAD_LETTERING, dead
         if self.probe_error is not None:
             return "False", KAFKA_UNAVAILABLE, self.probe_error
+        if self.checkpoint_error is not None:
+            return "False", CHECKPOINT_UNAVAILABLE, self.checkpoint_error
         return None
 
     def record(self, now_ms: int) -> StreamProgress:

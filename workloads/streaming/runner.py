@@ -12,6 +12,10 @@ writes the progress record (``window_layout.StreamProgress``) and the ``StreamRu
 * A schema id's verdict (readable, unknown, unreadable) changes only when the queries start, and only for
   records after the last batch either query planned (``verdicts``): every record is either counted by the
   windows query or sent by the dead-letter query, once, however the two lag and restart.
+* The checkpoint may live on an object store (``checkpoint``). One that cannot be reached keeps the queries
+  from starting (``CheckpointUnavailable``, asked again every ``PROBE_S``); while they run it is asked every
+  poll, and the job makes no progress while it is away (the queries fail on it and restart from the
+  checkpoint once it answers).
 * Every windows batch checks the online store's generation and re-seeds the open windows when the store lost
   them (``reseed``). A batch the store fails (out of memory: ``StoreFull``; unreachable: ``StoreUnavailable``;
   the generation ended during a re-seed: ``StoreChanged``) commits nothing and is retried with backoff.
@@ -41,7 +45,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
 from streamguard.contracts.registry import RegistryError, SchemaRegistry
-from streamguard.workloads.streaming import job, reseed
+from streamguard.workloads.streaming import checkpoint, job, reseed
+from streamguard.workloads.streaming.checkpoint import CheckpointUnavailableError
 from streamguard.workloads.streaming.decode import WriterSchemas, unknown_ids
 from streamguard.workloads.streaming.metrics import StreamMetrics
 from streamguard.workloads.streaming.offsets import (
@@ -56,6 +61,7 @@ from streamguard.workloads.streaming.offsets import (
 )
 from streamguard.workloads.streaming.plan import StreamPlan
 from streamguard.workloads.streaming.progress import (
+    CHECKPOINT_UNAVAILABLE,
     KAFKA_UNAVAILABLE,
     QUERY_FAILED,
     REGISTRY_UNAVAILABLE,
@@ -93,7 +99,7 @@ WAITING_LOG_S = 30.0
 """While the job waits for a dependency, the same reason is logged again at most this often."""
 WINDOWS, DEAD_LETTERS = "windows", "dead-letters"
 """The job's two queries."""
-DEPENDENCY_AWAY = frozenset({KAFKA_UNAVAILABLE, STORE_UNAVAILABLE, TOPIC_MISSING})
+DEPENDENCY_AWAY = frozenset({KAFKA_UNAVAILABLE, STORE_UNAVAILABLE, TOPIC_MISSING, CHECKPOINT_UNAVAILABLE})
 """Query failures caused by an away dependency: the queries restart as soon as ``_prepare`` finds it back."""
 WARM_UP_GROUP = "streamguard-warm-up"
 """Spark job group of the warm-up: cancelled when the queries start, so it never competes with their first batch."""
@@ -136,8 +142,11 @@ class StreamRunner:
         self.seeder = WindowSeeder(self.sink.client, plan)
         self._store_failure: tuple[str, str] | None = None
         """Why the last windows batch failed on the store: ``(reason, message)`` for the condition."""
-        self.verdicts = VerdictLog.load(plan.checkpoint_dir)
-        self.schemas = WriterSchemas(segments=self.verdicts.segments)
+        self.checkpoint = checkpoint.at(plan.checkpoint_dir)
+        self.verdicts = VerdictLog()
+        self._verdicts_loaded = False
+        """The log is read from the checkpoint before the queries first start (``_prepare``: it may be away)."""
+        self.schemas = WriterSchemas()
         self.resolver = SchemaResolver(SchemaRegistry(endpoints.registry_url), plan, self.schemas,
                                        plan.unknown_schema_grace_ms / 1000)
         self.probe = TopicProbe(endpoints.kafka_bootstrap, plan.topic)
@@ -155,6 +164,8 @@ class StreamRunner:
         self._next_recheck = 0.0
         self._waiting_logged: tuple[str, float] = ("", 0.0)
         self._warm_up: threading.Thread | None = None
+        self._warm_up_done = threading.Event()
+        """Set when the queries start: the warm-up runs no further step."""
         self._windows_written: dict[int, int] = {}
         """Partition -> end offset of the last windows batch written to the store."""
 
@@ -295,7 +306,7 @@ class StreamRunner:
             began = time.monotonic()
             spark.sparkContext.setJobGroup(WARM_UP_GROUP, "warming up while the job waits", interruptOnCancel=True)
             try:
-                job.warm_up(spark, self.plan, schemas, lambda: self._windows_start is None)
+                job.warm_up(spark, self.plan, schemas, lambda: not self._warm_up_done.is_set())
             except Exception as error:  # only an optimisation (or cancelled): the queries start as they are
                 log.info("warm-up ended after %.1fs: %s", time.monotonic() - began, first_line(str(error)))
                 return
@@ -317,6 +328,11 @@ class StreamRunner:
                 if not self._subject_resolved:
                     self.resolver.resolve(self.resolver.subject_ids())
                     self._subject_resolved = True
+                self.checkpoint.probe()
+                if not self._verdicts_loaded:
+                    self.verdicts = VerdictLog.load(self.plan.checkpoint_dir)
+                    self.schemas.segments = self.verdicts.segments
+                    self._verdicts_loaded = True
                 start = plan_start(self.plan, self.probe, self._partitions, now_ms())
                 if self.tracker.complete_from_ms != start.complete_from_ms:
                     log.info("windows complete from event time %d on", start.complete_from_ms)
@@ -332,6 +348,9 @@ class StreamRunner:
             except (redis.ConnectionError, redis.TimeoutError) as error:
                 self._fail(STORE_UNAVAILABLE, f"Redis unreachable ({error}): waiting for it before starting the "
                                               "queries, no progress")
+            except CheckpointUnavailableError as error:
+                self._fail(CHECKPOINT_UNAVAILABLE, f"{error}: waiting for it before starting the queries, "
+                                                   "no progress")
             self._log_waiting("not starting yet")
             self._warm(spark)
             self._wait(PROBE_S)
@@ -368,15 +387,24 @@ class StreamRunner:
 
     def _start(self, spark: SparkSession, start: Start) -> None:
         """Start the windows query unless it still runs (a failure of the dead-letter query alone leaves it
-        running); the dead-letter query follows in ``_start_dead_letters``."""
-        if self._warm_up is not None and self._warm_up.is_alive():
-            spark.sparkContext.cancelJobGroup(WARM_UP_GROUP)
+        running); the dead-letter query follows in ``_start_dead_letters``. A query that ended while the job
+        waited for a dependency (the same outage ended both) is restarted too."""
+        self._warm_up_done.set()
+        self._cancel_warm_up(spark)
+        for name in [n for n, q in self._queries.items() if not q.isActive]:
+            self._stop(name)  # ended by the outage the job waited for: restarts now, not reported as a failure
         if WINDOWS not in self._queries:
             self._stamp_verdicts()
             self._queries[WINDOWS] = job.start_windows(spark, self.plan, self.endpoints.kafka_bootstrap, self.schemas,
                                                        self._write_windows, start.starting_timestamp_ms)
             self._windows_start = start
+            self._cancel_warm_up(spark)  # a Spark job the warm-up submitted while the query was being planned
         self.tracker.started()
+
+    def _cancel_warm_up(self, spark: SparkSession) -> None:
+        """Cancel the warm-up's running Spark jobs once the queries start, so their first batch has the cores."""
+        if self._warm_up_done.is_set() and self._warm_up is not None and self._warm_up.is_alive():
+            spark.sparkContext.cancelJobGroup(WARM_UP_GROUP)
 
     def _stamp_verdicts(self) -> None:
         """Before the queries start with changed verdicts: the earlier verdict of each changed id holds for the
@@ -434,6 +462,15 @@ class StreamRunner:
             return
         self.tracker.on_end_offsets(checked_at, end, now_ms())
 
+    def _check_checkpoint(self) -> None:
+        """Whether the checkpoint's object store answers now (no progress while it does not)."""
+        try:
+            self.checkpoint.probe()
+        except CheckpointUnavailableError as error:
+            self.tracker.checkpoint_error = f"{error} (no progress until it is back)"
+            return
+        self.tracker.checkpoint_error = None
+
     def _settled_unknown(self) -> bool:
         """Whether an id dead-lettered as unknown is known to the registry now (asked every
         ``RECHECK_UNKNOWN_S``; an unreachable registry is asked again next time)."""
@@ -464,7 +501,9 @@ class StreamRunner:
             for progress in self.metrics.observe_all(reports):
                 self.tracker.on_batch(BatchReport.of(progress, self.plan.topic), now_ms())
             self._start_dead_letters(spark, len(reports))
+            self._cancel_warm_up(spark)  # a step still planning when the queries started submits its jobs later
             self._check_end_offsets()
+            self._check_checkpoint()
             self._publish()
             if time.monotonic() >= next_log and self.metrics.last_summary:
                 log.info("%s; %s", self.metrics.last_summary, self._last_write)
@@ -474,8 +513,9 @@ class StreamRunner:
 
     def _failed(self, outcome: str) -> None:
         """Report a query failure: ``TopicMissing`` when the topic is gone, ``KafkaUnavailable`` when the broker
-        does not answer, ``StoreFull``, ``StoreUnavailable`` or ``StoreChanged`` when the windows batch failed on
-        the online store, else ``QueryFailed``."""
+        does not answer, ``CheckpointUnavailable`` when the checkpoint's object store does not, ``StoreFull``,
+        ``StoreUnavailable`` or ``StoreChanged`` when the windows batch failed on the online store, else
+        ``QueryFailed``."""
         store, self._store_failure = self._store_failure, None
         try:
             self.probe.partitions()
@@ -485,6 +525,12 @@ class StreamRunner:
         except KafkaException as error:
             self._fail(KAFKA_UNAVAILABLE, f"Kafka unavailable: {error} (the query stopped; restarting from the "
                                           "checkpoint once it is back)")
+            return
+        try:
+            self.checkpoint.probe()
+        except CheckpointUnavailableError as error:
+            self._fail(CHECKPOINT_UNAVAILABLE, f"{error} (the query stopped; restarting from the checkpoint once "
+                                               "it is back)")
             return
         if store is not None:
             self._fail(*store)
@@ -503,7 +549,8 @@ class StreamRunner:
             previous = None
         self.tracker = ProgressTracker(previous, None, self.tracker.dead_letters)
         self._publish()
-        spark = job.spark_session(f"streamguard-{self.plan.namespace}-{self.plan.name}")
+        spark = job.spark_session(f"streamguard-{self.plan.namespace}-{self.plan.name}",
+                                  self.checkpoint.spark_settings())
         backoff = 1.0
         while not self._stopping:
             start = self._prepare(spark)

@@ -19,8 +19,9 @@ verdict it failed its batch and was never skipped.
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
+
+from streamguard.workloads.streaming import checkpoint
 
 VERDICTS_FILE = "verdicts.json"
 Kind = Literal["readable", "unknown", "unreadable"]
@@ -81,15 +82,9 @@ class VerdictLog:
     @classmethod
     def load(cls, checkpoint_dir: str) -> "VerdictLog":
         """The job's log, empty for a checkpoint without one (a new job)."""
-        path = Path(checkpoint_dir) / VERDICTS_FILE
-        if not path.exists():
-            return cls()
-        return cls.from_json(json.loads(path.read_text()))
+        text = checkpoint.at(checkpoint_dir).read_text(VERDICTS_FILE)
+        return cls() if text is None else cls.from_json(json.loads(text))
 
     def save(self, checkpoint_dir: str) -> None:
-        """Write the log atomically beside the queries' checkpoints."""
-        path = Path(checkpoint_dir) / VERDICTS_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".tmp")
-        partial.write_text(json.dumps(self.to_json()))
-        partial.replace(path)
+        """Write the log whole beside the queries' checkpoints."""
+        checkpoint.at(checkpoint_dir).write_text(VERDICTS_FILE, json.dumps(self.to_json()))

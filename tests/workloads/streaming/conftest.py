@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from streamguard.devstack.stack import Stack
+from tests.workloads.streaming.outages import start_object_store
 
 
 @pytest.fixture
@@ -42,5 +43,15 @@ def private_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[St
     port = json.loads((stack.run_dir / "ports.json").read_text())["redis"]
     try:
         yield stack, f"redis://127.0.0.1:{port}/0"
+    finally:
+        stack.down()
+
+
+@pytest.fixture
+def private_object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, dict[str, str]]]:
+    """A SeaweedFS of this test alone with the devstack's bucket: ``(its stack, the AWS_* environment)``."""
+    stack = Stack(tmp_path_factory.mktemp("object-store-stack"))
+    try:
+        yield stack, start_object_store(stack)
     finally:
         stack.down()

@@ -3,10 +3,10 @@ benchmarks/recovery/run.py: a StreamingWindow applied to the kube-apiserver, its
 ``StreamRunning`` there), the real serving app reading the same Redis, live events with a few really
 undecodable records among them, and the reference computation.
 
-A dependency (the registry, the Kafka broker or Redis) is taken away *before the job starts* and again *mid-stream*,
-each time for ``OUTAGE_S``. During each outage the scenario records what the job's condition, its progress
-record and serving said; after each return, how long until every (entity, window) equals the reference and
-serving answers ``present`` with those values.
+A dependency (the registry, the Kafka broker, Redis, the object store holding the job's checkpoint) is taken
+away *before the job starts* and again *mid-stream*, each time for ``OUTAGE_S``. During each outage the scenario
+records what the job's condition, its progress record and serving said; after each return, how long until
+every (entity, window) equals the reference and serving answers ``present`` with those values.
 """
 
 import io
@@ -33,14 +33,21 @@ from streamguard.api.featureview import FeatureView
 from streamguard.api.streamingwindow import StreamingWindow
 from streamguard.contracts import wire
 from streamguard.contracts.registry import SchemaRegistry
+from streamguard.devstack import objectstore
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.stack import Stack
+from streamguard.objectstore import Credentials, s3_filesystem
 from streamguard.serving.app import create_app
 from streamguard.serving.settings import Settings
 from streamguard.windows import WindowShape
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
 from streamguard.workloads.streaming.dead_letters import DeadLetter
-from streamguard.workloads.streaming.progress import KAFKA_UNAVAILABLE, REGISTRY_UNAVAILABLE, STORE_UNAVAILABLE
+from streamguard.workloads.streaming.progress import (
+    CHECKPOINT_UNAVAILABLE,
+    KAFKA_UNAVAILABLE,
+    REGISTRY_UNAVAILABLE,
+    STORE_UNAVAILABLE,
+)
 from tests.workloads.streaming.support import (
     AGGREGATIONS,
     NAMES,
@@ -66,7 +73,7 @@ ACCOUNTS = [f"acct-{i}" for i in range(4)]
 HOUR = WindowShape.parse("1h", "5m")
 EVENTS = 300
 """Good events per phase: the two undecodable records among them stay under the 1 % dead-letter threshold."""
-REGISTRY, KAFKA, REDIS = "apicurio-registry", "kafka", "redis"
+REGISTRY, KAFKA, REDIS, OBJECT_STORE = "apicurio-registry", "kafka", "redis", "seaweedfs"
 
 
 def event(rng: random.Random, account: str) -> dict[str, Any]:
@@ -113,6 +120,18 @@ def read_dead_letters(bootstrap: str, topic: str) -> list[DeadLetter]:
     finally:
         consumer.close()
     return out
+
+
+def start_object_store(stack: Stack) -> dict[str, str]:
+    """Start SeaweedFS in ``stack`` (a private run directory) with the devstack's bucket; the ``AWS_*``
+    environment of :mod:`streamguard.objectstore` that reaches it."""
+    stack.restart(OBJECT_STORE)
+    endpoint = f"http://127.0.0.1:{json.loads((stack.run_dir / 'ports.json').read_text())['s3']}"
+    identity, _ = objectstore.ensure_identity(stack.run_dir / OBJECT_STORE)
+    objectstore.ensure_bucket(identity, endpoint)
+    credentials = identity.credentials(endpoint)
+    return {"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": credentials.region,
+            "AWS_ACCESS_KEY_ID": credentials.access_key, "AWS_SECRET_ACCESS_KEY": credentials.secret_key}
 
 
 def kill(stack: Stack, name: str) -> None:
@@ -169,6 +188,8 @@ class Scenario:
     namespace: str = field(default_factory=lambda: f"outage-{uuid.uuid4().hex[:8]}")
     sent: list[dict[str, Any]] = field(default_factory=list)
     garbage: set[bytes] = field(default_factory=set)
+    checkpoint: str | None = None
+    """The job's checkpoint location (``s3a://...``); ``None``: a folder in ``tmp``."""
 
     def __post_init__(self) -> None:
         self.topic = f"{self.namespace}-tx"
@@ -198,7 +219,8 @@ class Scenario:
     def job(self, extra_env: dict[str, str]) -> JobProcess:
         kube = {"KUBECONFIG": self.stack.kubeconfig} if self.kube is not None else {}
         return job_in(self.tmp, self.stack, self.namespace, "activity", self.spec, self.view,
-                      extra_env={**kube, "STREAMGUARD_REDIS_URL": self.redis_url, **extra_env})
+                      extra_env={**kube, "STREAMGUARD_REDIS_URL": self.redis_url, **extra_env},
+                      checkpoint=self.checkpoint)
 
     @contextmanager
     def serving(self) -> Iterator[TestClient]:
@@ -356,6 +378,22 @@ def _restart(stack: Stack, service: str) -> float:
     return time.monotonic() - began
 
 
+def _restart_object_store(stack: Stack, store_env: dict[str, str]) -> float:
+    """Restart SeaweedFS; how long until it was ready, i.e. took a write (its ports open first; writes wait
+    until its volume server has reported to the master)."""
+    began = time.monotonic()
+    stack.restart(OBJECT_STORE)
+    filesystem = s3_filesystem(Credentials.from_env(store_env))
+
+    def writable() -> bool:
+        with filesystem.open_output_stream(f"{objectstore.BUCKET}/ready/{uuid.uuid4().hex}") as out:
+            out.write(b"ready")
+        return True
+
+    wait_for(writable, 120, "the object store taking a write again")
+    return time.monotonic() - began
+
+
 def _send(sender: TransactionSender, events: list[dict[str, Any]], junk: list[bytes]) -> None:
     """``events`` with ``junk`` in their middle."""
     half = len(events) // 2
@@ -442,6 +480,44 @@ def broker_outages(run: Scenario, kafka: Stack) -> Outcome:
     finally:
         job.stop()
         run.cleanup()
+
+
+def checkpoint_outages(run: Scenario, store: Stack, store_env: dict[str, str]) -> Outcome:
+    """The object store holding the job's checkpoint (``run.checkpoint``, ``s3a://``) stopped before the job
+    starts, then again mid-stream while events keep arriving."""
+    assert run.checkpoint is not None and run.checkpoint.startswith("s3a://"), run.checkpoint
+    ensure_topic(run.bootstrap, run.topic)
+    sender = TransactionSender(run.bootstrap, run.registry_url, run.topic, run.schema)
+    run.apply()
+    job = run.job(store_env)
+    try:
+        events = run.events(EVENTS)
+        sender.send(events[0])
+        sender.flush()
+        with SchemaRegistry(run.registry_url) as client_:
+            v1 = client_.version(run.spec.contract.subject or f"{run.topic}-value").id
+        _send(sender, events[1:], run.junk(v1))
+        sender.flush()
+        with run.serving() as http:
+            down = time.monotonic()
+            store.supervisor.stop(OBJECT_STORE)
+            job.start()
+            at_start = run.observe_outage(job, http, down, CHECKPOINT_UNAVAILABLE)
+            at_start.restart_s = _restart_object_store(store, store_env)
+            at_start = run.heal(job, http, time.monotonic(), at_start)
+
+            down = time.monotonic()
+            store.supervisor.stop(OBJECT_STORE)
+            _send(sender, run.events(EVENTS), run.junk(v1))
+            sender.flush()
+            mid = run.observe_outage(job, http, down, CHECKPOINT_UNAVAILABLE)
+            mid.restart_s = _restart_object_store(store, store_env)
+            mid = run.heal(job, http, time.monotonic(), mid)
+        return Outcome(at_start, mid, run.dead_letter_problems(job), job.alive(), len(run.sent))
+    finally:
+        job.stop()
+        run.cleanup()
+        delete_topics(run.bootstrap, run.topic, run.topic + ".dlq")
 
 
 def store_outages(run: Scenario, store: Stack) -> Outcome:

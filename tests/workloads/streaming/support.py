@@ -98,7 +98,7 @@ def view_spec(spec: StreamingWindowSpec, project: str, deprecated: Iterable[str]
 
 
 def write_job(path: Path, namespace: str, name: str, spec: StreamingWindowSpec, view: FeatureViewSpec,
-              checkpoint: Path, metrics_port: int) -> Path:
+              checkpoint: Path | str, metrics_port: int) -> Path:
     job = StreamJob(namespace=namespace, name=name, generation=1, window=spec, view_name=spec.feature_view,
                     view=view, subject=spec.contract.subject or f"{spec.source.topic}-value",
                     checkpoint_dir=str(checkpoint), metrics_port=metrics_port)
@@ -107,10 +107,12 @@ def write_job(path: Path, namespace: str, name: str, spec: StreamingWindowSpec, 
 
 
 def job_in(folder: Path, stack: Endpoints, namespace: str, name: str, spec: StreamingWindowSpec,
-           view: FeatureViewSpec, extra_env: dict[str, str] | None = None) -> "JobProcess":
-    """The job of ``spec`` (not started) on a free metrics port, with its config, checkpoint and log in ``folder``."""
+           view: FeatureViewSpec, extra_env: dict[str, str] | None = None,
+           checkpoint: str | None = None) -> "JobProcess":
+    """The job of ``spec`` (not started) on a free metrics port, with its config, checkpoint (unless given, e.g.
+    ``s3a://bucket/prefix``) and log in ``folder``."""
     port = free_port()
-    config = write_job(folder / "job.json", namespace, name, spec, view, folder / "checkpoint", port)
+    config = write_job(folder / "job.json", namespace, name, spec, view, checkpoint or folder / "checkpoint", port)
     return JobProcess.for_config(config, stack, folder / "job.log", port, extra_env=extra_env)
 
 
