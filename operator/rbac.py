@@ -5,7 +5,7 @@ from typing import Any
 import yaml
 
 from streamguard.api.common import GROUP
-from streamguard.api.kinds import KINDS, STREAMING_WINDOW
+from streamguard.api.kinds import FEATURE_VIEW, KINDS, STREAMING_WINDOW
 
 ROLE_NAME = "streamguard-operator"
 _CHILD_VERBS = ["get", "list", "watch", "create", "patch", "delete"]
@@ -22,7 +22,9 @@ def rules() -> list[dict[str, Any]]:
             "resources": [kind.plural for kind in KINDS],
             "verbs": ["get", "list", "watch"],
         },
-        {"apiGroups": [GROUP], "resources": [STREAMING_WINDOW.plural], "verbs": ["patch"]},
+        # The metadata the operator keeps on its resources: the Feast-registry finalizer of FeatureViews, the
+        # registration record and the subject finalizer of StreamingWindows.
+        {"apiGroups": [GROUP], "resources": [FEATURE_VIEW.plural, STREAMING_WINDOW.plural], "verbs": ["patch"]},
         {
             "apiGroups": [GROUP],
             "resources": [f"{kind.plural}/status" for kind in KINDS],
