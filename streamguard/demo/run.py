@@ -172,7 +172,7 @@ class Demo:
         previous = self._previous_state()
         self._say_what_is_reused(progress, kube, previous)
         state = DemoState(namespace=self.namespace, stack_dir=str(self.stack_dir),
-                          owns_stack=(not running) or bool(previous and previous.owns_stack),
+                          owns_stack=owns_stack(running, previous, self.stack_dir),
                           serving_port=self._serving_port(previous), node_name=self.node_name,
                           topic=topics(docs)[0] if topics(docs) else "", suffix=self.suffix,
                           subject=subject(docs, self.namespace),
@@ -485,6 +485,14 @@ def purge_namespace(endpoints: Endpoints, namespace: str, timeout: float = 300.0
     release = {"labelSelector": f"app.kubernetes.io/instance={operator_release(namespace)}"}
     for group, plural in CLUSTER_WIDE:
         kube.request("DELETE", f"/apis/{group}/{plural}", query=release)
+
+
+def owns_stack(running: bool, previous: DemoState | None, stack_dir: Path) -> bool:
+    """Whether ``down`` stops the stack: the demo started it now, or an earlier run started this same stack (an
+    earlier run's claim on another stack directory says nothing about this one)."""
+    if not running:
+        return True
+    return previous is not None and previous.owns_stack and Path(previous.stack_dir) == stack_dir
 
 
 def reapply_as_written(kube: Kube, namespace: str, docs: list[Manifest]) -> list[str]:

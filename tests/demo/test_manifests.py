@@ -18,7 +18,7 @@ from streamguard.demo.manifests import (
     subject,
     topics,
 )
-from streamguard.demo.run import DemoState
+from streamguard.demo.run import DemoState, owns_stack
 from streamguard.devstack.chart import CHART
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.image import BuiltImage, ProjectImages
@@ -190,3 +190,12 @@ def test_offline_data_outside_the_local_data_root_is_refused() -> None:
     view = {"kind": "FeatureView", "metadata": {"name": "v"}, "spec": {"source": {"path": "/srv/data/v"}}}
     with pytest.raises(ValueError, match="FeatureView/v: offline data at '/srv/data/v'"):
         on_object_store([view], "bkt")
+
+
+def test_the_demo_stops_only_a_stack_it_started() -> None:
+    earlier = DemoState(namespace="finserve", stack_dir="/runs/own", owns_stack=True, serving_port=8080,
+                        node_name="n", topic="t")
+    assert owns_stack(False, None, Path("/runs/shared")), "started now"
+    assert owns_stack(True, earlier, Path("/runs/own")), "started by an earlier run, still running"
+    assert not owns_stack(True, earlier, Path("/runs/shared")), "an earlier claim on another stack"
+    assert not owns_stack(True, None, Path("/runs/shared")), "someone else's running stack"
