@@ -57,15 +57,17 @@ def test_bad_settings_name_the_variable(name: str, value: str) -> None:
 
 def test_rbac_is_least_privilege() -> None:
     role = cluster_role()
-    verbs = {
-        (group, resource): set(rule["verbs"])
-        for rule in role["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-    }
+    verbs: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                verbs.setdefault((group, resource), set()).update(rule["verbs"])
     assert ("", "secrets") not in verbs
     assert "*" not in {v for vs in verbs.values() for v in vs}
-    assert verbs[("streamguard.dev", "featureviews")] == {"get", "list", "watch"}
+    # patch: the finalizers and the registration record it keeps in their metadata; never create or delete.
+    assert verbs[("streamguard.dev", "featureviews")] == {"get", "list", "watch", "patch"}
+    assert verbs[("streamguard.dev", "streamingwindows")] == {"get", "list", "watch", "patch"}
+    assert verbs[("streamguard.dev", "driftmonitors")] == {"get", "list", "watch"}
     assert verbs[("streamguard.dev", "featureviews/status")] == {"get", "patch"}
     assert verbs[("apps", "deployments")] == {"get", "list", "watch", "create", "patch", "delete"}
     printed = CliRunner().invoke(command, ["rbac"])
