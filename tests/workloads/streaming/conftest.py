@@ -3,6 +3,7 @@ is never disturbed. Each is started on a port of its own and stopped at the end 
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -10,41 +11,40 @@ from streamguard.devstack.stack import Stack
 from tests.workloads.streaming.outages import start_object_store
 
 
+@contextmanager
+def _private(factory: pytest.TempPathFactory, service: str, port_name: str,
+             address: str) -> Iterator[tuple[Stack, str]]:
+    """``service`` started in a run directory of its own: ``(its stack, address.format(port=its port))``."""
+    stack = Stack(factory.mktemp(f"{port_name}-stack"))
+    stack.restart(service)  # starts it (nothing to stop yet)
+    port = json.loads((stack.run_dir / "ports.json").read_text())[port_name]
+    try:
+        yield stack, address.format(port=port)
+    finally:
+        stack.down()
+
+
 @pytest.fixture
 def private_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
     """A Kafka broker of this test alone: ``(its stack, bootstrap)``."""
-    stack = Stack(tmp_path_factory.mktemp("kafka-stack"))
-    stack.restart("kafka")  # starts it (nothing to stop yet)
-    port = json.loads((stack.run_dir / "ports.json").read_text())["kafka"]
-    try:
-        yield stack, f"127.0.0.1:{port}"
-    finally:
-        stack.down()
+    with _private(tmp_path_factory, "kafka", "kafka", "127.0.0.1:{port}") as found:
+        yield found
 
 
 @pytest.fixture
 def private_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
     """An Apicurio registry of this test alone: ``(its stack, Confluent API URL)``."""
-    stack = Stack(tmp_path_factory.mktemp("registry-stack"))
-    stack.restart("apicurio-registry")
-    port = json.loads((stack.run_dir / "ports.json").read_text())["registry"]
-    try:
-        yield stack, f"http://127.0.0.1:{port}/apis/ccompat/v7"
-    finally:
-        stack.down()
+    with _private(tmp_path_factory, "apicurio-registry", "registry",
+                  "http://127.0.0.1:{port}/apis/ccompat/v7") as found:
+        yield found
 
 
 @pytest.fixture
 def private_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
     """A Redis of this test alone, started like the stack's (AOF ``everysec``, ``noeviction``): ``(its stack,
     URL)``."""
-    stack = Stack(tmp_path_factory.mktemp("redis-stack"))
-    stack.restart("redis")
-    port = json.loads((stack.run_dir / "ports.json").read_text())["redis"]
-    try:
-        yield stack, f"redis://127.0.0.1:{port}/0"
-    finally:
-        stack.down()
+    with _private(tmp_path_factory, "redis", "redis", "redis://127.0.0.1:{port}/0") as found:
+        yield found
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import random
 import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -486,47 +486,28 @@ def checkpoint_outages(run: Scenario, store: Stack, store_env: dict[str, str]) -
     """The object store holding the job's checkpoint (``run.checkpoint``, ``s3a://``) stopped before the job
     starts, then again mid-stream while events keep arriving."""
     assert run.checkpoint is not None and run.checkpoint.startswith("s3a://"), run.checkpoint
-    ensure_topic(run.bootstrap, run.topic)
-    sender = TransactionSender(run.bootstrap, run.registry_url, run.topic, run.schema)
-    run.apply()
-    job = run.job(store_env)
-    try:
-        events = run.events(EVENTS)
-        sender.send(events[0])
-        sender.flush()
-        with SchemaRegistry(run.registry_url) as client_:
-            v1 = client_.version(run.spec.contract.subject or f"{run.topic}-value").id
-        _send(sender, events[1:], run.junk(v1))
-        sender.flush()
-        with run.serving() as http:
-            down = time.monotonic()
-            store.supervisor.stop(OBJECT_STORE)
-            job.start()
-            at_start = run.observe_outage(job, http, down, CHECKPOINT_UNAVAILABLE)
-            at_start.restart_s = _restart_object_store(store, store_env)
-            at_start = run.heal(job, http, time.monotonic(), at_start)
-
-            down = time.monotonic()
-            store.supervisor.stop(OBJECT_STORE)
-            _send(sender, run.events(EVENTS), run.junk(v1))
-            sender.flush()
-            mid = run.observe_outage(job, http, down, CHECKPOINT_UNAVAILABLE)
-            mid.restart_s = _restart_object_store(store, store_env)
-            mid = run.heal(job, http, time.monotonic(), mid)
-        return Outcome(at_start, mid, run.dead_letter_problems(job), job.alive(), len(run.sent))
-    finally:
-        job.stop()
-        run.cleanup()
-        delete_topics(run.bootstrap, run.topic, run.topic + ".dlq")
+    return _outages_while_events_arrive(
+        run, store_env, lambda: store.supervisor.stop(OBJECT_STORE),
+        lambda job, http, down: run.observe_outage(job, http, down, CHECKPOINT_UNAVAILABLE),
+        lambda: _restart_object_store(store, store_env))
 
 
 def store_outages(run: Scenario, store: Stack) -> Outcome:
     """Redis SIGKILLed before the job starts, then again mid-stream while events keep coming; each time
     restarted after the outage (it reloads its append-only file; the job re-seeds what may have been lost)."""
+    return _outages_while_events_arrive(run, {}, lambda: kill(store, REDIS), run.observe_store_outage,
+                                        lambda: _restart(store, REDIS))
+
+
+def _outages_while_events_arrive(run: Scenario, job_env: dict[str, str], take_away: Callable[[], object],
+                                 observe: Callable[[JobProcess, TestClient, float], Observation],
+                                 bring_back: Callable[[], float]) -> Outcome:
+    """A dependency taken away before the job starts and brought back, then taken away again mid-stream while
+    more events (and undecodable records) are sent. ``bring_back`` returns how long the restart took."""
     ensure_topic(run.bootstrap, run.topic)
     sender = TransactionSender(run.bootstrap, run.registry_url, run.topic, run.schema)
     run.apply()
-    job = run.job({})
+    job = run.job(job_env)
     try:
         events = run.events(EVENTS)
         sender.send(events[0])
@@ -537,18 +518,18 @@ def store_outages(run: Scenario, store: Stack) -> Outcome:
         sender.flush()
         with run.serving() as http:
             down = time.monotonic()
-            kill(store, REDIS)
+            take_away()
             job.start()
-            at_start = run.observe_store_outage(job, http, down)
-            at_start.restart_s = _restart(store, REDIS)
+            at_start = observe(job, http, down)
+            at_start.restart_s = bring_back()
             at_start = run.heal(job, http, time.monotonic(), at_start)
 
             down = time.monotonic()
-            kill(store, REDIS)
+            take_away()
             _send(sender, run.events(EVENTS), run.junk(v1))
             sender.flush()
-            mid = run.observe_store_outage(job, http, down)
-            mid.restart_s = _restart(store, REDIS)
+            mid = observe(job, http, down)
+            mid.restart_s = bring_back()
             mid = run.heal(job, http, time.monotonic(), mid)
         return Outcome(at_start, mid, run.dead_letter_problems(job), job.alive(), len(run.sent))
     finally:
