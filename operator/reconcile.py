@@ -253,7 +253,7 @@ async def reconcile_featureview(ctx: Context, body: Manifest) -> float | None:
     owner = Owner.of(body)
     desired = featureview.render(owner, spec, ctx.settings)
     children = (featureview.COMPONENT, featureview.CHILD_KINDS)
-    report, retry = await _sync_or_stall(ctx, body, owner, children, desired, [deprecated], fields,
+    report, retry = await _sync_or_stall(ctx, body, owner, children, desired, [deprecated, *carried], fields,
                                          "spec.materialization: ")
     if report is None:
         return retry

@@ -1,6 +1,7 @@
 """The Feast registry the operator keeps on the stack's object store: a FeatureView applied is registered
 (``Registered=True``) and a fresh client holding only the registry location and the object store's
-credentials finds it; an update reaches it; deleting the FeatureView removes it (the finalizer)."""
+credentials finds it; a stalled reconcile keeps the condition; an update reaches it; deleting the FeatureView
+removes it (the finalizer)."""
 
 import json
 import subprocess
@@ -83,6 +84,28 @@ def test_applied_view_is_registered_and_deleted_view_is_gone(
     assert found is not None
     assert found["path"] == manifest["spec"]["source"]["path"]
     assert found["features"] == sorted(f["name"] for f in manifest["spec"]["features"])
+
+    # A stalled reconcile keeps what it did not look at: the view's ConfigMap disowned behind its back stalls
+    # the view (ChildConflict), and Registered, which that reconcile never reached, stays as it was.
+    child = "configmap/customer-profile-materialize"
+    kubectl("patch", "-n", namespace, child, "--type=json",
+            "-p", json.dumps([{"op": "remove", "path": "/metadata/ownerReferences"}]))
+    kubectl("annotate", "-n", namespace, "featureview/customer-profile", f"touched={run}")
+
+    def conditions() -> dict[str, dict[str, Any]]:
+        view = api.get_namespaced_custom_object(GROUP, VERSION, namespace, "featureviews", "customer-profile")
+        return {c["type"]: c for c in (cast(dict[str, Any], view).get("status") or {}).get("conditions") or []}
+
+    def conflict() -> dict[str, dict[str, Any]] | None:
+        now = conditions()
+        return now if now.get("ChildConflict", {}).get("status") == "True" else None
+
+    stalled = wait_for("ChildConflict=True", conflict, timeout=120)
+    assert stalled["Ready"]["status"] == "False"
+    assert stalled[feastregistry.CONDITION]["status"] == "True", stalled
+    kubectl("delete", "-n", namespace, child)
+    wait_for("the conflict cleared", lambda: conditions().get("ChildConflict", {}).get("status", "False") == "False",
+             timeout=120)
 
     dropped = manifest["spec"]["features"].pop()["name"]
     kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
