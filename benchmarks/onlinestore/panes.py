@@ -12,13 +12,15 @@ the merge of its panes' partials, finished:
 | avg | (sum, present values) | + per part | sum / n, null when n = 0 |
 | min, max | the extreme, null when no value is present | min / max ignoring null | as is |
 
-Late events: a pane accepts an event while some window containing it is still open, ``p + W > watermark``
-(the last window containing pane ``p`` ends at ``p + W``). Every window that is open at the current
+Late events: a pane must accept an event while some window containing it is still open,
+``p + W > watermark`` (the last window containing pane ``p`` ends at ``p + W``), and may drop it after
+that (:func:`pane_open`: no window that can still be read needs it). Every window open at the current
 watermark (``end > watermark``) then holds exactly the events the per-window rule of docs/semantics.md
-counts: an event it counts was accepted by its pane (``p + W >= end > watermark``), and an event its pane
-accepted after the window closed cannot exist, because the watermark never moves back. Closed windows may
-differ (their panes kept absorbing stragglers for later windows); serving never reads them. Sums are equal
-up to floating-point rounding (the addition order differs, as it does between Spark partitions).
+counts: an event the window counts was filtered with a watermark below ``end <= p + W``, so its pane took
+it; an event its pane took but the window did not was filtered with a watermark at or above ``end``, which
+would make the window closed now, since the watermark never moves back. Closed windows may differ (their
+panes kept taking stragglers for later windows); serving never reads them. Sums are equal up to
+floating-point rounding (the addition order differs, as it does between Spark partitions).
 
 Pure functions, no Redis: the benchmark's layouts use them, and so can the streaming job's sink or serving.
 """
