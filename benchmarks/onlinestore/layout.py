@@ -37,6 +37,7 @@ import struct
 import sys
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -118,10 +119,6 @@ def reference(windows: Sequence[Window], account: Account, now_ms: int) -> Value
     return tuple(v for w in windows for v in as_of(w.shape, FUNCTIONS, panes_of(w, account), now_ms))
 
 
-def _ascii(value: float | int | None) -> bytes | None:
-    return encode_number(value)
-
-
 def _pack(number: int, partials: Sequence[Partial]) -> bytes:
     count, total, top = partials
     return SLOT.pack(number, count, total, math.nan if top is None else top)
@@ -136,7 +133,7 @@ def _finish(partials: Sequence[Partial]) -> Values:
     return tuple(cast(float | int | None, p) for p in partials)
 
 
-class Layout:
+class Layout(ABC):
     """Writes accounts' state as its writer would leave it at ``now``, and reads one account's 9 values."""
 
     name = ""
@@ -154,15 +151,17 @@ class Layout:
     def alive(self, account: Account, now_ms: int) -> bool:
         return account.last_ms + self.expiry_ms > now_ms
 
+    @abstractmethod
     def write(self, client: redis.Redis, accounts: Sequence[Account], now_ms: int) -> dict[bytes, list[bytes]]:
         """Writes the state; the keys per account entity."""
-        raise NotImplementedError
 
+    @abstractmethod
     def request(self, pipe: Any, account: Account, now_ms: int) -> None:
-        raise NotImplementedError
+        """Adds the lookup's commands to ``pipe``."""
 
+    @abstractmethod
     def decode(self, replies: Sequence[Reply], now_ms: int) -> Values:
-        raise NotImplementedError
+        """The 9 values from the lookup's replies."""
 
 
 class Today(Layout):
@@ -232,7 +231,7 @@ class Panes(Layout):
                     if start + window.shape.length_ms <= account.last_ms:
                         continue  # no window containing it can be current any more: the writer dropped it
                     for name, value in zip(FUNCTIONS, partials, strict=True):
-                        raw = _ascii(cast(float | int | None, value))
+                        raw = encode_number(cast(float | int | None, value))
                         if raw is not None:
                             mapping[b"%s:%d:%s" % (window.plan.suffix.encode(), start, name.encode())] = raw
             key = self.key(account)
@@ -282,7 +281,7 @@ class Windows(Layout):
                     if values[0] == 0:
                         continue  # an empty window is an absent one
                     for name, value in zip(FUNCTIONS, values, strict=True):
-                        raw = _ascii(value)
+                        raw = encode_number(value)
                         if raw is not None:
                             mapping[b"%s:%d:%s" % (window.plan.suffix.encode(), end, name.encode())] = raw
             key = self.key(account)
