@@ -74,7 +74,7 @@ def _at_least(flag: str, default: float, minimum: float, help_text: str) -> Deco
            "progress per worker, from Content-Length before reading; more get 429 with Retry-After.")
 @_at_least("--client-values-in-flight", 65536, 1,
            "Values (entity rows x features) one client may have being looked up per worker; more get 429.")
-@_at_least("--slice-rows", 100, 1,
+@_at_least("--slice-rows", 50, 1,
            "Entity rows validated or looked up between two turns of the event loop (one Redis round trip each).")
 @_at_least("--retry-after", 1, 1, "Retry-After of a 429.")
 @_at_least("--cache-max-bytes", 64 * 1024 * 1024, 1024,

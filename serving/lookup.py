@@ -138,7 +138,7 @@ class Lookup:
         return out
 
     async def read(
-        self, selection: Selection, rows: Sequence[EntityRow], now: float | None = None, slice_rows: int = 100
+        self, selection: Selection, rows: Sequence[EntityRow], now: float | None = None, slice_rows: int = 50
     ) -> tuple[list[list[Scalar]], list[list[str]], list[list[str | None]], ReadStats]:
         """Values, statuses and event timestamps per row (aligned with ``selection.refs``), read ``slice_rows``
         rows at a time."""

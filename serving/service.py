@@ -144,7 +144,7 @@ class FeatureService:
                 raise _RowsInvalidError(start, error) from error
         return request, rows
 
-    async def features(self, body: bytes, client: str = "") -> tuple[int, bytes]:
+    async def features(self, body: bytes, client: str) -> tuple[int, bytes]:
         """Answer ``POST /features`` for ``client`` (whose values in progress are bounded: 429 beyond)."""
         try:
             raw = orjson.loads(body)

@@ -52,7 +52,7 @@ class Settings(BaseModel):
         "429 with Retry-After, checked once the body is parsed. A client with nothing in progress is admitted.",
     )
     slice_rows: int = Field(
-        default=100,
+        default=50,
         ge=1,
         description="Entity rows validated or looked up between two turns of the event loop, so one large lookup "
         "never holds other requests for long (each slice reads Redis in its own round trip).",
