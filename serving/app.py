@@ -74,7 +74,8 @@ def _features_operation(refs: dict[str, str]) -> dict[str, Any]:
             "413": {"description": "More entity rows (or bytes) than the limit.", "content": content("Error")},
             "422": {"description": "Malformed request or entity values.", "content": content("Invalid")},
             "429": {
-                "description": "Too many lookups in progress on this worker; retry after the Retry-After seconds.",
+                "description": "Too many lookups in progress on this worker, or this client's work in progress "
+                "at its budget; retry after the Retry-After seconds.",
                 "content": content("Error"),
             },
             "503": {"description": "Redis unreachable or the catalog not loaded yet.", "content": content("Error")},
@@ -125,7 +126,9 @@ def create_app(settings: Settings, source: CatalogSource | None = None) -> FastA
         catalog_source.start()
         refresher = asyncio.create_task(service.refresh_forever())
         # What exists now (modules, schemas, the app) lives as long as the process: keep it out of the
-        # collector's full passes, which otherwise stop the event loop for tens of ms under load.
+        # collector's full passes, which otherwise stop the event loop for tens of ms under load (garbage
+        # collected first, so none of it is kept for good).
+        gc.collect()
         gc.freeze()
         try:
             yield

@@ -74,6 +74,9 @@ def _at_least(flag: str, default: float, minimum: float, help_text: str) -> Deco
            "progress per worker, from Content-Length before reading; more get 429 with Retry-After.")
 @_at_least("--client-values-in-flight", 65536, 1,
            "Values (entity rows x features) one client may have being looked up per worker; more get 429.")
+@_at_least("--client-values-per-second", 100_000.0, 0,
+           "Values (entity rows x features) one client may have looked up per second per worker (a token bucket "
+           "of one second's worth); over it: 429 with Retry-After before its next body is read. 0: no limit.")
 @_at_least("--slice-rows", 50, 1,
            "Entity rows validated or looked up between two turns of the event loop (one Redis round trip each).")
 @_at_least("--retry-after", 1, 1, "Retry-After of a 429.")

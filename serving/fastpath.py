@@ -4,7 +4,8 @@ the app state the lifespan created; every other path goes through the FastAPI ap
 operation is still published in the OpenAPI document (see :mod:`streamguard.serving.app`).
 
 Admission, in order, each refusal answered before a byte of the body is read: the worker's lookups in progress
-(429), the declared body size (413), the client's body bytes in progress (429, :mod:`streamguard.serving.budget`).
+(429), the declared body size (413), the client's rate (429 while it is in debt), the client's body bytes in
+progress (429; :mod:`streamguard.serving.budget`).
 The client's values in progress are checked once the body is parsed (:meth:`FeatureService.features`)."""
 
 import time
@@ -63,6 +64,11 @@ class FeaturesFastPath:
             await self._answer(service, send, started, 413, too_large)
             return
         client = client_of(scope)
+        wait = service.values_rate.retry_after(client, time.monotonic())
+        if wait:
+            detail = f"this client looked up more than {service.values_rate.rate:g} values a second; retry later"
+            await self._answer(service, send, started, 429, orjson.dumps({"detail": detail}), "client_rate", wait)
+            return
         cost = limit if declared is None else declared
         budget = service.bytes_in_flight
         if not budget.acquire(client, cost):
@@ -83,15 +89,22 @@ class FeaturesFastPath:
 
     @staticmethod
     async def _answer(
-        service: Any, send: Send, started: float, status: int, body: bytes, refused: str | None = None
+        service: Any,
+        send: Send,
+        started: float,
+        status: int,
+        body: bytes,
+        refused: str | None = None,
+        retry_after: int = 0,
     ) -> None:
         """Send the answer: a 413 closes the connection (its body may be unread); a 429 (``refused``: which
-        limit) says when to retry."""
+        limit) says when to retry (``retry_after`` seconds, at least the configured Retry-After)."""
         extra = None
         if status == 413:
             extra = [(b"connection", b"close")]
         elif status == 429:
-            extra = [(b"retry-after", str(service.settings.retry_after_seconds).encode())]
+            retry = max(retry_after, service.settings.retry_after_seconds)
+            extra = [(b"retry-after", str(retry).encode())]
             service.metrics.lookups_refused.labels(refused).inc()
         await send_json(send, status, body, extra)
         service.metrics.observe(PATH, status, time.perf_counter() - started)

@@ -105,8 +105,9 @@ class ServingMetrics:
         )
         self.lookups_refused = Counter(
             "streamguard_serving_lookups_refused",
-            "Lookups answered 429: the worker's lookups in progress (worker), or one client's body bytes "
-            "(client_bytes) or values (client_values) in progress at their limit.",
+            "Lookups answered 429: the worker's lookups in progress (worker), one client's body bytes "
+            "(client_bytes) or values (client_values) in progress at their limit, or its values a second over "
+            "its rate (client_rate).",
             ["reason"],
             registry=self.registry,
         )

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from streamguard.serving.budget import ClientBudget
+from streamguard.serving.budget import ClientBudget, ClientRate
 from streamguard.serving.cache import TTLCache
 from streamguard.serving.catalog import Catalog
 from streamguard.serving.errors import BatchTooLargeError, ServingError, StoreUnavailableError
@@ -89,6 +89,8 @@ class FeatureService:
         """Body bytes of lookups in progress per client (checked before the body is read)."""
         self.values_in_flight = ClientBudget(settings.client_values_in_flight)
         """Values (rows x features) being looked up per client (checked once the body is parsed)."""
+        self.values_rate = ClientRate(settings.client_values_per_second)
+        """Values looked up per second per client (charged once the body is parsed, checked before the next)."""
         self._catalog: Catalog | None = None
         self._selections: dict[tuple[str, ...], Selection] = {}
         self._selection_bytes = 0
@@ -135,7 +137,7 @@ class FeatureService:
             return request, request.entities
         assert isinstance(raw, dict)
         request = _REQUEST.validate_python({**raw, "entities": entities[:step]})
-        rows = request.entities
+        rows = list(request.entities)
         for start in range(step, len(entities), step):
             await asyncio.sleep(0)
             try:
@@ -173,6 +175,7 @@ class FeatureService:
             if not budget.acquire(client, cost):
                 held = budget.held(client)
                 return _error(429, f"this client has {held} values being looked up (limit {budget.limit}); retry later")
+            self.values_rate.charge(client, cost, time.monotonic())
             try:
                 values, statuses, stamps, stats = await self.lookup.read(
                     selection, rows, slice_rows=self.settings.slice_rows

@@ -51,6 +51,13 @@ class Settings(BaseModel):
         description="Values (entity rows x features) one client may have being looked up per worker; more -> "
         "429 with Retry-After, checked once the body is parsed. A client with nothing in progress is admitted.",
     )
+    client_values_per_second: float = Field(
+        default=100_000,
+        ge=0,
+        description="Values (entity rows x features) one client may have looked up per second per worker, as a "
+        "token bucket holding one second's worth; a client over it gets 429 with Retry-After before its next body "
+        "is read. 0: no rate limit.",
+    )
     slice_rows: int = Field(
         default=50,
         ge=1,

@@ -100,7 +100,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             source = FileSource(str(config))
             source.start()
             service = FeatureService(settings, source, connect(settings))
-            gc.freeze()  # as the app's lifespan does
+            gc.collect()  # as the app's lifespan does
+            gc.freeze()
             try:
                 results[str(slice_rows)] = {
                     name: await measure(service, body, args.repeat) for name, body in bodies.items()

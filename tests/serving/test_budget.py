@@ -2,7 +2,7 @@
 
 import pytest
 
-from streamguard.serving.budget import ClientBudget, client_of_address, client_of_token
+from streamguard.serving.budget import TRACKED_CLIENTS, ClientBudget, ClientRate, client_of_address, client_of_token
 
 
 def test_a_client_is_refused_beyond_its_budget_and_others_are_not_affected() -> None:
@@ -48,3 +48,35 @@ def test_client_identities() -> None:
     assert "s3cret" not in first and first.startswith("token:")
     assert client_of_address("10.0.0.7") == "address:10.0.0.7"
     assert client_of_address(None) == "address:unknown"
+
+
+def test_a_client_over_its_rate_waits_its_debt_off() -> None:
+    rate = ClientRate(rate=100)
+    assert rate.wait("a", 0.0) == 0
+    rate.charge("a", 60, 0.0)
+    assert rate.wait("a", 0.0) == 0  # 40 left
+    rate.charge("a", 340, 0.0)  # a lookup larger than the bucket: served, 300 in debt
+    assert rate.wait("a", 0.0) == pytest.approx(3.0)
+    assert rate.retry_after("a", 0.5) == 3  # 2.5 s, rounded up
+    assert rate.wait("b", 0.5) == 0  # another client is not affected
+    assert rate.wait("a", 3.0) == 0
+    rate.charge("a", 50, 3.0)
+    assert rate.wait("a", 3.0) == pytest.approx(0.5)
+
+
+def test_a_bucket_holds_at_most_one_seconds_worth() -> None:
+    rate = ClientRate(rate=10)
+    rate.charge("a", 5, 0.0)
+    rate.charge("a", 25, 100.0)  # idle for long: refilled to 10, not 1000
+    assert rate.wait("a", 100.0) == pytest.approx(1.5)
+
+
+def test_rate_zero_is_off_and_full_buckets_are_forgotten() -> None:
+    off = ClientRate(rate=0)
+    off.charge("a", 1e9, 0.0)
+    assert off.wait("a", 0.0) == 0 and off.clients == 0
+    rate = ClientRate(rate=1)
+    for index in range(TRACKED_CLIENTS):
+        rate.charge(f"c{index}", 1, 0.0)
+    rate.charge("late", 1, 10.0)  # the others refilled by now
+    assert rate.clients == 1 and rate.wait("late", 10.0) == 0

@@ -66,6 +66,29 @@ def test_a_client_over_its_body_bytes_in_progress_is_refused_while_another_is_se
         assert any('reason="client_bytes"' in line and not line.endswith(" 0.0") for line in refusals), refusals
 
 
+def test_a_client_over_its_rate_is_refused_while_another_is_served(
+    stack: Endpoints, config_path: Path, tmp_path: Path
+) -> None:
+    """At one value a second, a lookup of 20 values is served and leaves its client 19 s in debt: its next lookup
+    is refused before its body is read (429, Retry-After the seconds left); the other token is served."""
+    tokens = tmp_path / "tokens"
+    write_tokens(tokens, HOSTILE, POLITE)
+    twenty = {**LOOKUP, "entities": [{"customer_id": f"C{index:06d}"} for index in range(20)]}
+    with running_server(
+        config_path, stack.redis_url, "--client-values-per-second", "1", auth=("--auth-token-file", str(tokens))
+    ) as base:
+        hostile = {"authorization": f"Bearer {HOSTILE}"}
+        assert httpx.post(f"{base}/features", json=twenty, headers=hostile, timeout=10).status_code == 200
+        refused = httpx.post(f"{base}/features", json=twenty, headers=hostile, timeout=10)
+        assert refused.status_code == 429
+        assert refused.json() == {"detail": "this client looked up more than 1 values a second; retry later"}
+        assert 1 <= int(refused.headers["retry-after"]) <= 19
+        served = post(base, POLITE)
+        assert served.status_code == 200 and len(served.json()["results"]) == 1
+        metrics = httpx.get(f"{base}/metrics", timeout=10).text
+        assert 'streamguard_serving_lookups_refused_total{reason="client_rate"} 1.0' in metrics
+
+
 def test_a_client_over_its_values_in_progress_is_refused(serving_client: ClientFactory) -> None:
     """Values (rows x features) are counted once the body is parsed: with the client's budget taken, its lookup
     is refused (429, Retry-After) and nothing of it read; another client is served; once given back, it is too."""
