@@ -5,7 +5,8 @@ The hostile client holds a valid token of its own and sends maximum-size lookups
 ``--concurrency`` connections (default 64) for ``--duration`` seconds (default 30), never waiting for a
 Retry-After, plus over-limit bodies (refused on their Content-Length). Meanwhile the open-loop generator
 (``loadgen.py``) sends one FinServe vector at ``--rate`` (default 200/s) with another token. The server runs
-with its default limits (one worker), so the hostile token meets its own budget of work in progress.
+with its default limits (one worker), so the hostile token meets its own budgets (work in progress, values a
+second) and the well-behaved one does not.
 Reported: the server's peak RSS (every process of its group, sampled every 0.2 s) against the chart's memory
 limit, the well-behaved client's p50/p99/errors, the hostile answers by status, and the load average at the
 start and the end (a figure taken on a loaded machine says little).
