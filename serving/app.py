@@ -75,7 +75,7 @@ def _features_operation(refs: dict[str, str]) -> dict[str, Any]:
             "422": {"description": "Malformed request or entity values.", "content": content("Invalid")},
             "429": {
                 "description": "Too many lookups in progress on this worker, or this client's work in progress "
-                "at its budget; retry after the Retry-After seconds.",
+                "or values a second over its limit; retry after the Retry-After seconds.",
                 "content": content("Error"),
             },
             "503": {"description": "Redis unreachable or the catalog not loaded yet.", "content": content("Error")},
