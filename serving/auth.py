@@ -18,7 +18,8 @@ from pathlib import Path
 
 import orjson
 
-from streamguard.serving.fastpath import ASGIApp, Receive, Scope, Send, send_json
+from streamguard.serving.budget import client_of_token
+from streamguard.serving.fastpath import CLIENT, ASGIApp, Receive, Scope, Send, send_json
 
 logger = logging.getLogger(__name__)
 
@@ -96,4 +97,5 @@ class Authenticate:
             detail = "missing bearer token" if presented is None else "invalid bearer token"
             await send_json(send, 401, orjson.dumps({"detail": detail}), CHALLENGE)
             return
+        scope[CLIENT] = client_of_token(presented)  # the unit of fairness (serving/budget.py)
         await self.app(scope, receive, send)

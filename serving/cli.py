@@ -69,6 +69,16 @@ def _at_least(flag: str, default: float, minimum: float, help_text: str) -> Deco
 @_at_least("--max-entity-keys", 16, 1, "Keys per entity row (413).")
 @_at_least("--max-concurrent-lookups", 64, 1,
            "POST /features in progress per worker (reading or answering); more get 429 with Retry-After.")
+@_at_least("--client-bytes-in-flight", 1024 * 1024, 1,
+           "Body bytes of lookups one client (bearer token; address with --insecure-no-auth) may have in "
+           "progress per worker, from Content-Length before reading; more get 429 with Retry-After.")
+@_at_least("--client-values-in-flight", 65536, 1,
+           "Values (entity rows x features) one client may have being looked up per worker; more get 429.")
+@_at_least("--client-values-per-second", 100_000.0, 0,
+           "Values (entity rows x features) one client may have looked up per second per worker (a token bucket "
+           "of one second's worth); over it: 429 with Retry-After before its next body is read. 0: no limit.")
+@_at_least("--slice-rows", 50, 1,
+           "Entity rows validated or looked up between two turns of the event loop (one Redis round trip each).")
 @_at_least("--retry-after", 1, 1, "Retry-After of a 429.")
 @_at_least("--cache-max-bytes", 64 * 1024 * 1024, 1024,
            "Estimated bytes of cached Redis reads per worker (oldest dropped first).")

@@ -1,4 +1,7 @@
-"""The request path: one Redis pipeline of ``HMGET``s for every view and entity row, then statuses.
+"""The request path: per slice of entity rows, one Redis pipeline of ``HMGET``s for every view and row, then
+statuses. Slices (``slice_rows`` rows each) are looked up one after the other, each in its own round trip
+with its own reads of the records below, and the event loop takes a turn between two slices: a large lookup
+never holds another request for more than one slice's work. Every slice is judged at the request's time.
 
 Reads per entity row and selected view:
 
@@ -21,6 +24,7 @@ read again whenever a request goes to Redis (values read now are never judged by
 a request answered entirely from the cache uses the cached marker, as old as its values.
 """
 
+import asyncio
 import time
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -134,10 +138,34 @@ class Lookup:
         return out
 
     async def read(
-        self, selection: Selection, rows: Sequence[EntityRow], now: float | None = None
+        self, selection: Selection, rows: Sequence[EntityRow], now: float | None = None, slice_rows: int = 50
     ) -> tuple[list[list[Scalar]], list[list[str]], list[list[str | None]], ReadStats]:
-        """Values, statuses and event timestamps per row (aligned with ``selection.refs``)."""
+        """Values, statuses and event timestamps per row (aligned with ``selection.refs``), read ``slice_rows``
+        rows at a time."""
         now = time.time() if now is None else now
+        if len(rows) <= slice_rows:
+            return await self._read_slice(selection, rows, 0, now)
+        values: list[list[Scalar]] = []
+        statuses: list[list[str]] = []
+        stamps: list[list[str | None]] = []
+        stats = ReadStats()
+        for start in range(0, len(rows), slice_rows):
+            if start:
+                await asyncio.sleep(0)  # a turn for the other requests, even when the slice came from the cache
+            part = await self._read_slice(selection, rows[start : start + slice_rows], start, now)
+            values += part[0]
+            statuses += part[1]
+            stamps += part[2]
+            stats.cache_hits += part[3].cache_hits
+            stats.cache_misses += part[3].cache_misses
+            for view, ts in part[3].newest_batch_ts.items():
+                stats.newest_batch_ts[view] = max(ts, stats.newest_batch_ts.get(view, 0.0))
+        return values, statuses, stamps, stats
+
+    async def _read_slice(
+        self, selection: Selection, rows: Sequence[EntityRow], first: int, now: float
+    ) -> tuple[list[list[Scalar]], list[list[str]], list[list[str | None]], ReadStats]:
+        """:meth:`read` of consecutive rows, the first of them at position ``first`` of the request."""
         now_ms = int(now * 1000)
         stats = ReadStats()
         views = selection.views
@@ -150,7 +178,7 @@ class Lookup:
             wanted[view.generation_key] = (view.generation_key, *_MARKER_READ)
             wanted[view.coverage_key] = (view.coverage_key, *_COVERAGE_READ)
         plans: list[list[tuple[Hashable, dict[str, bytes]]]] = []
-        for position, row in enumerate(rows):
+        for position, row in enumerate(rows, first):
             memo: dict[tuple[str, ...], bytes] = {}
             row_plan = []
             for view, needs_batch, groups in zip(views, selection.needs_batch, selection.groups, strict=True):

@@ -103,6 +103,14 @@ class ServingMetrics:
             "Requests or health checks that failed to talk to Redis.",
             registry=self.registry,
         )
+        self.lookups_refused = Counter(
+            "streamguard_serving_lookups_refused",
+            "Lookups answered 429: the worker's lookups in progress (worker), one client's body bytes "
+            "(client_bytes) or values (client_values) in progress at their limit, or its values a second over "
+            "its rate (client_rate).",
+            ["reason"],
+            registry=self.registry,
+        )
         self.registry.register(_FreshnessCollector(freshness))
         self._durations: dict[tuple[str, int], Histogram] = {}
 

@@ -19,6 +19,8 @@ EntityValue = (
 )
 Status = Literal["present", "stale", "partial", "expired", "not_found"]
 Scalar = StrictStr | StrictInt | float | bool | None
+EntityRow = dict[Annotated[str, StringConstraints(max_length=63)], EntityValue]
+"""One entity row: join keys to values."""
 
 
 def _no_default(schema: dict[str, Any]) -> None:
@@ -48,7 +50,7 @@ class LookupRequest(_Wire):
     feature_set: Annotated[StrictStr, StringConstraints(min_length=1, max_length=253)] | SkipJsonSchema[None] = Field(
         default=None, examples=["fraud"], json_schema_extra=_no_default
     )
-    entities: list[dict[Annotated[str, StringConstraints(max_length=63)], EntityValue]] = Field(
+    entities: list[EntityRow] = Field(
         min_length=1, examples=[[{"customer_id": "C00042", "account_id": "A00042", "merchant_id": "M0007"}]]
     )
 

@@ -13,13 +13,14 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
+from streamguard.serving.budget import ClientBudget, ClientRate
 from streamguard.serving.cache import TTLCache
 from streamguard.serving.catalog import Catalog
 from streamguard.serving.errors import BatchTooLargeError, ServingError, StoreUnavailableError
 from streamguard.serving.health import Health, ReadinessPolicy, ViewFreshness, check
 from streamguard.serving.lookup import Lookup
 from streamguard.serving.metrics import ServingMetrics
-from streamguard.serving.models import LookupRequest
+from streamguard.serving.models import EntityRow, LookupRequest
 from streamguard.serving.redisio import RedisPool
 from streamguard.serving.selection import Selection, feature_set_refs, resolve
 from streamguard.serving.settings import Settings
@@ -27,12 +28,39 @@ from streamguard.serving.sources import CatalogSource
 
 log = logging.getLogger(__name__)
 _REQUEST = TypeAdapter(LookupRequest)
+_ENTITIES = TypeAdapter(list[EntityRow])
 SELECTION_REF_BYTES = 160
 """Estimated memory of one reference in a resolved selection (its string, column and tuple slots)."""
 
 
 def _error(status: int, detail: object) -> tuple[int, bytes]:
     return status, orjson.dumps({"detail": detail})
+
+
+class _RowsInvalidError(Exception):
+    """Entity rows from ``start`` on failed validation (their locations are relative to ``start``)."""
+
+    def __init__(self, start: int, error: ValidationError) -> None:
+        super().__init__(str(error))
+        self.start = start
+        self.error = error
+
+
+def _invalid(error: ValidationError | _RowsInvalidError) -> tuple[int, bytes]:
+    """A 422 listing what was wrong where (a row's location counted in the whole request)."""
+    if isinstance(error, _RowsInvalidError):
+        start, error = error.start, error.error
+        prefix: tuple[str, ...] = ("entities",)
+    else:
+        start, prefix = 0, ()
+    details = error.errors(include_url=False, include_context=False, include_input=False)
+    items = []
+    for d in details:
+        loc = list(d["loc"])
+        if prefix:
+            loc = [*prefix, int(loc[0]) + start, *loc[1:]]
+        items.append({"loc": loc, "msg": d["msg"], "type": d["type"]})
+    return 422, orjson.dumps({"detail": items})
 
 
 def connect(settings: Settings) -> RedisPool:
@@ -57,6 +85,12 @@ class FeatureService:
         self.policy = ReadinessPolicy(settings.required_views, settings.advisory_views)
         self.health: Health | None = None
         self.metrics = ServingMetrics(self._freshness_snapshot)
+        self.bytes_in_flight = ClientBudget(settings.client_bytes_in_flight)
+        """Body bytes of lookups in progress per client (checked before the body is read)."""
+        self.values_in_flight = ClientBudget(settings.client_values_in_flight)
+        """Values (rows x features) being looked up per client (checked once the body is parsed)."""
+        self.values_rate = ClientRate(settings.client_values_per_second)
+        """Values looked up per second per client (charged once the body is parsed, checked before the next)."""
         self._catalog: Catalog | None = None
         self._selections: dict[tuple[str, ...], Selection] = {}
         self._selection_bytes = 0
@@ -93,8 +127,27 @@ class FeatureService:
                 self._selection_bytes += size
         return selection
 
-    async def features(self, body: bytes) -> tuple[int, bytes]:
-        """Answer ``POST /features``."""
+    async def _validate(self, raw: object) -> tuple[LookupRequest, list[EntityRow]]:
+        """The request and its entity rows, validated ``slice_rows`` rows at a time (the event loop takes a turn
+        between two slices); a :class:`ValidationError` locates the row in the whole request."""
+        entities = raw.get("entities") if isinstance(raw, dict) else None
+        step = self.settings.slice_rows
+        if not isinstance(entities, list) or len(entities) <= step:
+            request = _REQUEST.validate_python(raw)
+            return request, request.entities
+        assert isinstance(raw, dict)
+        request = _REQUEST.validate_python({**raw, "entities": entities[:step]})
+        rows = list(request.entities)
+        for start in range(step, len(entities), step):
+            await asyncio.sleep(0)
+            try:
+                rows += _ENTITIES.validate_python(entities[start : start + step])
+            except ValidationError as error:
+                raise _RowsInvalidError(start, error) from error
+        return request, rows
+
+    async def features(self, body: bytes, client: str) -> tuple[int, bytes]:
+        """Answer ``POST /features`` for ``client`` (whose values in progress are bounded: 429 beyond)."""
         try:
             raw = orjson.loads(body)
         except orjson.JSONDecodeError as error:
@@ -110,15 +163,25 @@ class FeatureService:
                 if isinstance(entities, list) and any(isinstance(e, dict) and len(e) > limit for e in entities):
                     raise BatchTooLargeError(f"an entity row has more than {limit} keys")
             try:
-                request = _REQUEST.validate_python(raw)
-            except ValidationError as error:
-                details = error.errors(include_url=False, include_context=False, include_input=False)
-                return _error(422, [{"loc": list(d["loc"]), "msg": d["msg"], "type": d["type"]} for d in details])
+                request, rows = await self._validate(raw)
+            except (ValidationError, _RowsInvalidError) as error:
+                return _invalid(error)
             catalog = self.catalog()
             if catalog is None:
                 raise StoreUnavailableError("feature catalog not loaded yet (FeatureViews not read)")
             selection = self._select(catalog, request)
-            values, statuses, stamps, stats = await self.lookup.read(selection, request.entities)
+            cost = len(rows) * len(selection.refs)
+            budget = self.values_in_flight
+            if not budget.acquire(client, cost):
+                held = budget.held(client)
+                return _error(429, f"this client has {held} values being looked up (limit {budget.limit}); retry later")
+            self.values_rate.charge(client, cost, time.monotonic())
+            try:
+                values, statuses, stamps, stats = await self.lookup.read(
+                    selection, rows, slice_rows=self.settings.slice_rows
+                )
+            finally:
+                budget.release(client, cost)
         except StoreUnavailableError as error:
             self.metrics.redis_errors.inc()
             return _error(error.status_code, error.detail)

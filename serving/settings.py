@@ -38,6 +38,32 @@ class Settings(BaseModel):
     max_concurrent_lookups: int = Field(
         default=64, ge=1, description="POST /features in progress per worker; more -> 429 with Retry-After."
     )
+    client_bytes_in_flight: int = Field(
+        default=1024 * 1024,
+        ge=1,
+        description="Body bytes of POST /features one client (bearer token, or address without authentication) "
+        "may have in progress per worker, counted from Content-Length before the body is read (the body limit "
+        "when there is none); more -> 429 with Retry-After. A client with nothing in progress is always admitted.",
+    )
+    client_values_in_flight: int = Field(
+        default=65536,
+        ge=1,
+        description="Values (entity rows x features) one client may have being looked up per worker; more -> "
+        "429 with Retry-After, checked once the body is parsed. A client with nothing in progress is admitted.",
+    )
+    client_values_per_second: float = Field(
+        default=100_000,
+        ge=0,
+        description="Values (entity rows x features) one client may have looked up per second per worker, as a "
+        "token bucket holding one second's worth; a client over it gets 429 with Retry-After before its next body "
+        "is read. 0: no rate limit.",
+    )
+    slice_rows: int = Field(
+        default=50,
+        ge=1,
+        description="Entity rows validated or looked up between two turns of the event loop, so one large lookup "
+        "never holds other requests for long (each slice reads Redis in its own round trip).",
+    )
     retry_after_seconds: int = Field(default=1, ge=1, description="Retry-After of a 429.")
     max_batch: int = Field(default=1000, ge=1, description="Entity rows per request; more -> 413.")
     max_body_bytes: int = Field(

@@ -1,11 +1,15 @@
 """A hostile client against serving, measured (never asserted): memory and a well-behaved client's latency.
 
-The hostile client holds a valid token and sends maximum-size lookups (bodies just under ``--max-body-bytes``:
-1000 entity rows of long, distinct ids, so every read misses the cache) from ``--concurrency`` connections
-(default 64) for ``--duration`` seconds (default 30), plus over-limit bodies (refused on their Content-Length).
-Meanwhile the open-loop generator (``loadgen.py``) sends one FinServe vector at ``--rate`` (default 200/s)
-with the same token. Reported: the server's peak RSS (every process of its group, sampled every 0.2 s)
-against the chart's memory limit, the well-behaved client's p50/p99/errors, and the hostile answers by status.
+The hostile client holds a valid token of its own and sends maximum-size lookups (bodies just under
+``--max-body-bytes``: as many entity rows of long, distinct ids as fit, so every read misses the cache) from
+``--concurrency`` connections (default 64) for ``--duration`` seconds (default 30), never waiting for a
+Retry-After, plus over-limit bodies (refused on their Content-Length). Meanwhile the open-loop generator
+(``loadgen.py``) sends one FinServe vector at ``--rate`` (default 200/s) with another token. The server runs
+with its default limits (one worker), so the hostile token meets its own budgets (work in progress, values a
+second) and the well-behaved one does not.
+Reported: the server's peak RSS (every process of its group, sampled every 0.2 s) against the chart's memory
+limit, the well-behaved client's p50/p99/errors, the hostile answers by status, and the load average at the
+start and the end (a figure taken on a loaded machine says little).
 
     .venv/bin/python benchmarks/serving/hostile.py [--duration 30] [--concurrency 64] [--rate 200]
 
@@ -105,8 +109,8 @@ def main() -> None:
     endpoints = Endpoints.load()
     data = Data(redis.Redis.from_url(endpoints.redis_url), 1000, int(args.duration) + 300)
     workdir = Path(tempfile.mkdtemp(prefix="sg-bench-hostile-"))
-    token = secrets.token_urlsafe(32)
-    (workdir / "tokens").write_text(token + "\n")
+    hostile_token, polite_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    (workdir / "tokens").write_text(f"{hostile_token}\n{polite_token}\n")
     try:
         data.write()
         ours, _ = data.bodies(2000)
@@ -143,12 +147,12 @@ def main() -> None:
                     "--duration",
                     str(args.duration),
                     "--header",
-                    f"Authorization: Bearer {token}",
+                    f"Authorization: Bearer {polite_token}",
                 ],
                 stdout=subprocess.PIPE,
                 text=True,
             )
-            statuses = asyncio.run(hostile(url, token, hostile_bodies, args.concurrency, args.duration))
+            statuses = asyncio.run(hostile(url, hostile_token, hostile_bodies, args.concurrency, args.duration))
             out, _ = good.communicate(timeout=args.duration + 120)
             stop.set()
             sampler.join()
@@ -171,7 +175,8 @@ def main() -> None:
         print(
             f"peak RSS {peak[0]:.0f} MiB (idle {idle_rss:.0f}, chart limit {CHART_MEMORY_LIMIT_MIB}); "
             f"well-behaved {args.rate:.0f}/s p99 {well_behaved['latency_ms']['p99']} ms, "
-            f"{well_behaved['errors']} errors {well_behaved['error_kinds']}; hostile answers {dict(statuses)}"
+            f"{well_behaved['errors']} errors {well_behaved['error_kinds']}; hostile answers {dict(statuses)}; "
+            f"load average {info['load_average_at_start'][0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
         )
     finally:
         data.delete()

@@ -15,6 +15,7 @@ from streamguard import objectstore
 from streamguard.api.crdgen import render_all
 from streamguard.operator.rbac import rules as operator_rules
 from streamguard.operator.settings import OperatorSettings, Resources
+from streamguard.serving.cli import command as serve
 from tests.delivery.conftest import CHART, REPO, VALUES_FILES, Helm
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
@@ -274,3 +275,18 @@ def test_serving_readiness_policy(helm: Helm) -> None:
     assert "--advisory-views=device-*,x" in container(find(docs, "Deployment", "-serving"))["args"]
     bad = helm("template", "sg", str(CHART), "--set", "serving.requiredViews={Not A View}", check=False)
     assert bad.returncode != 0 and "requiredViews" in bad.stderr
+
+
+@pytest.mark.stack
+def test_serving_limits_reach_the_server_as_its_settings(helm: Helm) -> None:
+    """Every argument the chart gives `streamguard serve` is one the command parses, and the limits arrive."""
+    args = container(find(rendered(helm, "values.yaml"), "Deployment", "-serving"))["args"]
+    assert args[0] == "serve"
+    mounted = "--auth-token-file"  # a path in the pod: not here to check
+    parsed = serve.make_context("serve", [arg for arg in args[1:] if not arg.startswith(mounted)]).params
+    limits = yaml.safe_load((CHART / "values.yaml").read_text())["serving"]["limits"]
+    assert parsed["client_bytes_in_flight"] == limits["clientBytesInFlight"]
+    assert parsed["client_values_in_flight"] == limits["clientValuesInFlight"]
+    assert parsed["client_values_per_second"] == limits["clientValuesPerSecond"]
+    assert parsed["slice_rows"] == limits["sliceRows"]
+    assert parsed["max_concurrent_lookups"] == limits["maxConcurrentLookups"]

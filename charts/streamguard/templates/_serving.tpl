@@ -17,6 +17,10 @@
 - --max-body-bytes={{ int .Values.serving.limits.maxBodyBytes }}
 - --max-entity-keys={{ int .Values.serving.limits.maxEntityKeys }}
 - --max-concurrent-lookups={{ int .Values.serving.limits.maxConcurrentLookups }}
+- --client-bytes-in-flight={{ int .Values.serving.limits.clientBytesInFlight }}
+- --client-values-in-flight={{ int .Values.serving.limits.clientValuesInFlight }}
+- --client-values-per-second={{ .Values.serving.limits.clientValuesPerSecond }}
+- --slice-rows={{ int .Values.serving.limits.sliceRows }}
 - --retry-after={{ int .Values.serving.limits.retryAfterSeconds }}
 - --cache-max-bytes={{ int .Values.serving.limits.cacheMaxBytes }}
 - --selection-cache-bytes={{ int .Values.serving.limits.selectionCacheBytes }}
