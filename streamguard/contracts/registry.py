@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 import httpx
 
+from streamguard.clientsecurity import RegistrySecurity
 from streamguard.contracts import compatibility
 from streamguard.contracts.compatibility import CompatibilityLevel
 
@@ -314,9 +315,10 @@ class _Transport:
 class SchemaRegistry(_Transport):
     """Synchronous client; ``base_url`` is the API root, e.g. ``http://host:port/apis/ccompat/v7``."""
 
-    def __init__(self, base_url: str, timeout: float = 10.0, auth: tuple[str, str] | None = None) -> None:
+    def __init__(self, base_url: str, timeout: float = 10.0, security: RegistrySecurity | None = None) -> None:
         super().__init__(base_url)
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, auth=auth, headers={"Accept": CONTENT_TYPE})
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers={"Accept": CONTENT_TYPE},
+                                  **(security or RegistrySecurity()).httpx_options())
 
     def close(self) -> None:
         self._http.close()
@@ -373,10 +375,11 @@ class SchemaRegistry(_Transport):
 class AsyncSchemaRegistry(_Transport):
     """The same calls over ``httpx.AsyncClient`` (the operator)."""
 
-    def __init__(self, base_url: str, timeout: float = 5.0, auth: tuple[str, str] | None = None) -> None:
+    def __init__(self, base_url: str, timeout: float = 5.0, security: RegistrySecurity | None = None) -> None:
         super().__init__(base_url)
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, timeout=timeout, auth=auth, headers={"Accept": CONTENT_TYPE}
+            base_url=self.base_url, timeout=timeout, headers={"Accept": CONTENT_TYPE},
+            **(security or RegistrySecurity()).httpx_options(),
         )
 
     async def close(self) -> None:

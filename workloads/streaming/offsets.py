@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
+from streamguard.clientsecurity import KafkaEndpoint
 from streamguard.workloads.streaming import checkpoint
 from streamguard.workloads.streaming.plan import StreamPlan
 
@@ -122,9 +123,9 @@ def write_start(checkpoint_dir: str, start: Start) -> None:
 class TopicProbe:
     """Admin-API reads of one topic: partitions, end offsets, what retention kept."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, kafka: KafkaEndpoint, topic: str) -> None:
         self.topic = topic
-        self._admin = AdminClient({**ADMIN_CONFIG, "bootstrap.servers": bootstrap})
+        self._admin = AdminClient(kafka.confluent(**ADMIN_CONFIG))
 
     def partitions(self) -> list[int]:
         """The topic's partitions; :class:`TopicMissingError` when it does not exist."""
