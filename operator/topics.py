@@ -19,14 +19,12 @@ from confluent_kafka.cimpl import NewPartitions, NewTopic
 
 from streamguard.api.durations import parse_duration
 from streamguard.api.streamingwindow import KafkaSource
-from streamguard.clientsecurity import KafkaEndpoint, KafkaSecurity
+from streamguard.clientsecurity import AUTHENTICATION_CODES, KafkaEndpoint, KafkaSecurity, Refusals
 from streamguard.operator.status import Cond
 
 CONDITION = "TopicReady"
 RETENTION = "retention.ms"
 T = TypeVar("T")
-AUTHENTICATION_CODES = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError.SASL_AUTHENTICATION_FAILED})
-"""librdkafka's codes for a refused TLS handshake or SASL login."""
 
 
 class KafkaUnavailableError(Exception):
@@ -185,21 +183,17 @@ class Topics:
             )
         self._timeout = timeout
         self._security = security or KafkaSecurity()
-        self._refused: KafkaError | None = None
+        self._refusals = Refusals()
         """The last TLS or SASL refusal librdkafka reported on a connection; cleared by a successful call."""
         endpoint = KafkaEndpoint(bootstrap, self._security)
         self._admin = AdminClient(
-            endpoint.confluent(**{"socket.timeout.ms": int(timeout * 1000), "error_cb": self._connection_error})
+            endpoint.confluent(**{"socket.timeout.ms": int(timeout * 1000), "error_cb": self._refusals})
         )
         self.calls = 0
 
-    def _connection_error(self, error: KafkaError) -> None:
-        if error.code() in AUTHENTICATION_CODES:
-            self._refused = error
-
     def _authentication_failure(self, what: str) -> KafkaAuthenticationError | None:
         self._admin.poll(0)
-        refused = self._refused
+        refused = self._refusals.last
         if refused is None:
             return None
         return KafkaAuthenticationError(
@@ -214,7 +208,7 @@ class Topics:
         except KafkaException as error:
             kafka_error: KafkaError = error.args[0]
             if absent is not None and kafka_error.code() == absent:
-                self._refused = None
+                self._refusals.last = None
                 return None
             refused = self._authentication_failure(what)
             if refused is not None or kafka_error.code() in AUTHENTICATION_CODES:
@@ -222,7 +216,7 @@ class Topics:
             if _transient(kafka_error):
                 raise KafkaUnavailableError(f"{what}: {kafka_error.str()}") from error
             raise TopicRejectedError(f"{what}: {kafka_error.str()}") from error
-        self._refused = None
+        self._refusals.last = None
         return result
 
     async def describe(self, topic: str) -> TopicState | None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from confluent_kafka import KafkaError
 from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 
 KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -28,6 +29,9 @@ REGISTRY_CERT_FILE_ENV = "STREAMGUARD_REGISTRY_CERT_FILE"
 REGISTRY_KEY_FILE_ENV = "STREAMGUARD_REGISTRY_KEY_FILE"
 REGISTRY_USERNAME_ENV = "STREAMGUARD_REGISTRY_USERNAME"
 REGISTRY_PASSWORD_ENV = "STREAMGUARD_REGISTRY_PASSWORD"
+
+AUTHENTICATION_CODES = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError.SASL_AUTHENTICATION_FAILED})
+"""librdkafka's codes for a refused TLS handshake or SASL login."""
 
 _JAAS_MODULES: dict[str, str] = {
     "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
@@ -178,3 +182,15 @@ class KafkaEndpoint:
 
     def spark(self) -> dict[str, str]:
         return {"kafka.bootstrap.servers": self.bootstrap, **self.security.spark()}
+
+
+class Refusals:
+    """A librdkafka ``error_cb`` keeping the last TLS or SASL refusal: a client whose brokers refuse it only
+    times out, and this says why."""
+
+    def __init__(self) -> None:
+        self.last: KafkaError | None = None
+
+    def __call__(self, error: KafkaError) -> None:
+        if error.code() in AUTHENTICATION_CODES:
+            self.last = error

@@ -10,9 +10,10 @@ stack's own tools and readiness probes keep using them.
 
 import json
 import secrets
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from streamguard import clientsecurity
 from streamguard.clientsecurity import KafkaEndpoint, KafkaSecurity, RegistrySecurity
 from streamguard.contracts.registry import API_PATH
 from streamguard.devstack.certs import Pki, ensure_service_cert
@@ -31,14 +32,14 @@ class Secured:
     kafka_port: int
     registry_port: int
     username: str
-    password: str
+    password: str = field(repr=False)
     ca_file: str
     broker_cert: str
     broker_key: str
     registry_cert: str
     registry_key: str
     registry_username: str
-    registry_password: str
+    registry_password: str = field(repr=False)
 
     @property
     def kafka(self) -> KafkaEndpoint:
@@ -54,6 +55,21 @@ class Secured:
     def registry_security(self) -> RegistrySecurity:
         return RegistrySecurity(ca_file=self.ca_file, username=self.registry_username,
                                 password=self.registry_password)
+
+    def env(self) -> dict[str, str]:
+        """The environment that points a workload (or the operator) at the secured entrances."""
+        return {
+            "STREAMGUARD_KAFKA_BOOTSTRAP": self.kafka.bootstrap,
+            clientsecurity.KAFKA_PROTOCOL_ENV: "SASL_SSL",
+            clientsecurity.KAFKA_MECHANISM_ENV: "SCRAM-SHA-512",
+            clientsecurity.KAFKA_USERNAME_ENV: self.username,
+            clientsecurity.KAFKA_PASSWORD_ENV: self.password,
+            clientsecurity.KAFKA_CA_FILE_ENV: self.ca_file,
+            "STREAMGUARD_REGISTRY_URL": self.registry_url,
+            clientsecurity.REGISTRY_CA_FILE_ENV: self.ca_file,
+            clientsecurity.REGISTRY_USERNAME_ENV: self.registry_username,
+            clientsecurity.REGISTRY_PASSWORD_ENV: self.registry_password,
+        }
 
     @classmethod
     def load(cls, run_dir: Path) -> "Secured":
