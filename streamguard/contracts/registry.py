@@ -8,7 +8,7 @@ transport, so both speak the same paths, normalisation and error tree:
 * :class:`RegistryError`: base of every failure.
 * :class:`RegistryUnavailableError`: no answer (connection, timeout) or a server error; retry later.
 * :class:`RegistryRejectedError`: a refusal (4xx) that retrying does not fix; ``status`` is the HTTP status
-  (422: not a valid schema).
+  (422: not a valid schema; 401/403: the client's credentials, the message naming the registry).
 * :class:`NotRegisteredError`: the subject, version or id is unknown (only where absence is not an answer
   of its own: :meth:`~SchemaRegistry.lookup`, :meth:`~SchemaRegistry.schema_by_id`,
   :meth:`~SchemaRegistry.versions` return ``None`` / ``[]``).
@@ -303,6 +303,12 @@ class _Transport:
         )
 
     def _answered(self, request: Request, response: httpx.Response) -> httpx.Response:
+        if response.status_code in (401, 403):
+            raise RegistryRejectedError(
+                f"schema registry {self.base_url} refused the client's credentials ({request.method} {request.path}): "
+                f"HTTP {response.status_code}: {reason(response)}",
+                response.status_code,
+            )
         if response.status_code >= 500:
             raise RegistryUnavailableError(
                 f"schema registry {self.base_url} failed ({request.method} {request.path}): "
