@@ -45,8 +45,9 @@ class Stack:
     """One stack rooted at ``run_dir``; ports are chosen once and kept in ``ports.json``."""
 
     def __init__(self, run_dir: Path, secured: bool = False) -> None:
-        """``secured``: Kafka also serves a SASL_SSL listener and the registry serves HTTPS with client
-        authentication only (:mod:`streamguard.devstack.secured`); for private stacks."""
+        """``secured``: Kafka also serves a SASL_SSL listener and the registry serves HTTPS only, with HTTP
+        basic auth required (:mod:`streamguard.devstack.secured`); for private stacks whose services are
+        started one by one (:meth:`restart`), never for the shared stack (:meth:`up` refuses it)."""
         self.run_dir = run_dir.resolve()
         self.secured = secured
         self.supervisor = Supervisor(self.run_dir)
@@ -79,6 +80,8 @@ class Stack:
 
         Serialized by a lock in the run directory, so concurrent callers (parallel test sessions) share
         one stack instead of racing."""
+        if self.secured:
+            raise ValueError("a secured stack is started service by service (Stack.restart), not with up()")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with (self.run_dir / ".lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -127,7 +130,7 @@ class Stack:
 
         tasks: list[Callable[[], None]] = [
             control_plane,
-            lambda: self._start_kafka(built, ports),
+            lambda: self._start(self._data_service("kafka", built, ports)),
             registry,
             lambda: self._start(self._data_service("redis", built, ports)),
             object_store,
@@ -201,10 +204,6 @@ class Stack:
         self._start(service)
         if name == "kafka":
             self._ensure_scram_user(ports)
-
-    def _start_kafka(self, built: dict[str, Artifact], ports: dict[str, int]) -> None:
-        self._start(self._data_service("kafka", built, ports))
-        self._ensure_scram_user(ports)
 
     def _ensure_scram_user(self, ports: dict[str, int]) -> None:
         entrances = self.secured_entrances()
