@@ -12,6 +12,7 @@ import kopf
 
 from streamguard.api.common import GROUP, VERSION
 from streamguard.api.kinds import PLURALS
+from streamguard.clientsecurity import RegistrySecurity
 from streamguard.contracts.registry import AsyncSchemaRegistry
 from streamguard.kubeclient import load_configuration
 from streamguard.operator.controller import Controller
@@ -52,11 +53,17 @@ def build_registry(
             kube=Kube(load_configuration(kubeconfig)),
             settings=operator_settings,
             registry=AsyncSchemaRegistry(
-                operator_settings.registry_for_operator(), operator_settings.registry_timeout_seconds
+                operator_settings.registry_for_operator(),
+                operator_settings.registry_timeout_seconds,
+                security=RegistrySecurity.from_env(),
             )
             if operator_settings.registry_for_operator()
             else None,
-            topics=Topics(operator_settings.kafka_for_operator(), operator_settings.kafka_timeout_seconds)
+            topics=Topics(
+                operator_settings.kafka_for_operator(),
+                operator_settings.kafka_timeout_seconds,
+                security=operator_settings.kafka_security_for_operator(),
+            )
             if operator_settings.kafka_for_operator()
             else None,
             feast_registry=FeastRegistry(operator_settings.feast_registry)

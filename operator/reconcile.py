@@ -566,6 +566,9 @@ async def _ensure_topic(
                     f"Topic{what.title()}",
                     f"Kafka topic {topic!r} {what}: {live.partitions} partitions",
                 )
+    except topics.KafkaAuthenticationError as error:
+        refused = Cond(topics.CONDITION, "False", "KafkaAuthenticationFailed", str(error))
+        return TopicOutcome(refused, retry=RETRY_SECONDS)
     except topics.KafkaUnavailableError as error:
         return TopicOutcome(Cond(topics.CONDITION, "Unknown", "KafkaUnavailable", str(error)), retry=RETRY_SECONDS)
     except topics.TopicRejectedError as error:

@@ -2,8 +2,8 @@
 
 Every field can be set with ``STREAMGUARD_OPERATOR_<FIELD>`` (upper case); structured fields take JSON.
 The endpoints handed to workloads default to ``STREAMGUARD_KAFKA_BOOTSTRAP`` / ``STREAMGUARD_REGISTRY_URL``.
-Credentials are never configured here by value: the Redis URL and the object store's keys reach pods
-through ``secretKeyRef``s.
+Credentials are never configured here by value: the Redis URL, the object store's keys and Kafka's and
+the registry's credentials reach pods through ``secretKeyRef``s and read-only Secret volumes, named here.
 """
 
 import json
@@ -11,9 +11,16 @@ import os
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from streamguard.api.streamingwindow import DEFAULT_MAX_WINDOWS_PER_EVENT, WINDOWS_PER_EVENT_CEILING
+from streamguard.clientsecurity import (
+    KAFKA_MECHANISM_ENV,
+    KAFKA_PROTOCOL_ENV,
+    KafkaProtocol,
+    KafkaSecurity,
+    SaslMechanism,
+)
 from streamguard.jobspec import (
     DEFAULT_DEAD_LETTER_MAX_RATIO,
     DEFAULT_DEAD_LETTER_WINDOW_SECONDS,
@@ -55,6 +62,25 @@ class OperatorSettings(BaseModel):
     operator_registry_url: str = Field(default="", description="Registry base URL the operator itself calls.")
     operator_kafka_bootstrap: str = Field(
         default="", description="Kafka bootstrap the operator's admin client uses (default: kafka_bootstrap)."
+    )
+    kafka_security_protocol: KafkaProtocol = "PLAINTEXT"
+    """How the operator and the streaming jobs connect to Kafka (``SSL``/``SASL_SSL``: TLS, broker names verified)."""
+    kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    kafka_credentials_secret: str = Field(
+        default="", description="Secret with the SASL `username` and `password` (required for SASL_* protocols)."
+    )
+    kafka_ca_secret: str = Field(
+        default="", description="Secret whose `ca.crt` (PEM) signs the brokers' certificates; empty: system CAs."
+    )
+    registry_ca_secret: str = Field(
+        default="", description="Secret whose `ca.crt` (PEM) signs the registry's certificate; empty: system CAs."
+    )
+    registry_client_cert_secret: str = Field(
+        default="", description="kubernetes.io/tls Secret (`tls.crt`, `tls.key`): the client certificate the "
+        "workloads present to a registry that requires mTLS."
+    )
+    registry_credentials_secret: str = Field(
+        default="", description="Secret with the registry's HTTP basic auth `username` and `password`."
     )
     redis_secret_name: str = Field(default="streamguard-redis", description="Secret holding the Redis URL.")
     redis_secret_key: str = "url"
@@ -112,6 +138,21 @@ class OperatorSettings(BaseModel):
 
     def kafka_for_operator(self) -> str:
         return self.operator_kafka_bootstrap or self.kafka_bootstrap
+
+    def kafka_security_for_operator(self, environ: Mapping[str, str] | None = None) -> KafkaSecurity:
+        """The protocol and mechanism from these settings; the user name, password and CA file from the
+        operator's own environment (the chart fills it from the same Secrets the workloads get)."""
+        return KafkaSecurity.from_env({
+            **(os.environ if environ is None else environ),
+            KAFKA_PROTOCOL_ENV: self.kafka_security_protocol,
+            KAFKA_MECHANISM_ENV: self.kafka_sasl_mechanism,
+        })
+
+    @model_validator(mode="after")
+    def _kafka_credentials(self) -> "OperatorSettings":
+        if self.kafka_security_protocol.startswith("SASL_") and not self.kafka_credentials_secret:
+            raise ValueError(f"kafka_security_protocol {self.kafka_security_protocol} needs kafka_credentials_secret")
+        return self
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "OperatorSettings":

@@ -19,6 +19,7 @@ from confluent_kafka.cimpl import NewPartitions, NewTopic
 
 from streamguard.api.durations import parse_duration
 from streamguard.api.streamingwindow import KafkaSource
+from streamguard.clientsecurity import AUTHENTICATION_CODES, KafkaEndpoint, KafkaSecurity, Refusals
 from streamguard.operator.status import Cond
 
 CONDITION = "TopicReady"
@@ -28,6 +29,11 @@ T = TypeVar("T")
 
 class KafkaUnavailableError(Exception):
     """The brokers could not be reached or answered with a retriable error: try again later."""
+
+
+class KafkaAuthenticationError(KafkaUnavailableError):
+    """The brokers refused the operator's TLS handshake or SASL credentials: fix the Secret (retried, since
+    credentials and certificates rotate)."""
 
 
 class TopicRejectedError(Exception):
@@ -170,27 +176,48 @@ def _transient(error: KafkaError) -> bool:
 class Topics:
     """The operator's one Kafka admin client."""
 
-    def __init__(self, bootstrap: str, timeout: float = 10.0) -> None:
+    def __init__(self, bootstrap: str, timeout: float = 10.0, security: KafkaSecurity | None = None) -> None:
         if not bootstrap:
             raise ValueError(
                 "no Kafka bootstrap (set STREAMGUARD_OPERATOR_KAFKA_BOOTSTRAP or STREAMGUARD_KAFKA_BOOTSTRAP)"
             )
         self._timeout = timeout
-        self._admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000)})
+        self._security = security or KafkaSecurity()
+        self._refusals = Refusals()
+        """The last TLS or SASL refusal librdkafka reported on a connection; cleared by a successful call."""
+        endpoint = KafkaEndpoint(bootstrap, self._security)
+        self._admin = AdminClient(
+            endpoint.confluent(**{"socket.timeout.ms": int(timeout * 1000), "error_cb": self._refusals})
+        )
         self.calls = 0
+
+    def _authentication_failure(self, what: str) -> KafkaAuthenticationError | None:
+        self._admin.poll(0)
+        refused = self._refusals.last
+        if refused is None:
+            return None
+        return KafkaAuthenticationError(
+            f"{what}: Kafka refused the operator's connection ({self._security.describe()}): {refused.str()}"
+        )
 
     async def _await(self, future: "Future[T]", what: str, absent: int | None = None) -> T | None:
         """The future's result; ``None`` when it failed with error code ``absent`` (e.g. an unknown topic)."""
         self.calls += 1
         try:
-            return await asyncio.wrap_future(future)
+            result = await asyncio.wrap_future(future)
         except KafkaException as error:
             kafka_error: KafkaError = error.args[0]
             if absent is not None and kafka_error.code() == absent:
+                self._refusals.last = None
                 return None
+            refused = self._authentication_failure(what)
+            if refused is not None or kafka_error.code() in AUTHENTICATION_CODES:
+                raise refused or KafkaAuthenticationError(f"{what}: {kafka_error.str()}") from error
             if _transient(kafka_error):
                 raise KafkaUnavailableError(f"{what}: {kafka_error.str()}") from error
             raise TopicRejectedError(f"{what}: {kafka_error.str()}") from error
+        self._refusals.last = None
+        return result
 
     async def describe(self, topic: str) -> TopicState | None:
         """The topic as the brokers hold it; ``None`` when it does not exist."""

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from streamguard.api.driftmonitor import DriftMonitorSpec
 from streamguard.api.featureview import FeatureViewSpec
 from streamguard.api.streamingwindow import StreamingWindowSpec
+from streamguard.clientsecurity import KafkaEndpoint, KafkaSecurity, RegistrySecurity
 
 JOB_CONFIG_KEY = "job.json"
 JOB_CONFIG_DIR = "/etc/streamguard"
@@ -81,14 +82,25 @@ class Connections(BaseModel):
     kafka_bootstrap: str | None = None
     registry_url: str | None = None
     redis_url: str | None = None
+    kafka_security: KafkaSecurity = KafkaSecurity()
+    registry_security: RegistrySecurity = RegistrySecurity()
+
+    def kafka(self) -> KafkaEndpoint:
+        if not self.kafka_bootstrap:
+            raise ValueError("STREAMGUARD_KAFKA_BOOTSTRAP is not set")
+        return KafkaEndpoint(self.kafka_bootstrap, self.kafka_security)
 
 
 def connections_from_env() -> Connections:
-    """Endpoints from ``STREAMGUARD_KAFKA_BOOTSTRAP``, ``STREAMGUARD_REGISTRY_URL``, ``STREAMGUARD_REDIS_URL``."""
+    """Endpoints from ``STREAMGUARD_KAFKA_BOOTSTRAP``, ``STREAMGUARD_REGISTRY_URL``, ``STREAMGUARD_REDIS_URL``,
+    and how to authenticate to Kafka and the registry (:mod:`streamguard.clientsecurity`). An incomplete
+    security setting raises ``ValueError`` naming the variable."""
     return Connections(
         kafka_bootstrap=os.environ.get("STREAMGUARD_KAFKA_BOOTSTRAP"),
         registry_url=os.environ.get("STREAMGUARD_REGISTRY_URL"),
         redis_url=os.environ.get("STREAMGUARD_REDIS_URL"),
+        kafka_security=KafkaSecurity.from_env(),
+        registry_security=RegistrySecurity.from_env(),
     )
 
 

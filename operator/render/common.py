@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from streamguard import objectstore
+from streamguard import clientsecurity, objectstore
 from streamguard.api.common import API_VERSION, GROUP, SecretRef
 from streamguard.api.kinds import PLURALS
 from streamguard.jobspec import JOB_CONFIG_DIR, JOB_CONFIG_KEY, JOB_CONFIG_PATH
@@ -167,6 +167,58 @@ def redis_env(settings: OperatorSettings) -> Manifest:
         "name": "STREAMGUARD_REDIS_URL",
         "valueFrom": {"secretKeyRef": {"name": settings.redis_secret_name, "key": settings.redis_secret_key}},
     }
+
+
+CLIENT_SECRETS_DIR = "/etc/streamguard/secrets"
+"""Where the Kafka and registry certificates are mounted (read-only, one directory per Secret)."""
+
+
+@dataclass(frozen=True)
+class ClientSecurity:
+    """What a container needs to authenticate to Kafka and the registry, all by reference to Secrets."""
+
+    env: list[Manifest]
+    mounts: list[Manifest]
+    volumes: list[Manifest]
+
+
+def client_security(settings: OperatorSettings) -> ClientSecurity:
+    """The :mod:`streamguard.clientsecurity` environment: the protocol and mechanism as values, user names and
+    passwords as ``secretKeyRef``s, certificates and keys as files of read-only Secret volumes (group-readable
+    through the pod's ``fsGroup``)."""
+    env: list[Manifest] = []
+    mounts: list[Manifest] = []
+    volumes_: list[Manifest] = []
+
+    def secret_env(variable: str, secret: str, key: str) -> None:
+        env.append({"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+
+    def secret_files(volume: str, secret: str, files: dict[str, str]) -> None:
+        directory = f"{CLIENT_SECRETS_DIR}/{volume}"
+        volumes_.append({"name": volume, "secret": {"secretName": secret, "defaultMode": 0o440}})
+        mounts.append({"name": volume, "mountPath": directory, "readOnly": True})
+        env.extend(env_value(variable, f"{directory}/{key}") for variable, key in files.items())
+
+    if settings.kafka_security_protocol != "PLAINTEXT":
+        env.append(env_value(clientsecurity.KAFKA_PROTOCOL_ENV, settings.kafka_security_protocol))
+    if settings.kafka_security_protocol.startswith("SASL_"):
+        env.append(env_value(clientsecurity.KAFKA_MECHANISM_ENV, settings.kafka_sasl_mechanism))
+        secret_env(clientsecurity.KAFKA_USERNAME_ENV, settings.kafka_credentials_secret, "username")
+        secret_env(clientsecurity.KAFKA_PASSWORD_ENV, settings.kafka_credentials_secret, "password")
+    if settings.kafka_ca_secret and settings.kafka_security_protocol.endswith("SSL"):
+        secret_files("kafka-ca", settings.kafka_ca_secret, {clientsecurity.KAFKA_CA_FILE_ENV: "ca.crt"})
+    if settings.registry_ca_secret:
+        secret_files("registry-ca", settings.registry_ca_secret, {clientsecurity.REGISTRY_CA_FILE_ENV: "ca.crt"})
+    if settings.registry_client_cert_secret:
+        secret_files(
+            "registry-client",
+            settings.registry_client_cert_secret,
+            {clientsecurity.REGISTRY_CERT_FILE_ENV: "tls.crt", clientsecurity.REGISTRY_KEY_FILE_ENV: "tls.key"},
+        )
+    if settings.registry_credentials_secret:
+        secret_env(clientsecurity.REGISTRY_USERNAME_ENV, settings.registry_credentials_secret, "username")
+        secret_env(clientsecurity.REGISTRY_PASSWORD_ENV, settings.registry_credentials_secret, "password")
+    return ClientSecurity(env, mounts, volumes_)
 
 
 def object_store_env(settings: OperatorSettings, secret: SecretRef | None, locations: list[str]) -> list[Manifest]:

@@ -18,6 +18,7 @@ from streamguard.operator.render.common import (
     IDENTITY_KINDS,
     Manifest,
     Owner,
+    client_security,
     container,
     digest,
     env_value,
@@ -194,14 +195,15 @@ def render(
         ("STREAMGUARD_KAFKA_BOOTSTRAP", settings.kafka_bootstrap),
         ("STREAMGUARD_REGISTRY_URL", settings.registry_url),
     )
-    env = [*(env_value(name, value) for name, value in endpoints if value), redis_env(settings)]
+    security = client_security(settings)
+    env = [*(env_value(name, value) for name, value in endpoints if value), redis_env(settings), *security.env]
     stream = container(
         settings,
         "stream",
         "stream",
         env,
         settings.stream_resources,
-        extra_mounts=[{"name": "checkpoint", "mountPath": settings.checkpoint_root}],
+        extra_mounts=[{"name": "checkpoint", "mountPath": settings.checkpoint_root}, *security.mounts],
         ports=metrics_port(METRICS_PORT),
         image=settings.spark_image,
     )
@@ -214,7 +216,7 @@ def render(
             names["Deployment"],
             settings,
             stream,
-            volumes(names["ConfigMap"], [checkpoint_volume]),
+            volumes(names["ConfigMap"], [checkpoint_volume, *security.volumes]),
             job_json,
             replicas=0 if spec.suspend else 1,
             pod_extra={"terminationGracePeriodSeconds": 60},

@@ -8,7 +8,7 @@ transport, so both speak the same paths, normalisation and error tree:
 * :class:`RegistryError`: base of every failure.
 * :class:`RegistryUnavailableError`: no answer (connection, timeout) or a server error; retry later.
 * :class:`RegistryRejectedError`: a refusal (4xx) that retrying does not fix; ``status`` is the HTTP status
-  (422: not a valid schema).
+  (422: not a valid schema; 401/403: the client's credentials, the message naming the registry).
 * :class:`NotRegisteredError`: the subject, version or id is unknown (only where absence is not an answer
   of its own: :meth:`~SchemaRegistry.lookup`, :meth:`~SchemaRegistry.schema_by_id`,
   :meth:`~SchemaRegistry.versions` return ``None`` / ``[]``).
@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 import httpx
 
+from streamguard.clientsecurity import RegistrySecurity
 from streamguard.contracts import compatibility
 from streamguard.contracts.compatibility import CompatibilityLevel
 
@@ -302,6 +303,12 @@ class _Transport:
         )
 
     def _answered(self, request: Request, response: httpx.Response) -> httpx.Response:
+        if response.status_code in (401, 403):
+            raise RegistryRejectedError(
+                f"schema registry {self.base_url} refused the client's credentials ({request.method} {request.path}): "
+                f"HTTP {response.status_code}: {reason(response)}",
+                response.status_code,
+            )
         if response.status_code >= 500:
             raise RegistryUnavailableError(
                 f"schema registry {self.base_url} failed ({request.method} {request.path}): "
@@ -314,9 +321,10 @@ class _Transport:
 class SchemaRegistry(_Transport):
     """Synchronous client; ``base_url`` is the API root, e.g. ``http://host:port/apis/ccompat/v7``."""
 
-    def __init__(self, base_url: str, timeout: float = 10.0, auth: tuple[str, str] | None = None) -> None:
+    def __init__(self, base_url: str, timeout: float = 10.0, security: RegistrySecurity | None = None) -> None:
         super().__init__(base_url)
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, auth=auth, headers={"Accept": CONTENT_TYPE})
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers={"Accept": CONTENT_TYPE},
+                                  **(security or RegistrySecurity()).httpx_options())
 
     def close(self) -> None:
         self._http.close()
@@ -373,10 +381,11 @@ class SchemaRegistry(_Transport):
 class AsyncSchemaRegistry(_Transport):
     """The same calls over ``httpx.AsyncClient`` (the operator)."""
 
-    def __init__(self, base_url: str, timeout: float = 5.0, auth: tuple[str, str] | None = None) -> None:
+    def __init__(self, base_url: str, timeout: float = 5.0, security: RegistrySecurity | None = None) -> None:
         super().__init__(base_url)
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, timeout=timeout, auth=auth, headers={"Accept": CONTENT_TYPE}
+            base_url=self.base_url, timeout=timeout, headers={"Accept": CONTENT_TYPE},
+            **(security or RegistrySecurity()).httpx_options(),
         )
 
     async def close(self) -> None:

@@ -179,6 +179,19 @@ def ensure_node_certs(pki: Pki, node: str, node_ip: str) -> None:
     _save(serving, pki.kubelet_serving_key(node), server, key)
 
 
+def ensure_service_cert(pki: Pki, name: str, server_names: tuple[str, ...] = (),
+                        client: bool = False) -> tuple[Path, Path]:
+    """Issue, once, ``<name>.crt`` / ``<name>.key`` from the stack's CA: a serving certificate for
+    ``server_names`` or a client certificate. Returns the certificate and key paths."""
+    cert_path, key_path = pki.directory / f"{name}.crt", pki.directory / f"{name}.key"
+    if not cert_path.exists():
+        ca, ca_key = _load_ca(pki)
+        key = _key()
+        _save(cert_path, key_path, _issue(_name(name), key, ca.subject, ca_key, server_names=server_names,
+                                          client=client), key)
+    return cert_path, key_path
+
+
 def _save(cert_path: Path, key_path: Path, cert: x509.Certificate, key: rsa.RSAPrivateKey) -> None:
     _write_key(key_path, key)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

@@ -15,6 +15,7 @@ from streamguard.contracts.registry import API_PATH, SchemaRegistry
 from streamguard.devstack.certs import Pki
 from streamguard.devstack.node import SERVICE_CIDR
 from streamguard.devstack.provision import Artifact
+from streamguard.devstack.secured import Secured
 from streamguard.devstack.supervisor import Service, port_open
 
 
@@ -88,10 +89,12 @@ def kube_controller_manager(artifact: Artifact, pki: Pki, kubeconfig: Path, kube
     )
 
 
-def _kafka_properties(data: Path, port: int, controller_port: int, pods: tuple[str, int]) -> str:
+def _kafka_properties(data: Path, port: int, controller_port: int, pods: tuple[str, int],
+                      sasl: tuple[int, Path] | None = None) -> str:
     """``pods``: the address pods dial and the port of the listener they reach there. It listens on
     127.0.0.1 too (the stack forwards the bridge address to it) but advertises the pods' address, so the
-    metadata pods get back names a broker they can reach."""
+    metadata pods get back names a broker they can reach. ``sasl``: the port of an additional SASL_SSL
+    listener (SCRAM-SHA-512) and its PEM keystore (key and certificate)."""
     pod_address, pod_port = pods
     lines = {
         "process.roles": "broker,controller",
@@ -114,6 +117,18 @@ def _kafka_properties(data: Path, port: int, controller_port: int, pods: tuple[s
         "group.initial.rebalance.delay.ms": "0",
         "auto.create.topics.enable": "false",
     }
+    if sasl is not None:
+        sasl_port, keystore = sasl
+        lines["listeners"] += f",SASL_SSL://127.0.0.1:{sasl_port}"
+        lines["advertised.listeners"] += f",SASL_SSL://127.0.0.1:{sasl_port}"
+        lines["listener.security.protocol.map"] += ",SASL_SSL:SASL_SSL"
+        lines |= {
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "listener.name.sasl_ssl.ssl.keystore.type": "PEM",
+            "listener.name.sasl_ssl.ssl.keystore.location": str(keystore),
+        }
     return "".join(f"{key}={value}\n" for key, value in lines.items())
 
 
@@ -127,12 +142,20 @@ def _kafka_ready(port: int) -> bool:
     return bool(metadata.brokers)
 
 
-def kafka(artifact: Artifact, work: Path, port: int, controller_port: int, pods: tuple[str, int]) -> Service:
-    """Apache Kafka in KRaft combined mode; the storage is formatted on first start."""
+def kafka(artifact: Artifact, work: Path, port: int, controller_port: int, pods: tuple[str, int],
+          secured: Secured | None = None) -> Service:
+    """Apache Kafka in KRaft combined mode; the storage is formatted on first start. ``secured`` adds its
+    SASL_SSL listener (its SCRAM user is created by :func:`ensure_scram_user` once the broker is up)."""
     data = work / "data"
     config = work / "server.properties"
     work.mkdir(parents=True, exist_ok=True)
-    config.write_text(_kafka_properties(data, port, controller_port, pods))
+    sasl = None
+    if secured is not None:
+        keystore = work / "broker-keystore.pem"
+        keystore.touch(mode=0o600)
+        keystore.write_text(Path(secured.broker_key).read_text() + Path(secured.broker_cert).read_text())
+        sasl = (secured.kafka_port, keystore)
+    config.write_text(_kafka_properties(data, port, controller_port, pods, sasl))
     classpath = f"{artifact.directory / 'lib'}/*"
     if not (data / "meta.properties").exists():
         cluster_id = uuid.uuid4().hex[:22]
@@ -145,6 +168,22 @@ def kafka(artifact: Artifact, work: Path, port: int, controller_port: int, pods:
         ready=lambda: _kafka_ready(port),
         timeout=120,
     )
+
+
+def ensure_scram_user(port: int, secured: Secured) -> None:
+    """Create (or reset) the secured listener's SCRAM-SHA-512 user through the plain listener on ``port``."""
+    from confluent_kafka.admin import (  # type: ignore[attr-defined]
+        AdminClient,
+        ScramCredentialInfo,
+        ScramMechanism,
+        UserScramCredentialUpsertion,
+    )
+
+    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"})
+    upsert = UserScramCredentialUpsertion(secured.username, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192),
+                                          secured.password.encode())
+    for future in admin.alter_user_scram_credentials([upsert], request_timeout=30).values():
+        future.result(timeout=60)
 
 
 def java_home(minimum: int) -> Path:
@@ -161,7 +200,8 @@ def java_home(minimum: int) -> Path:
     raise FileNotFoundError(f"no JDK {minimum}+ found in $JAVA_HOME or /usr/lib/jvm (Apicurio Registry 3 needs it)")
 
 
-def apicurio(artifact: Artifact, work: Path, port: int, management_port: int) -> Service:
+def apicurio(artifact: Artifact, work: Path, port: int, management_port: int,
+             secured: Secured | None = None) -> Service:
     """Apicurio Registry 3 serving the Confluent API under ``API_PATH``, with its SQL storage in an H2
     database file under ``work``: subjects, ids and compatibility rules survive a restart, as in production.
 
@@ -185,11 +225,32 @@ def apicurio(artifact: Artifact, work: Path, port: int, management_port: int) ->
         "apicurio.rest.deletion.artifact-version.enabled": "true",
         "quarkus.log.level": "WARN",
     }
+    probe, context = f"http://127.0.0.1:{port}{API_PATH}/subjects", None
+    if secured is not None:
+        # HTTPS only, HTTP basic auth required; the password reaches Quarkus in a file, not on the command line.
+        credentials = work / "users.properties"
+        credentials.touch(mode=0o600)
+        credentials.write_text(
+            f"quarkus.security.users.embedded.users.{secured.registry_username}={secured.registry_password}\n")
+        props |= {
+            "quarkus.http.ssl-port": str(secured.registry_port),
+            "quarkus.http.insecure-requests": "disabled",
+            "quarkus.tls.key-store.pem.0.cert": secured.registry_cert,
+            "quarkus.tls.key-store.pem.0.key": secured.registry_key,
+            "quarkus.http.auth.basic": "true",
+            "quarkus.security.users.embedded.plain-text": "true",
+            "apicurio.authn.mechanism.priority": "basic",
+            "quarkus.config.locations": str(credentials),
+        }
+        # Apicurio reads quarkus.http.auth.basic at run time (Quarkus warns that it is build-time fixed; the
+        # registry enforces it nevertheless: 401 without credentials). The management port, TLS too, needs none.
+        probe = f"https://127.0.0.1:{management_port}/health/ready"
+        context = ssl.create_default_context(cafile=secured.ca_file)
     return Service(
         "apicurio-registry",
         [str(java_home(21) / "bin" / "java"), "-Xms128m", "-Xmx768m", *[f"-D{k}={v}" for k, v in props.items()],
          "-jar", str(artifact.directory / "quarkus-run.jar")],
-        ready=lambda: _http_ok(f"http://127.0.0.1:{port}{API_PATH}/subjects"),
+        ready=lambda: _http_ok(probe, context),
         cwd=artifact.directory,
         timeout=180,
     )

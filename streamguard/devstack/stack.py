@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from streamguard.contracts.registry import API_PATH
-from streamguard.devstack import components, node, objectstore, podgateway, versions
+from streamguard.devstack import components, node, objectstore, podgateway, secured, versions
 from streamguard.devstack.certs import ensure_kubelet_client, ensure_pki, kubeconfig
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.provision import Artifact, artifacts, ensure, stack_artifacts
@@ -44,8 +44,12 @@ def _say(message: str) -> None:
 class Stack:
     """One stack rooted at ``run_dir``; ports are chosen once and kept in ``ports.json``."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, secured: bool = False) -> None:
+        """``secured``: Kafka also serves a SASL_SSL listener and the registry serves HTTPS only, with HTTP
+        basic auth required (:mod:`streamguard.devstack.secured`); for private stacks whose services are
+        started one by one (:meth:`restart`), never for the shared stack (:meth:`up` refuses it)."""
         self.run_dir = run_dir.resolve()
+        self.secured = secured
         self.supervisor = Supervisor(self.run_dir)
         self.bin_dir = self.run_dir / "bin"
         self.kubeconfig = self.run_dir / "kubeconfig"
@@ -53,7 +57,7 @@ class Stack:
     def _ports(self) -> dict[str, int]:
         path = self.run_dir / "ports.json"
         ports: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
-        for name in _PORT_NAMES:
+        for name in _PORT_NAMES + (secured.SECURED_PORTS if self.secured else ()):
             ports.setdefault(name, free_port())
         path.write_text(json.dumps(ports, indent=2))
         return ports
@@ -76,6 +80,8 @@ class Stack:
 
         Serialized by a lock in the run directory, so concurrent callers (parallel test sessions) share
         one stack instead of racing."""
+        if self.secured:
+            raise ValueError("a secured stack is started service by service (Stack.restart), not with up()")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         with (self.run_dir / ".lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -167,14 +173,21 @@ class Stack:
         else:
             _say(f"[stack] {service.name} already running")
 
+    def secured_entrances(self) -> secured.Secured | None:
+        """The secured listeners' ports, certificates and credentials, when this stack has them."""
+        if not self.secured:
+            return None
+        return secured.ensure_secured(self.run_dir, ensure_pki(self.run_dir / "pki"), self._ports())
+
     def _data_service(self, name: str, built: dict[str, Artifact], ports: dict[str, int]) -> Service:
         if name == "kafka":
             pod_address = node.prepare_network(node.NodeLayout(self.run_dir))
             return components.kafka(built["kafka"], self.run_dir / "kafka", ports["kafka"],
-                                    ports["kafka-controller"], (pod_address, ports["kafka-pods"]))
+                                    ports["kafka-controller"], (pod_address, ports["kafka-pods"]),
+                                    self.secured_entrances())
         if name == "apicurio-registry":
             return components.apicurio(built["apicurio"], self.run_dir / "registry", ports["registry"],
-                                       ports["registry-management"])
+                                       ports["registry-management"], self.secured_entrances())
         if name == "redis":
             return components.redis(self.run_dir / "redis", ports["redis"])
         if name == "seaweedfs":
@@ -189,6 +202,13 @@ class Stack:
         service = self._data_service(name, artifacts(), ports)
         self.supervisor.stop(name)
         self._start(service)
+        if name == "kafka":
+            self._ensure_scram_user(ports)
+
+    def _ensure_scram_user(self, ports: dict[str, int]) -> None:
+        entrances = self.secured_entrances()
+        if entrances is not None:
+            components.ensure_scram_user(ports["kafka"], entrances)
 
     def down(self) -> list[str]:
         """Stop every service this stack started, the node first (its pods, mounts and bridge), then the

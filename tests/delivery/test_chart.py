@@ -143,6 +143,39 @@ def test_workload_resources_reach_the_operator_as_its_settings(helm: Helm) -> No
 
 
 @pytest.mark.stack
+def test_kafka_and_registry_credentials_reach_the_operator_by_reference(helm: Helm) -> None:
+    docs = rendered(helm, "values.yaml", "streamguard", "sg",
+                    "--set", "connections.kafka.securityProtocol=SASL_SSL",
+                    "--set", "connections.kafka.credentialsSecret=kafka-user",
+                    "--set", "connections.kafka.caSecret=kafka-ca",
+                    "--set", "connections.schemaRegistry.url=https://registry:8443/apis/ccompat/v7",
+                    "--set", "connections.schemaRegistry.caSecret=registry-ca",
+                    "--set", "connections.schemaRegistry.credentialsSecret=registry-user")
+    operator = container(find(docs, "Deployment", "-operator"))
+    env = {e["name"]: e for e in operator["env"]}
+    settings = OperatorSettings.from_env({name: e["value"] for name, e in env.items() if "value" in e})
+    assert (settings.kafka_security_protocol, settings.kafka_sasl_mechanism) == ("SASL_SSL", "SCRAM-SHA-512")
+    assert (settings.kafka_credentials_secret, settings.kafka_ca_secret) == ("kafka-user", "kafka-ca")
+    assert (settings.registry_ca_secret, settings.registry_credentials_secret) == ("registry-ca", "registry-user")
+    assert settings.registry_client_cert_secret == ""
+    # The operator's own clients: the same Secrets, by reference and as read-only files.
+    for variable, secret, key in (("STREAMGUARD_KAFKA_SASL_PASSWORD", "kafka-user", "password"),
+                                  ("STREAMGUARD_REGISTRY_PASSWORD", "registry-user", "password")):
+        assert env[variable]["valueFrom"]["secretKeyRef"] == {"name": secret, "key": key}
+    pod = find(docs, "Deployment", "-operator")["spec"]["template"]["spec"]
+    mounts = {m["name"]: m for m in operator["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for volume, secret, variable in (("kafka-ca", "kafka-ca", "STREAMGUARD_KAFKA_CA_FILE"),
+                                     ("registry-ca", "registry-ca", "STREAMGUARD_REGISTRY_CA_FILE")):
+        assert volumes[volume]["secret"] == {"secretName": secret, "defaultMode": 0o440}
+        assert mounts[volume]["readOnly"] is True
+        assert env[variable]["value"] == f"{mounts[volume]['mountPath']}/ca.crt"
+    assert "registry-client" not in volumes
+    assert settings.kafka_security_for_operator({"STREAMGUARD_KAFKA_SASL_USERNAME": "u",
+                                                 "STREAMGUARD_KAFKA_SASL_PASSWORD": "p"}).protocol == "SASL_SSL"
+
+
+@pytest.mark.stack
 def test_watching_namespaces_binds_per_namespace(helm: Helm) -> None:
     docs = rendered(helm, "values-staging.yaml", "streamguard", "sg", "--set", "operator.watchNamespaces={a,b}")
     bindings = [d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-operator")]
@@ -170,6 +203,8 @@ def test_watching_namespaces_binds_per_namespace(helm: Helm) -> None:
     ("serving.logLevel=loud", "logLevel"),
     ("operatr.replicas=2", "operatr"),
     ("workloads.resources.spark.requests.cpu=1", "spark"),
+    ("connections.kafka.securityProtocol=SASL_SSL", "credentialsSecret"),
+    ("connections.kafka.securityProtocol=TLS", "securityProtocol"),
 ])
 def test_values_schema_refuses_bad_values(helm: Helm, setting: str, field: str) -> None:
     result = helm("template", "sg", str(CHART), "--set", setting, check=False)

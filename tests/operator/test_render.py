@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from streamguard import clientsecurity
 from streamguard.api.driftmonitor import DriftMonitorSpec
 from streamguard.api.featureview import FeatureViewSpec
 from streamguard.api.streamingwindow import StreamingWindowSpec
@@ -325,3 +326,52 @@ def test_each_workload_runs_as_its_own_account_limited_to_its_resource(kind: str
     binding = children["RoleBinding"]
     assert binding["roleRef"]["name"] == children["Role"]["metadata"]["name"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": "fraud"}]
+
+
+def test_streamingwindow_gets_kafka_and_registry_credentials_by_reference_only() -> None:
+    settings = SETTINGS.model_copy(update={
+        "kafka_security_protocol": "SASL_SSL", "kafka_sasl_mechanism": "SCRAM-SHA-512",
+        "kafka_credentials_secret": "kafka-user", "kafka_ca_secret": "kafka-ca",
+        "registry_ca_secret": "registry-ca", "registry_client_cert_secret": "registry-client",
+        "registry_credentials_secret": "registry-user",
+    })
+    children = by_kind(streamingwindow.render(owner("StreamingWindow", "w"), sw_spec(), fv_spec(), settings))
+    pod = pod_spec(children["Deployment"])
+    container = pod["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["STREAMGUARD_KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_SSL"
+    assert env["STREAMGUARD_KAFKA_SASL_MECHANISM"]["value"] == "SCRAM-SHA-512"
+    for variable, secret, key in (("STREAMGUARD_KAFKA_SASL_USERNAME", "kafka-user", "username"),
+                                  ("STREAMGUARD_KAFKA_SASL_PASSWORD", "kafka-user", "password"),
+                                  ("STREAMGUARD_REGISTRY_USERNAME", "registry-user", "username"),
+                                  ("STREAMGUARD_REGISTRY_PASSWORD", "registry-user", "password")):
+        assert env[variable] == {"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+    files = {"STREAMGUARD_KAFKA_CA_FILE": ("kafka-ca", "ca.crt"),
+             "STREAMGUARD_REGISTRY_CA_FILE": ("registry-ca", "ca.crt"),
+             "STREAMGUARD_REGISTRY_CERT_FILE": ("registry-client", "tls.crt"),
+             "STREAMGUARD_REGISTRY_KEY_FILE": ("registry-client", "tls.key")}
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for variable, (secret, key) in files.items():
+        volume = volumes[secret]
+        assert volume["secret"] == {"secretName": secret, "defaultMode": 0o440}
+        assert mounts[secret]["readOnly"] is True
+        assert env[variable]["value"] == f"{mounts[secret]['mountPath']}/{key}"
+    # No credential is a value anywhere in the rendered objects.
+    assert "password" not in json.dumps([e.get("value", "") for e in container["env"]])
+
+
+def test_plaintext_settings_render_no_security_environment() -> None:
+    children = by_kind(streamingwindow.render(owner("StreamingWindow", "w"), sw_spec(), fv_spec(), SETTINGS))
+    names = {e["name"] for e in pod_spec(children["Deployment"])["containers"][0]["env"]}
+    security = {clientsecurity.KAFKA_PROTOCOL_ENV, clientsecurity.KAFKA_MECHANISM_ENV,
+                clientsecurity.KAFKA_USERNAME_ENV, clientsecurity.KAFKA_PASSWORD_ENV, clientsecurity.KAFKA_CA_FILE_ENV,
+                clientsecurity.REGISTRY_CA_FILE_ENV, clientsecurity.REGISTRY_CERT_FILE_ENV,
+                clientsecurity.REGISTRY_KEY_FILE_ENV, clientsecurity.REGISTRY_USERNAME_ENV,
+                clientsecurity.REGISTRY_PASSWORD_ENV}
+    assert not names & security
+
+
+def test_sasl_without_a_credentials_secret_is_refused() -> None:
+    with pytest.raises(ValueError, match="kafka_credentials_secret"):
+        OperatorSettings(kafka_security_protocol="SASL_SSL")

@@ -67,8 +67,9 @@ def command(topic: str, schema_path: Path, subject: str | None, bootstrap: str |
                                  late_fraction=late, late_by_s=late_by)
     except ValueError as error:
         raise click.BadParameter(str(error)) from error
-    ensure_topic(bootstrap, topic, partitions)
-    sender = TransactionSender(bootstrap, registry, topic, schema_path.read_text(), subject)
+    ensure_topic(bootstrap, topic, partitions, security=env.kafka_security)
+    sender = TransactionSender(bootstrap, registry, topic, schema_path.read_text(), subject,
+                               extra=env.kafka_security.confluent(), registry_security=env.registry_security)
     emissions: Iterator[Emission]
     if replay:
         emissions = (Emission(0, e) for e in read_log(replay))

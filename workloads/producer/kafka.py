@@ -13,6 +13,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from streamguard.clientsecurity import KafkaEndpoint, KafkaSecurity, RegistrySecurity
 from streamguard.contracts import wire
 from streamguard.contracts.registry import SchemaRegistry
 from streamguard.workloads.producer.events import Emission, Event
@@ -21,9 +22,9 @@ DEFAULT_PARTITIONS = 6
 
 
 def ensure_topic(bootstrap: str, topic: str, partitions: int = DEFAULT_PARTITIONS, replication: int = 1,
-                 timeout_s: float = 30.0) -> None:
+                 timeout_s: float = 30.0, security: KafkaSecurity | None = None) -> None:
     """Create ``topic`` unless it exists (an existing topic is left as it is)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(KafkaEndpoint(bootstrap, security or KafkaSecurity()).confluent())
     futures = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=replication)],
                                   operation_timeout=timeout_s)
     try:
@@ -44,13 +45,14 @@ class TransactionSender:
     broker retries never duplicate an event."""
 
     def __init__(self, bootstrap: str, registry_url: str, topic: str, schema: str, subject: str | None = None,
-                 extra: dict[str, Any] | None = None) -> None:
+                 extra: dict[str, Any] | None = None, registry_security: RegistrySecurity | None = None) -> None:
         self.topic = topic
         self.subject = subject or f"{topic}-value"
         self._fields = schema_fields(schema)
         self._schema = schema
         self._parsed = fastavro.parse_schema(json.loads(schema))
         self._registry_url = registry_url
+        self._registry_security = registry_security
         self._schema_id: int | None = None
         self._producer = Producer({
             "bootstrap.servers": bootstrap,
@@ -72,7 +74,7 @@ class TransactionSender:
     def schema_id(self) -> int:
         """The registry's id of the sender's schema (registered on first use)."""
         if self._schema_id is None:
-            with SchemaRegistry(self._registry_url) as registry:
+            with SchemaRegistry(self._registry_url, security=self._registry_security) as registry:
                 self._schema_id = registry.register(self.subject, self._schema).id
         return self._schema_id
 

@@ -17,7 +17,8 @@ def command(config_path: Path) -> None:
     """Run a StreamingWindow's Spark Structured Streaming job: Kafka (Confluent Avro) -> sliding windows
     with a watermark -> Redis, with dead letters, checkpoints and Prometheus metrics.
 
-    Endpoints come from $STREAMGUARD_KAFKA_BOOTSTRAP, $STREAMGUARD_REGISTRY_URL and $STREAMGUARD_REDIS_URL;
+    Endpoints come from $STREAMGUARD_KAFKA_BOOTSTRAP, $STREAMGUARD_REGISTRY_URL and $STREAMGUARD_REDIS_URL,
+    Kafka and registry credentials from the $STREAMGUARD_KAFKA_* / $STREAMGUARD_REGISTRY_* security variables;
     connector jars from $STREAMGUARD_SPARK_JARS. $STREAMGUARD_PORT_METRICS overrides the job file's metrics
     port (for several jobs on one host outside Kubernetes).
     """
@@ -31,7 +32,10 @@ def command(config_path: Path) -> None:
         plan = build(load(StreamJob, config_path))
     except (FileNotFoundError, ValueError, StreamSpecError) as error:
         raise click.ClickException(str(error)) from error
-    env = connections_from_env()
+    try:
+        env = connections_from_env()
+    except ValueError as error:
+        raise click.ClickException(f"StreamingWindow {plan.ref}: {error}") from error
     missing = [name for name, value in (("STREAMGUARD_KAFKA_BOOTSTRAP", env.kafka_bootstrap),
                                         ("STREAMGUARD_REGISTRY_URL", env.registry_url),
                                         ("STREAMGUARD_REDIS_URL", env.redis_url)) if not value]
@@ -41,5 +45,5 @@ def command(config_path: Path) -> None:
 
     assert env.kafka_bootstrap and env.registry_url and env.redis_url
     plan = dataclasses.replace(plan, metrics_port=metrics_port(plan.metrics_port))
-    runner = StreamRunner(plan, Endpoints(env.kafka_bootstrap, env.registry_url, env.redis_url))
+    runner = StreamRunner(plan, Endpoints(env.kafka(), env.registry_url, env.redis_url, env.registry_security))
     sys.exit(runner.run())

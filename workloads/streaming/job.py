@@ -23,6 +23,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql.streaming.query import StreamingQuery
 
+from streamguard.clientsecurity import KafkaEndpoint
 from streamguard.workloads.streaming import checkpoint
 from streamguard.workloads.streaming.dead_letters import (
     ERROR_HEADER,
@@ -76,18 +77,19 @@ def spark_session(app_name: str, hadoop: Mapping[str, str] | None = None) -> Spa
     return session
 
 
-def topic_options(plan: StreamPlan, bootstrap: str) -> dict[str, str]:
+def topic_options(plan: StreamPlan, kafka: KafkaEndpoint) -> dict[str, str]:
     """What every read of the job's topic sets, stream or batch (``checked`` reads the headers)."""
-    return {"kafka.bootstrap.servers": bootstrap, "subscribe": plan.topic, "failOnDataLoss": "true",
+    return {**kafka.spark(), "subscribe": plan.topic, "failOnDataLoss": "true",
             "includeHeaders": "true"}
 
 
-def kafka_source(spark: SparkSession, plan: StreamPlan, bootstrap: str, starting_timestamp_ms: int | None) -> DataFrame:
+def kafka_source(spark: SparkSession, plan: StreamPlan, kafka: KafkaEndpoint,
+                 starting_timestamp_ms: int | None) -> DataFrame:
     """The topic; a query without a checkpoint starts at ``starting_timestamp_ms`` when given (partitions
     with no record that recent start at their end), else at the spec's ``startingOffsets``."""
     reader = (
         spark.readStream.format("kafka")
-        .options(**topic_options(plan, bootstrap))
+        .options(**topic_options(plan, kafka))
         .option("startingOffsets", plan.starting_offsets)
     )
     if starting_timestamp_ms is not None:
@@ -98,7 +100,7 @@ def kafka_source(spark: SparkSession, plan: StreamPlan, bootstrap: str, starting
     return reader.load()
 
 
-def kafka_range(spark: SparkSession, plan: StreamPlan, bootstrap: str,
+def kafka_range(spark: SparkSession, plan: StreamPlan, kafka: KafkaEndpoint,
                 ranges: Mapping[int, tuple[int, int]]) -> DataFrame:
     """The topic's records in ``[start, end)`` per partition, read as a batch (the re-seed's replay)."""
 
@@ -107,7 +109,7 @@ def kafka_range(spark: SparkSession, plan: StreamPlan, bootstrap: str,
 
     return (
         spark.read.format("kafka")
-        .options(**topic_options(plan, bootstrap))
+        .options(**topic_options(plan, kafka))
         .option("startingOffsets", offsets(0))
         .option("endingOffsets", offsets(1))
         .load()
@@ -235,11 +237,11 @@ def dead_letters(events: DataFrame) -> DataFrame:
     )
 
 
-def replay_windows(spark: SparkSession, plan: StreamPlan, bootstrap: str, schemas: WriterSchemas,
+def replay_windows(spark: SparkSession, plan: StreamPlan, kafka: KafkaEndpoint, schemas: WriterSchemas,
                    ranges: Mapping[int, tuple[int, int]]) -> DataFrame:
     """Every window of the records in ``ranges``, aggregated as the stream does (a batch query ignores the
     watermark: it keeps events the stream dropped as late; docs/online-store.md)."""
-    return windowed(checked(kafka_range(spark, plan, bootstrap, ranges), schemas, plan), plan)
+    return windowed(checked(kafka_range(spark, plan, kafka, ranges), schemas, plan), plan)
 
 
 BatchHandler = Callable[[DataFrame, int], None]
@@ -258,19 +260,19 @@ def _start(frame: DataFrame, plan: StreamPlan, query: str, mode: str, trigger_ms
     )
 
 
-def start_windows(spark: SparkSession, plan: StreamPlan, bootstrap: str, schemas: WriterSchemas,
+def start_windows(spark: SparkSession, plan: StreamPlan, kafka: KafkaEndpoint, schemas: WriterSchemas,
                   handle: BatchHandler, starting_timestamp_ms: int | None) -> StreamingQuery:
-    frame = windowed(checked(kafka_source(spark, plan, bootstrap, starting_timestamp_ms), schemas, plan), plan)
+    frame = windowed(checked(kafka_source(spark, plan, kafka, starting_timestamp_ms), schemas, plan), plan)
     return _start(frame, plan, "windows", "update", plan.trigger_ms, handle)
 
 
-def start_dead_letters(spark: SparkSession, plan: StreamPlan, bootstrap: str, schemas: WriterSchemas,
+def start_dead_letters(spark: SparkSession, plan: StreamPlan, kafka: KafkaEndpoint, schemas: WriterSchemas,
                        handle: BatchHandler, starting_timestamp_ms: int | None) -> StreamingQuery:
-    frame = dead_letters(checked(kafka_source(spark, plan, bootstrap, starting_timestamp_ms), schemas, plan))
+    frame = dead_letters(checked(kafka_source(spark, plan, kafka, starting_timestamp_ms), schemas, plan))
     return _start(frame, plan, "dead-letters", "append", max(plan.trigger_ms, DEAD_LETTER_TRIGGER_MS), handle)
 
 
-def write_dead_letters(frame: DataFrame, bootstrap: str, topic: str) -> tuple[int, dict[str, int]]:
+def write_dead_letters(frame: DataFrame, kafka: KafkaEndpoint, topic: str) -> tuple[int, dict[str, int]]:
     """Send the bad rows of one batch to ``topic``; returns the rows read and the dead letters per reason."""
     frame.persist()
     try:
@@ -278,7 +280,7 @@ def write_dead_letters(frame: DataFrame, bootstrap: str, topic: str) -> tuple[in
         reasons = {str(error): n for error, n in counts.items() if error is not None}
         if reasons:
             (frame.where(F.col("error").isNotNull()).drop("error").write.format("kafka")
-             .option("kafka.bootstrap.servers", bootstrap).option("topic", topic).save())
+             .options(**kafka.spark()).option("topic", topic).save())
         return sum(counts.values()), reasons
     finally:
         frame.unpersist()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
 
+from streamguard.clientsecurity import KafkaEndpoint, Refusals
 from streamguard.workloads.streaming import checkpoint
 from streamguard.workloads.streaming.plan import StreamPlan
 
@@ -122,13 +123,22 @@ def write_start(checkpoint_dir: str, start: Start) -> None:
 class TopicProbe:
     """Admin-API reads of one topic: partitions, end offsets, what retention kept."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, kafka: KafkaEndpoint, topic: str) -> None:
         self.topic = topic
-        self._admin = AdminClient({**ADMIN_CONFIG, "bootstrap.servers": bootstrap})
+        self._refusals = Refusals()
+        self._admin = AdminClient(kafka.confluent(**ADMIN_CONFIG, error_cb=self._refusals))
 
     def partitions(self) -> list[int]:
-        """The topic's partitions; :class:`TopicMissingError` when it does not exist."""
-        metadata = self._admin.list_topics(topic=self.topic, timeout=TIMEOUT_S)
+        """The topic's partitions; :class:`TopicMissingError` when it does not exist. A broker refusing the
+        job's TLS handshake or SASL login raises that refusal (not just a time-out)."""
+        try:
+            metadata = self._admin.list_topics(topic=self.topic, timeout=TIMEOUT_S)
+        except KafkaException as error:
+            self._admin.poll(0)
+            if self._refusals.last is not None:
+                raise KafkaException(self._refusals.last) from error
+            raise
+        self._refusals.last = None
         found = metadata.topics.get(self.topic)
         if found is None or (found.error is not None and found.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
             raise TopicMissingError(f"topic {self.topic} does not exist")

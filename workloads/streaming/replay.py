@@ -27,6 +27,7 @@ import fastavro
 import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from streamguard.clientsecurity import KafkaEndpoint, RegistrySecurity
 from streamguard.contracts import wire
 from streamguard.contracts.compatibility import can_read
 from streamguard.contracts.registry import SchemaRegistry
@@ -71,10 +72,10 @@ def group_id(plan: StreamPlan) -> str:
     return f"streamguard-replay.{plan.namespace}.{plan.name}"
 
 
-def _consumer(bootstrap: str, group: str | None = None) -> Consumer:
-    return Consumer({"bootstrap.servers": bootstrap, "group.id": group or f"streamguard-scan-{uuid.uuid4().hex}",
-                     "enable.auto.commit": False, "enable.auto.offset.store": False,
-                     "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+def _consumer(kafka: KafkaEndpoint, group: str | None = None) -> Consumer:
+    return Consumer(kafka.confluent(**{
+        "group.id": group or f"streamguard-scan-{uuid.uuid4().hex}", "enable.auto.commit": False,
+        "enable.auto.offset.store": False, "auto.offset.reset": "earliest", "isolation.level": "read_committed"}))
 
 
 def _read(consumer: Consumer, start: dict[int, int], end: dict[int, int], topic: str) -> Iterator[Any]:
@@ -129,11 +130,11 @@ def _event_time_ms(value: bytes, writer: str, reader: str, field: str) -> int:
     raise ValueError(f"record of schema id {schema_id} has no event time in {field!r}")
 
 
-def replayed_origins(bootstrap: str, topic: str, since: dict[int, int]) -> set[Origin]:
+def replayed_origins(kafka: KafkaEndpoint, topic: str, since: dict[int, int]) -> set[Origin]:
     """Origins named by ``streamguard.replay-of`` headers in ``topic`` from ``since`` to its end."""
-    probe = TopicProbe(bootstrap, topic)
+    probe = TopicProbe(kafka, topic)
     end = probe.end_offsets(probe.partitions())
-    consumer = _consumer(bootstrap)
+    consumer = _consumer(kafka)
     try:
         return {Origin.parse(raw.decode()) for message in _read(consumer, since, end, topic)
                 for name, raw in (message.headers() or []) if name == REPLAY_OF_HEADER and raw}
@@ -150,21 +151,22 @@ def watermark(redis_url: str, plan: StreamPlan) -> int | None:
     return progress.watermark_ms if progress is not None else None
 
 
-def replay(plan: StreamPlan, bootstrap: str, registry_url: str, redis_url: str, *, allow_late: bool = False,
+def replay(plan: StreamPlan, kafka: KafkaEndpoint, registry_url: str, redis_url: str, *,
+           registry_security: RegistrySecurity | None = None, allow_late: bool = False,
            skip_unknown: bool = False, margin_ms: int = 60_000, dry_run: bool = False) -> ReplayReport:
     """Replay the dead letters of ids the registry knows now; raises :class:`ReplayRefusedError` (nothing
     sent, nothing committed) when that would lose or misplace records."""
-    dlq = TopicProbe(bootstrap, plan.dead_letter_topic)
+    dlq = TopicProbe(kafka, plan.dead_letter_topic)
     dlq_partitions = dlq.partitions()
     end = dlq.end_offsets(dlq_partitions)
-    consumer = _consumer(bootstrap, group_id(plan))
+    consumer = _consumer(kafka, group_id(plan))
     try:
         start, pending = _committed(consumer, plan.dead_letter_topic, dlq_partitions)
         letters = [DeadLetter.of(m.headers(), m.key(), m.value())
                    for m in _read(consumer, start, end, plan.dead_letter_topic)]
-        replayed = replayed_origins(bootstrap, plan.topic, pending) if pending is not None else set()
+        replayed = replayed_origins(kafka, plan.topic, pending) if pending is not None else set()
         writers: dict[int, str] = {}
-        with SchemaRegistry(registry_url) as registry:
+        with SchemaRegistry(registry_url, security=registry_security) as registry:
             for schema_id in sorted({i for letter in letters if (i := letter.unknown_schema_id) is not None}):
                 writer = registry.schema_by_id(schema_id)
                 if writer is not None and not can_read(plan.reader_schema, writer):
@@ -188,26 +190,26 @@ def replay(plan: StreamPlan, bootstrap: str, registry_url: str, redis_url: str, 
             raise ReplayRefusedError(f"{refusal}. Pass --allow-late to replay them anyway.")
         if dry_run:
             return ReplayReport(result, mark, 0, dry_run=True)
-        source = TopicProbe(bootstrap, plan.topic)
+        source = TopicProbe(kafka, plan.topic)
         source_end = source.end_offsets(source.partitions())
         if result.send:
             marker = PENDING + json.dumps({str(p): o for p, o in sorted((pending or source_end).items())})
             _commit(consumer, plan.dead_letter_topic, start, marker)
-            _produce(bootstrap, plan.topic, result)
+            _produce(kafka, plan.topic, result)
         _commit(consumer, plan.dead_letter_topic, end, "")
         return ReplayReport(result, mark, len(result.send))
     finally:
         consumer.close()
 
 
-def _produce(bootstrap: str, topic: str, result: ReplayPlan) -> None:
+def _produce(kafka: KafkaEndpoint, topic: str, result: ReplayPlan) -> None:
     errors: list[str] = []
 
     def delivered(error: KafkaError | None, _message: object) -> None:
         if error is not None:
             errors.append(str(error))
 
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    producer = Producer(kafka.confluent(**{"enable.idempotence": True, "linger.ms": 5}))
     for letter in result.send:
         while True:
             try:

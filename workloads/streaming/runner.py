@@ -33,7 +33,7 @@ import logging
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
 
 import redis
@@ -44,6 +44,7 @@ from prometheus_client import start_http_server
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.query import StreamingQuery
 
+from streamguard.clientsecurity import KafkaEndpoint, RegistrySecurity
 from streamguard.contracts.registry import RegistryError, SchemaRegistry
 from streamguard.workloads.streaming import checkpoint, job, reseed
 from streamguard.workloads.streaming.checkpoint import CheckpointUnavailableError
@@ -113,13 +114,14 @@ def now_ms() -> int:
 
 @dataclass(frozen=True)
 class Endpoints:
-    kafka_bootstrap: str
+    kafka: KafkaEndpoint
     registry_url: str
     redis_url: str
+    registry_security: RegistrySecurity = field(default_factory=RegistrySecurity)
 
 
-def ensure_dead_letter_topic(bootstrap: str, topic: str) -> None:
-    admin = AdminClient({**ADMIN_CONFIG, "bootstrap.servers": bootstrap})
+def ensure_dead_letter_topic(kafka: KafkaEndpoint, topic: str) -> None:
+    admin = AdminClient(kafka.confluent(**ADMIN_CONFIG))
     future = admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])[topic]
     try:
         future.result(timeout=30)
@@ -147,9 +149,9 @@ class StreamRunner:
         self._verdicts_loaded = False
         """The log is read from the checkpoint before the queries first start (``_prepare``: it may be away)."""
         self.schemas = WriterSchemas()
-        self.resolver = SchemaResolver(SchemaRegistry(endpoints.registry_url), plan, self.schemas,
-                                       plan.unknown_schema_grace_ms / 1000)
-        self.probe = TopicProbe(endpoints.kafka_bootstrap, plan.topic)
+        registry = SchemaRegistry(endpoints.registry_url, security=endpoints.registry_security)
+        self.resolver = SchemaResolver(registry, plan, self.schemas, plan.unknown_schema_grace_ms / 1000)
+        self.probe = TopicProbe(endpoints.kafka, plan.topic)
         self.tracker = ProgressTracker(None, None, DeadLetterRate(plan.dead_letter_max_ratio,
                                                                   plan.dead_letter_window_ms))
         self._stopping = False
@@ -213,7 +215,7 @@ class StreamRunner:
         since = reseed.replay_since(self.plan, now_ms(), complete)
         end = batch_end_offsets(self.plan.checkpoint_dir, batch_id, self.plan.topic)
         ranges = reseed.replay_ranges(self.probe.offsets_for_time(sorted(end), since), end)
-        replay = job.arrow_columns(job.replay_windows(spark, self.plan, self.endpoints.kafka_bootstrap,
+        replay = job.arrow_columns(job.replay_windows(spark, self.plan, self.endpoints.kafka,
                                                       self.schemas, ranges))
         written = self.sink.write(reseed.starting_from(self.plan, replay, since))
         seconds = time.monotonic() - began
@@ -224,7 +226,7 @@ class StreamRunner:
 
     def _write_dead_letters(self, frame: DataFrame, batch_id: int) -> None:
         self._hold_dead_letters(batch_id)
-        records, reasons = job.write_dead_letters(frame, self.endpoints.kafka_bootstrap, self.plan.dead_letter_topic)
+        records, reasons = job.write_dead_letters(frame, self.endpoints.kafka, self.plan.dead_letter_topic)
         sent = sum(reasons.values())
         if sent:
             log.warning("batch %d: %d of %d records sent to %s (%s)", batch_id, sent, records,
@@ -324,7 +326,7 @@ class StreamRunner:
                 self.sink.client.ping()
                 self._partitions = self.probe.partitions()
                 self._partitions_at = time.monotonic()
-                ensure_dead_letter_topic(self.endpoints.kafka_bootstrap, self.plan.dead_letter_topic)
+                ensure_dead_letter_topic(self.endpoints.kafka, self.plan.dead_letter_topic)
                 if not self._subject_resolved:
                     self.resolver.resolve(self.resolver.subject_ids())
                     self._subject_resolved = True
@@ -395,7 +397,7 @@ class StreamRunner:
             self._stop(name)  # ended by the outage the job waited for: restarts now, not reported as a failure
         if WINDOWS not in self._queries:
             self._stamp_verdicts()
-            self._queries[WINDOWS] = job.start_windows(spark, self.plan, self.endpoints.kafka_bootstrap, self.schemas,
+            self._queries[WINDOWS] = job.start_windows(spark, self.plan, self.endpoints.kafka, self.schemas,
                                                        self._write_windows, start.starting_timestamp_ms)
             self._windows_start = start
             self._cancel_warm_up(spark)  # a Spark job the warm-up submitted while the query was being planned
@@ -430,7 +432,7 @@ class StreamRunner:
         if DEAD_LETTERS in self._queries or not windows_reports or self._windows_start is None:
             return
         self._queries[DEAD_LETTERS] = job.start_dead_letters(
-            spark, self.plan, self.endpoints.kafka_bootstrap, self.schemas, self._write_dead_letters,
+            spark, self.plan, self.endpoints.kafka, self.schemas, self._write_dead_letters,
             self._windows_start.starting_timestamp_ms)
 
     def _stop(self, name: str | None = None) -> None:

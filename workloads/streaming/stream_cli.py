@@ -49,13 +49,16 @@ def replay_dead_letters(config_path: Path, allow_late: bool, skip_unknown: bool,
         plan = build(load(StreamJob, config_path))
     except (FileNotFoundError, ValueError, StreamSpecError) as error:
         raise click.ClickException(str(error)) from error
-    env = connections_from_env()
+    try:
+        env = connections_from_env()
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
     if not (env.kafka_bootstrap and env.registry_url and env.redis_url):
         raise click.ClickException("set STREAMGUARD_KAFKA_BOOTSTRAP, STREAMGUARD_REGISTRY_URL and "
                                    "STREAMGUARD_REDIS_URL")
     try:
-        report = replay(plan, env.kafka_bootstrap, env.registry_url, env.redis_url, allow_late=allow_late,
-                        skip_unknown=skip_unknown, margin_ms=margin_s * 1000, dry_run=dry_run)
+        report = replay(plan, env.kafka(), env.registry_url, env.redis_url, registry_security=env.registry_security,
+                        allow_late=allow_late, skip_unknown=skip_unknown, margin_ms=margin_s * 1000, dry_run=dry_run)
     except ReplayRefusedError as error:
         raise click.ClickException(f"StreamingWindow {plan.ref}: replay refused, nothing sent: {error}") from error
     except (KafkaException, RegistryError, TopicMissingError) as error:

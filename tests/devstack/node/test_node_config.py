@@ -157,6 +157,21 @@ def test_kafka_advertises_its_pod_listener_at_the_bridge_address(tmp_path: Path)
     assert "PODS:PLAINTEXT" in properties["listener.security.protocol.map"]
 
 
+def test_the_secured_option_adds_a_sasl_ssl_listener_and_keeps_the_others(tmp_path: Path) -> None:
+    def properties(sasl: tuple[int, Path] | None) -> dict[str, str]:
+        text = components._kafka_properties(tmp_path, 9092, 9094, ("10.244.1.1", 9093), sasl)
+        return dict(line.split("=", 1) for line in text.splitlines())
+
+    plain, secured = properties(None), properties((9095, tmp_path / "keystore.pem"))
+    assert secured["listeners"] == plain["listeners"] + ",SASL_SSL://127.0.0.1:9095"
+    assert secured["advertised.listeners"] == plain["advertised.listeners"] + ",SASL_SSL://127.0.0.1:9095"
+    assert secured["listener.security.protocol.map"].endswith(",SASL_SSL:SASL_SSL")
+    assert secured["inter.broker.listener.name"] == "PLAINTEXT"
+    assert secured["listener.name.sasl_ssl.ssl.keystore.location"] == str(tmp_path / "keystore.pem")
+    assert secured["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert not {key for key in plain if "sasl" in key}
+
+
 def test_kube_proxy_leaves_the_machine_alone_but_for_its_service_rules(tmp_path: Path) -> None:
     layout = node.NodeLayout(tmp_path)
     subnet = ipaddress.IPv4Network("10.244.1.0/24")

@@ -308,9 +308,10 @@ def progress(client: "redis.Redis", project: str, view: str) -> StreamProgress |
 
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     """Partition -> end offset of ``topic`` (how many records it ever held)."""
+    from streamguard.clientsecurity import KafkaEndpoint
     from streamguard.workloads.streaming.offsets import TopicProbe
 
-    probe = TopicProbe(bootstrap, topic)
+    probe = TopicProbe(KafkaEndpoint(bootstrap), topic)
     return probe.end_offsets(probe.partitions())
 
 
