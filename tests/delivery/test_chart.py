@@ -78,7 +78,7 @@ def test_template_renders_operator_and_serving(helm: Helm, values: str) -> None:
     assert container(operator)["readinessProbe"]["httpGet"]["path"] == "/healthz"
     if operator["spec"]["replicas"] > 1:
         assert "--peering=streamguard" in args
-        assert find(docs, "ClusterKopfPeering")["metadata"]["name"] == "streamguard"
+        assert {d["metadata"]["name"] for d in docs if d["kind"] == "KopfPeering"} == {"streamguard"}
     else:
         assert "--standalone" in args
     serve = container(serving)
@@ -173,6 +173,25 @@ def test_kafka_and_registry_credentials_reach_the_operator_by_reference(helm: He
     assert "registry-client" not in volumes
     assert settings.kafka_security_for_operator({"STREAMGUARD_KAFKA_SASL_USERNAME": "u",
                                                  "STREAMGUARD_KAFKA_SASL_PASSWORD": "p"}).protocol == "SASL_SSL"
+
+
+@pytest.mark.stack
+def test_the_operator_watches_its_own_namespace_unless_told_otherwise(helm: Helm) -> None:
+    docs = rendered(helm, "values.yaml", "features")
+    args = container(find(docs, "Deployment", "-operator"))["args"]
+    assert "--namespace=features" in args and "--all-namespaces" not in args
+    bindings = [d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-operator")]
+    assert [b["metadata"]["namespace"] for b in bindings] == ["features"]
+    assert not [d for d in docs if d["kind"] == "ClusterRoleBinding" and d["roleRef"]["name"].endswith("-operator")]
+
+    everywhere = rendered(helm, "values.yaml", "features", "sg", "--set", "operator.clusterWide=true")
+    assert "--all-namespaces" in container(find(everywhere, "Deployment", "-operator"))["args"]
+    find(everywhere, "ClusterRoleBinding", "-operator")
+
+    refused = helm("template", "sg", str(CHART), "--set", "operator.clusterWide=true",
+                   "--set", "operator.watchNamespaces={a}", check=False)
+    assert refused.returncode != 0
+    assert "operator.clusterWide and operator.watchNamespaces exclude each other" in refused.stderr
 
 
 @pytest.mark.stack

@@ -101,3 +101,16 @@ app.kubernetes.io/component: {{ .component }}
       name: {{ include "streamguard.redisSecretName" . }}
       key: {{ include "streamguard.redisSecretKey" . }}
 {{- end }}
+
+{{/* The namespaces the operator watches, as a JSON list: operator.watchNamespaces, else the release's own
+namespace; empty (the whole cluster) only with operator.clusterWide, which excludes a list. */}}
+{{- define "streamguard.watchedNamespaces" -}}
+{{- if .Values.operator.clusterWide -}}
+{{- if .Values.operator.watchNamespaces -}}
+{{- fail "operator.clusterWide and operator.watchNamespaces exclude each other: set one of them" -}}
+{{- end -}}
+[]
+{{- else -}}
+{{- default (list .Release.Namespace) .Values.operator.watchNamespaces | toJson -}}
+{{- end -}}
+{{- end -}}

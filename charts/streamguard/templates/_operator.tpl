@@ -2,8 +2,9 @@
 {{- define "streamguard.operatorArgs" -}}
 - operator
 - run
-{{- if .Values.operator.watchNamespaces }}
-{{- range .Values.operator.watchNamespaces }}
+{{- $watched := include "streamguard.watchedNamespaces" . | fromJsonArray }}
+{{- if $watched }}
+{{- range $watched }}
 - --namespace={{ . }}
 {{- end }}
 {{- else }}
