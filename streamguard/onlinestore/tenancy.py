@@ -70,10 +70,12 @@ def acl_key_patterns(namespace: str, projects: Iterable[str]) -> list[str]:
     return patterns
 
 
-ACL_COMMANDS = ("-@all", "+@read", "+@write", "+@scripting", "+@connection", "-@dangerous", "+info")
-"""What StreamGuard's writers and readers need: reads and writes of their keys, the generation scripts
-(``EVAL``/``EVALSHA``; they call ``INFO``) and ``INFO`` itself; nothing ``@dangerous`` (``FLUSHALL``,
-``KEYS``, ``CONFIG``, ``DEBUG`` ...)."""
+ACL_COMMANDS = ("-@all", "+@read", "+@write", "+@connection", "-@dangerous", "+info", "+eval", "+evalsha",
+                "+script|load", "+script|exists")
+"""What StreamGuard's writers and readers need: reads and writes of their keys, the generation and window
+scripts (``EVAL``, ``EVALSHA`` and loading them; the scripts call ``INFO``) and ``INFO`` itself; nothing
+``@dangerous`` (``FLUSHALL``, ``KEYS``, ``CONFIG``, ``DEBUG`` ...) and no functions or ``SCRIPT FLUSH``, which
+reach beyond the user's keys."""
 
 
 def acl_setuser(user: str, password: str, namespace: str, projects: Iterable[str]) -> list[str]:

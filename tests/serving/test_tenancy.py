@@ -7,6 +7,7 @@ with :func:`~streamguard.onlinestore.tenancy.acl_setuser`'s patterns runs one na
 serving and is refused every key of the other.
 """
 
+import json
 import secrets
 import time
 import uuid
@@ -256,3 +257,37 @@ def test_an_acl_user_per_namespace_runs_its_writers_and_serving_and_is_refused_t
         assert redis_client.exists(*theirs) == len(theirs), "nothing of B was changed"
     finally:
         redis_client.execute_command("ACL", "DELUSER", user)  # type: ignore[no-untyped-call]
+
+
+def test_keys_written_before_the_namespace_read_stale_until_the_writers_reseed(
+    stack: Endpoints, redis_client: redis.Redis, tenants: tuple[Tenant, Tenant], tmp_path: Path
+) -> None:
+    """The upgrade: the store holds a view under the layout without the namespace (its generation, coverage,
+    rows and windows keyed by ``spec.project`` alone). The new layout is a new store generation: serving
+    reads ``stale``, never the old values nor zeros; the materializer backfills (its watermark belongs to the
+    old generation) and the stream's coverage is committed anew, and only then is the view ``present``."""
+    a, _ = tenants
+    old = PROJECT  # the old layout's key suffix: spec.project alone
+    now_ms = int(time.time() * 1000)
+    old_generation, _ = ensure_generation(redis_client, f"{old}{a.namespace}", now_ms)  # unique to this test
+    old_keys = [generation_key(f"{old}{a.namespace}")]
+    try:
+        redis_client.hset(redis_key(f"{old}{a.namespace}", {"account_id": "A1"}),  # type: ignore[arg-type]
+                          mapping={b"_ts:profile": b"x"})
+        old_keys.append(redis_key(f"{old}{a.namespace}", {"account_id": "A1"}))
+        (tmp_path / a.namespace / "watermark.json").write_text(json.dumps({
+            "materializedUntil": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
+            "generation": old_generation}))
+        with _serving(tmp_path, a, stack.redis_url) as app:
+            results = _lookup(app)
+            assert all(r["statuses"] == ["stale"] * 3 for r in results), results
+            assert all(v is None for r in results for v in r["values"][:1]), "no old or zero batch value"
+
+            watermark = FileWatermark(tmp_path / a.namespace / "watermark.json")
+            run = materialize_incremental(redis_client, BATCH_VIEW, a.profile, watermark, namespace=a.namespace)
+            assert run.backfill is not None and run.stats.written == 2, run
+            results = _served_values(app, redis_client, a)
+            assert [r["values"] for r in results] == _expected(a)
+            assert all(r["statuses"] == ["present"] * 3 for r in results)
+    finally:
+        redis_client.delete(*old_keys)
