@@ -6,7 +6,7 @@
 only then does the watermark move to ``end``. Any failure leaves the watermark where it was and marks
 the view not ``Materialized`` and not ``Fresh``.
 
-The run knows what the store holds (:mod:`streamguard.onlinestore.generation`): it takes the project's
+The run knows what the store holds (:mod:`streamguard.onlinestore.generation`): it takes the store project's
 current generation first (starting one if the store has none). When the watermark belongs to another
 generation, or the view's batch coverage is not in this one, the store lost the view's data (flush,
 restart, failover, eviction): the run backfills the TTL's interval (``Materialized=False
