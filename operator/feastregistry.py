@@ -12,6 +12,7 @@ from pathlib import Path
 from streamguard import objectstore
 from streamguard.api.featureview import FeatureViewSpec
 from streamguard.feastrepo import registration
+from streamguard.onlinestore.tenancy import store_project
 from streamguard.operator.render.common import Manifest
 from streamguard.operator.status import Cond
 
@@ -45,11 +46,11 @@ class FeastRegistry:
 
     async def register(self, body: Manifest, spec: FeatureViewSpec) -> Cond:
         """Apply the view and report it as the ``Registered`` condition (False with the reason on failure)."""
-        name = body["metadata"]["name"]
+        name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
         async with self._lock:
             try:
                 registered = await asyncio.to_thread(
-                    registration.register, self.location, owner_of(body), name, spec, self.base_dir
+                    registration.register, self.location, owner_of(body), name, spec, self.base_dir, namespace
                 )
             except registration.RegistrationConflictError as error:
                 return Cond(CONDITION, "False", "NameTaken", f"Feast registry {self.location}: {error}")
@@ -64,7 +65,8 @@ class FeastRegistry:
             )
         return Cond(
             CONDITION, "True", "Registered",
-            f"feature view {name!r} in project {spec.project!r} of the Feast registry {self.location}",
+            f"feature view {name!r} in Feast project {store_project(namespace, spec.project)!r} of the Feast registry "
+            f"{self.location}",
         )
 
     async def unregister(self, body: Manifest) -> list[str]:

@@ -20,6 +20,7 @@ from streamguard.api.featureview import FeatureViewSpec
 from streamguard.api.streamingwindow import StreamingWindowSpec
 from streamguard.onlinestore.feast_layout import feature_field, timestamp_field
 from streamguard.onlinestore.generation import coverage_key, generation_key
+from streamguard.onlinestore.tenancy import DEFAULT_NAMESPACE, store_project
 from streamguard.onlinestore.valueproto import Scalar
 from streamguard.onlinestore.window_layout import heartbeat_key, window_infix
 from streamguard.serving.redisio import pack_tail
@@ -37,6 +38,8 @@ class ViewResource:
     annotations: Mapping[str, str] = field(default_factory=dict)
     status_newest: float | None = None
     """Newest event time (epoch seconds) per the status: ``lastMaterializedAt - freshnessSeconds``."""
+    namespace: str = DEFAULT_NAMESPACE
+    """Its ``metadata.namespace``: part of every key of the view (:mod:`streamguard.onlinestore.tenancy`)."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class WindowGroup:
     packed_fields: bytes
     """:attr:`fields` in RESP, appended to every ``HMGET`` of the window's hashes."""
     key_infix: bytes
-    """``<project>:<view>:<suffix>:`` of the window layout's keys (entity before, window end after)."""
+    """``sgw:<store project>:<view>:<suffix>:`` of the window layout's keys (entity and window end after)."""
     empty: tuple[Scalar, ...]
     """Each aggregation's value over an empty window, already cast to the feature's type."""
     casts: tuple[Callable[[bytes | None], Scalar], ...]
@@ -75,6 +78,9 @@ class FeatureSlot:
 class ServedView:
     name: str
     project: str
+    store_project: str
+    """The name its keys carry: :func:`~streamguard.onlinestore.tenancy.store_project` of its namespace and
+    ``project``."""
     join_keys: tuple[tuple[str, str], ...]
     """(join key, value type) in declaration order."""
     ttl_seconds: float
@@ -88,10 +94,10 @@ class ServedView:
     """``_ts:<view>`` first, then one field per batch feature."""
     packed_batch_fields: bytes
     project_bytes: bytes
-    """Suffix of the view's Feast keys (entity key + project)."""
+    """Suffix of the view's Feast keys (entity key + store project: namespace and ``spec.project``)."""
     heartbeat_key: bytes
     generation_key: bytes
-    """The project's generation marker (:mod:`streamguard.onlinestore.generation`)."""
+    """The store project's generation marker (:mod:`streamguard.onlinestore.generation`)."""
     coverage_key: bytes
     """The view's coverage hash."""
     windows: Mapping[str, WindowGroup]
@@ -181,6 +187,7 @@ def _refused_features(view: ViewResource, windows: list[WindowResource], problem
 
 def _build_view(view: ViewResource, windows: list[WindowResource], problems: list[str]) -> ServedView:
     spec = view.spec
+    store = store_project(view.namespace, spec.project)
     refused = _refused_features(view, windows, problems)
     if refused:
         windows = []
@@ -209,7 +216,7 @@ def _build_view(view: ViewResource, windows: list[WindowResource], problems: lis
             casts.append(_window_cast(dtype_of(name, function)))
             empties.append(_cast_scalar(dtype_of(name, function), empty_value(function)))
         fields = tuple(a.encode() for a in aggregations)
-        infix = window_infix(spec.project, view.name, suffix)
+        infix = window_infix(store, view.name, suffix)
         groups[suffix] = WindowGroup(
             suffix, shapes[suffix], fields, pack_tail(*fields), infix, tuple(empties), tuple(casts)
         )
@@ -221,6 +228,7 @@ def _build_view(view: ViewResource, windows: list[WindowResource], problems: lis
     return ServedView(
         name=view.name,
         project=spec.project,
+        store_project=store,
         join_keys=tuple((e.join_key, e.value_type) for e in spec.entities),
         ttl_seconds=float(duration_seconds(spec.ttl)),
         sla_seconds=float(duration_seconds(spec.freshness_sla)),
@@ -229,10 +237,10 @@ def _build_view(view: ViewResource, windows: list[WindowResource], problems: lis
         batch_features=tuple(batch),
         batch_fields=batch_fields,
         packed_batch_fields=pack_tail(*batch_fields),
-        project_bytes=spec.project.encode(),
-        heartbeat_key=heartbeat_key(spec.project, view.name),
-        generation_key=generation_key(spec.project),
-        coverage_key=coverage_key(spec.project, view.name),
+        project_bytes=store.encode(),
+        heartbeat_key=heartbeat_key(store, view.name),
+        generation_key=generation_key(store),
+        coverage_key=coverage_key(store, view.name),
         windows=groups,
         slots=slots,
         feature_names=tuple(ordered),

@@ -209,7 +209,7 @@ async def check(
     for view in views:
         commands.append(pack(b"HMGET", view.coverage_key, *COVERAGE_FIELDS))
         if _batch_part(view):
-            commands.append(pack(b"HGET", freshness_key(view.project, view.name), NEWEST_EVENT))
+            commands.append(pack(b"HGET", freshness_key(view.store_project, view.name), NEWEST_EVENT))
         if view.has_stream:
             commands.append(pack(b"HMGET", view.heartbeat_key, *PROGRESS_FIELDS))
     try:

@@ -7,9 +7,9 @@ Reads per entity row and selected view:
 
 - batch features: the entity's Feast hash, fields ``_ts:<view>`` + every batch feature of the view;
 - each selected window (suffix): the window hash whose end is ``floor(now / slide) * slide + slide``;
-- once per view with windows: the streaming job's progress record (``sgw-hb:<project>:<view>``);
-- once per project: the store's generation marker (``sg-gen:<project>``), and once per view its coverage
-  (``sg-cov:<project>:<view>``), compared with the server identity the pool keeps
+- once per view with windows: the streaming job's progress record (``sgw-hb:<store project>:<view>``);
+- once per store project: the store's generation marker (``sg-gen:<store project>``), and once per view its coverage
+  (``sg-cov:<store project>:<view>``), compared with the server identity the pool keeps
   (:mod:`streamguard.onlinestore.generation`).
 
 Statuses (docs/semantics.md explains them for users) come from :mod:`streamguard.serving.progress`:

@@ -140,7 +140,7 @@ def iso(ts: float | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class StoreView:
-    """What the online store says about one view: the project's current generation (``None``: none),
+    """What the online store says about one view: the store project's current generation (``None``: none),
     the view's coverage per writer part and whether the server evicts keys."""
 
     current: str | None

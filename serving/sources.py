@@ -18,6 +18,7 @@ from streamguard.api.common import GROUP, VERSION
 from streamguard.api.featureview import FeatureViewSpec
 from streamguard.api.kinds import FEATURE_VIEW, STREAMING_WINDOW
 from streamguard.api.streamingwindow import StreamingWindowSpec
+from streamguard.onlinestore.tenancy import DEFAULT_NAMESPACE, store_project
 from streamguard.serving.catalog import Catalog, ViewResource, WindowResource, build_catalog
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,11 @@ def resources_from_documents(
             if kind == "FeatureView":
                 annotations = metadata.get("annotations") or {}
                 spec = FeatureViewSpec.model_validate(doc.get("spec"))
-                views.append(ViewResource(name, spec, dict(annotations), _status_newest(doc.get("status"))))
+                namespace = metadata.get("namespace") or DEFAULT_NAMESPACE
+                store_project(namespace, spec.project)  # a ValueError names a namespace no key can carry
+                views.append(
+                    ViewResource(name, spec, dict(annotations), _status_newest(doc.get("status")), namespace)
+                )
             else:
                 windows.append(WindowResource(name, StreamingWindowSpec.model_validate(doc.get("spec"))))
         except ValidationError as error:
@@ -116,6 +121,10 @@ class FileSource:
         except (OSError, yaml.YAMLError) as error:
             raise ValueError(f"cannot read feature config {self.path}: {error}") from error
         views, windows, problems = resources_from_documents(documents, str(self.path))
+        namespaces = sorted({view.namespace for view in views})
+        if len(namespaces) > 1:
+            problems.append(f"{self.path}: FeatureViews of several namespaces ({', '.join(namespaces)}); serving "
+                            "serves one namespace")
         if problems:
             raise ValueError("invalid feature config:\n  " + "\n  ".join(problems))
         self._catalog = build_catalog(views, windows)

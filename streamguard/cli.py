@@ -14,6 +14,7 @@ _GROUPS: dict[str, tuple[str, str]] = {
     "workload": ("streamguard.workloads.cli", "Entrypoints of the containers the operator deploys."),
     "stream": ("streamguard.workloads.streaming.stream_cli", "Operate streaming jobs: replay dead letters."),
     "serve": ("streamguard.serving.cli", "Serve feature vectors over HTTP from Redis."),
+    "online-store": ("streamguard.onlinestore.cli", "The online store's tenancy: a Redis ACL user per namespace."),
     "feast": ("streamguard.feastrepo.cli", "Generate and apply the Feast repository of FeatureView manifests."),
     "plan": ("streamguard.delivery.plan", "Show what applying a folder of feature resources would change."),
     "validate": ("streamguard.delivery.validate", "Validate feature resources offline (schemas, contracts)."),

@@ -32,6 +32,7 @@ from streamguard.demo.finserve_data import FinServeConfig, generate, write  # no
 from streamguard.devstack.machine import machine_facts  # noqa: E402
 from streamguard.devstack.private_redis import private_redis  # noqa: E402
 from streamguard.finserve.resources import EXAMPLES_DIR, load_manifests  # noqa: E402
+from streamguard.onlinestore.tenancy import DEFAULT_NAMESPACE, store_project  # noqa: E402
 from streamguard.workloads.materialize.run import materialize_incremental  # noqa: E402
 from streamguard.workloads.materialize.watermark import FileWatermark  # noqa: E402
 
@@ -126,7 +127,8 @@ def bench_scale(scale: float, root: Path, redis_url: str, work: Path, runs: int)
                     seconds["feast"] = _run_feast(store, start, end)
                 else:
                     seconds["streamguard"], rows, values = _run_ours(ours_client, views, work, start, end)
-            ours, theirs = dump(ours_client, project), dump(feast_client, project)
+            keys = store_project(DEFAULT_NAMESPACE, project)
+            ours, theirs = dump(ours_client, keys), dump(feast_client, keys)
             if not ours or ours != theirs:
                 differing = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
                 raise NotByteIdenticalError(

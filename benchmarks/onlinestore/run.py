@@ -205,7 +205,7 @@ def measure_windows(client: redis.Redis, accounts: int, work: Path, seed: int) -
         before = used_memory(client)
         sink.write(columns)
         used = (used_memory(client) - before) / accounts
-        pattern = f"sgw:*{plan.project}:{plan.view}:{window.suffix}:{end}".encode()
+        pattern = f"sgw:{plan.project}:{plan.view}:{window.suffix}:*:{end}".encode()
         keys = list(client.scan_iter(match=pattern, count=10000))[:SAMPLE]
         per_hash = mean_usage(client, keys)
         live = ceil((window.length_ms + window.expiry_ms) / window.slide_ms)

@@ -54,6 +54,7 @@ from streamguard.devstack.supervisor import free_port
 from streamguard.finserve.resources import load_manifests
 from streamguard.onlinestore.feast_layout import feature_field, redis_key, timestamp_field
 from streamguard.onlinestore.generation import BATCH, EVERYTHING_MS, STREAM
+from streamguard.onlinestore.tenancy import DEFAULT_NAMESPACE, store_project
 from streamguard.onlinestore.valueproto import encode_timestamp, encode_value
 from streamguard.onlinestore.window_layout import StreamProgress, encode_number, heartbeat_key, window_key
 from streamguard.onlinestore.writers import commit_coverage, ensure_generation
@@ -90,6 +91,8 @@ class Data:
     def __init__(self, client: redis.Redis, entities: int, horizon_s: int) -> None:
         self.client = client
         self.project = f"bench_{uuid.uuid4().hex[:10]}"
+        self.keys = store_project(DEFAULT_NAMESPACE, self.project)
+        """The store project serving reads (the manifests carry no namespace)."""
         manifests = load_manifests()
         self.views: dict[str, FeatureView] = {}
         for name, view in manifests.feature_views.items():
@@ -121,7 +124,7 @@ class Data:
         generation every view covers (as the writers leave it after seeding)."""
         now = time.time()
         now_ms = int(now * 1000)
-        generation, _ = ensure_generation(self.client, self.project, now_ms)
+        generation, _ = ensure_generation(self.client, self.keys, now_ms)
         stamp = encode_timestamp(datetime.fromtimestamp(now - 60, UTC))
         pipe = self.client.pipeline(transaction=False)
         writes = 0
@@ -133,7 +136,7 @@ class Data:
                     for f in view.spec.features
                 }
                 mapping[timestamp_field(name)] = stamp
-                pipe.hset(redis_key(self.project, {join_key: entity}), mapping=mapping)  # type: ignore[arg-type]
+                pipe.hset(redis_key(self.keys, {join_key: entity}), mapping=mapping)  # type: ignore[arg-type]
                 writes += 1
         pipe.execute()
         dtypes = {f.name: f.dtype for f in self.views[STREAM_VIEW].spec.features}
@@ -148,21 +151,21 @@ class Data:
                     for a in self.window.spec.aggregations
                 }
                 for end in ends:
-                    key = window_key(self.project, STREAM_VIEW, w.suffix, end, {"account_id": entity})
+                    key = window_key(self.keys, STREAM_VIEW, w.suffix, end, {"account_id": entity})
                     pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
                     pipe.expire(key, self.horizon_s + 600)
                     writes += 1
                     if writes % 5000 == 0:
                         pipe.execute()
         pipe.hset(
-            heartbeat_key(self.project, STREAM_VIEW),  # type: ignore[arg-type]
+            heartbeat_key(self.keys, STREAM_VIEW),  # type: ignore[arg-type]
             mapping=StreamProgress(processed_at_ms=now_ms, progress_at_ms=now_ms, newest_event_ms=now_ms, lag=0,
                                    watermark_ms=now_ms, batch_id=1, state="running").mapping(),  # caught up
         )
         pipe.execute()
         for name in self.views:
             for part in (BATCH, STREAM) if name == STREAM_VIEW else (BATCH,):
-                if commit_coverage(self.client, self.project, name, part, generation, EVERYTHING_MS) is None:
+                if commit_coverage(self.client, self.keys, name, part, generation, EVERYTHING_MS) is None:
                     raise RuntimeError(f"the store's generation {generation} ended while the benchmark wrote its data")
         return writes
 

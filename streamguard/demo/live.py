@@ -276,7 +276,8 @@ FinServe features are live. Try:
 
 Offline tables: {offline_location(OFFLINE_TABLES, endpoints.s3_bucket)}/<view>/date=YYYY-MM-DD/ (the stack's SeaweedFS).
 Feast registry (kept by the operator): {feast_registry(endpoints, ns)}; with `dev env`'s AWS_* variables,
-  streamguard.feastrepo.registration.feature_store(that location, project) gives training sets (docs/demo.md).
+  streamguard.feastrepo.registration.feature_store(that location, project, namespace="{ns}") gives training sets
+  (docs/demo.md).
 Metrics: serving {url}/metrics; the streaming job and drift exporter: kubectl port-forward -n {ns} deploy/<name> <port>.
 Dashboard: charts/streamguard/files/grafana-dashboard.json (import into Grafana, Prometheus datasource).
 Stop everything: make demo-down   (or: {sg} demo down)

@@ -8,6 +8,7 @@ import click
 
 from streamguard.api.featureview import FeatureViewSpec
 from streamguard.finserve.resources import EXAMPLES_DIR, load_manifests
+from streamguard.onlinestore.tenancy import DEFAULT_NAMESPACE, store_project
 
 _MANIFESTS = click.option(
     "--manifests",
@@ -48,6 +49,12 @@ _REPO_OPTIONS = (
     click.option("--repo", type=click.Path(path_type=Path, file_okay=False), required=True, help="Folder to write."),
     click.option("--project", default=None, help="Only views of this project (default: the only one)."),
     click.option("--redis-url", default=None, help="Online store (default: STREAMGUARD_REDIS_URL)."),
+    click.option(
+        "--namespace",
+        default=DEFAULT_NAMESPACE,
+        show_default=True,
+        help="Namespace of the FeatureViews: with the project, it names the Feast project (the keys' suffix).",
+    ),
 )
 
 
@@ -58,30 +65,32 @@ def _repo_options(func: Callable[..., None]) -> Callable[..., None]:
     return func
 
 
-def _write(manifests: Path, repo: Path, project: str | None, redis_url: str | None) -> tuple[str, int]:
-    """Write the repository; returns its project and how many feature views it holds."""
+def _write(
+    manifests: Path, repo: Path, project: str | None, redis_url: str | None, namespace: str
+) -> tuple[str, int]:
+    """Write the repository; returns its Feast project and how many feature views it holds."""
     from streamguard.feastrepo.repo import write_repo
 
     name, views = _views(manifests, project)
-    write_repo(repo, name, views, _redis_url(redis_url))
-    return name, len(views)
+    write_repo(repo, name, views, _redis_url(redis_url), namespace=namespace)
+    return store_project(namespace, name), len(views)
 
 
 @command.command()
 @_repo_options
-def render(manifests: Path, repo: Path, project: str | None, redis_url: str | None) -> None:
+def render(manifests: Path, repo: Path, project: str | None, redis_url: str | None, namespace: str) -> None:
     """Write feature_store.yaml, views.json and the generated features.py (usable by `feast plan`)."""
-    name, count = _write(manifests, repo, project, redis_url)
+    name, count = _write(manifests, repo, project, redis_url, namespace)
     click.echo(f"{repo}: project {name}, {count} feature views")
 
 
 @command.command()
 @_repo_options
-def apply(manifests: Path, repo: Path, project: str | None, redis_url: str | None) -> None:
+def apply(manifests: Path, repo: Path, project: str | None, redis_url: str | None, namespace: str) -> None:
     """Render the repository and register it in Feast's registry (pruning views no longer declared)."""
     from streamguard.feastrepo.repo import apply_repo
 
-    name, _ = _write(manifests, repo, project, redis_url)
+    name, _ = _write(manifests, repo, project, redis_url, namespace)
     click.echo(f"{repo}: project {name}, applied {', '.join(apply_repo(repo))}")
 
 

@@ -16,6 +16,7 @@ import yaml
 
 from streamguard.api.featureview import FeatureViewSpec
 from streamguard.feastrepo.config import MANAGED_TAG, render_feature_store_config
+from streamguard.onlinestore.tenancy import DEFAULT_NAMESPACE, store_project
 
 CONFIG_FILE = "feature_store.yaml"
 SPECS_FILE = "views.json"
@@ -44,12 +45,14 @@ def render_repo(
     redis_url: str,
     registry_path: Path,
     base_dir: Path,
+    namespace: str = DEFAULT_NAMESPACE,
 ) -> RepoFiles:
-    """The repository of ``project``; every view must belong to it (``spec.project``)."""
+    """The repository of ``project`` in ``namespace``; every view must belong to it (``spec.project``). Its Feast
+    project is :func:`~streamguard.onlinestore.tenancy.store_project`, the name StreamGuard's keys carry."""
     for name, spec in views.items():
         if spec.project != project:
             raise ValueError(f"FeatureView {name}: spec.project {spec.project!r} is not {project!r}")
-    config = render_feature_store_config(project, redis_url, registry_path)
+    config = render_feature_store_config(store_project(namespace, project), redis_url, registry_path)
     specs = {
         "baseDir": str(base_dir),
         "views": {name: spec.model_dump(by_alias=True, exclude_none=True, mode="json") for name, spec in views.items()},
@@ -70,6 +73,7 @@ def write_repo(
     redis_url: str,
     base_dir: Path | None = None,
     registry_path: Path | None = None,
+    namespace: str = DEFAULT_NAMESPACE,
 ) -> Path:
     """Render the repository into ``repo_dir`` (created); return the folder."""
     repo_dir.mkdir(parents=True, exist_ok=True)
@@ -79,6 +83,7 @@ def write_repo(
         redis_url,
         (registry_path or repo_dir / "registry.db").resolve(),
         (base_dir or Path.cwd()).resolve(),
+        namespace,
     )
     for name, text in rendered.files.items():
         (repo_dir / name).write_text(text)

@@ -2,7 +2,8 @@
 
 One hash per entity key: key = ``serialize_entity_key(join keys) + project``; field
 ``mmh3("<view>:<feature>")`` (4 bytes, little-endian) -> ValueProto bytes; field ``_ts:<view>`` ->
-Timestamp bytes of the row's event time.
+Timestamp bytes of the row's event time. StreamGuard's Feast project is the store project of
+:mod:`streamguard.onlinestore.tenancy` (``spec.project`` and the namespace).
 """
 
 import struct

@@ -1,6 +1,7 @@
 """The freshness record of a batch view, written by the materializer after every successful run.
 
-One hash per (project, view): key ``sg-fresh:<project>:<view>``, fields (ASCII decimals, epoch ms):
+One hash per (store project, view) (:mod:`streamguard.onlinestore.tenancy`): key
+``sg-fresh:<store project>:<view>``, fields (ASCII decimals, epoch ms):
 
 - ``newest_event_ms``: event time of the newest row the view holds online (never moves back). The
   view's freshness is ``now - newest_event``, the same age the FeatureView's ``Fresh`` condition uses;

@@ -7,7 +7,8 @@ replica that lagged and ``FLUSHALL`` all remove keys without telling anyone. Thi
 contract that makes those losses visible; writers (materializer, streaming job) and readers (serving)
 use only these keys, scripts and functions.
 
-**Generation marker** (per project), hash ``sg-gen:<project>``:
+**Generation marker** (per store project: namespace and ``spec.project``,
+:mod:`streamguard.onlinestore.tenancy`), hash ``sg-gen:<store project>``:
 
 - ``id``: random token of this generation; ``created_ms``: when it began (epoch ms);
 - ``run_id``: the Redis server's ``run_id`` (``INFO server``) when it began;
@@ -27,9 +28,9 @@ still equal the recorded ones (:func:`current_generation`, :data:`CURRENT_GENERA
 
 Writers call :data:`ENSURE_GENERATION` before writing (one atomic script: it returns the current id or
 starts a new generation, so concurrent writers agree on one id). Keys deleted one by one by hand (``DEL``)
-are not detected: delete ``sg-gen:<project>`` too to make every writer re-seed.
+are not detected: delete ``sg-gen:<store project>`` too to make every writer re-seed.
 
-**Coverage** (per view), hash ``sg-cov:<project>:<view>``, per writer part (``batch``: the materializer,
+**Coverage** (per view), hash ``sg-cov:<store project>:<view>``, per writer part (``batch``: the materializer,
 ``stream``: the streaming job) the fields ``<part>:generation`` and ``<part>:since_ms``: since which
 time (event time, epoch ms) the part's writer has kept everything it writes for this view in that
 generation. A writer sets it with :data:`COMMIT_COVERAGE` after it has (re-)seeded the view in a
@@ -131,7 +132,7 @@ class Generation:
 
     @classmethod
     def parse(cls, fields: Mapping[bytes, bytes | None]) -> "Generation | None":
-        """The marker from ``HGETALL sg-gen:<project>``; ``None`` when absent or incomplete."""
+        """The marker from ``HGETALL sg-gen:<store project>``; ``None`` when absent or incomplete."""
         values = [_text(fields.get(name)) for name in (ID, CREATED_MS, RUN_ID, EVICTED_KEYS)]
         if any(v is None for v in values):
             return None
@@ -154,7 +155,7 @@ class Coverage:
 
     @classmethod
     def parse(cls, fields: Mapping[bytes, bytes | None], part: Part) -> "Coverage | None":
-        """One part's coverage from ``HGETALL sg-cov:<project>:<view>``; ``None`` when never written."""
+        """One part's coverage from ``HGETALL sg-cov:<store project>:<view>``; ``None`` when never written."""
         gen_field, since_field = coverage_fields(part)
         generation, since = _text(fields.get(gen_field)), _text(fields.get(since_field))
         if generation is None or since is None:

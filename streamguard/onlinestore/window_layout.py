@@ -1,13 +1,16 @@
 """StreamGuard's Redis layout for sliding-window features written by the streaming job.
 
 One hash per (entity, view, window, window end): key
-``sgw:<feast entity key bytes><project>:<view>:<window suffix>:<end ms>``, fields = aggregation names,
+``sgw:<store project>:<view>:<window suffix>:<feast entity key bytes>:<end ms>``, fields = aggregation names,
 values = ASCII decimals (an absent field is a null aggregate). Keys expire a while after their window
 can no longer be "current".
 
-One progress record per view, the hash ``sgw-hb:<project>:<view>`` (:class:`StreamProgress`, fields
+One progress record per view, the hash ``sgw-hb:<store project>:<view>`` (:class:`StreamProgress`, fields
 below): ``processed_at_ms`` says only that the job is alive; ``progress_at_ms`` is the newest wall-clock
 moment at which the job was caught up with its topic and healthy, the one serving judges freshness by.
+
+``project`` below is always the store project of :mod:`streamguard.onlinestore.tenancy` (namespace
+included); the store project comes first so that a Redis ACL prefix pattern can admit one tenant's keys.
 """
 
 from collections.abc import Mapping
@@ -104,28 +107,18 @@ WINDOW_PREFIX = b"sgw:"
 
 
 def window_key(project: str, view: str, suffix: str, end_ms: int, join_keys: Mapping[str, EntityValue]) -> bytes:
-    """``sgw:<Feast entity key><project>:<view>:<suffix>:<window end ms>``."""
-    return entity_prefix(join_keys) + window_key_tail(project, view, suffix, end_ms)
-
-
-def entity_prefix(join_keys: Mapping[str, EntityValue]) -> bytes:
-    """The start of every window key of one entity (writers cache it per entity)."""
-    return WINDOW_PREFIX + serialize_entity_key(join_keys)
-
-
-def window_key_tail(project: str, view: str, suffix: str, end_ms: int) -> bytes:
-    """The end of a window key: ``window_key == entity_prefix(keys) + window_key_tail(...)``."""
-    return window_infix(project, view, suffix) + b"%d" % end_ms
+    """``sgw:<store project>:<view>:<suffix>:<Feast entity key>:<window end ms>``."""
+    return window_key_of(serialize_entity_key(join_keys), window_infix(project, view, suffix), end_ms)
 
 
 def window_infix(project: str, view: str, suffix: str) -> bytes:
-    """The part of a window key between the entity and the window end (readers precompute it per window)."""
-    return f"{project}:{view}:{suffix}:".encode()
+    """The start of every key of one window of one view, up to the entity (readers and writers precompute it)."""
+    return WINDOW_PREFIX + f"{project}:{view}:{suffix}:".encode()
 
 
 def window_key_of(entity: bytes, infix: bytes, end_ms: int) -> bytes:
-    """:func:`window_key` from a serialized entity key and a :func:`window_infix` (the readers' hot path)."""
-    return b"%s%s%s%d" % (WINDOW_PREFIX, entity, infix, end_ms)
+    """:func:`window_key` from a serialized entity key and a :func:`window_infix` (the hot path)."""
+    return b"%s%s:%d" % (infix, entity, end_ms)
 
 
 def heartbeat_key(project: str, view: str) -> bytes:

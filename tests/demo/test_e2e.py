@@ -205,9 +205,9 @@ def test_every_feature_view_is_registered_and_a_fresh_process_builds_a_training_
     project, source = profile["spec"]["project"], profile["spec"]["source"]["path"]
     label_time = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
     env = {"PATH": str(Path(sys.executable).parent), "PYTHONPATH": str(REPO), **stack.object_store_env()}
-    done = subprocess.run([sys.executable, "-c", TRAINING_ROW, feast_registry(stack, runner.namespace), project,
-                           ACCOUNT, label_time], env=env, cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300, check=True)
+    done = subprocess.run([sys.executable, "-c", TRAINING_ROW, feast_registry(stack, runner.namespace),
+                           runner.namespace, project, ACCOUNT, label_time], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, check=True)
     got = json.loads(done.stdout.strip().splitlines()[-1])
     assert got["views"] == sorted(view["metadata"]["name"] for view in views)
 
@@ -226,8 +226,8 @@ import json, sys
 import pandas as pd
 from streamguard.feastrepo.registration import feature_store
 from streamguard.feastrepo.training import training_set
-location, project, account, at = sys.argv[1:]
-store = feature_store(location, project)
+location, namespace, project, account, at = sys.argv[1:]
+store = feature_store(location, project, namespace=namespace)
 labels = pd.DataFrame({"account_id": [account], "event_timestamp": [pd.Timestamp(at)]})
 features = ["account-profile:acct_txn_count_7d", "account-profile:acct_amount_sum_30d"]
 row = training_set(store, labels, features).iloc[0]

@@ -27,8 +27,8 @@ READER = """
 import json, sys
 from feast.errors import FeatureViewNotFoundException
 from streamguard.feastrepo.registration import feature_store
-location, project, name = sys.argv[1:]
-store = feature_store(location, project)
+location, namespace, project, name = sys.argv[1:]
+store = feature_store(location, project, namespace=namespace)
 try:
     view = store.get_feature_view(name)
 except FeatureViewNotFoundException:
@@ -38,11 +38,11 @@ else:
 """
 
 
-def _read(stack: Endpoints, location: str, project: str, name: str, cwd: Path) -> Any:
+def _read(stack: Endpoints, location: str, namespace: str, project: str, name: str, cwd: Path) -> Any:
     """The view as a new process sees it, with nothing but the registry location and the credentials."""
     env = {"PATH": str(Path(sys.executable).parent), "PYTHONPATH": str(REPO), **stack.object_store_env()}
     done = subprocess.run(
-        [sys.executable, "-c", READER, location, project, name],
+        [sys.executable, "-c", READER, location, namespace, project, name],
         env=env, cwd=cwd, capture_output=True, text=True, timeout=180, check=True,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -80,7 +80,7 @@ def test_applied_view_is_registered_and_deleted_view_is_gone(
 
     cond = wait_for("Registered=True", registered, timeout=120)
     assert project in cond["message"] and location in cond["message"]
-    found = _read(stack, location, project, "customer-profile", tmp_path)
+    found = _read(stack, location, namespace, project, "customer-profile", tmp_path)
     assert found is not None
     assert found["path"] == manifest["spec"]["source"]["path"]
     assert found["features"] == sorted(f["name"] for f in manifest["spec"]["features"])
@@ -111,10 +111,10 @@ def test_applied_view_is_registered_and_deleted_view_is_gone(
     kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
 
     def updated() -> bool:
-        seen = _read(stack, location, project, "customer-profile", tmp_path)
+        seen = _read(stack, location, namespace, project, "customer-profile", tmp_path)
         return seen is not None and dropped not in seen["features"]
 
     wait_for(f"{dropped} gone from the registered view", updated, timeout=120, interval=2)
 
     kubectl("delete", "-n", namespace, "featureview", "customer-profile", "--wait=true", "--timeout=120s")
-    assert _read(stack, location, project, "customer-profile", tmp_path) is None
+    assert _read(stack, location, namespace, project, "customer-profile", tmp_path) is None

@@ -11,6 +11,7 @@ from streamguard.api.featureview import FeatureViewSpec
 from streamguard.api.streamingwindow import StreamingWindowSpec
 from streamguard.contracts.registry import normalized
 from streamguard.jobspec import JOB_CONFIG_PATH, DriftJob, MaterializeJob, StreamJob
+from streamguard.onlinestore.tenancy import store_project
 from streamguard.operator.render import driftmonitor, featureview, streamingwindow
 from streamguard.operator.render.common import CONFIG_HASH_ANNOTATION, IDENTITY_KINDS, Owner
 from streamguard.operator.settings import OperatorSettings
@@ -98,6 +99,7 @@ def test_featureview_renders_config_and_cronjob() -> None:
     job = MaterializeJob.model_validate_json(children["ConfigMap"]["data"]["job.json"])
     assert (job.namespace, job.name, job.generation) == ("fraud", "customer-txn", 3)
     assert job.view == fv_spec(schedule="*/5 * * * *")
+    assert store_project(job.namespace, job.view.project) == f"{job.view.project}_fraud"  # the keys' namespace
     cron = children["CronJob"]["spec"]
     assert cron["schedule"] == "*/5 * * * *"
     assert cron["suspend"] is False
@@ -136,6 +138,7 @@ def test_streamingwindow_renders_job_deployment_service_and_checkpoint() -> None
     job = StreamJob.model_validate_json(children["ConfigMap"]["data"]["job.json"])
     assert job.subject == "fraud.operator-tests.transactions-value"
     assert job.view == fv_spec() and job.view_name == "customer-txn"
+    assert job.namespace == "fraud"  # the job's keys carry it (streamguard.onlinestore.tenancy)
     assert job.checkpoint_dir == "/var/lib/streamguard/checkpoints/fraud/customer-txn"
     deployment = children["Deployment"]["spec"]
     assert deployment["replicas"] == 1

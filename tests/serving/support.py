@@ -21,6 +21,7 @@ import yaml
 from streamguard.onlinestore.feast_layout import EntityValue, feature_field, redis_key, timestamp_field
 from streamguard.onlinestore.freshness import FreshnessRecord, freshness_key
 from streamguard.onlinestore.generation import BATCH, EVERYTHING_MS, STREAM, Part
+from streamguard.onlinestore.tenancy import DEFAULT_NAMESPACE, store_project
 from streamguard.onlinestore.valueproto import Scalar, encode_timestamp, encode_value
 from streamguard.onlinestore.window_layout import StreamProgress, StreamState, encode_number, heartbeat_key, window_key
 from streamguard.onlinestore.writers import commit_coverage, ensure_generation
@@ -73,6 +74,12 @@ TXN_SCHEMA = json.dumps(
     }
 )
 AGGREGATIONS = [("txn_count", "count", None), ("amount_sum", "sum", "amount"), ("amount_max", "max", "amount")]
+
+
+def keys_of(project: str, namespace: str = DEFAULT_NAMESPACE) -> str:
+    """The store project serving reads for ``project`` in ``namespace`` (manifest files here carry none:
+    ``default``)."""
+    return store_project(namespace, project)
 
 
 def unique_project() -> str:
@@ -165,18 +172,21 @@ def write_batch_row(
     join_keys: Mapping[str, EntityValue],
     values: Mapping[str, tuple[str, Scalar]],
     event_time: float,
+    namespace: str = DEFAULT_NAMESPACE,
 ) -> None:
     """One entity row in Feast's layout: ``values`` maps feature -> (dtype, value)."""
     mapping = {feature_field(view, f): encode_value(dtype, v) for f, (dtype, v) in values.items()}
     mapping[timestamp_field(view)] = encode_timestamp(datetime.fromtimestamp(event_time, UTC))
-    client.hset(redis_key(project, join_keys), mapping=mapping)  # type: ignore[arg-type]
+    client.hset(redis_key(keys_of(project, namespace), join_keys), mapping=mapping)  # type: ignore[arg-type]
 
 
-def write_finserve_rows(client: redis.Redis, project: str, count: int, event_time: float) -> None:
+def write_finserve_rows(
+    client: redis.Redis, project: str, count: int, event_time: float, namespace: str = DEFAULT_NAMESPACE
+) -> None:
     for i in range(count):
         for view, (join_key, features) in BATCH_VIEWS.items():
             values = {f: (t, sample_value(t, i, f)) for f, t in features}
-            write_batch_row(client, project, view, {join_key: entity_id(join_key, i)}, values, event_time)
+            write_batch_row(client, project, view, {join_key: entity_id(join_key, i)}, values, event_time, namespace)
 
 
 def entity_id(join_key: str, index: int) -> str:
@@ -192,7 +202,7 @@ def write_window(
     aggregates: Mapping[str, float | int | None],
 ) -> None:
     fields = {k.encode(): encode_number(v) for k, v in aggregates.items() if v is not None}
-    client.hset(window_key(project, WINDOW_VIEW, suffix, end_ms, {"customer_id": customer}), mapping=fields)  # type: ignore[arg-type]
+    client.hset(window_key(keys_of(project), WINDOW_VIEW, suffix, end_ms, {"customer_id": customer}), mapping=fields)  # type: ignore[arg-type]
 
 
 def write_progress(
@@ -206,6 +216,7 @@ def write_progress(
     reason: str = "",
     complete_from: float | None = None,
     view: str = WINDOW_VIEW,
+    namespace: str = DEFAULT_NAMESPACE,
 ) -> StreamProgress:
     """Replace the view's stream progress record, as the streaming job writes it (alive now; caught up at
     ``progress_at``, ``None`` for never; the newest event defaults to ``progress_at``)."""
@@ -225,7 +236,7 @@ def write_progress(
         reason=reason,
         complete_from_ms=ms(complete_from),
     )
-    key = heartbeat_key(project, view)
+    key = heartbeat_key(keys_of(project, namespace), view)
     with client.pipeline(transaction=True) as pipe:
         pipe.delete(key)
         pipe.hset(key, mapping=record.mapping())  # type: ignore[arg-type]
@@ -236,7 +247,7 @@ def write_progress(
 def write_freshness(client: redis.Redis, project: str, view: str, newest_event: float) -> None:
     now_ms = int(time.time() * 1000)
     record = FreshnessRecord(int(newest_event * 1000), now_ms, now_ms, 1)
-    client.hset(freshness_key(project, view), mapping=record.mapping())  # type: ignore[arg-type]
+    client.hset(freshness_key(keys_of(project), view), mapping=record.mapping())  # type: ignore[arg-type]
 
 
 def write_batch_freshness(client: redis.Redis, project: str, newest_event: float) -> None:
@@ -250,15 +261,16 @@ def cover(
     project: str,
     views: Mapping[str, tuple[Part, ...]] | None = None,
     since_ms: int = EVERYTHING_MS,
+    namespace: str = DEFAULT_NAMESPACE,
 ) -> str:
     """Seed the store as the writers leave it after (re-)seeding: the project's current generation (started
     if there is none) and, per view, coverage of its parts since ``since_ms`` (default: the FinServe views,
     batch views by the materializer, the window view by the streaming job). Returns the generation id."""
-    generation, _ = ensure_generation(client, project, int(time.time() * 1000))
+    generation, _ = ensure_generation(client, keys_of(project, namespace), int(time.time() * 1000))
     parts = views if views is not None else {**{v: (BATCH,) for v in BATCH_VIEWS}, WINDOW_VIEW: (STREAM,)}
     for view, view_parts in parts.items():
         for part in view_parts:
-            assert commit_coverage(client, project, view, part, generation, since_ms) is not None
+            assert commit_coverage(client, keys_of(project, namespace), view, part, generation, since_ms) is not None
     return generation
 
 

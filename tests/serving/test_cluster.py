@@ -19,6 +19,7 @@ from streamguard.serving.sources import ClusterSource
 from tests.conftest import Kubectl
 from tests.serving.support import (
     BATCH_VIEWS,
+    cover,
     finserve_manifests,
     running_server,
     write_finserve_rows,
@@ -69,8 +70,9 @@ def test_serve_from_cluster_with_status_freshness(
     stack: Endpoints, kubectl: Kubectl, namespace: str, project: str, redis_client: redis.Redis
 ) -> None:
     kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(finserve_manifests(project)))
-    write_finserve_rows(redis_client, project, 2, time.time())
-    write_progress(redis_client, project, time.time())
+    cover(redis_client, project, namespace=namespace)  # the keys carry the served namespace
+    write_finserve_rows(redis_client, project, 2, time.time(), namespace)
+    write_progress(redis_client, project, time.time(), namespace=namespace)
     args = ("--from-cluster", namespace, "--kubeconfig", stack.kubeconfig, "--cache-staleness", "0")
     with running_server(None, stack.redis_url, *args) as base:
         deadline = time.monotonic() + 20

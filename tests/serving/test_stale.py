@@ -16,6 +16,7 @@ from tests.serving.conftest import ClientFactory
 from tests.serving.support import (
     WINDOW_VIEW,
     finserve_manifests,
+    keys_of,
     running_server,
     write_batch_freshness,
     write_config,
@@ -120,7 +121,7 @@ def test_liveness_alone_or_a_missing_topic_is_never_present(
     _seed(redis_client, project)
     # an old job (or a job that never caught up) beats every second: alive, but no progress
     now_ms = str(int(time.time() * 1000))
-    redis_client.hset(heartbeat_key(project, WINDOW_VIEW), HEARTBEAT_PROCESSED_AT, now_ms)  # type: ignore[arg-type]
+    redis_client.hset(heartbeat_key(keys_of(project), WINDOW_VIEW), HEARTBEAT_PROCESSED_AT, now_ms)  # type: ignore[arg-type]
     with serving_client() as client:
         c1, c2 = _lookup(client.post)
         assert c1["statuses"] == ["stale"] * 3 and c1["values"] == LAST

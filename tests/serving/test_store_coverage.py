@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from streamguard.devstack.private_redis import private_redis
 from streamguard.devstack.supervisor import free_port
-from streamguard.onlinestore.generation import BATCH, STREAM
+from streamguard.onlinestore.generation import BATCH, STREAM, coverage_key, generation_key
 from streamguard.serving.app import create_app
 from streamguard.serving.settings import Settings
 from streamguard.windows import WindowShape
@@ -27,6 +27,7 @@ from tests.serving.support import (
     WINDOW_VIEW,
     cover,
     finserve_manifests,
+    keys_of,
     unique_project,
     write_batch_freshness,
     write_config,
@@ -199,7 +200,7 @@ def test_a_flush_shows_on_the_next_round_trip_even_with_a_warm_cache(store: Stor
 def test_coverage_starting_after_the_window_start_is_stale(store: Store) -> None:
     _seed(store)
     # a new generation whose stream part was re-seeded from 30 s ago only: a 1m window lacks events
-    store.client.delete(f"sg-gen:{store.project}", f"sg-cov:{store.project}:{WINDOW_VIEW}")
+    store.client.delete(generation_key(keys_of(store.project)), coverage_key(keys_of(store.project), WINDOW_VIEW))
     cover(store.client, store.project, {v: (BATCH,) for v in BATCH_VIEWS})
     cover(store.client, store.project, {WINDOW_VIEW: (STREAM,)}, since_ms=int(time.time() * 1000) - 30_000)
     with store.serve() as app:
@@ -252,7 +253,7 @@ def test_a_redis_restart_reads_stale_until_reseeded_even_with_every_key_kept(tmp
             # restarted from its AOF: every key is back, the marker too, but it is another server
             with private_redis(tmp_path / "redis", *aof, port=port) as client:
                 store.client = client
-                assert client.exists(f"sg-gen:{store.project}")
+                assert client.exists(generation_key(keys_of(store.project)))
                 _stream_and_materializer_running(client, store.project)
                 seeded, new = _read(app)
                 assert seeded == (["stale"] * 5, [*SEEDED_BATCH, *LAST])

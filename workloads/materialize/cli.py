@@ -8,6 +8,7 @@ import click
 
 from streamguard.jobspec import JOB_CONFIG_PATH, MaterializeJob, connections_from_env, load
 from streamguard.kubeclient import api_client
+from streamguard.onlinestore.tenancy import store_project
 
 
 def _tqdm_progress(total: int, description: str) -> Callable[[int], object]:
@@ -104,7 +105,8 @@ def command(
     client = redis.Redis.from_url(redis_url)
     watermarks: Watermarks
     if no_status:
-        watermarks = FileWatermark(state_file) if state_file else RedisWatermark(client, job.view.project, job.name)
+        store = store_project(job.namespace, job.view.project)
+        watermarks = FileWatermark(state_file) if state_file else RedisWatermark(client, store, job.name)
     else:
         watermarks = KubeStatus(api_client(), job.namespace, job.name, job.generation)
     show = sys.stderr.isatty() if progress is None else progress
@@ -120,6 +122,7 @@ def command(
             base_dir=base_dir,
             progress=_tqdm_progress if show else None,
             metrics=metrics,
+            namespace=job.namespace,
         )
     except MaterializeError as error:
         raise click.ClickException(str(error)) from error

@@ -6,7 +6,7 @@
 only then does the watermark move to ``end``. Any failure leaves the watermark where it was and marks
 the view not ``Materialized`` and not ``Fresh``.
 
-The run knows what the store holds (:mod:`streamguard.onlinestore.generation`): it takes the project's
+The run knows what the store holds (:mod:`streamguard.onlinestore.generation`): it takes the store project's
 current generation first (starting one if the store has none). When the watermark belongs to another
 generation, or the view's batch coverage is not in this one, the store lost the view's data (flush,
 restart, failover, eviction): the run backfills the TTL's interval (``Materialized=False
@@ -31,6 +31,7 @@ from streamguard.api.featureview import FeatureViewSpec
 from streamguard.onlinestore.feast_layout import feature_field, timestamp_field
 from streamguard.onlinestore.freshness import NEWEST_EVENT, FreshnessRecord, freshness_key
 from streamguard.onlinestore.generation import BATCH, EVERYTHING_MS, Coverage, coverage_verdict
+from streamguard.onlinestore.tenancy import DEFAULT_NAMESPACE, store_project
 from streamguard.onlinestore.writers import commit_coverage, ensure_generation, read_coverage
 from streamguard.workloads.materialize.encode import encode_column, encode_timestamps, entity_keys
 from streamguard.workloads.materialize.errors import MaterializeError
@@ -122,14 +123,16 @@ def plan_run(
 
 def write_interval(
     client: redis.Redis,
+    store: str,
     view: str,
     spec: FeatureViewSpec,
     interval: Interval,
     progress: Callable[[int], object] | None = None,
 ) -> WriteStats:
-    """Encode the interval's rows a column at a time and write them (Feast's layout and skip rule)."""
+    """Encode the interval's rows a column at a time and write them under the store project ``store``
+    (Feast's layout and skip rule)."""
     rows = interval.rows
-    keys = entity_keys(spec.project, spec.entities, rows)
+    keys = entity_keys(store, spec.entities, rows)
     micros = rows.column("timestamp").to_numpy()
     columns = [encode_column(f.dtype, rows.column(f.name)) for f in spec.features]
     writer = FeastRedisWriter(client, timestamp_field(view), [feature_field(view, f.name) for f in spec.features])
@@ -137,11 +140,9 @@ def write_interval(
     return writer.write(keys, nanos, encode_timestamps(micros), columns, progress)
 
 
-def record_freshness(
-    client: redis.Redis, view: str, spec: FeatureViewSpec, interval: Interval, rows: int, now: datetime
-) -> None:
+def record_freshness(client: redis.Redis, store: str, view: str, interval: Interval, rows: int, now: datetime) -> None:
     """The serving-side freshness record (``streamguard.onlinestore.freshness``); newest never moves back."""
-    key = freshness_key(spec.project, view)
+    key = freshness_key(store, view)
     previous = cast(bytes | None, client.hget(key, NEWEST_EVENT))  # type: ignore[arg-type]
     newest_ms = max(int(previous) if previous else 0, (interval.newest_micros or 0) // 1000)
     record = FreshnessRecord(newest_ms, int(interval.end.timestamp() * 1000), int(now.timestamp() * 1000), rows)
@@ -180,15 +181,19 @@ def materialize_incremental(
     base_dir: Path | None = None,
     progress: ProgressFactory | None = None,
     metrics: Metrics | None = None,
+    namespace: str = DEFAULT_NAMESPACE,
 ) -> RunResult:
-    """Run once; record the outcome in ``watermarks`` (success or failure) and return or raise."""
+    """Run once; record the outcome in ``watermarks`` (success or failure) and return or raise. Keys carry
+    :func:`~streamguard.onlinestore.tenancy.store_project` of ``namespace`` (the FeatureView's) and
+    ``spec.project``."""
     began = time.perf_counter()
+    store = store_project(namespace, spec.project)
     now = datetime.now(UTC).replace(microsecond=0)
     end = (end or now).astimezone(UTC)
     try:
         watermark = watermarks.load()
-        generation, started = ensure_generation(client, spec.project, int(now.timestamp() * 1000))
-        coverage = read_coverage(client, spec.project, view, BATCH)
+        generation, started = ensure_generation(client, store, int(now.timestamp() * 1000))
+        coverage = read_coverage(client, store, view, BATCH)
         plan = plan_run(
             spec, end, watermark, watermarks.generation, generation, coverage, start.astimezone(UTC) if start else None
         )
@@ -220,8 +225,8 @@ def materialize_incremental(
             )
         interval = read_interval(view, spec, first, end, base_dir or Path.cwd())
         update = progress(interval.rows.num_rows, view) if progress else None
-        stats = write_interval(client, view, spec, interval, update)
-        if commit_coverage(client, spec.project, view, BATCH, generation, plan.since_ms) is None:
+        stats = write_interval(client, store, view, spec, interval, update)
+        if commit_coverage(client, store, view, BATCH, generation, plan.since_ms) is None:
             raise MaterializeError(
                 view,
                 "online store",
@@ -229,7 +234,7 @@ def materialize_incremental(
                 "over or evicted); the next run backfills",
                 "StoreChanged",
             )
-        record_freshness(client, view, spec, interval, stats.written, now)
+        record_freshness(client, store, view, interval, stats.written, now)
     except Exception as error:
         if isinstance(error, redis.exceptions.OutOfMemoryError):
             error = MaterializeError(

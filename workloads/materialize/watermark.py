@@ -117,7 +117,7 @@ class _JsonWatermark:
 
 
 class RedisWatermark(_JsonWatermark):
-    """A JSON string at :func:`~streamguard.onlinestore.freshness.watermark_key`."""
+    """A JSON string at :func:`~streamguard.onlinestore.freshness.watermark_key` (``project``: the store project)."""
 
     def __init__(self, client: redis.Redis, project: str, view: str) -> None:
         super().__init__()

@@ -11,6 +11,7 @@ from streamguard.api.durations import parse_duration
 from streamguard.contracts.compatibility import SchemaParseError, parse
 from streamguard.contracts.fields import field_types, is_numeric
 from streamguard.jobspec import StreamJob
+from streamguard.onlinestore.tenancy import store_project
 from streamguard.onlinestore.window_layout import expiry_ms
 from streamguard.windows import WindowShape
 
@@ -61,6 +62,8 @@ class StreamPlan:
     windows: tuple[WindowPlan, ...]
     aggregations: tuple[AggregationPlan, ...]
     project: str
+    """The store project (:func:`~streamguard.onlinestore.tenancy.store_project`): namespace and
+    ``spec.project``, the name every key of the view carries."""
     view: str
     join_key: str
     join_key_type: str
@@ -157,7 +160,7 @@ def build(job: StreamJob) -> StreamPlan:
         trigger_ms=_ms(spec.trigger_interval, "spec.triggerInterval", ref),
         windows=tuple(windows),
         aggregations=tuple(aggregations),
-        project=job.view.project,
+        project=store_project(job.namespace, job.view.project),
         view=job.view_name,
         join_key=entity.join_key,
         join_key_type=entity.value_type,

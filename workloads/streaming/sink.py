@@ -16,13 +16,13 @@ from typing import Any
 
 import redis
 
-from streamguard.onlinestore.feast_layout import EntityValue
+from streamguard.onlinestore.feast_layout import EntityValue, serialize_entity_key
 from streamguard.onlinestore.window_layout import (
     StreamProgress,
     encode_number,
-    entity_prefix,
     heartbeat_key,
-    window_key_tail,
+    window_infix,
+    window_key_of,
 )
 from streamguard.workloads.streaming.plan import StreamPlan
 
@@ -84,15 +84,16 @@ def render(plan: StreamPlan, columns: Mapping[str, Sequence[Any]]) -> Iterator[W
     """The Redis writes for one batch of aggregated rows, given column-wise (pure)."""
     ttl = {w.suffix: w.expiry_ms for w in plan.windows}
     aggregates = [columns[a.name] for a in plan.aggregations]
-    prefixes: dict[Any, bytes] = {}
+    infixes = {w.suffix: window_infix(plan.project, plan.view, w.suffix) for w in plan.windows}
+    entities: dict[Any, bytes] = {}
     for row, raw in enumerate(columns[KEY]):
         if raw is None:
             continue
-        prefix = prefixes.get(raw)
-        if prefix is None:
-            prefix = prefixes[raw] = entity_prefix({plan.join_key: entity_value(plan, raw)})
+        entity = entities.get(raw)
+        if entity is None:
+            entity = entities[raw] = serialize_entity_key({plan.join_key: entity_value(plan, raw)})
         suffix = str(columns[SUFFIX][row])
-        key = prefix + window_key_tail(plan.project, plan.view, suffix, int(columns[END][row]))
+        key = window_key_of(entity, infixes[suffix], int(columns[END][row]))
         yield WindowWrite(key, tuple(encode_number(column[row]) or NULL for column in aggregates), ttl[suffix])
 
 

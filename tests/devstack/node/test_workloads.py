@@ -33,6 +33,7 @@ from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.kube import port_forward
 from streamguard.devstack.supervisor import Supervisor, free_port
 from streamguard.finserve.resources import EXAMPLES_DIR
+from streamguard.onlinestore.tenancy import store_project
 from streamguard.operator.render import featureview, streamingwindow
 from streamguard.operator.render.common import IDENTITY_KINDS, Owner
 from streamguard.operator.settings import OperatorSettings
@@ -164,7 +165,8 @@ def test_the_streaming_deployment_runs_spark_in_its_image_and_writes_windows(clu
     expected = expected_windows(events, streaming.spec)
 
     def written() -> dict[Any, Any] | None:
-        online = read_windows(cluster.redis, streaming.view.project, streaming.spec.feature_view, expected)
+        online = read_windows(cluster.redis, store_project(cluster.namespace, streaming.view.project),
+                              streaming.spec.feature_view, expected)
         return online if len(online) == len(expected) else None
 
     online = wait_for("the pod's windows in Redis", written, timeout=300, interval=2)

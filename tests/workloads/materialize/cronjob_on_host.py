@@ -11,6 +11,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from streamguard.devstack.endpoints import Endpoints
+from tests.conftest import REPO
 
 END = "2026-10-03T00:00:00Z"
 """The end of every run: the test tables hold 2026-10-01 and 2026-10-02."""
@@ -64,6 +65,6 @@ def run_cronjob(core: client.CoreV1Api, cron: Any, namespace: str, work: Path,
         command = [arg.replace(mount.mount_path, str(local)) for arg in command]
     command[0] = str(Path(sys.executable).parent / command[0])
     env = {**pod_env(core, namespace, container.env or []), "KUBECONFIG": stack.kubeconfig,
-           "PATH": str(Path(sys.executable).parent)}
+           "PATH": str(Path(sys.executable).parent), "PYTHONPATH": str(REPO)}  # this checkout's code, as the image's
     return subprocess.run([*command, "--end", END], env=env, cwd=work, capture_output=True, text=True,
                           timeout=300, check=False)

@@ -14,14 +14,22 @@ from streamguard.api.featureview import FeatureViewSpec
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.feastrepo.repo import apply_repo, write_repo
 from streamguard.objectstore import Credentials, s3_filesystem
-from streamguard.onlinestore.freshness import watermark_key
+from streamguard.onlinestore.freshness import freshness_key, watermark_key
+from streamguard.onlinestore.generation import coverage_key
+from streamguard.onlinestore.tenancy import DEFAULT_NAMESPACE, store_project
 
 DATA_END = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-def dump(client: redis.Redis, project: str) -> dict[bytes, dict[bytes, bytes]]:
-    """Every Feast-layout hash of ``project`` (keys end with the project name), without the suffix."""
-    suffix = project.encode()
+def keys_of(project: str, namespace: str = DEFAULT_NAMESPACE) -> str:
+    """The store project the keys of ``namespace``'s views of ``project`` carry (``default``: what the library
+    calls without a namespace write)."""
+    return store_project(namespace, project)
+
+
+def dump(client: redis.Redis, project: str, namespace: str = DEFAULT_NAMESPACE) -> dict[bytes, dict[bytes, bytes]]:
+    """Every Feast-layout hash of ``project`` in ``namespace`` (keys end with the store project), without it."""
+    suffix = keys_of(project, namespace).encode()
     out = {}
     for key in client.scan_iter(match=b"*" + suffix, count=5000):
         if key.endswith(suffix) and not key.startswith((b"streamguard:", b"sg-")):
@@ -29,11 +37,12 @@ def dump(client: redis.Redis, project: str) -> dict[bytes, dict[bytes, bytes]]:
     return out
 
 
-def delete_project(client: redis.Redis, project: str) -> None:
-    keys = list(client.scan_iter(match=b"*" + project.encode(), count=5000))
-    keys += list(client.scan_iter(match=watermark_key(project, "*")))
-    keys += list(client.scan_iter(match=f"sg-fresh:{project}:*".encode()))
-    keys += list(client.scan_iter(match=f"sg-cov:{project}:*".encode()))
+def delete_project(client: redis.Redis, project: str, namespace: str = DEFAULT_NAMESPACE) -> None:
+    store = keys_of(project, namespace)
+    keys = list(client.scan_iter(match=b"*" + store.encode(), count=5000))
+    keys += list(client.scan_iter(match=watermark_key(store, "*")))
+    keys += list(client.scan_iter(match=freshness_key(store, "*")))
+    keys += list(client.scan_iter(match=coverage_key(store, "*")))
     for start in range(0, len(keys), 1000):
         client.delete(*keys[start : start + 1000])
 
@@ -42,11 +51,13 @@ def with_project(views: dict[str, FeatureViewSpec], project: str) -> dict[str, F
     return {name: spec.model_copy(update={"project": project}) for name, spec in views.items()}
 
 
-def feast_store(repo_dir: Path, project: str, views: dict[str, FeatureViewSpec], redis_url: str) -> Any:
-    """A FeatureStore over a generated, applied repository (imports Feast)."""
+def feast_store(
+    repo_dir: Path, project: str, views: dict[str, FeatureViewSpec], redis_url: str, namespace: str = DEFAULT_NAMESPACE
+) -> Any:
+    """A FeatureStore over a generated, applied repository of ``namespace`` (imports Feast)."""
     from feast import FeatureStore
 
-    write_repo(repo_dir, project, views, redis_url)
+    write_repo(repo_dir, project, views, redis_url, namespace=namespace)
     apply_repo(repo_dir)
     return FeatureStore(repo_path=str(repo_dir))
 

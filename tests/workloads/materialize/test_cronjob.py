@@ -69,7 +69,7 @@ def test_cronjob_command_materializes_the_view(stack: Endpoints, kube_api: clien
     try:
         done = run_cronjob(core, cron, namespace, tmp_path / "mounts", stack)
         assert done.returncode == 0, done.stderr[-3000:]
-        stored = dump(redis_client, project)
+        stored = dump(redis_client, project, namespace)
         assert len(stored) == 2
         view = cast(
             dict[str, Any],
@@ -82,4 +82,4 @@ def test_cronjob_command_materializes_the_view(stack: Endpoints, kube_api: clien
         assert conditions["Materialized"]["status"] == "True"
         assert view["status"]["rowsMaterialized"] == 2
     finally:
-        delete_project(redis_client, project)
+        delete_project(redis_client, project, namespace)

@@ -27,7 +27,7 @@ from streamguard.workloads.materialize.run import materialize_incremental, plan_
 from streamguard.workloads.materialize.status import RunReport, render_status
 from streamguard.workloads.materialize.watermark import FileWatermark
 from tests.workloads.materialize.conftest import OfflineData
-from tests.workloads.materialize.support import dump, with_project
+from tests.workloads.materialize.support import dump, keys_of, with_project
 
 PROFILES = ("customer-profile", "account-profile", "merchant-profile")
 T0 = datetime(2026, 8, 3, tzinfo=UTC)
@@ -60,7 +60,7 @@ def _spec(offline: OfflineData, name: str, project: str) -> FeatureViewSpec:
 
 
 def _current(client: redis.Redis, project: str) -> str | None:
-    reply = cast(bytes | None, client.eval(CURRENT_GENERATION, 1, generation_key(project)))
+    reply = cast(bytes | None, client.eval(CURRENT_GENERATION, 1, generation_key(keys_of(project))))
     return reply.decode() if reply else None
 
 
@@ -119,7 +119,7 @@ def test_flushall_then_the_next_run_refills_every_row_equal_to_a_fresh_materiali
         assert dump(client, fresh_project) == refilled
 
         for name in views:
-            coverage = read_coverage(client, project, name, BATCH)
+            coverage = read_coverage(client, keys_of(project), name, BATCH)
             assert coverage == Coverage(generation, int((END - TTL).timestamp() * 1000))
             assert covers(generation, coverage, int((END - TTL).timestamp() * 1000))
             assert not covers(generation, coverage, int((END - TTL).timestamp() * 1000) - 1)

@@ -219,7 +219,7 @@ def test_missing_or_wrong_secret_is_named_in_the_condition(
         assert fixed.returncode == 0, fixed.stderr[-3000:]
         condition = _materialized(kube_api, namespace)
         assert condition["status"] == "True", condition
-        assert len(dump(redis_client, project)) == 1
+        assert len(dump(redis_client, project, namespace)) == 1
     finally:
         operator.stop()
-        delete_project(redis_client, project)
+        delete_project(redis_client, project, namespace)

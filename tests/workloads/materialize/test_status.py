@@ -18,7 +18,7 @@ from streamguard.workloads.materialize.errors import MaterializeError
 from streamguard.workloads.materialize.run import materialize_incremental
 from streamguard.workloads.materialize.status import FIELD_MANAGER
 from streamguard.workloads.materialize.watermark import KubeStatus
-from tests.workloads.materialize.support import delete_project, dump
+from tests.workloads.materialize.support import delete_project, dump, keys_of
 
 
 def _get(api: client.CustomObjectsApi, namespace: str) -> dict[str, Any]:
@@ -100,7 +100,8 @@ def test_status_records_watermark_freshness_and_conditions(
     try:
         middle = datetime(2026, 10, 10, tzinfo=UTC)
         materialize_incremental(
-            redis_client, "status-view", spec, KubeStatus(kube_api, namespace, "status-view", 1), end=middle
+            redis_client, "status-view", spec, KubeStatus(kube_api, namespace, "status-view", 1), end=middle,
+            namespace=namespace,
         )
         obj = _get(api, namespace)
         status = obj["status"]
@@ -115,15 +116,16 @@ def test_status_records_watermark_freshness_and_conditions(
         assert {FIELD_MANAGER, "streamguard-operator"} <= managers
 
         result = materialize_incremental(
-            redis_client, "status-view", spec, KubeStatus(kube_api, namespace, "status-view", 1)
+            redis_client, "status-view", spec, KubeStatus(kube_api, namespace, "status-view", 1), namespace=namespace
         )
         assert result.start == middle  # resumed from status.materializedUntil
         status = _get(api, namespace)["status"]
         conditions = {c["type"]: c for c in status["conditions"]}
         assert conditions["Fresh"]["status"] == "True" and status["freshnessSeconds"] < 3600
         assert status["materializedUntil"] > "2026-10-10T00:00:00Z"
-        assert len(dump(redis_client, project)) == 2
-        fields = cast(dict[bytes, bytes], redis_client.hgetall(freshness_key(project, "status-view").decode()))
+        assert len(dump(redis_client, project, namespace)) == 2
+        key = freshness_key(keys_of(project, namespace), "status-view").decode()
+        fields = cast(dict[bytes, bytes], redis_client.hgetall(key))
         record = FreshnessRecord.parse(fields)
         assert record is not None and record.newest_event_ms == int(now.timestamp() * 1000)
         assert record.materialized_until_ms == int(result.end.timestamp() * 1000) and record.rows == 1
@@ -131,7 +133,8 @@ def test_status_records_watermark_freshness_and_conditions(
         path.unlink()
         with pytest.raises(MaterializeError, match=r"spec\.source\.path"):
             materialize_incremental(
-                redis_client, "status-view", spec, KubeStatus(kube_api, namespace, "status-view", 1)
+                redis_client, "status-view", spec, KubeStatus(kube_api, namespace, "status-view", 1),
+                namespace=namespace,
             )
         failed = _get(api, namespace)["status"]
         conditions = {c["type"]: c for c in failed["conditions"]}
@@ -141,4 +144,4 @@ def test_status_records_watermark_freshness_and_conditions(
         assert failed["materializedUntil"] == status["materializedUntil"]
         assert conditions["Ready"]["reason"] == "Reconciled"
     finally:
-        delete_project(redis_client, project)
+        delete_project(redis_client, project, namespace)

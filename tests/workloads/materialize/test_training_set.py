@@ -65,8 +65,8 @@ def test_training_set_from_the_operator_kept_registry_on_s3(
         views[name] = spec.model_copy(update={"source": spec.source.model_copy(update={"path": path})})
     location = f"s3://{stack.s3_bucket}/{project}/registry.db"
     for name, spec in views.items():
-        assert register(location, f"test/{name}", name, spec, tmp_path)
-    check_point_in_time(feature_store(location, project, tmp_path), offline, views)
+        assert register(location, f"test/{name}", name, spec, tmp_path, "test")
+    check_point_in_time(feature_store(location, project, tmp_path, namespace="test"), offline, views)
 
 
 def check_point_in_time(store: Any, offline: OfflineData, views: dict[str, FeatureViewSpec]) -> None:

@@ -37,6 +37,7 @@ from streamguard.devstack import objectstore
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.stack import Stack
 from streamguard.objectstore import Credentials, s3_filesystem
+from streamguard.onlinestore.tenancy import store_project
 from streamguard.serving.app import create_app
 from streamguard.serving.settings import Settings
 from streamguard.windows import WindowShape
@@ -264,7 +265,7 @@ class Scenario:
         return found
 
     def record(self) -> Any:
-        return progress(self.redis_client, self.project, self.spec.feature_view)
+        return progress(self.redis_client, store_project(self.namespace, self.project), self.spec.feature_view)
 
     def lookup(self, http: TestClient) -> tuple[list[str], list[Any], int]:
         """Serving's statuses and values of ``txn_count_1h`` for every account, and the request time (ms)."""
@@ -276,7 +277,8 @@ class Scenario:
         return [r["statuses"][0] for r in results], [r["values"][0] for r in results], at
 
     def exact(self) -> bool:
-        return not online_mismatches(self.redis_client, self.project, self.spec, self.sent, NAMES)
+        keys = store_project(self.namespace, self.project)
+        return not online_mismatches(self.redis_client, keys, self.spec, self.sent, NAMES)
 
     def serving_exact(self, http: TestClient) -> bool:
         """Serving answers ``present`` with the reference's 1h count for every account."""

@@ -252,7 +252,7 @@ def read_windows(client: "redis.Redis", project: str, view: str,
 
 
 def count_window_keys(client: "redis.Redis", project: str, view: str) -> int:
-    return sum(1 for _ in client.scan_iter(match=f"sgw:*{project}:{view}:*".encode(), count=1000))
+    return sum(1 for _ in client.scan_iter(match=f"sgw:{project}:{view}:*".encode(), count=1000))
 
 
 def same(a: Any, b: Any) -> bool:

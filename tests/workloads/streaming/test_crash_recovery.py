@@ -23,6 +23,7 @@ from streamguard.api.streamingwindow import Aggregation
 from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.stack import Stack
+from streamguard.onlinestore.tenancy import store_project
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
 from tests.workloads.streaming.support import (
     V1,
@@ -103,6 +104,7 @@ def test_sigkill_of_the_job_and_the_broker_under_load_loses_and_doubles_nothing(
     kafka_stack, bootstrap = private_kafka
     topic = f"crash-{uuid.uuid4().hex[:8]}"
     project = topic.replace("-", "")
+    key_project = store_project("crash", project)
     spec = window_spec(topic, V1, AGGREGATIONS, watermark="10m", trigger="1s")
     spec.source.starting_offsets = "latest"
     view = spec.feature_view
@@ -113,19 +115,19 @@ def test_sigkill_of_the_job_and_the_broker_under_load_loses_and_doubles_nothing(
                                extra={"message.timeout.ms": 300_000, "retries": 1_000_000})
 
     def exact(events: list[dict[str, Any]]) -> bool:
-        return not online_mismatches(redis_client, project, spec, events, NAMES)
+        return not online_mismatches(redis_client, key_project, spec, events, NAMES)
 
     try:
         job.start()
-        wait_for(lambda: (p := progress(redis_client, project, view)) and p.state == "running", 420,
+        wait_for(lambda: (p := progress(redis_client, key_project, view)) and p.state == "running", 420,
                  "the job running on the empty topic", job)
         load = Load(sender, seed=7).start()
-        wait_for(lambda: (p := progress(redis_client, project, view)) and (p.batch_id or 0) >= 3
+        wait_for(lambda: (p := progress(redis_client, key_project, view)) and (p.batch_id or 0) >= 3
                  and len(load.sent) > 200, 300, "a few batches under load", job)
         job.kill()  # mid-stream, mid-batch or between batches
         time.sleep(5)
         job.start()
-        wait_for(lambda: (p := progress(redis_client, project, view)) and p.state == "running"
+        wait_for(lambda: (p := progress(redis_client, key_project, view)) and p.state == "running"
                  and len(load.sent) > 600, 420, "the restarted job running under load", job)
         _kill(kafka_stack, KAFKA)
         time.sleep(20)  # the producer buffers, the job fails and retries
@@ -134,7 +136,7 @@ def test_sigkill_of_the_job_and_the_broker_under_load_loses_and_doubles_nothing(
         events = load.stop()
         wait_for(lambda: exact(events), 420, "every window exact after both crashes", job, every=3)
         expected = expected_windows(events, spec)
-        assert count_window_keys(redis_client, project, view) == len(expected)  # nothing that should not be
+        assert count_window_keys(redis_client, key_project, view) == len(expected)  # nothing that should not be
         assert len(events) > 800 and job.alive()
     finally:
         job.stop()

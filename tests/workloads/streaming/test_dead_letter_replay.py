@@ -18,6 +18,7 @@ from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.stack import Stack
 from streamguard.jobspec import StreamJob
+from streamguard.onlinestore.tenancy import store_project
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
 from tests.workloads.streaming.outages import event, framed, read_dead_letters
 from tests.workloads.streaming.support import (
@@ -43,6 +44,7 @@ def test_dead_letters_of_an_id_known_later_are_replayed_once_in_order(
     _, registry_url = private_registry
     topic = f"replay-{uuid.uuid4().hex[:8]}"
     project, subject = topic.replace("-", ""), f"{topic}-value"
+    key_project = store_project("replay", project)
     spec = window_spec(topic, V1, AGGREGATIONS, watermark="10m", trigger="1s")
     view = spec.feature_view
     port = free_port()
@@ -64,7 +66,7 @@ def test_dead_letters_of_an_id_known_later_are_replayed_once_in_order(
                                 extra_env={"STREAMGUARD_REGISTRY_URL": registry_url}).start()
 
     def exact(events: list[dict[str, object]]) -> bool:
-        return not online_mismatches(redis_client, project, spec, events, NAMES)
+        return not online_mismatches(redis_client, key_project, spec, events, NAMES)
 
     def replay() -> str:
         result = subprocess.run([str(Path(sys.executable).parent / "streamguard"), "stream", "replay-dead-letters",
@@ -88,7 +90,7 @@ def test_dead_letters_of_an_id_known_later_are_replayed_once_in_order(
         reasons = {letter.reason for letter in letters}
         assert reasons == {f"schema-id-unknown:{v2}", "not-confluent-wire-format"}, reasons
         assert all(letter.timestamp_ms for letter in letters)
-        wait_for(lambda: (record := progress(redis_client, project, view)) is not None
+        wait_for(lambda: (record := progress(redis_client, key_project, view)) is not None
                  and record.state == "dead-lettering", 30, "the progress record saying dead-lettering", job)
         assert not exact(part_a + part_b)
 

@@ -29,6 +29,7 @@ from streamguard.contracts import wire
 from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.jobspec import JOB_CONFIG_DIR, JOB_CONFIG_KEY
+from streamguard.onlinestore.tenancy import store_project
 from streamguard.operator.render.common import Owner
 from streamguard.operator.render.streamingwindow import render
 from streamguard.operator.settings import OperatorSettings
@@ -77,7 +78,8 @@ class Deployed:
 
     @property
     def project(self) -> str:
-        return self.view.project
+        """The store project the job's keys carry (namespace and ``spec.project``)."""
+        return store_project(self.namespace, self.view.project)
 
     def event(self, account: str, offset_s: float, amount: float, usd: float | None = None) -> dict[str, Any]:
         return {"transaction_id": uuid.uuid4().hex, "account_id": account, "customer_id": "C1",

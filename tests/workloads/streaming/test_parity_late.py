@@ -45,6 +45,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from streamguard.api.streamingwindow import StreamingWindowSpec, Window
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.onlinestore.tenancy import store_project
 from streamguard.windows import WindowShape, aggregate, empty_value
 from streamguard.workloads.batch.session import local_session
 from streamguard.workloads.batch.windows import compute_window_features, window_features_as_of
@@ -199,6 +200,7 @@ def topic(stack: Endpoints) -> Iterator[str]:
 def test_late_and_out_of_order_parity_at_serving_instants(stack: Endpoints, redis_client: "redis.Redis",
                                                           tmp_path: Path, topic: str) -> None:
     project = topic.replace("-", "")
+    key_project = store_project("parity", project)
     spec = spec_for(topic)
     view = spec.feature_view
     by_suffix = shapes(spec)
@@ -246,7 +248,7 @@ def test_late_and_out_of_order_parity_at_serving_instants(stack: Endpoints, redi
             deadline = time.monotonic() + 420
             while True:
                 got: dict[Key, Values | None] = dict.fromkeys(touched)
-                got.update(read_windows(redis_client, project, view, touched))
+                got.update(read_windows(redis_client, key_project, view, touched))
                 diff = differences(want, got)
                 if not diff:
                     break
@@ -257,7 +259,7 @@ def test_late_and_out_of_order_parity_at_serving_instants(stack: Endpoints, redi
             # What serving reads at this phase's instant: the window containing it (absent = empty).
             t = INSTANTS[i]
             reads = {(a, s, shape.end_as_of(t)) for a in ACCOUNTS for s, shape in by_suffix.items()}
-            online = read_windows(redis_client, project, view, reads)
+            online = read_windows(redis_client, key_project, view, reads)
             served.append({k: online.get(k, empty()) for k in reads})
     finally:
         job.stop()

@@ -20,6 +20,7 @@ import redis
 from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.stack import Stack
+from streamguard.onlinestore.tenancy import store_project
 from streamguard.workloads.producer.events import TrafficProfile, generate
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
 from tests.workloads.streaming.support import (
@@ -70,6 +71,7 @@ def test_parity_over_seeds_through_kill_and_broker_restart(stack: Endpoints, red
                                                            private_kafka: tuple[Stack, str]) -> None:
     kafka_stack, bootstrap = private_kafka
     project = topic.replace("-", "")
+    key_project = store_project("parity", project)
     spec = window_spec(topic, V1, AGGREGATIONS, watermark="10m", trigger="1s")
     view = spec.feature_view
     events = event_log()
@@ -78,7 +80,7 @@ def test_parity_over_seeds_through_kill_and_broker_restart(stack: Endpoints, red
     assert sum(e["event_time"] < max(x["event_time"] for x in events[:i]) for i, e in enumerate(events) if i) > 50
 
     def online_equals(done: list[dict[str, Any]]) -> bool:
-        return not online_mismatches(redis_client, project, spec, done, NAMES)
+        return not online_mismatches(redis_client, key_project, spec, done, NAMES)
 
     ensure_topic(bootstrap, topic)
     sender = TransactionSender(bootstrap, stack.registry_url, topic, V1)
@@ -117,9 +119,9 @@ def test_parity_over_seeds_through_kill_and_broker_restart(stack: Endpoints, red
     finally:
         job.stop()
     oracle = expected_windows(events, spec)
-    online = read_windows(redis_client, project, view, oracle)
+    online = read_windows(redis_client, key_project, view, oracle)
     assert mismatches(oracle, online, NAMES) == []
-    assert count_window_keys(redis_client, project, view) == len(oracle)  # no window that should not exist
+    assert count_window_keys(redis_client, key_project, view) == len(oracle)  # no window that should not exist
     assert {k[0].split("-")[0] for k in oracle} == {f"S{s}" for s in SEEDS}
     batch = batch_windows(events, spec, NAMES)
     assert set(batch) == set(oracle)

@@ -8,6 +8,8 @@ import pytest
 
 from streamguard.api.streamingwindow import Aggregation
 from streamguard.jobspec import StreamJob, load
+from streamguard.onlinestore.feast_layout import serialize_entity_key
+from streamguard.onlinestore.tenancy import store_project
 from streamguard.onlinestore.window_layout import decode_number, window_key
 from streamguard.windows import WindowShape
 from streamguard.workloads.producer.events import TrafficProfile, events, generate
@@ -56,7 +58,8 @@ def test_plan_resolves_defaults(tmp_path: Path) -> None:
     assert [(w.suffix, w.length_ms, w.slide_ms, w.count) for w in plan.windows] == [
         ("1m", 60_000, 15_000, 4), ("5m", 300_000, 60_000, 5), ("1h", 3_600_000, 300_000, 12)]
     assert plan.dead_letter_topic == "t.dlq" and plan.subject == "t-value"
-    assert plan.join_key == "account_id" and plan.project == "proj" and plan.watermark_ms == 120_000
+    assert plan.join_key == "account_id" and plan.watermark_ms == 120_000
+    assert plan.project == store_project("ns", "proj") == "proj_ns"
 
 
 @pytest.mark.parametrize(
@@ -93,7 +96,8 @@ def test_render_overwrites_whole_windows_and_drops_null_fields(tmp_path: Path) -
         sink.KEY: ["A1", "A1"], sink.SUFFIX: ["1m", "1h"], sink.END: [60_000, 3_600_000],
         "txn_count": [2, 3], "amount_sum": [5.5, 0.0], "amount_max": [3.25, None],
     }))
-    assert writes[0].key == window_key("proj", "account-realtime", "1m", 60_000, {"account_id": "A1"})
+    assert writes[0].key == window_key("proj_ns", "account-realtime", "1m", 60_000, {"account_id": "A1"})
+    assert writes[0].key == b"sgw:proj_ns:account-realtime:1m:" + serialize_entity_key({"account_id": "A1"}) + b":60000"
     names = ["txn_count", "amount_sum", "amount_max"]
     assert {k: decode_number(v) for k, v in writes[0].fields(names).items()} == {"txn_count": 2, "amount_sum": 5.5,
                                                                                 "amount_max": 3.25}

@@ -19,6 +19,7 @@ import redis
 from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.stack import Stack
+from streamguard.onlinestore.tenancy import store_project
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
 from tests.workloads.streaming.outages import framed
 from tests.workloads.streaming.support import (
@@ -57,6 +58,7 @@ def test_unknown_ids_and_a_registry_outage_heal_without_dead_letters(
     registry_stack, registry_url = private_registry
     topic = f"outage-{uuid.uuid4().hex[:8]}"
     project, subject = topic.replace("-", ""), f"{topic}-value"
+    key_project = store_project("outage", project)
     spec = window_spec(topic, V1, AGGREGATIONS, watermark="10m", trigger="1s")
     view = spec.feature_view
     ensure_topic(stack.kafka_bootstrap, topic)
@@ -69,13 +71,13 @@ def test_unknown_ids_and_a_registry_outage_heal_without_dead_letters(
     done: list[dict[str, Any]] = []
 
     def exact() -> bool:
-        return not online_mismatches(redis_client, project, spec, done, NAMES)
+        return not online_mismatches(redis_client, key_project, spec, done, NAMES)
 
     def no_dead_letters() -> bool:
         return sum(end_offsets(stack.kafka_bootstrap, topic + ".dlq").values()) == 0
 
     def record() -> Any:
-        return progress(redis_client, project, view)
+        return progress(redis_client, key_project, view)
 
     for event in part_a:
         sender.send(event)

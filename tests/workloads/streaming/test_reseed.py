@@ -75,7 +75,7 @@ def test_the_seeder_asks_for_a_reseed_once_per_generation(tmp_path: Path) -> Non
         assert seeder.check(1000) == first, "still not seeded until the coverage is committed"
         assert seeder.commit(first, 500) == 500
         assert seeder.check(2000) is None
-        assert read_coverage(client, "proj", plan.view, STREAM) == Coverage(first, 500)
+        assert read_coverage(client, plan.project, plan.view, STREAM) == Coverage(first, 500)
 
         restarted = reseed.WindowSeeder(client, plan)
         assert restarted.check(3000) is None, "an earlier run's coverage in the current generation holds"
@@ -83,7 +83,7 @@ def test_the_seeder_asks_for_a_reseed_once_per_generation(tmp_path: Path) -> Non
         client.flushall()
         second = seeder.check(4000)
         assert second is not None and second != first
-        client.delete(generation_key("proj"))  # the generation ends while the batch re-seeds
+        client.delete(generation_key(plan.project))  # the generation ends while the batch re-seeds
         with pytest.raises(reseed.GenerationEndedError, match=f"generation {second} ended"):
             seeder.commit(second, 900)
         third = seeder.check(5000)

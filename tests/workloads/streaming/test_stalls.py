@@ -14,6 +14,7 @@ from confluent_kafka import Producer
 from kubernetes import client
 
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.onlinestore.tenancy import store_project
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
 from tests.conftest import Kubectl
 from tests.workloads.streaming.support import (
@@ -56,6 +57,7 @@ def test_missing_topic_is_topic_missing_without_progress_until_it_exists(
         stack: Endpoints, kube_api: client.ApiClient, kubectl: Kubectl, crds: None, redis_client: "redis.Redis",
         tmp_path: Path, topic: str) -> None:
     namespace, project = f"stall-{uuid.uuid4().hex[:8]}", topic.replace("-", "")
+    key_project = store_project(namespace, project)
     spec = window_spec(topic, V1, AGGREGATIONS, trigger="1s")
     view = view_spec(spec, project)
     apply_window(kube_api, kubectl, namespace, spec, view)
@@ -64,10 +66,10 @@ def test_missing_topic_is_topic_missing_without_progress_until_it_exists(
         condition = wait_for(lambda: (c := stream_running(kubectl, namespace, "activity")) and c["status"] == "False"
                              and c, 300, "StreamRunning=False", job)
         assert condition["reason"] == "TopicMissing" and f"topic {topic} does not exist" in condition["message"]
-        first = progress(redis_client, project, spec.feature_view)
+        first = progress(redis_client, key_project, spec.feature_view)
         assert first is not None and first.state == "failing" and f"topic {topic} does not exist" in first.reason
         assert first.progress_at_ms is None
-        later = wait_for(lambda: (p := progress(redis_client, project, spec.feature_view))
+        later = wait_for(lambda: (p := progress(redis_client, key_project, spec.feature_view))
                          and (p.processed_at_ms or 0) > (first.processed_at_ms or 0) + 2000 and p,
                          30, "a later record", job)
         assert later.progress_at_ms is None and later.state == "failing"  # alive, but no progress
@@ -79,9 +81,9 @@ def test_missing_topic_is_topic_missing_without_progress_until_it_exists(
         for event in events:
             sender.send(event)
         sender.flush()
-        wait_for(lambda: not online_mismatches(redis_client, project, spec, events, NAMES), 300,
+        wait_for(lambda: not online_mismatches(redis_client, key_project, spec, events, NAMES), 300,
                  "the values after the topic appeared", job, every=2)
-        resumed = wait_for(lambda: (p := progress(redis_client, project, spec.feature_view))
+        resumed = wait_for(lambda: (p := progress(redis_client, key_project, spec.feature_view))
                            and p.state == "running" and (p.progress_at_ms or 0) >= created_ms and p,
                            120, "progress after the topic appeared", job)
         assert resumed.lag == 0 and resumed.newest_event_ms == max(e["event_time"] for e in events)
@@ -95,10 +97,10 @@ def test_missing_topic_is_topic_missing_without_progress_until_it_exists(
         dead = wait_for(lambda: (c := stream_running(kubectl, namespace, "activity"))
                         and c["reason"] == "DeadLettering" and c, 180, "StreamRunning=False DeadLettering", job)
         assert dead["status"] == "False" and "not Confluent wire format (40)" in dead["message"]
-        frozen = progress(redis_client, project, spec.feature_view)
+        frozen = progress(redis_client, key_project, spec.feature_view)
         assert frozen is not None and frozen.state == "dead-lettering" and frozen.reason == dead["message"]
         time.sleep(5)
-        still = progress(redis_client, project, spec.feature_view)
+        still = progress(redis_client, key_project, spec.feature_view)
         assert still is not None and still.progress_at_ms == frozen.progress_at_ms
     finally:
         job.stop()
@@ -108,6 +110,7 @@ def test_missing_topic_is_topic_missing_without_progress_until_it_exists(
 def test_a_fresh_job_with_latest_offsets_serves_complete_hour_windows_from_its_first_batch(
         stack: Endpoints, redis_client: "redis.Redis", tmp_path: Path, topic: str) -> None:
     project = topic.replace("-", "")
+    key_project = store_project("hour", project)
     spec = window_spec(topic, V1, AGGREGATIONS, trigger="1s")
     spec.source.starting_offsets = "latest"
     now = int(time.time() * 1000)
@@ -126,12 +129,13 @@ def test_a_fresh_job_with_latest_offsets_serves_complete_hour_windows_from_its_f
     started = int(time.time() * 1000)
     job.start()
     try:
-        first = wait_for(lambda: (p := progress(redis_client, project, spec.feature_view)) and p.batch_id is not None
-                         and p, 420, "the first batch", job, every=0.5)
+        first = wait_for(lambda: (p := progress(redis_client, key_project, spec.feature_view))
+                         and p.batch_id is not None and p, 420, "the first batch", job, every=0.5)
         expected = expected_windows(recent, spec)
-        online = read_windows(redis_client, project, spec.feature_view, expected)
+        online = read_windows(redis_client, key_project, spec.feature_view, expected)
         assert first.batch_id == 0 and mismatches(expected, online, NAMES) == []
-        assert count_window_keys(redis_client, project, spec.feature_view) == len(expected)  # none of the old events
+        # none of the old events
+        assert count_window_keys(redis_client, key_project, spec.feature_view) == len(expected)
         serving_end = started - started % 300_000 + 300_000  # the 1h window serving reads at the start
         hour = [k for k in expected if k[1] == "1h" and k[2] == serving_end]
         assert len(hour) == 4, hour

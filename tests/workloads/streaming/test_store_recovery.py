@@ -38,6 +38,7 @@ from streamguard.onlinestore.generation import (
     generation_key,
     reading,
 )
+from streamguard.onlinestore.tenancy import store_project
 from streamguard.onlinestore.writers import read_coverage
 from streamguard.serving.app import create_app
 from streamguard.serving.settings import Settings
@@ -142,10 +143,11 @@ def _start_ms(spec: StreamingWindowSpec, key: Key) -> int:
     return key[2] - WindowShape.parse(window.length, window.slide).length_ms
 
 
-def _serving(store: Store, spec: StreamingWindowSpec, features: FeatureViewSpec, tmp_path: Path) -> Settings:
+def _serving(store: Store, namespace: str, spec: StreamingWindowSpec, features: FeatureViewSpec,
+             tmp_path: Path) -> Settings:
     """The serving app's settings for the job's view on the test's Redis (no cache, a health tick every 0.25 s)."""
-    manifests = [FeatureView(metadata={"name": spec.feature_view}, spec=features).wire(),
-                 StreamingWindow(metadata={"name": "store"}, spec=spec).wire()]
+    manifests = [FeatureView(metadata={"name": spec.feature_view, "namespace": namespace}, spec=features).wire(),
+                 StreamingWindow(metadata={"name": "store", "namespace": namespace}, spec=spec).wire()]
     return Settings.model_validate({
         "redis_url": store.url, "config_file": str(write_config(tmp_path / "features.yaml", manifests)),
         "cache_staleness": 0.0, "freshness_interval": 0.25, "insecure_no_auth": True})
@@ -218,9 +220,9 @@ def test_wipe_and_redis_kill_mid_stream_reseed_every_window_and_read_stale_until
         stack: Endpoints, store: Store, kube_api: client.ApiClient, kubectl: Kubectl, crds: None, tmp_path: Path,
         topic: str) -> None:
     namespace, spec, features, job = _job_in_cluster(stack, store, kube_api, kubectl, tmp_path, topic)
-    project, view = features.project, spec.feature_view
+    project, view = store_project(namespace, features.project), spec.feature_view
     load = Load(TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V1), seed=11)
-    settings = _serving(store, spec, features, tmp_path)
+    settings = _serving(store, namespace, spec, features, tmp_path)
 
     def exact(events: list[dict[str, Any]]) -> bool:
         return not online_mismatches(store.client, project, spec, events, NAMES)
@@ -303,7 +305,7 @@ def _fill(store: Store, headroom: int) -> None:
 
 
 def _window_values(store: Store, project: str, view: str) -> dict[bytes, dict[bytes, bytes]]:
-    keys = list(store.client.scan_iter(match=f"sgw:*{project}:{view}:*".encode(), count=1000))
+    keys = list(store.client.scan_iter(match=f"sgw:{project}:{view}:*".encode(), count=1000))
     pipe = store.client.pipeline(transaction=False)
     for key in keys:
         pipe.hgetall(key)
@@ -314,7 +316,7 @@ def test_a_full_store_fails_batches_loudly_and_an_evicting_one_is_reseeded(
         stack: Endpoints, store: Store, kube_api: client.ApiClient, kubectl: Kubectl, crds: None,
         tmp_path: Path, topic: str) -> None:
     namespace, spec, features, job = _job_in_cluster(stack, store, kube_api, kubectl, tmp_path, topic)
-    project, view = features.project, spec.feature_view
+    project, view = store_project(namespace, features.project), spec.feature_view
     load = Load(TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V1), seed=13)
 
     def exact(events: list[dict[str, Any]]) -> bool:
@@ -354,7 +356,7 @@ def test_a_full_store_fails_batches_loudly_and_an_evicting_one_is_reseeded(
         assert absent, "allkeys-lru evicted windows"
         assert all(reading(current, coverage, _start_ms(spec, key), False, evicting=True) == STALE
                    for key in absent), "an evicted window never reads as a present zero"
-        with TestClient(create_app(_serving(store, spec, features, tmp_path))) as app:
+        with TestClient(create_app(_serving(store, namespace, spec, features, tmp_path))) as app:
             time.sleep(1)  # a few health ticks: serving has read the server's policy
             served = _served(app, spec, sorted({key[0] for key in keys}))
             stored = read_windows(store.client, project, view, served)
