@@ -22,6 +22,7 @@ from streamguard.contracts.registry import AsyncSchemaRegistry, RegistryRejected
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.secured import Secured
 from streamguard.devstack.stack import Stack
+from streamguard.onlinestore.tenancy import store_project
 from streamguard.operator.topics import KafkaAuthenticationError, Topics
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
 from tests.workloads.streaming.support import (
@@ -85,13 +86,14 @@ def test_the_stream_runs_end_to_end_over_sasl_ssl(stack: Endpoints, redis_client
     project = topic.replace("-", "")
     spec = window_spec(topic, V1, AGGREGATIONS, watermark="10m")
     job = job_in(tmp_path, stack, "secured", "secured", spec, view_spec(spec, project), extra_env=secured.env())
+    keys = store_project("secured", project)
     began = time.monotonic()
     job.start()
     try:
-        wait_for(lambda: not online_mismatches(redis_client, project, spec, events, NAMES), 300,
+        wait_for(lambda: not online_mismatches(redis_client, keys, spec, events, NAMES), 300,
                  "every window equal to the reference", job, every=2)
         print(f"windows exact {time.monotonic() - began:.1f}s after the job started")
-        wait_for(lambda: (r := progress(redis_client, project, spec.feature_view)) and r.state == "running", 60,
+        wait_for(lambda: (r := progress(redis_client, keys, spec.feature_view)) and r.state == "running", 60,
                  "the job's progress record saying running", job)
     finally:
         job.stop()
@@ -137,7 +139,8 @@ def test_refused_credentials_give_a_truthful_status(stack: Endpoints, redis_clie
         job = job_in(folder, stack, "secured", f"refused-{name}", spec, view_spec(spec, project),
                      extra_env={**secured.env(), **override}).start()
         try:
-            record = wait_for(lambda: (r := progress(redis_client, project, spec.feature_view))  # noqa: B023
+            keys = store_project("secured", project)
+            record = wait_for(lambda: (r := progress(redis_client, keys, spec.feature_view))  # noqa: B023
                               and r.state == "failing" and r, 240, f"the job failing on refused {name} credentials",
                               job)
             assert said in record.reason, record
