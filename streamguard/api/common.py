@@ -16,6 +16,9 @@ NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 IDENTIFIER_PATTERN = r"^[a-z_][a-z0-9_]*$"
 """Feature, entity and field names: lower-case identifiers, safe in SQL, Feast and Redis keys."""
 _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
+PROJECT_PATTERN = r"^[a-z][a-z0-9_]*$"
+"""A FeatureView's ``spec.project``: an identifier that starts with a letter (Feast refuses a project name
+that starts with ``_``, and only when it first materializes)."""
 
 
 def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from streamguard.api.common import (
     IDENTIFIER_PATTERN,
     OFFLINE_LOCATION_DESCRIPTION,
     OFFLINE_LOCATION_PATTERN,
+    PROJECT_PATTERN,
     SECRET_REF_DESCRIPTION,
     ApiModel,
     CommonStatus,
@@ -69,7 +70,7 @@ class Materialization(ApiModel):
 
 
 class FeatureViewSpec(ApiModel):
-    project: str = Field(default="streamguard", pattern=IDENTIFIER_PATTERN, max_length=63)
+    project: str = Field(default="streamguard", pattern=PROJECT_PATTERN, max_length=63)
     description: str = Field(default="", max_length=4096)
     entities: list[Entity] = Field(
         min_length=1,

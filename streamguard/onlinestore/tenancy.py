@@ -9,10 +9,10 @@ same keys.
 
 ``store_project = f"{project}_{tag}"``, the namespace's **tag** being the namespace with each ``-`` written
 ``D``: Feast refuses ``-`` in project names (its check runs before it knows the online store), so only
-``[A-Za-z0-9_]`` is left. ``spec.project`` is a lower-case identifier (``[a-z_][a-z0-9_]*``) and a namespace a
-DNS label (``[a-z0-9-]``), so a tag holds no ``_`` and no other upper-case letter: the text after the last
-``_`` is the tag, the tag gives back the namespace, and the mapping is injective. It is a valid Feast
-project name whenever ``spec.project`` is (Feast refuses a leading ``_``). Because the tag comes last after
+``[A-Za-z0-9_]`` is left. ``spec.project`` is a lower-case identifier starting with a letter
+(``[a-z][a-z0-9_]*``) and a namespace a DNS label (``[a-z0-9-]``), so a tag holds no ``_`` and no other
+upper-case letter: the text after the last ``_`` is the tag, the tag gives back the namespace, and the mapping
+is injective. It is a valid Feast project name (Feast refuses a leading ``_``). Because the tag comes last after
 a ``_``, no store project of one namespace ends with a store project of another, which lets Redis ACL key
 patterns (:func:`acl_key_patterns`) tell tenants apart:
 
@@ -27,12 +27,12 @@ patterns (:func:`acl_key_patterns`) tell tenants apart:
 import re
 from collections.abc import Iterable
 
-from streamguard.api.common import IDENTIFIER_PATTERN, NAME_PATTERN
+from streamguard.api.common import NAME_PATTERN, PROJECT_PATTERN
 
 DEFAULT_NAMESPACE = "default"
 """Kubernetes' namespace of a manifest without ``metadata.namespace`` (manifest files, library calls)."""
 _NAMESPACE = re.compile(NAME_PATTERN)
-_PROJECT = re.compile(IDENTIFIER_PATTERN)
+_PROJECT = re.compile(PROJECT_PATTERN)
 _DASH = "D"
 _PREFIXED = (b"sgw:", b"sgw-hb:", b"sg-fresh:", b"sg-cov:", b"streamguard:materialize:")
 """Keys that start with ``<prefix><store project>:`` (see the layout modules)."""
@@ -43,7 +43,7 @@ def store_project(namespace: str, project: str) -> str:
     if not _NAMESPACE.match(namespace) or len(namespace) > 63:
         raise ValueError(f"namespace {namespace!r} is not a DNS label")
     if not _PROJECT.match(project):
-        raise ValueError(f"project {project!r} is not a lower-case identifier")
+        raise ValueError(f"project {project!r} is not a lower-case identifier starting with a letter")
     return f"{project}_{namespace_tag(namespace)}"
 
 

@@ -46,6 +46,7 @@ CASES = [
     ),
     ("unknown dtype", edit(FV, "spec.features.0.dtype", "DECIMAL"), "spec.features[0].dtype", "Unsupported value"),
     ("ttl not a duration", edit(FV, "spec.ttl", "1 day"), "spec.ttl", "should match"),
+    ("project starting with _ (Feast refuses it)", edit(FV, "spec.project", "_fraud"), "spec.project", "should match"),
     ("no entities", edit(FV, "spec.entities", []), "spec.entities", "at least 1"),
     ("join key missing", edit(FV, "spec.entities.0.joinKey", None), "spec.entities[0].joinKey", "Required value"),
     (
