@@ -256,7 +256,8 @@ def test_a_materialization_job_loads_its_source_into_redis(cluster: Cluster, tmp
 
     wait_for("the materialization Job to succeed", finished, timeout=600, interval=2)
     # One Feast entity hash per customer (besides the store's coverage, freshness and generation records).
-    keys = [k for k in cluster.redis.scan_iter(match=f"*{project}".encode(), count=1000) if b"customer_id" in k]
+    store = store_project(cluster.namespace, project)
+    keys = [k for k in cluster.redis.scan_iter(match=f"*{store}".encode(), count=1000) if b"customer_id" in k]
     assert len(keys) == 2, keys
     view = cast(dict[str, Any], client.CustomObjectsApi(kube_api).get_namespaced_custom_object(
         GROUP, VERSION, cluster.namespace, "featureviews", manifest["metadata"]["name"]))
