@@ -164,6 +164,33 @@ class Layout(ABC):
         """The 9 values from the lookup's replies."""
 
 
+class HashLayout(Layout):
+    """A layout of one key per (entity, view), written for each live account in one pipeline."""
+
+    def write(self, client: redis.Redis, accounts: Sequence[Account], now_ms: int) -> dict[bytes, list[bytes]]:
+        pipe = client.pipeline(transaction=False)
+        keys = {}
+        for account in accounts:
+            if not self.alive(account, now_ms):
+                continue
+            key = self.key(account)
+            self.put(pipe, key, account)
+            keys[account.entity] = [key]
+            if len(pipe) > 2000:
+                pipe.execute()
+        pipe.execute()
+        return keys
+
+    def put(self, pipe: Any, key: bytes, account: Account) -> None:
+        """Adds the commands leaving ``account``'s state under ``key``: a hash of :meth:`fields`, expiring."""
+        pipe.hset(key, mapping=self.fields(account))
+        pipe.pexpire(key, self.expiry_ms)
+
+    @abstractmethod
+    def fields(self, account: Account) -> dict[bytes, bytes]:
+        """The hash the writer leaves for ``account``."""
+
+
 class Today(Layout):
     name = "a-today"
     description = "hash per (entity, view, window, window end), 3 ASCII fields, expiring (the job's sink)"
@@ -215,33 +242,21 @@ class Today(Layout):
         return tuple(out)
 
 
-class Panes(Layout):
+class Panes(HashLayout):
     name = "b-panes"
     description = "hash per (entity, view), field <window>:<pane start>:<agg> (ASCII), combined at read"
 
-    def write(self, client: redis.Redis, accounts: Sequence[Account], now_ms: int) -> dict[bytes, list[bytes]]:
-        pipe = client.pipeline(transaction=False)
-        keys = {}
-        for account in accounts:
-            if not self.alive(account, now_ms):
-                continue
-            mapping: dict[bytes, bytes] = {}
-            for window in self.windows:
-                for start, partials in panes_of(window, account).items():
-                    if start + window.shape.length_ms <= account.last_ms:
-                        continue  # no window containing it can be current any more: the writer dropped it
-                    for name, value in zip(FUNCTIONS, partials, strict=True):
-                        raw = encode_number(cast(float | int | None, value))
-                        if raw is not None:
-                            mapping[b"%s:%d:%s" % (window.plan.suffix.encode(), start, name.encode())] = raw
-            key = self.key(account)
-            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
-            pipe.pexpire(key, self.expiry_ms)
-            keys[account.entity] = [key]
-            if len(pipe) > 2000:
-                pipe.execute()
-        pipe.execute()
-        return keys
+    def fields(self, account: Account) -> dict[bytes, bytes]:
+        mapping: dict[bytes, bytes] = {}
+        for window in self.windows:
+            for start, partials in panes_of(window, account).items():
+                if start + window.shape.length_ms <= account.last_ms:
+                    continue  # no window containing it can be current any more: the writer dropped it
+                for name, value in zip(FUNCTIONS, partials, strict=True):
+                    raw = encode_number(cast(float | int | None, value))
+                    if raw is not None:
+                        mapping[b"%s:%d:%s" % (window.plan.suffix.encode(), start, name.encode())] = raw
+        return mapping
 
     def request(self, pipe: Any, account: Account, now_ms: int) -> None:
         pipe.hgetall(self.key(account))
@@ -263,35 +278,23 @@ class Panes(Layout):
         return tuple(out)
 
 
-class Windows(Layout):
+class Windows(HashLayout):
     name = "c-windows"
     description = "hash per (entity, view), field <window>:<window end>:<agg> (ASCII), the sink combines"
 
-    def write(self, client: redis.Redis, accounts: Sequence[Account], now_ms: int) -> dict[bytes, list[bytes]]:
-        pipe = client.pipeline(transaction=False)
-        keys = {}
-        for account in accounts:
-            if not self.alive(account, now_ms):
-                continue
-            mapping: dict[bytes, bytes] = {}
-            for window in self.windows:
-                panes = panes_of(window, account)
-                for end in window.shape.ends_containing(account.last_ms):
-                    values = combine(window.shape, FUNCTIONS, panes, end)
-                    if values[0] == 0:
-                        continue  # an empty window is an absent one
-                    for name, value in zip(FUNCTIONS, values, strict=True):
-                        raw = encode_number(value)
-                        if raw is not None:
-                            mapping[b"%s:%d:%s" % (window.plan.suffix.encode(), end, name.encode())] = raw
-            key = self.key(account)
-            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
-            pipe.pexpire(key, self.expiry_ms)
-            keys[account.entity] = [key]
-            if len(pipe) > 2000:
-                pipe.execute()
-        pipe.execute()
-        return keys
+    def fields(self, account: Account) -> dict[bytes, bytes]:
+        mapping: dict[bytes, bytes] = {}
+        for window in self.windows:
+            panes = panes_of(window, account)
+            for end in window.shape.ends_containing(account.last_ms):
+                values = combine(window.shape, FUNCTIONS, panes, end)
+                if values[0] == 0:
+                    continue  # an empty window is an absent one
+                for name, value in zip(FUNCTIONS, values, strict=True):
+                    raw = encode_number(value)
+                    if raw is not None:
+                        mapping[b"%s:%d:%s" % (window.plan.suffix.encode(), end, name.encode())] = raw
+        return mapping
 
     def request(self, pipe: Any, account: Account, now_ms: int) -> None:
         fields: list[bytes] = []
@@ -313,7 +316,7 @@ class Windows(Layout):
         return tuple(out)
 
 
-class PaneRing(Layout):
+class PaneRing(HashLayout):
     name = "d-pane-ring"
     description = "hash per (entity, view), field (window, pane number mod W/S) -> 24 binary bytes, combined at read"
 
@@ -325,21 +328,8 @@ class PaneRing(Layout):
             out[number % window.slots] = _pack(number, partials)
         return out
 
-    def write(self, client: redis.Redis, accounts: Sequence[Account], now_ms: int) -> dict[bytes, list[bytes]]:
-        pipe = client.pipeline(transaction=False)
-        keys = {}
-        for account in accounts:
-            if not self.alive(account, now_ms):
-                continue
-            mapping = {bytes((w.index, slot)): raw for w in self.windows for slot, raw in self.ring(w, account).items()}
-            key = self.key(account)
-            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
-            pipe.pexpire(key, self.expiry_ms)
-            keys[account.entity] = [key]
-            if len(pipe) > 2000:
-                pipe.execute()
-        pipe.execute()
-        return keys
+    def fields(self, account: Account) -> dict[bytes, bytes]:
+        return {bytes((w.index, slot)): raw for w in self.windows for slot, raw in self.ring(w, account).items()}
 
     def request(self, pipe: Any, account: Account, now_ms: int) -> None:
         pipe.hgetall(self.key(account))
@@ -355,32 +345,20 @@ class PaneRing(Layout):
         return tuple(out)
 
 
-class WindowRing(Layout):
+class WindowRing(HashLayout):
     name = "d-window-ring"
     description = "hash per (entity, view), field (window, end number mod W/S) -> 24 binary bytes, the sink combines"
 
-    def write(self, client: redis.Redis, accounts: Sequence[Account], now_ms: int) -> dict[bytes, list[bytes]]:
-        pipe = client.pipeline(transaction=False)
-        keys = {}
-        for account in accounts:
-            if not self.alive(account, now_ms):
-                continue
-            mapping: dict[bytes, bytes] = {}
-            for window in self.windows:
-                panes = panes_of(window, account)
-                slide = window.shape.slide_ms
-                # each event rewrote every window it belongs to: the last event's windows fill every slot
-                for end in window.shape.ends_containing(account.last_ms):
-                    values = combine(window.shape, FUNCTIONS, panes, end)
-                    mapping[bytes((window.index, end // slide % window.slots))] = _pack(end // slide, values)
-            key = self.key(account)
-            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
-            pipe.pexpire(key, self.expiry_ms)
-            keys[account.entity] = [key]
-            if len(pipe) > 2000:
-                pipe.execute()
-        pipe.execute()
-        return keys
+    def fields(self, account: Account) -> dict[bytes, bytes]:
+        mapping: dict[bytes, bytes] = {}
+        for window in self.windows:
+            panes = panes_of(window, account)
+            slide = window.shape.slide_ms
+            # each event rewrote every window it belongs to: the last event's windows fill every slot
+            for end in window.shape.ends_containing(account.last_ms):
+                values = combine(window.shape, FUNCTIONS, panes, end)
+                mapping[bytes((window.index, end // slide % window.slots))] = _pack(end // slide, values)
+        return mapping
 
     def request(self, pipe: Any, account: Account, now_ms: int) -> None:
         fields: list[bytes] = []
@@ -412,25 +390,13 @@ class PaneString(PaneRing):
             at += window.slots * SLOT.size
         return out
 
-    def write(self, client: redis.Redis, accounts: Sequence[Account], now_ms: int) -> dict[bytes, list[bytes]]:
-        pipe = client.pipeline(transaction=False)
+    def put(self, pipe: Any, key: bytes, account: Account) -> None:
         offsets = self.offsets()
-        size = offsets[-1] + self.windows[-1].slots * SLOT.size
-        keys = {}
-        for account in accounts:
-            if not self.alive(account, now_ms):
-                continue
-            image = bytearray(size)  # all zero: pane number 0 never matches a real pane
-            for window, offset in zip(self.windows, offsets, strict=True):
-                for slot, raw in self.ring(window, account).items():
-                    image[offset + slot * SLOT.size:offset + (slot + 1) * SLOT.size] = raw
-            key = self.key(account)
-            pipe.set(key, bytes(image), px=self.expiry_ms)
-            keys[account.entity] = [key]
-            if len(pipe) > 2000:
-                pipe.execute()
-        pipe.execute()
-        return keys
+        image = bytearray(offsets[-1] + self.windows[-1].slots * SLOT.size)  # zero: pane 0 matches no real pane
+        for window, offset in zip(self.windows, offsets, strict=True):
+            for slot, raw in self.ring(window, account).items():
+                image[offset + slot * SLOT.size:offset + (slot + 1) * SLOT.size] = raw
+        pipe.set(key, bytes(image), px=self.expiry_ms)
 
     def request(self, pipe: Any, account: Account, now_ms: int) -> None:
         pipe.get(self.key(account))
@@ -482,7 +448,7 @@ panes (a pane older than that cannot be in a window serving reads, as long as no
 pane than serving's clock) and never writes one older than them."""
 
 
-class PanePacked(Layout):
+class PanePacked(HashLayout):
     name = "d-pane-packed"
     description = ("hash per (entity, view), field (window, pane number) -> count, sum, max packed (20 bytes); "
                    "the writer keeps each window's newest W/S panes (Lua); combined at read")
@@ -499,21 +465,6 @@ class PanePacked(Layout):
                     out[PANE_ID.pack(window.index, number)] = PANE.pack(
                         count, total, math.nan if top is None else top)
         return out
-
-    def write(self, client: redis.Redis, accounts: Sequence[Account], now_ms: int) -> dict[bytes, list[bytes]]:
-        pipe = client.pipeline(transaction=False)
-        keys = {}
-        for account in accounts:
-            if not self.alive(account, now_ms):
-                continue
-            key = self.key(account)
-            pipe.hset(key, mapping=self.fields(account))  # type: ignore[arg-type]
-            pipe.pexpire(key, self.expiry_ms)
-            keys[account.entity] = [key]
-            if len(pipe) > 2000:
-                pipe.execute()
-        pipe.execute()
-        return keys
 
     def replay(self, client: redis.Redis, account: Account) -> dict[bytes, bytes]:
         """Writes the account's events one by one as the sink would (each event: its pane in every window,
