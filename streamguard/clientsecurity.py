@@ -40,6 +40,13 @@ _JAAS_MODULES: dict[str, str] = {
 }
 
 
+def _set_in(environ: Mapping[str, str] | None, variables: Mapping[str, str]) -> dict[str, str]:
+    """``{field: value}`` of those ``variables`` (field -> variable name) set, and not empty, in ``environ``
+    (default: the process environment)."""
+    env = os.environ if environ is None else environ
+    return {field_name: env[name] for field_name, name in variables.items() if env.get(name)}
+
+
 def _jaas_quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -111,15 +118,9 @@ class KafkaSecurity(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "KafkaSecurity":
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {
-            key: env[name]
-            for key, name in (("protocol", KAFKA_PROTOCOL_ENV), ("mechanism", KAFKA_MECHANISM_ENV),
-                              ("username", KAFKA_USERNAME_ENV), ("password", KAFKA_PASSWORD_ENV),
-                              ("ca_file", KAFKA_CA_FILE_ENV))
-            if env.get(name)
-        }
-        return cls.model_validate(values)
+        return cls.model_validate(_set_in(environ, {
+            "protocol": KAFKA_PROTOCOL_ENV, "mechanism": KAFKA_MECHANISM_ENV, "username": KAFKA_USERNAME_ENV,
+            "password": KAFKA_PASSWORD_ENV, "ca_file": KAFKA_CA_FILE_ENV}))
 
 
 class RegistrySecurity(BaseModel):
@@ -157,15 +158,9 @@ class RegistrySecurity(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "RegistrySecurity":
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {
-            key: env[name]
-            for key, name in (("ca_file", REGISTRY_CA_FILE_ENV), ("cert_file", REGISTRY_CERT_FILE_ENV),
-                              ("key_file", REGISTRY_KEY_FILE_ENV), ("username", REGISTRY_USERNAME_ENV),
-                              ("password", REGISTRY_PASSWORD_ENV))
-            if env.get(name)
-        }
-        return cls.model_validate(values)
+        return cls.model_validate(_set_in(environ, {
+            "ca_file": REGISTRY_CA_FILE_ENV, "cert_file": REGISTRY_CERT_FILE_ENV, "key_file": REGISTRY_KEY_FILE_ENV,
+            "username": REGISTRY_USERNAME_ENV, "password": REGISTRY_PASSWORD_ENV}))
 
 
 @dataclass(frozen=True)
