@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 PYTEST_ARGS ?=
 
-.PHONY: help venv provision up down status lint test test-fast crds demo demo-down bench clean
+.PHONY: help venv provision prepare up down status lint test test-fast crds demo demo-down bench clean
 
 help:
 	@echo "make demo       run the FinServe spine end to end on this machine (development only)"
@@ -51,8 +51,13 @@ test: venv lint
 	@$(BIN)/streamguard dev up
 	@status=0; $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; $(BIN)/streamguard dev down; exit $$status
 
-demo: venv
+# The stack's components and the images build (standard library only) while the virtualenv installs.
+demo:
+	@$(MAKE) --no-print-directory -j2 venv prepare
 	$(BIN)/streamguard demo up
+
+prepare:
+	$(PYTHON) -m streamguard.devstack.prepare
 
 demo-down: venv
 	$(BIN)/streamguard demo down

@@ -14,7 +14,7 @@ import pytest
 import redis
 from kubernetes import client, config
 
-from streamguard.devstack import image
+from streamguard.devstack import image, node
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.provision import ensure
 from streamguard.devstack.stack import Stack
@@ -105,7 +105,7 @@ def built_images() -> image.ProjectImages:
 @pytest.fixture(scope="session")
 def project_images(stack: Endpoints, built_images: image.ProjectImages) -> image.ProjectImages:
     """The images, imported into the stack's node, where every pod runs."""
-    image.put_on_node(built_images, Path(stack.run_dir))
+    node.put_images(built_images, Path(stack.run_dir))
     return built_images
 
 

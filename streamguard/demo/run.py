@@ -40,12 +40,13 @@ from streamguard.demo.manifests import (
     subject,
     topics,
 )
-from streamguard.devstack import image
+from streamguard.devstack import image, node
 from streamguard.devstack.chart import ServingDeployment
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.kube import Kube, port_forward
 from streamguard.devstack.node import NODE_NAME
 from streamguard.devstack.paths import run_root
+from streamguard.devstack.prepare import prepare
 from streamguard.devstack.stack import Stack
 from streamguard.devstack.supervisor import Service, Supervisor, free_port, port_open
 from streamguard.onlinestore.writers import current_marker
@@ -163,6 +164,8 @@ class Demo:
                      f"containers of the project's images on node {self.node_name} of the local stack")
         stack = Stack(self.stack_dir)
         running = (self.stack_dir / "endpoints.json").exists() and all(stack.status().values())
+        with progress.step("build", "stack components and project images (built once, then cached)"):
+            images = prepare()
         with progress.step("stack", "local stack (kube-apiserver, controllers, scheduler, node, Kafka, registry, "
                                     "Redis)"):
             endpoints = Endpoints.load(self.stack_dir) if running else stack.up()
@@ -179,9 +182,8 @@ class Demo:
                           demo_dir=str(self.demo_dir))
         state.save(self.demo_dir)
         env = {**os.environ, **endpoints.env()}
-        with progress.step("images", "project images (built when their sources changed, imported into the node)"):
-            images = image.build()
-            imported = image.put_on_node(images, self.stack_dir)
+        with progress.step("images", "project images onto the node"):
+            imported = node.put_images(images, self.stack_dir)
             progress.say(f"images {images.main.name}, {images.spark.name}: "
                          + (f"imported {', '.join(imported)}" if imported else "already on the node"))
         with progress.step("crds", "CustomResourceDefinitions (crds/)"):

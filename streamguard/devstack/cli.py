@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from streamguard.devstack import image as project_image
+from streamguard.devstack import node
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.paths import cache_root, run_root
 from streamguard.devstack.provision import ProvisionError, artifacts, ensure
@@ -54,7 +55,7 @@ def image(run_dir: Path | None, no_import: bool) -> None:
     Dockerfile and the build context, rebuilt only when they change) and import them into the stack's node."""
     try:
         built = project_image.build()
-        imported = [] if no_import else project_image.put_on_node(built, run_dir or run_root())
+        imported = [] if no_import else node.put_images(built, run_dir or run_root())
     except (ProvisionError, StartError) as error:
         raise click.ClickException(str(error)) from error
     for _, one in built.each():

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, cast
 
-from streamguard.devstack import node, versions
+from streamguard.devstack import versions
 from streamguard.devstack.paths import cache_root
 from streamguard.devstack.provision import Artifact, ProvisionError, ensure, log_tail
 
@@ -299,14 +299,6 @@ def _prune(keep: str) -> None:
                  *_images_dir().glob("streamguard-*.json")]:
         if keep not in path.name:
             path.unlink()
-
-
-def put_on_node(images: ProjectImages, run_dir: Path) -> list[str]:
-    """Import the images into the stack's containerd; the names of those that were not there yet."""
-    layout = node.NodeLayout(run_dir.resolve())
-    built = ensure(["containerd"])
-    return [image.name for repository, image in images.each()
-            if node.import_image(built, layout, Path(image.archive), image.name, replaces=repository)]
 
 
 def _say(message: str) -> None:

@@ -53,7 +53,8 @@ from pathlib import Path
 from typing import Any
 
 from streamguard.devstack.certs import Pki, ensure_node_certs, kubeconfig
-from streamguard.devstack.provision import Artifact, log_tail
+from streamguard.devstack.image import ProjectImages
+from streamguard.devstack.provision import Artifact, ensure, log_tail
 from streamguard.devstack.supervisor import Service, ServiceStartError, StartError, Supervisor
 
 NODE_NAME = "streamguard-node"
@@ -501,6 +502,14 @@ def ctr(built: dict[str, Artifact], layout: NodeLayout, *args: str, check: bool 
     return result
 
 
+def put_images(images: ProjectImages, run_dir: Path) -> list[str]:
+    """Import the project's images into the stack's containerd; the names of those that were not there yet."""
+    layout = NodeLayout(run_dir.resolve())
+    built = ensure(["containerd"])
+    return [image.name for repository, image in images.each()
+            if import_image(built, layout, Path(image.archive), image.name, replaces=repository)]
+
+
 def import_image(built: dict[str, Artifact], layout: NodeLayout, archive: Path, name: str,
                  replaces: str | None = None) -> bool:
     """Import an OCI archive into the node's containerd unless ``name`` is there; pin it (never collected).
@@ -605,7 +614,7 @@ def kube_proxy_service(built: dict[str, Artifact], layout: NodeLayout, healthz_p
 
     return Service(
         "kube-proxy",
-        [str(built["kube-proxy"].directory / "kube-proxy"), f"--config={layout.root / 'kube-proxy.json'}", "--v=1"],
+        [str(built["kubernetes"].directory / "kube-proxy"), f"--config={layout.root / 'kube-proxy.json'}", "--v=1"],
         ready=ready,
         timeout=60,
     )
@@ -630,7 +639,7 @@ def other_kube_proxies(layout: NodeLayout) -> list[str]:
 
 def clean_service_rules(built: dict[str, Artifact]) -> None:
     """Remove kube-proxy's iptables chains and rules (``kube-proxy --cleanup``) once ours has stopped."""
-    binary = built["kube-proxy"].directory / "kube-proxy"
+    binary = built["kubernetes"].directory / "kube-proxy"
     if binary.exists():
         subprocess.run([str(binary), "--cleanup", "--v=0"], capture_output=True, text=True, check=False, timeout=60)
 

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -59,10 +60,13 @@ def _maven(pom: str, output: Path, extra: Sequence[str] = ()) -> list[str]:
             "-DincludeScope=runtime", f"-DoutputDirectory={output}", *extra]
 
 
+K8S_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy")
+"""The commands of the ``k8s.io/kubernetes`` module the stack runs; the last one built marks the artifact ready."""
+
+
 def artifacts() -> dict[str, Artifact]:
     root = cache_root()
     k8s = root / f"k8s-{versions.K8S}"
-    kube_proxy = root / f"kube-proxy-{versions.K8S}"
     etcd = root / f"etcd-{versions.ETCD}"
     helm = root / f"helm-{versions.HELM}"
     kafka = root / f"kafka-{versions.KAFKA}"
@@ -80,12 +84,10 @@ def artifacts() -> dict[str, Artifact]:
     return {
         a.name: a
         for a in (
-            Artifact("kubernetes", versions.K8S, k8s, k8s / "kubelet",
-                     lambda d, _: [*_script("build-k8s.sh"), versions.K8S, versions.K8S_STAGING, str(d)]),
-            # The node's Service proxy: same module and version as the kubelet, its own cache folder.
-            Artifact("kube-proxy", versions.K8S, kube_proxy, kube_proxy / "kube-proxy",
+            # The control plane and the node's agents in one `go build`: they share most of their packages.
+            Artifact("kubernetes", versions.K8S, k8s, k8s / "kube-proxy",
                      lambda d, _: [*_script("build-k8s.sh"), versions.K8S, versions.K8S_STAGING, str(d),
-                                   "kube-proxy"]),
+                                   *K8S_COMMANDS]),
             Artifact("etcd", versions.ETCD, etcd, etcd / "etcd",
                      lambda d, _: [*_script("build-etcd.sh"), versions.ETCD, str(d)]),
             Artifact("helm", versions.HELM, helm, helm / "helm",
@@ -214,11 +216,17 @@ def debian_mirrors(suite: str) -> tuple[str, str]:
     return parse_debian_sources([f.read_text() for f in files if f.is_file()], suite)
 
 
+_APT = threading.Lock()
+"""One apt-get at a time in this process (the demo provisions the stack and builds the images at once)."""
+
+
 def ensure_debian_package(command: str, package: str) -> str:
     """``command`` from Debian's ``package``, installed with apt-get when missing (root only)."""
-    found = shutil.which(command)
-    if found:
-        return found
+    with _APT:
+        return shutil.which(command) or _install_debian_package(command, package)
+
+
+def _install_debian_package(command: str, package: str) -> str:
     _say(f"[provision] {command}: installing Debian package {package}")
     for argv in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", package]):
         result = subprocess.run(argv, capture_output=True, text=True, check=False,

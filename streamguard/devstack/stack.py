@@ -14,7 +14,7 @@ from streamguard.contracts.registry import API_PATH
 from streamguard.devstack import components, node, objectstore, podgateway, secured, versions
 from streamguard.devstack.certs import ensure_kubelet_client, ensure_pki, kubeconfig
 from streamguard.devstack.endpoints import Endpoints
-from streamguard.devstack.provision import Artifact, artifacts, ensure, stack_artifacts
+from streamguard.devstack.provision import K8S_COMMANDS, Artifact, artifacts, ensure, stack_artifacts
 from streamguard.devstack.supervisor import Service, Supervisor, free_port
 
 RESTARTABLE = ("kafka", "apicurio-registry", "redis", "seaweedfs")
@@ -29,8 +29,7 @@ _PORT_NAMES = ("etcd", "etcd-peer", "apiserver", "kafka", "kafka-controller", "k
 BINARIES: dict[str, tuple[str, ...]] = {
     "helm": ("helm",),
     "etcd": ("etcd",),
-    "kubernetes": ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet"),
-    "kube-proxy": ("kube-proxy",),
+    "kubernetes": K8S_COMMANDS,
     "containerd": ("containerd", "ctr"),
     "seaweedfs": ("weed",),
 }

@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
-# Build the control plane (kube-apiserver, kube-controller-manager, kube-scheduler) and the node agent
-# (kubelet) from the k8s.io/kubernetes Go module, in one build so the shared packages compile once; other
-# commands of the same module (kube-proxy) when named after OUT_DIR.
+# Build the named commands of the k8s.io/kubernetes Go module (the control plane and the node's kubelet and
+# kube-proxy) in one `go build`, so the packages they share compile once.
 # The release's go.mod points every staging module at ./staging (v0.0.0); a wrapper module
 # replaces each with its published v0.N.x so the commands build from the module proxy.
-# Usage: build-k8s.sh K8S_VERSION STAGING_VERSION OUT_DIR [COMMAND...]
+# Usage: build-k8s.sh K8S_VERSION STAGING_VERSION OUT_DIR COMMAND...
 set -euo pipefail
 k8s=$1 stg=$2 out=$3
 shift 3
@@ -17,7 +16,7 @@ for m in $(awk '$1 ~ /^k8s\.io\// && $2=="v0.0.0" {print $1}' "$gomod" | sort -u
 done
 echo "[k8s] fetching modules (cold: ~1 GB)"
 go get "k8s.io/kubernetes@$k8s"
-cmds="${*:-kube-apiserver kube-controller-manager kube-scheduler kubelet}"
+cmds="$*"
 for c in $cmds; do go get "k8s.io/kubernetes/cmd/$c@$k8s"; done
 echo "[k8s] compiling $cmds (cold: 15-25 min on 2 cores)"
 mkdir -p "$work/bin"

@@ -1,11 +1,12 @@
 # Functions the build-*.sh scripts that compile Go code share; they `source` this file.
 # Static binaries (no cgo) from the Go module proxy, with the local toolchain (never a downloaded one).
-export GOTOOLCHAIN=local CGO_ENABLED=0
+# No DWARF from the compiler: the linker strips it anyway (-ldflags "-s -w"), and generating it costs compile time.
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-gcflags=all=-dwarf=false"
 
 # go_wrapper_module NAME OUT: cd into a scratch folder next to OUT (removed on exit) holding an empty module
 # local/NAME, where `go get` + `go build` resolve modules whose own go.mod `go install` refuses (replaces).
 go_wrapper_module() {
-  export GOFLAGS=-mod=mod
+  export GOFLAGS="$GOFLAGS -mod=mod"
   work=$(mktemp -d "${2%/}.work.XXXX")
   trap 'rm -rf "$work"' EXIT
   cd "$work"
