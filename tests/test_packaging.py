@@ -26,3 +26,14 @@ def test_design_card_folders_are_reached_through_streamguard() -> None:
     result = subprocess.run([sys.executable, "-c", "import streamguard.operator, streamguard.serving, "
                              "streamguard.workloads"], cwd="/", capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_make_demo_can_build_before_the_virtualenv_exists() -> None:
+    """``make demo`` runs ``python -m streamguard.devstack.prepare`` with the machine's Python while the virtualenv
+    installs: that module and everything it imports must need nothing but the standard library."""
+    probe = ("import sys; sys.path.insert(0, '.'); import streamguard.devstack.prepare; "
+             "print(sorted({m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names) - {'__main__'}))")
+    result = subprocess.run([sys.executable, "-S", "-c", probe], cwd=REPO, capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['streamguard']"
