@@ -1,56 +1,174 @@
-"""A private redis-server for tests and benchmarks that flush, fill or restart Redis (never the stack's)."""
+"""Private redis-servers for tests and benchmarks that flush, fill, restart or fail over Redis (never the stack's):
+one server, or a Redis Cluster of masters with replicas, all on loopback, from Debian's redis-server."""
 
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import redis
+from redis.cluster import RedisCluster
 
 from streamguard.devstack.supervisor import free_port
+
+CLUSTER_SLOTS = 16384
+
+
+def _binary(name: str) -> str:
+    found = shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} is not installed (`streamguard dev provision` installs redis-server)")
+    return found
+
+
+def _start(workdir: Path, port: int, options: tuple[str, ...]) -> subprocess.Popen[bytes]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([_binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(workdir), *options], stdout=subprocess.DEVNULL)
+
+
+def _wait_for_ping(client: redis.Redis, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.ConnectionError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise
+            time.sleep(0.05)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 @contextmanager
 def private_redis(workdir: Path, *options: str, port: int | None = None) -> Iterator[redis.Redis]:
     """A client of a redis-server of our own on ``port`` (default: a free one; give the same port to restart
     a server where its clients look for it), no persistence unless ``options`` ask."""
-    binary = shutil.which("redis-server")
-    if not binary:
-        raise RuntimeError("redis-server is not installed (`streamguard dev provision` installs it)")
-    workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(workdir),
-            *options,
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    process = _start(workdir, port, options)
     client = redis.Redis(port=port)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.05)
+        _wait_for_ping(client, process)
         yield client
     finally:
         client.close()
-        process.terminate()
+        _stop(process)
+
+
+@dataclass
+class PrivateCluster:
+    """A Redis Cluster on loopback: ``masters`` masters, each with ``replicas`` replicas, every slot served."""
+
+    workdir: Path
+    masters: int
+    replicas: int
+    processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def ports(self) -> list[int]:
+        return sorted(self.processes)
+
+    def client(self) -> RedisCluster:
+        """A cluster client that learns the topology from any node (and again after MOVED or a failover)."""
+        return RedisCluster(host="127.0.0.1", port=self.ports[0])
+
+    def node(self, port: int) -> redis.Redis:
+        return redis.Redis(port=port)
+
+    def live(self) -> list[int]:
+        """The ports of the servers still running."""
+        return [port for port in self.ports if self.processes[port].poll() is None]
+
+    def nodes(self, port: int) -> dict[str, dict[str, Any]]:
+        """``CLUSTER NODES`` as the server on ``port`` sees the cluster: ``"host:port" -> {"flags", ...}``."""
+        with self.node(port) as node:
+            return cast(dict[str, dict[str, Any]], node.cluster("NODES"))
+
+    def masters_by_slot_range(self, port: int) -> dict[tuple[int, int], int]:
+        """``(first slot, last slot) -> master port`` as the server on ``port`` sees the cluster now."""
+        with self.node(port) as node:
+            ranges = cast(list[list[Any]], node.cluster("SLOTS"))
+        return {(start, end): int(master[1]) for start, end, master, *_ in ranges}
+
+    def slot(self, key: str) -> int:
+        with self.node(self.live()[0]) as node:
+            return int(cast(int, node.cluster("KEYSLOT", key)))
+
+    def master_of(self, key: str) -> int:
+        """The port of the master serving ``key``'s slot now, as a live server sees it."""
+        slot = self.slot(key)
+        for (start, end), master in self.masters_by_slot_range(self.live()[0]).items():
+            if start <= slot <= end:
+                return master
+        raise LookupError(f"no master serves slot {slot}")
+
+    def replicas_seen(self, port: int) -> list[str]:
+        """The replicas (``host:port``) the server on ``port`` knows of."""
+        return [address for address, node in self.nodes(port).items() if "slave" in node["flags"].split(",")]
+
+    def kill(self, port: int) -> None:
+        """SIGKILL one server, as a crash would: no shutdown, no failover handed over."""
+        process = self.processes[port]
+        process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
+
+    def wait_until_healthy(self, timeout: float = 30.0) -> None:
+        """Until every live node reports ``cluster_state:ok`` with every slot served by a live master."""
+        deadline = time.monotonic() + timeout
+        live = self.live()
+        while True:
+            states = []
+            for port in live:
+                with self.node(port) as node:
+                    info = node.cluster("INFO")
+                masters = set(self.masters_by_slot_range(port).values())
+                states.append((info["cluster_state"], int(info["cluster_slots_ok"]), masters <= set(live)))
+            if all(state == ("ok", CLUSTER_SLOTS, True) for state in states):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Redis Cluster on ports {live} not healthy after {timeout:.0f}s: {states}")
+            time.sleep(0.2)
+
+
+@contextmanager
+def private_redis_cluster(workdir: Path, masters: int = 3, replicas: int = 1,
+                          node_timeout_ms: int = 2000) -> Iterator[PrivateCluster]:
+    """A Redis Cluster of our own (``redis-cli --cluster create``), healthy when yielded, stopped afterwards.
+    ``node_timeout_ms`` is how long a master may be unreachable before its replica takes over."""
+    cluster = PrivateCluster(workdir, masters, replicas)
+    with ExitStack() as stack:
+        for _ in range(masters * (1 + replicas)):
+            port = free_port()
+            process = _start(workdir / str(port), port,
+                             ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                              "--cluster-port", str(free_port()),  # not port + 10000: that may be taken or > 65535
+                              "--cluster-node-timeout", str(node_timeout_ms)))
+            stack.callback(_stop, process)
+            cluster.processes[port] = process
+            with cluster.node(port) as node:
+                _wait_for_ping(node, process)
+        created = subprocess.run([_binary("redis-cli"), "--cluster", "create",
+                                  *(f"127.0.0.1:{port}" for port in cluster.ports),
+                                  "--cluster-replicas", str(replicas), "--cluster-yes"],
+                                 capture_output=True, text=True, check=False)
+        if created.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout[-2000:]}{created.stderr}")
+        cluster.wait_until_healthy()
+        deadline = time.monotonic() + 30
+        for port in cluster.ports:  # every node has heard of every replica (gossip may lag behind the slots)
+            while (seen := len(cluster.replicas_seen(port))) < masters * replicas:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"Redis Cluster node {port} sees {seen} replicas of {masters * replicas} "
+                                       "after 30s")
+                time.sleep(0.2)
+        yield cluster
