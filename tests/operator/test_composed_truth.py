@@ -159,6 +159,19 @@ def condition_is(cluster: Cluster, kind: str, status: str, reason: str | None = 
     return None
 
 
+def until_condition(cluster: Cluster, kind: str, status: str, reason: str | None, timeout: float,
+                    job_log: Callable[[], str]) -> dict[str, Any]:
+    """Wait for the StreamingWindow's ``kind=status`` (``reason``); on timeout, fail with its conditions and the
+    stream pod's log as they are then."""
+    try:
+        found: dict[str, Any] = cluster.wait_for(partial(condition_is, cluster, kind, status, reason), timeout,
+                                                 f"{kind}={status} ({reason or 'any reason'})")
+        return found
+    except AssertionError as error:
+        raise AssertionError(f"{error}\nconditions: {json.dumps(conditions(cluster), indent=1)}\n"
+                             f"stream pod log:\n{job_log()}") from None
+
+
 def event(account: str, age_s: float, amount: float) -> dict[str, Any]:
     return {"transaction_id": uuid.uuid4().hex, "account_id": account, "customer_id": "C1", "merchant_id": "M1",
             "amount": amount, "currency": "EUR", "channel": "ECOMMERCE",
@@ -398,8 +411,7 @@ def test_subject_deleted_behind_the_operators_back_is_registered_again_while_not
             assert time.monotonic() - deleted <= resync_s
             assert any(e["reason"] == "SchemaReregistered" for e in cluster.items("events"))
 
-            ready = cluster.wait_for(lambda: condition_is(cluster, "Ready", "False", "DeadLettering"), 300,
-                                     "Ready=False (DeadLettering)")
+            ready = until_condition(cluster, "Ready", "False", "DeadLettering", 300, job_log)
             assert "unknown to the registry" in ready["message"], ready
             running = conditions(cluster)["StreamRunning"]
             assert (running["status"], running["reason"]) == ("False", "DeadLettering")
@@ -415,7 +427,7 @@ def test_subject_deleted_behind_the_operators_back_is_registered_again_while_not
         # the producer registers its version again: the job learns its id is known again and decodes it
         with SchemaRegistry(registry_url) as registry:
             registry.register(subject, v2)
-        cluster.wait_for(lambda: condition_is(cluster, "Ready", "True"), 300, "Ready=True again")
+        until_condition(cluster, "Ready", "True", None, 300, job_log)
         again = TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, v2, subject)
         recovered = [event("A1", 1, 16.0), event("A3", 1, 0.25)]
         for item in recovered:
