@@ -5,7 +5,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,13 +65,19 @@ def private_redis(workdir: Path, *options: str, port: int | None = None) -> Iter
         _stop(process)
 
 
+def _until(done: Callable[[], bool], timeout: float, failure: Callable[[], str]) -> None:
+    """Poll ``done`` until it holds; after ``timeout`` seconds raise TimeoutError with ``failure()``."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{failure()} after {timeout:.0f}s")
+        time.sleep(0.2)
+
+
 @dataclass
 class PrivateCluster:
-    """A Redis Cluster on loopback: ``masters`` masters, each with ``replicas`` replicas, every slot served."""
+    """A Redis Cluster on loopback: its servers by port, every slot served by a master."""
 
-    workdir: Path
-    masters: int
-    replicas: int
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -116,28 +122,31 @@ class PrivateCluster:
         """The replicas (``host:port``) the server on ``port`` knows of."""
         return [address for address, node in self.nodes(port).items() if "slave" in node["flags"].split(",")]
 
+    def wait_until_replicas_known(self, replicas: int, timeout: float = 30.0) -> None:
+        """Until every server has heard of all ``replicas`` replicas (gossip may lag behind the slots)."""
+        def seen() -> dict[int, int]:
+            return {port: len(self.replicas_seen(port)) for port in self.live()}
+        _until(lambda: set(seen().values()) == {replicas}, timeout,
+               lambda: f"Redis Cluster replicas known by each server {seen()}, not {replicas}")
+
     def kill(self, port: int) -> None:
         """SIGKILL one server, as a crash would: no shutdown, no failover handed over."""
         process = self.processes[port]
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
 
+    def _state(self, port: int, live: list[int]) -> tuple[str, int, bool]:
+        """``(cluster_state, slots ok, every slot's master alive)`` as the server on ``port`` sees it."""
+        with self.node(port) as node:
+            info = node.cluster("INFO")
+        masters = set(self.masters_by_slot_range(port).values())
+        return info["cluster_state"], int(info["cluster_slots_ok"]), masters <= set(live)
+
     def wait_until_healthy(self, timeout: float = 30.0) -> None:
         """Until every live node reports ``cluster_state:ok`` with every slot served by a live master."""
-        deadline = time.monotonic() + timeout
         live = self.live()
-        while True:
-            states = []
-            for port in live:
-                with self.node(port) as node:
-                    info = node.cluster("INFO")
-                masters = set(self.masters_by_slot_range(port).values())
-                states.append((info["cluster_state"], int(info["cluster_slots_ok"]), masters <= set(live)))
-            if all(state == ("ok", CLUSTER_SLOTS, True) for state in states):
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"Redis Cluster on ports {live} not healthy after {timeout:.0f}s: {states}")
-            time.sleep(0.2)
+        _until(lambda: all(self._state(port, live) == ("ok", CLUSTER_SLOTS, True) for port in live), timeout,
+               lambda: f"Redis Cluster on ports {live} not healthy: {[self._state(port, live) for port in live]}")
 
 
 @contextmanager
@@ -145,7 +154,7 @@ def private_redis_cluster(workdir: Path, masters: int = 3, replicas: int = 1,
                           node_timeout_ms: int = 2000) -> Iterator[PrivateCluster]:
     """A Redis Cluster of our own (``redis-cli --cluster create``), healthy when yielded, stopped afterwards.
     ``node_timeout_ms`` is how long a master may be unreachable before its replica takes over."""
-    cluster = PrivateCluster(workdir, masters, replicas)
+    cluster = PrivateCluster()
     with ExitStack() as stack:
         for _ in range(masters * (1 + replicas)):
             port = free_port()
@@ -164,11 +173,5 @@ def private_redis_cluster(workdir: Path, masters: int = 3, replicas: int = 1,
         if created.returncode != 0:
             raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout[-2000:]}{created.stderr}")
         cluster.wait_until_healthy()
-        deadline = time.monotonic() + 30
-        for port in cluster.ports:  # every node has heard of every replica (gossip may lag behind the slots)
-            while (seen := len(cluster.replicas_seen(port))) < masters * replicas:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"Redis Cluster node {port} sees {seen} replicas of {masters * replicas} "
-                                       "after 30s")
-                time.sleep(0.2)
+        cluster.wait_until_replicas_known(masters * replicas)
         yield cluster
