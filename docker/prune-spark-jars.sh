@@ -1,7 +1,7 @@
 #!/bin/sh
 # Drop the jars of the Spark parts StreamGuard's jobs never load: they run classic PySpark in local mode
-# (no Spark Connect, no cluster manager), with an in-memory catalog (no Hive), the default HDFS-backed state
-# store (no RocksDB), no MLlib and no REPL. docker/spark-smoke.py checks the rest still runs.
+# (no Spark Connect, no cluster manager), with an in-memory catalog (no Hive), no MLlib and no REPL. The
+# RocksDB state store stays (the windows' state). docker/spark-smoke.py checks the rest still runs.
 # Usage: prune-spark-jars.sh VENV
 set -eu
 pyspark=$(echo "$1"/lib/python3*/site-packages/pyspark)
@@ -19,8 +19,23 @@ rm -f spark-mllib_*.jar spark-mllib-local_*.jar spark-graphx_*.jar breeze_*.jar 
   cats-kernel_*.jar algebra_*.jar lapack-*.jar blas-*.jar arpack*.jar JTransforms-*.jar JLargeArrays-*.jar
 # Cluster managers: Kubernetes (fabric8 client, Vert.x, Volcano) and YARN.
 rm -f spark-kubernetes_*.jar kubernetes-*.jar volcano-*.jar vertx-*.jar jjwt-*.jar zjsonpatch-*.jar spark-yarn_*.jar
-# The RocksDB state store provider.
-rm -f rocksdbjni-*.jar
+# RocksDB's native libraries for other systems than Linux with glibc on x86-64 and ARM64 (Debian's).
+for jar in rocksdbjni-*.jar; do
+  "$1/bin/python" - "$jar" <<'PRUNE'
+import os
+import sys
+import zipfile
+
+jar = sys.argv[1]
+keep = {"librocksdbjni-linux64.so", "librocksdbjni-linux-aarch64.so"}
+with zipfile.ZipFile(jar) as source, zipfile.ZipFile(jar + ".tmp", "w") as pruned:
+    for item in source.infolist():
+        if item.filename.startswith("librocksdbjni-") and item.filename not in keep:
+            continue
+        pruned.writestr(item, source.read(item))
+os.replace(jar + ".tmp", jar)
+PRUNE
+done
 # The Scala REPL (spark-shell).
 rm -f spark-repl_*.jar scala-compiler-*.jar
 # Native TLS and transport libraries for macOS and Windows.

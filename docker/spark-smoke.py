@@ -1,8 +1,8 @@
 """Build-time check of the Spark image: what the streaming job needs still loads after the jar pruning.
 
 The Kafka source and ``from_avro`` resolve from the connector jars (``$STREAMGUARD_SPARK_JARS``), and a
-watermarked sliding-window aggregation runs through ``foreachBatch`` (Python callback, HDFS-backed state
-store, Arrow). Exits non-zero on any failure, which fails the image build.
+watermarked sliding-window aggregation runs through ``foreachBatch`` (Python callback, the job's RocksDB
+state store with its changelog, Arrow). Exits non-zero on any failure, which fails the image build.
 """
 
 import json
@@ -14,6 +14,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql.avro.functions import from_avro
 
+from streamguard.workloads.streaming.job import STATE_STORE
+
 # The build container's hostname resolves nowhere: bind to loopback, as the streaming job does.
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("SPARK_LOCAL_HOSTNAME", "localhost")
@@ -23,6 +25,7 @@ spark = (
     .config("spark.jars", os.environ["STREAMGUARD_SPARK_JARS"])
     .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
     .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "1")
+    .config(map=STATE_STORE)
     .getOrCreate()
 )
 kafka = (spark.readStream.format("kafka").option("kafka.bootstrap.servers", "127.0.0.1:9")
@@ -48,5 +51,7 @@ query = (windows.writeStream.outputMode("update").option("checkpointLocation", s
 query.awaitTermination(600)
 assert query.exception() is None, query.exception()
 assert sorted(seen) == [5, 5, 10], seen
+changelogs = list((work / "checkpoint" / "state").rglob("*.changelog"))
+assert changelogs, "the RocksDB state store wrote no changelog"
 spark.stop()
 print("spark smoke: Kafka source, from_avro and a windowed foreachBatch aggregation ran")

@@ -54,7 +54,7 @@ class OperatorSettings(BaseModel):
     run_as_user: int = Field(default=10001, ge=1)
 
     materialize_resources: Resources = Resources(requests={"cpu": "250m", "memory": "512Mi"}, limits={"memory": "1Gi"})
-    stream_resources: Resources = Resources(requests={"cpu": "500m", "memory": "1Gi"}, limits={"memory": "2Gi"})
+    stream_resources: Resources = Resources(requests={"cpu": "500m", "memory": "1Gi"}, limits={"memory": "3Gi"})
     drift_resources: Resources = Resources(requests={"cpu": "100m", "memory": "512Mi"}, limits={"memory": "1536Mi"})
 
     kafka_bootstrap: str = Field(default="", description="STREAMGUARD_KAFKA_BOOTSTRAP handed to workloads.")

@@ -9,9 +9,11 @@ same cores. Each phase produces at a target rate for ``--duration`` seconds; pro
 Redis. A phase is *sustained* when the job drained it (the phase's last probe visible) within
 ``--drain-limit`` seconds of the phase's end and the probes' freshness did not keep growing.
 
-    .venv/bin/python benchmarks/streaming/run.py [--rates 10,1000,2500,5000,10000] [--duration 60]
+    .venv/bin/python benchmarks/streaming/run.py [--rates 10,1000,2500,5000,10000] [--duration 60] [--baseline DIR]
 
-Prints a table and writes ``benchmarks/results/streaming.json``.
+``--baseline DIR`` first measures the job of another checkout (``git worktree add DIR <commit>``: its
+``streamguard`` package is put first on the job's ``PYTHONPATH``) on the same private stack, then this one,
+and reports both with the ratios. Prints a table and writes ``benchmarks/results/streaming.json``.
 """
 
 import argparse
@@ -45,6 +47,7 @@ from streamguard.api.streamingwindow import (  # noqa: E402
 from streamguard.devstack.endpoints import Endpoints  # noqa: E402
 from streamguard.devstack.machine import machine_facts  # noqa: E402
 from streamguard.jobspec import StreamJob  # noqa: E402
+from streamguard.onlinestore.tenancy import store_project  # noqa: E402
 from streamguard.onlinestore.window_layout import window_key  # noqa: E402
 from streamguard.windows import WindowShape  # noqa: E402
 from streamguard.workloads.producer.events import TrafficProfile, generate  # noqa: E402
@@ -58,6 +61,8 @@ AGGREGATIONS = [Aggregation(name="txn_count", function="count"),
                 Aggregation(name="amount_sum", function="sum", field="amount"),
                 Aggregation(name="amount_max", function="max", field="amount")]
 ONE_MINUTE = WindowShape.parse("1m", "15s")
+NAMESPACE = "bench"
+"""The job's namespace: with the view's project, it names the store project its keys carry."""
 
 
 @dataclass
@@ -76,6 +81,8 @@ class Phase:
     events_per_job_cpu_second: float | None = None
     """Load-independent efficiency: what one fully available core would sustain."""
     job_batch_seconds_mean: float | None = None
+    job_peak_rss_mb: float = 0.0
+    """Highest resident memory of the job's process tree, sampled once a second during the phase and its drain."""
 
     def summary(self) -> dict[str, Any]:
         fresh = sorted(self.freshness_s)
@@ -156,27 +163,34 @@ def _job_metrics(port: int) -> dict[str, float]:
     return out
 
 
-def process_tree_cpu_seconds(root: int) -> float:
-    """utime + stime of ``root`` and all its descendants, from /proc."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
+def _process_tree(root: int) -> dict[int, list[str]]:
+    """The ``/proc/<pid>/stat`` fields (after the command name) of ``root`` and all its descendants."""
+    stats: dict[int, list[str]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            stats[int(entry.name)] = (entry / "stat").read_text().rpartition(")")[2].split()
         except OSError:
             continue
-        parents[int(entry.name)] = int(fields[1])
-        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
     tree, frontier = {root}, [root]
     while frontier:
         parent = frontier.pop()
-        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
+        children = [pid for pid, fields in stats.items() if int(fields[1]) == parent and pid not in tree]
         tree.update(children)
         frontier.extend(children)
-    return sum(times.get(pid, 0.0) for pid in tree)
+    return {pid: stats[pid] for pid in tree if pid in stats}
+
+
+def process_tree_cpu_seconds(root: int) -> float:
+    """utime + stime of ``root`` and all its descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    return sum((int(f[11]) + int(f[12])) / tick for f in _process_tree(root).values())
+
+
+def process_tree_rss_mb(root: int) -> float:
+    """Resident memory of ``root`` and all its descendants (the JVM, the Python driver and workers)."""
+    return sum(int(f[21]) for f in _process_tree(root).values()) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _free_port() -> int:
@@ -215,11 +229,16 @@ def run_phase(phase: Phase, sender: TransactionSender, watcher: ProbeWatcher, se
             last_probe = watcher.watch(account, probe["event_time"], sent, phase)
             phase.probes += 1
             next_probe += probe_every
+            phase.job_peak_rss_mb = max(phase.job_peak_rss_mb, round(process_tree_rss_mb(job_pid)))
     sender.flush()
     ended = time.time()
     phase.produced_rate = round(phase.produced / max(ended - started, 1e-9), 1)
     deadline = ended + drain_limit * 4
+    sampled = 0.0
     while last_probe is not None and watcher.outstanding(last_probe) and time.time() < deadline:
+        if time.time() - sampled >= 1:
+            phase.job_peak_rss_mb = max(phase.job_peak_rss_mb, round(process_tree_rss_mb(job_pid)))
+            sampled = time.time()
         time.sleep(0.1)
     if last_probe is not None and not watcher.outstanding(last_probe):
         phase.drain_s = round(time.time() - ended, 2)
@@ -246,24 +265,50 @@ def main() -> int:
     parser.add_argument("--trigger", default="1s", help="The job's trigger interval.")
     parser.add_argument("--drain-limit", type=float, default=30.0, help="Max drain seconds to call a rate sustained.")
     parser.add_argument("--stop-after-failures", type=int, default=1, help="Stop after this many unsustained phases.")
+    parser.add_argument("--baseline", type=Path, help="A checkout of the design to compare with, measured first.")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
+    if args.baseline and not (args.baseline / "streamguard" / "workloads" / "streaming" / "job.py").exists():
+        parser.error(f"--baseline {args.baseline}: not a StreamGuard checkout")
     facts = machine_facts()
     measured_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with tempfile.TemporaryDirectory(prefix="sg-bench-stream-stack-") as tmp, private_stack(Path(tmp)) as (_, stack):
+        baseline = None
+        if args.baseline:
+            print(f"== baseline: the job of {args.baseline}", flush=True)
+            baseline = measure(args, stack, args.baseline)
+            print("== this checkout", flush=True)
         result = measure(args, stack)
+    if baseline is not None:
+        result = {**result, "baseline": {"checkout": str(args.baseline), **baseline},
+                  "ratios": ratios(baseline["phases"], result["phases"])}
     result = {"benchmark": "streaming", "measured_at": measured_at, "arguments": sys.argv[1:],
               "machine": {**facts, "load_average_at_end": os.getloadavg()}, **result}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({"at_10_tps": result["at_10_tps"], "highest_sustained": result["highest_sustained"]},
-                     indent=2))
+    print(json.dumps({k: result.get(k) for k in ("at_10_tps", "highest_sustained", "ratios")}, indent=2))
     print(f"written {args.output}")
     return 0
 
 
-def measure(args: argparse.Namespace, stack: Endpoints) -> dict[str, Any]:
-    """Start the job on ``stack``, run the phases, stop the job; the figures."""
+def ratios(baseline: list[dict[str, Any]], current: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """Per target rate both designs ran: baseline / this checkout for freshness p95 and batch time (above 1:
+    this one is faster), this checkout / baseline for events per job CPU-second (above 1: this one is cheaper)."""
+
+    def over(a: float | None, b: float | None) -> float | None:
+        return round(a / b, 2) if a and b else None
+
+    before = {p["target_rate"]: p for p in baseline}
+    return {f"{p['target_rate']:.0f}/s": {
+        "freshness_p95": over(before[p["target_rate"]]["freshness_p95_s"], p["freshness_p95_s"]),
+        "batch_seconds_mean": over(before[p["target_rate"]]["job_batch_seconds_mean"], p["job_batch_seconds_mean"]),
+        "events_per_job_cpu_second": over(p["events_per_job_cpu_second"],
+                                          before[p["target_rate"]]["events_per_job_cpu_second"]),
+    } for p in current if p["target_rate"] in before}
+
+
+def measure(args: argparse.Namespace, stack: Endpoints, checkout: Path | None = None) -> dict[str, Any]:
+    """Start the job (of ``checkout`` when given) on ``stack``, run the phases, stop the job; the figures."""
     suffix = uuid.uuid4().hex[:8]
     topic, project = f"bench-{suffix}", f"bench{suffix}"
     spec = _spec(topic, args.trigger)
@@ -272,7 +317,7 @@ def measure(args: argparse.Namespace, stack: Endpoints) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="sg-bench-stream-"))
     port = _free_port()
     job_file = work / "job.json"
-    job_file.write_text(StreamJob(namespace="bench", name="bench", window=spec, view_name=spec.feature_view,
+    job_file.write_text(StreamJob(namespace=NAMESPACE, name="bench", window=spec, view_name=spec.feature_view,
                                   view=view, subject=f"{topic}-value", checkpoint_dir=str(work / "checkpoint"),
                                   metrics_port=port).model_dump_json(by_alias=True, exclude_none=True))
     ensure_topic(stack.kafka_bootstrap, topic)
@@ -283,11 +328,13 @@ def measure(args: argparse.Namespace, stack: Endpoints) -> dict[str, Any]:
 
     env = {**os.environ, **stack.env()}
     env.pop("KUBECONFIG", None)
+    if checkout is not None:
+        env["PYTHONPATH"] = str(checkout.resolve())
     log = (work / "job.log").open("wb")
     job = subprocess.Popen([str(Path(sys.executable).parent / "streamguard"), "workload", "stream", "--config",
                             str(job_file)], env=env, stdout=log, stderr=subprocess.STDOUT)
     client = redis.Redis.from_url(stack.redis_url)
-    watcher = ProbeWatcher(client, project, spec.feature_view)
+    watcher = ProbeWatcher(client, store_project(NAMESPACE, project), spec.feature_view)
     watcher.start()
     phases: list[Phase] = []
     try:
@@ -306,7 +353,8 @@ def measure(args: argparse.Namespace, stack: Endpoints) -> dict[str, Any]:
             print(f"rate {rate:>8.0f}/s: produced {s['produced_rate']:>8.1f}/s, freshness p50 "
                   f"{s['freshness_p50_s']}s p95 {s['freshness_p95_s']}s, drain {s['drain_s']}s, batch mean "
                   f"{s['job_batch_seconds_mean']}s, job CPU {s['job_cpu_seconds']}s "
-                  f"({s['events_per_job_cpu_second']} events/CPU-s), sustained={s['sustained']}", flush=True)
+                  f"({s['events_per_job_cpu_second']} events/CPU-s), peak RSS {s['job_peak_rss_mb']} MB, "
+                  f"sustained={s['sustained']}", flush=True)
             if not phase.sustained:
                 failures += 1
                 if failures >= args.stop_after_failures:

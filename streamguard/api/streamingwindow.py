@@ -31,6 +31,10 @@ DEFAULT_MAX_WINDOWS_PER_EVENT = 1_000
 """The operator's default limit on windows per event (the sum of length/slide over the windows)."""
 WINDOWS_PER_EVENT_CEILING = 100_000
 """Highest value the operator's ``max_windows_per_event`` setting accepts."""
+RECORDS_PER_TRIGGER_SECOND = 200_000
+"""Default ``maxOffsetsPerTrigger`` per second of ``triggerInterval``: about 15 s of work for one job on 2 cores,
+so it bounds a catch-up batch but not the steady state at 20k events/s, where a batch takes 4-8 s (a cap of
+50,000 held those batches back: docs/benchmarks.md)."""
 
 def default_subject(namespace: str, topic: str) -> str:
     """``<namespace>.<topic>-value``: the subject of a contract that names none (owned by ``namespace``)."""
@@ -63,7 +67,13 @@ class KafkaSource(ApiModel):
 
     topic: str = Field(pattern=r"^[a-zA-Z0-9._-]+$", max_length=249)
     starting_offsets: Literal["earliest", "latest"] = "latest"
-    max_offsets_per_trigger: int | None = Field(default=None, ge=1)
+    max_offsets_per_trigger: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most records (all partitions together) one micro-batch reads. Default: "
+        f"{RECORDS_PER_TRIGGER_SECOND} per second of triggerInterval, so a job catching up with a backlog still "
+        "ends a batch, writes its windows and reports progress every few seconds.",
+    )
     partitions: int | None = Field(
         default=None,
         ge=1,
@@ -161,7 +171,11 @@ class StreamingWindowSpec(ApiModel):
     key_field: str = Field(pattern=IDENTIFIER_PATTERN, description="Event field holding the entity key.")
     event_time_field: str = Field(default="event_time", pattern=IDENTIFIER_PATTERN)
     watermark: Duration = "2m"
-    trigger_interval: Duration = "5s"
+    trigger_interval: Duration = Field(
+        default="1s",
+        description="How often a micro-batch starts (when the previous one has ended): the floor of the "
+        "windows' freshness.",
+    )
     windows: list[Window] = Field(
         min_length=1,
         max_length=16,

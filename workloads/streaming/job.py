@@ -1,7 +1,7 @@
 """The Spark Structured Streaming queries of a StreamingWindow.
 
 ``windows``: Kafka -> Confluent decode -> ``withWatermark(event time)`` -> every sliding window of the spec
--> aggregations -> ``update`` mode ``foreachBatch`` -> Redis (idempotent overwrites).
+-> aggregations -> ``update`` mode ``foreachBatch`` -> Redis from the executors (idempotent overwrites).
 
 ``dead-letters``: the same records, keeping only those that cannot be decoded -> ``<topic>.dlq`` with
 headers saying why and where they came from.
@@ -14,11 +14,13 @@ so Spark drops an event only from windows whose end the watermark has passed and
 
 import json
 import os
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql.streaming.query import StreamingQuery
@@ -35,7 +37,7 @@ from streamguard.workloads.streaming.dead_letters import (
 )
 from streamguard.workloads.streaming.decode import UNKNOWN_ID_MARKER, WriterSchemas, below, decoded_col, schema_id_col
 from streamguard.workloads.streaming.plan import AggregationPlan, StreamPlan, WindowPlan
-from streamguard.workloads.streaming.sink import END, KEY, SUFFIX
+from streamguard.workloads.streaming.sink import END, KEY, SUFFIX, WRITTEN, write_batches
 from streamguard.workloads.streaming.verdicts import Segment
 
 DEAD_LETTER_TRIGGER_MS = 15_000
@@ -43,13 +45,24 @@ DEAD_LETTER_TRIGGER_MS = 15_000
 KAFKA_COLUMNS = ("key binary, value binary, topic string, partition int, offset long, timestamp timestamp, "
                  "timestampType int, headers array<struct<key: string, value: binary>>")
 """The rows of Spark's Kafka source (with ``includeHeaders``)."""
+STATE_STORE = {
+    "spark.sql.streaming.stateStore.providerClass":
+        "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider",
+    "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+    "spark.sql.streaming.stateStore.rocksdb.boundedMemoryUsage": "true",
+    "spark.sql.streaming.stateStore.rocksdb.maxMemoryUsageMB": "128",
+}
+"""The windows' state lives in RocksDB off the JVM heap, in at most 128 MB of native memory shared by the
+state store instances; each batch checkpoints only the changes (a changelog), with a full snapshot now
+and then. A checkpoint started with another provider keeps it: Spark records the provider in the offset
+log and a restarted query uses the recorded one (docs/architecture.md, the streaming job's settings)."""
 WATERMARK_DELAY_KEY = "spark.watermarkDelayMs"
 """Metadata key Spark's ``EventTimeWatermark`` puts on watermarked columns (``window()`` copies it)."""
 
 
 def spark_session(app_name: str, hadoop: Mapping[str, str] | None = None) -> SparkSession:
     """A local session with the Kafka and Avro connector jars of ``$STREAMGUARD_SPARK_JARS`` (and, for a
-    checkpoint on an object store, the s3a jars) and the Hadoop settings ``hadoop``."""
+    checkpoint on an object store, the s3a jars), the RocksDB state store and the Hadoop settings ``hadoop``."""
     jars = [j for j in os.environ.get("STREAMGUARD_SPARK_JARS", "").split(",") if j]
     missing = [j for j in jars if not Path(j).exists()]
     if not jars or missing:
@@ -58,6 +71,7 @@ def spark_session(app_name: str, hadoop: Mapping[str, str] | None = None) -> Spa
             + (f" (missing: {', '.join(missing)})" if missing else "")
         )
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the workers that write windows need this environment
     builder = (
         SparkSession.builder.master(os.environ.get("STREAMGUARD_SPARK_MASTER", "local[2]"))
         .appName(app_name)
@@ -70,6 +84,8 @@ def spark_session(app_name: str, hadoop: Mapping[str, str] | None = None) -> Spa
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.streaming.metricsEnabled", "false")
     )
+    for key, value in STATE_STORE.items():
+        builder = builder.config(key, value)
     for key, value in (hadoop or {}).items():
         builder = builder.config(f"spark.hadoop.{key}", value)
     session = builder.getOrCreate()
@@ -83,10 +99,12 @@ def topic_options(plan: StreamPlan, kafka: KafkaEndpoint) -> dict[str, str]:
             "includeHeaders": "true"}
 
 
-def kafka_source(spark: SparkSession, plan: StreamPlan, kafka: KafkaEndpoint,
-                 starting_timestamp_ms: int | None) -> DataFrame:
-    """The topic; a query without a checkpoint starts at ``starting_timestamp_ms`` when given (partitions
-    with no record that recent start at their end), else at the spec's ``startingOffsets``."""
+def kafka_source(spark: SparkSession, plan: StreamPlan, kafka: KafkaEndpoint, starting_timestamp_ms: int | None,
+                 trigger_ms: int) -> DataFrame:
+    """The topic, read by a query started every ``trigger_ms``; a query without a checkpoint starts at
+    ``starting_timestamp_ms`` when given (partitions with no record that recent start at their end), else at
+    the spec's ``startingOffsets``. A batch reads at most the plan's ``maxOffsetsPerTrigger`` for each
+    trigger interval of the windows query that ``trigger_ms`` spans, so a query triggered less often keeps up."""
     reader = (
         spark.readStream.format("kafka")
         .options(**topic_options(plan, kafka))
@@ -95,9 +113,8 @@ def kafka_source(spark: SparkSession, plan: StreamPlan, kafka: KafkaEndpoint,
     if starting_timestamp_ms is not None:
         reader = (reader.option("startingTimestamp", str(starting_timestamp_ms))
                   .option("startingOffsetsByTimestampStrategy", "latest"))
-    if plan.max_offsets_per_trigger:
-        reader = reader.option("maxOffsetsPerTrigger", str(plan.max_offsets_per_trigger))
-    return reader.load()
+    intervals = -(-trigger_ms // max(plan.trigger_ms, 1000))
+    return reader.option("maxOffsetsPerTrigger", str(plan.max_offsets_per_trigger * intervals)).load()
 
 
 def kafka_range(spark: SparkSession, plan: StreamPlan, kafka: KafkaEndpoint,
@@ -262,14 +279,15 @@ def _start(frame: DataFrame, plan: StreamPlan, query: str, mode: str, trigger_ms
 
 def start_windows(spark: SparkSession, plan: StreamPlan, kafka: KafkaEndpoint, schemas: WriterSchemas,
                   handle: BatchHandler, starting_timestamp_ms: int | None) -> StreamingQuery:
-    frame = windowed(checked(kafka_source(spark, plan, kafka, starting_timestamp_ms), schemas, plan), plan)
-    return _start(frame, plan, "windows", "update", plan.trigger_ms, handle)
+    source = kafka_source(spark, plan, kafka, starting_timestamp_ms, plan.trigger_ms)
+    return _start(windowed(checked(source, schemas, plan), plan), plan, "windows", "update", plan.trigger_ms, handle)
 
 
 def start_dead_letters(spark: SparkSession, plan: StreamPlan, kafka: KafkaEndpoint, schemas: WriterSchemas,
                        handle: BatchHandler, starting_timestamp_ms: int | None) -> StreamingQuery:
-    frame = dead_letters(checked(kafka_source(spark, plan, kafka, starting_timestamp_ms), schemas, plan))
-    return _start(frame, plan, "dead-letters", "append", max(plan.trigger_ms, DEAD_LETTER_TRIGGER_MS), handle)
+    trigger_ms = max(plan.trigger_ms, DEAD_LETTER_TRIGGER_MS)
+    source = kafka_source(spark, plan, kafka, starting_timestamp_ms, trigger_ms)
+    return _start(dead_letters(checked(source, schemas, plan)), plan, "dead-letters", "append", trigger_ms, handle)
 
 
 def write_dead_letters(frame: DataFrame, kafka: KafkaEndpoint, topic: str) -> tuple[int, dict[str, int]]:
@@ -286,24 +304,37 @@ def write_dead_letters(frame: DataFrame, kafka: KafkaEndpoint, topic: str) -> tu
         frame.unpersist()
 
 
-def warm_up(spark: SparkSession, plan: StreamPlan, schemas: WriterSchemas, wanted: Callable[[], bool]) -> None:
+def write_windows(frame: DataFrame, plan: StreamPlan, redis_url: str) -> int:
+    """Write a batch's windows to the store from the executors (``sink.write_batches``); how many. Nothing but
+    each partition's count reaches the driver."""
+
+    def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        return write_batches(plan, redis_url, batches)
+
+    total = frame.mapInArrow(write, WRITTEN).agg(F.sum("written").alias("written")).collect()
+    return int(total[0]["written"] or 0)
+
+
+def warm_up(spark: SparkSession, plan: StreamPlan, schemas: WriterSchemas, redis_url: str,
+            wanted: Callable[[], bool]) -> None:
     """Run both queries' computations once, as batches over one synthetic record that is not wire format:
-    class loading, code generation and JIT of the decode, aggregation, shuffle and Arrow paths (and the s3a
-    filesystem of a checkpoint on an object store) happen while the job waits for a dependency, not in the
-    first batch after its return (which the values wait for). Each step runs only while ``wanted()``."""
+    class loading, code generation and JIT of the decode, aggregation, shuffle and Arrow paths, the Python
+    workers that write windows (no window, so no write) and the s3a filesystem of a checkpoint on an object
+    store happen while the job waits for a dependency, not in the first batch after its return (which the
+    values wait for). Each step runs only while ``wanted()``."""
     location = checkpoint.at(plan.checkpoint_dir)
     jvm = spark.sparkContext._jvm
     if location.remote and jvm is not None and wanted():  # Hadoop's s3a client (its AWS SDK) built and cached,
         jvm.org.apache.hadoop.fs.Path(location.spark_location("")).getFileSystem(
             spark.sparkContext._jsc.hadoopConfiguration())  # no request made
     frame = spark.createDataFrame([(None, b"warm-up", plan.topic, 0, 0, datetime.now(UTC), 0, [])], KAFKA_COLUMNS)
-    steps: list[Callable[[], DataFrame]] = [
-        lambda: windowed(checked(frame, schemas, plan), plan),
-        lambda: dead_letters(checked(frame, schemas, plan)).groupBy("error").count(),
+    steps: list[Callable[[], object]] = [
+        lambda: write_windows(windowed(checked(frame, schemas, plan), plan), plan, redis_url),
+        lambda: arrow_columns(dead_letters(checked(frame, schemas, plan)).groupBy("error").count()),
     ]
     for step in steps:
         if wanted():
-            arrow_columns(step())
+            step()
 
 
 def arrow_columns(frame: DataFrame) -> dict[str, list[Any]]:

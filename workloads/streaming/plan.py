@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 
 from streamguard.api.durations import parse_duration
+from streamguard.api.streamingwindow import RECORDS_PER_TRIGGER_SECOND
 from streamguard.contracts.compatibility import SchemaParseError, parse
 from streamguard.contracts.fields import field_types, is_numeric
 from streamguard.jobspec import StreamJob
@@ -54,7 +55,7 @@ class StreamPlan:
     subject: str
     reader_schema: str
     starting_offsets: str
-    max_offsets_per_trigger: int | None
+    max_offsets_per_trigger: int
     key_field: str
     event_time_field: str
     watermark_ms: int
@@ -82,6 +83,12 @@ def _ms(text: str, where: str, ref: str) -> int:
         return int(parse_duration(text).total_seconds() * 1000)
     except ValueError as error:
         raise StreamSpecError(f"StreamingWindow {ref}: {where}: {error}") from error
+
+
+def default_max_offsets(trigger_ms: int) -> int:
+    """``maxOffsetsPerTrigger`` of a spec that sets none: :data:`RECORDS_PER_TRIGGER_SECOND` per second of
+    trigger interval, at least one second's worth (a zero interval starts batches back to back)."""
+    return RECORDS_PER_TRIGGER_SECOND * max(1000, trigger_ms) // 1000
 
 
 def build(job: StreamJob) -> StreamPlan:
@@ -127,6 +134,7 @@ def build(job: StreamJob) -> StreamPlan:
                 )
         aggregations.append(AggregationPlan(agg.name, agg.function, agg.field if agg.function != "count" else None))
     watermark = _ms(spec.watermark, "spec.watermark", ref)
+    trigger_ms = _ms(spec.trigger_interval, "spec.triggerInterval", ref)
     windows = []
     for i, window in enumerate(spec.windows):
         length = _ms(window.length, f"spec.windows[{i}].length", ref)
@@ -153,11 +161,11 @@ def build(job: StreamJob) -> StreamPlan:
         subject=job.subject,
         reader_schema=spec.contract.schema_,
         starting_offsets=spec.source.starting_offsets,
-        max_offsets_per_trigger=spec.source.max_offsets_per_trigger,
+        max_offsets_per_trigger=spec.source.max_offsets_per_trigger or default_max_offsets(trigger_ms),
         key_field=spec.key_field,
         event_time_field=spec.event_time_field,
         watermark_ms=watermark,
-        trigger_ms=_ms(spec.trigger_interval, "spec.triggerInterval", ref),
+        trigger_ms=trigger_ms,
         windows=tuple(windows),
         aggregations=tuple(aggregations),
         project=store_project(job.namespace, job.view.project),

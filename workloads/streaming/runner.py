@@ -78,7 +78,7 @@ from streamguard.workloads.streaming.progress import (
 )
 from streamguard.workloads.streaming.reseed import WindowSeeder
 from streamguard.workloads.streaming.schemas import RECHECK_UNKNOWN_S, SchemaResolver
-from streamguard.workloads.streaming.sink import RedisSink
+from streamguard.workloads.streaming.sink import FULL, RedisSink, store_failure
 from streamguard.workloads.streaming.status import ConditionReporter
 from streamguard.workloads.streaming.verdicts import VerdictLog, live
 
@@ -180,31 +180,32 @@ class StreamRunner:
         A store error fails the batch (nothing committed) and is remembered for the condition."""
         started = time.monotonic()
         try:
-            columns = job.arrow_columns(frame)
-            computed = time.monotonic()
             generation = self.seeder.check(now_ms())
             reseeded = None if generation is None else (generation, self._reseed(frame.sparkSession, batch_id))
-            written = self.sink.write(columns)
+            seeded = time.monotonic()
+            written = job.write_windows(frame, self.plan, self.endpoints.redis_url)
             if reseeded is not None:
                 since = self.seeder.commit(*reseeded)
                 log.info("batch %d: windows of %s whole in the store's generation %s since event time %d",
                          batch_id, self.plan.view, reseeded[0], since)
-        except redis.OutOfMemoryError as error:
-            self._store_failure = (STORE_FULL, f"Redis refused a write for lack of memory (OOM {error}); the batch "
-                                               "failed and is retried, no offsets committed and no progress. Raise "
-                                               "maxmemory or free memory (docs/online-store.md, sizing)")
-            raise
-        except (redis.ConnectionError, redis.TimeoutError) as error:
-            self._store_failure = (STORE_UNAVAILABLE, f"Redis unreachable ({error}); the batch failed and is "
-                                                      "retried, no offsets committed and no progress")
-            raise
         except reseed.GenerationEndedError as error:
             self._store_failure = (STORE_CHANGED, str(error))
             raise
+        except Exception as error:
+            failure = store_failure(error)
+            if failure is not None:
+                kind, detail = failure
+                self._store_failure = (
+                    (STORE_FULL, f"Redis refused a write for lack of memory (OOM {detail}); the batch failed and "
+                                 "is retried, no offsets committed and no progress. Raise maxmemory or free "
+                                 "memory (docs/online-store.md, sizing)") if kind == FULL else
+                    (STORE_UNAVAILABLE, f"Redis unreachable ({detail}); the batch failed and is retried, no "
+                                        "offsets committed and no progress"))
+            raise
         self.metrics.windows_written.inc(written)
         self._windows_written = batch_end_offsets(self.plan.checkpoint_dir, batch_id, self.plan.topic)
-        self._last_write = (f"batch {batch_id} wrote {written} windows (Spark {computed - started:.2f}s, "
-                            f"Redis and re-seed {time.monotonic() - computed:.2f}s)")
+        self._last_write = (f"batch {batch_id} wrote {written} windows (re-seed check {seeded - started:.2f}s, "
+                            f"Spark and Redis {time.monotonic() - seeded:.2f}s)")
 
     def _reseed(self, spark: SparkSession, batch_id: int) -> int:
         """Rewrite every open window whole before the batch writes (``reseed``); the coverage's ``since``."""
@@ -308,7 +309,8 @@ class StreamRunner:
             began = time.monotonic()
             spark.sparkContext.setJobGroup(WARM_UP_GROUP, "warming up while the job waits", interruptOnCancel=True)
             try:
-                job.warm_up(spark, self.plan, schemas, lambda: not self._warm_up_done.is_set())
+                job.warm_up(spark, self.plan, schemas, self.endpoints.redis_url,
+                            lambda: not self._warm_up_done.is_set())
             except Exception as error:  # only an optimisation (or cancelled): the queries start as they are
                 log.info("warm-up ended after %.1fs: %s", time.monotonic() - began, first_line(str(error)))
                 return

@@ -5,8 +5,12 @@ at-least-once, so each write is an overwrite of the whole hash (fields of null a
 replayed batch writes the same values again instead of adding them twice.
 
 A batch touches up to (entities x windows per event) hashes, each needing HSET + PEXPIRE (+ HDEL), so
-the writes go through one small Lua script per chunk of windows: one round trip and one packed command
-per chunk instead of thousands of client-side commands.
+the writes go through one small Lua script per chunk of windows, all chunks pipelined: one round trip per
+batch of windows instead of thousands of client-side commands.
+
+The streaming job writes from Spark's executors (:func:`write_batches`, a ``mapInArrow`` function): each
+partition's Arrow batches go to Redis from the Python worker that holds them, over one connection pool per
+worker process, and only a count returns to the driver.
 """
 
 import time
@@ -14,6 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
 import redis
 
 from streamguard.onlinestore.feast_layout import EntityValue, serialize_entity_key
@@ -31,6 +36,14 @@ KEY, SUFFIX, END = "entity", "suffix", "end_ms"
 
 NULL = b""
 """How a null aggregate travels to the script (encoded numbers are never empty)."""
+WRITTEN = "written long"
+"""The schema of what :func:`write_batches` returns: how many windows a partition wrote."""
+FULL, AWAY = "full", "away"
+"""How a store write failed (:func:`store_failure`): refused for lack of memory, or Redis unreachable."""
+_MARKS = {FULL: "streamguard-store-full: ", AWAY: "streamguard-store-away: "}
+"""Prefixes of the error an executor raises for a failed store write: the driver sees only its text."""
+_CLIENTS: dict[str, redis.Redis] = {}
+"""One client (connection pool) per store URL in each process: a Python worker writes batch after batch."""
 
 WRITE_WINDOWS = """
 local n = tonumber(ARGV[1])
@@ -107,23 +120,28 @@ class RedisSink:
         self._names = [a.name.encode() for a in plan.aggregations]
         self._script = client.register_script(WRITE_WINDOWS)
 
-    def _flush(self, keys: list[bytes], args: list[bytes | int]) -> None:
-        self._script(keys=keys, args=[len(self._names), *self._names, *args])
-
     def write(self, columns: Mapping[str, Sequence[Any]]) -> int:
+        """Write the windows of ``columns`` (one script call per ``chunk`` windows, pipelined); how many."""
+        pipe = self.client.pipeline(transaction=False)
         keys: list[bytes] = []
         args: list[bytes | int] = []
         count = 0
+
+        def flush() -> None:
+            self._script(keys=keys, args=[len(self._names), *self._names, *args], client=pipe)
+
         for item in render(self.plan, columns):
             keys.append(item.key)
             args.append(item.ttl_ms)
             args.extend(item.values)
             count += 1
             if len(keys) >= self.chunk:
-                self._flush(keys, args)
+                flush()
                 keys, args = [], []
         if keys:
-            self._flush(keys, args)
+            flush()
+        if count:
+            pipe.execute()
         return count
 
     def publish(self, progress: StreamProgress) -> None:
@@ -141,3 +159,37 @@ class RedisSink:
         """The progress record as an earlier run of the job left it."""
         raw = self.client.hgetall(heartbeat_key(self.plan.project, self.plan.view))  # type: ignore[arg-type]
         return StreamProgress.parse(raw)  # type: ignore[arg-type]
+
+
+def write_batches(plan: StreamPlan, redis_url: str, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """``mapInArrow`` function: write one partition's aggregated windows, yield how many. A store failure is
+    raised as a ``RuntimeError`` whose text :func:`store_failure` recognises on the driver."""
+    written = 0
+    for batch in batches:
+        if not batch.num_rows:
+            continue
+        client = _CLIENTS.get(redis_url) or _CLIENTS.setdefault(redis_url, redis.Redis.from_url(redis_url))
+        try:
+            written += RedisSink(client, plan).write({name: batch.column(name).to_pylist()
+                                                      for name in batch.schema.names})
+        except redis.RedisError as error:
+            failure = store_failure(error)
+            if failure is None:
+                raise
+            raise RuntimeError(_MARKS[failure[0]] + failure[1]) from error
+    yield pa.RecordBatch.from_pydict({"written": [written]}, schema=pa.schema([("written", pa.int64())]))
+
+
+def store_failure(error: BaseException) -> tuple[str, str] | None:
+    """``(FULL or AWAY, what Redis or the client said)`` when ``error`` is a store write that failed, raised
+    on the driver or (in its text) by :func:`write_batches` in an executor; ``None`` for anything else."""
+    if isinstance(error, redis.OutOfMemoryError):
+        return FULL, str(error)
+    if isinstance(error, redis.ConnectionError | redis.TimeoutError):
+        return AWAY, str(error)
+    text = str(error)
+    for kind, mark in _MARKS.items():
+        at = text.find(mark)
+        if at >= 0:
+            return kind, text[at + len(mark):].splitlines()[0]
+    return None

@@ -118,6 +118,7 @@ def test_parity_over_seeds_through_kill_and_broker_restart(stack: Endpoints, red
         assert job.alive()
     finally:
         job.stop()
+    assert list((tmp_path / "checkpoint").rglob("*.changelog")), "the windows' state is in RocksDB, with a changelog"
     oracle = expected_windows(events, spec)
     online = read_windows(redis_client, key_project, view, oracle)
     assert mismatches(oracle, online, NAMES) == []

@@ -4,9 +4,11 @@ import json
 from itertools import pairwise
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+import redis
 
-from streamguard.api.streamingwindow import Aggregation
+from streamguard.api.streamingwindow import RECORDS_PER_TRIGGER_SECOND, Aggregation, StreamingWindowSpec
 from streamguard.jobspec import StreamJob, load
 from streamguard.onlinestore.feast_layout import serialize_entity_key
 from streamguard.onlinestore.tenancy import store_project
@@ -17,7 +19,7 @@ from streamguard.workloads.streaming import sink
 from streamguard.workloads.streaming.decode import unknown_ids
 from streamguard.workloads.streaming.metrics import StreamMetrics
 from streamguard.workloads.streaming.offsets import reached
-from streamguard.workloads.streaming.plan import StreamSpecError, build
+from streamguard.workloads.streaming.plan import StreamPlan, StreamSpecError, build
 from streamguard.workloads.streaming.status import render_condition
 from tests.workloads.streaming.support import V1, V2, view_spec, window_spec, write_job
 
@@ -88,6 +90,34 @@ def test_plan_accepts_fields_of_v2_only(tmp_path: Path) -> None:
     plan = build(_job(tmp_path, V2, [Aggregation(name="amount_sum_v2", function="sum", field="amount_usd")]))
     assert plan.aggregations[0].field == "amount_usd"
     assert "account_id" in plan.required_fields and "amount_usd" not in plan.required_fields
+
+
+def test_plan_caps_a_batch_at_records_per_trigger_second_unless_the_spec_sets_it(tmp_path: Path) -> None:
+    def plan(trigger: str, cap: int | None = None) -> StreamPlan:
+        spec = window_spec("t", V1, AGGS, trigger=trigger)
+        spec.source.max_offsets_per_trigger = cap
+        path = write_job(tmp_path / "job.json", "ns", "sw", spec, view_spec(spec, "proj"), tmp_path / "ck", 9999)
+        return build(load(StreamJob, path))
+
+    assert StreamingWindowSpec.model_fields["trigger_interval"].default == "1s"
+    assert plan("1s").max_offsets_per_trigger == RECORDS_PER_TRIGGER_SECOND == 200_000
+    assert plan("5s").max_offsets_per_trigger == 1_000_000
+    assert plan("0s").max_offsets_per_trigger == 200_000, "back-to-back batches are capped at one second's worth"
+    assert plan("5s", cap=1_000).max_offsets_per_trigger == 1_000
+
+
+def test_a_store_failure_is_known_on_the_driver_and_from_an_executors_error_text(tmp_path: Path) -> None:
+    oom = "OOM command not allowed when used memory > 'maxmemory'"
+    assert sink.store_failure(redis.OutOfMemoryError(oom)) == (sink.FULL, oom)
+    assert sink.store_failure(redis.TimeoutError("Timeout reading")) == (sink.AWAY, "Timeout reading")
+    assert sink.store_failure(RuntimeError("java.lang.OutOfMemoryError: Java heap space")) is None
+    batch = pa.RecordBatch.from_pydict({sink.KEY: ["A1"], sink.SUFFIX: ["1m"], sink.END: [60_000], "txn_count": [1],
+                                        "amount_sum": [1.0], "amount_max": [1.0]})
+    with pytest.raises(RuntimeError) as raised:  # a refused connection, as a Python worker would meet it
+        list(sink.write_batches(build(_job(tmp_path)), "redis://127.0.0.1:1", iter([batch])))
+    seen_by_driver = RuntimeError(f"An exception was thrown from the Python worker.\nTraceback ...\n{raised.value}\n")
+    failure = sink.store_failure(seen_by_driver)
+    assert failure is not None and failure[0] == sink.AWAY and "127.0.0.1:1" in failure[1]
 
 
 def test_render_overwrites_whole_windows_and_drops_null_fields(tmp_path: Path) -> None:
