@@ -178,10 +178,13 @@ def operator(start_operator: Callable[..., OperatorProcess]) -> OperatorProcess:
     return start_operator()
 
 
-def delete_behind_the_operators_back(registry_url: str, subject: str, timeout: float = 60.0) -> None:
+def delete_behind_the_operators_back(registry_url: str, subject: str, timeout: float = 60.0,
+                                     forgotten: int | None = None) -> None:
     """Soft- then hard-delete ``subject`` as someone other than the operator would. The operator's resync may
     register it again between the two (the hard delete then answers 409): delete again until a hard delete
-    of the subject went through."""
+    of the subject went through. With ``forgotten``, also wait until the registry no longer resolves that
+    schema id: Apicurio keeps serving an id it was asked for from a cache for about 30 s after its subject is
+    deleted (measured: 25-30 s)."""
     def hard_deleted() -> bool:
         with SchemaRegistry(registry_url) as registry:
             try:
@@ -189,6 +192,10 @@ def delete_behind_the_operators_back(registry_url: str, subject: str, timeout: f
             except RegistryRejectedError:
                 return False
     wait_for(f"subject {subject} deleted behind the operator's back", hard_deleted, timeout)
+    if forgotten is not None:
+        with SchemaRegistry(registry_url) as registry:
+            wait_for(f"schema id {forgotten} unknown to the registry", lambda: registry.schema_by_id(forgotten) is None,
+                     timeout)
 
 
 class Cluster:

@@ -400,7 +400,7 @@ def test_subject_deleted_behind_the_operators_back_is_registered_again_while_not
 
         # behind the operator's back: the registry loses the subject, the job restarts (its checkpoint is on
         # the claim the operator renders by default, so it resumes where it was)
-        delete_behind_the_operators_back(registry_url, subject)
+        delete_behind_the_operators_back(registry_url, subject, forgotten=producer.schema_id)
         deleted = time.monotonic()
         for pod in cluster.items("pods", selector="app.kubernetes.io/component=stream"):
             cluster.kubectl("delete", "pod", "-n", cluster.namespace, pod["metadata"]["name"], "--wait=false")

@@ -26,7 +26,7 @@ def spec(**changes: Any) -> StreamingWindowSpec:
 
 
 def test_grace_defaults_to_twice_the_trigger_interval_plus_a_minute() -> None:
-    assert streamhealth.grace_seconds(spec(), OperatorSettings()) == 2 * 5 + 60
+    assert streamhealth.grace_seconds(spec(), OperatorSettings()) == 2 * 1 + 60  # the default trigger: 1 s
     assert streamhealth.grace_seconds(spec(triggerInterval="1m"), OperatorSettings()) == 180
     assert streamhealth.grace_seconds(spec(), OperatorSettings(stream_grace_seconds=7)) == 7
 

@@ -61,7 +61,8 @@ def test_each_image_carries_its_workloads_libraries_only(file_lists: dict[str, s
     assert has("spark", "usr/lib/jvm/") and has("spark", "opt/streamguard/jars/spark-sql-kafka-0-10_2.13.jar")
     assert has("spark", SITE + "pyspark/jars/spark-sql_2.13-")
     assert not has("spark", SITE + "feast/") and not has("spark", SITE + "evidently/")
-    # Pruned: Spark Connect, Hive, MLlib, cluster managers, RocksDB, the REPL.
-    pruned = ("connect-repl/", "spark-connect_", "hive-exec-", "spark-mllib_", "kubernetes-model-core-", "rocksdbjni-",
+    # Pruned: Spark Connect, Hive, MLlib, cluster managers, the REPL; kept: the RocksDB state store.
+    assert has("spark", SITE + "pyspark/jars/rocksdbjni-")
+    pruned = ("connect-repl/", "spark-connect_", "hive-exec-", "spark-mllib_", "kubernetes-model-core-",
               "scala-compiler-")
     assert not [p for p in file_lists["spark"] if p.startswith(tuple(SITE + "pyspark/jars/" + j for j in pruned))]

@@ -16,6 +16,7 @@ from kubernetes import client
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.onlinestore.tenancy import store_project
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
+from streamguard.workloads.streaming.offsets import batch_end_offsets
 from tests.conftest import Kubectl
 from tests.workloads.streaming.support import (
     AGGREGATIONS,
@@ -133,7 +134,10 @@ def test_a_fresh_job_with_latest_offsets_serves_complete_hour_windows_from_its_f
                          and p.batch_id is not None and p, 420, "the first batch", job, every=0.5)
         expected = expected_windows(recent, spec)
         online = read_windows(redis_client, key_project, spec.feature_view, expected)
-        assert first.batch_id == 0 and mismatches(expected, online, NAMES) == []
+        assert mismatches(expected, online, NAMES) == []
+        # the first batch read the whole topic (a batch after it, e.g. the one Spark runs without data when the
+        # watermark moved, may have ended before the first progress record was read)
+        assert sum(batch_end_offsets(str(tmp_path / "checkpoint"), 0, topic).values()) == len(old) + len(recent)
         # none of the old events
         assert count_window_keys(redis_client, key_project, spec.feature_view) == len(expected)
         serving_end = started - started % 300_000 + 300_000  # the 1h window serving reads at the start
