@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import redis
 import yaml
 
 from streamguard import objectstore
@@ -49,6 +48,7 @@ from streamguard.devstack.paths import run_root
 from streamguard.devstack.prepare import prepare
 from streamguard.devstack.stack import Stack
 from streamguard.devstack.supervisor import Service, Supervisor, free_port, port_open
+from streamguard.onlinestore.client import connect
 from streamguard.onlinestore.writers import current_marker
 
 if TYPE_CHECKING:
@@ -392,7 +392,7 @@ class Demo:
         the latest of them); ``None`` when a project has none: the store was restarted, flushed or evicted
         since, so what an earlier Job wrote may be gone (``streamguard.onlinestore.generation``)."""
         views = live.resources(kube, self.namespace)[FEATURE_VIEW.plural]
-        client = redis.Redis.from_url(endpoints.redis_url)
+        client = connect(endpoints.redis_url)
         try:
             markers = [current_marker(client, project) for project in sorted({v["spec"]["project"] for v in views})]
         finally:

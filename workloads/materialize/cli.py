@@ -77,8 +77,7 @@ def command(
     Resumes from the view's status.materializedUntil; re-running an interval is harmless. Endpoints
     come from STREAMGUARD_REDIS_URL (and KUBECONFIG or the in-cluster service account for the status).
     Exits non-zero when the run failed; the FeatureView's Materialized condition says why."""
-    import redis
-
+    from streamguard.onlinestore.client import connect
     from streamguard.workloads.materialize.errors import MaterializeError
     from streamguard.workloads.materialize.metrics import Metrics
     from streamguard.workloads.materialize.run import materialize_incremental
@@ -102,7 +101,7 @@ def command(
         start = parse_time(start_text) if start_text else None
     except ValueError as error:
         raise click.BadParameter(str(error)) from error
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     watermarks: Watermarks
     if no_status:
         store = store_project(job.namespace, job.view.project)

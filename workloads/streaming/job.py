@@ -23,6 +23,7 @@ from typing import Any
 import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
+from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.streaming.query import StreamingQuery
 
 from streamguard.clientsecurity import KafkaEndpoint
@@ -311,7 +312,7 @@ def write_windows(frame: DataFrame, plan: StreamPlan, redis_url: str) -> int:
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         return write_batches(plan, redis_url, batches)
 
-    total = frame.mapInArrow(write, WRITTEN).agg(F.sum("written").alias("written")).collect()
+    total = frame.mapInArrow(write, from_arrow_schema(WRITTEN)).agg(F.sum("written").alias("written")).collect()
     return int(total[0]["written"] or 0)
 
 

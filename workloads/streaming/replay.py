@@ -24,13 +24,13 @@ from datetime import datetime
 from typing import Any
 
 import fastavro
-import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from streamguard.clientsecurity import KafkaEndpoint, RegistrySecurity
 from streamguard.contracts import wire
 from streamguard.contracts.compatibility import can_read
 from streamguard.contracts.registry import SchemaRegistry
+from streamguard.onlinestore.client import connect
 from streamguard.onlinestore.window_layout import StreamProgress, heartbeat_key
 from streamguard.windows import WindowShape
 from streamguard.workloads.streaming.dead_letters import (
@@ -143,7 +143,7 @@ def replayed_origins(kafka: KafkaEndpoint, topic: str, since: dict[int, int]) ->
 
 
 def watermark(redis_url: str, plan: StreamPlan) -> int | None:
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     try:
         progress = StreamProgress.parse(client.hgetall(heartbeat_key(plan.project, plan.view)))  # type: ignore[arg-type]
     finally:

@@ -46,6 +46,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 
 from streamguard.clientsecurity import KafkaEndpoint, RegistrySecurity
 from streamguard.contracts.registry import RegistryError, SchemaRegistry
+from streamguard.onlinestore.client import connect
 from streamguard.workloads.streaming import checkpoint, job, reseed
 from streamguard.workloads.streaming.checkpoint import CheckpointUnavailableError
 from streamguard.workloads.streaming.decode import WriterSchemas, unknown_ids
@@ -140,7 +141,7 @@ class StreamRunner:
         self.endpoints = endpoints
         self.metrics = StreamMetrics(plan.namespace, plan.name, plan.view)
         self.reporter = ConditionReporter(plan.namespace, plan.name, plan.generation)
-        self.sink = RedisSink(redis.Redis.from_url(endpoints.redis_url), plan)
+        self.sink = RedisSink(connect(endpoints.redis_url), plan)
         self.seeder = WindowSeeder(self.sink.client, plan)
         self._store_failure: tuple[str, str] | None = None
         """Why the last windows batch failed on the store: ``(reason, message)`` for the condition."""

@@ -10,7 +10,7 @@ batch of windows instead of thousands of client-side commands.
 
 The streaming job writes from Spark's executors (:func:`write_batches`, a ``mapInArrow`` function): each
 partition's Arrow batches go to Redis from the Python worker that holds them, over one connection pool per
-worker process, and only a count returns to the driver.
+worker process (``streamguard.onlinestore.client.shared``), and only a count returns to the driver.
 """
 
 import time
@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 import redis
 
+from streamguard.onlinestore.client import shared
 from streamguard.onlinestore.feast_layout import EntityValue, serialize_entity_key
 from streamguard.onlinestore.window_layout import (
     StreamProgress,
@@ -36,14 +37,13 @@ KEY, SUFFIX, END = "entity", "suffix", "end_ms"
 
 NULL = b""
 """How a null aggregate travels to the script (encoded numbers are never empty)."""
-WRITTEN = "written long"
-"""The schema of what :func:`write_batches` returns: how many windows a partition wrote."""
+WRITTEN = pa.schema([("written", pa.int64())])
+"""The schema of what :func:`write_batches` returns: how many windows a partition wrote (Spark's is derived
+from it, ``from_arrow_schema``)."""
 FULL, AWAY = "full", "away"
 """How a store write failed (:func:`store_failure`): refused for lack of memory, or Redis unreachable."""
 _MARKS = {FULL: "streamguard-store-full: ", AWAY: "streamguard-store-away: "}
 """Prefixes of the error an executor raises for a failed store write: the driver sees only its text."""
-_CLIENTS: dict[str, redis.Redis] = {}
-"""One client (connection pool) per store URL in each process: a Python worker writes batch after batch."""
 
 WRITE_WINDOWS = """
 local n = tonumber(ARGV[1])
@@ -164,20 +164,19 @@ class RedisSink:
 def write_batches(plan: StreamPlan, redis_url: str, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """``mapInArrow`` function: write one partition's aggregated windows, yield how many. A store failure is
     raised as a ``RuntimeError`` whose text :func:`store_failure` recognises on the driver."""
+    sink = RedisSink(shared(redis_url), plan)
     written = 0
     for batch in batches:
         if not batch.num_rows:
             continue
-        client = _CLIENTS.get(redis_url) or _CLIENTS.setdefault(redis_url, redis.Redis.from_url(redis_url))
         try:
-            written += RedisSink(client, plan).write({name: batch.column(name).to_pylist()
-                                                      for name in batch.schema.names})
+            written += sink.write({name: batch.column(name).to_pylist() for name in batch.schema.names})
         except redis.RedisError as error:
             failure = store_failure(error)
             if failure is None:
                 raise
             raise RuntimeError(_MARKS[failure[0]] + failure[1]) from error
-    yield pa.RecordBatch.from_pydict({"written": [written]}, schema=pa.schema([("written", pa.int64())]))
+    yield pa.RecordBatch.from_pydict({"written": [written]}, schema=WRITTEN)
 
 
 def store_failure(error: BaseException) -> tuple[str, str] | None:

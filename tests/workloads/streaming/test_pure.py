@@ -7,6 +7,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import redis
+from pyspark.sql.pandas.types import from_arrow_schema
+from pyspark.sql.types import LongType, StructField, StructType
 
 from streamguard.api.streamingwindow import RECORDS_PER_TRIGGER_SECOND, Aggregation, StreamingWindowSpec
 from streamguard.jobspec import StreamJob, load
@@ -118,6 +120,12 @@ def test_a_store_failure_is_known_on_the_driver_and_from_an_executors_error_text
     seen_by_driver = RuntimeError(f"An exception was thrown from the Python worker.\nTraceback ...\n{raised.value}\n")
     failure = sink.store_failure(seen_by_driver)
     assert failure is not None and failure[0] == sink.AWAY and "127.0.0.1:1" in failure[1]
+
+
+def test_an_empty_partition_counts_zero_in_the_written_schema_without_a_round_trip(tmp_path: Path) -> None:
+    (counted,) = sink.write_batches(build(_job(tmp_path)), "redis://127.0.0.1:1", iter([]))
+    assert counted.schema == sink.WRITTEN and counted.column("written").to_pylist() == [0]
+    assert from_arrow_schema(sink.WRITTEN) == StructType([StructField("written", LongType())]), "`written long`"
 
 
 def test_render_overwrites_whole_windows_and_drops_null_fields(tmp_path: Path) -> None:

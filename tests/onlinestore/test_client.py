@@ -1,0 +1,36 @@
+"""The online store's redis-py client factory (no server: a client connects on first use)."""
+
+import re
+
+import pytest
+import redis
+
+from streamguard.onlinestore.client import connect, shared, without_password
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+    ("rediss://app:s3cr@t@redis.example:6380/2", "rediss://app:***@redis.example:6380/2"),
+    ("redis://:s3cret@127.0.0.1:6379", "redis://:***@127.0.0.1:6379"),
+    ("redis://app@127.0.0.1:6379", "redis://app@127.0.0.1:6379"),
+    ("app:s3cret@127.0.0.1:6379", "app:***@127.0.0.1:6379"),
+])
+def test_without_password_keeps_everything_but_the_password(url: str, shown: str) -> None:
+    assert without_password(url) == shown
+
+
+def test_connect_takes_redis_and_rediss_urls_and_names_any_other_without_its_password() -> None:
+    assert connect("redis://app:pw@127.0.0.1:1/3").connection_pool.connection_kwargs["db"] == 3
+    assert connect("rediss://127.0.0.1:1/0").connection_pool.connection_class is redis.SSLConnection
+    with pytest.raises(ValueError, match=re.escape("'http://app:***@127.0.0.1:6379/0' is not redis://")):
+        connect("http://app:s3cret@127.0.0.1:6379/0")
+    for url in ("unix:///run/redis.sock", "127.0.0.1:6379", "app:s3cret@127.0.0.1:6379"):
+        with pytest.raises(ValueError, match="is not redis:// or rediss://") as raised:
+            connect(url)
+        assert "s3cret" not in str(raised.value)
+
+
+def test_shared_is_one_client_per_url_in_a_process() -> None:
+    assert shared("redis://127.0.0.1:1/0") is shared("redis://127.0.0.1:1/0")
+    assert shared("redis://127.0.0.1:1/0") is not shared("redis://127.0.0.1:1/1")
+    assert shared("redis://127.0.0.1:1/0") is not connect("redis://127.0.0.1:1/0")
