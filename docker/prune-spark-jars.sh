@@ -1,7 +1,8 @@
 #!/bin/sh
-# Drop the jars of the Spark parts StreamGuard's jobs never load: they run classic PySpark in local mode
-# (no Spark Connect, no cluster manager), with an in-memory catalog (no Hive), no MLlib and no REPL. The
-# RocksDB state store stays (the windows' state). docker/spark-smoke.py checks the rest still runs.
+# Drop the jars of the Spark parts StreamGuard's jobs never load: they run classic PySpark in local mode or
+# with executors on Kubernetes (no Spark Connect, no other cluster manager), with an in-memory catalog (no
+# Hive), no MLlib and no REPL. The RocksDB state store stays (the windows' state). docker/spark-smoke.py
+# checks the rest still runs.
 # Usage: prune-spark-jars.sh VENV
 set -eu
 pyspark=$(echo "$1"/lib/python3*/site-packages/pyspark)
@@ -17,8 +18,9 @@ rm -f hive-*.jar spark-hive_*.jar spark-hive-thriftserver_*.jar datanucleus-*.ja
 # MLlib and GraphX with their linear algebra.
 rm -f spark-mllib_*.jar spark-mllib-local_*.jar spark-graphx_*.jar breeze_*.jar breeze-macros_*.jar spire*.jar \
   cats-kernel_*.jar algebra_*.jar lapack-*.jar blas-*.jar arpack*.jar JTransforms-*.jar JLargeArrays-*.jar
-# Cluster managers: Kubernetes (fabric8 client, Vert.x, Volcano) and YARN.
-rm -f spark-kubernetes_*.jar kubernetes-*.jar volcano-*.jar vertx-*.jar jjwt-*.jar zjsonpatch-*.jar spark-yarn_*.jar
+# Cluster managers but Kubernetes (executors on Kubernetes, with the fabric8 client and Vert.x): YARN, and the
+# Volcano batch scheduler. The JWT library serves only Spark Connect's and the UI's token filter.
+rm -f volcano-*.jar jjwt-*.jar spark-yarn_*.jar
 # RocksDB's native libraries for other systems than Linux with glibc on x86-64 and ARM64 (Debian's).
 for jar in rocksdbjni-*.jar; do
   "$1/bin/python" - "$jar" <<'PRUNE'

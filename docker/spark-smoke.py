@@ -53,5 +53,10 @@ assert query.exception() is None, query.exception()
 assert sorted(seen) == [5, 5, 10], seen
 changelogs = list((work / "checkpoint" / "state").rglob("*.changelog"))
 assert changelogs, "the RocksDB state store wrote no changelog"
+# Executors on Kubernetes: Spark's cluster manager and the fabric8 client with its Vert.x transport load.
+for name in ("org.apache.spark.scheduler.cluster.k8s.KubernetesClusterManager",
+             "io.fabric8.kubernetes.client.KubernetesClientBuilder",
+             "io.fabric8.kubernetes.client.vertx.VertxHttpClientFactory"):
+    spark.sparkContext._jvm.java.lang.Class.forName(name)  # type: ignore[union-attr]
 spark.stop()
-print("spark smoke: Kafka source, from_avro and a windowed foreachBatch aggregation ran")
+print("spark smoke: Kafka source, from_avro, a windowed foreachBatch aggregation and Spark on Kubernetes loaded")

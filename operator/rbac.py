@@ -6,6 +6,7 @@ import yaml
 
 from streamguard.api.common import GROUP
 from streamguard.api.kinds import FEATURE_VIEW, KINDS, STREAMING_WINDOW
+from streamguard.operator.render.executors import DRIVER_RULES
 
 ROLE_NAME = "streamguard-operator"
 _CHILD_VERBS = ["get", "list", "watch", "create", "patch", "delete"]
@@ -41,6 +42,9 @@ def rules() -> list[dict[str, Any]]:
             "verbs": _CHILD_VERBS,
         },
         {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": _CHILD_VERBS},
+        # Held only to be granted: the Role of a StreamingWindow with executors lets its Spark driver manage
+        # its executor pods and their ConfigMap (the operator itself never touches a pod).
+        *DRIVER_RULES,
         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": _CHILD_VERBS},
         {"apiGroups": ["batch"], "resources": ["cronjobs"], "verbs": _CHILD_VERBS},
         {

@@ -622,7 +622,8 @@ async def reconcile_streamingwindow(ctx: Context, body: Manifest) -> float | Non
     fields["windowNames"] = ",".join(w.suffix for w in spec.windows)
     view = await _checked_view(
         ctx, owner.namespace, spec.feature_view,
-        lambda v: streamingwindow.check(spec, spec.feature_view, v, ctx.settings.max_windows_per_event))
+        lambda v: streamingwindow.check(spec, spec.feature_view, v, ctx.settings.max_windows_per_event,
+                                     ctx.settings.checkpoint_storage is not None))
     if isinstance(view, Problem):
         await _write_status(ctx, body, _stalled(view, carried, fields))
         return None

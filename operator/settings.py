@@ -101,6 +101,15 @@ class OperatorSettings(BaseModel):
         default="1Gi", description="PVC size for streaming checkpoints; empty means an emptyDir (lost on restart)."
     )
     checkpoint_storage_class: str | None = None
+    checkpoint_access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = Field(
+        default="ReadWriteOnce",
+        description="Access mode of checkpoint PVCs. Spark executors write the windows' state into the "
+        "checkpoint, so with ReadWriteOnce they run on their driver's node; ReadWriteMany lets them spread.",
+    )
+    executor_cpu_request: str | None = Field(
+        default=None,
+        description="CPU request of each Spark executor pod; default: the StreamingWindow's spec.executors.cores.",
+    )
 
     subject_deletion_policy: Literal["Delete", "Retain"] = "Retain"
     """Default for StreamingWindows that leave ``spec.contract.deletionPolicy`` unset."""

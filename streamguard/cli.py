@@ -12,6 +12,8 @@ _GROUPS: dict[str, tuple[str, str]] = {
     "crds": ("streamguard.api.cli", "Generate and check the CustomResourceDefinitions."),
     "operator": ("streamguard.operator.cli", "Run the Kubernetes operator."),
     "workload": ("streamguard.workloads.cli", "Entrypoints of the containers the operator deploys."),
+    "executor": ("streamguard.workloads.streaming.executor",
+                 "A Spark executor in a pod Spark on Kubernetes created (its image's argument 'executor')."),
     "stream": ("streamguard.workloads.streaming.stream_cli", "Operate streaming jobs: replay dead letters."),
     "serve": ("streamguard.serving.cli", "Serve feature vectors over HTTP from Redis."),
     "online-store": ("streamguard.onlinestore.cli", "The online store's tenancy: a Redis ACL user per namespace."),

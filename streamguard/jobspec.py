@@ -19,6 +19,12 @@ from streamguard.clientsecurity import KafkaEndpoint, KafkaSecurity, RegistrySec
 JOB_CONFIG_KEY = "job.json"
 JOB_CONFIG_DIR = "/etc/streamguard"
 JOB_CONFIG_PATH = f"{JOB_CONFIG_DIR}/{JOB_CONFIG_KEY}"
+EXECUTOR_POD_TEMPLATE_KEY = "executor-pod.yaml"
+"""Key of the job ConfigMap holding the pod template of a streaming job's Spark executors (when it has any)."""
+SPARK_MASTER_ENV = "STREAMGUARD_SPARK_MASTER"
+"""The streaming job's Spark master (default ``local[2]``; ``k8s://...`` with executors)."""
+SPARK_CONF_ENV = "STREAMGUARD_SPARK_CONF"
+"""A JSON object of Spark settings the streaming job applies last (the operator's executor settings)."""
 DEFAULT_DEAD_LETTER_MAX_RATIO = 0.01
 DEFAULT_DEAD_LETTER_WINDOW_SECONDS = 60
 DEFAULT_UNKNOWN_SCHEMA_GRACE_SECONDS = 120

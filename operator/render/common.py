@@ -98,9 +98,11 @@ IDENTITY_KINDS = ("ServiceAccount", "Role", "RoleBinding")
 """Each workload's own identity: a ServiceAccount bound to a Role naming only its resource."""
 
 
-def workload_identity(owner: Owner, component: str, name: str) -> list[Manifest]:
+def workload_identity(owner: Owner, component: str, name: str, extra_rules: list[Manifest] | None = None
+                      ) -> list[Manifest]:
     """ServiceAccount ``name`` and a Role (+ binding) letting it read its own resource and apply that
-    resource's status, by ``resourceNames``: a workload's token cannot touch any other object's status."""
+    resource's status, by ``resourceNames``: a workload's token cannot touch any other object's status.
+    ``extra_rules`` add what the workload itself needs (a Spark driver: its executor pods)."""
     plural = PLURALS[owner.kind]
     rbac = "rbac.authorization.k8s.io"
     return [
@@ -117,6 +119,7 @@ def workload_identity(owner: Owner, component: str, name: str) -> list[Manifest]
                     "resourceNames": [owner.name],
                     "verbs": ["get", "patch"],
                 },
+                *(extra_rules or []),
             ],
         },
         {

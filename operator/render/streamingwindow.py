@@ -13,7 +13,8 @@ from streamguard.api.streamingwindow import (
     StreamingWindowSpec,
 )
 from streamguard.contracts.fields import describe, field_types, is_numeric
-from streamguard.jobspec import StreamJob
+from streamguard.jobspec import EXECUTOR_POD_TEMPLATE_KEY, StreamJob
+from streamguard.operator.render import executors
 from streamguard.operator.render.common import (
     IDENTITY_KINDS,
     Manifest,
@@ -103,8 +104,10 @@ def check(
     view_name: str,
     view: FeatureViewSpec | None,
     max_windows_per_event: int = DEFAULT_MAX_WINDOWS_PER_EVENT,
+    checkpoint_volume: bool = True,
 ) -> Problem | None:
-    """Checks the CRD schema cannot express: the Avro contract, the operator's limits and the target view."""
+    """Checks the CRD schema cannot express: the Avro contract, the operator's limits (``checkpoint_volume``:
+    whether checkpoints live on a PVC) and the target view."""
     try:
         parsed = json.loads(spec.contract.schema_)
         fastavro.parse_schema(parsed)
@@ -119,6 +122,13 @@ def check(
         if field not in types:
             return Problem("InvalidSchema", f"{path}: field {field!r} is not in the Avro schema of spec.contract")
     problem = _type_problem(spec, types) or _windows_problem(spec, max_windows_per_event)
+    if problem is None and spec.executors.count and not checkpoint_volume:
+        problem = Problem(
+            "ExecutorsNeedCheckpointVolume",
+            f"spec.executors.count: {spec.executors.count} executors write the windows' state into the "
+            "checkpoint, which this operator keeps in each pod's own emptyDir (setting checkpoint_storage is "
+            "empty); configure checkpoint_storage or set count to 0",
+        )
     if problem is not None:
         return problem
     if view is None:
@@ -166,17 +176,17 @@ def render(
     names = child_names(owner)
     job_json = job(owner, spec, view, settings).model_dump_json(by_alias=True, exclude_none=True, indent=2)
     checkpoint_volume: Manifest
-    children: list[Manifest] = [
-        *workload_identity(owner, COMPONENT, names["Deployment"]),
-        job_config_map(owner, COMPONENT, names["ConfigMap"], job_json),
-    ]
+    scaled_out = spec.executors.count > 0
+    identity = workload_identity(owner, COMPONENT, names["Deployment"], executors.DRIVER_RULES if scaled_out else None)
+    config_map = job_config_map(owner, COMPONENT, names["ConfigMap"], job_json)
+    children: list[Manifest] = [*identity, config_map]
     if settings.checkpoint_storage:
         checkpoint_volume = {
             "name": "checkpoint",
             "persistentVolumeClaim": {"claimName": names["PersistentVolumeClaim"]},
         }
         claim_spec: Manifest = {
-            "accessModes": ["ReadWriteOnce"],
+            "accessModes": [settings.checkpoint_access_mode],
             "resources": {"requests": {"storage": settings.checkpoint_storage}},
         }
         if settings.checkpoint_storage_class:
@@ -197,6 +207,12 @@ def render(
     )
     security = client_security(settings)
     env = [*(env_value(name, value) for name, value in endpoints if value), redis_env(settings), *security.env]
+    ports = metrics_port(METRICS_PORT)
+    if scaled_out:
+        env += executors.driver_env(owner, spec, settings)
+        ports += executors.driver_ports()
+        config_map["data"][EXECUTOR_POD_TEMPLATE_KEY] = executors.pod_template(owner, settings, checkpoint_volume,
+                                                                                security)
     stream = container(
         settings,
         "stream",
@@ -204,7 +220,7 @@ def render(
         env,
         settings.stream_resources,
         extra_mounts=[{"name": "checkpoint", "mountPath": settings.checkpoint_root}, *security.mounts],
-        ports=metrics_port(METRICS_PORT),
+        ports=ports,
         image=settings.spark_image,
     )
     stream["livenessProbe"] = metrics_probe("metrics", settings, initial_delay=settings.probe_initial_delay_seconds * 2)

@@ -85,6 +85,8 @@ KINDS: tuple[KindInfo, ...] = (
             _column("Schema Version", "integer", ".status.schemaVersion"),
             _condition_column("Ready"),
             _column("View", "string", ".spec.featureView", priority=1),
+            _column("Executors", "integer", ".spec.executors.count", priority=1,
+                    description="Spark executor pods (0: the job runs in one pod)."),
             _age_column(),
         ),
     ),

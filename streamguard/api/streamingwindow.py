@@ -141,6 +141,28 @@ class Window(ApiModel):
         return duration_ms(self.length) // duration_ms(self.slide)
 
 
+EXECUTOR_MEMORY_PATTERN = r"^[1-9][0-9]{0,5}(Mi|Gi)$"
+
+
+class Executors(ApiModel):
+    """Spark executors on Kubernetes: the job's pod becomes the driver and creates ``count`` executor pods
+    from the Spark image through the API server (docs/architecture.md, "Executors on Kubernetes")."""
+
+    count: int = Field(default=0, ge=0, le=64, description="Executor pods; 0 runs the job in its own pod (local mode).")
+    cores: int = Field(default=1, ge=1, le=16, description="Task slots (and CPU request) of each executor.")
+    memory: str = Field(
+        default="1Gi",
+        pattern=EXECUTOR_MEMORY_PATTERN,
+        description="JVM heap of each executor (Mi or Gi); the pod asks for it plus Spark's overhead "
+        "(10%, at least 384Mi).",
+    )
+
+    @property
+    def spark_memory(self) -> str:
+        """``memory`` as Spark writes a size (``1024Mi`` -> ``1024m``)."""
+        return self.memory[:-2] + self.memory[-2].lower()
+
+
 class Aggregation(ApiModel):
     """An aggregate computed in every window; the feature is ``<name>_<window suffix>``."""
 
@@ -190,6 +212,10 @@ class StreamingWindowSpec(ApiModel):
         min_length=1,
         max_length=64,
         json_schema_extra=unique_items("aggregation names must be unique", "a"),
+    )
+    executors: Executors = Field(
+        default_factory=Executors,
+        description="Scale-out on Spark's Kubernetes scheduler; the default (count 0) runs the job in one pod.",
     )
     suspend: bool = False
 

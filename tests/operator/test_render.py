@@ -378,3 +378,66 @@ def test_plaintext_settings_render_no_security_environment() -> None:
 def test_sasl_without_a_credentials_secret_is_refused() -> None:
     with pytest.raises(ValueError, match="kafka_credentials_secret"):
         OperatorSettings(kafka_security_protocol="SASL_SSL")
+
+
+def test_executors_turn_the_stream_pod_into_a_spark_driver_on_kubernetes() -> None:
+    o = owner("StreamingWindow", "customer-txn")
+    spec = sw_spec()
+    spec = spec.model_copy(update={"executors": spec.executors.model_copy(update={"count": 2, "memory": "1536Mi"})})
+    children = by_kind(streamingwindow.render(o, spec, fv_spec(), SETTINGS))
+    container = pod_spec(children["Deployment"])["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    names = [e["name"] for e in container["env"]]
+    # The pod's name and IP come first: the settings refer to them, and the kubelet expands only earlier ones.
+    assert names.index("POD_IP") < names.index("STREAMGUARD_SPARK_CONF")
+    assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert env["STREAMGUARD_SPARK_MASTER"]["value"] == \
+        "k8s://https://$(KUBERNETES_SERVICE_HOST):$(KUBERNETES_SERVICE_PORT)"
+    conf = json.loads(env["STREAMGUARD_SPARK_CONF"]["value"])
+    assert conf["spark.executor.instances"] == "2" and conf["spark.executor.cores"] == "1"
+    assert conf["spark.executor.memory"] == "1536m"
+    assert conf["spark.kubernetes.container.image"] == SETTINGS.spark_image
+    assert conf["spark.kubernetes.namespace"] == "fraud"
+    assert conf["spark.kubernetes.driver.pod.name"] == "$(POD_NAME)"  # executors are owned by the driver's pod
+    assert conf["spark.driver.host"] == "$(POD_IP)" and conf["spark.authenticate"] == "true"
+    assert conf["spark.kubernetes.executor.podNamePrefix"] == "customer-txn-stream"
+    assert {p["containerPort"] for p in container["ports"]} == {9108, 7078, 7079}
+    # The driver's account may manage pods and ConfigMaps of its namespace, besides its own resource.
+    rules = children["Role"]["rules"]
+    assert {"apiGroups": [""], "resources": ["pods"],
+            "verbs": ["get", "list", "watch", "create", "delete", "deletecollection"]} in rules
+    assert not [r for r in rules if set(r["resources"]) - {"pods", "configmaps", "streamingwindows",
+                                                           "streamingwindows/status"}]
+    # Executors: hardened like the driver, no API token, the driver's checkpoint volume, on the driver's node.
+    template = json.loads(children["ConfigMap"]["data"]["executor-pod.yaml"])
+    assert conf["spark.kubernetes.executor.podTemplateFile"] == "/etc/streamguard/executor-pod.yaml"
+    pod = template["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"name": "checkpoint", "persistentVolumeClaim": {"claimName": "customer-txn-checkpoint"}} in pod["volumes"]
+    assert {"name": "checkpoint", "mountPath": SETTINGS.checkpoint_root} in pod["containers"][0]["volumeMounts"]
+    affinity = pod["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert affinity["labelSelector"]["matchLabels"] == children["Deployment"]["spec"]["selector"]["matchLabels"]
+    # A shared (ReadWriteMany) checkpoint lets executors spread over nodes.
+    shared = SETTINGS.model_copy(update={"checkpoint_access_mode": "ReadWriteMany"})
+    children = by_kind(streamingwindow.render(o, spec, fv_spec(), shared))
+    assert children["PersistentVolumeClaim"]["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert "affinity" not in json.loads(children["ConfigMap"]["data"]["executor-pod.yaml"])["spec"]
+
+
+def test_local_mode_renders_no_spark_on_kubernetes() -> None:
+    children = by_kind(streamingwindow.render(owner("StreamingWindow", "customer-txn"), sw_spec(), fv_spec(),
+                                              SETTINGS))
+    env = {e["name"] for e in pod_spec(children["Deployment"])["containers"][0]["env"]}
+    assert not env & {"STREAMGUARD_SPARK_MASTER", "STREAMGUARD_SPARK_CONF", "POD_IP"}
+    assert list(children["ConfigMap"]["data"]) == ["job.json"]
+
+
+def test_executors_without_a_checkpoint_volume_are_refused() -> None:
+    spec = sw_spec()
+    spec = spec.model_copy(update={"executors": spec.executors.model_copy(update={"count": 2})})
+    problem = streamingwindow.check(spec, "customer-txn", fv_spec(), checkpoint_volume=False)
+    assert problem is not None and problem.reason == "ExecutorsNeedCheckpointVolume"
+    assert problem.message.startswith("spec.executors.count: 2 executors")
+    assert streamingwindow.check(spec, "customer-txn", fv_spec()) is None

@@ -27,6 +27,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.streaming.query import StreamingQuery
 
 from streamguard.clientsecurity import KafkaEndpoint
+from streamguard.jobspec import SPARK_CONF_ENV, SPARK_MASTER_ENV
 from streamguard.workloads.streaming import checkpoint
 from streamguard.workloads.streaming.dead_letters import (
     ERROR_HEADER,
@@ -61,6 +62,16 @@ WATERMARK_DELAY_KEY = "spark.watermarkDelayMs"
 """Metadata key Spark's ``EventTimeWatermark`` puts on watermarked columns (``window()`` copies it)."""
 
 
+def extra_spark_settings(text: str) -> dict[str, str]:
+    """The settings of :data:`SPARK_CONF_ENV` (empty when unset); anything but an object of strings raises."""
+    if not text:
+        return {}
+    settings = json.loads(text)
+    if not isinstance(settings, dict) or not all(isinstance(v, str) for v in settings.values()):
+        raise ValueError(f"${SPARK_CONF_ENV} must be a JSON object of strings")
+    return settings
+
+
 def spark_session(app_name: str, hadoop: Mapping[str, str] | None = None) -> SparkSession:
     """A local session with the Kafka and Avro connector jars of ``$STREAMGUARD_SPARK_JARS`` (and, for a
     checkpoint on an object store, the s3a jars), the RocksDB state store and the Hadoop settings ``hadoop``."""
@@ -71,10 +82,12 @@ def spark_session(app_name: str, hadoop: Mapping[str, str] | None = None) -> Spa
             "STREAMGUARD_SPARK_JARS must list the spark-sql-kafka-0-10, spark-avro and kafka-clients jars"
             + (f" (missing: {', '.join(missing)})" if missing else "")
         )
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    master = os.environ.get(SPARK_MASTER_ENV, "local[2]")
+    if master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the workers that write windows need this environment
     builder = (
-        SparkSession.builder.master(os.environ.get("STREAMGUARD_SPARK_MASTER", "local[2]"))
+        SparkSession.builder.master(master)
         .appName(app_name)
         .config("spark.jars", ",".join(jars))
         .config("spark.driver.memory", os.environ.get("STREAMGUARD_SPARK_DRIVER_MEMORY", "1g"))
@@ -89,6 +102,8 @@ def spark_session(app_name: str, hadoop: Mapping[str, str] | None = None) -> Spa
         builder = builder.config(key, value)
     for key, value in (hadoop or {}).items():
         builder = builder.config(f"spark.hadoop.{key}", value)
+    for key, value in extra_spark_settings(os.environ.get(SPARK_CONF_ENV, "")).items():
+        builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel(os.environ.get("STREAMGUARD_SPARK_LOG_LEVEL", "WARN"))
     return session

@@ -29,6 +29,7 @@ RUNNING, TOPIC_MISSING, QUERY_FAILED, DEAD_LETTERING = "Running", "TopicMissing"
 REGISTRY_UNAVAILABLE, SCHEMA_ID_UNKNOWN = "RegistryUnavailable", "SchemaIdUnknown"
 STORE_FULL, STORE_UNAVAILABLE, STORE_CHANGED = "StoreFull", "StoreUnavailable", "StoreChanged"
 KAFKA_UNAVAILABLE, CHECKPOINT_UNAVAILABLE = "KafkaUnavailable", "CheckpointUnavailable"
+SPARK_UNAVAILABLE = "SparkUnavailable"
 """Reasons of the ``StreamRunning`` condition."""
 
 

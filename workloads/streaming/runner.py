@@ -30,6 +30,7 @@ writes the progress record (``window_layout.StreamProgress``) and the ``StreamRu
 """
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -46,6 +47,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 
 from streamguard.clientsecurity import KafkaEndpoint, RegistrySecurity
 from streamguard.contracts.registry import RegistryError, SchemaRegistry
+from streamguard.jobspec import SPARK_MASTER_ENV
 from streamguard.onlinestore.client import connect
 from streamguard.workloads.streaming import checkpoint, job, reseed
 from streamguard.workloads.streaming.checkpoint import CheckpointUnavailableError
@@ -69,6 +71,7 @@ from streamguard.workloads.streaming.progress import (
     REGISTRY_UNAVAILABLE,
     RUNNING,
     SCHEMA_ID_UNKNOWN,
+    SPARK_UNAVAILABLE,
     STORE_CHANGED,
     STORE_FULL,
     STORE_UNAVAILABLE,
@@ -129,6 +132,16 @@ def ensure_dead_letter_topic(kafka: KafkaEndpoint, topic: str) -> None:
     except KafkaException as error:
         if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
             raise
+
+
+def spark_start_failure(error: BaseException) -> str:
+    """What to report when Spark did not start: the JVM's exception when there is one (py4j's own text around
+    it says nothing), and where to look when the job has executors on Kubernetes."""
+    java = getattr(error, "java_exception", None)
+    cause = first_line(str(java) if java is not None else f"{type(error).__name__}: {error}")
+    where = " (with executors on Kubernetes, the job pod's log says why its executor pods failed)" if (
+        os.environ.get(SPARK_MASTER_ENV, "").startswith("k8s://")) else ""
+    return f"Spark did not start: {cause}{where}; the pod exits and is restarted"
 
 
 def first_line(text: str) -> str:
@@ -554,8 +567,12 @@ class StreamRunner:
             previous = None
         self.tracker = ProgressTracker(previous, None, self.tracker.dead_letters)
         self._publish()
-        spark = job.spark_session(f"streamguard-{self.plan.namespace}-{self.plan.name}",
-                                  self.checkpoint.spark_settings())
+        try:
+            spark = job.spark_session(f"streamguard-{self.plan.namespace}-{self.plan.name}",
+                                      self.checkpoint.spark_settings())
+        except Exception as error:
+            self._fail(SPARK_UNAVAILABLE, spark_start_failure(error))
+            raise
         backoff = 1.0
         while not self._stopping:
             start = self._prepare(spark)

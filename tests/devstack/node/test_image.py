@@ -61,8 +61,11 @@ def test_each_image_carries_its_workloads_libraries_only(file_lists: dict[str, s
     assert has("spark", "usr/lib/jvm/") and has("spark", "opt/streamguard/jars/spark-sql-kafka-0-10_2.13.jar")
     assert has("spark", SITE + "pyspark/jars/spark-sql_2.13-")
     assert not has("spark", SITE + "feast/") and not has("spark", SITE + "evidently/")
-    # Pruned: Spark Connect, Hive, MLlib, cluster managers, the REPL; kept: the RocksDB state store.
+    # Pruned: Spark Connect, Hive, MLlib, YARN, Volcano, the REPL; kept: the RocksDB state store and Spark on
+    # Kubernetes (the executors).
     assert has("spark", SITE + "pyspark/jars/rocksdbjni-")
-    pruned = ("connect-repl/", "spark-connect_", "hive-exec-", "spark-mllib_", "kubernetes-model-core-",
+    assert has("spark", SITE + "pyspark/jars/spark-kubernetes_2.13-")
+    assert has("spark", SITE + "pyspark/jars/vertx-core-")
+    pruned = ("connect-repl/", "spark-connect_", "hive-exec-", "spark-mllib_", "spark-yarn_", "volcano-",
               "scala-compiler-")
     assert not [p for p in file_lists["spark"] if p.startswith(tuple(SITE + "pyspark/jars/" + j for j in pruned))]

@@ -18,16 +18,13 @@ import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import redis
 import yaml
 from kubernetes import client
 
 from streamguard.api.common import GROUP, VERSION
-from streamguard.api.featureview import FeatureView, FeatureViewSpec
-from streamguard.api.streamingwindow import Aggregation, StreamingWindow, StreamingWindowSpec
+from streamguard.api.featureview import FeatureViewSpec
+from streamguard.api.streamingwindow import Aggregation, StreamingWindowSpec
 from streamguard.contracts.registry import SchemaRegistry
-from streamguard.demo.manifests import redis_secret
-from streamguard.devstack import image
 from streamguard.devstack.chart import ServingDeployment, render_serving
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.kube import port_forward
@@ -36,11 +33,8 @@ from streamguard.finserve.resources import EXAMPLES_DIR
 from streamguard.onlinestore.tenancy import store_project
 from streamguard.operator.render import featureview, streamingwindow
 from streamguard.operator.render.common import IDENTITY_KINDS, Owner
-from streamguard.operator.settings import OperatorSettings
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
-from tests import incontainer
-from tests.conftest import Kubectl
-from tests.devstack.node.conftest import on_node
+from tests.devstack.node.conftest import Cluster, on_node, placed
 from tests.incontainer import FACTS, assert_a_container, parse
 from tests.polling import wait_for
 from tests.workloads.streaming.support import V1, delete_topics, expected_windows, read_windows, view_spec, window_spec
@@ -49,72 +43,6 @@ pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mar
 
 AGGREGATIONS = [Aggregation(name="txn_count", function="count"),
                 Aggregation(name="amount_sum", function="sum", field="amount")]
-
-
-@dataclass
-class Cluster:
-    stack: Endpoints
-    namespace: str
-    kubectl: Kubectl
-    images: image.ProjectImages
-    settings: OperatorSettings
-    redis: "redis.Redis"
-
-    def apply(self, *objects: dict[str, Any]) -> None:
-        self.kubectl("apply", "--server-side", "-n", self.namespace, "-f", "-",
-                     input="".join(json.dumps(o) + "\n" for o in objects))
-
-    def pod_of(self, workload: dict[str, Any]) -> dict[str, Any]:
-        """The Deployment's pod once Ready (the kubelet's readiness probe passed)."""
-        selector = ",".join(f"{k}={v}" for k, v in workload["spec"]["selector"]["matchLabels"].items())
-
-        def ready() -> dict[str, Any] | None:
-            pods = json.loads(self.kubectl("get", "pods", "-n", self.namespace, "-l", selector, "-o",
-                                           "json").stdout)["items"]
-            for pod in pods:
-                for status in pod["status"].get("containerStatuses", []):
-                    waiting = status["state"].get("waiting", {}).get("reason")
-                    assert waiting not in ("ErrImageNeverPull", "CreateContainerError",
-                                           "CreateContainerConfigError"), status
-                conditions = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}
-                if conditions.get("Ready") == "True":
-                    return dict(pod)
-            return None
-
-        return wait_for(f"a Ready pod {selector} in {self.namespace}", ready, timeout=600, interval=2)
-
-    def inside(self, pod: dict[str, Any]) -> dict[str, str]:
-        return incontainer.inside(self.kubectl, self.namespace, pod)
-
-
-def placed(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rendered objects with every pod template pinned to the stack's node."""
-    for obj in objects:
-        template = (obj["spec"]["jobTemplate"]["spec"]["template"] if obj["kind"] == "CronJob"
-                    else obj["spec"]["template"] if obj["kind"] in ("Deployment", "Job") else None)
-        if template is not None:
-            on_node(template)
-    return objects
-
-
-@pytest.fixture(scope="module")
-def cluster(stack: Endpoints, kube_api: client.ApiClient, kubectl: Kubectl, crds: None,
-            project_images: image.ProjectImages) -> Iterator[Cluster]:
-    namespace = f"pods-{uuid.uuid4().hex[:8]}"
-    core = client.CoreV1Api(kube_api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
-    wait_for("the default ServiceAccount", lambda: core.list_namespaced_service_account(
-        namespace, field_selector="metadata.name=default").items, timeout=30)
-    settings = OperatorSettings(image=project_images.main.name, spark_image=project_images.spark.name,
-                                image_pull_policy="Never", kafka_bootstrap=stack.pod_kafka_bootstrap,
-                                registry_url=stack.pod_registry_url, checkpoint_storage=None,
-                                probe_initial_delay_seconds=5)
-    state = Cluster(stack, namespace, kubectl, project_images, settings, redis.Redis.from_url(stack.redis_url))
-    state.apply(redis_secret(namespace, stack.pod_redis_url))
-    try:
-        yield state
-    finally:
-        core.delete_namespace(namespace)
 
 
 @dataclass
@@ -133,11 +61,7 @@ def streaming(cluster: Cluster) -> Iterator[Streaming]:
     view = view_spec(spec, project)
     ensure_topic(cluster.stack.kafka_bootstrap, topic)
     sender = TransactionSender(cluster.stack.kafka_bootstrap, cluster.stack.registry_url, topic, V1)
-    cluster.kubectl("apply", "--server-side", "-n", cluster.namespace, "-f", "-", input=yaml.safe_dump_all([
-        FeatureView(metadata={"name": spec.feature_view, "namespace": cluster.namespace}, spec=view).wire(),
-        StreamingWindow(metadata={"name": "activity", "namespace": cluster.namespace}, spec=spec).wire()]))
-    live = json.loads(cluster.kubectl("get", "streamingwindow", "activity", "-n", cluster.namespace, "-o",
-                                      "json").stdout)
+    live = cluster.apply_window(spec, view)
     children = streamingwindow.render(Owner.of(live), spec, view, cluster.settings)
     cluster.apply(*placed([c for c in children if c["kind"] in ("ConfigMap", "Deployment", *IDENTITY_KINDS)]))
     pod = cluster.pod_of(next(c for c in children if c["kind"] == "Deployment"))
