@@ -23,6 +23,8 @@ EXECUTOR_POD_TEMPLATE_KEY = "executor-pod.yaml"
 """Key of the job ConfigMap holding the pod template of a streaming job's Spark executors (when it has any)."""
 SPARK_MASTER_ENV = "STREAMGUARD_SPARK_MASTER"
 """The streaming job's Spark master (default ``local[2]``; ``k8s://...`` with executors)."""
+POD_UID_ENV = "POD_UID"
+"""The uid of the streaming job's pod (downward API), with executors: it owns them."""
 SPARK_CONF_ENV = "STREAMGUARD_SPARK_CONF"
 """A JSON object of Spark settings the streaming job applies last (the operator's executor settings)."""
 DEFAULT_DEAD_LETTER_MAX_RATIO = 0.01

@@ -18,7 +18,13 @@ its checkpoint are unchanged) and creates ``count`` executor pods through the AP
 import json
 
 from streamguard.api.streamingwindow import StreamingWindowSpec
-from streamguard.jobspec import EXECUTOR_POD_TEMPLATE_KEY, JOB_CONFIG_DIR, SPARK_CONF_ENV, SPARK_MASTER_ENV
+from streamguard.jobspec import (
+    EXECUTOR_POD_TEMPLATE_KEY,
+    JOB_CONFIG_DIR,
+    POD_UID_ENV,
+    SPARK_CONF_ENV,
+    SPARK_MASTER_ENV,
+)
 from streamguard.operator.render.common import (
     ClientSecurity,
     Manifest,
@@ -44,12 +50,14 @@ DRIVER_RULES: list[Manifest] = [
 ]
 """What Spark's driver does through the API server in client mode: create, watch and delete its executor
 pods and their configuration ConfigMap."""
-POD_NAME_PREFIX_MAX = 47
-"""Spark's limit on ``spark.kubernetes.executor.podNamePrefix``."""
+POD_NAME_PREFIX_MAX = 40
+"""Spark's limit on ``spark.kubernetes.executor.podNamePrefix`` (47) less the job's ``-<6 hex>`` per run."""
 
 
 def pod_name_prefix(owner: Owner) -> str:
-    """``<name>-stream`` cut to Spark's limit, as a DNS label (executors are ``<prefix>-exec-<n>``)."""
+    """``<name>-stream`` cut to fit, as a DNS label. The job appends a random part per run
+    (:func:`streamguard.workloads.streaming.job.extra_spark_settings`): executors are
+    ``<prefix>-<6 hex>-exec-<n>``, never the name of a pod an earlier run of the container left behind."""
     return f"{owner.name}-stream".replace(".", "-")[:POD_NAME_PREFIX_MAX].rstrip("-")
 
 
@@ -80,10 +88,12 @@ def spark_settings(owner: Owner, spec: StreamingWindowSpec, settings: OperatorSe
 
 
 def driver_env(owner: Owner, spec: StreamingWindowSpec, settings: OperatorSettings) -> list[Manifest]:
-    """The driver container's variables: its pod's name and IP first (the settings refer to them)."""
+    """The driver container's variables: its pod's name, IP and uid first (the settings refer to the first two;
+    the uid finds executor pods an earlier run left, :mod:`streamguard.workloads.streaming.driver`)."""
     return [
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": POD_UID_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
         env_value(SPARK_MASTER_ENV, MASTER),
         env_value(SPARK_CONF_ENV, json.dumps(spark_settings(owner, spec, settings), sort_keys=True)),
     ]

@@ -14,6 +14,7 @@ so Spark drops an event only from windows whose end the watermark has passed and
 
 import json
 import os
+import secrets
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -62,13 +63,20 @@ WATERMARK_DELAY_KEY = "spark.watermarkDelayMs"
 """Metadata key Spark's ``EventTimeWatermark`` puts on watermarked columns (``window()`` copies it)."""
 
 
+EXECUTOR_POD_NAME_PREFIX = "spark.kubernetes.executor.podNamePrefix"
+
+
 def extra_spark_settings(text: str) -> dict[str, str]:
-    """The settings of :data:`SPARK_CONF_ENV` (empty when unset); anything but an object of strings raises."""
+    """The settings of :data:`SPARK_CONF_ENV` (empty when unset); anything but an object of strings raises.
+    An executor pod name prefix gets a random ``-<6 hex>`` per run: a container that restarts in the same pod
+    may leave its executor pods behind (they are deleted with the pod), and Spark numbers executors from 1."""
     if not text:
         return {}
     settings = json.loads(text)
     if not isinstance(settings, dict) or not all(isinstance(v, str) for v in settings.values()):
         raise ValueError(f"${SPARK_CONF_ENV} must be a JSON object of strings")
+    if EXECUTOR_POD_NAME_PREFIX in settings:
+        settings[EXECUTOR_POD_NAME_PREFIX] += f"-{secrets.token_hex(3)}"
     return settings
 
 

@@ -49,7 +49,7 @@ from streamguard.clientsecurity import KafkaEndpoint, RegistrySecurity
 from streamguard.contracts.registry import RegistryError, SchemaRegistry
 from streamguard.jobspec import SPARK_MASTER_ENV
 from streamguard.onlinestore.client import connect
-from streamguard.workloads.streaming import checkpoint, job, reseed
+from streamguard.workloads.streaming import checkpoint, driver, job, reseed
 from streamguard.workloads.streaming.checkpoint import CheckpointUnavailableError
 from streamguard.workloads.streaming.decode import WriterSchemas, unknown_ids
 from streamguard.workloads.streaming.metrics import StreamMetrics
@@ -567,6 +567,8 @@ class StreamRunner:
             previous = None
         self.tracker = ProgressTracker(previous, None, self.tracker.dead_letters)
         self._publish()
+        if os.environ.get(SPARK_MASTER_ENV, "").startswith("k8s://"):
+            driver.remove_leftover_executors(self.plan.namespace)
         try:
             spark = job.spark_session(f"streamguard-{self.plan.namespace}-{self.plan.name}",
                                       self.checkpoint.spark_settings())

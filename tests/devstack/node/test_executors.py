@@ -7,10 +7,12 @@ its own executors (tests/delivery/test_spark_driver_policy.py)."""
 
 import json
 import random
+import re
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +21,8 @@ import yaml
 from streamguard.api.featureview import FeatureViewSpec
 from streamguard.api.streamingwindow import Executors, StreamingWindowSpec
 from streamguard.contracts.registry import SchemaRegistry
+from streamguard.devstack import node
+from streamguard.devstack.provision import ensure
 from streamguard.onlinestore.tenancy import store_project
 from streamguard.operator.render import streamingwindow
 from streamguard.operator.render.common import IDENTITY_KINDS, Owner
@@ -62,6 +66,29 @@ def stream_running(cluster: Cluster) -> dict[str, Any]:
     return dict(conditions.get("StreamRunning", {}))
 
 
+def send_one(scaled_out: ScaledOut, account: str, amount: float) -> dict[str, Any]:
+    """One transaction of ``account``, now; the event sent."""
+    event = {"transaction_id": uuid.uuid4().hex, "account_id": account, "customer_id": "C1", "merchant_id": "M1",
+             "amount": amount, "currency": "EUR", "channel": "ECOMMERCE", "event_time": int(time.time() * 1000),
+             "is_fraud": False}
+    scaled_out.sender.send(event)
+    scaled_out.sender.flush()
+    return event
+
+
+def assert_windowed(cluster: Cluster, scaled_out: ScaledOut, event: dict[str, Any]) -> None:
+    """``event``'s windows appear in Redis, with its amount."""
+    expected = expected_windows([event], scaled_out.spec)
+    project = store_project(cluster.namespace, scaled_out.view.project)
+
+    def written() -> dict[Any, Any] | None:
+        found = read_windows(cluster.redis, project, scaled_out.spec.feature_view, expected)
+        return found if len(found) == len(expected) else None
+
+    online = wait_for(f"the windows of {event['account_id']}", written, timeout=600, interval=3)
+    assert all(online[key]["amount_sum"] == pytest.approx(event["amount"]) for key in expected), online
+
+
 def pods(cluster: Cluster, selector: str) -> list[dict[str, Any]]:
     return list(json.loads(cluster.kubectl("get", "pods", "-n", cluster.namespace, "-l", selector, "-o",
                                            "json").stdout)["items"])
@@ -69,6 +96,15 @@ def pods(cluster: Cluster, selector: str) -> list[dict[str, Any]]:
 
 def running(pod: dict[str, Any]) -> bool:
     return any("running" in status["state"] for status in pod["status"].get("containerStatuses", []))
+
+
+def running_executors(cluster: Cluster) -> list[dict[str, Any]]:
+    """The window's executor pods once there are ``EXECUTORS.count`` of them, all running."""
+    def started() -> list[dict[str, Any]] | None:
+        found = pods(cluster, EXECUTOR_PODS)
+        return found if len(found) == EXECUTORS.count and all(running(p) for p in found) else None
+
+    return wait_for(f"{EXECUTORS.count} running executor pods", started, timeout=300, interval=2)
 
 
 @pytest.fixture(scope="module")
@@ -101,14 +137,10 @@ def scaled_out(cluster: Cluster, helm: Helm) -> Iterator[ScaledOut]:
 
 
 def test_the_driver_creates_its_executors_as_pods_of_the_spark_image(cluster: Cluster, scaled_out: ScaledOut) -> None:
-    def started() -> list[dict[str, Any]] | None:
-        found = pods(cluster, EXECUTOR_PODS)
-        return found if len(found) == EXECUTORS.count and all(running(p) for p in found) else None
-
-    executors = wait_for("2 running executor pods", started, timeout=300, interval=2)
+    executors = running_executors(cluster)
     driver = scaled_out.driver["metadata"]
     for pod in executors:
-        assert pod["metadata"]["name"].startswith("activity-stream-exec-")
+        assert re.fullmatch(r"activity-stream-[0-9a-f]{6}-exec-[0-9]+", pod["metadata"]["name"]), pod["metadata"]
         # Owned by the driver's pod, so they go when it goes.
         owners = pod["metadata"]["ownerReferences"]
         assert [(o["kind"], o["name"], o["uid"]) for o in owners] == [("Pod", driver["name"], driver["uid"])]
@@ -179,19 +211,27 @@ def test_a_driver_whose_executors_are_refused_says_so(cluster: Cluster, scaled_o
     assert not pods(cluster, EXECUTOR_PODS)
     # Rendered as the operator renders it again, the job starts, resumes from its checkpoint and goes on.
     cluster.apply(*placed([json.loads(json.dumps(scaled_out.deployment))]))
-    now = int(time.time() * 1000)
-    event = {"transaction_id": uuid.uuid4().hex, "account_id": "after-refusal", "customer_id": "C1",
-             "merchant_id": "M1", "amount": 12.5, "currency": "EUR", "channel": "ECOMMERCE", "event_time": now,
-             "is_fraud": False}
-    scaled_out.sender.send(event)
-    scaled_out.sender.flush()
-    expected = expected_windows([event], scaled_out.spec)
-    project = store_project(cluster.namespace, scaled_out.view.project)
-
-    def resumed() -> dict[Any, Any] | None:
-        found = read_windows(cluster.redis, project, scaled_out.spec.feature_view, expected)
-        return found if len(found) == len(expected) else None
-
-    online = wait_for("the resumed job's windows", resumed, timeout=600, interval=3)
-    assert all(online[key]["amount_sum"] == pytest.approx(12.5) for key in expected), online
+    assert_windowed(cluster, scaled_out, send_one(scaled_out, "after-refusal", 12.5))
     wait_for("StreamRunning=True", lambda: stream_running(cluster).get("status") == "True", timeout=120, interval=2)
+
+
+def test_a_crashed_driver_replaces_the_executors_its_last_run_left(cluster: Cluster, scaled_out: ScaledOut) -> None:
+    # SIGKILL the driver's container, as the kernel's OOM killer would: the kubelet restarts it in the same pod,
+    # which still owns the executor pods of the run that died. The new run deletes them and starts its own.
+    selector = ",".join(f"{k}={v}" for k, v in scaled_out.deployment["spec"]["selector"]["matchLabels"].items())
+    driver = cluster.pod_of(scaled_out.deployment)
+    before = {p["metadata"]["name"] for p in running_executors(cluster)}
+    container = driver["status"]["containerStatuses"][0]
+    node.ctr(ensure(["containerd"]), node.NodeLayout(Path(cluster.stack.run_dir).resolve()), "task", "kill",
+             "-s", "SIGKILL", container["containerID"].removeprefix("containerd://"))
+
+    def replaced() -> list[dict[str, Any]] | None:
+        restarted = pods(cluster, selector)[0]["status"]["containerStatuses"][0]["restartCount"]
+        found = pods(cluster, EXECUTOR_PODS)
+        names = {p["metadata"]["name"] for p in found}
+        done = restarted > container["restartCount"] and not names & before and len(found) == EXECUTORS.count
+        return found if done and all(running(p) for p in found) else None
+
+    after = wait_for("the old executor pods deleted and new ones running", replaced, timeout=420, interval=2)
+    assert all(p["metadata"]["ownerReferences"][0]["uid"] == driver["metadata"]["uid"] for p in after)
+    assert_windowed(cluster, scaled_out, send_one(scaled_out, "after-crash", 3.5))
