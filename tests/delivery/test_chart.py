@@ -298,7 +298,14 @@ def test_installed_service_account_may_do_exactly_what_the_operator_needs(
     assert can("create", "deployments.apps")
     assert can("delete", "cronjobs.batch")
     assert not can("get", "secrets")
-    assert not can("create", "pods")
+    # Pods: held only to grant them to the Spark drivers of StreamingWindows with executors (the escalation
+    # check); nothing that reaches into a running pod, and nothing in namespaces it does not watch.
+    assert can("create", "pods")
+    assert not can("patch", "pods") and not can("update", "pods")
+    exec_ = kubectl("auth", "can-i", "create", "pods", "--subresource=exec", "--namespace", namespace, "--as", account,
+                    check=False)
+    assert exec_.stdout.strip() == "no", exec_.stdout
+    assert not can("create", "pods", "kube-system")
     assert not can("watch", "featureviews.streamguard.dev", "kube-system")
     assert can("watch", "customresourcedefinitions.apiextensions.k8s.io") and can("list", "namespaces")
     assert not can("delete", "namespaces") and not can("patch", "customresourcedefinitions.apiextensions.k8s.io")
