@@ -23,6 +23,17 @@ EXECUTOR_POD_TEMPLATE_KEY = "executor-pod.yaml"
 """Key of the job ConfigMap holding the pod template of a streaming job's Spark executors (when it has any)."""
 SPARK_MASTER_ENV = "STREAMGUARD_SPARK_MASTER"
 """The streaming job's Spark master (default ``local[2]``; ``k8s://...`` with executors)."""
+
+
+def spark_master() -> str:
+    return os.environ.get(SPARK_MASTER_ENV, "local[2]")
+
+
+def spark_on_kubernetes() -> bool:
+    """Whether the streaming job runs its executors as pods (``spec.executors``)."""
+    return spark_master().startswith("k8s://")
+
+
 POD_UID_ENV = "POD_UID"
 """The uid of the streaming job's pod (downward API), with executors: it owns them."""
 SPARK_CONF_ENV = "STREAMGUARD_SPARK_CONF"

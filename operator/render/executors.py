@@ -43,10 +43,9 @@ DRIVER_PORT, BLOCK_MANAGER_PORT = 7078, 7079
 MASTER = "k8s://https://$(KUBERNETES_SERVICE_HOST):$(KUBERNETES_SERVICE_PORT)"
 """Expanded by the kubelet from the ``kubernetes`` Service's variables."""
 DRIVER_RULES: list[Manifest] = [
-    {"apiGroups": [""], "resources": ["pods"],
-     "verbs": ["get", "list", "watch", "create", "delete", "deletecollection"]},
-    {"apiGroups": [""], "resources": ["configmaps"],
-     "verbs": ["get", "list", "watch", "create", "delete", "deletecollection"]},
+    {"apiGroups": [""], "resources": [resource],
+     "verbs": ["get", "list", "watch", "create", "delete", "deletecollection"]}
+    for resource in ("pods", "configmaps")
 ]
 """What Spark's driver does through the API server in client mode: create, watch and delete its executor
 pods and their configuration ConfigMap."""

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from kubernetes import client
 
-from streamguard.jobspec import POD_UID_ENV
+from streamguard.jobspec import POD_UID_ENV, spark_on_kubernetes
 from streamguard.kubeclient import api_client, configured
 
 EXECUTOR_LABEL = "spark-role=executor"
@@ -26,10 +26,10 @@ def owned_by(pods: Iterable[client.V1Pod], owner_uid: str) -> list[str]:
 
 
 def remove_leftover_executors(namespace: str) -> list[str]:
-    """Delete the executor pods this pod (``$POD_UID``) owns; the names deleted. Never raises: a failure is
-    logged, and Spark starts regardless."""
+    """With executors on Kubernetes, delete the executor pods this pod (``$POD_UID``) owns; the names deleted.
+    Never raises: a failure is logged, and Spark starts regardless."""
     owner = os.environ.get(POD_UID_ENV)
-    if not owner or not configured():
+    if not spark_on_kubernetes() or not owner or not configured():
         return []
     try:
         core = client.CoreV1Api(api_client())

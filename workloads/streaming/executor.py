@@ -33,16 +33,20 @@ def class_path(spark_home: Path, environ: Mapping[str, str]) -> str:
     return ":".join([str(spark_home / "jars" / "*"), *connectors])
 
 
+def _option_number(name: str) -> int:
+    """The ``n`` of ``SPARK_JAVA_OPT_<n>`` (Spark passes the options in that order); -1 if not a number."""
+    number = name.removeprefix(JAVA_OPTION_PREFIX)
+    return int(number) if number.isdigit() else -1
+
+
 def java_command(java: str, spark_home: Path, environ: Mapping[str, str]) -> list[str]:
     """The executor's JVM command line from Spark's environment (pure). A variable Spark must set and did
     not raises ``KeyError`` naming it."""
-    missing = [name for _, name in ARGUMENTS if not environ.get(name)] + [
-        name for name in ("SPARK_EXECUTOR_MEMORY",) if not environ.get(name)]
+    missing = [name for name in (*(name for _, name in ARGUMENTS), "SPARK_EXECUTOR_MEMORY") if not environ.get(name)]
     if missing:
         raise KeyError(f"not started by Spark on Kubernetes: {', '.join(missing)} unset")
-    options = [environ[name] for name in sorted(
-        (name for name in environ if name.startswith(JAVA_OPTION_PREFIX)),
-        key=lambda name: int(name[len(JAVA_OPTION_PREFIX):]) if name[len(JAVA_OPTION_PREFIX):].isdigit() else -1)]
+    options = [environ[name] for name in sorted((n for n in environ if n.startswith(JAVA_OPTION_PREFIX)),
+                                                key=_option_number)]
     memory = environ["SPARK_EXECUTOR_MEMORY"]
     command = [java, *options, f"-Xms{memory}", f"-Xmx{memory}", "-cp", class_path(spark_home, environ), BACKEND]
     for option, name in ARGUMENTS:

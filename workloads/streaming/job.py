@@ -28,7 +28,7 @@ from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.streaming.query import StreamingQuery
 
 from streamguard.clientsecurity import KafkaEndpoint
-from streamguard.jobspec import SPARK_CONF_ENV, SPARK_MASTER_ENV
+from streamguard.jobspec import SPARK_CONF_ENV, spark_master
 from streamguard.workloads.streaming import checkpoint
 from streamguard.workloads.streaming.dead_letters import (
     ERROR_HEADER,
@@ -90,7 +90,7 @@ def spark_session(app_name: str, hadoop: Mapping[str, str] | None = None) -> Spa
             "STREAMGUARD_SPARK_JARS must list the spark-sql-kafka-0-10, spark-avro and kafka-clients jars"
             + (f" (missing: {', '.join(missing)})" if missing else "")
         )
-    master = os.environ.get(SPARK_MASTER_ENV, "local[2]")
+    master = spark_master()
     if master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the workers that write windows need this environment

@@ -30,7 +30,6 @@ writes the progress record (``window_layout.StreamProgress``) and the ``StreamRu
 """
 
 import logging
-import os
 import signal
 import threading
 import time
@@ -47,7 +46,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 
 from streamguard.clientsecurity import KafkaEndpoint, RegistrySecurity
 from streamguard.contracts.registry import RegistryError, SchemaRegistry
-from streamguard.jobspec import SPARK_MASTER_ENV
+from streamguard.jobspec import spark_on_kubernetes
 from streamguard.onlinestore.client import connect
 from streamguard.workloads.streaming import checkpoint, driver, job, reseed
 from streamguard.workloads.streaming.checkpoint import CheckpointUnavailableError
@@ -139,8 +138,8 @@ def spark_start_failure(error: BaseException) -> str:
     it says nothing), and where to look when the job has executors on Kubernetes."""
     java = getattr(error, "java_exception", None)
     cause = first_line(str(java) if java is not None else f"{type(error).__name__}: {error}")
-    where = " (with executors on Kubernetes, the job pod's log says why its executor pods failed)" if (
-        os.environ.get(SPARK_MASTER_ENV, "").startswith("k8s://")) else ""
+    where = (" (with executors on Kubernetes, the job pod's log says why its executor pods failed)"
+             if spark_on_kubernetes() else "")
     return f"Spark did not start: {cause}{where}; the pod exits and is restarted"
 
 
@@ -567,8 +566,7 @@ class StreamRunner:
             previous = None
         self.tracker = ProgressTracker(previous, None, self.tracker.dead_letters)
         self._publish()
-        if os.environ.get(SPARK_MASTER_ENV, "").startswith("k8s://"):
-            driver.remove_leftover_executors(self.plan.namespace)
+        driver.remove_leftover_executors(self.plan.namespace)
         try:
             spark = job.spark_session(f"streamguard-{self.plan.namespace}-{self.plan.name}",
                                       self.checkpoint.spark_settings())
