@@ -331,8 +331,9 @@ def measure(args: argparse.Namespace, stack: Endpoints, checkout: Path | None = 
     if checkout is not None:
         env["PYTHONPATH"] = str(checkout.resolve())
     log = (work / "job.log").open("wb")
+    # not this checkout's directory: Spark's Python workers (`python -m pyspark.daemon`) put theirs first on sys.path
     job = subprocess.Popen([str(Path(sys.executable).parent / "streamguard"), "workload", "stream", "--config",
-                            str(job_file)], env=env, stdout=log, stderr=subprocess.STDOUT)
+                            str(job_file)], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=work)
     client = redis.Redis.from_url(stack.redis_url)
     watcher = ProbeWatcher(client, store_project(NAMESPACE, project), spec.feature_view)
     watcher.start()

@@ -89,9 +89,16 @@ def coverage_key(project: str, view: str) -> bytes:
     return f"sg-cov:{project}:{view}".encode()
 
 
+COVERAGE_FIELD_PREFIX: dict[Part, str] = {BATCH: "batch", STREAM: "stream.panes"}
+"""The coverage fields of each part. The stream's name its layout: a job before pane aggregation
+(``stream:``) kept no panes in the store, so after an upgrade its coverage does not count and the job
+re-seeds the panes its windows are combined from."""
+
+
 def coverage_fields(part: Part) -> tuple[bytes, bytes]:
     """The ``(generation, since_ms)`` field names of one writer part in the coverage hash."""
-    return f"{part}:generation".encode(), f"{part}:since_ms".encode()
+    prefix = COVERAGE_FIELD_PREFIX[part]
+    return f"{prefix}:generation".encode(), f"{prefix}:since_ms".encode()
 
 
 def new_generation_id() -> str:
@@ -261,8 +268,8 @@ return tonumber(ARGV[3])
 """
 )
 """``KEYS`` = :func:`generation_key`, :func:`coverage_key`; ``ARGV`` = the generation the writer seeded,
-its part (``batch``/``stream``), ``since_ms``. Returns the coverage's ``since_ms`` (the first one of
-this generation), or nil when that generation is no longer current (nothing written)."""
+its part's field prefix (:data:`COVERAGE_FIELD_PREFIX`), ``since_ms``. Returns the coverage's ``since_ms``
+(the first one of this generation), or nil when that generation is no longer current (nothing written)."""
 
 
 def parse_ensure_reply(reply: object) -> tuple[str, bool]:

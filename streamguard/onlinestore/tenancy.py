@@ -34,7 +34,7 @@ DEFAULT_NAMESPACE = "default"
 _NAMESPACE = re.compile(NAME_PATTERN)
 _PROJECT = re.compile(PROJECT_PATTERN)
 _DASH = "D"
-_PREFIXED = (b"sgw:", b"sgw-hb:", b"sg-fresh:", b"sg-cov:", b"streamguard:materialize:")
+_PREFIXED = (b"sgw:", b"sgp:", b"sgw-hb:", b"sg-fresh:", b"sg-cov:", b"streamguard:materialize:")
 """Keys that start with ``<prefix><store project>:`` (see the layout modules)."""
 
 

@@ -11,6 +11,7 @@ import redis
 
 from streamguard.onlinestore.generation import (
     COMMIT_COVERAGE,
+    COVERAGE_FIELD_PREFIX,
     ENSURE_GENERATION,
     Coverage,
     Generation,
@@ -57,7 +58,7 @@ def commit_coverage(
         generation_key(project),
         coverage_key(project, view),
         generation,
-        part,
+        COVERAGE_FIELD_PREFIX[part],
         since_ms,
     )
     return None if reply is None else int(cast(int, reply))

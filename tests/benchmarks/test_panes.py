@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from benchmarks.onlinestore.panes import as_of, combine, fold
 from streamguard.api.streamingwindow import AvroContract, KafkaSource, StreamingWindowSpec, Window
 from streamguard.windows import WindowShape, aggregate
-from tests.workloads.streaming.support import ONE_OF_EACH, expected_windows
+from tests.workloads.streaming.support import ONE_OF_EACH, RANDOM_EVENTS, expected_windows
 
 SECOND = 1000
 FUNCTIONS = [a.function for a in ONE_OF_EACH]
@@ -32,15 +32,6 @@ SPEC = StreamingWindowSpec(
     aggregations=ONE_OF_EACH,
 )
 
-events_strategy = st.lists(
-    st.tuples(
-        st.sampled_from(["a", "b"]),
-        # whole seconds or a millisecond next to one: on pane and window boundaries
-        st.integers(0, 20).flatmap(lambda s: st.sampled_from([s * SECOND + d for d in (-1, 0, 1, 500)])),
-        st.one_of(st.none(), st.floats(-1e3, 1e3, allow_nan=False).map(lambda v: round(v, 2))),
-    ),
-    max_size=40,
-)
 
 
 def _values(amount: float | None) -> list[float | None]:
@@ -58,7 +49,7 @@ def _same(expected: Sequence[object], got: Sequence[object]) -> bool:
 
 
 @settings(max_examples=300, deadline=None)
-@given(events=events_strategy, cuts=st.lists(st.integers(1, 6), min_size=1, max_size=20),
+@given(events=RANDOM_EVENTS, cuts=st.lists(st.integers(1, 6), min_size=1, max_size=20),
        delay=st.integers(0, 5 * SECOND))
 @example(  # a straggler for a window the previous batch's watermark closed, counted in the later windows
     events=[("a", 10 * SECOND, 1.0), ("a", 2 * SECOND, 5.0), ("a", 2 * SECOND, 7.0)], cuts=[1, 1, 1], delay=SECOND)
@@ -96,7 +87,7 @@ def test_open_windows_from_panes_equal_the_oracle(
 
 
 @settings(max_examples=200, deadline=None)
-@given(events=events_strategy, t=st.integers(0, 25 * SECOND))
+@given(events=RANDOM_EVENTS, t=st.integers(0, 25 * SECOND))
 def test_serving_read_from_panes_follows_the_time_rule(events: list[tuple[str, int, float | None]], t: int) -> None:
     arrived = [(k, ts, a) for k, ts, a in events if ts < t]  # at t the stream holds the events before t
     for shape in SHAPES.values():

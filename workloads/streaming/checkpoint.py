@@ -116,6 +116,19 @@ class Checkpoint:
             raise self._unavailable(error) from error
         return [Path(info.path).name for info in found if info.type == pafs.FileType.File]
 
+    def remove(self, relative: str) -> None:
+        """Delete the folder ``relative`` with everything under it (nothing when it does not exist)."""
+        try:
+            self.filesystem.delete_dir(self._path(relative))
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            if not self.remote:
+                raise
+            if "not found" in str(error).lower() or "nosuchkey" in str(error).lower():
+                return
+            raise self._unavailable(error) from error
+
     def probe(self) -> None:
         """Raise :class:`CheckpointUnavailableError` unless the store answers (one cheap request; a local
         folder always answers)."""

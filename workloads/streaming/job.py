@@ -1,15 +1,16 @@
 """The Spark Structured Streaming queries of a StreamingWindow.
 
-``windows``: Kafka -> Confluent decode -> ``withWatermark(event time)`` -> every sliding window of the spec
--> aggregations -> ``update`` mode ``foreachBatch`` -> Redis from the executors (idempotent overwrites).
+``windows``: Kafka -> Confluent decode -> ``withWatermark(event time)`` -> one pane per distinct slide of the spec
+-> partial aggregations -> ``update`` mode ``foreachBatch`` -> Redis from the executors: the panes, and the windows
+combined from them (``panes``; idempotent overwrites).
 
 ``dead-letters``: the same records, keeping only those that cannot be decoded -> ``<topic>.dlq`` with
 headers saying why and where they came from.
 
-All windows of the spec are computed by one stateful aggregation: each event is expanded into the
-``(window, end)`` pairs containing it (``streamguard.windows.WindowShape.ends_containing``), and the
-window struct carries Spark's event-time watermark metadata, exactly as Spark's own ``window()`` does,
-so Spark drops an event only from windows whose end the watermark has passed and evicts closed windows.
+All panes are computed by one stateful aggregation: each event is expanded into the pane of each distinct slide
+containing it, and the pane struct carries Spark's event-time watermark metadata, exactly as Spark's own
+``window()`` does, with its end at the close of the longest window containing the pane: Spark drops an event only
+when every window containing it has closed, and evicts a pane no open window contains.
 """
 
 import json
@@ -39,8 +40,10 @@ from streamguard.workloads.streaming.dead_letters import (
     UNREADABLE_ID_REASON,
 )
 from streamguard.workloads.streaming.decode import UNKNOWN_ID_MARKER, WriterSchemas, below, decoded_col, schema_id_col
-from streamguard.workloads.streaming.plan import AggregationPlan, StreamPlan, WindowPlan
-from streamguard.workloads.streaming.sink import END, KEY, SUFFIX, WRITTEN, write_batches
+from streamguard.workloads.streaming.offsets import DEAD_LETTERS, WINDOWS
+from streamguard.workloads.streaming.panes import KEY, NEVER, PANE, SLIDE, partial_columns
+from streamguard.workloads.streaming.plan import StreamPlan
+from streamguard.workloads.streaming.sink import WRITTEN, write_batches
 from streamguard.workloads.streaming.verdicts import Segment
 
 DEAD_LETTER_TRIGGER_MS = 15_000
@@ -213,32 +216,15 @@ def checked(source: DataFrame, schemas: WriterSchemas, plan: StreamPlan) -> Data
     return with_event.withColumn("error", check_col(F.col("event"), schemas, plan))
 
 
-def _aggregate(agg: AggregationPlan) -> Column:
-    if agg.function == "count":
-        return F.count(F.lit(1)).alias(agg.name)
-    column = F.col(f"v_{agg.field}")
-    if agg.function == "sum":
-        return F.coalesce(F.sum(column), F.lit(0)).alias(agg.name)
-    functions: dict[str, Callable[[Column], Column]] = {"avg": F.avg, "min": F.min, "max": F.max}
-    return functions[agg.function](column).alias(agg.name)
+def _partial(function: str, part: str, field: str | None) -> Column:
+    if part == "n":
+        return F.count(F.lit(1)) if function == "count" else F.count(F.col(f"v_{field}"))
+    column = F.col(f"v_{field}")
+    return {"s": F.sum, "m": F.min if function == "min" else F.max}[part](column)
 
 
-def _window_of(window: WindowPlan, ts_ms: Column) -> Callable[[Column], Column]:
-    """``k -> (suffix, length, end)`` of the k-th window containing an event at ``ts_ms``."""
-    first_end = ts_ms - F.pmod(ts_ms, F.lit(window.slide_ms)) + F.lit(window.slide_ms)
-
-    def nth(k: Column) -> Column:
-        return F.struct(
-            F.lit(window.suffix).alias("suffix"),
-            F.lit(window.length_ms).cast("long").alias("length_ms"),
-            (first_end + k * F.lit(window.slide_ms)).alias("end_ms"),
-        )
-
-    return nth
-
-
-def windowed(events: DataFrame, plan: StreamPlan) -> DataFrame:
-    """Good decoded rows -> one row per (entity, window suffix, window end) with the aggregations."""
+def paned(events: DataFrame, plan: StreamPlan) -> DataFrame:
+    """Good decoded rows -> one row per (entity, slide, pane) with the partial aggregates (``panes``)."""
     key_type = "long" if plan.join_key_type == "INT64" else "string"
     fields = sorted({a.field for a in plan.aggregations if a.field})
     base = events.where(F.col("error").isNull()).select(
@@ -248,16 +234,21 @@ def windowed(events: DataFrame, plan: StreamPlan) -> DataFrame:
     )
     watermarked = base.withWatermark("event_time", f"{plan.watermark_ms} milliseconds")
     ts = F.unix_millis(F.col("event_time"))
-    pairs = [F.transform(F.sequence(F.lit(0), F.lit(w.count - 1)), _window_of(w, ts)) for w in plan.windows]
-    exploded = watermarked.select(KEY, *[f"v_{f}" for f in fields], F.explode(F.concat(*pairs)).alias("w"))
-    window_struct = F.struct(
-        F.timestamp_millis(F.col("w.end_ms") - F.col("w.length_ms")).alias("start"),
-        F.timestamp_millis(F.col("w.end_ms")).alias("end"),
+    every = F.array(*[
+        F.struct(F.lit(i).alias("slide"), (ts - F.pmod(ts, F.lit(slide))).alias("start"),
+                 F.lit(plan.longest(slide)).cast("long").alias("kept"))
+        for i, slide in enumerate(plan.slides)
+    ])
+    exploded = watermarked.select(KEY, *[f"v_{f}" for f in fields], F.explode(every).alias("p"))
+    pane_struct = F.struct(
+        F.timestamp_millis(F.col("p.start")).alias("start"),
+        F.timestamp_millis(F.col("p.start") + F.col("p.kept")).alias("end"),
     ).alias("window", metadata={WATERMARK_DELAY_KEY: plan.watermark_ms})
-    keyed = exploded.select(KEY, F.col("w.suffix").alias(SUFFIX), window_struct, *[f"v_{f}" for f in fields])
-    grouped = keyed.groupBy(KEY, SUFFIX, "window").agg(*[_aggregate(a) for a in plan.aggregations])
-    return grouped.select(KEY, SUFFIX, F.unix_millis(F.col("window.end")).alias(END),
-                          *[a.name for a in plan.aggregations])
+    keyed = exploded.select(KEY, F.col("p.slide").alias(SLIDE), pane_struct, *[f"v_{f}" for f in fields])
+    partials = [_partial(agg.function, part, agg.field).alias(name) for name, agg, part in partial_columns(plan)]
+    grouped = keyed.groupBy(KEY, SLIDE, "window").agg(*partials)
+    return grouped.select(KEY, SLIDE, F.unix_millis(F.col("window.start")).alias(PANE),
+                          *[name for name, _, _ in partial_columns(plan)])
 
 
 def dead_letters(events: DataFrame) -> DataFrame:
@@ -278,11 +269,11 @@ def dead_letters(events: DataFrame) -> DataFrame:
     )
 
 
-def replay_windows(spark: SparkSession, plan: StreamPlan, kafka: KafkaEndpoint, schemas: WriterSchemas,
-                   ranges: Mapping[int, tuple[int, int]]) -> DataFrame:
-    """Every window of the records in ``ranges``, aggregated as the stream does (a batch query ignores the
+def replay_panes(spark: SparkSession, plan: StreamPlan, kafka: KafkaEndpoint, schemas: WriterSchemas,
+                 ranges: Mapping[int, tuple[int, int]]) -> DataFrame:
+    """Every pane of the records in ``ranges``, aggregated as the stream does (a batch query ignores the
     watermark: it keeps events the stream dropped as late; docs/online-store.md)."""
-    return windowed(checked(kafka_range(spark, plan, kafka, ranges), schemas, plan), plan)
+    return paned(checked(kafka_range(spark, plan, kafka, ranges), schemas, plan), plan)
 
 
 BatchHandler = Callable[[DataFrame, int], None]
@@ -304,14 +295,14 @@ def _start(frame: DataFrame, plan: StreamPlan, query: str, mode: str, trigger_ms
 def start_windows(spark: SparkSession, plan: StreamPlan, kafka: KafkaEndpoint, schemas: WriterSchemas,
                   handle: BatchHandler, starting_timestamp_ms: int | None) -> StreamingQuery:
     source = kafka_source(spark, plan, kafka, starting_timestamp_ms, plan.trigger_ms)
-    return _start(windowed(checked(source, schemas, plan), plan), plan, "windows", "update", plan.trigger_ms, handle)
+    return _start(paned(checked(source, schemas, plan), plan), plan, WINDOWS, "update", plan.trigger_ms, handle)
 
 
 def start_dead_letters(spark: SparkSession, plan: StreamPlan, kafka: KafkaEndpoint, schemas: WriterSchemas,
                        handle: BatchHandler, starting_timestamp_ms: int | None) -> StreamingQuery:
     trigger_ms = max(plan.trigger_ms, DEAD_LETTER_TRIGGER_MS)
     source = kafka_source(spark, plan, kafka, starting_timestamp_ms, trigger_ms)
-    return _start(dead_letters(checked(source, schemas, plan)), plan, "dead-letters", "append", trigger_ms, handle)
+    return _start(dead_letters(checked(source, schemas, plan)), plan, DEAD_LETTERS, "append", trigger_ms, handle)
 
 
 def write_dead_letters(frame: DataFrame, kafka: KafkaEndpoint, topic: str) -> tuple[int, dict[str, int]]:
@@ -328,15 +319,18 @@ def write_dead_letters(frame: DataFrame, kafka: KafkaEndpoint, topic: str) -> tu
         frame.unpersist()
 
 
-def write_windows(frame: DataFrame, plan: StreamPlan, redis_url: str) -> int:
-    """Write a batch's windows to the store from the executors (``sink.write_batches``); how many. Nothing but
-    each partition's count reaches the driver."""
+def write_windows(frame: DataFrame, plan: StreamPlan, redis_url: str, watermark_ms: int,
+                  floor_ms: int) -> tuple[int, int]:
+    """Write a batch's changed panes, and the windows they change, to the store from the executors
+    (``sink.write_batches``): how many windows, and how many closed ones the batch's events missed. Nothing but
+    each partition's counts reaches the driver."""
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        return write_batches(plan, redis_url, batches)
+        return write_batches(plan, redis_url, watermark_ms, floor_ms, batches)
 
-    total = frame.mapInArrow(write, from_arrow_schema(WRITTEN)).agg(F.sum("written").alias("written")).collect()
-    return int(total[0]["written"] or 0)
+    totals = frame.mapInArrow(write, from_arrow_schema(WRITTEN)).agg(
+        F.sum("written").alias("written"), F.sum("missed").alias("missed")).collect()[0]
+    return int(totals["written"] or 0), int(totals["missed"] or 0)
 
 
 def warm_up(spark: SparkSession, plan: StreamPlan, schemas: WriterSchemas, redis_url: str,
@@ -353,7 +347,7 @@ def warm_up(spark: SparkSession, plan: StreamPlan, schemas: WriterSchemas, redis
             spark.sparkContext._jsc.hadoopConfiguration())  # no request made
     frame = spark.createDataFrame([(None, b"warm-up", plan.topic, 0, 0, datetime.now(UTC), 0, [])], KAFKA_COLUMNS)
     steps: list[Callable[[], object]] = [
-        lambda: write_windows(windowed(checked(frame, schemas, plan), plan), plan, redis_url),
+        lambda: write_windows(paned(checked(frame, schemas, plan), plan), plan, redis_url, NEVER, NEVER),
         lambda: arrow_columns(dead_letters(checked(frame, schemas, plan)).groupBy("error").count()),
     ]
     for step in steps:

@@ -39,10 +39,13 @@ class StreamMetrics:
         self.watermark = family.gauge("streamguard_stream_watermark_timestamp_seconds",
                                       "Current event-time watermark (seconds since the epoch).").labels(*labels)
         self.late_dropped = family.counter("streamguard_stream_late_groups_dropped",
-                                           "Partial aggregates (entity x closed window x input partition of a batch) "
-                                           "Spark dropped as later than the watermark (numRowsDroppedByWatermark): "
-                                           "not a count of events; above 0, at least one event was dropped from at "
-                                           "least one closed window.").labels(*labels)
+                                           "Partial aggregates (entity x pane x input partition of a batch) Spark "
+                                           "dropped because every window containing the pane had closed "
+                                           "(numRowsDroppedByWatermark): not a count of events.").labels(*labels)
+        self.late_windows = family.counter("streamguard_stream_late_windows_missed",
+                                           "(entity, window) pairs a batch's events missed because the window had "
+                                           "closed while a longer one containing their pane was still open."
+                                           ).labels(*labels)
         self.dead_letters = family.counter("streamguard_stream_dead_letter_events",
                                            "Records that could not be decoded, sent to the dead-letter topic."
                                            ).labels(*labels)

@@ -19,10 +19,15 @@ from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-d
 
 from streamguard.clientsecurity import KafkaEndpoint, Refusals
 from streamguard.workloads.streaming import checkpoint
+from streamguard.workloads.streaming.panes import state_shape
 from streamguard.workloads.streaming.plan import StreamPlan
 
 log = logging.getLogger(__name__)
 START_FILE = "start.json"
+STATE_FILE = "windows-state.json"
+"""The state shape the windows query's checkpoint was begun for (:func:`replace_stale_state`)."""
+WINDOWS, DEAD_LETTERS = "windows", "dead-letters"
+"""The queries, and their folders under the checkpoint."""
 TIMEOUT_S = 10.0
 ADMIN_CONFIG: dict[str, str | int] = {"reconnect.backoff.ms": 500, "reconnect.backoff.max.ms": 1000}
 """The job's admin clients (librdkafka): reconnect to a broker at most a second apart. librdkafka's default
@@ -64,26 +69,45 @@ def complete_from(start_ms: int | None, now_ms: int, retained: Mapping[int, tupl
     return bound
 
 
-def has_checkpoint(checkpoint_dir: str, query: str = "windows") -> bool:
+def has_checkpoint(checkpoint_dir: str, query: str = WINDOWS) -> bool:
     """True when ``query`` has committed or planned a batch (Spark then ignores the starting options)."""
     return bool(checkpoint.at(checkpoint_dir).names(f"{query}/offsets"))
 
 
-def batch_end_offsets(checkpoint_dir: str, batch_id: int, topic: str, query: str = "windows") -> dict[int, int]:
-    """Partition -> end offset of batch ``batch_id`` of ``query``, from Spark's offset log (written before the
-    batch runs: ``v1``, a metadata line, then one line per source, ``{"<topic>": {"<partition>": offset}}``)."""
+def _offset_log(checkpoint_dir: str, batch_id: int, query: str) -> tuple[str, list[str]]:
+    """The path and lines of Spark's offset log entry of ``batch_id`` (written before the batch runs: ``v1``, a
+    metadata line, then one line per source, ``{"<topic>": {"<partition>": offset}}``)."""
     path = f"{query}/offsets/{batch_id}"
     text = checkpoint.at(checkpoint_dir).read_text(path)
     if text is None:
         raise FileNotFoundError(f"{checkpoint_dir}/{path}: no such offset log entry")
-    for line in text.splitlines()[2:]:
+    return f"{checkpoint_dir}/{path}", text.splitlines()
+
+
+def batch_end_offsets(checkpoint_dir: str, batch_id: int, topic: str, query: str = WINDOWS) -> dict[int, int]:
+    """Partition -> end offset of batch ``batch_id`` of ``query``, from Spark's offset log."""
+    path, lines = _offset_log(checkpoint_dir, batch_id, query)
+    for line in lines[2:]:
         try:
             source = json.loads(line)
         except ValueError:
             continue
         if isinstance(source, dict) and isinstance(source.get(topic), dict):
             return {int(p): int(o) for p, o in source[topic].items()}
-    raise ValueError(f"{checkpoint_dir}/{path}: no offsets of topic {topic}")
+    raise ValueError(f"{path}: no offsets of topic {topic}")
+
+
+def late_watermark(checkpoint_dir: str, batch_id: int, query: str = WINDOWS) -> int:
+    """The watermark batch ``batch_id`` filters late events with: Spark's previous batch's (the watermark the
+    batch itself sets is for evicting state), or its own for the first batch of a checkpoint."""
+    try:
+        path, lines = _offset_log(checkpoint_dir, batch_id - 1, query)
+    except FileNotFoundError:
+        path, lines = _offset_log(checkpoint_dir, batch_id, query)
+    try:
+        return int(json.loads(lines[1])["batchWatermarkMs"])
+    except (IndexError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: no batchWatermarkMs in its metadata line") from error
 
 
 def planned_ends(checkpoint_dir: str, topic: str, queries: Iterable[str]) -> dict[int, int]:
@@ -172,6 +196,26 @@ class TopicProbe:
         low = self._list(partitions, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
         first = self._list(partitions, OffsetSpec.for_timestamp(0))
         return {p: (low[p][0], first[p][1] if first[p][0] >= 0 else None) for p in partitions}
+
+
+def replace_stale_state(plan: StreamPlan) -> bool:
+    """Delete the windows query's checkpoint when it was begun for another state shape (``panes.state_shape``:
+    before pane aggregation, or with other slides, partial aggregates or key); whether it did. Its state rows
+    would not mean what this job reads them as, so the query starts anew, from where a job without a checkpoint
+    starts (:func:`plan_start`); the dead-letter query keeps its checkpoint."""
+    location = checkpoint.at(plan.checkpoint_dir)
+    shape = json.dumps(state_shape(plan), sort_keys=True)
+    recorded = location.read_text(STATE_FILE)
+    if recorded is not None and json.dumps(json.loads(recorded), sort_keys=True) == shape:
+        return False
+    stale = has_checkpoint(plan.checkpoint_dir)
+    if stale:
+        log.warning("the windows checkpoint of %s was begun for another state shape (%s, now %s): it starts anew",
+                    plan.ref, recorded or "before pane aggregation", shape)
+        for folder in ("state", "commits", "sources", ""):  # the offset log last: until it is gone, this runs again
+            location.remove(f"{WINDOWS}/{folder}".rstrip("/"))
+    location.write_text(STATE_FILE, shape)
+    return stale
 
 
 def plan_start(plan: StreamPlan, probe: TopicProbe, partitions: list[int], now_ms: int) -> Start:

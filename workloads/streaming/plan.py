@@ -6,12 +6,14 @@ have) is a :class:`StreamSpecError` naming the resource and the field, raised be
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from streamguard.api.durations import parse_duration
 from streamguard.api.streamingwindow import RECORDS_PER_TRIGGER_SECOND
 from streamguard.contracts.compatibility import SchemaParseError, parse
 from streamguard.contracts.fields import field_types, is_numeric
 from streamguard.jobspec import StreamJob
+from streamguard.onlinestore.feast_layout import EntityValue, serialize_entity_key
 from streamguard.onlinestore.tenancy import store_project
 from streamguard.onlinestore.window_layout import expiry_ms
 from streamguard.windows import WindowShape
@@ -41,6 +43,8 @@ class AggregationPlan:
     name: str
     function: str
     field: str | None
+    integral: bool = True
+    """The aggregate is a whole number: a count, or the sum, min or max of an ``int`` or ``long`` field."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,20 @@ class StreamPlan:
     dead_letter_max_ratio: float = 0.01
     dead_letter_window_ms: int = 60_000
     unknown_schema_grace_ms: int = 120_000
+
+    @property
+    def slides(self) -> tuple[int, ...]:
+        """The distinct slides of the windows, ascending: one pane series each (``panes``)."""
+        return tuple(sorted({w.slide_ms for w in self.windows}))
+
+    def entity_key(self, raw: Any) -> bytes:
+        """The serialized Feast entity key of a key column value (an ``int`` for an ``INT64`` join key)."""
+        value: EntityValue = int(raw) if self.join_key_type == "INT64" else str(raw)
+        return serialize_entity_key({self.join_key: value})
+
+    def longest(self, slide_ms: int) -> int:
+        """The longest window with slide ``slide_ms``: a pane of that slide is needed while one contains it."""
+        return max(w.length_ms for w in self.windows if w.slide_ms == slide_ms)
 
 
 def _ms(text: str, where: str, ref: str) -> int:
@@ -132,7 +150,9 @@ def build(job: StreamJob) -> StreamPlan:
                     f"StreamingWindow {ref}: {where}: {agg.field!r} is {'/'.join(types[agg.field])}, "
                     f"not numeric ({agg.function} needs int, long, float or double)"
                 )
-        aggregations.append(AggregationPlan(agg.name, agg.function, agg.field if agg.function != "count" else None))
+        field = agg.field if agg.function != "count" else None
+        integral = agg.function == "count" or (agg.function != "avg" and types[str(field)][0] in ("int", "long"))
+        aggregations.append(AggregationPlan(agg.name, agg.function, field, integral))
     watermark = _ms(spec.watermark, "spec.watermark", ref)
     trigger_ms = _ms(spec.trigger_interval, "spec.triggerInterval", ref)
     windows = []

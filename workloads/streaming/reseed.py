@@ -9,9 +9,11 @@ a Redis restart or failover, an eviction, or a first start), the batch re-seeds 
 * a **bounded batch replay** of the topic from, per partition, the first offset whose timestamp is at or after
   ``since`` (a record's Kafka timestamp is not before its event time, as ``offsets.py`` already assumes) up to
   the end offsets of the batch being written (Spark's offset log), aggregated as the stream aggregates;
-* its windows that start at or after ``since`` are written as absolute values (:func:`starting_from`), then the
-  batch's own windows overwrite those it changed (Spark's state, also absolute), then ``COMMIT_COVERAGE(stream,
-  since)``.
+* its panes that start at or after ``since`` are written as absolute values (:func:`starting_from`), with every
+  window starting at or after ``since`` that contains one (closed or open, as the replay saw them), then the
+  batch's own panes overwrite those it changed (Spark's state, also absolute) and rewrite their open windows,
+  then ``COMMIT_COVERAGE(stream, since)``. From then on the job writes no window starting before ``since``
+  (the store's ``floor``): the store lacks panes of Spark's state from before it.
 
 The replay runs inside the batch, before the batch writes, and ends where the batch ends: no later batch can
 have written a newer value that it would overwrite, and every write is a whole value, so nothing is counted
@@ -29,8 +31,8 @@ import redis
 
 from streamguard.onlinestore.generation import STREAM
 from streamguard.onlinestore.writers import commit_coverage, ensure_generation, read_coverage
+from streamguard.workloads.streaming.panes import NEVER, PANE
 from streamguard.workloads.streaming.plan import StreamPlan
-from streamguard.workloads.streaming.sink import END, SUFFIX
 
 
 class GenerationEndedError(RuntimeError):
@@ -54,12 +56,10 @@ def replay_ranges(starts: Mapping[int, int | None], ends: Mapping[int, int]) -> 
     return out
 
 
-def starting_from(plan: StreamPlan, columns: Mapping[str, Sequence[Any]], since_ms: int) -> dict[str, list[Any]]:
-    """The rows of an aggregated frame (column-wise) whose window starts at or after ``since_ms``: the replay
-    holds every record of those; a window starting earlier would be written short."""
-    length = {w.suffix: w.length_ms for w in plan.windows}
-    keep = [row for row, (suffix, end) in enumerate(zip(columns[SUFFIX], columns[END], strict=True))
-            if int(end) - length[str(suffix)] >= since_ms]
+def starting_from(columns: Mapping[str, Sequence[Any]], since_ms: int) -> dict[str, list[Any]]:
+    """The rows of a pane frame (column-wise) whose pane starts at or after ``since_ms``: the replay holds every
+    record of those; a pane starting earlier would be written short."""
+    keep = [row for row, start in enumerate(columns[PANE]) if int(start) >= since_ms]
     return {name: [values[row] for row in keep] for name, values in columns.items()}
 
 
@@ -70,6 +70,9 @@ class WindowSeeder:
         self.client = client
         self.plan = plan
         self.seeded: str | None = None
+        self.floor_ms = NEVER
+        """The first pane start from which the store holds every pane of Spark's state (``panes``): since the
+        re-seed of the generation, or the coverage's ``since`` when an earlier run of the job seeded it."""
 
     def check(self, now_ms: int) -> str | None:
         """``None`` when the windows are whole in the current generation; else the generation to re-seed."""
@@ -79,11 +82,14 @@ class WindowSeeder:
         coverage = read_coverage(self.client, self.plan.project, self.plan.view, STREAM)
         if coverage is not None and coverage.generation == generation:
             self.seeded = generation  # an earlier run of the job seeded it; the checkpoint replays the rest
+            self.floor_ms = coverage.since_ms
             return None
         return generation
 
-    def commit(self, generation: str, since_ms: int) -> int:
-        """Record the stream coverage of the re-seeded ``generation``; its ``since_ms`` (the first one of it)."""
+    def commit(self, generation: str, since_ms: int, replayed: bool) -> int:
+        """Record the stream coverage of the re-seeded ``generation``; its ``since_ms`` (the first one of it).
+        A generation seeded by a replay holds the panes since then; one seeded by a new checkpoint's first
+        batch holds every pane of Spark's state."""
         since = commit_coverage(self.client, self.plan.project, self.plan.view, STREAM, generation, since_ms)
         if since is None:
             raise GenerationEndedError(
@@ -91,4 +97,5 @@ class WindowSeeder:
                 "restarted, failed over or evicted); the batch runs again and re-seeds the new one"
             )
         self.seeded = generation
+        self.floor_ms = since if replayed else NEVER
         return since

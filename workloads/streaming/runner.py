@@ -54,14 +54,19 @@ from streamguard.workloads.streaming.decode import WriterSchemas, unknown_ids
 from streamguard.workloads.streaming.metrics import StreamMetrics
 from streamguard.workloads.streaming.offsets import (
     ADMIN_CONFIG,
+    DEAD_LETTERS,
+    WINDOWS,
     Start,
     TopicMissingError,
     TopicProbe,
     batch_end_offsets,
+    late_watermark,
     plan_start,
     planned_ends,
     reached,
+    replace_stale_state,
 )
+from streamguard.workloads.streaming.panes import NEVER
 from streamguard.workloads.streaming.plan import StreamPlan
 from streamguard.workloads.streaming.progress import (
     CHECKPOINT_UNAVAILABLE,
@@ -101,7 +106,6 @@ DEAD_LETTERS_HOLD_S = 60.0
 """A dead-letter batch waits at most this long for the windows query to have written the records it reads."""
 WAITING_LOG_S = 30.0
 """While the job waits for a dependency, the same reason is logged again at most this often."""
-WINDOWS, DEAD_LETTERS = "windows", "dead-letters"
 """The job's two queries."""
 DEPENDENCY_AWAY = frozenset({KAFKA_UNAVAILABLE, STORE_UNAVAILABLE, TOPIC_MISSING, CHECKPOINT_UNAVAILABLE})
 """Query failures caused by an away dependency: the queries restart as soon as ``_prepare`` finds it back."""
@@ -196,9 +200,11 @@ class StreamRunner:
             generation = self.seeder.check(now_ms())
             reseeded = None if generation is None else (generation, self._reseed(frame.sparkSession, batch_id))
             seeded = time.monotonic()
-            written = job.write_windows(frame, self.plan, self.endpoints.redis_url)
+            floor = self.seeder.floor_ms if reseeded is None or batch_id == 0 else reseeded[1]
+            written, missed = job.write_windows(frame, self.plan, self.endpoints.redis_url,
+                                                late_watermark(self.plan.checkpoint_dir, batch_id), floor)
             if reseeded is not None:
-                since = self.seeder.commit(*reseeded)
+                since = self.seeder.commit(*reseeded, replayed=batch_id > 0)
                 log.info("batch %d: windows of %s whole in the store's generation %s since event time %d",
                          batch_id, self.plan.view, reseeded[0], since)
         except reseed.GenerationEndedError as error:
@@ -216,6 +222,7 @@ class StreamRunner:
                                         "offsets committed and no progress"))
             raise
         self.metrics.windows_written.inc(written)
+        self.metrics.late_windows.inc(missed)
         self._windows_written = batch_end_offsets(self.plan.checkpoint_dir, batch_id, self.plan.topic)
         self._last_write = (f"batch {batch_id} wrote {written} windows (re-seed check {seeded - started:.2f}s, "
                             f"Spark and Redis {time.monotonic() - seeded:.2f}s)")
@@ -229,9 +236,8 @@ class StreamRunner:
         since = reseed.replay_since(self.plan, now_ms(), complete)
         end = batch_end_offsets(self.plan.checkpoint_dir, batch_id, self.plan.topic)
         ranges = reseed.replay_ranges(self.probe.offsets_for_time(sorted(end), since), end)
-        replay = job.arrow_columns(job.replay_windows(spark, self.plan, self.endpoints.kafka,
-                                                      self.schemas, ranges))
-        written = self.sink.write(reseed.starting_from(self.plan, replay, since))
+        replay = job.arrow_columns(job.replay_panes(spark, self.plan, self.endpoints.kafka, self.schemas, ranges))
+        written, _ = self.sink.write_panes(reseed.starting_from(replay, since), NEVER, since)
         seconds = time.monotonic() - began
         self.metrics.reseeded(seconds)
         log.info("batch %d: re-seeded %d windows of %s from %d records (event time %d on) in %.1fs", batch_id,
@@ -346,6 +352,7 @@ class StreamRunner:
                     self.resolver.resolve(self.resolver.subject_ids())
                     self._subject_resolved = True
                 self.checkpoint.probe()
+                replace_stale_state(self.plan)
                 if not self._verdicts_loaded:
                     self.verdicts = VerdictLog.load(self.plan.checkpoint_dir)
                     self.schemas.segments = self.verdicts.segments

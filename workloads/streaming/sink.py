@@ -1,16 +1,16 @@
-"""Writing window aggregates into Redis in the window layout (``streamguard.onlinestore.window_layout``).
+"""Writing to Redis: the job's panes and the windows combined from them (``panes``), and the window layout itself.
 
-Spark's ``update`` mode hands every changed window with its *full* aggregate, and ``foreachBatch`` is
-at-least-once, so each write is an overwrite of the whole hash (fields of null aggregates removed): a
+Spark's ``update`` mode hands every changed pane with its *full* partial aggregates, and ``foreachBatch`` is
+at-least-once, so each write is an overwrite (of the pane, and of every window recomputed from the panes): a
 replayed batch writes the same values again instead of adding them twice.
-
-A batch touches up to (entities x windows per event) hashes, each needing HSET + PEXPIRE (+ HDEL), so
-the writes go through one small Lua script per chunk of windows, all chunks pipelined: one round trip per
-batch of windows instead of thousands of client-side commands.
 
 The streaming job writes from Spark's executors (:func:`write_batches`, a ``mapInArrow`` function): each
 partition's Arrow batches go to Redis from the Python worker that holds them, over one connection pool per
-worker process (``streamguard.onlinestore.client.shared``), and only a count returns to the driver.
+worker process (``streamguard.onlinestore.client.shared``), a bounded number of entities per script call, all calls
+pipelined, and only a count returns to the driver.
+
+:meth:`RedisSink.write` writes given windows whole (``WRITE_WINDOWS``, HSET + PEXPIRE + HDEL per window):
+the writer the serving and store tests stand in for the job with.
 """
 
 import time
@@ -22,7 +22,6 @@ import pyarrow as pa
 import redis
 
 from streamguard.onlinestore.client import shared
-from streamguard.onlinestore.feast_layout import EntityValue, serialize_entity_key
 from streamguard.onlinestore.window_layout import (
     StreamProgress,
     encode_number,
@@ -30,16 +29,17 @@ from streamguard.onlinestore.window_layout import (
     window_infix,
     window_key_of,
 )
+from streamguard.workloads.streaming import panes
 from streamguard.workloads.streaming.plan import StreamPlan
 
 KEY, SUFFIX, END = "entity", "suffix", "end_ms"
-"""Columns of the aggregated frame besides the aggregation names."""
+"""Columns of a window frame (:meth:`RedisSink.write`) besides the aggregation names."""
 
 NULL = b""
 """How a null aggregate travels to the script (encoded numbers are never empty)."""
-WRITTEN = pa.schema([("written", pa.int64())])
-"""The schema of what :func:`write_batches` returns: how many windows a partition wrote (Spark's is derived
-from it, ``from_arrow_schema``)."""
+WRITTEN = pa.schema([("written", pa.int64()), ("missed", pa.int64())])
+"""The schema of what :func:`write_batches` returns: how many windows a partition wrote, and how many closed
+windows its panes' new events missed (:meth:`RedisSink.write_panes`; Spark's schema is ``from_arrow_schema``)."""
 FULL, AWAY = "full", "away"
 """How a store write failed (:func:`store_failure`): refused for lack of memory, or Redis unreachable."""
 _MARKS = {FULL: "streamguard-store-full: ", AWAY: "streamguard-store-away: "}
@@ -86,13 +86,6 @@ class WindowWrite:
         return [n for n, v in zip(names, self.values, strict=True) if v == NULL]
 
 
-def entity_value(plan: StreamPlan, raw: Any) -> EntityValue:
-    """The entity key as the view's join key type wants it."""
-    if plan.join_key_type == "INT64":
-        return int(raw)
-    return str(raw)
-
-
 def render(plan: StreamPlan, columns: Mapping[str, Sequence[Any]]) -> Iterator[WindowWrite]:
     """The Redis writes for one batch of aggregated rows, given column-wise (pure)."""
     ttl = {w.suffix: w.expiry_ms for w in plan.windows}
@@ -104,21 +97,52 @@ def render(plan: StreamPlan, columns: Mapping[str, Sequence[Any]]) -> Iterator[W
             continue
         entity = entities.get(raw)
         if entity is None:
-            entity = entities[raw] = serialize_entity_key({plan.join_key: entity_value(plan, raw)})
+            entity = entities[raw] = plan.entity_key(raw)
         suffix = str(columns[SUFFIX][row])
         key = window_key_of(entity, infixes[suffix], int(columns[END][row]))
         yield WindowWrite(key, tuple(encode_number(column[row]) or NULL for column in aggregates), ttl[suffix])
 
 
 class RedisSink:
-    """Applies rendered writes, ``chunk`` windows per script call."""
+    """Applies rendered writes: ``chunk`` windows, or ``entities`` entities' panes, per script call (a call
+    blocks Redis while it runs: an entity's panes rewrite up to 21 FinServe windows)."""
 
-    def __init__(self, client: redis.Redis, plan: StreamPlan, chunk: int = 1000) -> None:
+    def __init__(self, client: redis.Redis, plan: StreamPlan, chunk: int = 1000, entities: int = 100) -> None:
         self.client = client
         self.plan = plan
         self.chunk = chunk
+        self.entities = entities
         self._names = [a.name.encode() for a in plan.aggregations]
         self._script = client.register_script(WRITE_WINDOWS)
+        self._panes = client.register_script(panes.WRITE_PANES)
+        self._header = panes.script_header(plan)
+
+    def write_panes(self, columns: Mapping[str, Sequence[Any]], watermark_ms: int, floor_ms: int) -> tuple[int, int]:
+        """Store the changed panes of ``columns`` and rewrite every window containing one that ends after
+        ``watermark_ms`` and starts at or after ``floor_ms`` (``panes.WRITE_PANES``); how many windows it wrote,
+        and how many (entity, window) pairs closed at ``watermark_ms`` the panes' new events missed."""
+        pipe = self.client.pipeline(transaction=False)
+        keys: list[bytes] = []
+        args: list[bytes | int] = []
+        calls = 0
+
+        def flush() -> None:
+            self._panes(keys=keys, args=[watermark_ms, floor_ms, *self._header, *args], client=pipe)
+
+        for entity in panes.render(self.plan, columns):
+            keys.append(entity.key)
+            args.append(len(entity.panes))
+            for field, value in entity.panes:
+                args += [field, value]
+            if len(keys) >= self.entities:
+                flush()
+                calls += 1
+                keys, args = [], []
+        if keys:
+            flush()
+            calls += 1
+        replies = pipe.execute() if calls else []
+        return sum(int(r[0]) for r in replies), sum(int(r[1]) for r in replies)
 
     def write(self, columns: Mapping[str, Sequence[Any]]) -> int:
         """Write the windows of ``columns`` (one script call per ``chunk`` windows, pipelined); how many."""
@@ -161,22 +185,27 @@ class RedisSink:
         return StreamProgress.parse(raw)  # type: ignore[arg-type]
 
 
-def write_batches(plan: StreamPlan, redis_url: str, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """``mapInArrow`` function: write one partition's aggregated windows, yield how many. A store failure is
-    raised as a ``RuntimeError`` whose text :func:`store_failure` recognises on the driver."""
+def write_batches(plan: StreamPlan, redis_url: str, watermark_ms: int, floor_ms: int,
+                  batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """``mapInArrow`` function: write one partition's changed panes (:meth:`RedisSink.write_panes`), yield how
+    many windows that rewrote and how many closed ones the panes' new events missed. A store failure is raised
+    as a ``RuntimeError`` whose text :func:`store_failure` recognises on the driver."""
     sink = RedisSink(shared(redis_url), plan)
-    written = 0
+    written = missed = 0
     for batch in batches:
         if not batch.num_rows:
             continue
         try:
-            written += sink.write({name: batch.column(name).to_pylist() for name in batch.schema.names})
+            windows, late = sink.write_panes({name: batch.column(name).to_pylist() for name in batch.schema.names},
+                                             watermark_ms, floor_ms)
+            written += windows
+            missed += late
         except redis.RedisError as error:
             failure = store_failure(error)
             if failure is None:
                 raise
             raise RuntimeError(_MARKS[failure[0]] + failure[1]) from error
-    yield pa.RecordBatch.from_pydict({"written": [written]}, schema=WRITTEN)
+    yield pa.RecordBatch.from_pydict({"written": [written], "missed": [missed]}, schema=WRITTEN)
 
 
 def store_failure(error: BaseException) -> tuple[str, str] | None:

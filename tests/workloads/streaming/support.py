@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 import yaml
+from hypothesis import strategies as st
 from kubernetes import client
 
 from streamguard.api.featureview import Entity, Feature, FeatureView, FeatureViewSpec
@@ -62,6 +63,18 @@ ONE_OF_EACH = [
     Aggregation(name="amount_max", function="max", field="amount"),
 ]
 """One aggregation of every function, for the parity tests."""
+
+
+RANDOM_EVENTS = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b"]),
+        # whole seconds or a millisecond next to one: on pane and window boundaries
+        st.integers(0, 20).flatmap(lambda s: st.sampled_from([s * 1000 + d for d in (-1, 0, 1, 500)])),
+        st.one_of(st.none(), st.floats(-1e3, 1e3, allow_nan=False).map(lambda v: round(v, 2))),
+    ),
+    max_size=40,
+)
+"""Up to 40 ``(account, event time ms, amount or None)`` of two accounts in the first 20 s, for the pane tests."""
 
 
 def free_port() -> int:

@@ -17,10 +17,11 @@ from streamguard.onlinestore.tenancy import store_project
 from streamguard.onlinestore.window_layout import decode_number, window_key
 from streamguard.windows import WindowShape
 from streamguard.workloads.producer.events import TrafficProfile, events, generate
-from streamguard.workloads.streaming import sink
+from streamguard.workloads.streaming import panes, sink
 from streamguard.workloads.streaming.decode import unknown_ids
 from streamguard.workloads.streaming.metrics import StreamMetrics
 from streamguard.workloads.streaming.offsets import reached
+from streamguard.workloads.streaming.panes import KEY, NEVER, PANE, SLIDE, partial_columns
 from streamguard.workloads.streaming.plan import StreamPlan, StreamSpecError, build
 from streamguard.workloads.streaming.status import render_condition
 from tests.workloads.streaming.support import V1, V2, view_spec, window_spec, write_job
@@ -113,19 +114,20 @@ def test_a_store_failure_is_known_on_the_driver_and_from_an_executors_error_text
     assert sink.store_failure(redis.OutOfMemoryError(oom)) == (sink.FULL, oom)
     assert sink.store_failure(redis.TimeoutError("Timeout reading")) == (sink.AWAY, "Timeout reading")
     assert sink.store_failure(RuntimeError("java.lang.OutOfMemoryError: Java heap space")) is None
-    batch = pa.RecordBatch.from_pydict({sink.KEY: ["A1"], sink.SUFFIX: ["1m"], sink.END: [60_000], "txn_count": [1],
-                                        "amount_sum": [1.0], "amount_max": [1.0]})
+    batch = pa.RecordBatch.from_pydict({KEY: ["A1"], SLIDE: [0], PANE: [60_000], "txn_count__n": [1],
+                                        "amount_sum__s": [1.0], "amount_max__m": [1.0]})
     with pytest.raises(RuntimeError) as raised:  # a refused connection, as a Python worker would meet it
-        list(sink.write_batches(build(_job(tmp_path)), "redis://127.0.0.1:1", iter([batch])))
+        list(sink.write_batches(build(_job(tmp_path)), "redis://127.0.0.1:1", 0, NEVER, iter([batch])))
     seen_by_driver = RuntimeError(f"An exception was thrown from the Python worker.\nTraceback ...\n{raised.value}\n")
     failure = sink.store_failure(seen_by_driver)
     assert failure is not None and failure[0] == sink.AWAY and "127.0.0.1:1" in failure[1]
 
 
 def test_an_empty_partition_counts_zero_in_the_written_schema_without_a_round_trip(tmp_path: Path) -> None:
-    (counted,) = sink.write_batches(build(_job(tmp_path)), "redis://127.0.0.1:1", iter([]))
-    assert counted.schema == sink.WRITTEN and counted.column("written").to_pylist() == [0]
-    assert from_arrow_schema(sink.WRITTEN) == StructType([StructField("written", LongType())]), "`written long`"
+    (counted,) = sink.write_batches(build(_job(tmp_path)), "redis://127.0.0.1:1", 0, NEVER, iter([]))
+    assert counted.schema == sink.WRITTEN and counted.to_pydict() == {"written": [0], "missed": [0]}
+    assert from_arrow_schema(sink.WRITTEN) == StructType([StructField("written", LongType()),
+                                                          StructField("missed", LongType())])
 
 
 def test_render_overwrites_whole_windows_and_drops_null_fields(tmp_path: Path) -> None:
@@ -141,6 +143,21 @@ def test_render_overwrites_whole_windows_and_drops_null_fields(tmp_path: Path) -
                                                                                 "amount_max": 3.25}
     assert writes[1].nulls(names) == ["amount_max"]
     assert writes[0].ttl_ms == 60_000 + 15_000 + 120_000 + 300_000
+
+
+def test_panes_render_one_hash_per_entity_with_the_partials_of_each_changed_pane(tmp_path: Path) -> None:
+    plan = build(_job(tmp_path))
+    assert plan.slides == (15_000, 60_000, 300_000) and plan.longest(300_000) == 3_600_000
+    assert [name for name, _, _ in partial_columns(plan)] == ["txn_count__n", "amount_sum__s", "amount_max__m"]
+    entities = list(panes.render(plan, {
+        KEY: ["A1", "A2", "A1"], SLIDE: [0, 0, 2], PANE: [60_000, 60_000, 0],
+        "txn_count__n": [2, 1, 3], "amount_sum__s": [5.5, None, 7.0], "amount_max__m": [3.25, None, 4.0],
+    }))
+    assert [e.key for e in entities] == [
+        f"sgp:proj_ns:account-realtime:{panes.state_id(plan)}:".encode() + serialize_entity_key({"account_id": a})
+        for a in ("A1", "A2")]
+    assert entities[0].panes == ((b"1:60000", b"2,5.5,3.25"), (b"3:0", b"3,7.0,4.0"))
+    assert entities[1].panes == ((b"1:60000", b"1,,"),), "a null partial is empty"
 
 
 def test_metrics_count_each_progress_once() -> None:

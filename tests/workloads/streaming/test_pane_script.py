@@ -1,0 +1,139 @@
+"""The pane script (``panes.WRITE_PANES``) on a real redis-server, against the per-window oracle of the streaming tests.
+
+Random events processed in random batches as Spark processes them (``job.paned``): a batch's late rows are
+filtered per pane with the previous batch's watermark, each changed pane is handed over whole from the state, and
+the state evicts panes no open window contains. Every window the oracle has (``expected_windows`` with the same
+watermark per event) is in Redis with its values, no other window key exists, and the pane hash keeps only panes
+an open window contains.
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import redis
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from streamguard.api.streamingwindow import Window
+from streamguard.devstack.private_redis import private_redis
+from streamguard.jobspec import StreamJob, load
+from streamguard.windows import aggregate
+from streamguard.workloads.streaming.panes import KEY, NEVER, PANE, SLIDE, pane_key, partial_columns
+from streamguard.workloads.streaming.plan import StreamPlan, build
+from streamguard.workloads.streaming.sink import RedisSink
+from tests.workloads.streaming.support import (
+    ONE_OF_EACH,
+    RANDOM_EVENTS,
+    V1,
+    count_window_keys,
+    expected_windows,
+    mismatches,
+    read_windows,
+    view_spec,
+    window_spec,
+    write_job,
+)
+
+SECOND = 1000
+SPEC = window_spec("t", V1, ONE_OF_EACH, watermark="1s")
+SPEC.windows = [Window(name="w0", length="4s", slide="1s"), Window(name="w1", length="6s", slide="3s"),
+                Window(name="w2", length="2s", slide="2s"), Window(name="w3", length="2s", slide="1s")]
+NAMES = [a.name for a in ONE_OF_EACH]
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
+    with private_redis(tmp_path_factory.mktemp("redis")) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def plan(tmp_path_factory: pytest.TempPathFactory) -> StreamPlan:
+    folder: Path = tmp_path_factory.mktemp("job")
+    path = write_job(folder / "job.json", "ns", "sw", SPEC, view_spec(SPEC, "proj"), folder / "ck", 9999)
+    return build(load(StreamJob, path))
+
+
+def _partial(function: str, part: str, values: list[float | None]) -> float | int | None:
+    if part == "n":
+        return len(values) if function == "count" else sum(1 for v in values if v is not None)
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    return sum(present) if part == "s" else aggregate(function, present)
+
+
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=RANDOM_EVENTS, cuts=st.lists(st.integers(1, 6), min_size=1, max_size=20),
+       delay=st.integers(0, 5 * SECOND))
+@example(  # a straggler for a window the previous batch's watermark closed, counted in the later windows
+    events=[("a", 10 * SECOND, 1.0), ("a", 2 * SECOND, 5.0), ("a", 2 * SECOND, 7.0)], cuts=[1, 1, 1], delay=SECOND)
+def test_windows_written_from_panes_equal_the_oracle(client: redis.Redis, plan: StreamPlan,
+                                                      events: list[tuple[str, int, float | None]], cuts: list[int],
+                                                      delay: int) -> None:
+    client.flushall()
+    sink = RedisSink(client, plan, entities=1)  # one call per entity: the calls of a batch see each other's panes
+    columns = partial_columns(plan)
+    state: dict[tuple[str, int, int], list[float | None]] = {}
+    rows: list[dict[str, Any]] = []
+    late = 0  # Spark's watermark is 0 before the first batch
+    pruned_at: dict[str, int] = {}
+    newest: int | None = None
+    rest = list(events)
+    for size in cuts * (len(events) + 1):
+        if not rest:
+            break
+        batch, rest = rest[:size], rest[size:]
+        changed = set()
+        for key, ts, amount in batch:
+            rows.append({"account_id": key, "event_time": ts, "amount": amount, "wm": late})
+            for index, slide in enumerate(plan.slides):
+                start = ts - ts % slide
+                if start + plan.longest(slide) > late:
+                    state.setdefault((key, index, start), []).append(amount)
+                    changed.add((key, index, start))
+        ordered = sorted(changed)
+        frame: dict[str, list[Any]] = {KEY: [k for k, _, _ in ordered], SLIDE: [i for _, i, _ in ordered],
+                                       PANE: [s for _, _, s in ordered]}
+        for name, agg, part in columns:
+            frame[name] = [_partial(agg.function, part, state[pane]) for pane in ordered]
+        sink.write_panes(frame, late, NEVER)
+        pruned_at.update(dict.fromkeys(frame[KEY], late))
+        newest = max([newest if newest is not None else -(10**12), *(ts for _, ts, _ in batch)])
+        late = max(late, newest - delay)  # the watermark the next batch filters with
+        state = {p: v for p, v in state.items() if p[2] + plan.longest(plan.slides[p[1]]) > late}
+
+    oracle = expected_windows(rows, SPEC, watermark_at=lambda e: e["wm"])
+    assert not mismatches(oracle, read_windows(client, plan.project, plan.view, oracle), NAMES)
+    assert count_window_keys(client, plan.project, plan.view) == len(oracle)
+    for key, watermark in pruned_at.items():  # a write drops the panes only closed windows contain
+        fields = cast(list[bytes], client.hkeys(pane_key(plan, plan.entity_key(key))))  # type: ignore[arg-type]
+        for field in fields:
+            index, start = (int(x) for x in field.split(b":"))
+            assert start + plan.longest(plan.slides[index - 1]) > watermark, (key, field)
+
+
+def test_a_floor_keeps_windows_that_start_before_it_unwritten(client: redis.Redis, plan: StreamPlan) -> None:
+    client.flushall()
+    frame: dict[str, list[Any]] = {KEY: ["a"], SLIDE: [0], PANE: [10 * SECOND]}
+    for name, agg, part in partial_columns(plan):
+        frame[name] = [_partial(agg.function, part, [2.5])]
+    written, missed = RedisSink(client, plan).write_panes(frame, NEVER, 8 * SECOND)
+    ends = {key[2] for key in read_windows(client, plan.project, plan.view, [
+        ("a", "w0", end) for end in range(11 * SECOND, 15 * SECOND, SECOND)])}
+    assert ends == {12 * SECOND, 13 * SECOND, 14 * SECOND}, "the 4 s window ending at 11 s starts at 7 s"
+    assert written == count_window_keys(client, plan.project, plan.view) == 3 + 2  # w0 from 12 s, w3 at 11, 12 s
+    assert missed == 0
+
+
+def test_windows_closed_when_a_pane_changes_are_counted_as_missed(client: redis.Redis, plan: StreamPlan) -> None:
+    client.flushall()
+    frame: dict[str, list[Any]] = {KEY: ["a", "b"], SLIDE: [0, 0], PANE: [10 * SECOND, 10 * SECOND]}
+    for name, agg, part in partial_columns(plan):
+        frame[name] = [_partial(agg.function, part, [1.0])] * 2
+    written, missed = RedisSink(client, plan).write_panes(frame, 12 * SECOND, NEVER)
+    assert (written, missed) == (2 * 2, 2 * 4), "per entity: w0 ends 13, 14 s written; w0 and w3 ending 11, 12 s closed"
