@@ -220,11 +220,12 @@ def serve_command(config: Path, redis_url: str, port: int, workers: int, *extra:
 
 
 @contextmanager
-def server(command: list[str], health_url: str, log: Path, timeout: float = 120) -> Iterator[int]:
-    """Start a server process group; yield its id once ``health_url`` answers 200; stop the group
-    (our own PIDs only)."""
+def server(command: list[str], health_url: str, log: Path, timeout: float = 120,
+           env: dict[str, str] | None = None) -> Iterator[int]:
+    """Start a server process group (with ``env`` when given); yield its id once ``health_url`` answers 200;
+    stop the group (our own PIDs only)."""
     with log.open("w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     try:
         deadline = time.monotonic() + timeout
         while True:
