@@ -374,12 +374,19 @@ def medians(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     for rate, phases in sorted(by_rate.items()):
         row: dict[str, Any] = {"target_rate": rate, "runs": len(phases),
                                "sustained_runs": sum(bool(p["sustained"]) for p in phases)}
-        for key, value in phases[0].items():
+        for key in phases[0]:
             numbers = [p[key] for p in phases if type(p.get(key)) in (int, float)]
-            if key not in row and type(value) in (int, float) and numbers:
+            if key not in row and numbers:
                 row[key] = round(statistics.median(numbers), 3)
         out.append(row)
     return out
+
+
+FASTER = {"freshness_p95": "freshness_p95_s", "freshness_p99": "freshness_p99_s",
+          "batch_seconds_mean": "job_batch_seconds_mean"}
+"""Ratio -> the figure it compares, lower is better."""
+CHEAPER = ("events_per_job_cpu_second", "events_per_cpu_second")
+"""Figures compared as ratios of their own name, higher is better."""
 
 
 def ratios(baseline: list[dict[str, Any]], current: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
@@ -391,16 +398,14 @@ def ratios(baseline: list[dict[str, Any]], current: list[dict[str, Any]]) -> dic
         return round(a / b, 2) if a and b else None
 
     before = {p["target_rate"]: p for p in baseline}
-    return {f"{p['target_rate']:.0f}/s": {
-        "freshness_p95": over(before[p["target_rate"]].get("freshness_p95_s"), p.get("freshness_p95_s")),
-        "freshness_p99": over(before[p["target_rate"]].get("freshness_p99_s"), p.get("freshness_p99_s")),
-        "batch_seconds_mean": over(before[p["target_rate"]].get("job_batch_seconds_mean"),
-                                   p.get("job_batch_seconds_mean")),
-        "events_per_job_cpu_second": over(p.get("events_per_job_cpu_second"),
-                                          before[p["target_rate"]].get("events_per_job_cpu_second")),
-        "events_per_cpu_second": over(p.get("events_per_cpu_second"),
-                                      before[p["target_rate"]].get("events_per_cpu_second")),
-    } for p in current if p["target_rate"] in before}
+    out = {}
+    for p in current:
+        if (b := before.get(p["target_rate"])) is not None:
+            out[f"{p['target_rate']:.0f}/s"] = {
+                **{name: over(b.get(field), p.get(field)) for name, field in FASTER.items()},
+                **{name: over(p.get(name), b.get(name)) for name in CHEAPER},
+            }
+    return out
 
 
 def _manifests(spec: StreamingWindowSpec, view: FeatureViewSpec) -> list[dict[str, Any]]:
