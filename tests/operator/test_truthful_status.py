@@ -124,8 +124,14 @@ def test_subject_deleted_behind_the_operators_back_is_registered_again(
         f"{registry_url}/subjects/{subject}",
         json={"schema": json.dumps(manifests.TRANSACTION_SCHEMA, separators=(",", ":")), "schemaType": "AVRO"},
     ).json()
-    config = httpx.get(f"{registry_url}/config/{subject}").json()
-    assert config.get("compatibilityLevel", config.get("compatibility")) == "BACKWARD"
+    # Apicurio takes a subject's compatibility only once the subject exists, so the operator sets it right
+    # after registering: the registry answers the versions a moment before it holds BACKWARD.
+    cluster.wait_for(
+        lambda: (c := httpx.get(f"{registry_url}/config/{subject}").json()).get(
+            "compatibilityLevel", c.get("compatibility")) == "BACKWARD",
+        timeout=30,
+        what="BACKWARD set again on the subject",
+    )
     status = cluster.wait_for(
         lambda: (s := cluster.get("streamingwindow", NAME)["status"])["schemaId"] == found["id"] and s,
         what="status recording what the registry now holds",
