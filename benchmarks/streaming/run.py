@@ -5,12 +5,15 @@ Runs against Kafka, the registry and Redis of its own (``benchmarks/private_stac
 that is removed afterwards; the shared stack is not touched): one streaming job (``streamguard workload
 stream``, Spark ``local[2]``) on a fresh 6-partition topic, fed by a paced producer in this process on the
 same cores, and ``streamguard serve`` (one worker, the chart's default cache staleness) reading the view.
-Each phase produces at a target rate for ``--duration`` seconds; probe events on their own accounts (event
-time = send time) measure freshness twice: *served* when ``POST /features`` answers the probe's
-``txn_count_1m`` as ``present`` (or ``partial`` while the job's first hour is incomplete) and at least 1, which
-is what a model reads, and *in Redis* when its 1-minute window hash exists. A phase is *sustained* when the
-job drained it (the phase's last probe served) within ``--drain-limit`` seconds of the phase's end and the
-probes' freshness did not keep growing.
+Before the measured phases, a warm-up phase (``--warm-up`` seconds at ``--warm-up-rate``, reported apart): the
+job's JVM spends its first minutes compiling Spark's code (its JIT compiler threads took half a core at first,
+a tenth after about five minutes at 10 events/s), which a job running for hours does not pay; each phase reports
+the JIT compilers' CPU time. Each phase produces at a target rate for ``--duration`` seconds; probe events on their
+own accounts (event time = send time) measure freshness twice: *served* when ``POST /features`` answers the probe's
+``txn_count_1m`` as ``present`` (or ``partial`` while the job's first hour is incomplete) and at least 1, which is
+what a model reads, and *in Redis* when its 1-minute window hash exists. A phase is *sustained* when the job
+drained it (the phase's last probe served) within ``--drain-limit`` seconds of the phase's end and the probes'
+freshness did not keep growing.
 
     .venv/bin/python benchmarks/streaming/run.py [--rates 10,5000,10000,20000] [--duration 30] [--baseline DIR]
 
@@ -102,6 +105,8 @@ class Phase:
     the append-only file's rewrites in a child)."""
     events_per_cpu_second: float | None = None
     """Events per CPU-second of the job and Redis together."""
+    job_jit_cpu_seconds: float | None = None
+    """Of :attr:`job_cpu_seconds`, the CPU time of the JVM's JIT compiler threads (C1 and C2)."""
     job_batch_seconds_mean: float | None = None
     job_peak_rss_mb: float = 0.0
     """Highest resident memory of the job's process tree, sampled once a second during the phase and its drain."""
@@ -245,6 +250,25 @@ def process_tree_cpu_seconds(root: int) -> float:
     return sum((int(f[11]) + int(f[12])) / tick for f in _process_tree(root).values())
 
 
+JIT_THREADS = ("C1 CompilerThre", "C2 CompilerThre")
+"""How a HotSpot JVM names its JIT compiler threads (``/proc/<pid>/task/<tid>/comm``, cut at 15 characters)."""
+
+
+def jit_cpu_seconds(root: int) -> float:
+    """utime + stime of the JIT compiler threads of every process under ``root`` (the Spark JVM's)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in _process_tree(root):
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                if (task / "comm").read_text().strip().startswith(JIT_THREADS):
+                    fields = (task / "stat").read_text().rpartition(")")[2].split()
+                    total += (int(fields[11]) + int(fields[12])) / tick
+            except OSError:
+                continue
+    return total
+
+
 def redis_cpu_seconds(client: "redis.Redis") -> float:
     """User + system CPU time of the Redis server and its children so far."""
     info = cast(dict[str, Any], client.info("cpu"))
@@ -262,6 +286,7 @@ def run_phase(phase: Phase, sender: TransactionSender, watcher: ProbeWatcher, se
                              burst_rate=min(100.0, phase.target_rate))
     before = _job_metrics(port)
     cpu_before = process_tree_cpu_seconds(job_pid)
+    jit_before = jit_cpu_seconds(job_pid)
     redis_before = redis_cpu_seconds(watcher.client)
     started = time.time()
     probe_every = 1.0
@@ -300,6 +325,7 @@ def run_phase(phase: Phase, sender: TransactionSender, watcher: ProbeWatcher, se
         phase.drain_s = round(time.time() - ended, 2)
     after = _job_metrics(port)
     phase.job_cpu_seconds = round(process_tree_cpu_seconds(job_pid) - cpu_before, 2)
+    phase.job_jit_cpu_seconds = round(jit_cpu_seconds(job_pid) - jit_before, 2)
     if phase.job_cpu_seconds > 0:
         phase.events_per_job_cpu_second = round(phase.produced / phase.job_cpu_seconds, 1)
     phase.redis_cpu_seconds = round(redis_cpu_seconds(watcher.client) - redis_before, 2)
@@ -321,6 +347,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rates", default="10,5000,10000,20000", help="Target events/s per phase.")
     parser.add_argument("--duration", type=float, default=30.0, help="Seconds per phase.")
+    parser.add_argument("--warm-up", type=float, default=180.0,
+                        help="Seconds of the unmeasured warm-up phase before the measured ones (0: none).")
+    parser.add_argument("--warm-up-rate", type=float, default=2000.0, help="Target events/s of the warm-up phase.")
     parser.add_argument("--runs", type=int, default=3, help="Runs of each design (alternating); medians reported.")
     parser.add_argument("--trigger", default="1s", help="The job's trigger interval.")
     parser.add_argument("--drain-limit", type=float, default=30.0, help="Max drain seconds to call a rate sustained.")
@@ -408,6 +437,16 @@ def ratios(baseline: list[dict[str, Any]], current: list[dict[str, Any]]) -> dic
     return out
 
 
+def _print_phase(label: str, phase: Phase) -> None:
+    s = phase.summary()
+    print(f"{label}: produced {s['produced_rate']:>8.1f}/s, freshness p50 "
+          f"{s['freshness_p50_s']}s p95 {s['freshness_p95_s']}s p99 {s['freshness_p99_s']}s (in Redis: p95 "
+          f"{s['redis_freshness_p95_s']}s), drain {s['drain_s']}s, batch mean "
+          f"{s['job_batch_seconds_mean']}s, job CPU {s['job_cpu_seconds']}s (JIT {s['job_jit_cpu_seconds']}s; "
+          f"{s['events_per_job_cpu_second']} events/CPU-s), Redis CPU {s['redis_cpu_seconds']}s, "
+          f"peak RSS {s['job_peak_rss_mb']} MB, sustained={s['sustained']}", flush=True)
+
+
 def _manifests(spec: StreamingWindowSpec, view: FeatureViewSpec) -> list[dict[str, Any]]:
     """The view and its window as serving's ``--config`` reads them, in the job's namespace."""
     return [{"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name, "namespace": NAMESPACE},
@@ -453,6 +492,7 @@ def measure(args: argparse.Namespace, stack: Endpoints, checkout: Path | None = 
                            f"http://127.0.0.1:{serving_port}")
     watcher.start()
     phases: list[Phase] = []
+    warm_up: Phase | None = None
     try:
         with server(serving, f"http://127.0.0.1:{serving_port}/livez", work / "serving.log", env=env):
             print(f"waiting for the job (log: {work / 'job.log'}) ...", flush=True)
@@ -462,19 +502,17 @@ def measure(args: argparse.Namespace, stack: Endpoints, checkout: Path | None = 
                 if job.poll() is not None:
                     raise SystemExit(f"the job exited ({job.returncode}); see {work / 'job.log'}")
                 time.sleep(2)
+            if args.warm_up > 0:
+                warm_up = Phase(args.warm_up_rate, args.warm_up)
+                run_phase(warm_up, sender, watcher, 999, port, args.drain_limit, job.pid)
+                _print_phase("warm-up", warm_up)
+                time.sleep(5)
             failures = 0
             for i, rate in enumerate(float(r) for r in args.rates.split(",")):
                 phase = Phase(rate, args.duration)
                 phases.append(phase)
                 run_phase(phase, sender, watcher, 1000 + i, port, args.drain_limit, job.pid)
-                s = phase.summary()
-                print(f"rate {rate:>8.0f}/s: produced {s['produced_rate']:>8.1f}/s, freshness p50 "
-                      f"{s['freshness_p50_s']}s p95 {s['freshness_p95_s']}s p99 {s['freshness_p99_s']}s (in Redis: p95 "
-                      f"{s['redis_freshness_p95_s']}s), drain {s['drain_s']}s, batch mean "
-                      f"{s['job_batch_seconds_mean']}s, job CPU {s['job_cpu_seconds']}s "
-                      f"({s['events_per_job_cpu_second']} events/CPU-s), Redis CPU {s['redis_cpu_seconds']}s, "
-                      f"peak RSS {s['job_peak_rss_mb']} MB, "
-                      f"sustained={s['sustained']}", flush=True)
+                _print_phase(f"rate {rate:>8.0f}/s", phase)
                 if not phase.sustained:
                     failures += 1
                     if failures >= args.stop_after_failures:
@@ -493,11 +531,13 @@ def measure(args: argparse.Namespace, stack: Endpoints, checkout: Path | None = 
     return {
         "config": {"trigger": args.trigger, "windows": ["1m/15s", "5m/1m", "1h/5m"],
                    "aggregations": [a.name for a in AGGREGATIONS], "accounts": 6000, "partitions": 6,
-                   "spark_master": os.environ.get("STREAMGUARD_SPARK_MASTER", "local[2]")},
+                   "spark_master": os.environ.get("STREAMGUARD_SPARK_MASTER", "local[2]"),
+                   "warm_up": {"seconds": args.warm_up, "events_per_second": args.warm_up_rate}},
         "serving": {"workers": 1, "cache_staleness_s": CACHE_STALENESS_S,
                     "probe": f"{spec.feature_view}:{PROBE_FEATURE}"},
         "targets": [{"events_per_second": 10000, "freshness_p95_s": 2.0},
                     {"events_per_second": 20000, "freshness_p95_s": 5.0}],
+        "warm_up": warm_up.summary() if warm_up else None,
         "phases": [p.summary() for p in phases],
         "at_10_tps": low.summary() if low else None,
         "highest_sustained": best.summary() if best else None,
