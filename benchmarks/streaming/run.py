@@ -244,10 +244,14 @@ def _process_tree(root: int) -> dict[int, list[str]]:
     return {pid: stats[pid] for pid in tree if pid in stats}
 
 
+def _cpu_seconds(fields: list[str]) -> float:
+    """utime + stime of one ``/proc/<pid>[/task/<tid>]/stat`` (its fields after the command name)."""
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def process_tree_cpu_seconds(root: int) -> float:
     """utime + stime of ``root`` and all its descendants."""
-    tick = os.sysconf("SC_CLK_TCK")
-    return sum((int(f[11]) + int(f[12])) / tick for f in _process_tree(root).values())
+    return sum(_cpu_seconds(f) for f in _process_tree(root).values())
 
 
 JIT_THREADS = ("C1 CompilerThre", "C2 CompilerThre")
@@ -256,14 +260,12 @@ JIT_THREADS = ("C1 CompilerThre", "C2 CompilerThre")
 
 def jit_cpu_seconds(root: int) -> float:
     """utime + stime of the JIT compiler threads of every process under ``root`` (the Spark JVM's)."""
-    tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for pid in _process_tree(root):
         for task in Path(f"/proc/{pid}/task").glob("*"):
             try:
                 if (task / "comm").read_text().strip().startswith(JIT_THREADS):
-                    fields = (task / "stat").read_text().rpartition(")")[2].split()
-                    total += (int(fields[11]) + int(fields[12])) / tick
+                    total += _cpu_seconds((task / "stat").read_text().rpartition(")")[2].split())
             except OSError:
                 continue
     return total

@@ -1,6 +1,8 @@
 """The streaming benchmark's JIT figure (benchmarks/streaming/run.py): the compiler threads of a real JVM."""
 
+import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -16,7 +18,7 @@ def test_the_jit_cpu_of_a_jvm_under_a_process_is_counted_and_part_of_its_cpu(tmp
     source = tmp_path / "Sleeper.java"
     source.write_text(SLEEPER)
     # a launcher process with the JVM as its child, as the job's Python driver is the Spark JVM's parent
-    launcher = subprocess.Popen(["sh", "-c", f"{java} -Xcomp {source}; exit 0"])
+    launcher = subprocess.Popen(["sh", "-c", f"{java} -Xcomp {source}; exit 0"], start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         jit = 0.0
@@ -26,8 +28,7 @@ def test_the_jit_cpu_of_a_jvm_under_a_process_is_counted_and_part_of_its_cpu(tmp
         assert jit > 0.1
         assert jit <= process_tree_cpu_seconds(launcher.pid)
     finally:
-        launcher.kill()
-        subprocess.run(["pkill", "-f", str(source)], check=False)
+        os.killpg(launcher.pid, signal.SIGKILL)  # the shell and its JVM
         launcher.wait()
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
