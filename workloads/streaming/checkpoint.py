@@ -28,6 +28,15 @@ CHECKPOINT_SETTINGS = {
 query blocked meanwhile): the failed batch commits nothing and the job restarts the query from the checkpoint
 once the store answers."""
 
+LOCAL_SETTINGS = {
+    "spark.sql.streaming.checkpointFileManagerClass":
+        "org.apache.spark.sql.execution.streaming.checkpointing.FileSystemBasedCheckpointFileManager",
+}
+"""A local checkpoint renames its files through Hadoop's ``FileSystem``, not its ``FileContext``: without Hadoop's
+native library the latter runs a ``readlink`` process for each side of every rename (about 35 a batch of the
+windows query, on its thread); a rename on a local disk is atomic either way. Spark reads the setting from the
+Hadoop configuration."""
+
 
 class CheckpointUnavailableError(RuntimeError):
     """The object store holding the checkpoint cannot be reached (or fails); the message holds no credential."""
@@ -62,7 +71,9 @@ class Checkpoint:
         return str(Path(self.location) / query)
 
     def spark_settings(self) -> dict[str, str]:
-        """Hadoop settings Spark needs to checkpoint here (none for a local folder)."""
+        """Hadoop settings Spark needs to checkpoint here: for a local folder, :data:`LOCAL_SETTINGS`."""
+        if not self.remote:
+            return dict(LOCAL_SETTINGS)
         if self._at.credentials is None:
             return {}
         return {**objectstore.s3a_settings(self._at.credentials), **CHECKPOINT_SETTINGS}

@@ -124,7 +124,6 @@ class RedisSink:
         pipe = self.client.pipeline(transaction=False)
         keys: list[bytes] = []
         args: list[bytes | int] = []
-        calls = 0
 
         def flush() -> None:
             self._panes(keys=keys, args=[watermark_ms, floor_ms, *self._header, *args], client=pipe)
@@ -136,12 +135,10 @@ class RedisSink:
                 args += [field, value]
             if len(keys) >= self.entities:
                 flush()
-                calls += 1
                 keys, args = [], []
         if keys:
             flush()
-            calls += 1
-        replies = pipe.execute() if calls else []
+        replies = pipe.execute() if len(pipe) else []
         return sum(int(r[0]) for r in replies), sum(int(r[1]) for r in replies)
 
     def write(self, columns: Mapping[str, Sequence[Any]]) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from streamguard.objectstore import ACCESS_KEY_ENV, ENDPOINT_ENV, SECRET_KEY_ENV, ObjectStoreError
-from streamguard.workloads.streaming.checkpoint import CHECKPOINT_SETTINGS, Checkpoint, is_remote
+from streamguard.workloads.streaming.checkpoint import CHECKPOINT_SETTINGS, LOCAL_SETTINGS, Checkpoint, is_remote
 from streamguard.workloads.streaming.progress import CHECKPOINT_UNAVAILABLE, DeadLetterRate, ProgressTracker
 
 T = 1_767_225_600_000
@@ -15,7 +15,7 @@ T = 1_767_225_600_000
 
 def test_a_local_checkpoint_reads_writes_and_lists_files(tmp_path: Path) -> None:
     checkpoint = Checkpoint(str(tmp_path / "ck"))
-    assert not checkpoint.remote and checkpoint.spark_settings() == {}
+    assert not checkpoint.remote and checkpoint.spark_settings() == LOCAL_SETTINGS
     assert checkpoint.spark_location("windows") == str(tmp_path / "ck" / "windows")
     assert checkpoint.read_text("start.json") is None and checkpoint.names("windows/offsets") == []
     checkpoint.write_text("windows/offsets/0", "v1")
