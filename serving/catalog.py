@@ -1,8 +1,9 @@
 """What the server can serve, derived from the FeatureView and StreamingWindow resources (pure).
 
 Everything the request path needs is precomputed here once per catalog change: per view the Redis
-fields to ``HMGET`` (Feast layout) and per streaming window the aggregation fields of its hashes
-(window layout), the decoders and TTL, and named feature sets.
+fields to ``HMGET`` (Feast layout) and per streaming window where its panes are (the pane hash of its
+StreamingWindow, :mod:`streamguard.onlinestore.pane_layout`) and how to combine and decode them, the TTL,
+and named feature sets. One window suffix of a view comes from one StreamingWindow.
 
 A feature of a view is a *window feature* when a StreamingWindow targeting the view produces it
 (``<aggregation>_<window suffix>``); every other feature is read from Feast's layout. Window features
@@ -20,9 +21,10 @@ from streamguard.api.featureview import FeatureViewSpec
 from streamguard.api.streamingwindow import StreamingWindowSpec
 from streamguard.onlinestore.feast_layout import feature_field, timestamp_field
 from streamguard.onlinestore.generation import coverage_key, generation_key
+from streamguard.onlinestore.pane_layout import PaneAggregation, PaneShape, pane_prefix, shape_of
 from streamguard.onlinestore.tenancy import DEFAULT_NAMESPACE, store_project
 from streamguard.onlinestore.valueproto import Scalar
-from streamguard.onlinestore.window_layout import heartbeat_key, window_infix
+from streamguard.onlinestore.window_layout import heartbeat_key
 from streamguard.serving.redisio import pack_tail
 from streamguard.windows import WindowShape, empty_value
 
@@ -50,19 +52,21 @@ class WindowResource:
 
 @dataclass(frozen=True)
 class WindowGroup:
-    """The features of one window (suffix) of one view: one hash per entity and window end."""
+    """The features of one window (suffix) of one view, combined from the panes of its StreamingWindow."""
 
     suffix: str
     shape: WindowShape
-    fields: tuple[bytes, ...]
-    """Aggregation names, the hash fields to ``HMGET``."""
-    packed_fields: bytes
-    """:attr:`fields` in RESP, appended to every ``HMGET`` of the window's hashes."""
-    key_infix: bytes
-    """``sgw:<store project>:<view>:<suffix>:`` of the window layout's keys (entity and window end after)."""
+    pane_prefix: bytes
+    """``sgp:<store project>:<view>:<state id>:`` of its StreamingWindow's pane hashes (the entity follows)."""
+    slide_number: int
+    """The number its panes' fields carry (``<slide number>:<pane start ms>``)."""
+    offsets: tuple[tuple[str, int], ...]
+    """Per aggregation of the group: its function and where its partials are in a pane's value."""
+    width: int
+    """How many partials a pane's value holds."""
     empty: tuple[Scalar, ...]
     """Each aggregation's value over an empty window, already cast to the feature's type."""
-    casts: tuple[Callable[[bytes | None], Scalar], ...]
+    casts: tuple[Callable[[float | int | None], Scalar], ...]
 
 
 @dataclass(frozen=True)
@@ -121,15 +125,15 @@ _INT_TYPES = frozenset({"INT64", "INT32"})
 _FLOAT_TYPES = frozenset({"FLOAT64", "FLOAT32"})
 
 
-def _window_cast(dtype: str) -> Callable[[bytes | None], Scalar]:
-    """Decoder of one ASCII aggregate into the feature's type (``None`` for an absent field)."""
+def _window_cast(dtype: str) -> Callable[[float | int | None], Scalar]:
+    """One combined aggregate as the feature's type (``None`` for a null aggregate)."""
     if dtype in _INT_TYPES:
-        return lambda raw: None if raw is None else int(float(raw)) if b"." in raw or b"e" in raw else int(raw)
+        return lambda value: None if value is None else int(value)
     if dtype in _FLOAT_TYPES:
-        return lambda raw: None if raw is None else float(raw)
+        return lambda value: None if value is None else float(value)
     if dtype == "BOOL":
-        return lambda raw: None if raw is None else raw not in (b"0", b"0.0", b"false")
-    return lambda raw: None if raw is None else raw.decode()
+        return lambda value: None if value is None else value != 0
+    return lambda value: None if value is None else str(value)
 
 
 def _cast_scalar(dtype: str, value: float | int | None) -> Scalar:
@@ -148,14 +152,15 @@ def _window_features(
     """feature name -> (window suffix, shape, aggregation, function) of every window feature."""
     found: dict[str, tuple[str, WindowShape, str, str]] = {}
     owner: dict[str, str] = {}
-    shapes: dict[str, WindowShape] = {}
+    suffix_owner: dict[str, str] = {}
     for window in windows:
         for w in window.spec.windows:
             shape = WindowShape.parse(w.length, w.slide)
-            if shapes.setdefault(w.suffix, shape) != shape:
+            if suffix_owner.setdefault(w.suffix, window.name) != window.name:
                 problems.append(
-                    f"StreamingWindow {window.name}: window {w.suffix!r} of FeatureView {view.name} has another "
-                    "length or slide in another StreamingWindow; its features are not served"
+                    f"StreamingWindow {window.name}: window {w.suffix!r} of FeatureView {view.name} is also a window "
+                    f"of StreamingWindow {suffix_owner[w.suffix]} (another StreamingWindow's panes); its features "
+                    "are not served"
                 )
                 continue
             for aggregation in window.spec.aggregations:
@@ -185,6 +190,17 @@ def _refused_features(view: ViewResource, windows: list[WindowResource], problem
     return {name for window in windows for name in window.spec.feature_names()}
 
 
+def panes_of(view_name: str, view: FeatureViewSpec, spec: StreamingWindowSpec, store: str) -> tuple[bytes, PaneShape]:
+    """Where the streaming job of ``spec`` keeps its panes for ``view`` (a single-entity view) in store project
+    ``store``, and their shape."""
+    shape = shape_of(
+        spec.key_field, view.entities[0].value_type, spec.event_time_field,
+        ((s.length_ms, s.slide_ms) for s in (WindowShape.parse(w.length, w.slide) for w in spec.windows)),
+        (PaneAggregation(a.name, a.function, a.field if a.function != "count" else None) for a in spec.aggregations),
+    )
+    return pane_prefix(store, view_name, shape.state_id()), shape
+
+
 def _build_view(view: ViewResource, windows: list[WindowResource], problems: list[str]) -> ServedView:
     spec = view.spec
     store = store_project(view.namespace, spec.project)
@@ -207,18 +223,24 @@ def _build_view(view: ViewResource, windows: list[WindowResource], problems: lis
     for name, (suffix, shape, aggregation, function) in window_of.items():
         members.setdefault(suffix, []).append((name, aggregation, function))
         shapes[suffix] = shape
+    panes: dict[str, tuple[bytes, PaneShape]] = {}
+    for window in windows:  # the first StreamingWindow with a suffix owns it (``_window_features``)
+        where = panes_of(view.name, view.spec, window.spec, store)
+        for w in window.spec.windows:
+            panes.setdefault(w.suffix, where)
     groups: dict[str, WindowGroup] = {}
     for suffix, group in members.items():
         aggregations = list(dict.fromkeys(aggregation for _, aggregation, _ in group))
+        prefix, shape_of_panes = panes[suffix]
+        offsets = dict(zip((a.name for a in shape_of_panes.aggregations), shape_of_panes.offsets(), strict=True))
         casts, empties = [], []
         for aggregation in aggregations:
             name, _, function = next(m for m in group if m[1] == aggregation)
             casts.append(_window_cast(dtype_of(name, function)))
             empties.append(_cast_scalar(dtype_of(name, function), empty_value(function)))
-        fields = tuple(a.encode() for a in aggregations)
-        infix = window_infix(store, view.name, suffix)
         groups[suffix] = WindowGroup(
-            suffix, shapes[suffix], fields, pack_tail(*fields), infix, tuple(empties), tuple(casts)
+            suffix, shapes[suffix], prefix, shape_of_panes.slide_number(shapes[suffix].slide_ms),
+            tuple(offsets[a] for a in aggregations), shape_of_panes.width, tuple(empties), tuple(casts)
         )
         for name, aggregation, function in group:
             slots[name] = FeatureSlot(dtype_of(name, function), suffix, aggregations.index(aggregation))

@@ -6,7 +6,9 @@ never holds another request for more than one slice's work. Every slice is judge
 Reads per entity row and selected view:
 
 - batch features: the entity's Feast hash, fields ``_ts:<view>`` + every batch feature of the view;
-- each selected window (suffix): the window hash whose end is ``floor(now / slide) * slide + slide``;
+- the selected windows (suffixes) of one StreamingWindow: one ``HMGET`` of its pane hash for the entity, the
+  fields of the panes of each window ending at ``floor(now / slide) * slide + slide``, combined here
+  (:class:`PaneRead`, :mod:`streamguard.onlinestore.pane_layout`);
 - once per view with windows: the streaming job's progress record (``sgw-hb:<store project>:<view>``);
 - once per store project: the store's generation marker (``sg-gen:<store project>``), and once per view its coverage
   (``sg-cov:<store project>:<view>``), compared with the server identity the pool keeps
@@ -31,8 +33,9 @@ from dataclasses import dataclass, field
 
 from streamguard.onlinestore.feast_layout import redis_key_of, serialize_entity_key
 from streamguard.onlinestore.generation import Generation, current_generation
+from streamguard.onlinestore.pane_layout import combine, pane_key, window_fields
 from streamguard.onlinestore.valueproto import Scalar, decode_timestamp_seconds, decode_value
-from streamguard.onlinestore.window_layout import PROGRESS_FIELDS, StreamProgress, window_key_of
+from streamguard.onlinestore.window_layout import PROGRESS_FIELDS, StreamProgress
 from streamguard.serving.cache import TTLCache
 from streamguard.serving.catalog import ServedView, WindowGroup
 from streamguard.serving.errors import EntityError, StoreUnavailableError
@@ -110,10 +113,40 @@ def _decode_batch(raw: list[bytes | None]) -> BatchRow | None:
     return BatchRow(ts, iso(ts), values)
 
 
-def _decode_window(group: WindowGroup, raw: list[bytes | None]) -> tuple[Scalar, ...] | None:
-    if all(item is None for item in raw):
-        return None
-    return tuple(cast(item) for cast, item in zip(group.casts, raw, strict=True))
+@dataclass(frozen=True, slots=True)
+class PaneRead:
+    """The read of one StreamingWindow's pane hash for the selected windows it holds, at one moment: the fields
+    of every pane the windows ending after that moment span, and how to combine each window from them."""
+
+    prefix: bytes
+    ends: tuple[int, ...]
+    """Per group, its window's end (with :attr:`prefix` and the entity, what the read depends on)."""
+    packed_fields: bytes
+    count: int
+    groups: tuple[tuple[WindowGroup, int, int], ...]
+    """``(group, first field, field count)``."""
+
+    @classmethod
+    def of(cls, prefix: bytes, groups: Sequence[WindowGroup], now_ms: int) -> "PaneRead":
+        fields: list[bytes] = []
+        parts, ends = [], []
+        for group in groups:
+            end = group.shape.end_as_of(now_ms)
+            own = window_fields(group.slide_number, group.shape.length_ms, group.shape.slide_ms, end)
+            parts.append((group, len(fields), len(own)))
+            ends.append(end)
+            fields += own
+        return cls(prefix, tuple(ends), pack_tail(*fields), len(fields), tuple(parts))
+
+    def decode(self, raw: list[bytes | None]) -> dict[str, tuple[Scalar, ...] | None]:
+        """Per group (suffix) the window's values, ``None`` when none of its panes is stored."""
+        out: dict[str, tuple[Scalar, ...] | None] = {}
+        for group, first, count in self.groups:
+            panes = [item for item in raw[first : first + count] if item is not None]
+            out[group.suffix] = tuple(
+                cast(value) for cast, value in zip(group.casts, combine(group.offsets, group.width, panes), strict=True)
+            ) if panes else None
+        return out
 
 
 class Lookup:
@@ -177,24 +210,33 @@ class Lookup:
             markers.add(view.generation_key)
             wanted[view.generation_key] = (view.generation_key, *_MARKER_READ)
             wanted[view.coverage_key] = (view.coverage_key, *_COVERAGE_READ)
-        plans: list[list[tuple[Hashable, dict[str, bytes]]]] = []
+        pane_reads: list[list[PaneRead]] = []
+        for view, groups in zip(views, selection.groups, strict=True):
+            by_prefix: dict[bytes, list[WindowGroup]] = {}
+            for suffix in groups:
+                by_prefix.setdefault(view.windows[suffix].pane_prefix, []).append(view.windows[suffix])
+            pane_reads.append([PaneRead.of(prefix, members, now_ms) for prefix, members in by_prefix.items()])
+        plans: list[list[tuple[Hashable, dict[str, Hashable]]]] = []
         for position, row in enumerate(rows, first):
             memo: dict[tuple[str, ...], bytes] = {}
             row_plan = []
-            for view, needs_batch, groups in zip(views, selection.needs_batch, selection.groups, strict=True):
+            for view, needs_batch, groups, reads in zip(
+                views, selection.needs_batch, selection.groups, pane_reads, strict=True
+            ):
                 entity = _entity_key(view, row, position, memo)
                 batch_key: Hashable = None
                 if needs_batch:
                     redis_key = redis_key_of(entity, view.project_bytes)
                     batch_key = (view.name, redis_key)
                     wanted[batch_key] = (redis_key, view.packed_batch_fields, len(view.batch_fields), view)
-                window_keys: dict[str, bytes] = {}
+                window_keys: dict[str, Hashable] = {}
                 if groups:
-                    for suffix in groups:
-                        group = view.windows[suffix]
-                        redis_key = window_key_of(entity, group.key_infix, group.shape.end_as_of(now_ms))
-                        window_keys[suffix] = redis_key
-                        wanted[redis_key] = (redis_key, group.packed_fields, len(group.fields), group)
+                    for read in reads:
+                        redis_key = pane_key(read.prefix, entity)
+                        read_key = (redis_key, read.ends)
+                        wanted[read_key] = (redis_key, read.packed_fields, read.count, read)
+                        for group, _, _ in read.groups:
+                            window_keys[group.suffix] = read_key
                     wanted[view.heartbeat_key] = (
                         view.heartbeat_key,
                         _PROGRESS_FIELDS,
@@ -253,9 +295,10 @@ class Lookup:
                     continue
                 rule = rules[column.view, column.group]
                 stamps.append(rule.stamp)
-                window = found[window_keys[column.group]]
+                windows = found[window_keys[column.group]]
+                assert isinstance(windows, dict)
+                window = windows[column.group]
                 if window is not None:
-                    assert isinstance(window, tuple)
                     values.append(None if rule.withhold else window[column.index])
                     statuses.append(rule.status)
                 else:
@@ -306,8 +349,8 @@ class Lookup:
                     newest = stats.newest_batch_ts.get(kind.name, 0.0)
                     if decoded.ts > newest:
                         stats.newest_batch_ts[kind.name] = decoded.ts
-            elif isinstance(kind, WindowGroup):
-                decoded = _decode_window(kind, raw)
+            elif isinstance(kind, PaneRead):
+                decoded = kind.decode(raw)
             elif kind == _MARKER:
                 decoded = parse_marker(raw)
             elif kind == _COVERAGE:

@@ -5,7 +5,8 @@ account-profile 4, merchant-profile 4, account-realtime 9) for one random custom
 merchant. The data is written once under a throw-away project in a private Redis (``private_redis``):
 
 - the three batch views in Feast's layout (read by both servers);
-- account-realtime in the streaming window layout with a caught-up progress record (read by ``streamguard``) and
+- account-realtime in the streaming job's pane layout with a caught-up progress record (read by ``streamguard``,
+  which combines each window from its panes: a pane in every slide, as a busy account has) and
   the same values in Feast's layout (read by ``feast``, which cannot read the window layout, and by
   ``streamguard-feast-layout``, our server reading byte-for-byte what Feast reads).
 
@@ -35,7 +36,7 @@ import tempfile
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -52,12 +53,14 @@ from streamguard.devstack.machine import machine_facts
 from streamguard.devstack.private_redis import private_redis
 from streamguard.devstack.supervisor import free_port
 from streamguard.finserve.resources import load_manifests
-from streamguard.onlinestore.feast_layout import feature_field, redis_key, timestamp_field
+from streamguard.onlinestore.feast_layout import feature_field, redis_key, serialize_entity_key, timestamp_field
 from streamguard.onlinestore.generation import BATCH, EVERYTHING_MS, STREAM
+from streamguard.onlinestore.pane_layout import PaneShape, pane_field, pane_key
 from streamguard.onlinestore.tenancy import DEFAULT_NAMESPACE, store_project
 from streamguard.onlinestore.valueproto import encode_timestamp, encode_value
-from streamguard.onlinestore.window_layout import StreamProgress, encode_number, heartbeat_key, window_key
+from streamguard.onlinestore.window_layout import StreamProgress, encode_number, heartbeat_key
 from streamguard.onlinestore.writers import commit_coverage, ensure_generation
+from streamguard.serving.catalog import panes_of
 from streamguard.windows import WindowShape
 
 HERE = Path(__file__).resolve().parent
@@ -140,23 +143,14 @@ class Data:
                 writes += 1
         pipe.execute()
         dtypes = {f.name: f.dtype for f in self.views[STREAM_VIEW].spec.features}
-        for w in self.window.spec.windows:
-            shape = WindowShape.parse(w.length, w.slide)
-            ends = range(shape.end_as_of(now_ms), shape.end_as_of(now_ms + self.horizon_s * 1000) + 1, shape.slide_ms)
-            for entity in entity_ids("account_id", self.entities):
-                fields = {
-                    a.name.encode(): encode_number(
-                        value_for(dtypes[f"{a.name}_{w.suffix}"], f"{a.name}_{w.suffix}", entity)
-                    )
-                    for a in self.window.spec.aggregations
-                }
-                for end in ends:
-                    key = window_key(self.keys, STREAM_VIEW, w.suffix, end, {"account_id": entity})
-                    pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
-                    pipe.expire(key, self.horizon_s + 600)
-                    writes += 1
-                    if writes % 5000 == 0:
-                        pipe.execute()
+        prefix, shape = panes_of(STREAM_VIEW, self.views[STREAM_VIEW].spec, self.window.spec, self.keys)
+        for entity in entity_ids("account_id", self.entities):
+            key = pane_key(prefix, serialize_entity_key({"account_id": entity}))
+            pipe.hset(key, mapping=self._panes(shape, dtypes, entity, now_ms))  # type: ignore[arg-type]
+            pipe.expire(key, self.horizon_s + 600)
+            writes += 1
+            if writes % 2000 == 0:
+                pipe.execute()
         pipe.hset(
             heartbeat_key(self.keys, STREAM_VIEW),  # type: ignore[arg-type]
             mapping=StreamProgress(processed_at_ms=now_ms, progress_at_ms=now_ms, newest_event_ms=now_ms, lag=0,
@@ -168,6 +162,30 @@ class Data:
                 if commit_coverage(self.client, self.keys, name, part, generation, EVERYTHING_MS) is None:
                     raise RuntimeError(f"the store's generation {generation} ended while the benchmark wrote its data")
         return writes
+
+    def _panes(self, shape: PaneShape, dtypes: Mapping[str, str], entity: str, now_ms: int) -> dict[bytes, bytes]:
+        """Every pane of the entity's windows over the horizon, as a busy account has them (a pane in every slide):
+        in each window, one pane holds the feature's value and the others hold no event, so every window the
+        horizon reads combines all of its panes into the value Feast's layout holds."""
+        out = {}
+        for w in self.window.spec.windows:
+            window = WindowShape.parse(w.length, w.slide)
+            span = window.length_ms // window.slide_ms
+            first = window.end_as_of(now_ms) - window.length_ms
+            last = window.end_as_of(now_ms + self.horizon_s * 1000) - window.slide_ms
+            for start in range(first, last + 1, window.slide_ms):
+                holds = start // window.slide_ms % span == 0
+                partials: list[int | float | None] = []
+                for _, agg, part in shape.partials():
+                    feature = f"{agg.name}_{w.suffix}"
+                    if part == "n":
+                        partials.append((value_for(dtypes[feature], feature, entity) if agg.function == "count"
+                                         else 1) if holds else 0)
+                    else:
+                        partials.append(value_for(dtypes[feature], feature, entity) if holds else None)
+                field = pane_field(shape.slide_number(window.slide_ms), start)
+                out[field] = b",".join(encode_number(p) or b"" for p in partials)
+        return out
 
     def bodies(self, count: int) -> tuple[list[str], list[str]]:
         """(ours, feast) request bodies for the same random entity rows."""

@@ -18,13 +18,22 @@ import httpx
 import redis
 import yaml
 
-from streamguard.onlinestore.feast_layout import EntityValue, feature_field, redis_key, timestamp_field
+from streamguard.onlinestore.feast_layout import (
+    EntityValue,
+    feature_field,
+    redis_key,
+    serialize_entity_key,
+    timestamp_field,
+)
 from streamguard.onlinestore.freshness import FreshnessRecord, freshness_key
 from streamguard.onlinestore.generation import BATCH, EVERYTHING_MS, STREAM, Part
+from streamguard.onlinestore.pane_layout import pane_field, pane_key
 from streamguard.onlinestore.tenancy import DEFAULT_NAMESPACE, store_project
 from streamguard.onlinestore.valueproto import Scalar, encode_timestamp, encode_value
-from streamguard.onlinestore.window_layout import StreamProgress, StreamState, encode_number, heartbeat_key, window_key
+from streamguard.onlinestore.window_layout import StreamProgress, StreamState, encode_number, heartbeat_key
 from streamguard.onlinestore.writers import commit_coverage, ensure_generation
+from streamguard.serving.catalog import build_catalog
+from streamguard.serving.sources import resources_from_documents
 
 API = "streamguard.dev/v1alpha1"
 CUSTOMER = [
@@ -201,8 +210,17 @@ def write_window(
     customer: str,
     aggregates: Mapping[str, float | int | None],
 ) -> None:
-    fields = {k.encode(): encode_number(v) for k, v in aggregates.items() if v is not None}
-    client.hset(window_key(keys_of(project), WINDOW_VIEW, suffix, end_ms, {"customer_id": customer}), mapping=fields)  # type: ignore[arg-type]
+    """Store ``aggregates`` as the last pane of the window of ``suffix`` ending at ``end_ms``, as the streaming job
+    stores panes: that window and the next ``length / slide - 1`` ones hold these values when no other pane of
+    theirs is stored (a test may cross a slide boundary while it runs)."""
+    views, windows, _ = resources_from_documents(finserve_manifests(project), "support")
+    group = build_catalog(views, windows).views[WINDOW_VIEW].windows[suffix]
+    partials = [aggregates.get(name) or 0 if function == "count" else aggregates.get(name)
+                for name, function, _ in AGGREGATIONS]
+    key = pane_key(group.pane_prefix, serialize_entity_key({"customer_id": customer}))
+    field, value = pane_field(group.slide_number, end_ms - group.shape.slide_ms), b",".join(
+        encode_number(p) or b"" for p in partials)
+    client.hset(key, field, value)  # type: ignore[arg-type]
 
 
 def write_progress(

@@ -37,9 +37,11 @@ def test_views_fields_and_windows_come_from_the_manifests() -> None:
     assert windows.batch_features == () and not windows.has_batch and windows.has_stream
     one = windows.windows["1m"]
     assert (one.shape.length_ms, one.shape.slide_ms) == (60_000, 15_000)
-    assert one.fields == (b"txn_count", b"amount_sum", b"amount_max")
+    assert one.offsets == (("count", 0), ("sum", 1), ("max", 2)) and one.slide_number == 1
+    assert one.pane_prefix.startswith(b"sgp:p_default:customer-txn-windows:")
+    assert windows.windows["5m"].slide_number == 2 and windows.windows["5m"].pane_prefix == one.pane_prefix
     assert one.empty == (0, 0.0, None)
-    assert [cast(b"7") for cast in one.casts] == [7, 7.0, 7.0]
+    assert [cast(7) for cast in one.casts] == [7, 7.0, 7.0]
     assert catalog.feature_sets["fraud"][0] == "account-profile:account_age_days"
 
 

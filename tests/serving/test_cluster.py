@@ -48,11 +48,7 @@ def test_catalog_follows_the_resources(stack: Endpoints, kubectl: Kubectl, names
     try:
         catalog = _wait_for(source, lambda c: len(c.views) == 4, "the four views")
         assert len(catalog.feature_sets["fraud"]) == 22
-        assert catalog.views["customer-txn-windows"].windows["1m"].fields == (
-            b"txn_count",
-            b"amount_sum",
-            b"amount_max",
-        )
+        assert catalog.views["customer-txn-windows"].windows["1m"].offsets == (("count", 0), ("sum", 1), ("max", 2))
 
         patch = [{"op": "add", "path": "/spec/features/-", "value": {"name": "email_domain", "dtype": "STRING"}}]
         kubectl("patch", "featureview", "customer-profile", "-n", namespace, "--type=json", f"-p={json.dumps(patch)}")

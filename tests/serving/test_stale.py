@@ -31,20 +31,16 @@ LAST = [3, 60.0, 30.0]
 EMPTY = [0, 0.0, None]
 
 
-def _ends(length: str, slide: str, count: int) -> list[int]:
-    """The current window end and the next ones (a test may cross a slide boundary while it runs)."""
-    shape = WindowShape.parse(length, slide)
-    first = shape.end_as_of(int(time.time() * 1000))
-    return [first + k * shape.slide_ms for k in range(count)]
+def _end(length: str, slide: str) -> int:
+    """The current window's end (:func:`write_window` covers the next windows too)."""
+    return WindowShape.parse(length, slide).end_as_of(int(time.time() * 1000))
 
 
 def _seed(client: redis.Redis, project: str) -> None:
-    """Fresh batch views and the 1m windows of C1 for the next minute; C2 has none."""
+    """Fresh batch views and the 1m windows of C1 for the next 45 s; C2 has none."""
     write_batch_freshness(client, project, time.time() - 30)
-    for end in _ends("1m", "15s", 5):
-        write_window(
-            client, project, "1m", end, "C1", dict(zip(("txn_count", "amount_sum", "amount_max"), LAST, strict=True))
-        )
+    write_window(client, project, "1m", _end("1m", "15s"), "C1",
+                 dict(zip(("txn_count", "amount_sum", "amount_max"), LAST, strict=True)))
 
 
 def _lookup(post: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -139,8 +135,7 @@ def test_partial_window_before_the_job_covers_it(
 ) -> None:
     _seed(redis_client, project)
     now = time.time()
-    for end in _ends("5m", "1m", 2):
-        write_window(redis_client, project, "5m", end, "C1", {"txn_count": 4})
+    write_window(redis_client, project, "5m", _end("5m", "1m"), "C1", {"txn_count": 4})
     # the job covers the events of the last 2 minutes only: the 5m window is partial, the 1m one complete
     write_progress(redis_client, project, now, complete_from=now - 120)
     refs = [f"{WINDOW_VIEW}:txn_count_1m", f"{WINDOW_VIEW}:txn_count_5m"]

@@ -88,13 +88,9 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def _window(client: redis.Redis, project: str, customer: str, values: list[Any]) -> None:
-    """The 1m windows of ``customer`` for the next minute (a test may cross a slide boundary)."""
-    shape = WindowShape.parse("1m", "15s")
-    first = shape.end_as_of(int(time.time() * 1000))
-    for k in range(5):
-        write_window(
-            client, project, "1m", first + k * shape.slide_ms, customer, dict(zip(AGGREGATES, values, strict=True))
-        )
+    """The 1m windows of ``customer`` for the next 45 s (a test may cross a slide boundary)."""
+    end = WindowShape.parse("1m", "15s").end_as_of(int(time.time() * 1000))
+    write_window(client, project, "1m", end, customer, dict(zip(AGGREGATES, values, strict=True)))
 
 
 def _stream_and_materializer_running(client: redis.Redis, project: str) -> None:
@@ -264,3 +260,21 @@ def test_a_redis_restart_reads_stale_until_reseeded_even_with_every_key_kept(tmp
                 _seed(store)
                 _assert_served(app)
                 assert app.get("/readyz").status_code == 200
+
+
+def test_coverage_of_an_older_pane_layout_does_not_count(store: Store) -> None:
+    """Right after an upgrade from pane keys without the final ``:`` (``panes/1``): the job's coverage names that
+    layout (``stream.panes:``) and the hashes under the new keys are empty until the job re-seeds them. Serving
+    reads the window view ``stale``, never the empty hashes as zeros."""
+    _seed(store)
+    coverage = coverage_key(keys_of(store.project), WINDOW_VIEW)
+    fields = cast(dict[bytes, bytes], store.client.hgetall(coverage))  # type: ignore[arg-type]
+    assert fields and all(field.startswith(b"stream.panes2:") for field in fields)
+    store.client.delete(coverage)
+    store.client.hset(coverage, mapping={b"stream.panes:" + f.split(b":", 1)[1]: v for f, v in fields.items()})  # type: ignore[arg-type]
+    for key in store.client.scan_iter(match=b"sgp:*"):
+        store.client.delete(key)
+    with store.serve() as app:
+        seeded, new = _read(app)
+    assert seeded == (["present"] * 2 + ["stale"] * 3, [*SEEDED_BATCH, None, None, None])
+    assert new == (["not_found", "not_found", *["stale"] * 3], [None] * 5)

@@ -6,9 +6,10 @@ from fnmatch import fnmatchcase
 
 import pytest
 
-from streamguard.onlinestore.feast_layout import redis_key
+from streamguard.onlinestore.feast_layout import redis_key, serialize_entity_key
 from streamguard.onlinestore.freshness import freshness_key, watermark_key
 from streamguard.onlinestore.generation import coverage_key, generation_key
+from streamguard.onlinestore.pane_layout import pane_key, pane_prefix
 from streamguard.onlinestore.tenancy import acl_key_patterns, acl_setuser, split_store_project, store_project
 from streamguard.onlinestore.window_layout import heartbeat_key, window_key
 
@@ -26,7 +27,8 @@ def _keys(namespace: str, project: str) -> list[bytes]:
                  watermark_key(store, view)]
         for entity in ENTITIES:
             keys += [redis_key(store, {"account_id": entity}), redis_key(store, {"n": -7}),
-                     window_key(store, view, "1m", 1_700_000_000_000, {"account_id": entity})]
+                     window_key(store, view, "1m", 1_700_000_000_000, {"account_id": entity}),
+                     pane_key(pane_prefix(store, view, "0123456789ab"), serialize_entity_key({"account_id": entity}))]
     return keys
 
 

@@ -32,18 +32,19 @@ from streamguard.onlinestore.feast_layout import redis_key
 from streamguard.onlinestore.freshness import FreshnessRecord, freshness_key
 from streamguard.onlinestore.generation import STREAM, coverage_key, generation_key
 from streamguard.onlinestore.tenancy import acl_setuser, split_store_project, store_project
-from streamguard.onlinestore.window_layout import StreamProgress, heartbeat_key, window_key
+from streamguard.onlinestore.window_layout import StreamProgress, heartbeat_key
 from streamguard.onlinestore.writers import commit_coverage, ensure_generation
 from streamguard.serving.app import create_app
 from streamguard.serving.settings import Settings
 from streamguard.windows import WindowShape
 from streamguard.workloads.materialize.run import materialize_incremental
 from streamguard.workloads.materialize.watermark import FileWatermark
+from streamguard.workloads.streaming.panes import NEVER, pane_key
 from streamguard.workloads.streaming.plan import StreamPlan, build
-from streamguard.workloads.streaming.sink import END, KEY, SUFFIX, RedisSink
+from streamguard.workloads.streaming.sink import RedisSink
 from tests.serving.support import write_config
 from tests.workloads.materialize.support import feast_store
-from tests.workloads.streaming.support import V1, view_spec, window_spec, write_job
+from tests.workloads.streaming.support import V1, pane_frame, view_spec, window_spec, write_job
 
 pytestmark = pytest.mark.stack
 
@@ -96,14 +97,11 @@ def _stream(client: redis.Redis, tenant: Tenant, now_ms: int) -> None:
     generation, _ = ensure_generation(client, tenant.plan.project, now_ms)
     ends = {w.suffix: WindowShape(w.length_ms, w.slide_ms).end_as_of(now_ms) for w in tenant.plan.windows}
     sink = RedisSink(client, tenant.plan)
-    suffixes = list(ends)
-    rows = [(account, suffix) for account in ACCOUNTS for suffix in suffixes]
-    assert sink.write({
-        KEY: [account for account, _ in rows], SUFFIX: [suffix for _, suffix in rows],
-        END: [ends[suffix] for _, suffix in rows],
-        "txn_count": [tenant.factor * (1 + i) for i, _ in enumerate(rows)],
-        "amount_sum": [tenant.factor * 10.0 * (1 + i) for i, _ in enumerate(rows)],
-    }) == len(rows)
+    rows = [(account, suffix) for account in ACCOUNTS for suffix in ends]
+    values = [{"txn_count": tenant.factor * (1 + i), "amount_sum": tenant.factor * 10.0 * (1 + i)}
+              for i in range(len(rows))]
+    sink.write_panes(pane_frame(tenant.plan, [(account, suffix, ends[suffix], v) for (account, suffix), v in
+                                              zip(rows, values, strict=True)]), NEVER, NEVER)
     assert commit_coverage(client, tenant.plan.project, tenant.plan.view, STREAM, generation, 0) is not None
     sink.publish(StreamProgress(processed_at_ms=now_ms, state="running", progress_at_ms=now_ms, newest_event_ms=now_ms,
                                 lag=0, batch_id=tenant.factor, complete_from_ms=0))
@@ -237,8 +235,7 @@ def test_an_acl_user_per_namespace_runs_its_writers_and_serving_and_is_refused_t
         now_ms = int(time.time() * 1000)
         theirs = [
             redis_key(b.store, {"account_id": "A1"}),
-            window_key(b.store, b.plan.view, "1m", WindowShape.parse("1m", "15s").end_as_of(now_ms),
-                       {"account_id": "A1"}),
+            pane_key(b.plan, b.plan.entity_key("A1")),
             heartbeat_key(b.store, b.plan.view),
             freshness_key(b.store, BATCH_VIEW),
             generation_key(b.store),

@@ -18,10 +18,12 @@ from streamguard.api.streamingwindow import StreamingWindowSpec
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.jobspec import MaterializeJob, StreamJob
 from streamguard.windows import WindowShape
+from streamguard.workloads.streaming.panes import NEVER
 from streamguard.workloads.streaming.plan import build
-from streamguard.workloads.streaming.sink import END, KEY, SUFFIX, RedisSink
+from streamguard.workloads.streaming.sink import RedisSink
 from tests.serving.conftest import ClientFactory
 from tests.serving.support import CUSTOMER, WINDOW_VIEW, finserve_manifests, write_progress
+from tests.workloads.streaming.support import pane_frame
 
 pytestmark = pytest.mark.stack
 
@@ -140,19 +142,16 @@ def test_stream_sink_windows_are_served(redis_client: redis.Redis, project: str,
     }
 
     def batch(count: int, total: float, biggest: float) -> dict[str, list[object]]:
-        return {
-            KEY: ["C7", "C7"],
-            SUFFIX: ["1m", "5m"],
-            END: [ends["1m"], ends["5m"]],
-            "txn_count": [count, count + 1],
-            "amount_sum": [total, total + 10.0],
-            "amount_max": [biggest, biggest],
-        }
+        """The job's changed panes: the last pane of each window holds these values."""
+        return pane_frame(plan, [
+            ("C7", "1m", ends["1m"], {"txn_count": count, "amount_sum": total, "amount_max": biggest}),
+            ("C7", "5m", ends["5m"], {"txn_count": count + 1, "amount_sum": total + 10.0, "amount_max": biggest}),
+        ])
 
     refs = [f"{WINDOW_VIEW}:{a}_{w}" for w in ("1m", "5m") for a in ("txn_count", "amount_sum", "amount_max")]
     request = {"features": refs, "entities": [{"customer_id": "C7"}, {"customer_id": "C8"}]}
     with serving_client() as client:
-        sink.write(batch(2, 40.0, 25.0))
+        sink.write_panes(batch(2, 40.0, 25.0), NEVER, NEVER)
         sink.heartbeat(batch_id=1, watermark_ms=now_ms - 120_000)
         # the job's progress record says it is caught up (its writer is the streaming job's progress tracker)
         write_progress(redis_client, project, time.time())
@@ -161,7 +160,7 @@ def test_stream_sink_windows_are_served(redis_client: redis.Redis, project: str,
         assert c8["values"] == [0, 0.0, None, 0, 0.0, None] and c8["statuses"] == ["present"] * 6
         # the fraud burst, replayed at-least-once: overwrites, never adds twice
         for _ in range(2):
-            sink.write(batch(19, 4800.0, 990.0))
+            sink.write_panes(batch(19, 4800.0, 990.0), NEVER, NEVER)
         sink.heartbeat(batch_id=2, watermark_ms=now_ms - 60_000)
         write_progress(redis_client, project, time.time())
         burst = client.post("/features", json=request).json()["results"][0]

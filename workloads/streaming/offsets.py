@@ -19,7 +19,6 @@ from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-d
 
 from streamguard.clientsecurity import KafkaEndpoint, Refusals
 from streamguard.workloads.streaming import checkpoint
-from streamguard.workloads.streaming.panes import state_shape
 from streamguard.workloads.streaming.plan import StreamPlan
 
 log = logging.getLogger(__name__)
@@ -199,12 +198,12 @@ class TopicProbe:
 
 
 def replace_stale_state(plan: StreamPlan) -> bool:
-    """Delete the windows query's checkpoint when it was begun for another state shape (``panes.state_shape``:
+    """Delete the windows query's checkpoint when it was begun for another state shape (``PaneShape.state``:
     before pane aggregation, or with other slides, partial aggregates or key); whether it did. Its state rows
     would not mean what this job reads them as, so the query starts anew, from where a job without a checkpoint
     starts (:func:`plan_start`); the dead-letter query keeps its checkpoint."""
     location = checkpoint.at(plan.checkpoint_dir)
-    shape = json.dumps(state_shape(plan), sort_keys=True)
+    shape = json.dumps(plan.pane_shape.state(), sort_keys=True)
     recorded = location.read_text(STATE_FILE)
     if recorded is not None and json.dumps(json.loads(recorded), sort_keys=True) == shape:
         return False

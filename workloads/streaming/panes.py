@@ -9,9 +9,7 @@ Spark aggregates the panes (``job.paned``): the pane's grouping struct ends at `
 slide``, so Spark's watermark drops an event only when every window containing it has closed, and evicts a pane
 when no window still open contains it.
 
-The sink stores each changed pane, whole, in one hash per entity (``sgp:<store project>:<view>:<state id>:<entity>``,
-:func:`state_id` naming the shape of the panes, field
-``<slide index>:<pane start ms>``, value the partials as ASCII decimals separated by ``,``, empty for a null) and,
+The sink stores each changed pane, whole, in the entity's pane hash (``streamguard.onlinestore.pane_layout``) and,
 in the same script (:data:`WRITE_PANES`, atomic per call), rewrites every window containing a changed pane from the
 hash into today's window layout (``streamguard.onlinestore.window_layout``), except:
 
@@ -25,57 +23,33 @@ Every write is a whole pane from Spark's state and every window is recomputed fr
 batch writes the same values again. Panes that only closed windows contain are removed from the hash.
 """
 
-import hashlib
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from streamguard.onlinestore import pane_layout
+from streamguard.onlinestore.pane_layout import PaneAggregation
 from streamguard.onlinestore.window_layout import encode_number, window_infix
-from streamguard.workloads.streaming.plan import AggregationPlan, StreamPlan
+from streamguard.workloads.streaming.plan import StreamPlan
 
-STATE_LAYOUT = "panes/1"
 KEY, SLIDE, PANE = "entity", "slide", "pane_ms"
 """Columns of the pane frame besides the partials (:func:`partial_columns`)."""
-PANE_PREFIX = b"sgp:"
 NEVER = -(2**53)
 """A watermark or floor below every event time: nothing is closed, or nothing is too early."""
 
-PARTS = {"count": ("n",), "sum": ("s",), "avg": ("s", "n"), "min": ("m",), "max": ("m",)}
-"""The partial aggregates of each aggregation: ``n`` a count (of rows, or of non-null values for avg), ``s`` a sum
-of non-null values (null when none), ``m`` a min or max (null when none)."""
 
-
-def partial_columns(plan: StreamPlan) -> list[tuple[str, AggregationPlan, str]]:
+def partial_columns(plan: StreamPlan) -> list[tuple[str, PaneAggregation, str]]:
     """``(column, aggregation, part)`` of every partial, in the order the pane value holds them."""
-    return [(f"{agg.name}__{part}", agg, part) for agg in plan.aggregations for part in PARTS[agg.function]]
-
-
-def state_shape(plan: StreamPlan) -> dict[str, Any]:
-    """What the meaning of the job's state rows and stored panes depends on: a job whose shape differs from the
-    one its checkpoint was begun with cannot resume it (``offsets.replace_stale_state``)."""
-    return {
-        "layout": STATE_LAYOUT,
-        "key": [plan.key_field, plan.join_key_type],
-        "event_time": plan.event_time_field,
-        "slides": [[slide, plan.longest(slide)] for slide in plan.slides],
-        "partials": [[name, agg.function, agg.field] for name, agg, _ in partial_columns(plan)],
-    }
-
-
-def state_id(plan: StreamPlan) -> str:
-    """A short digest of :func:`state_shape`: the stored panes of one shape never mix with another's."""
-    text = json.dumps(state_shape(plan), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return plan.pane_shape.partials()
 
 
 def pane_key(plan: StreamPlan, entity: bytes) -> bytes:
-    """``sgp:<store project>:<view>:<state id>:<Feast entity key>``: every pane of one entity of one view."""
-    return pane_prefix(plan) + entity
+    """Every pane of one entity of one view (``pane_layout.pane_key``)."""
+    return pane_layout.pane_key(pane_prefix(plan), entity)
 
 
 def pane_prefix(plan: StreamPlan) -> bytes:
-    return PANE_PREFIX + f"{plan.project}:{plan.view}:{state_id(plan)}:".encode()
+    return pane_layout.pane_prefix(plan.project, plan.view, plan.pane_shape.state_id())
 
 
 def pane_ttl_ms(plan: StreamPlan) -> int:
@@ -114,11 +88,11 @@ def render(plan: StreamPlan, columns: Mapping[str, Sequence[Any]]) -> Iterator[E
     for row, raw in enumerate(columns[KEY]):
         if raw is None:
             continue
-        field = b"%d:%d" % (int(columns[SLIDE][row]) + 1, int(columns[PANE][row]))
+        field = pane_layout.pane_field(int(columns[SLIDE][row]) + 1, int(columns[PANE][row]))
         value = b",".join(encode_number(column[row]) or b"" for column in partials)
         grouped.setdefault(raw, []).append((field, value))
     for raw, panes in grouped.items():
-        yield EntityPanes(prefix + plan.entity_key(raw), tuple(panes))
+        yield EntityPanes(pane_layout.pane_key(prefix, plan.entity_key(raw)), tuple(panes))
 
 
 WRITE_PANES = """
@@ -191,7 +165,7 @@ for k = 1, #KEYS do
   end
   if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
   redis.call('PEXPIRE', key, pane_ttl)
-  local entity = string.sub(key, prefix_len + 1)
+  local entity = string.sub(key, prefix_len + 1, -2)
   local done = {}
   for i = 1, changed do
     local field = ARGV[pos + 2 * i - 1]

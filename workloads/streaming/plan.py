@@ -6,6 +6,7 @@ have) is a :class:`StreamSpecError` naming the resource and the field, raised be
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from streamguard.api.durations import parse_duration
@@ -14,6 +15,7 @@ from streamguard.contracts.compatibility import SchemaParseError, parse
 from streamguard.contracts.fields import field_types, is_numeric
 from streamguard.jobspec import StreamJob
 from streamguard.onlinestore.feast_layout import EntityValue, serialize_entity_key
+from streamguard.onlinestore.pane_layout import PaneAggregation, PaneShape, shape_of
 from streamguard.onlinestore.tenancy import store_project
 from streamguard.onlinestore.window_layout import expiry_ms
 from streamguard.windows import WindowShape
@@ -39,15 +41,6 @@ class WindowPlan:
 
 
 @dataclass(frozen=True)
-class AggregationPlan:
-    name: str
-    function: str
-    field: str | None
-    integral: bool = True
-    """The aggregate is a whole number: a count, or the sum, min or max of an ``int`` or ``long`` field."""
-
-
-@dataclass(frozen=True)
 class StreamPlan:
     ref: str
     """``namespace/name`` of the StreamingWindow, for messages."""
@@ -65,7 +58,7 @@ class StreamPlan:
     watermark_ms: int
     trigger_ms: int
     windows: tuple[WindowPlan, ...]
-    aggregations: tuple[AggregationPlan, ...]
+    aggregations: tuple[PaneAggregation, ...]
     project: str
     """The store project (:func:`~streamguard.onlinestore.tenancy.store_project`): namespace and
     ``spec.project``, the name every key of the view carries."""
@@ -90,6 +83,12 @@ class StreamPlan:
         """The serialized Feast entity key of a key column value (an ``int`` for an ``INT64`` join key)."""
         value: EntityValue = int(raw) if self.join_key_type == "INT64" else str(raw)
         return serialize_entity_key({self.join_key: value})
+
+    @cached_property
+    def pane_shape(self) -> PaneShape:
+        """What the job's state rows and stored panes mean (``streamguard.onlinestore.pane_layout``)."""
+        return shape_of(self.key_field, self.join_key_type, self.event_time_field,
+                        ((w.length_ms, w.slide_ms) for w in self.windows), self.aggregations)
 
     def longest(self, slide_ms: int) -> int:
         """The longest window with slide ``slide_ms``: a pane of that slide is needed while one contains it."""
@@ -152,7 +151,7 @@ def build(job: StreamJob) -> StreamPlan:
                 )
         field = agg.field if agg.function != "count" else None
         integral = agg.function == "count" or (agg.function != "avg" and types[str(field)][0] in ("int", "long"))
-        aggregations.append(AggregationPlan(agg.name, agg.function, field, integral))
+        aggregations.append(PaneAggregation(agg.name, agg.function, field, integral))
     watermark = _ms(spec.watermark, "spec.watermark", ref)
     trigger_ms = _ms(spec.trigger_interval, "spec.triggerInterval", ref)
     windows = []

@@ -11,7 +11,7 @@ import time
 import urllib.request
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,8 +33,13 @@ from streamguard.api.streamingwindow import (
 from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.jobspec import StreamJob
+from streamguard.onlinestore.feast_layout import serialize_entity_key
+from streamguard.onlinestore.pane_layout import combine, pane_key, window_fields
 from streamguard.onlinestore.window_layout import StreamProgress, decode_number, heartbeat_key, window_key
+from streamguard.serving.catalog import panes_of
 from streamguard.windows import WindowShape, aggregate
+from streamguard.workloads.streaming.panes import KEY, PANE, SLIDE, partial_columns
+from streamguard.workloads.streaming.plan import StreamPlan
 
 if TYPE_CHECKING:
     from tests.conftest import Kubectl
@@ -261,6 +266,47 @@ def read_windows(client: "redis.Redis", project: str, view: str,
     for key, raw in zip(wanted, pipe.execute(), strict=True):
         if raw:
             out[key] = {field.decode(): decode_number(value) for field, value in raw.items()}
+    return out
+
+
+def pane_frame(plan: StreamPlan, windows: Sequence[tuple[Any, str, int, Mapping[str, float | int | None]]]
+               ) -> dict[str, list[Any]]:
+    """The job's frame of changed panes (``RedisSink.write_panes``) that makes each window ``(key, suffix, end,
+    values)`` hold ``values``: its last pane holds them (a window sharing that pane holds them too)."""
+    suffixes = {w.suffix: w for w in plan.windows}
+    frame: dict[str, list[Any]] = {KEY: [], SLIDE: [], PANE: []}
+    for name, _, _ in partial_columns(plan):
+        frame[name] = []
+    for key, suffix, end, values in windows:
+        window = suffixes[suffix]
+        frame[KEY].append(key)
+        frame[SLIDE].append(plan.slides.index(window.slide_ms))
+        frame[PANE].append(end - window.slide_ms)
+        for name, agg, part in partial_columns(plan):
+            value = values.get(agg.name)
+            frame[name].append((value or 0 if agg.function == "count" else int(value is not None)) if part == "n"
+                               else value)
+    return frame
+
+
+def combined_windows(client: "redis.Redis", project: str, spec: StreamingWindowSpec,
+                     keys: Iterable[Key]) -> dict[Key, dict[str, float | int | None]]:
+    """The windows ``keys`` as serving reads them: combined from the job's panes (a window none of whose panes is
+    stored is left out). Exact for a window that ends after the watermark the job last wrote with."""
+    prefix, shape = panes_of(spec.feature_view, view_spec(spec, project), spec, project)
+    windows = {w.suffix: WindowShape.parse(w.length, w.slide) for w in spec.windows}
+    wanted = list(keys)
+    pipe = client.pipeline(transaction=False)
+    for account, suffix, end in wanted:
+        window = windows[suffix]
+        pipe.hmget(pane_key(prefix, serialize_entity_key({"account_id": account})),  # type: ignore[arg-type]
+                   window_fields(shape.slide_number(window.slide_ms), window.length_ms, window.slide_ms, end))
+    names = [a.name for a in shape.aggregations]
+    out = {}
+    for key, raw in zip(wanted, pipe.execute(), strict=True):
+        panes = [item for item in raw if item is not None]
+        if panes:
+            out[key] = dict(zip(names, combine(shape.offsets(), shape.width, panes), strict=True))
     return out
 
 

@@ -154,8 +154,8 @@ def test_panes_render_one_hash_per_entity_with_the_partials_of_each_changed_pane
         "txn_count__n": [2, 1, 3], "amount_sum__s": [5.5, None, 7.0], "amount_max__m": [3.25, None, 4.0],
     }))
     assert [e.key for e in entities] == [
-        f"sgp:proj_ns:account-realtime:{panes.state_id(plan)}:".encode() + serialize_entity_key({"account_id": a})
-        for a in ("A1", "A2")]
+        f"sgp:proj_ns:account-realtime:{plan.pane_shape.state_id()}:".encode() + serialize_entity_key({"account_id": a})
+        + b":" for a in ("A1", "A2")]
     assert entities[0].panes == ((b"1:60000", b"2,5.5,3.25"), (b"3:0", b"3,7.0,4.0"))
     assert entities[1].panes == ((b"1:60000", b"1,,"),), "a null partial is empty"
 

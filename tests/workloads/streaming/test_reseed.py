@@ -14,7 +14,7 @@ from streamguard.devstack.private_redis import private_redis
 from streamguard.jobspec import StreamJob, load
 from streamguard.onlinestore.generation import STREAM, Coverage, generation_key
 from streamguard.onlinestore.writers import read_coverage
-from streamguard.workloads.streaming import panes, reseed
+from streamguard.workloads.streaming import reseed
 from streamguard.workloads.streaming.offsets import batch_end_offsets, late_watermark, replace_stale_state
 from streamguard.workloads.streaming.panes import KEY, NEVER, PANE, SLIDE
 from streamguard.workloads.streaming.plan import StreamPlan, build
@@ -81,7 +81,7 @@ def test_a_windows_checkpoint_of_another_state_shape_starts_anew(tmp_path: Path)
     assert not replace_stale_state(plan), "the same shape resumes"
     assert not replace_stale_state(plan)
     other = dataclasses.replace(plan, aggregations=plan.aggregations[:1])
-    assert panes.state_id(other) != panes.state_id(plan)
+    assert other.pane_shape.state_id() != plan.pane_shape.state_id()
     assert replace_stale_state(other) and not offsets.exists(), "other partial aggregates: a new state"
 
 
