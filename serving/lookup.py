@@ -119,8 +119,9 @@ class PaneRead:
     of every pane the windows ending after that moment span, and how to combine each window from them."""
 
     prefix: bytes
-    ends: tuple[int, ...]
-    """Per group, its window's end (with :attr:`prefix` and the entity, what the read depends on)."""
+    ends: tuple[tuple[str, int], ...]
+    """Per group, its suffix and its window's end: with :attr:`prefix` and the entity, what the read depends on
+    (two windows of one StreamingWindow may end at the same moment)."""
     packed_fields: bytes
     count: int
     groups: tuple[tuple[WindowGroup, int, int], ...]
@@ -134,7 +135,7 @@ class PaneRead:
             end = group.shape.end_as_of(now_ms)
             own = window_fields(group.slide_number, group.shape.length_ms, group.shape.slide_ms, end)
             parts.append((group, len(fields), len(own)))
-            ends.append(end)
+            ends.append((group.suffix, end))
             fields += own
         return cls(prefix, tuple(ends), pack_tail(*fields), len(fields), tuple(parts))
 
