@@ -55,10 +55,10 @@ from streamguard.devstack.supervisor import free_port
 from streamguard.finserve.resources import load_manifests
 from streamguard.onlinestore.feast_layout import feature_field, redis_key, serialize_entity_key, timestamp_field
 from streamguard.onlinestore.generation import BATCH, EVERYTHING_MS, STREAM
-from streamguard.onlinestore.pane_layout import PaneShape, pane_field, pane_key
+from streamguard.onlinestore.pane_layout import PaneShape, encode_pane, pane_field, pane_key
 from streamguard.onlinestore.tenancy import DEFAULT_NAMESPACE, store_project
 from streamguard.onlinestore.valueproto import encode_timestamp, encode_value
-from streamguard.onlinestore.window_layout import StreamProgress, encode_number, heartbeat_key
+from streamguard.onlinestore.window_layout import StreamProgress, heartbeat_key
 from streamguard.onlinestore.writers import commit_coverage, ensure_generation
 from streamguard.serving.catalog import panes_of
 from streamguard.windows import WindowShape
@@ -184,7 +184,7 @@ class Data:
                     else:
                         partials.append(value_for(dtypes[feature], feature, entity) if holds else None)
                 field = pane_field(shape.slide_number(window.slide_ms), start)
-                out[field] = b",".join(encode_number(p) or b"" for p in partials)
+                out[field] = encode_pane(partials)
         return out
 
     def bodies(self, count: int) -> tuple[list[str], list[str]]:

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from streamguard.onlinestore.window_layout import encode_number
+
 PANE_PREFIX = b"sgp:"
 PANE_KEY_END = b":"
 """Ends every pane key. A key ending in the entity's bytes would match the ACL pattern another tenant has for
@@ -110,6 +112,11 @@ def pane_key(prefix: bytes, entity: bytes) -> bytes:
 
 def pane_field(number: int, start_ms: int) -> bytes:
     return b"%d:%d" % (number, start_ms)
+
+
+def encode_pane(partials: Iterable[Number]) -> bytes:
+    """A pane's stored value: its partials as ASCII decimals separated by ``,``, empty for a null."""
+    return b",".join(encode_number(p) or b"" for p in partials)
 
 
 def window_fields(number: int, length_ms: int, slide_ms: int, end_ms: int) -> list[bytes]:

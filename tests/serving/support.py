@@ -27,10 +27,10 @@ from streamguard.onlinestore.feast_layout import (
 )
 from streamguard.onlinestore.freshness import FreshnessRecord, freshness_key
 from streamguard.onlinestore.generation import BATCH, EVERYTHING_MS, STREAM, Part
-from streamguard.onlinestore.pane_layout import pane_field, pane_key
+from streamguard.onlinestore.pane_layout import encode_pane, pane_field, pane_key
 from streamguard.onlinestore.tenancy import DEFAULT_NAMESPACE, store_project
 from streamguard.onlinestore.valueproto import Scalar, encode_timestamp, encode_value
-from streamguard.onlinestore.window_layout import StreamProgress, StreamState, encode_number, heartbeat_key
+from streamguard.onlinestore.window_layout import StreamProgress, StreamState, heartbeat_key
 from streamguard.onlinestore.writers import commit_coverage, ensure_generation
 from streamguard.serving.catalog import build_catalog
 from streamguard.serving.sources import resources_from_documents
@@ -218,8 +218,7 @@ def write_window(
     partials = [aggregates.get(name) or 0 if function == "count" else aggregates.get(name)
                 for name, function, _ in AGGREGATIONS]
     key = pane_key(group.pane_prefix, serialize_entity_key({"customer_id": customer}))
-    field, value = pane_field(group.slide_number, end_ms - group.shape.slide_ms), b",".join(
-        encode_number(p) or b"" for p in partials)
+    field, value = pane_field(group.slide_number, end_ms - group.shape.slide_ms), encode_pane(partials)
     client.hset(key, field, value)  # type: ignore[arg-type]
 
 

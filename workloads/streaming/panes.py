@@ -29,7 +29,7 @@ from typing import Any
 
 from streamguard.onlinestore import pane_layout
 from streamguard.onlinestore.pane_layout import PaneAggregation
-from streamguard.onlinestore.window_layout import encode_number, window_infix
+from streamguard.onlinestore.window_layout import window_infix
 from streamguard.workloads.streaming.plan import StreamPlan
 
 KEY, SLIDE, PANE = "entity", "slide", "pane_ms"
@@ -89,7 +89,7 @@ def render(plan: StreamPlan, columns: Mapping[str, Sequence[Any]]) -> Iterator[E
         if raw is None:
             continue
         field = pane_layout.pane_field(int(columns[SLIDE][row]) + 1, int(columns[PANE][row]))
-        value = b",".join(encode_number(column[row]) or b"" for column in partials)
+        value = pane_layout.encode_pane(column[row] for column in partials)
         grouped.setdefault(raw, []).append((field, value))
     for raw, panes in grouped.items():
         yield EntityPanes(pane_layout.pane_key(prefix, plan.entity_key(raw)), tuple(panes))
