@@ -1,5 +1,6 @@
 """Kafka (KRaft) and the Confluent-compatible registry, used through confluent-kafka's Avro serde."""
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -26,15 +27,25 @@ def _schema(extra_field: dict[str, object]) -> str:
 
 
 def _register(registry_url: str, subject: str, schema: str) -> tuple[int, dict[str, object]]:
+    """POST one schema version; a connection the registry dropped before answering is tried again (a CI run
+    saw Apicurio log a registration 200 and close the connection unanswered). Registering the same schema
+    again is idempotent in the Confluent API (same id, no new version), so the retry cannot hide a bug."""
     request = urllib.request.Request(
         f"{registry_url}/subjects/{subject}/versions", method="POST",
         data=json.dumps({"schema": schema, "schemaType": "AVRO"}).encode(),
         headers={"Content-Type": "application/vnd.schemaregistry.v1+json"})
+
+    def post() -> tuple[int, dict[str, object]]:
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"{}")
+        return post()
+    except (http.client.RemoteDisconnected, ConnectionResetError):
+        return post()
 
 
 def test_avro_round_trip_through_six_partition_topic(kafka_bootstrap: str, registry_url: str) -> None:
