@@ -54,10 +54,13 @@ from benchmarks.onlinestore.run import mean_usage, used_memory, window_plan  # n
 from streamguard.devstack.machine import machine_facts  # noqa: E402
 from streamguard.devstack.private_redis import private_redis  # noqa: E402
 from streamguard.onlinestore.feast_layout import serialize_entity_key  # noqa: E402
-from streamguard.onlinestore.window_layout import encode_number, window_infix, window_key_of  # noqa: E402
+from streamguard.onlinestore.pane_layout import combine as combine_panes  # noqa: E402
+from streamguard.onlinestore.pane_layout import window_fields  # noqa: E402
+from streamguard.onlinestore.window_layout import encode_number  # noqa: E402
 from streamguard.windows import WindowShape  # noqa: E402
+from streamguard.workloads.streaming import panes as job_panes  # noqa: E402
 from streamguard.workloads.streaming.plan import StreamPlan, WindowPlan  # noqa: E402
-from streamguard.workloads.streaming.sink import END, KEY, SUFFIX, RedisSink  # noqa: E402
+from streamguard.workloads.streaming.sink import RedisSink  # noqa: E402
 
 FUNCTIONS = ("count", "sum", "max")
 """FinServe's aggregations, in the plan's order (the benchmark checks)."""
@@ -193,42 +196,43 @@ class HashLayout(Layout):
 
 class Today(Layout):
     name = "a-today"
-    description = "hash per (entity, view, window, window end), 3 ASCII fields, expiring (the job's sink)"
+    description = ("hash per (entity, view, window, window end), 3 ASCII fields, expiring (the job's sink before "
+                   "issue 21: sgw:<project>:<view>:<window>:<entity>:<end>)")
 
     def write(self, client: redis.Redis, accounts: Sequence[Account], now_ms: int) -> dict[bytes, list[bytes]]:
-        sink = RedisSink(client, self.plan)
+        names = [a.name for a in self.plan.aggregations]
         keys: dict[bytes, list[bytes]] = {}
-        for start in range(0, len(accounts), 500):
-            columns: dict[str, list[Any]] = {KEY: [], SUFFIX: [], END: []}
-            columns.update({a.name: [] for a in self.plan.aggregations})
-            for account in accounts[start:start + 500]:
-                own = keys.setdefault(account.entity, [])
-                for window in self.windows:
-                    panes = panes_of(window, account)
-                    last: dict[int, int] = {}
-                    for ts, _ in account.events:
-                        for end in window.shape.ends_containing(ts):
-                            last[end] = ts
-                    for end, written in last.items():
-                        if written + window.plan.expiry_ms <= now_ms:
-                            continue  # the key has expired
-                        columns[KEY].append(account.id)
-                        columns[SUFFIX].append(window.plan.suffix)
-                        columns[END].append(end)
-                        for aggregation, value in zip(self.plan.aggregations,
-                                                      combine(window.shape, FUNCTIONS, panes, end), strict=True):
-                            columns[aggregation.name].append(value)
-                        own.append(window_key_of(account.entity, self._infix(window), end))
-            sink.write(columns)
+        pipe = client.pipeline(transaction=False)
+        for account in accounts:
+            own = keys.setdefault(account.entity, [])
+            for window in self.windows:
+                panes = panes_of(window, account)
+                last: dict[int, int] = {}
+                for ts, _ in account.events:
+                    for end in window.shape.ends_containing(ts):
+                        last[end] = ts
+                for end, written in last.items():
+                    if written + window.plan.expiry_ms <= now_ms:
+                        continue  # the key has expired
+                    key = self._key(account, window, end)
+                    values = combine(window.shape, FUNCTIONS, panes, end)
+                    fields = {n: encode_number(v) for n, v in zip(names, values, strict=True)}
+                    pipe.hset(key, mapping={n: v for n, v in fields.items() if v is not None})  # type: ignore[arg-type]
+                    pipe.pexpire(key, written + window.plan.expiry_ms - now_ms)
+                    own.append(key)
+            if len(pipe) > 2000:
+                pipe.execute()
+        pipe.execute()
         return keys
 
-    def _infix(self, window: Window) -> bytes:
-        return window_infix(self.plan.project, self.plan.view, window.plan.suffix)
+    def _key(self, account: Account, window: Window, end: int) -> bytes:
+        return b"sgw:%s:%s:%s:%s:%d" % (self.plan.project.encode(), self.plan.view.encode(),
+                                        window.plan.suffix.encode(), account.entity, end)
 
     def request(self, pipe: Any, account: Account, now_ms: int) -> None:
         names = [a.name for a in self.plan.aggregations]
         for window in self.windows:
-            pipe.hmget(window_key_of(account.entity, self._infix(window), window.shape.end_as_of(now_ms)), names)
+            pipe.hmget(self._key(account, window, window.shape.end_as_of(now_ms)), names)
 
     def decode(self, replies: Sequence[Reply], now_ms: int) -> Values:
         out: list[float | int | None] = []
@@ -511,7 +515,53 @@ class PanePacked(HashLayout):
         return tuple(v for values in merged for v in values)
 
 
-LAYOUTS: tuple[type[Layout], ...] = (Today, Panes, Windows, PaneRing, WindowRing, PaneString, PanePacked)
+class JobPanes(Layout):
+    name = "e-job-panes"
+    description = ("what the streaming job writes since issue 21: one hash per (entity, view), field <slide>:<pane "
+                   "start>, ASCII partials, through the job's own script (pruned at the watermark); serving's combine")
+
+    def write(self, client: redis.Redis, accounts: Sequence[Account], now_ms: int) -> dict[bytes, list[bytes]]:
+        sink = RedisSink(client, self.plan)
+        watermark = now_ms - self.plan.watermark_ms
+        columns = job_panes.partial_columns(self.plan)
+        keys: dict[bytes, list[bytes]] = {}
+        for first in range(0, len(accounts), 500):
+            frame: dict[str, list[Any]] = {job_panes.KEY: [], job_panes.SLIDE: [], job_panes.PANE: [],
+                                           **{name: [] for name, _, _ in columns}}
+            for account in accounts[first:first + 500]:
+                for window in self.windows:
+                    slide = window.plan.slide_ms
+                    for start, partials in panes_of(window, account).items():
+                        if start + self.plan.longest(slide) <= watermark:
+                            continue  # no open window contains it: Spark's state evicted it
+                        frame[job_panes.KEY].append(account.id)
+                        frame[job_panes.SLIDE].append(self.plan.slides.index(slide))
+                        frame[job_panes.PANE].append(start)
+                        for (name, _, _), value in zip(columns, partials, strict=True):
+                            frame[name].append(value)
+                        keys[account.entity] = [job_panes.pane_key(self.plan, account.entity)]
+            sink.write_panes(frame, watermark, job_panes.NEVER)
+        return keys
+
+    def request(self, pipe: Any, account: Account, now_ms: int) -> None:
+        shape = self.plan.pane_shape
+        fields = [f for w in self.windows for f in window_fields(
+            shape.slide_number(w.shape.slide_ms), w.shape.length_ms, w.shape.slide_ms, w.shape.end_as_of(now_ms))]
+        pipe.hmget(job_panes.pane_key(self.plan, account.entity), fields)
+
+    def decode(self, replies: Sequence[Reply], now_ms: int) -> Values:
+        shape = self.plan.pane_shape
+        offsets, width, raw, at = shape.offsets(), shape.width, replies[0], 0
+        out: list[float | int | None] = []
+        for window in self.windows:
+            count = window.slots
+            panes = [item for item in raw[at:at + count] if item is not None]
+            out.extend(combine_panes(offsets, width, panes) if panes else (0, 0.0, None))
+            at += count
+        return tuple(out)
+
+
+LAYOUTS: tuple[type[Layout], ...] = (Today, Panes, Windows, PaneRing, WindowRing, PaneString, PanePacked, JobPanes)
 
 
 def resp_size(reply: Reply) -> int:
@@ -613,6 +663,8 @@ def main() -> None:
     parser.add_argument("--replay", type=int, default=100,
                         help="accounts whose events are also written one by one through the pane script")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--layouts", default=",".join(kind.name for kind in LAYOUTS),
+                        help="comma-separated layouts to measure")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "onlinestore-layout.json")
     args = parser.parse_args()
     machine = machine_facts()
@@ -629,7 +681,7 @@ def main() -> None:
             for profile, count in (("finserve", args.accounts), ("busy", args.busy_accounts)):
                 accounts = activity(profile, count, now_ms, history_ms, args.seed)
                 results[profile] = []
-                for kind in LAYOUTS:
+                for kind in (k for k in LAYOUTS if k.name in args.layouts.split(",")):
                     row = measure(client, kind(plan, windows), accounts, now_ms, args.sample, args.repeat, args.replay)
                     results[profile].append(row)
                     print(f"{profile:<9}{row['layout']:<15}{row['bytes_per_active_account']:>9.0f} B/used"

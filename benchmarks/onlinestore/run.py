@@ -6,9 +6,8 @@ the profile tables; FinServe's entity counts at ``--scale``) is materialized wit
 the bytes per entity are ``MEMORY USAGE`` averaged over a sample of entity hashes, and the marginal bytes
 per feature come from the same view reduced to one feature. Then ``FLUSHALL`` and the next run's backfill
 is timed (the time from a wipe until the view is served again, besides waiting for its schedule).
-For the StreamingWindow's windows: one window hash per account and window written with the streaming
-job's sink; the bytes per hash times the hashes an active account keeps alive (its open windows plus
-closed ones until their keys expire, ``(length + expiry) / slide``) give the bytes per entity.
+For the StreamingWindow's windows: the pane hash per account the streaming job's script leaves (1-11 events
+per account over the last hour, pruned at the watermark), its growth of ``used_memory`` per account.
 Then the Redis time of the readers' generation checks. Last, the windows' time from a wipe until served
 again: the real streaming job (FinServe's ``account-activity``) on a Kafka broker and registry of the
 benchmark's own, fed the hour of FinServe traffic its longest window needs and then live traffic at
@@ -31,7 +30,6 @@ import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from math import ceil
 from pathlib import Path
 from typing import Any, cast
 
@@ -61,8 +59,9 @@ from streamguard.workloads.materialize.run import materialize_incremental  # noq
 from streamguard.workloads.materialize.watermark import FileWatermark  # noqa: E402
 from streamguard.workloads.producer.events import TrafficProfile, generate  # noqa: E402
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic, send_paced  # noqa: E402
+from streamguard.workloads.streaming import panes  # noqa: E402
 from streamguard.workloads.streaming.plan import StreamPlan, build  # noqa: E402
-from streamguard.workloads.streaming.sink import END, KEY, SUFFIX, RedisSink  # noqa: E402
+from streamguard.workloads.streaming.sink import RedisSink  # noqa: E402
 
 BATCH_VIEWS = {
     "customer-profile": ("C", "customers"),
@@ -185,46 +184,43 @@ def window_plan(work: Path) -> StreamPlan:
 
 
 def measure_windows(client: redis.Redis, accounts: int, work: Path, seed: int) -> list[dict[str, Any]]:
+    """The job's pane hashes: each account with 1-11 events over the last hour (uniform), written through the
+    job's own script at a watermark of now minus the plan's delay (what Spark's state and the script keep)."""
     plan = replace(window_plan(work), project=f"w{uuid.uuid4().hex[:8]}")
     rng = np.random.default_rng(seed)
-    sink = RedisSink(client, plan)
-    ids = [f"A{i:06d}" for i in range(accounts)]
-    results = []
-    for window in plan.windows:
-        end = (int(RUN_END.timestamp() * 1000) // window.slide_ms) * window.slide_ms
-        count = rng.integers(1, 12, accounts)
-        amounts = np.round(rng.lognormal(4, 1, accounts), 2)
-        columns: dict[str, list[Any]] = {KEY: ids, SUFFIX: [window.suffix] * accounts, END: [end] * accounts}
-        for aggregation in plan.aggregations:
-            if aggregation.function == "count":
-                columns[aggregation.name] = count.tolist()
-            elif aggregation.function == "sum":
-                columns[aggregation.name] = np.round(amounts * count, 2).tolist()
-            else:
-                columns[aggregation.name] = amounts.tolist()
-        before = used_memory(client)
-        sink.write(columns)
-        used = (used_memory(client) - before) / accounts
-        pattern = f"sgw:{plan.project}:{plan.view}:{window.suffix}:*:{end}".encode()
-        keys = list(client.scan_iter(match=pattern, count=10000))[:SAMPLE]
-        per_hash = mean_usage(client, keys)
-        live = ceil((window.length_ms + window.expiry_ms) / window.slide_ms)
-        results.append(
-            {
-                "view": plan.view,
-                "window": window.suffix,
-                "length_s": window.length_ms // 1000,
-                "slide_s": window.slide_ms // 1000,
-                "key_expiry_s": window.expiry_ms // 1000,
-                "aggregations": len(plan.aggregations),
-                "bytes_per_window_hash": round(per_hash, 1),
-                "bytes_per_window_hash_used_memory": round(used, 1),
-                "live_hashes_per_active_entity": live,
-                "bytes_per_active_entity": round(used * live),
-            }
-        )
+    now = int(RUN_END.timestamp() * 1000)
+    watermark = now - plan.watermark_ms
+    columns = panes.partial_columns(plan)
+    panes_of: dict[tuple[str, int, int], list[float]] = {}
+    for i in range(accounts):
+        for ts in rng.integers(now - 3_600_000, now, int(rng.integers(1, 12))):
+            amount = float(np.round(rng.lognormal(4, 1), 2))
+            for index, slide in enumerate(plan.slides):
+                start = int(ts) - int(ts) % slide
+                if start + plan.longest(slide) > watermark:
+                    panes_of.setdefault((f"A{i:06d}", index, start), []).append(amount)
+    frame: dict[str, list[Any]] = {panes.KEY: [], panes.SLIDE: [], panes.PANE: [], **{n: [] for n, _, _ in columns}}
+    for (account, index, start), amounts in panes_of.items():
+        frame[panes.KEY].append(account)
+        frame[panes.SLIDE].append(index)
+        frame[panes.PANE].append(start)
+        for name, aggregation, _ in columns:
+            frame[name].append(len(amounts) if aggregation.function == "count" else
+                               round(sum(amounts), 2) if aggregation.function == "sum" else max(amounts))
+    before = used_memory(client)
+    RedisSink(client, plan).write_panes(frame, watermark, panes.NEVER)
+    used = (used_memory(client) - before) / accounts
+    keys = list(client.scan_iter(match=panes.pane_prefix(plan) + b"*", count=10000))[:SAMPLE]
     client.flushall()
-    return results
+    return [{
+        "view": plan.view,
+        "windows": [w.suffix for w in plan.windows],
+        "aggregations": len(plan.aggregations),
+        "events_per_account": "1-11 over the last hour",
+        "panes_per_account": round(len(panes_of) / accounts, 1),
+        "bytes_per_pane_hash": round(mean_usage(client, keys) if keys else 0.0, 1),
+        "bytes_per_active_entity": round(used),
+    }]
 
 
 def measure_generation_check(client: redis.Redis, calls: int = 3000) -> dict[str, float]:
@@ -395,13 +391,10 @@ def main() -> None:
             f"{row['bytes_per_entity_used_memory']:>9.0f}"
             f"{row['bytes_per_feature']:>10.0f}{row['wipe_to_served_seconds']:>10.2f}"
         )
-    print(f"{'window':<18}{'B/hash':>9}{'B/used':>9}{'live':>9}{'B/active entity':>17}")
+    print(f"{'windows':<18}{'panes':>9}{'B/hash':>9}{'B/active entity':>17}")
     for row in windows:
-        print(
-            f"{row['view'] + ' ' + row['window']:<18}{row['bytes_per_window_hash']:>9.0f}"
-            f"{row['bytes_per_window_hash_used_memory']:>9.0f}"
-            f"{row['live_hashes_per_active_entity']:>9}{row['bytes_per_active_entity']:>17,}"
-        )
+        print(f"{row['view']:<18}{row['panes_per_account']:>9}{row['bytes_per_pane_hash']:>9.0f}"
+              f"{row['bytes_per_active_entity']:>17,}")
     print(
         f"Redis time per check: marker HGET {check['marker_hget_usec']:.1f} us (per lookup), "
         f"INFO server stats memory {check['identity_info_usec']:.1f} us (per connection and tick), "

@@ -11,7 +11,7 @@ a tenth after about five minutes at 10 events/s), which a job running for hours 
 the JIT compilers' CPU time. Each phase produces at a target rate for ``--duration`` seconds; probe events on their
 own accounts (event time = send time) measure freshness twice: *served* when ``POST /features`` answers the probe's
 ``txn_count_1m`` as ``present`` (or ``partial`` while the job's first hour is incomplete) and at least 1, which is
-what a model reads, and *in Redis* when its 1-minute window hash exists. A phase is *sustained* when the job
+what a model reads, and *in Redis* when its 15 s pane exists. A phase is *sustained* when the job
 drained it (the phase's last probe served) within ``--drain-limit`` seconds of the phase's end and the probes'
 freshness did not keep growing.
 
@@ -59,8 +59,10 @@ from streamguard.devstack.endpoints import Endpoints  # noqa: E402
 from streamguard.devstack.machine import machine_facts  # noqa: E402
 from streamguard.devstack.supervisor import free_port  # noqa: E402
 from streamguard.jobspec import StreamJob  # noqa: E402
+from streamguard.onlinestore.feast_layout import serialize_entity_key  # noqa: E402
+from streamguard.onlinestore.pane_layout import PaneShape, pane_field, pane_key  # noqa: E402
 from streamguard.onlinestore.tenancy import store_project  # noqa: E402
-from streamguard.onlinestore.window_layout import window_key  # noqa: E402
+from streamguard.serving.catalog import panes_of  # noqa: E402
 from streamguard.windows import WindowShape  # noqa: E402
 from streamguard.workloads.producer.events import TrafficProfile, generate  # noqa: E402
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic  # noqa: E402
@@ -92,7 +94,7 @@ class Phase:
     freshness_s: list[float] = field(default_factory=list)
     """Seconds from a probe's send to its value served over HTTP."""
     redis_freshness_s: list[float] = field(default_factory=list)
-    """Seconds from a probe's send to its window hash existing in Redis."""
+    """Seconds from a probe's send to its pane existing in Redis."""
     drain_s: float | None = None
     sustained: bool = False
     job_processed_rows_per_second: float | None = None
@@ -133,28 +135,32 @@ def _percentile(values: list[float], pct: float) -> float | None:
 
 @dataclass
 class Probe:
-    window_key: bytes
+    pane: tuple[bytes, bytes]
+    """The pane hash and field of its 15 s pane (the first pane of its 1-minute window to hold it)."""
     sent: float
     phase: Phase
     in_redis: bool = False
 
 
 class ProbeWatcher(threading.Thread):
-    """Polls for probes every 50 ms: their 1-minute window hash in Redis, then their ``txn_count_1m`` through
-    serving's ``POST /features`` (all pending probes in one request); records (seen - sent) of each."""
+    """Polls for probes every 50 ms: their pane in Redis (this checkout's pane layout: a baseline of another
+    layout reports no "in Redis" figure), then their ``txn_count_1m`` through serving's ``POST /features`` (all
+    pending probes in one request); records (seen - sent) of each."""
 
-    def __init__(self, client: "redis.Redis", project: str, view: str, serving_url: str) -> None:
+    def __init__(self, client: "redis.Redis", panes: tuple[bytes, PaneShape], view: str, serving_url: str) -> None:
         super().__init__(daemon=True)
-        self.client, self.project, self.view = client, project, view
+        self.client, self.panes, self.view = client, panes, view
         self.http = httpx.Client(base_url=serving_url, timeout=5)
         self.pending: dict[str, Probe] = {}
         self.lock = threading.Lock()
         self.stop = threading.Event()
 
     def watch(self, account: str, event_ms: int, sent: float, phase: Phase) -> str:
-        key = window_key(self.project, self.view, "1m", ONE_MINUTE.end_as_of(event_ms), {"account_id": account})
+        prefix, shape = self.panes
+        pane = (pane_key(prefix, serialize_entity_key({"account_id": account})),
+                pane_field(shape.slide_number(ONE_MINUTE.slide_ms), event_ms - event_ms % ONE_MINUTE.slide_ms))
         with self.lock:
-            self.pending[account] = Probe(key, sent, phase)
+            self.pending[account] = Probe(pane, sent, phase)
         return account
 
     def outstanding(self, account: str) -> bool:
@@ -184,7 +190,7 @@ class ProbeWatcher(threading.Thread):
                 unseen = [p for p in probes.values() if not p.in_redis]
                 pipe = self.client.pipeline(transaction=False)
                 for probe in unseen:
-                    pipe.exists(probe.window_key)
+                    pipe.hexists(*probe.pane)  # type: ignore[arg-type]
                 now = time.time()
                 for probe, found in zip(unseen, pipe.execute() if unseen else [], strict=True):
                     if found:
@@ -490,8 +496,8 @@ def measure(args: argparse.Namespace, stack: Endpoints, checkout: Path | None = 
     serving = serve_command(serving_config, stack.redis_url, serving_port, 1, "--insecure-no-auth",
                             "--cache-staleness", str(CACHE_STALENESS_S))
     client = redis.Redis.from_url(stack.redis_url)
-    watcher = ProbeWatcher(client, store_project(NAMESPACE, project), spec.feature_view,
-                           f"http://127.0.0.1:{serving_port}")
+    watcher = ProbeWatcher(client, panes_of(spec.feature_view, view, spec, store_project(NAMESPACE, project)),
+                           spec.feature_view, f"http://127.0.0.1:{serving_port}")
     watcher.start()
     phases: list[Phase] = []
     warm_up: Phase | None = None

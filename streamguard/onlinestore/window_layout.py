@@ -1,9 +1,5 @@
-"""StreamGuard's Redis layout for sliding-window features written by the streaming job.
-
-One hash per (entity, view, window, window end): key
-``sgw:<store project>:<view>:<window suffix>:<feast entity key bytes>:<end ms>``, fields = aggregation names,
-values = ASCII decimals (an absent field is a null aggregate). Keys expire a while after their window
-can no longer be "current".
+"""The streaming job's progress record and the encoding of its aggregates (the panes the windows are combined
+from are in :mod:`streamguard.onlinestore.pane_layout`).
 
 One progress record per view, the hash ``sgw-hb:<store project>:<view>`` (:class:`StreamProgress`, fields
 below): ``processed_at_ms`` says only that the job is alive; ``progress_at_ms`` is the newest wall-clock
@@ -16,8 +12,6 @@ included); the store project comes first so that a Redis ACL prefix pattern can 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Literal, get_args
-
-from streamguard.onlinestore.feast_layout import EntityValue, serialize_entity_key
 
 PROCESSED_AT = b"processed_at_ms"
 """Wall clock (ms) of the job's last write of the record: liveness only, never freshness."""
@@ -103,24 +97,6 @@ class StreamProgress:
         )
 
 
-WINDOW_PREFIX = b"sgw:"
-
-
-def window_key(project: str, view: str, suffix: str, end_ms: int, join_keys: Mapping[str, EntityValue]) -> bytes:
-    """``sgw:<store project>:<view>:<suffix>:<Feast entity key>:<window end ms>``."""
-    return window_key_of(serialize_entity_key(join_keys), window_infix(project, view, suffix), end_ms)
-
-
-def window_infix(project: str, view: str, suffix: str) -> bytes:
-    """The start of every key of one window of one view, up to the entity (readers and writers precompute it)."""
-    return WINDOW_PREFIX + f"{project}:{view}:{suffix}:".encode()
-
-
-def window_key_of(entity: bytes, infix: bytes, end_ms: int) -> bytes:
-    """:func:`window_key` from a serialized entity key and a :func:`window_infix` (the hot path)."""
-    return b"%s%s:%d" % (infix, entity, end_ms)
-
-
 def heartbeat_key(project: str, view: str) -> bytes:
     return f"sgw-hb:{project}:{view}".encode()
 
@@ -140,5 +116,5 @@ def decode_number(raw: bytes | None) -> float | int | None:
 
 
 def expiry_ms(length_ms: int, slide_ms: int, watermark_ms: int) -> int:
-    """How long a window key lives after its last write: long enough to be read while current."""
+    """How long a window's data lives after its last write: long enough to be read while the window is current."""
     return length_ms + slide_ms + watermark_ms + 300_000

@@ -11,7 +11,7 @@ from streamguard.onlinestore.freshness import freshness_key, watermark_key
 from streamguard.onlinestore.generation import coverage_key, generation_key
 from streamguard.onlinestore.pane_layout import pane_key, pane_prefix
 from streamguard.onlinestore.tenancy import acl_key_patterns, acl_setuser, split_store_project, store_project
-from streamguard.onlinestore.window_layout import heartbeat_key, window_key
+from streamguard.onlinestore.window_layout import heartbeat_key
 
 NAMESPACES = ["a", "b-a", "ab", "a-b", "team-a", "x-team-a", "default", "1", "d", "d-d"]
 PROJECTS = ["streamguard", "a", "a_b", "b", "x_", "p1"]
@@ -27,7 +27,6 @@ def _keys(namespace: str, project: str) -> list[bytes]:
                  watermark_key(store, view)]
         for entity in ENTITIES:
             keys += [redis_key(store, {"account_id": entity}), redis_key(store, {"n": -7}),
-                     window_key(store, view, "1m", 1_700_000_000_000, {"account_id": entity}),
                      pane_key(pane_prefix(store, view, "0123456789ab"), serialize_entity_key({"account_id": entity}))]
     return keys
 

@@ -1,42 +1,27 @@
-"""Writing to Redis: the job's panes and the windows combined from them (``panes``), and the window layout itself.
+"""Writing to Redis: the job's panes (``panes``) and its progress record.
 
 Spark's ``update`` mode hands every changed pane with its *full* partial aggregates, and ``foreachBatch`` is
-at-least-once, so each write is an overwrite (of the pane, and of every window recomputed from the panes): a
-replayed batch writes the same values again instead of adding them twice.
+at-least-once, so each write is an overwrite of the pane: a replayed batch writes the same values again instead of
+adding them twice.
 
 The streaming job writes from Spark's executors (:func:`write_batches`, a ``mapInArrow`` function): each
 partition's Arrow batches go to Redis from the Python worker that holds them, over one connection pool per
 worker process (``streamguard.onlinestore.client.shared``), a bounded number of entities per script call, all calls
 pipelined, and only a count returns to the driver.
-
-:meth:`RedisSink.write` writes given windows whole (``WRITE_WINDOWS``, HSET + PEXPIRE + HDEL per window):
-the writer the serving and store tests stand in for the job with.
 """
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import redis
 
 from streamguard.onlinestore.client import shared
-from streamguard.onlinestore.window_layout import (
-    StreamProgress,
-    encode_number,
-    heartbeat_key,
-    window_infix,
-    window_key_of,
-)
+from streamguard.onlinestore.window_layout import StreamProgress, heartbeat_key
 from streamguard.workloads.streaming import panes
 from streamguard.workloads.streaming.plan import StreamPlan
 
-KEY, SUFFIX, END = "entity", "suffix", "end_ms"
-"""Columns of a window frame (:meth:`RedisSink.write`) besides the aggregation names."""
-
-NULL = b""
-"""How a null aggregate travels to the script (encoded numbers are never empty)."""
 WRITTEN = pa.schema([("written", pa.int64()), ("missed", pa.int64())])
 """The schema of what :func:`write_batches` returns: how many windows a partition wrote, and how many closed
 windows its panes' new events missed (:meth:`RedisSink.write_panes`; Spark's schema is ``from_arrow_schema``)."""
@@ -45,82 +30,21 @@ FULL, AWAY = "full", "away"
 _MARKS = {FULL: "streamguard-store-full: ", AWAY: "streamguard-store-away: "}
 """Prefixes of the error an executor raises for a failed store write: the driver sees only its text."""
 
-WRITE_WINDOWS = """
-local n = tonumber(ARGV[1])
-local pos = n + 2
-for k = 1, #KEYS do
-  local ttl = ARGV[pos]
-  pos = pos + 1
-  local set = {}
-  for i = 1, n do
-    local v = ARGV[pos]
-    pos = pos + 1
-    if v == '' then
-      redis.call('HDEL', KEYS[k], ARGV[1 + i])
-    else
-      set[#set + 1] = ARGV[1 + i]
-      set[#set + 1] = v
-    end
-  end
-  if #set > 0 then
-    redis.call('HSET', KEYS[k], unpack(set))
-  end
-  redis.call('PEXPIRE', KEYS[k], ttl)
-end
-return #KEYS
-"""
-"""KEYS: window hashes. ARGV: n, the n aggregation names, then per key its TTL (ms) and n values."""
-
-
-@dataclass(frozen=True)
-class WindowWrite:
-    key: bytes
-    values: tuple[bytes, ...]
-    """Encoded aggregates in the plan's aggregation order; ``NULL`` for a null aggregate."""
-    ttl_ms: int
-
-    def fields(self, names: Sequence[str]) -> dict[str, bytes]:
-        return {n: v for n, v in zip(names, self.values, strict=True) if v != NULL}
-
-    def nulls(self, names: Sequence[str]) -> list[str]:
-        return [n for n, v in zip(names, self.values, strict=True) if v == NULL]
-
-
-def render(plan: StreamPlan, columns: Mapping[str, Sequence[Any]]) -> Iterator[WindowWrite]:
-    """The Redis writes for one batch of aggregated rows, given column-wise (pure)."""
-    ttl = {w.suffix: w.expiry_ms for w in plan.windows}
-    aggregates = [columns[a.name] for a in plan.aggregations]
-    infixes = {w.suffix: window_infix(plan.project, plan.view, w.suffix) for w in plan.windows}
-    entities: dict[Any, bytes] = {}
-    for row, raw in enumerate(columns[KEY]):
-        if raw is None:
-            continue
-        entity = entities.get(raw)
-        if entity is None:
-            entity = entities[raw] = plan.entity_key(raw)
-        suffix = str(columns[SUFFIX][row])
-        key = window_key_of(entity, infixes[suffix], int(columns[END][row]))
-        yield WindowWrite(key, tuple(encode_number(column[row]) or NULL for column in aggregates), ttl[suffix])
-
 
 class RedisSink:
-    """Applies rendered writes: ``chunk`` windows, or ``entities`` entities' panes, per script call (a call
-    blocks Redis while it runs: an entity's panes rewrite up to 21 FinServe windows)."""
+    """Applies the job's writes: ``entities`` entities' panes per script call (a call blocks Redis while it runs)."""
 
-    def __init__(self, client: redis.Redis, plan: StreamPlan, chunk: int = 1000, entities: int = 100) -> None:
+    def __init__(self, client: redis.Redis, plan: StreamPlan, entities: int = 100) -> None:
         self.client = client
         self.plan = plan
-        self.chunk = chunk
         self.entities = entities
-        self._names = [a.name.encode() for a in plan.aggregations]
-        self._script = client.register_script(WRITE_WINDOWS)
         self._panes = client.register_script(panes.WRITE_PANES)
         self._header = panes.script_header(plan)
 
     def write_panes(self, columns: Mapping[str, Sequence[Any]], watermark_ms: int, floor_ms: int) -> tuple[int, int]:
-        """Store the changed panes of ``columns`` and rewrite every window containing one that ends after
-        ``watermark_ms`` and starts at or after ``floor_ms`` (``panes.WRITE_PANES``); how many windows it wrote,
-        and how many (entity, window) pairs closed at ``watermark_ms`` the panes' new events missed."""
+        """Store the changed panes of ``columns`` (``panes.WRITE_PANES``); how many (entity, window) pairs containing
+        one changed (ending after ``watermark_ms``, starting at or after ``floor_ms``), and how many closed at
+        ``watermark_ms`` the panes' new events missed."""
         pipe = self.client.pipeline(transaction=False)
         keys: list[bytes] = []
         args: list[bytes | int] = []
@@ -140,30 +64,6 @@ class RedisSink:
             flush()
         replies = pipe.execute() if len(pipe) else []
         return sum(int(r[0]) for r in replies), sum(int(r[1]) for r in replies)
-
-    def write(self, columns: Mapping[str, Sequence[Any]]) -> int:
-        """Write the windows of ``columns`` (one script call per ``chunk`` windows, pipelined); how many."""
-        pipe = self.client.pipeline(transaction=False)
-        keys: list[bytes] = []
-        args: list[bytes | int] = []
-        count = 0
-
-        def flush() -> None:
-            self._script(keys=keys, args=[len(self._names), *self._names, *args], client=pipe)
-
-        for item in render(self.plan, columns):
-            keys.append(item.key)
-            args.append(item.ttl_ms)
-            args.extend(item.values)
-            count += 1
-            if len(keys) >= self.chunk:
-                flush()
-                keys, args = [], []
-        if keys:
-            flush()
-        if count:
-            pipe.execute()
-        return count
 
     def publish(self, progress: StreamProgress) -> None:
         """Write the view's progress record (``None`` fields keep what the hash holds)."""

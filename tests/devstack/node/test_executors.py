@@ -82,7 +82,7 @@ def assert_windowed(cluster: Cluster, scaled_out: ScaledOut, event: dict[str, An
     project = store_project(cluster.namespace, scaled_out.view.project)
 
     def written() -> dict[Any, Any] | None:
-        found = read_windows(cluster.redis, project, scaled_out.spec.feature_view, expected)
+        found = read_windows(cluster.redis, project, scaled_out.spec, expected)
         return found if len(found) == len(expected) else None
 
     online = wait_for(f"the windows of {event['account_id']}", written, timeout=600, interval=3)
@@ -166,7 +166,7 @@ def test_two_executors_compute_the_windows_the_oracle_computes(cluster: Cluster,
     project = store_project(cluster.namespace, scaled_out.view.project)
 
     def written() -> dict[Any, Any] | None:
-        online = read_windows(cluster.redis, project, scaled_out.spec.feature_view, expected)
+        online = read_windows(cluster.redis, project, scaled_out.spec, expected)
         complete = len(online) == len(expected) and all(
             online[key]["txn_count"] == values["txn_count"] for key, values in expected.items())
         return online if complete else None

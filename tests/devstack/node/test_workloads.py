@@ -90,7 +90,7 @@ def test_the_streaming_deployment_runs_spark_in_its_image_and_writes_windows(clu
 
     def written() -> dict[Any, Any] | None:
         online = read_windows(cluster.redis, store_project(cluster.namespace, streaming.view.project),
-                              streaming.spec.feature_view, expected)
+                              streaming.spec, expected)
         return online if len(online) == len(expected) else None
 
     online = wait_for("the pod's windows in Redis", written, timeout=300, interval=2)

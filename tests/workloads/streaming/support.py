@@ -14,13 +14,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import redis
 import yaml
 from hypothesis import strategies as st
 from kubernetes import client
 
+from streamguard.api.durations import parse_duration
 from streamguard.api.featureview import Entity, Feature, FeatureView, FeatureViewSpec
 from streamguard.api.streamingwindow import (
     Aggregation,
@@ -35,7 +36,7 @@ from streamguard.devstack.endpoints import Endpoints
 from streamguard.jobspec import StreamJob
 from streamguard.onlinestore.feast_layout import serialize_entity_key
 from streamguard.onlinestore.pane_layout import combine, pane_key, window_fields
-from streamguard.onlinestore.window_layout import StreamProgress, decode_number, heartbeat_key, window_key
+from streamguard.onlinestore.window_layout import StreamProgress, heartbeat_key
 from streamguard.serving.catalog import panes_of
 from streamguard.windows import WindowShape, aggregate
 from streamguard.workloads.streaming.panes import KEY, PANE, SLIDE, partial_columns
@@ -256,19 +257,6 @@ def batch_windows(events: list[dict[str, Any]], spec: StreamingWindowSpec,
     return {(r["account_id"], r["window"], int(r["window_end_ms"])): {n: r[n] for n in names} for r in rows}
 
 
-def read_windows(client: "redis.Redis", project: str, view: str,
-                 keys: Iterable[Key]) -> dict[Key, dict[str, float | int | None]]:
-    wanted = list(keys)
-    pipe = client.pipeline(transaction=False)
-    for key in wanted:
-        pipe.hgetall(window_key(project, view, key[1], key[2], {"account_id": key[0]}))  # type: ignore[arg-type]
-    out = {}
-    for key, raw in zip(wanted, pipe.execute(), strict=True):
-        if raw:
-            out[key] = {field.decode(): decode_number(value) for field, value in raw.items()}
-    return out
-
-
 def pane_frame(plan: StreamPlan, windows: Sequence[tuple[Any, str, int, Mapping[str, float | int | None]]]
                ) -> dict[str, list[Any]]:
     """The job's frame of changed panes (``RedisSink.write_panes``) that makes each window ``(key, suffix, end,
@@ -289,10 +277,26 @@ def pane_frame(plan: StreamPlan, windows: Sequence[tuple[Any, str, int, Mapping[
     return frame
 
 
-def combined_windows(client: "redis.Redis", project: str, spec: StreamingWindowSpec,
-                     keys: Iterable[Key]) -> dict[Key, dict[str, float | int | None]]:
+def current_windows(windows: dict[Key, dict[str, Any]], events: Iterable[dict[str, Any]],
+                    spec: StreamingWindowSpec) -> dict[Key, dict[str, Any]]:
+    """The ``windows`` still open once the job has processed ``events``: ending after the newest event time minus
+    the watermark delay, which the job's watermark never passes. The job stores panes, not windows, so these are the
+    windows the store holds exactly (what serving reads is the one containing now); a closed one is no longer
+    stored (its panes are pruned, or hold events a longer window took after it closed)."""
+    bound = open_after(events, spec)
+    return {key: values for key, values in windows.items() if key[2] > bound}
+
+
+def open_after(events: Iterable[dict[str, Any]], spec: StreamingWindowSpec) -> int:
+    """The newest event time minus the watermark delay: windows ending after it are open (:func:`current_windows`)."""
+    newest = max(int(e[spec.event_time_field]) for e in events)
+    return newest - int(parse_duration(spec.watermark).total_seconds() * 1000)
+
+
+def read_windows(client: "redis.Redis", project: str, spec: StreamingWindowSpec,
+                 keys: Iterable[Key]) -> dict[Key, dict[str, float | int | None]]:
     """The windows ``keys`` as serving reads them: combined from the job's panes (a window none of whose panes is
-    stored is left out). Exact for a window that ends after the watermark the job last wrote with."""
+    stored is left out). Exact for a window still open (:func:`current_windows`)."""
     prefix, shape = panes_of(spec.feature_view, view_spec(spec, project), spec, project)
     windows = {w.suffix: WindowShape.parse(w.length, w.slide) for w in spec.windows}
     wanted = list(keys)
@@ -310,8 +314,25 @@ def combined_windows(client: "redis.Redis", project: str, spec: StreamingWindowS
     return out
 
 
-def count_window_keys(client: "redis.Redis", project: str, view: str) -> int:
-    return sum(1 for _ in client.scan_iter(match=f"sgw:{project}:{view}:*".encode(), count=1000))
+def stored_windows(client: "redis.Redis", project: str, spec: StreamingWindowSpec, accounts: Iterable[str],
+                   after_ms: int) -> set[Key]:
+    """Every window ending after ``after_ms`` that a stored pane of ``accounts`` is in; no other entity has a pane
+    hash of the view (what "nothing that should not be there" asks of the store)."""
+    prefix, shape = panes_of(spec.feature_view, view_spec(spec, project), spec, project)
+    owned = {pane_key(prefix, serialize_entity_key({"account_id": a})): a for a in set(accounts)}
+    found = set(client.scan_iter(match=prefix + b"*", count=1000))
+    assert found <= owned.keys(), f"pane hashes of other entities: {sorted(found - owned.keys())[:3]}"
+    out: set[Key] = set()
+    for key in found:
+        for field in cast(list[bytes], client.hkeys(key)):
+            number, start = (int(x) for x in field.split(b":"))
+            for w in spec.windows:
+                window = WindowShape.parse(w.length, w.slide)
+                if shape.slide_number(window.slide_ms) == number:
+                    out |= {(owned[key], w.suffix, end) for end in
+                            range(start + window.slide_ms, start + window.length_ms + 1, window.slide_ms)
+                            if end > after_ms}
+    return out
 
 
 def same(a: Any, b: Any) -> bool:
@@ -337,9 +358,11 @@ def mismatches(expected: dict[Key, dict[str, Any]], online: dict[Key, dict[str, 
 
 def online_mismatches(client: "redis.Redis", project: str, spec: StreamingWindowSpec,
                       events: Iterable[dict[str, Any]], names: Sequence[str]) -> list[str]:
-    """Differences between the oracle over ``events`` and the windows Redis holds for ``spec``'s view."""
-    expected = expected_windows(events, spec)
-    return mismatches(expected, read_windows(client, project, spec.feature_view, expected), names)
+    """Differences between the oracle over ``events`` and the windows Redis holds for ``spec``'s view (the windows
+    still open: :func:`current_windows`)."""
+    events = list(events)
+    expected = current_windows(expected_windows(events, spec), events, spec)
+    return mismatches(expected, read_windows(client, project, spec, expected), names)
 
 
 def apply_window(kube_api: client.ApiClient, kubectl: "Kubectl", namespace: str, spec: StreamingWindowSpec,

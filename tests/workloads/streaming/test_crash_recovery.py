@@ -27,11 +27,13 @@ from streamguard.onlinestore.tenancy import store_project
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
 from tests.workloads.streaming.support import (
     V1,
-    count_window_keys,
+    current_windows,
     expected_windows,
     job_in,
     online_mismatches,
+    open_after,
     progress,
+    stored_windows,
     view_spec,
     wait_for,
     window_spec,
@@ -135,8 +137,9 @@ def test_sigkill_of_the_job_and_the_broker_under_load_loses_and_doubles_nothing(
         time.sleep(15)
         events = load.stop()
         wait_for(lambda: exact(events), 420, "every window exact after both crashes", job, every=3)
-        expected = expected_windows(events, spec)
-        assert count_window_keys(redis_client, key_project, view) == len(expected)  # nothing that should not be
+        expected = current_windows(expected_windows(events, spec), events, spec)  # nothing that should not be:
+        accounts = {e["account_id"] for e in events}
+        assert stored_windows(redis_client, key_project, spec, accounts, open_after(events, spec)) == set(expected)
         assert len(events) > 800 and job.alive()
     finally:
         job.stop()

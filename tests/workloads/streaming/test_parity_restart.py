@@ -27,12 +27,14 @@ from tests.workloads.streaming.support import (
     ONE_OF_EACH,
     V1,
     batch_windows,
-    count_window_keys,
+    current_windows,
     expected_windows,
     job_in,
     mismatches,
     online_mismatches,
+    open_after,
     read_windows,
+    stored_windows,
     view_spec,
     wait_for,
     window_spec,
@@ -73,7 +75,6 @@ def test_parity_over_seeds_through_kill_and_broker_restart(stack: Endpoints, red
     project = topic.replace("-", "")
     key_project = store_project("parity", project)
     spec = window_spec(topic, V1, AGGREGATIONS, watermark="10m", trigger="1s")
-    view = spec.feature_view
     events = event_log()
     cut = [int(len(events) * f) for f in (0.4, 0.6, 0.8)]
     part_a, part_b, part_c, part_d = events[: cut[0]], events[cut[0]: cut[1]], events[cut[1]: cut[2]], events[cut[2]:]
@@ -120,10 +121,12 @@ def test_parity_over_seeds_through_kill_and_broker_restart(stack: Endpoints, red
         job.stop()
     assert list((tmp_path / "checkpoint").rglob("*.changelog")), "the windows' state is in RocksDB, with a changelog"
     oracle = expected_windows(events, spec)
-    online = read_windows(redis_client, key_project, view, oracle)
-    assert mismatches(oracle, online, NAMES) == []
-    assert count_window_keys(redis_client, key_project, view) == len(oracle)  # no window that should not exist
+    current = current_windows(oracle, events, spec)
+    online = read_windows(redis_client, key_project, spec, current)
+    assert current and mismatches(current, online, NAMES) == []
+    accounts = {e["account_id"] for e in events}  # no window that should not exist
+    assert stored_windows(redis_client, key_project, spec, accounts, open_after(events, spec)) == set(current)
     assert {k[0].split("-")[0] for k in oracle} == {f"S{s}" for s in SEEDS}
     batch = batch_windows(events, spec, NAMES)
     assert set(batch) == set(oracle)
-    assert mismatches(batch, online, NAMES) == []
+    assert mismatches({key: batch[key] for key in current}, online, NAMES) == []

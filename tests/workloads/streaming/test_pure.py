@@ -14,7 +14,6 @@ from streamguard.api.streamingwindow import RECORDS_PER_TRIGGER_SECOND, Aggregat
 from streamguard.jobspec import StreamJob, load
 from streamguard.onlinestore.feast_layout import serialize_entity_key
 from streamguard.onlinestore.tenancy import store_project
-from streamguard.onlinestore.window_layout import decode_number, window_key
 from streamguard.windows import WindowShape
 from streamguard.workloads.producer.events import TrafficProfile, events, generate
 from streamguard.workloads.streaming import panes, sink
@@ -128,21 +127,6 @@ def test_an_empty_partition_counts_zero_in_the_written_schema_without_a_round_tr
     assert counted.schema == sink.WRITTEN and counted.to_pydict() == {"written": [0], "missed": [0]}
     assert from_arrow_schema(sink.WRITTEN) == StructType([StructField("written", LongType()),
                                                           StructField("missed", LongType())])
-
-
-def test_render_overwrites_whole_windows_and_drops_null_fields(tmp_path: Path) -> None:
-    plan = build(_job(tmp_path))
-    writes = list(sink.render(plan, {
-        sink.KEY: ["A1", "A1"], sink.SUFFIX: ["1m", "1h"], sink.END: [60_000, 3_600_000],
-        "txn_count": [2, 3], "amount_sum": [5.5, 0.0], "amount_max": [3.25, None],
-    }))
-    assert writes[0].key == window_key("proj_ns", "account-realtime", "1m", 60_000, {"account_id": "A1"})
-    assert writes[0].key == b"sgw:proj_ns:account-realtime:1m:" + serialize_entity_key({"account_id": "A1"}) + b":60000"
-    names = ["txn_count", "amount_sum", "amount_max"]
-    assert {k: decode_number(v) for k, v in writes[0].fields(names).items()} == {"txn_count": 2, "amount_sum": 5.5,
-                                                                                "amount_max": 3.25}
-    assert writes[1].nulls(names) == ["amount_max"]
-    assert writes[0].ttl_ms == 60_000 + 15_000 + 120_000 + 300_000
 
 
 def test_panes_render_one_hash_per_entity_with_the_partials_of_each_changed_pane(tmp_path: Path) -> None:

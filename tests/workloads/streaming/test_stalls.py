@@ -24,14 +24,16 @@ from tests.workloads.streaming.support import (
     V1,
     apply_window,
     batch_windows,
-    count_window_keys,
+    current_windows,
     expected_windows,
     job_in,
     mismatches,
     online_mismatches,
+    open_after,
     progress,
     read_windows,
     scratch_topic,
+    stored_windows,
     stream_running,
     view_spec,
     wait_for,
@@ -132,14 +134,15 @@ def test_a_fresh_job_with_latest_offsets_serves_complete_hour_windows_from_its_f
     try:
         first = wait_for(lambda: (p := progress(redis_client, key_project, spec.feature_view))
                          and p.batch_id is not None and p, 420, "the first batch", job, every=0.5)
-        expected = expected_windows(recent, spec)
-        online = read_windows(redis_client, key_project, spec.feature_view, expected)
+        expected = current_windows(expected_windows(recent, spec), recent, spec)
+        online = read_windows(redis_client, key_project, spec, expected)
         assert mismatches(expected, online, NAMES) == []
         # the first batch read the whole topic (a batch after it, e.g. the one Spark runs without data when the
         # watermark moved, may have ended before the first progress record was read)
         assert sum(batch_end_offsets(str(tmp_path / "checkpoint"), 0, topic).values()) == len(old) + len(recent)
-        # none of the old events
-        assert count_window_keys(redis_client, key_project, spec.feature_view) == len(expected)
+        # none of the old events in a window still open
+        accounts = {e["account_id"] for e in recent}
+        assert stored_windows(redis_client, key_project, spec, accounts, open_after(recent, spec)) == set(expected)
         serving_end = started - started % 300_000 + 300_000  # the 1h window serving reads at the start
         hour = [k for k in expected if k[1] == "1h" and k[2] == serving_end]
         assert len(hour) == 4, hour

@@ -52,15 +52,17 @@ from tests.workloads.streaming.support import (
     JobProcess,
     Key,
     apply_window,
-    count_window_keys,
+    current_windows,
     expected_windows,
     job_in,
     mismatches,
     online_mismatches,
+    open_after,
     progress,
     read_windows,
     same,
     scratch_topic,
+    stored_windows,
     stream_running,
     view_spec,
     wait_for,
@@ -192,7 +194,7 @@ def _until_reseeded(store: Store, app: TestClient, project: str, spec: Streaming
             current = _current(store, project)
             coverage = read_coverage(store.client, project, view, STREAM)
             if current not in (None, old) and coverage is not None and coverage.generation == current:
-                return seen, mismatches(closed, read_windows(store.client, project, view, closed), NAMES)
+                return seen, mismatches(closed, read_windows(store.client, project, spec, closed), NAMES)
         except redis.ConnectionError:  # the store is down: serving answers 503
             assert app.post("/features", json={"features": [f"{view}:txn_count_1m"],
                                                "entities": [{"account_id": accounts[0]}]}).status_code == 503
@@ -271,7 +273,9 @@ def test_wipe_and_redis_kill_mid_stream_reseed_every_window_and_read_stale_until
             wait_for(lambda: exact(events), 300, "every window exact after the wipe and the kill", job, every=3)
             assert not _exact_as_served(app, spec, events), "serving answers the reference, present"
         expected = expected_windows(events, spec)
-        assert count_window_keys(store.client, project, view) == len(expected), "nothing that should not be"
+        accounts = {e["account_id"] for e in events}
+        assert stored_windows(store.client, project, spec, accounts, open_after(events, spec)) \
+            == set(current_windows(expected, events, spec)), "nothing that should not be"
         # The re-seed rebuilds the windows open when it ran (closed ones the AOF kept); how many closed before
         # depends on how long the run took, so only windows ending after the coverage was seen are checked.
         assert after_kill.since_ms <= min(_start_ms(spec, key) for key in expected if key[2] > covered_ms), \
@@ -305,7 +309,8 @@ def _fill(store: Store, headroom: int) -> None:
 
 
 def _window_values(store: Store, project: str, view: str) -> dict[bytes, dict[bytes, bytes]]:
-    keys = list(store.client.scan_iter(match=f"sgw:{project}:{view}:*".encode(), count=1000))
+    """Every pane hash of the view, whole."""
+    keys = list(store.client.scan_iter(match=f"sgp:{project}:{view}:*".encode(), count=1000))
     pipe = store.client.pipeline(transaction=False)
     for key in keys:
         pipe.hgetall(key)
@@ -351,7 +356,7 @@ def test_a_full_store_fails_batches_loudly_and_an_evicting_one_is_reseeded(
         keys = sorted(expected_windows(list(load.sent), spec))
         current = _current(store, project)
         coverage = read_coverage(store.client, project, view, STREAM)
-        present = read_windows(store.client, project, view, keys)
+        present = read_windows(store.client, project, spec, keys)
         absent = [key for key in keys if key not in present]
         assert absent, "allkeys-lru evicted windows"
         assert all(reading(current, coverage, _start_ms(spec, key), False, evicting=True) == STALE
@@ -359,7 +364,7 @@ def test_a_full_store_fails_batches_loudly_and_an_evicting_one_is_reseeded(
         with TestClient(create_app(_serving(store, namespace, spec, features, tmp_path))) as app:
             time.sleep(1)  # a few health ticks: serving has read the server's policy
             served = _served(app, spec, sorted({key[0] for key in keys}))
-            stored = read_windows(store.client, project, view, served)
+            stored = read_windows(store.client, project, spec, served)
         gone = [key for key in served if key not in stored]
         assert all(served[key][0] == "stale" for key in gone), f"served an evicted window: {served}"
 
