@@ -321,9 +321,9 @@ def write_dead_letters(frame: DataFrame, kafka: KafkaEndpoint, topic: str) -> tu
 
 def write_windows(frame: DataFrame, plan: StreamPlan, redis_url: str, watermark_ms: int,
                   floor_ms: int) -> tuple[int, int]:
-    """Write a batch's changed panes, and the windows they change, to the store from the executors
-    (``sink.write_batches``): how many windows, and how many closed ones the batch's events missed. Nothing but
-    each partition's counts reaches the driver."""
+    """Write a batch's changed panes to the store from the executors (``sink.write_batches``): how many open
+    windows they changed, and how many closed ones the batch's events missed. Nothing but each partition's counts
+    reaches the driver."""
 
     def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         return write_batches(plan, redis_url, watermark_ms, floor_ms, batches)
