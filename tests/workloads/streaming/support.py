@@ -35,7 +35,7 @@ from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.jobspec import StreamJob
 from streamguard.onlinestore.feast_layout import serialize_entity_key
-from streamguard.onlinestore.pane_layout import combine, pane_key, window_fields
+from streamguard.onlinestore.pane_layout import combine, pane_field, pane_key, window_fields
 from streamguard.onlinestore.window_layout import StreamProgress, heartbeat_key
 from streamguard.serving.catalog import panes_of
 from streamguard.windows import WindowShape, aggregate
@@ -314,6 +314,36 @@ def read_windows(client: "redis.Redis", project: str, spec: StreamingWindowSpec,
     return out
 
 
+PaneKey = tuple[str, int, int]
+"""(entity, slide ms, pane start ms)."""
+
+
+def expected_panes(events: Iterable[dict[str, Any]], spec: StreamingWindowSpec) -> dict[PaneKey, dict[str, Any]]:
+    """The oracle of the job's panes: per entity, distinct slide and pane, each aggregation over its events."""
+    slides = {WindowShape.parse(w.length, w.slide).slide_ms for w in spec.windows}
+    rows: dict[PaneKey, list[dict[str, Any]]] = defaultdict(list)
+    for event in events:
+        ts = int(event[spec.event_time_field])
+        for slide in slides:
+            rows[(str(event[spec.key_field]), slide, ts - ts % slide)].append(event)
+    return {key: {a.name: aggregate(a.function, [e.get(a.field) if a.field else 1 for e in group])
+                  for a in spec.aggregations} for key, group in rows.items()}
+
+
+def read_panes(client: "redis.Redis", project: str, spec: StreamingWindowSpec,
+               keys: Iterable[PaneKey]) -> dict[PaneKey, dict[str, Any]]:
+    """The stored panes ``keys``, each finished as a window of that one pane would be (absent ones left out)."""
+    prefix, shape = panes_of(spec.feature_view, view_spec(spec, project), spec, project)
+    wanted = list(keys)
+    pipe = client.pipeline(transaction=False)
+    for account, slide, start in wanted:
+        pipe.hget(pane_key(prefix, serialize_entity_key({"account_id": account})),  # type: ignore[arg-type]
+                  pane_field(shape.slide_number(slide), start))  # type: ignore[arg-type]
+    names = [a.name for a in shape.aggregations]
+    return {key: dict(zip(names, combine(shape.offsets(), shape.width, [raw]), strict=True))
+            for key, raw in zip(wanted, pipe.execute(), strict=True) if raw is not None}
+
+
 def stored_windows(client: "redis.Redis", project: str, spec: StreamingWindowSpec, accounts: Iterable[str],
                    after_ms: int) -> set[Key]:
     """Every window ending after ``after_ms`` that a stored pane of ``accounts`` is in; no other entity has a pane
@@ -341,7 +371,7 @@ def same(a: Any, b: Any) -> bool:
     return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
 
 
-def mismatches(expected: dict[Key, dict[str, Any]], online: dict[Key, dict[str, Any]],
+def mismatches(expected: Mapping[Any, dict[str, Any]], online: Mapping[Any, dict[str, Any]],
                names: Sequence[str]) -> list[str]:
     """Differences between the oracle and Redis (a null aggregate is an absent field)."""
     out = []

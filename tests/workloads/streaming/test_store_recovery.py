@@ -53,12 +53,14 @@ from tests.workloads.streaming.support import (
     Key,
     apply_window,
     current_windows,
+    expected_panes,
     expected_windows,
     job_in,
     mismatches,
     online_mismatches,
     open_after,
     progress,
+    read_panes,
     read_windows,
     same,
     scratch_topic,
@@ -181,12 +183,15 @@ def _until_reseeded(store: Store, app: TestClient, project: str, spec: Streaming
                     timeout: float) -> tuple[set[str], list[str]]:
     """Read every account's windows through serving until the job has committed stream coverage in a
     generation other than ``old``. Returns the statuses serving answered before that, and the mismatches at
-    that moment of the windows that had closed when the store lost its keys (at ``lost_ms``): those must
-    already be whole when the coverage says so."""
+    that moment of the panes the coverage spans that were complete when the store lost its keys (at
+    ``lost_ms``) and that a window still open contains: the re-seed must have restored them whole."""
     view = spec.feature_view
-    expected = expected_windows(events, spec)
-    closed = {key: value for key, value in expected.items() if key[2] <= lost_ms - LATENESS_MS}
-    accounts = sorted({key[0] for key in expected})
+    panes = expected_panes(events, spec)
+    longest = {WindowShape.parse(w.length, w.slide).slide_ms: 0 for w in spec.windows}
+    for w in spec.windows:
+        shape = WindowShape.parse(w.length, w.slide)
+        longest[shape.slide_ms] = max(longest[shape.slide_ms], shape.length_ms)
+    accounts = sorted({key[0] for key in panes})
     seen: set[str] = set()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -194,7 +199,12 @@ def _until_reseeded(store: Store, app: TestClient, project: str, spec: Streaming
             current = _current(store, project)
             coverage = read_coverage(store.client, project, view, STREAM)
             if current not in (None, old) and coverage is not None and coverage.generation == current:
-                return seen, mismatches(closed, read_windows(store.client, project, spec, closed), NAMES)
+                now_ms = int(time.time() * 1000)
+                whole = {key: values for key, values in panes.items()
+                         if key[2] >= coverage.since_ms and key[2] + key[1] <= lost_ms - LATENESS_MS
+                         and key[2] + longest[key[1]] > now_ms}
+                assert whole, "panes complete before the loss that an open window still contains"
+                return seen, mismatches(whole, read_panes(store.client, project, spec, whole), NAMES)
         except redis.ConnectionError:  # the store is down: serving answers 503
             assert app.post("/features", json={"features": [f"{view}:txn_count_1m"],
                                                "entities": [{"account_id": accounts[0]}]}).status_code == 503
