@@ -318,7 +318,7 @@ def measure_window_recovery(client: redis.Redis, work: Path, seed: int) -> dict[
             began = time.perf_counter()
             _wait(caught_up, 1800, "the job caught up with the hour of history", process, log)
             caught_up_s = time.perf_counter() - began
-            windows_before = sum(1 for _ in client.scan_iter(match=f"sgw:*{plan.project}:*".encode(), count=10_000))
+            windows_before = sum(1 for _ in client.scan_iter(match=panes.pane_prefix(plan) + b"*", count=10_000))
             client.flushall()
             wiped = time.perf_counter()
 
@@ -329,7 +329,7 @@ def measure_window_recovery(client: redis.Redis, work: Path, seed: int) -> dict[
 
             _wait(served, 600, "stream coverage in the new generation", process, log)
             wipe_to_served = time.perf_counter() - wiped
-            windows_after = sum(1 for _ in client.scan_iter(match=f"sgw:*{plan.project}:*".encode(), count=10_000))
+            windows_after = sum(1 for _ in client.scan_iter(match=panes.pane_prefix(plan) + b"*", count=10_000))
         finally:
             stop.set()
             process.terminate()
@@ -346,8 +346,8 @@ def measure_window_recovery(client: redis.Redis, work: Path, seed: int) -> dict[
             "history_events": history,
             "live_rate_per_s": profile.rate,
             "first_catch_up_seconds": round(caught_up_s, 1),
-            "windows_before_wipe": windows_before,
-            "windows_after_reseed": windows_after,
+            "pane_hashes_before_wipe": windows_before,
+            "pane_hashes_after_reseed": windows_after,
             "reseed_replayed_records": int(records),
             "reseed_written_windows": int(windows),
             "reseed_seconds": float(seconds),
