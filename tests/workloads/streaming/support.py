@@ -297,7 +297,7 @@ def read_windows(client: "redis.Redis", project: str, spec: StreamingWindowSpec,
                  keys: Iterable[Key]) -> dict[Key, dict[str, float | int | None]]:
     """The windows ``keys`` as serving reads them: combined from the job's panes (a window none of whose panes is
     stored is left out). Exact for a window still open (:func:`current_windows`)."""
-    prefix, shape = panes_of(spec.feature_view, view_spec(spec, project), spec, project)
+    prefix, shape = panes_of(spec.feature_view, view_spec(spec, "entities_only"), spec, project)
     windows = {w.suffix: WindowShape.parse(w.length, w.slide) for w in spec.windows}
     wanted = list(keys)
     pipe = client.pipeline(transaction=False)
@@ -333,7 +333,7 @@ def expected_panes(events: Iterable[dict[str, Any]], spec: StreamingWindowSpec) 
 def read_panes(client: "redis.Redis", project: str, spec: StreamingWindowSpec,
                keys: Iterable[PaneKey]) -> dict[PaneKey, dict[str, Any]]:
     """The stored panes ``keys``, each finished as a window of that one pane would be (absent ones left out)."""
-    prefix, shape = panes_of(spec.feature_view, view_spec(spec, project), spec, project)
+    prefix, shape = panes_of(spec.feature_view, view_spec(spec, "entities_only"), spec, project)
     wanted = list(keys)
     pipe = client.pipeline(transaction=False)
     for account, slide, start in wanted:
@@ -348,7 +348,7 @@ def stored_windows(client: "redis.Redis", project: str, spec: StreamingWindowSpe
                    after_ms: int) -> set[Key]:
     """Every window ending after ``after_ms`` that a stored pane of ``accounts`` is in; no other entity has a pane
     hash of the view (what "nothing that should not be there" asks of the store)."""
-    prefix, shape = panes_of(spec.feature_view, view_spec(spec, project), spec, project)
+    prefix, shape = panes_of(spec.feature_view, view_spec(spec, "entities_only"), spec, project)
     owned = {pane_key(prefix, serialize_entity_key({"account_id": a})): a for a in set(accounts)}
     found = set(client.scan_iter(match=prefix + b"*", count=1000))
     assert found <= owned.keys(), f"pane hashes of other entities: {sorted(found - owned.keys())[:3]}"
