@@ -1,7 +1,7 @@
 """Whose keys these are: the **store project**, the one name every online-store key carries.
 
 Feast's key is ``<serialized entity key><project>``, so the namespace can only enter a Feast-compatible
-key through the project name. Every key (Feast's hashes, ``sgw:``, ``sgw-hb:``, ``sg-fresh:``, ``sg-gen:``,
+key through the project name. Every key (Feast's hashes, ``sgp:``, ``sgw-hb:``, ``sg-fresh:``, ``sg-gen:``,
 ``sg-cov:``, the materializer's ``--no-status`` watermark) is built from
 ``store_project(namespace, spec.project)``, and the Feast repository and registry entries of a namespace's
 views use it as their Feast project, so Feast's own ``materialize_incremental`` and online read use the
@@ -18,9 +18,9 @@ patterns (:func:`acl_key_patterns`) tell tenants apart:
 
 - ``*_<tag>``: Feast's hashes (the store project is the key's end) and ``sg-gen:<store project>``.
   No other namespace's key ends that way: its Feast keys and marker end with ``_<its tag>``, and
-  every other key ends with ``:`` and a view name or a window end, which hold no ``_``.
-- ``<prefix>:<store project>:*`` per project for the other keys. The window key puts the store project
-  right after ``sgw:`` (the entity comes later) because a pattern with ``*`` in the middle would also match
+  every other key ends with ``:`` and a view name, which holds no ``_``, or with ``:`` alone (the pane hash).
+- ``<prefix>:<store project>:*`` per project for the other keys. The pane key puts the store project
+  right after ``sgp:`` (the entity comes later) because a pattern with ``*`` in the middle would also match
   another tenant's key whose entity value happens to contain the text.
 """
 
@@ -34,7 +34,7 @@ DEFAULT_NAMESPACE = "default"
 _NAMESPACE = re.compile(NAME_PATTERN)
 _PROJECT = re.compile(PROJECT_PATTERN)
 _DASH = "D"
-_PREFIXED = (b"sgw:", b"sgp:", b"sgw-hb:", b"sg-fresh:", b"sg-cov:", b"streamguard:materialize:")
+_PREFIXED = (b"sgp:", b"sgw-hb:", b"sg-fresh:", b"sg-cov:", b"streamguard:materialize:")
 """Keys that start with ``<prefix><store project>:`` (see the layout modules)."""
 
 

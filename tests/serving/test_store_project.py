@@ -73,7 +73,7 @@ def test_acl_patterns_admit_only_the_projects_listed() -> None:
     assert not any(_admitted(k, patterns) for k in _keys("team-a", "other") if not k.endswith(b"_teamDa"))
     setuser = acl_setuser("team-a", "secret", "team-a", ["streamguard"])
     assert setuser[:4] == ["team-a", "reset", "on", ">secret"]
-    assert "~*_teamDa" in setuser and "~sgw:streamguard_teamDa:*" in setuser and "-@dangerous" in setuser
+    assert "~*_teamDa" in setuser and "~sgp:streamguard_teamDa:*" in setuser and "-@dangerous" in setuser
 
 
 def test_the_acl_command_prints_a_setuser_line_reading_the_password_from_the_shell() -> None:
@@ -85,5 +85,5 @@ def test_the_acl_command_prints_a_setuser_line_reading_the_password_from_the_she
     assert done.exit_code == 0, done.output
     line = done.output.strip()
     assert line.startswith("redis-cli ACL SETUSER streamguard-team-a reset on \">$PASSWORD\" '~*_teamDa' ")
-    assert "'~sgw:risk_teamDa:*'" in line and "'~sg-cov:streamguard_teamDa:*'" in line and "PASSWORD\"" in line
+    assert "'~sgp:risk_teamDa:*'" in line and "'~sg-cov:streamguard_teamDa:*'" in line and "PASSWORD\"" in line
     assert CliRunner().invoke(command, ["acl", "Team_A"]).exit_code != 0

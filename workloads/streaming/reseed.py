@@ -9,10 +9,9 @@ a Redis restart or failover, an eviction, or a first start), the batch re-seeds 
 * a **bounded batch replay** of the topic from, per partition, the first offset whose timestamp is at or after
   ``since`` (a record's Kafka timestamp is not before its event time, as ``offsets.py`` already assumes) up to
   the end offsets of the batch being written (Spark's offset log), aggregated as the stream aggregates;
-* its panes that start at or after ``since`` are written as absolute values (:func:`starting_from`), with every
-  window starting at or after ``since`` that contains one (closed or open, as the replay saw them), then the
-  batch's own panes overwrite those it changed (Spark's state, also absolute) and rewrite their open windows,
-  then ``COMMIT_COVERAGE(stream, since)``. From then on the job writes no window starting before ``since``
+* its panes that start at or after ``since`` are written as absolute values (:func:`starting_from`), then the
+  batch's own panes overwrite those it changed (Spark's state, also absolute), then
+  ``COMMIT_COVERAGE(stream, since)``. From then on the job writes no window starting before ``since``
   (the store's ``floor``): the store lacks panes of Spark's state from before it.
 
 The replay runs inside the batch, before the batch writes, and ends where the batch ends: no later batch can
