@@ -8,7 +8,7 @@ Reads per entity row and selected view:
 - batch features: the entity's Feast hash, fields ``_ts:<view>`` + every batch feature of the view;
 - the selected windows (suffixes) of one StreamingWindow: one ``HMGET`` of its pane hash for the entity, the
   fields of the panes of each window ending at ``floor(now / slide) * slide + slide``, combined here
-  (:class:`PaneRead`, :mod:`streamguard.onlinestore.pane_layout`);
+  (:mod:`streamguard.serving.pane_read`);
 - once per view with windows: the streaming job's progress record (``sgw-hb:<store project>:<view>``);
 - once per store project: the store's generation marker (``sg-gen:<store project>``), and once per view its coverage
   (``sg-cov:<store project>:<view>``), compared with the server identity the pool keeps
@@ -33,12 +33,13 @@ from dataclasses import dataclass, field
 
 from streamguard.onlinestore.feast_layout import redis_key_of, serialize_entity_key
 from streamguard.onlinestore.generation import Generation, current_generation
-from streamguard.onlinestore.pane_layout import combine, pane_key, window_fields
+from streamguard.onlinestore.pane_layout import pane_key
 from streamguard.onlinestore.valueproto import Scalar, decode_timestamp_seconds, decode_value
 from streamguard.onlinestore.window_layout import PROGRESS_FIELDS, StreamProgress
 from streamguard.serving.cache import TTLCache
-from streamguard.serving.catalog import ServedView, WindowGroup
+from streamguard.serving.catalog import ServedView
 from streamguard.serving.errors import EntityError, StoreUnavailableError
+from streamguard.serving.pane_read import PaneRead
 from streamguard.serving.progress import (
     COVERAGE_FIELDS,
     EXPIRED,
@@ -113,43 +114,6 @@ def _decode_batch(raw: list[bytes | None]) -> BatchRow | None:
     return BatchRow(ts, iso(ts), values)
 
 
-@dataclass(frozen=True, slots=True)
-class PaneRead:
-    """The read of one StreamingWindow's pane hash for the selected windows it holds, at one moment: the fields
-    of every pane the windows ending after that moment span, and how to combine each window from them."""
-
-    prefix: bytes
-    ends: tuple[tuple[str, int], ...]
-    """Per group, its suffix and its window's end: with :attr:`prefix` and the entity, what the read depends on
-    (two windows of one StreamingWindow may end at the same moment)."""
-    packed_fields: bytes
-    count: int
-    groups: tuple[tuple[WindowGroup, int, int], ...]
-    """``(group, first field, field count)``."""
-
-    @classmethod
-    def of(cls, prefix: bytes, groups: Sequence[WindowGroup], now_ms: int) -> "PaneRead":
-        fields: list[bytes] = []
-        parts, ends = [], []
-        for group in groups:
-            end = group.shape.end_as_of(now_ms)
-            own = window_fields(group.slide_number, group.shape.length_ms, group.shape.slide_ms, end)
-            parts.append((group, len(fields), len(own)))
-            ends.append((group.suffix, end))
-            fields += own
-        return cls(prefix, tuple(ends), pack_tail(*fields), len(fields), tuple(parts))
-
-    def decode(self, raw: list[bytes | None]) -> dict[str, tuple[Scalar, ...] | None]:
-        """Per group (suffix) the window's values, ``None`` when none of its panes is stored."""
-        out: dict[str, tuple[Scalar, ...] | None] = {}
-        for group, first, count in self.groups:
-            panes = [item for item in raw[first : first + count] if item is not None]
-            out[group.suffix] = tuple(
-                cast(value) for cast, value in zip(group.casts, combine(group.offsets, group.width, panes), strict=True)
-            ) if panes else None
-        return out
-
-
 class Lookup:
     """Reads feature vectors for a resolved :class:`Selection`."""
 
@@ -211,12 +175,7 @@ class Lookup:
             markers.add(view.generation_key)
             wanted[view.generation_key] = (view.generation_key, *_MARKER_READ)
             wanted[view.coverage_key] = (view.coverage_key, *_COVERAGE_READ)
-        pane_reads: list[list[PaneRead]] = []
-        for view, groups in zip(views, selection.groups, strict=True):
-            by_prefix: dict[bytes, list[WindowGroup]] = {}
-            for suffix in groups:
-                by_prefix.setdefault(view.windows[suffix].pane_prefix, []).append(view.windows[suffix])
-            pane_reads.append([PaneRead.of(prefix, members, now_ms) for prefix, members in by_prefix.items()])
+        pane_reads = selection.pane_reads.at(now_ms)
         plans: list[list[tuple[Hashable, dict[str, Hashable]]]] = []
         for position, row in enumerate(rows, first):
             memo: dict[tuple[str, ...], bytes] = {}

@@ -2,10 +2,11 @@
 catalog, once per distinct list: the result says which Redis reads each entity row needs."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from streamguard.serving.catalog import Catalog, ServedView
+from streamguard.serving.catalog import Catalog, ServedView, WindowGroup
 from streamguard.serving.errors import UnknownFeatureError
+from streamguard.serving.pane_read import PaneReads
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class Selection:
     groups: tuple[tuple[str, ...], ...]
     """Per view, the window groups (suffixes) to read."""
     columns: tuple[Column, ...]
+    pane_reads: PaneReads = field(compare=False, repr=False)
+    """Per view, the reads of its selected windows' panes (one per StreamingWindow)."""
 
 
 def resolve(catalog: Catalog, refs: Sequence[str]) -> Selection:
@@ -56,7 +59,14 @@ def resolve(catalog: Catalog, refs: Sequence[str]) -> Selection:
         elif slot.group not in groups[position]:
             groups[position].append(slot.group)
         columns.append(Column(position, slot.group, slot.index))
-    return Selection(tuple(refs), tuple(views), tuple(needs_batch), tuple(tuple(g) for g in groups), tuple(columns))
+    by_view: list[dict[bytes, list[WindowGroup]]] = []
+    for view, suffixes in zip(views, groups, strict=True):
+        by_prefix: dict[bytes, list[WindowGroup]] = {}
+        for suffix in suffixes:
+            by_prefix.setdefault(view.windows[suffix].pane_prefix, []).append(view.windows[suffix])
+        by_view.append(by_prefix)
+    return Selection(tuple(refs), tuple(views), tuple(needs_batch), tuple(tuple(g) for g in groups), tuple(columns),
+                     PaneReads(by_view))
 
 
 def feature_set_refs(catalog: Catalog, name: str) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from streamguard.serving.cache import TTLCache
 from streamguard.serving.catalog import ViewResource, build_catalog
 from streamguard.serving.errors import UnknownFeatureError
 from streamguard.serving.health import Health, assess
+from streamguard.serving.pane_read import PaneRead
 from streamguard.serving.selection import Column, resolve
 from streamguard.serving.sources import PLURALS, ClusterSource, FileSource, resources_from_documents
 from tests.serving.support import WINDOW_VIEW, finserve_manifests, write_config
@@ -101,6 +102,22 @@ def test_resolve_names_the_unknown_part() -> None:
         resolve(catalog, ["x:age"])
     with pytest.raises(UnknownFeatureError, match="has no feature 'agee'"):
         resolve(catalog, ["customer-profile:agee"])
+
+
+def test_a_selection_builds_its_pane_reads_once_per_set_of_window_ends() -> None:
+    catalog = _catalog(finserve_manifests("p"))
+    selection = resolve(
+        catalog, ["customer-profile:age", f"{WINDOW_VIEW}:txn_count_5m", f"{WINDOW_VIEW}:amount_sum_1m"]
+    )
+    groups = catalog.views[WINDOW_VIEW].windows
+    at = 1_800_000_000_000 + 1_000  # 1 s after a minute's boundary
+    (no_panes, (read,)) = selection.pane_reads.at(at)
+    assert no_panes == [] and selection.pane_reads.at(at + 13_999)[1][0] is read
+    assert read == PaneRead.of(groups["5m"].pane_prefix, [groups["5m"], groups["1m"]], at)
+    assert read.ends == (("5m", at - 1_000 + 60_000), ("1m", at - 1_000 + 15_000))
+    assert read.count == 5 + 4
+    later = selection.pane_reads.at(at + 14_000)[1][0]  # the 1m window's next end: a new read
+    assert later is not read and later.ends == (("5m", at - 1_000 + 60_000), ("1m", at - 1_000 + 30_000))
 
 
 def test_freshness_takes_the_newest_source_and_the_stalest_part() -> None:
