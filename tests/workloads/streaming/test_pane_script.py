@@ -71,6 +71,8 @@ def _partial(function: str, part: str, values: list[float | None]) -> float | in
        delay=st.integers(0, 5 * SECOND))
 @example(  # a straggler for a window the previous batch's watermark closed, counted in the later windows
     events=[("a", 10 * SECOND, 1.0), ("a", 2 * SECOND, 5.0), ("a", 2 * SECOND, 7.0)], cuts=[1, 1, 1], delay=SECOND)
+@example(  # the last write's watermark is exactly the end of the 1 s pane at 0's longest window (4 s): pruned
+    events=[("a", 0, 1.0), ("a", 4 * SECOND, 1.0), ("a", 5 * SECOND, 1.0)], cuts=[1], delay=0)
 def test_windows_written_from_panes_equal_the_oracle(client: redis.Redis, plan: StreamPlan,
                                                       events: list[tuple[str, int, float | None]], cuts: list[int],
                                                       delay: int) -> None:
