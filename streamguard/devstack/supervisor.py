@@ -8,6 +8,7 @@ process this stack started — never a stranger that reused the PID.
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -33,11 +34,24 @@ class ServiceStartError(StartError):
         self.log = log
 
 
+PICKED_PORTS = range(20000, 30000)
+"""Where :func:`free_port` picks: below the kernel's ephemeral range (32768 and up by default), where no outgoing
+connection takes a local port, and below the Kubernetes NodePort range (30000-32767)."""
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A loopback port free now, for a process started next to listen on. Picked outside the ephemeral range: a port
+    from there can be taken by any outgoing connection between this pick and the listener's bind (a CI run saw a
+    streaming job's metrics port taken so)."""
+    tries = random.sample(PICKED_PORTS, min(200, len(PICKED_PORTS)))
+    for port in tries:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port among {len(tries)} tried in {PICKED_PORTS}")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

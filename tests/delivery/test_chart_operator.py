@@ -4,7 +4,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +15,11 @@ import pytest
 import yaml
 
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.supervisor import free_port
 from tests.delivery.conftest import CHART, REPO, Helm
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 FINSERVE = REPO / "examples" / "finserve"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def operator_container(helm: Helm, stack: Endpoints, namespace: str) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,17 +16,11 @@ import yaml
 
 from streamguard.contracts.registry import RegistryRejectedError, SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.supervisor import free_port
 from tests.polling import wait_for
 
 HERE = Path(__file__).resolve().parent
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class OperatorProcess:

@@ -44,12 +44,12 @@ from streamguard.devstack import image
 from streamguard.devstack.chart import ServingDeployment, render_serving
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.kube import port_forward
-from streamguard.devstack.supervisor import Supervisor
+from streamguard.devstack.supervisor import Supervisor, free_port
 from streamguard.windows import WindowShape, aggregate
 from streamguard.workloads.producer.kafka import TransactionSender
 from tests.operator import manifests
 from tests.operator.conftest import Cluster, OperatorProcess, delete_behind_the_operators_back
-from tests.workloads.streaming.support import V1, V2, delete_topics, free_port
+from tests.workloads.streaming.support import V1, V2, delete_topics
 
 pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1200)]
 

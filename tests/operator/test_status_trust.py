@@ -16,10 +16,11 @@ import httpx
 import pytest
 
 from streamguard.contracts.registry import normalized
+from streamguard.devstack.supervisor import free_port
 from streamguard.operator import record
 from streamguard.operator.render.streamingwindow import fingerprint
 from tests.operator import manifests
-from tests.operator.conftest import Cluster, OperatorProcess, free_port
+from tests.operator.conftest import Cluster, OperatorProcess
 
 pytestmark = pytest.mark.stack
 

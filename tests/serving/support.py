@@ -3,7 +3,6 @@ shared layout functions, exactly as the materializer and the streaming job write
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import httpx
 import redis
 import yaml
 
+from streamguard.devstack.supervisor import free_port
 from streamguard.onlinestore.feast_layout import (
     EntityValue,
     feature_field,
@@ -294,13 +294,6 @@ def cover(
 def delete_project_keys(client: redis.Redis, project: str) -> None:
     for key in client.scan_iter(match=f"*{project}*", count=1000):
         client.delete(key)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextmanager

@@ -9,12 +9,12 @@ import pytest
 import redis
 
 from streamguard.devstack.private_redis import private_redis
+from streamguard.devstack.supervisor import free_port
 from tests.serving.conftest import ClientFactory
 from tests.serving.support import (
     BATCH_VIEWS,
     WINDOW_VIEW,
     finserve_manifests,
-    free_port,
     running_server,
     write_batch_freshness,
     write_config,

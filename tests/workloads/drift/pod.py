@@ -2,20 +2,12 @@
 the paths the pod would see (a private mount namespace over an overlay of /etc, so the host is untouched)."""
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 VENV_BIN = str(Path(sys.executable).parent)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def container_of(manifests: list[dict[str, Any]], kind: str = "Deployment") -> dict[str, Any]:

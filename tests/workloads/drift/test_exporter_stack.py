@@ -16,13 +16,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from streamguard.api.common import API_VERSION, GROUP, VERSION
 from streamguard.api.driftmonitor import DriftMonitorSpec
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.supervisor import free_port
 from streamguard.jobspec import JOB_CONFIG_DIR, JOB_CONFIG_KEY, JOB_CONFIG_PATH
 from streamguard.operator.render.common import Owner
 from streamguard.operator.render.driftmonitor import render
 from streamguard.operator.settings import OperatorSettings
 
 from .drift_data import AMOUNT_FEATURES, VIEW, customer_days, monitor_spec, write
-from .pod import container_of, free_port, start
+from .pod import container_of, start
 
 pytestmark = pytest.mark.stack
 

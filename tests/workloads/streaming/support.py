@@ -4,7 +4,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from streamguard.api.streamingwindow import (
 )
 from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.supervisor import free_port
 from streamguard.jobspec import StreamJob
 from streamguard.onlinestore.feast_layout import serialize_entity_key
 from streamguard.onlinestore.pane_layout import combine, pane_field, pane_key, window_fields
@@ -81,12 +81,6 @@ RANDOM_EVENTS = st.lists(
     max_size=40,
 )
 """Up to 40 ``(account, event time ms, amount or None)`` of two accounts in the first 20 s, for the pane tests."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def window_spec(topic: str, schema: str, aggregations: Sequence[Aggregation], watermark: str = "2m",

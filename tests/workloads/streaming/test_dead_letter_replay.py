@@ -17,6 +17,7 @@ import redis
 from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.stack import Stack
+from streamguard.devstack.supervisor import free_port
 from streamguard.jobspec import StreamJob
 from streamguard.onlinestore.tenancy import store_project
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
@@ -28,7 +29,6 @@ from tests.workloads.streaming.support import (
     V2,
     JobProcess,
     delete_topics,
-    free_port,
     online_mismatches,
     progress,
     view_spec,

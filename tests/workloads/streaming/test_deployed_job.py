@@ -28,6 +28,7 @@ from streamguard.api.streamingwindow import Aggregation, StreamingWindow, Stream
 from streamguard.contracts import wire
 from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.supervisor import free_port
 from streamguard.jobspec import JOB_CONFIG_DIR, JOB_CONFIG_KEY
 from streamguard.onlinestore.tenancy import store_project
 from streamguard.operator.render.common import Owner
@@ -43,7 +44,6 @@ from tests.workloads.streaming.support import (
     current_windows,
     delete_topics,
     expected_windows,
-    free_port,
     mismatches,
     progress,
     read_windows,

@@ -45,6 +45,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from streamguard.api.streamingwindow import StreamingWindowSpec, Window
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.supervisor import free_port
 from streamguard.onlinestore.tenancy import store_project
 from streamguard.windows import WindowShape, aggregate, empty_value
 from streamguard.workloads.batch.session import local_session
@@ -56,7 +57,6 @@ from tests.workloads.streaming.support import (
     JobProcess,
     Key,
     expected_windows,
-    free_port,
     read_windows,
     same,
     scratch_topic,
