@@ -24,7 +24,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ import httpx
 
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.machine import machine_facts
+from streamguard.devstack.supervisor import free_port
 from streamguard.kubeclient import load_configuration
 from streamguard.operator.kube import Kube
 
@@ -69,9 +69,7 @@ def feature_view(name: str, namespace: str) -> dict[str, Any]:
 
 class Operator:
     def __init__(self, namespace: str, env: dict[str, str], log: Path) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
+        self.port = free_port()
         command = [
             str(Path(sys.executable).parent / "streamguard"),
             "operator",
