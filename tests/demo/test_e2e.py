@@ -3,11 +3,13 @@
 Isolated from a demo (or another run) on the same stack: its own namespace, Feast project and registry
 file, Kafka topic and registry subject. The offline data is on the stack's object store (shared by the runs
 of a day: the same bytes); no pod sees a host folder. The time from a fraud burst's production to its showing in served
-``txn_count_1m`` is measured and recorded in benchmarks/results/demo-burst.json (not asserted: it depends on
-the machine's load).
+``txn_count_1m`` is measured and printed (not asserted: it depends on the machine's load); with
+``STREAMGUARD_RECORD_RESULTS=1`` it is recorded in benchmarks/results/demo-burst.json (a test run leaves the
+checkout as it found it otherwise).
 """
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -150,8 +152,10 @@ def test_a_fraud_burst_shows_in_served_window_features_within_seconds(demo: tupl
 
 
 def record_burst_latency(seconds: float) -> None:
-    """Print the figure and write it to benchmarks/results/demo-burst.json (issue 13's goal: 10 s)."""
+    """Print the figure (issue 13's goal: 10 s); write it to benchmarks/results/demo-burst.json when asked."""
     print(f"\nfraud burst produced -> served txn_count_1m: {seconds:.1f} s (goal <= 10 s)")
+    if os.environ.get("STREAMGUARD_RECORD_RESULTS") != "1":
+        return
     BURST_RESULTS.write_text(json.dumps({
         "benchmark": "demo-burst", "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine_facts(),
