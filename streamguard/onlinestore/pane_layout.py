@@ -16,7 +16,9 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
+
+import orjson
 
 from streamguard.onlinestore.window_layout import encode_number
 
@@ -124,21 +126,49 @@ def window_fields(number: int, length_ms: int, slide_ms: int, end_ms: int) -> li
     return [pane_field(number, start) for start in range(end_ms - length_ms, end_ms, slide_ms)]
 
 
+def partials(panes: Sequence[bytes], width: int) -> list[Number]:
+    """Every partial of ``panes`` (stored values of ``width`` partials each), pane after pane: ints, floats, ``None``
+    for a null. Parsed as one JSON array (the encoding is JSON's numbers with nulls left empty); a value JSON has
+    no number for (``inf``, ``nan``) takes the slower path of one ``int`` or ``float`` per partial."""
+    text = b"[" + b",".join(panes) + b"]"
+    if b",," in text:
+        text = text.replace(b",,", b",null,").replace(b",,", b",null,")
+    text = text.replace(b"[,", b"[null,").replace(b",]", b",null]")
+    try:
+        out: list[Number] = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        out = []
+    if len(out) == width * len(panes):
+        return out
+    return [_number(part) for part in b",".join(panes).split(b",")]
+
+
+def _number(raw: bytes) -> Number:
+    if not raw:
+        return None
+    return float(raw) if any(c in raw for c in b".eEn") else int(raw)
+
+
+def _present(column: list[Number]) -> list[int | float]:
+    """``column`` without its nulls (itself when it has none: most columns)."""
+    if None in column:
+        return [value for value in column if value is not None]
+    return cast(list[int | float], column)
+
+
 def combine(offsets: Sequence[tuple[str, int]], width: int, panes: Sequence[bytes]) -> tuple[Number, ...]:
     """The window's aggregates from the stored values of its panes (at least one; each ``width`` partials): count
-    and sum are 0 when no pane holds a value, avg, min and max null. Counts are ints; sums, averages, minima and
-    maxima floats (summed in pane order, as the job's script did), for the caller to cast to the feature's type."""
-    parts = b",".join(panes).split(b",")
+    and sum are 0 when no pane holds a value, avg, min and max null. Sums are added in pane order, as the job's
+    script did; ints stay ints (the sum, min or max of an integral field), for the caller to cast to the feature's
+    type."""
+    parts = partials(panes, width)
     out: list[Number] = []
     for function, at in offsets:
-        if function == "count":
-            out.append(sum(map(int, parts[at::width])))
-            continue
-        values = list(map(float, filter(None, parts[at::width])))
-        if function == "sum":
-            out.append(sum(values) if values else 0)
+        values = _present(parts[at::width])
+        if function in ("count", "sum"):
+            out.append(sum(values))
         elif function == "avg":
-            count = sum(map(int, filter(None, parts[at + 1 :: width])))
+            count = sum(_present(parts[at + 1 :: width]))
             out.append(sum(values) / count if values and count else None)
         elif function == "min":
             out.append(min(values) if values else None)
