@@ -9,6 +9,9 @@ if [[ -x "$out/promtool" ]]; then
   exit 0
 fi
 source "$(dirname "${BASH_SOURCE[0]}")/lib-go.sh"
+# The rule checks never discover targets: `remove_all_sd` leaves out the service-discovery plugins, 1,364 -> 1,117
+# packages to compile (promtool still imports client-go and the cloud SDKs' auth for itself).
+export GOFLAGS="$GOFLAGS -tags=remove_all_sd"
 echo "[promtool] go install github.com/prometheus/prometheus/cmd/promtool@$ver"
 go_install_into "$out" "github.com/prometheus/prometheus/cmd/promtool@$ver"
 echo "[promtool] built into $out"
