@@ -20,7 +20,7 @@ from typing import Any, cast
 
 import orjson
 
-from streamguard.onlinestore.window_layout import encode_number
+from streamguard.onlinestore.window_layout import decode_number, encode_number
 
 PANE_PREFIX = b"sgp:"
 PANE_KEY_END = b":"
@@ -140,13 +140,7 @@ def partials(panes: Sequence[bytes], width: int) -> list[Number]:
         out = []
     if len(out) == width * len(panes):
         return out
-    return [_number(part) for part in b",".join(panes).split(b",")]
-
-
-def _number(raw: bytes) -> Number:
-    if not raw:
-        return None
-    return float(raw) if any(c in raw for c in b".eEn") else int(raw)
+    return [decode_number(part or None) for part in b",".join(panes).split(b",")]
 
 
 def _present(column: list[Number]) -> list[int | float]:
