@@ -19,6 +19,7 @@ body, metrics) but keep the server ready.
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from typing import cast
 
 from streamguard.onlinestore.freshness import NEWEST_EVENT, freshness_key
 from streamguard.onlinestore.generation import Verdict, current_generation
@@ -35,7 +36,7 @@ from streamguard.serving.progress import (
     parse_marker,
     parse_progress,
 )
-from streamguard.serving.redisio import IDENTITY, RedisPool, RedisUnavailableError, pack
+from streamguard.serving.redisio import HMGet, RedisUnavailableError, StorePool, pack_tail
 
 MATERIALIZER, STREAM = "materializer", "stream"
 _GLOB = frozenset("*?[")
@@ -197,25 +198,31 @@ def assess(
     return tuple(out)
 
 
+_MARKER_READ = pack_tail(*MARKER_FIELDS)
+_COVERAGE_READ = pack_tail(*COVERAGE_FIELDS)
+_NEWEST_EVENT_READ = pack_tail(NEWEST_EVENT)
+_PROGRESS_READ = pack_tail(*PROGRESS_FIELDS)
+
+
 async def check(
-    pool: RedisPool, catalog: Catalog, newest_seen: Mapping[str, float], policy: ReadinessPolicy = ALL_REQUIRED
+    pool: StorePool, catalog: Catalog, newest_seen: Mapping[str, float], policy: ReadinessPolicy = ALL_REQUIRED
 ) -> Health:
-    """Read the server's identity, every generation marker, coverage, freshness and progress record in one
-    round trip; the identity is kept in the pool for the lookups."""
+    """Read the store's identity, every generation marker, coverage, freshness and progress record in one
+    round trip (per node of a cluster); the identity is kept in the pool for the lookups."""
     views = list(catalog.views.values())
     unserved = tuple(policy.unserved(catalog.views))
     markers = sorted({view.generation_key for view in views})
-    commands = [IDENTITY, *(pack(b"HMGET", key, *MARKER_FIELDS) for key in markers)]
+    reads: list[HMGet] = [(key, _MARKER_READ, len(MARKER_FIELDS)) for key in markers]
     for view in views:
-        commands.append(pack(b"HMGET", view.coverage_key, *COVERAGE_FIELDS))
+        reads.append((view.coverage_key, _COVERAGE_READ, len(COVERAGE_FIELDS)))
         if _batch_part(view):
-            commands.append(pack(b"HGET", freshness_key(view.store_project, view.name), NEWEST_EVENT))
+            reads.append((freshness_key(view.store_project, view.name), _NEWEST_EVENT_READ, 1))
         if view.has_stream:
-            commands.append(pack(b"HMGET", view.heartbeat_key, *PROGRESS_FIELDS))
+            reads.append((view.heartbeat_key, _PROGRESS_READ, len(PROGRESS_FIELDS)))
     try:
-        replies = iter(await pool.execute(b"".join(commands), len(commands)))
-        identity = pool.observe(next(replies))
-    except (RedisUnavailableError, ValueError) as error:
+        identity, answers = await pool.observe_and_hmget(reads)
+        replies = iter(answers)
+    except RedisUnavailableError as error:
         return Health(str(error), assess(catalog, {}, {}, newest_seen, policy), unserved=unserved)
     current = {key: current_generation(parse_marker(next(replies)), identity) for key in markers}  # type: ignore[arg-type]
     recorded: dict[str, float | None] = {}
@@ -225,8 +232,8 @@ async def check(
         batch, stream = parse_coverage(next(replies))  # type: ignore[arg-type]
         stores[view.name] = StoreView(current[view.generation_key], batch, stream, identity.evicting)
         if _batch_part(view):
-            raw = next(replies)
-            recorded[view.name] = None if raw is None else float(raw) / 1000.0  # type: ignore[arg-type]
+            newest = cast(list[bytes | None], next(replies))[0]
+            recorded[view.name] = None if newest is None else float(newest) / 1000.0
         if view.has_stream:
             progress[view.name] = parse_progress(next(replies))  # type: ignore[arg-type]
     return Health(None, assess(catalog, recorded, progress, newest_seen, policy, stores), unserved=unserved)

@@ -54,7 +54,7 @@ from streamguard.serving.progress import (
     parse_progress,
     window_rule,
 )
-from streamguard.serving.redisio import RedisPool, RedisUnavailableError, pack_tail
+from streamguard.serving.redisio import RedisUnavailableError, StorePool, pack_tail
 from streamguard.serving.selection import Selection
 
 _ABSENT = object()
@@ -117,7 +117,7 @@ def _decode_batch(raw: list[bytes | None]) -> BatchRow | None:
 class Lookup:
     """Reads feature vectors for a resolved :class:`Selection`."""
 
-    def __init__(self, pool: RedisPool, cache: TTLCache) -> None:
+    def __init__(self, pool: StorePool, cache: TTLCache) -> None:
         self.pool = pool
         self.cache = cache
 

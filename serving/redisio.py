@@ -11,6 +11,9 @@ the connection (a half-read pipeline cannot be reused) and raises :class:`RedisU
 request that fails on a reused connection is retried once on a fresh one, so a Redis restart costs no
 request more than a reconnect.
 
+One server is :class:`RedisPool`; a Redis Cluster is :class:`streamguard.serving.redis_cluster.ClusterPool`, a
+:class:`RedisPool` per master. Lookups and the health tick use either through :class:`StorePool`.
+
 Server identity: every new connection asks ``INFO server stats memory`` in its setup round trip and keeps
 the answer in :attr:`RedisPool.identity` (``run_id``, ``evicted_keys``, eviction policy; see
 :mod:`streamguard.onlinestore.generation`). A restart or a failover drops every connection, so the first
@@ -22,6 +25,7 @@ import contextlib
 import ssl
 from collections import deque
 from collections.abc import Sequence
+from typing import Protocol
 from urllib.parse import unquote, urlparse
 
 import hiredis
@@ -104,8 +108,35 @@ class _Connection(asyncio.Protocol):
             self.close()
 
 
+HMGet = tuple[bytes, bytes, int]
+"""One ``HMGET``: the key, its fields packed (:func:`pack_tail`) and how many."""
+
+
+def pack_hmgets(reads: Sequence[HMGet]) -> bytes:
+    return b"".join(
+        b"*%d\r\n$5\r\nHMGET\r\n$%d\r\n%s\r\n%s" % (count + 2, len(key), key, fields) for key, fields, count in reads
+    )
+
+
+class StorePool(Protocol):
+    """What lookups and the health tick need of the online store, one server or a cluster."""
+
+    @property
+    def identity(self) -> StoreIdentity | None:
+        """The store's identity as last seen; ``None`` before it is known (or while a master's is not)."""
+
+    async def hmget_many(self, reads: Sequence[HMGet]) -> list[object]:
+        """The replies of ``reads``, in order; raises :class:`RedisUnavailableError`."""
+
+    async def observe_and_hmget(self, reads: Sequence[HMGet]) -> tuple[StoreIdentity, list[object]]:
+        """Read the store's identity afresh (and a cluster's topology) and ``reads``."""
+
+    async def close(self) -> None: ...
+
+
 class RedisPool:
-    """At most ``max_connections`` connections; a caller waits up to ``pool_timeout`` for a free one."""
+    """At most ``max_connections`` connections; a caller waits up to ``pool_timeout`` for a free one.
+    ``address`` (host, port) overrides the URL's, which then gives only credentials, TLS and database."""
 
     def __init__(
         self,
@@ -114,12 +145,12 @@ class RedisPool:
         connect_timeout: float = 0.25,
         socket_timeout: float = 0.25,
         pool_timeout: float = 0.5,
+        address: tuple[str, int] | None = None,
     ) -> None:
         parsed = urlparse(url)
         if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
             raise ValueError(f"Redis URL {url!r} is not redis://[user:password@]host:port/db")
-        self.host = parsed.hostname
-        self.port = parsed.port or 6379
+        self.host, self.port = address or (parsed.hostname, parsed.port or 6379)
         self.ssl = ssl.create_default_context() if parsed.scheme == "rediss" else None
         db = unquote(parsed.path.lstrip("/")) or "0"
         if not db.isdigit():
@@ -234,8 +265,9 @@ class RedisPool:
         elif not self._wake(connection):
             self._idle.append(connection)
 
-    async def execute(self, payload: bytes, count: int) -> list[object]:
-        """One round trip of ``count`` pre-packed commands; an error reply raises."""
+    async def execute(self, payload: bytes, count: int, errors: bool = True) -> list[object]:
+        """One round trip of ``count`` pre-packed commands; an error reply raises (with ``errors=False`` it is
+        returned in its place, a ``hiredis.ReplyError``)."""
         for attempt in (1, 2):
             connection, reused = await self._acquire()
             try:
@@ -251,19 +283,23 @@ class RedisPool:
                 self._release(connection)
                 raise
             self._release(connection)
-            for reply in replies:
+            for reply in replies if errors else ():
                 if isinstance(reply, hiredis.ReplyError):
                     raise RedisUnavailableError(f"Redis answered with an error: {reply}")
             return replies
         raise AssertionError("unreachable")
 
-    async def hmget_many(self, reads: Sequence[tuple[bytes, bytes, int]]) -> list[object]:
-        """``HMGET key <fields>`` for each (key, packed fields, field count), in one round trip."""
-        payload = b"".join(
-            b"*%d\r\n$5\r\nHMGET\r\n$%d\r\n%s\r\n%s" % (count + 2, len(key), key, fields)
-            for key, fields, count in reads
-        )
-        return await self.execute(payload, len(reads))
+    async def hmget_many(self, reads: Sequence[HMGet]) -> list[object]:
+        """``HMGET key <fields>`` for each read, in one round trip."""
+        return await self.execute(pack_hmgets(reads), len(reads))
+
+    async def observe_and_hmget(self, reads: Sequence[HMGet]) -> tuple[StoreIdentity, list[object]]:
+        """The server's identity (kept in :attr:`identity`) and ``reads``, in one round trip."""
+        replies = await self.execute(IDENTITY + pack_hmgets(reads), len(reads) + 1)
+        try:
+            return self.observe(replies[0]), replies[1:]
+        except ValueError as error:
+            raise RedisUnavailableError(f"Redis did not say who it is: {error}") from error
 
     async def close(self) -> None:
         for connection in self._idle:

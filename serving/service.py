@@ -21,7 +21,8 @@ from streamguard.serving.health import Health, ReadinessPolicy, ViewFreshness, c
 from streamguard.serving.lookup import Lookup
 from streamguard.serving.metrics import ServingMetrics
 from streamguard.serving.models import EntityRow, LookupRequest
-from streamguard.serving.redisio import RedisPool
+from streamguard.serving.redis_cluster import ClusterPool
+from streamguard.serving.redisio import RedisPool, StorePool
 from streamguard.serving.selection import Selection, feature_set_refs, resolve
 from streamguard.serving.settings import Settings
 from streamguard.serving.sources import CatalogSource
@@ -63,9 +64,10 @@ def _invalid(error: ValidationError | _RowsInvalidError) -> tuple[int, bytes]:
     return 422, orjson.dumps({"detail": items})
 
 
-def connect(settings: Settings) -> RedisPool:
-    """The bounded pool with short timeouts (connections open lazily: Redis may be down at start)."""
-    return RedisPool(
+def connect(settings: Settings) -> StorePool:
+    """The bounded pool with short timeouts (connections open lazily: Redis may be down at start), of one server
+    or of every master of a Redis Cluster."""
+    return (ClusterPool if settings.redis_cluster else RedisPool)(
         settings.redis_url,
         max_connections=settings.max_connections,
         connect_timeout=settings.connect_timeout,
@@ -75,7 +77,7 @@ def connect(settings: Settings) -> RedisPool:
 
 
 class FeatureService:
-    def __init__(self, settings: Settings, source: CatalogSource, pool: RedisPool) -> None:
+    def __init__(self, settings: Settings, source: CatalogSource, pool: StorePool) -> None:
         self.settings = settings
         self.source = source
         self.pool = pool

@@ -19,6 +19,9 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_cluster: bool = Field(
+        default=False, description="redis_url names a node of a Redis Cluster; serving learns the others from it."
+    )
     config_file: str | None = Field(default=None, description="YAML list of FeatureView/StreamingWindow manifests.")
     namespace: str | None = Field(default=None, description="Watch FeatureViews and StreamingWindows here.")
     kubeconfig: str | None = None

@@ -85,8 +85,8 @@ class PrivateCluster:
         return sorted(self.processes)
 
     def client(self) -> RedisCluster:
-        """A cluster client that learns the topology from any node (and again after MOVED or a failover)."""
-        return RedisCluster(host="127.0.0.1", port=self.ports[0])
+        """A cluster client that learns the topology from a live node (and again after MOVED or a failover)."""
+        return RedisCluster(host="127.0.0.1", port=self.live()[0])
 
     def node(self, port: int) -> redis.Redis:
         return redis.Redis(port=port)

@@ -8,11 +8,19 @@ contract that makes those losses visible; writers (materializer, streaming job) 
 use only these keys, scripts and functions.
 
 **Generation marker** (per store project: namespace and ``spec.project``,
-:mod:`streamguard.onlinestore.tenancy`), hash ``sg-gen:<store project>``:
+:mod:`streamguard.onlinestore.tenancy`), hash ``sg-gen:{<store project>}``:
 
 - ``id``: random token of this generation; ``created_ms``: when it began (epoch ms);
 - ``run_id``: the Redis server's ``run_id`` (``INFO server``) when it began;
 - ``evicted_keys``: the server's ``evicted_keys`` counter (``INFO stats``) when it began.
+
+On a Redis Cluster the server is every master together (:func:`combine_identities`): ``run_id`` is their
+``run_id`` s sorted and joined with ``,`` and ``evicted_keys`` their sum. A failover, a master's restart, an
+added master or an eviction on any shard then ends the generation, as a restart of a single server does. A
+script sees only its own node's ``INFO``, so on a cluster the writer reads every master's and passes the
+identity in ``ARGV`` (a failover between that read and the script only ends the generation early, the safe
+way to be wrong). The marker and the coverage keys carry the store project as their hash tag (``{...}``),
+so :data:`COMMIT_COVERAGE`'s two keys share a slot.
 
 A generation is *current* while the marker exists and the server's ``run_id`` and ``evicted_keys``
 still equal the recorded ones (:func:`current_generation`, :data:`CURRENT_GENERATION`). So:
@@ -30,7 +38,7 @@ Writers call :data:`ENSURE_GENERATION` before writing (one atomic script: it ret
 starts a new generation, so concurrent writers agree on one id). Keys deleted one by one by hand (``DEL``)
 are not detected: delete ``sg-gen:<store project>`` too to make every writer re-seed.
 
-**Coverage** (per view), hash ``sg-cov:<store project>:<view>``, per writer part (``batch``: the materializer,
+**Coverage** (per view), hash ``sg-cov:{<store project>}:<view>``, per writer part (``batch``: the materializer,
 ``stream``: the streaming job) the fields ``<part>:generation`` and ``<part>:since_ms``: since which
 time (event time, epoch ms) the part's writer has kept everything it writes for this view in that
 generation. A writer sets it with :data:`COMMIT_COVERAGE` after it has (re-)seeded the view in a
@@ -58,12 +66,13 @@ evicting policy absent keys already read ``stale``). ``INFO`` costs tens of micr
 too much for every lookup; :data:`CURRENT_GENERATION` (the same check as one script) is for occasional
 use, not the request path.
 
-Scripts keep every key they touch in ``KEYS`` and are valid for ``EVAL`` and ``EVALSHA``; they call
-``INFO`` themselves so the comparison and the write are one atomic step.
+Scripts keep every key they touch in ``KEYS`` and are valid for ``EVAL`` and ``EVALSHA``. On a single server
+they call ``INFO`` themselves so the comparison and the write are one atomic step; two trailing ``ARGV``
+(``run_id``, ``evicted_keys``) give them a cluster's identity instead.
 """
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -82,11 +91,11 @@ STALE: Reading = "stale"
 
 
 def generation_key(project: str) -> bytes:
-    return f"sg-gen:{project}".encode()
+    return f"sg-gen:{{{project}}}".encode()
 
 
 def coverage_key(project: str, view: str) -> bytes:
-    return f"sg-cov:{project}:{view}".encode()
+    return f"sg-cov:{{{project}}}:{view}".encode()
 
 
 COVERAGE_FIELD_PREFIX: dict[Part, str] = {BATCH: "batch", STREAM: "stream.panes2"}
@@ -125,6 +134,18 @@ def parse_identity(info: bytes | str) -> StoreIdentity:
         return StoreIdentity(fields["run_id"].strip(), int(fields["evicted_keys"]), policy != "noeviction")
     except KeyError as missing:
         raise ValueError(f"INFO reply lacks {missing.args[0]} (need the server, stats and memory sections)") from None
+
+
+def combine_identities(identities: Iterable[StoreIdentity]) -> StoreIdentity:
+    """The identity of a Redis Cluster from its masters' (one server's own identity when it is the only one)."""
+    masters = list(identities)
+    if not masters:
+        raise ValueError("a store identity needs at least one server")
+    return StoreIdentity(
+        ",".join(sorted(identity.run_id for identity in masters)),
+        sum(identity.evicted_keys for identity in masters),
+        any(identity.evicting for identity in masters),
+    )
 
 
 def _text(raw: bytes | str | None) -> str | None:
@@ -229,36 +250,47 @@ def coverage_verdict(
     return Verdict(True, "Covered", f"FeatureView {view}: the {writer} covers generation {current}")
 
 
-_CHECK = """
-local info = redis.call('INFO', 'server', 'stats')
-local run_id = string.match(info, 'run_id:(%x+)')
-local evicted = string.match(info, 'evicted_keys:(%d+)')
-local marker = redis.call('HMGET', KEYS[1], 'id', 'run_id', 'evicted_keys')
+def _check(identity_at: int) -> str:
+    """Lua setting ``current`` (the current generation id or false); the identity is ``ARGV[identity_at]`` and
+    the next one when given (a cluster's), else this server's ``INFO``."""
+    return (
+        f"""local run_id, evicted = ARGV[{identity_at}], ARGV[{identity_at + 1}]
+if not run_id then
+  local info = redis.call('INFO', 'server', 'stats')
+  run_id = string.match(info, 'run_id:(%x+)')
+  evicted = string.match(info, 'evicted_keys:(%d+)')
+end
+"""
+        + """local marker = redis.call('HMGET', KEYS[1], 'id', 'run_id', 'evicted_keys')
 local current = false
 if marker[1] and marker[2] == run_id and marker[3] == evicted then current = marker[1] end
 """
+    )
+
 
 CURRENT_GENERATION = (
     "#!lua flags=no-writes\n"
-    + _CHECK
+    + _check(1)
     + """return current
 """
 )
-"""Read-only. ``KEYS[1]`` = :func:`generation_key`. Returns the current generation id, or nil. It runs
-``INFO`` (tens of microseconds): for health checks and tools, not for every lookup."""
+"""Read-only. ``KEYS[1]`` = :func:`generation_key`; ``ARGV`` = a cluster's identity or nothing. Returns the
+current generation id, or nil. It runs ``INFO`` (tens of microseconds): for
+health checks and tools, not for every lookup."""
 
 ENSURE_GENERATION = (
-    _CHECK
+    _check(3)
     + """if current then return {current, 0} end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'created_ms', ARGV[2], 'run_id', run_id, 'evicted_keys', evicted)
 return {ARGV[1], 1}
 """
 )
-"""``KEYS[1]`` = :func:`generation_key`; ``ARGV`` = a new id (:func:`new_generation_id`), now (ms).
+"""``KEYS[1]`` = :func:`generation_key`; ``ARGV`` = a new id (:func:`new_generation_id`), now (ms)[, a
+cluster's identity].
 Returns ``{id, 1}`` when it started a new generation, ``{id, 0}`` when one was current."""
 
 COMMIT_COVERAGE = (
-    _CHECK
+    _check(4)
     + """if current ~= ARGV[1] then return false end
 local gen_field = ARGV[2] .. ':generation'
 local since_field = ARGV[2] .. ':since_ms'
@@ -269,8 +301,9 @@ return tonumber(ARGV[3])
 """
 )
 """``KEYS`` = :func:`generation_key`, :func:`coverage_key`; ``ARGV`` = the generation the writer seeded,
-its part's field prefix (:data:`COVERAGE_FIELD_PREFIX`), ``since_ms``. Returns the coverage's ``since_ms``
-(the first one of this generation), or nil when that generation is no longer current (nothing written)."""
+its part's field prefix (:data:`COVERAGE_FIELD_PREFIX`), ``since_ms``[, a cluster's identity]. Returns the
+coverage's ``since_ms`` (the first one of this generation), or nil when that generation is no longer current
+(nothing written)."""
 
 
 def parse_ensure_reply(reply: object) -> tuple[str, bool]:

@@ -1,4 +1,5 @@
-"""The writers' side of :mod:`streamguard.onlinestore.generation` over redis-py (materializer, streaming job).
+"""The writers' side of :mod:`streamguard.onlinestore.generation` over redis-py (materializer, streaming job), for
+a single server (``redis.Redis``) and a Redis Cluster (``RedisCluster``) alike.
 
 A writer calls :func:`ensure_generation` before it writes; when the id differs from the one it seeded
 (or it started a new one), it re-seeds the view and then calls :func:`commit_coverage`. A ``None`` from
@@ -8,6 +9,7 @@ A writer calls :func:`ensure_generation` before it writes; when the id differs f
 from typing import Any, cast
 
 import redis
+from redis.cluster import RedisCluster
 
 from streamguard.onlinestore.generation import (
     COMMIT_COVERAGE,
@@ -17,6 +19,7 @@ from streamguard.onlinestore.generation import (
     Generation,
     Part,
     StoreIdentity,
+    combine_identities,
     coverage_key,
     current_generation,
     generation_key,
@@ -24,31 +27,55 @@ from streamguard.onlinestore.generation import (
     parse_ensure_reply,
 )
 
+Store = redis.Redis | RedisCluster
+"""A client of the online store: one server or a cluster."""
 
-def ensure_generation(client: redis.Redis, project: str, now_ms: int) -> tuple[str, bool]:
+
+def _identity_of(info: dict[str, Any]) -> StoreIdentity:
+    return StoreIdentity(str(info["run_id"]), int(info["evicted_keys"]),
+                         str(info.get("maxmemory_policy", "noeviction")) != "noeviction")
+
+
+def store_identity(client: Store) -> StoreIdentity:
+    """The store's identity now: the server's, or every master's of a cluster combined."""
+    if isinstance(client, RedisCluster):
+        replies = cast(dict[str, dict[str, Any]], client.info(target_nodes=RedisCluster.PRIMARIES))
+        return combine_identities(_identity_of(info) for info in replies.values())
+    return _identity_of(cast(dict[str, Any], client.info()))
+
+
+def _identity_args(client: Store) -> tuple[str | int, ...]:
+    """The scripts' trailing ``ARGV``: a cluster's identity, nothing for one server (the script reads ``INFO``
+    itself, in the same atomic step)."""
+    if isinstance(client, RedisCluster):
+        identity = store_identity(client)
+        return identity.run_id, identity.evicted_keys
+    return ()
+
+
+def ensure_generation(client: Store, project: str, now_ms: int) -> tuple[str, bool]:
     """The project's current generation id, started now if there was none: ``(id, started)``."""
-    reply = client.eval(ENSURE_GENERATION, 1, generation_key(project), new_generation_id(), now_ms)
+    reply = client.eval(ENSURE_GENERATION, 1, generation_key(project), new_generation_id(), now_ms,
+                        *_identity_args(client))
     return parse_ensure_reply(reply)
 
 
-def current_marker(client: redis.Redis, project: str) -> Generation | None:
+def current_marker(client: Store, project: str) -> Generation | None:
     """The project's generation marker while its generation is current (the server that started it, no
     eviction since); ``None`` when there is none."""
-    server = cast(dict[str, Any], client.info("server"))
-    stats = cast(dict[str, Any], client.info("stats"))
-    identity = StoreIdentity(str(server["run_id"]), int(stats["evicted_keys"]))
+    identity = store_identity(client)
     fields = cast(dict[bytes, bytes | None], client.hgetall(generation_key(project)))  # type: ignore[arg-type]
     marker = Generation.parse(fields)
     return marker if current_generation(marker, identity) is not None else None
 
 
-def read_coverage(client: redis.Redis, project: str, view: str, part: Part) -> Coverage | None:
+def read_coverage(client: Store, project: str, view: str, part: Part) -> Coverage | None:
     fields = cast(dict[bytes, bytes], client.hgetall(coverage_key(project, view)))  # type: ignore[arg-type]
     return Coverage.parse(fields, part)
 
 
 def commit_coverage(
-    client: redis.Redis, project: str, view: str, part: Part, generation: str, since_ms: int
+    client: Store, project: str, view: str, part: Part, generation: str, since_ms: int
 ) -> int | None:
     """Record that ``part`` holds the view since ``since_ms`` in ``generation``; the coverage's
     ``since_ms`` (the first of the generation), or ``None`` when ``generation`` is no longer current."""
@@ -60,5 +87,6 @@ def commit_coverage(
         generation,
         COVERAGE_FIELD_PREFIX[part],
         since_ms,
+        *_identity_args(client),
     )
     return None if reply is None else int(cast(int, reply))

@@ -31,7 +31,7 @@ from streamguard.onlinestore.pane_layout import encode_pane, pane_field, pane_ke
 from streamguard.onlinestore.tenancy import DEFAULT_NAMESPACE, store_project
 from streamguard.onlinestore.valueproto import Scalar, encode_timestamp, encode_value
 from streamguard.onlinestore.window_layout import StreamProgress, StreamState, heartbeat_key
-from streamguard.onlinestore.writers import commit_coverage, ensure_generation
+from streamguard.onlinestore.writers import Store, commit_coverage, ensure_generation
 from streamguard.serving.catalog import build_catalog
 from streamguard.serving.sources import resources_from_documents
 
@@ -175,7 +175,7 @@ def sample_value(dtype: str, index: int, feature: str) -> Scalar:
 
 
 def write_batch_row(
-    client: redis.Redis,
+    client: Store,
     project: str,
     view: str,
     join_keys: Mapping[str, EntityValue],
@@ -190,7 +190,7 @@ def write_batch_row(
 
 
 def write_finserve_rows(
-    client: redis.Redis, project: str, count: int, event_time: float, namespace: str = DEFAULT_NAMESPACE
+    client: Store, project: str, count: int, event_time: float, namespace: str = DEFAULT_NAMESPACE
 ) -> None:
     for i in range(count):
         for view, (join_key, features) in BATCH_VIEWS.items():
@@ -223,7 +223,7 @@ def write_window(
 
 
 def write_progress(
-    client: redis.Redis,
+    client: Store,
     project: str,
     progress_at: float | None,
     *,
@@ -261,20 +261,20 @@ def write_progress(
     return record
 
 
-def write_freshness(client: redis.Redis, project: str, view: str, newest_event: float) -> None:
+def write_freshness(client: Store, project: str, view: str, newest_event: float) -> None:
     now_ms = int(time.time() * 1000)
     record = FreshnessRecord(int(newest_event * 1000), now_ms, now_ms, 1)
     client.hset(freshness_key(keys_of(project), view), mapping=record.mapping())  # type: ignore[arg-type]
 
 
-def write_batch_freshness(client: redis.Redis, project: str, newest_event: float) -> None:
+def write_batch_freshness(client: Store, project: str, newest_event: float) -> None:
     """A freshness record for every batch view, its newest event at ``newest_event``."""
     for view in BATCH_VIEWS:
         write_freshness(client, project, view, newest_event)
 
 
 def cover(
-    client: redis.Redis,
+    client: Store,
     project: str,
     views: Mapping[str, tuple[Part, ...]] | None = None,
     since_ms: int = EVERYTHING_MS,

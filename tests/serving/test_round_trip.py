@@ -23,9 +23,9 @@ class CountingPool(RedisPool):
 
     round_trips = 0
 
-    async def execute(self, payload: bytes, count: int) -> list[object]:
+    async def execute(self, payload: bytes, count: int, errors: bool = True) -> list[object]:
         self.round_trips += 1
-        return await super().execute(payload, count)
+        return await super().execute(payload, count, errors)
 
 
 def test_one_pipeline_for_all_views_and_rows(

@@ -85,5 +85,5 @@ def test_the_acl_command_prints_a_setuser_line_reading_the_password_from_the_she
     assert done.exit_code == 0, done.output
     line = done.output.strip()
     assert line.startswith("redis-cli ACL SETUSER streamguard-team-a reset on \">$PASSWORD\" '~*_teamDa' ")
-    assert "'~sgp:risk_teamDa:*'" in line and "'~sg-cov:streamguard_teamDa:*'" in line and "PASSWORD\"" in line
+    assert "'~sgp:risk_teamDa:*'" in line and "'~sg-cov:{streamguard_teamDa}:*'" in line and "PASSWORD\"" in line
     assert CliRunner().invoke(command, ["acl", "Team_A"]).exit_code != 0

@@ -1,0 +1,214 @@
+"""Serving's client of a Redis Cluster: a :class:`~streamguard.serving.redisio.RedisPool` per master, a request's
+reads grouped by node and sent as one pipelined round trip per node, all nodes at once.
+
+- **Routing.** A key's slot is CRC16 (XMODEM, ``binascii.crc_hqx``) of its hash tag (the text between the first
+  ``{`` and the next ``}``, when not empty) or of the whole key, modulo 16384: Redis' rule. The slot table comes
+  from ``CLUSTER SLOTS``, asked of the URL's node first, then of any master known.
+- **Redirections.** ``MOVED`` sends the read to the named node and refreshes the table in the background;
+  ``ASK`` (a slot being migrated) sends ``ASKING`` and the read to the named node, once. At most
+  :data:`MAX_REDIRECTIONS` rounds, then the request fails.
+- **Failures.** A node that does not answer fails the request (:class:`RedisUnavailableError`: serving answers
+  503, never a guess) and triggers a refresh, so requests reach the promoted replica as soon as the cluster
+  has failed over. The health tick refreshes the table too, failure or not.
+- **Identity.** Each master's pool reads its server's identity on every new connection and on each health tick;
+  the cluster's is :func:`~streamguard.onlinestore.generation.combine_identities` of the masters that serve the
+  slots now, ``None`` while one of them is unknown. A failover brings a master with another ``run_id``, so the
+  generation the writers recorded ends (:mod:`streamguard.onlinestore.generation`): values read ``stale`` until
+  the writers re-seed, never an absent key read as empty.
+"""
+
+import asyncio
+import binascii
+from collections.abc import Sequence
+from typing import cast
+from urllib.parse import urlparse
+
+import hiredis
+
+from streamguard.onlinestore.generation import StoreIdentity, combine_identities
+from streamguard.serving.redisio import IDENTITY, HMGet, RedisPool, RedisUnavailableError, pack, pack_hmgets
+
+SLOTS = 16384
+MAX_REDIRECTIONS = 3
+_ASKING = pack(b"ASKING")
+_CLUSTER_SLOTS = pack(b"CLUSTER", b"SLOTS")
+
+Address = tuple[str, int]
+
+
+def key_slot(key: bytes) -> int:
+    """The cluster slot of ``key`` (Redis' ``CLUSTER KEYSLOT``)."""
+    start = key.find(b"{")
+    if start >= 0:
+        end = key.find(b"}", start + 1)
+        if end > start + 1:
+            key = key[start + 1 : end]
+    return binascii.crc_hqx(key, 0) % SLOTS
+
+
+def _redirection(reply: object, fallback_host: str) -> tuple[str, Address] | None:
+    """``("MOVED" | "ASK", address)`` of a redirection reply, else ``None`` (a node that does not know its own
+    address names none: it is ``fallback_host``, the host it was reached at)."""
+    if not isinstance(reply, hiredis.ReplyError):
+        return None
+    kind, _, rest = str(reply).partition(" ")
+    if kind not in ("MOVED", "ASK"):
+        return None
+    host, _, port = rest.partition(" ")[2].rpartition(":")
+    return kind, (host or fallback_host, int(port))
+
+
+class ClusterPool:
+    """Reads of a Redis Cluster reached through ``url`` (any node; its credentials and TLS apply to every node)."""
+
+    def __init__(
+        self,
+        url: str,
+        max_connections: int = 50,
+        connect_timeout: float = 0.25,
+        socket_timeout: float = 0.25,
+        pool_timeout: float = 0.5,
+    ) -> None:
+        parsed = urlparse(url)
+        if parsed.path.strip("/") not in ("", "0"):
+            raise ValueError(f"Redis URL {url!r}: a Redis Cluster has only database 0")
+        self._url = url
+        self._options = (max_connections, connect_timeout, socket_timeout, pool_timeout)
+        self._seed = RedisPool(url, *self._options)
+        self._nodes: dict[Address, RedisPool] = {(self._seed.host, self._seed.port): self._seed}
+        self._slots: list[Address] | None = None
+        self._masters: tuple[Address, ...] = ()
+        self._refreshing: asyncio.Task[None] | None = None
+        self._identity_of: tuple[StoreIdentity | None, ...] = ()
+        self._identity: StoreIdentity | None = None
+
+    def _node(self, address: Address) -> RedisPool:
+        pool = self._nodes.get(address)
+        if pool is None:
+            pool = self._nodes[address] = RedisPool(self._url, *self._options, address=address)
+        return pool
+
+    @property
+    def identity(self) -> StoreIdentity | None:
+        seen = tuple(self._nodes[address].identity for address in self._masters)
+        if seen != self._identity_of:
+            self._identity_of = seen
+            known = [identity for identity in seen if identity is not None]
+            self._identity = combine_identities(known) if known and len(known) == len(seen) else None
+        return self._identity
+
+    async def refresh(self) -> None:
+        """Learn the slot table again (one refresh at a time; callers meanwhile wait for it)."""
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.ensure_future(self._refresh())
+        await asyncio.shield(self._refreshing)
+
+    async def _refresh(self) -> None:
+        candidates = [self._seed, *(self._nodes[address] for address in self._masters)]
+        errors = []
+        for pool in dict.fromkeys(candidates):
+            try:
+                (reply,) = await pool.execute(_CLUSTER_SLOTS, 1)
+            except RedisUnavailableError as error:
+                errors.append(f"{pool.host}:{pool.port}: {error}")
+                continue
+            self._apply(reply, pool.host)
+            return
+        raise RedisUnavailableError(f"no node of the Redis Cluster answered CLUSTER SLOTS ({'; '.join(errors)})")
+
+    def _apply(self, reply: object, asked: str) -> None:
+        if not isinstance(reply, list):
+            raise RedisUnavailableError(f"unexpected CLUSTER SLOTS reply {reply!r}")
+        table: list[Address | None] = [None] * SLOTS
+        for start, end, master, *_ in reply:
+            host = master[0].decode() if master[0] and master[0] != b"?" else asked
+            address = (host, int(master[1]))
+            table[int(start) : int(end) + 1] = [address] * (int(end) - int(start) + 1)
+        if any(address is None for address in table):
+            raise RedisUnavailableError("the Redis Cluster does not serve every slot")
+        self._slots = cast(list[Address], table)
+        self._masters = tuple(sorted(set(self._slots)))
+        for address in self._masters:
+            self._node(address)
+
+    def _background_refresh(self) -> None:
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.ensure_future(self._refresh())
+            self._refreshing.add_done_callback(lambda task: task.cancelled() or task.exception())
+
+    async def hmget_many(self, reads: Sequence[HMGet]) -> list[object]:
+        if self._slots is None:
+            await self.refresh()
+        assert self._slots is not None
+        slots = self._slots
+        targets: dict[int, Address] = {index: slots[key_slot(read[0])] for index, read in enumerate(reads)}
+        asking: set[int] = set()
+        replies: list[object] = [None] * len(reads)
+        for _ in range(MAX_REDIRECTIONS + 1):
+            groups: dict[Address, list[int]] = {}
+            for index, address in targets.items():
+                groups.setdefault(address, []).append(index)
+            try:
+                answers = await asyncio.gather(
+                    *(self._send(address, [reads[i] for i in indices], [i in asking for i in indices])
+                      for address, indices in groups.items())
+                )
+            except RedisUnavailableError:
+                self._background_refresh()
+                raise
+            redirected: dict[int, Address] = {}
+            asking = set()
+            for indices, answer in zip(groups.values(), answers, strict=True):
+                for index, reply in zip(indices, answer, strict=True):
+                    redirection = _redirection(reply, self._seed.host)
+                    if redirection is None:
+                        if isinstance(reply, hiredis.ReplyError):
+                            raise RedisUnavailableError(f"Redis answered with an error: {reply}")
+                        replies[index] = reply
+                        continue
+                    kind, address = redirection
+                    redirected[index] = address
+                    if kind == "ASK":
+                        asking.add(index)
+                    else:
+                        self._background_refresh()
+            if not redirected:
+                return replies
+            targets = redirected
+        raise RedisUnavailableError(f"Redis Cluster still redirecting after {MAX_REDIRECTIONS} redirections")
+
+    async def _send(self, address: Address, reads: Sequence[HMGet], asking: Sequence[bool]) -> list[object]:
+        """The node's replies to ``reads`` (errors in place); ``ASKING`` before the reads marked so."""
+        if not any(asking):
+            return await self._node(address).execute(pack_hmgets(reads), len(reads), errors=False)
+        payload = b"".join(
+            (_ASKING if ask else b"") + pack_hmgets([read]) for read, ask in zip(reads, asking, strict=True)
+        )
+        answer = await self._node(address).execute(payload, len(reads) + sum(asking), errors=False)
+        replies, position = [], 0
+        for ask in asking:
+            position += ask
+            replies.append(answer[position])
+            position += 1
+        return replies
+
+    async def observe_and_hmget(self, reads: Sequence[HMGet]) -> tuple[StoreIdentity, list[object]]:
+        """The topology and every master's identity afresh, then ``reads``."""
+        await self.refresh()
+        masters = [self._nodes[address] for address in self._masters]
+        infos = await asyncio.gather(*(pool.execute(IDENTITY, 1) for pool in masters))
+        try:
+            for pool, (info,) in zip(masters, infos, strict=True):
+                pool.observe(info)
+        except ValueError as error:
+            raise RedisUnavailableError(f"a Redis Cluster master did not say who it is: {error}") from error
+        identity = self.identity
+        if identity is None:
+            raise RedisUnavailableError("the Redis Cluster's masters changed while they were asked who they are")
+        return identity, await self.hmget_many(reads)
+
+    async def close(self) -> None:
+        if self._refreshing is not None:
+            self._refreshing.cancel()
+        for pool in self._nodes.values():
+            await pool.close()

@@ -1,0 +1,205 @@
+"""Serving over a Redis Cluster (issue 21): every key routed to the master of its slot, MOVED and ASK followed, and a
+failover never read as `present` values the store may have lost.
+
+Private clusters of redis-servers on loopback (:func:`streamguard.devstack.private_redis.private_redis_cluster`), the
+real serving app, and the writers' own functions (:mod:`streamguard.onlinestore.writers`) seeding through redis-py's
+``RedisCluster``, as the materializer and the streaming job would.
+"""
+
+import asyncio
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, cast
+
+import redis
+from fastapi.testclient import TestClient
+from redis.cluster import RedisCluster
+
+from streamguard.devstack.private_redis import PrivateCluster, private_redis_cluster
+from streamguard.onlinestore.feast_layout import redis_key
+from streamguard.onlinestore.generation import combine_identities, generation_key
+from streamguard.onlinestore.writers import current_marker, store_identity
+from streamguard.serving.app import create_app
+from streamguard.serving.redis_cluster import ClusterPool, key_slot
+from streamguard.serving.redisio import pack_tail
+from streamguard.serving.settings import Settings
+from tests.serving.support import (
+    BATCH_VIEWS,
+    cover,
+    entity_id,
+    finserve_manifests,
+    keys_of,
+    sample_value,
+    unique_project,
+    write_batch_freshness,
+    write_config,
+    write_finserve_rows,
+    write_progress,
+)
+
+ENTITIES = 30
+CUSTOMER_FEATURES = [name for name, _ in BATCH_VIEWS["customer-profile"][1]]
+REFS = [f"customer-profile:{name}" for name in CUSTOMER_FEATURES]
+REQUEST: dict[str, Any] = {"features": REFS, "entities": [{"customer_id": entity_id("customer_id", i)}
+                                                          for i in range(ENTITIES)]}
+EXPECTED = [[sample_value(dtype, i, name) for name, dtype in BATCH_VIEWS["customer-profile"][1]]
+            for i in range(ENTITIES)]
+
+
+def _url(cluster: PrivateCluster) -> str:
+    return f"redis://127.0.0.1:{cluster.live()[0]}/0"
+
+
+@contextmanager
+def _serve(cluster: PrivateCluster, config: Path) -> Iterator[TestClient]:
+    settings = Settings(redis_url=_url(cluster), redis_cluster=True, config_file=str(config), cache_staleness=0.0,
+                        freshness_interval=0.25, insecure_no_auth=True)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def _seed(client: RedisCluster, project: str) -> None:
+    """The writers after (re-)seeding: a generation of the whole cluster, coverage, FinServe's batch rows and the
+    records of a running materializer and streaming job."""
+    cover(client, project)
+    write_finserve_rows(client, project, ENTITIES, time.time() - 60)
+    write_batch_freshness(client, project, time.time() - 30)
+    write_progress(client, project, time.time())
+
+
+def _statuses_and_values(app: TestClient) -> tuple[list[list[str]], list[list[Any]]] | None:
+    """The rows' statuses and values, or ``None`` when serving refused (503)."""
+    response = app.post("/features", json=REQUEST)
+    if response.status_code == 503:
+        return None
+    assert response.status_code == 200, response.text
+    rows = response.json()["results"]
+    return [row["statuses"] for row in rows], [row["values"] for row in rows]
+
+
+def _served_exactly(app: TestClient) -> bool:
+    read = _statuses_and_values(app)
+    if read is None or any(set(row) != {"present"} for row in read[0]):
+        return False
+    assert read[1] == EXPECTED
+    return True
+
+
+def _until(check: Any, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"not within {seconds}s"
+        time.sleep(0.1)
+
+
+def test_key_slots_are_redis_own(tmp_path: Path) -> None:
+    rng = random.Random(21)
+    keys = [b"", b"{}", b"{}x", b"a{}b{c}", b"{a}{b}", b"x{", b"x}{y", b"{{a}}", b"sg-gen:{p_default}",
+            generation_key("fraud_teamDa"), redis_key("p_default", {"account_id": "A000042"})]
+    keys += [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40))) for _ in range(300)]
+    keys += [b"pre{" + bytes(rng.choice(b"ab}{") for _ in range(6)) + b"}post" for _ in range(300)]
+    with private_redis_cluster(tmp_path, masters=3, replicas=0) as cluster, cluster.node(cluster.ports[0]) as node:
+        assert [key_slot(key) for key in keys] == [int(cast(int, node.cluster("KEYSLOT", key))) for key in keys]
+
+
+def test_serving_reads_every_master_and_a_generation_of_the_whole_cluster(tmp_path: Path) -> None:
+    project = unique_project()
+    config = write_config(tmp_path / "features.yaml", finserve_manifests(project))
+    with private_redis_cluster(tmp_path / "redis", masters=3, replicas=0) as cluster:
+        client = cluster.client()
+        _seed(client, project)
+        masters = {cluster.master_of(redis_key(keys_of(project), {"customer_id": entity_id("customer_id", i)})
+                                     .decode("latin-1")) for i in range(ENTITIES)}
+        assert len(masters) == 3  # the rows of one request come from every master
+        marker = current_marker(client, keys_of(project))
+        assert marker is not None and len(marker.run_id.split(",")) == 3
+        with _serve(cluster, config) as app:
+            assert _served_exactly(app)
+            ready = app.get("/readyz")
+            assert ready.status_code == 200, ready.text
+        identities = [store_identity(cluster.node(port)) for port in cluster.ports]
+        assert store_identity(client) == combine_identities(identities)
+        client.close()
+
+
+def _node_id(node: redis.Redis) -> str:
+    return cast(bytes, node.cluster("MYID")).decode()
+
+
+def test_the_pool_follows_ask_during_a_slot_migration_and_moved_after_it(tmp_path: Path) -> None:
+    with private_redis_cluster(tmp_path, masters=3, replicas=0) as cluster:
+        old, migrated = b"{acct}:old", b"{acct}:new"
+        slot = key_slot(old)
+        source_port = cluster.master_of(old.decode())
+        target_port = next(port for port in cluster.ports if port != source_port)
+        client = cluster.client()
+        client.hset(old, "f", "1")  # type: ignore[arg-type]
+        read = [(old, pack_tail(b"f"), 1)]
+
+        async def run() -> None:
+            pool = ClusterPool(_url(cluster))
+            assert await pool.hmget_many(read) == [[b"1"]]  # the slot table as it was
+            with cluster.node(source_port) as source, cluster.node(target_port) as target, \
+                    redis.Redis(port=target_port, single_connection_client=True) as asking:
+                source_id, target_id = _node_id(source), _node_id(target)
+                target.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+                source.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+                asking.execute_command("ASKING")
+                asking.hset(migrated, "f", "2")
+                # `migrated` is already on the target: the source answers ASK, `old` it still answers itself
+                both = [*read, (migrated, pack_tail(b"f"), 1)]
+                assert await pool.hmget_many(both) == [[b"1"], [b"2"]]
+                source.execute_command("MIGRATE", "127.0.0.1", target_port, old, 0, 5000)
+                for port in cluster.ports:
+                    with cluster.node(port) as node:
+                        node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+            # the slot moved: the source answers MOVED, the pool follows it and learns the new table
+            assert await pool.hmget_many(both) == [[b"1"], [b"2"]]
+            assert await pool.hmget_many(both) == [[b"1"], [b"2"]]
+            await pool.close()
+
+        asyncio.run(run())
+        client.close()
+
+
+def test_a_killed_master_is_refused_or_stale_never_silently_present_and_heals(tmp_path: Path) -> None:
+    project = unique_project()
+    config = write_config(tmp_path / "features.yaml", finserve_manifests(project))
+    with private_redis_cluster(tmp_path / "redis", masters=3, replicas=1) as cluster:
+        client = cluster.client()
+        _seed(client, project)
+        for port in cluster.ports:  # every write on a replica before the crash (replication is asynchronous)
+            with cluster.node(port) as node:
+                if node.info("replication")["role"] == "master":
+                    assert node.execute_command("WAIT", 1, 5000) == 1
+        with _serve(cluster, config) as app:
+            assert _served_exactly(app)
+            first = redis_key(keys_of(project), {"customer_id": entity_id("customer_id", 0)}).decode("latin-1")
+            victim = cluster.master_of(first)
+            cluster.kill(victim)
+            seen: list[str] = []
+
+            def failed_over() -> bool:
+                """Until serving answers again after the failover: refused (503) or every row `stale`."""
+                read = _statuses_and_values(app)
+                seen.append("refused" if read is None else ",".join(sorted({s for row in read[0] for s in row})))
+                if read is not None:
+                    assert all(set(row) == {"stale"} for row in read[0]), read  # never `present` nor `not_found`
+                return read is not None and cluster.master_of(first) != victim
+
+            _until(failed_over, 60)
+            assert "refused" in seen  # while the slot had no master, serving said so
+            not_ready = app.get("/readyz")
+            assert not_ready.status_code == 503 and "StoreGenerationMissing" in not_ready.text
+            # the writers see the new cluster identity, start a new generation and re-seed
+            cluster.wait_until_healthy()
+            client.close()
+            client = cluster.client()
+            assert current_marker(client, keys_of(project)) is None
+            _seed(client, project)
+            _until(lambda: _served_exactly(app), 10)
+            assert app.get("/readyz").status_code == 200
+        client.close()
