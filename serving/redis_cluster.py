@@ -99,9 +99,14 @@ class ClusterPool:
 
     async def refresh(self) -> None:
         """Learn the slot table again (one refresh at a time; callers meanwhile wait for it)."""
+        await asyncio.shield(self._start_refresh())
+
+    def _start_refresh(self) -> "asyncio.Task[None]":
+        """The refresh in flight, or a new one; its failure is read here so that no one has to await it."""
         if self._refreshing is None or self._refreshing.done():
             self._refreshing = asyncio.ensure_future(self._refresh())
-        await asyncio.shield(self._refreshing)
+            self._refreshing.add_done_callback(lambda task: task.cancelled() or task.exception())
+        return self._refreshing
 
     async def _refresh(self) -> None:
         candidates = [self._seed, *(self._nodes[address] for address in self._masters)]
@@ -131,11 +136,6 @@ class ClusterPool:
         for address in self._masters:
             self._node(address)
 
-    def _background_refresh(self) -> None:
-        if self._refreshing is None or self._refreshing.done():
-            self._refreshing = asyncio.ensure_future(self._refresh())
-            self._refreshing.add_done_callback(lambda task: task.cancelled() or task.exception())
-
     async def hmget_many(self, reads: Sequence[HMGet]) -> list[object]:
         if self._slots is None:
             await self.refresh()
@@ -149,12 +149,11 @@ class ClusterPool:
             for index, address in targets.items():
                 groups.setdefault(address, []).append(index)
             try:
-                answers = await asyncio.gather(
-                    *(self._send(address, [reads[i] for i in indices], [i in asking for i in indices])
-                      for address, indices in groups.items())
-                )
+                sends = [self._send(address, [reads[i] for i in indices], [i in asking for i in indices])
+                         for address, indices in groups.items()]
+                answers = [await sends[0]] if len(sends) == 1 else await asyncio.gather(*sends)
             except RedisUnavailableError:
-                self._background_refresh()
+                self._start_refresh()
                 raise
             redirected: dict[int, Address] = {}
             asking = set()
@@ -171,7 +170,7 @@ class ClusterPool:
                     if kind == "ASK":
                         asking.add(index)
                     else:
-                        self._background_refresh()
+                        self._start_refresh()
             if not redirected:
                 return replies
             targets = redirected

@@ -128,10 +128,16 @@ class StoreIdentity:
 def parse_identity(info: bytes | str) -> StoreIdentity:
     """The identity from the text of ``INFO server stats memory``."""
     text = info.decode() if isinstance(info, bytes) else info
-    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))
+    return identity_from_fields(
+        dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))
+    )
+
+
+def identity_from_fields(fields: Mapping[str, object]) -> StoreIdentity:
+    """The identity from ``INFO server stats memory``'s fields (as text, or as redis-py parses them)."""
     try:
-        policy = fields["maxmemory_policy"].strip()
-        return StoreIdentity(fields["run_id"].strip(), int(fields["evicted_keys"]), policy != "noeviction")
+        policy = str(fields["maxmemory_policy"]).strip()
+        return StoreIdentity(str(fields["run_id"]).strip(), int(str(fields["evicted_keys"])), policy != "noeviction")
     except KeyError as missing:
         raise ValueError(f"INFO reply lacks {missing.args[0]} (need the server, stats and memory sections)") from None
 

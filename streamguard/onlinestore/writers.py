@@ -23,6 +23,7 @@ from streamguard.onlinestore.generation import (
     coverage_key,
     current_generation,
     generation_key,
+    identity_from_fields,
     new_generation_id,
     parse_ensure_reply,
 )
@@ -31,17 +32,12 @@ Store = redis.Redis | RedisCluster
 """A client of the online store: one server or a cluster."""
 
 
-def _identity_of(info: dict[str, Any]) -> StoreIdentity:
-    return StoreIdentity(str(info["run_id"]), int(info["evicted_keys"]),
-                         str(info.get("maxmemory_policy", "noeviction")) != "noeviction")
-
-
 def store_identity(client: Store) -> StoreIdentity:
     """The store's identity now: the server's, or every master's of a cluster combined."""
     if isinstance(client, RedisCluster):
         replies = cast(dict[str, dict[str, Any]], client.info(target_nodes=RedisCluster.PRIMARIES))
-        return combine_identities(_identity_of(info) for info in replies.values())
-    return _identity_of(cast(dict[str, Any], client.info()))
+        return combine_identities(identity_from_fields(info) for info in replies.values())
+    return identity_from_fields(cast(dict[str, Any], client.info()))
 
 
 def _identity_args(client: Store) -> tuple[str | int, ...]:

@@ -49,6 +49,11 @@ EXPECTED = [[sample_value(dtype, i, name) for name, dtype in BATCH_VIEWS["custom
             for i in range(ENTITIES)]
 
 
+def _customer_key(project: str, index: int) -> str:
+    """The Redis key of customer ``index``'s batch row (as ``CLUSTER KEYSLOT`` takes it)."""
+    return redis_key(keys_of(project), {"customer_id": entity_id("customer_id", index)}).decode("latin-1")
+
+
 def _url(cluster: PrivateCluster) -> str:
     return f"redis://127.0.0.1:{cluster.live()[0]}/0"
 
@@ -111,8 +116,7 @@ def test_serving_reads_every_master_and_a_generation_of_the_whole_cluster(tmp_pa
     with private_redis_cluster(tmp_path / "redis", masters=3, replicas=0) as cluster:
         client = cluster.client()
         _seed(client, project)
-        masters = {cluster.master_of(redis_key(keys_of(project), {"customer_id": entity_id("customer_id", i)})
-                                     .decode("latin-1")) for i in range(ENTITIES)}
+        masters = {cluster.master_of(_customer_key(project, i)) for i in range(ENTITIES)}
         assert len(masters) == 3  # the rows of one request come from every master
         marker = current_marker(client, keys_of(project))
         assert marker is not None and len(marker.run_id.split(",")) == 3
@@ -177,7 +181,7 @@ def test_a_killed_master_is_refused_or_stale_never_silently_present_and_heals(tm
                     assert node.execute_command("WAIT", 1, 5000) == 1
         with _serve(cluster, config) as app:
             assert _served_exactly(app)
-            first = redis_key(keys_of(project), {"customer_id": entity_id("customer_id", 0)}).decode("latin-1")
+            first = _customer_key(project, 0)
             victim = cluster.master_of(first)
             cluster.kill(victim)
             seen: list[str] = []
