@@ -33,13 +33,8 @@ def _at_least(flag: str, default: float, minimum: float, help_text: str) -> Deco
     envvar="STREAMGUARD_REDIS_URL",
     default="redis://127.0.0.1:6379/0",
     show_default=True,
-    help="redis:// or rediss:// URL (env STREAMGUARD_REDIS_URL; keep passwords in a Secret).",
-)
-@click.option(
-    "--redis-cluster",
-    envvar="STREAMGUARD_REDIS_CLUSTER",
-    is_flag=True,
-    help="--redis-url names a node of a Redis Cluster: read every master, follow MOVED/ASK and failovers.",
+    help="redis:// or rediss:// URL; add ?cluster=true for a node of a Redis Cluster (env STREAMGUARD_REDIS_URL; "
+         "keep passwords in a Secret).",
 )
 @click.option("--host", default="0.0.0.0", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)

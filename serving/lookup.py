@@ -44,6 +44,7 @@ from streamguard.serving.progress import (
     COVERAGE_FIELDS,
     EXPIRED,
     MARKER_FIELDS,
+    STALE,
     BatchRule,
     StoreView,
     WindowRule,
@@ -54,9 +55,11 @@ from streamguard.serving.progress import (
     parse_progress,
     window_rule,
 )
-from streamguard.serving.redisio import RedisUnavailableError, StorePool, pack_tail
+from streamguard.serving.redisio import RedisUnavailableError, StorePool, Unreachable, pack_tail
 from streamguard.serving.selection import Selection
 
+_UNVOUCHED = WindowRule(STALE, STALE, False, False, None)
+"""The windows of a view whose progress record's node did not answer: nothing says they are fresh."""
 _ABSENT = object()
 """A batch field missing from an existing row (the feature was never written for this entity)."""
 _PROGRESS_FIELDS = pack_tail(*PROGRESS_FIELDS)
@@ -127,8 +130,11 @@ class Lookup:
         out = []
         for view in views:
             marker = found[view.generation_key]
-            assert marker is None or isinstance(marker, Generation)
             coverage = found[view.coverage_key]
+            if isinstance(marker, Unreachable) or isinstance(coverage, Unreachable):
+                out.append(StoreView(None, None, None, False))  # nothing vouched for: every value stale
+                continue
+            assert marker is None or isinstance(marker, Generation)
             assert isinstance(coverage, tuple)
             batch, stream = coverage
             current = None if identity is None else current_generation(marker, identity)
@@ -217,8 +223,11 @@ class Lookup:
                 batch_rules[position] = batch_rule(view, stores[position], now)
             if groups:
                 progress = found[view.heartbeat_key]
-                assert progress is None or isinstance(progress, StreamProgress)
                 for suffix in groups:
+                    if isinstance(progress, Unreachable):
+                        rules[position, suffix] = _UNVOUCHED
+                        continue
+                    assert progress is None or isinstance(progress, StreamProgress)
                     rules[position, suffix] = window_rule(view, view.windows[suffix], progress, stores[position], now)
 
         all_values: list[list[Scalar]] = []
@@ -234,9 +243,9 @@ class Lookup:
                 if column.group is None:
                     brule = batch_rules[column.view]
                     batch = found[batch_key]
-                    if batch is None:
+                    if batch is None or isinstance(batch, Unreachable):
                         values.append(None)
-                        statuses.append(brule.missing_status)
+                        statuses.append(brule.missing_status if batch is None else STALE)
                         stamps.append(None)
                         continue
                     assert isinstance(batch, BatchRow)
@@ -256,6 +265,10 @@ class Lookup:
                 rule = rules[column.view, column.group]
                 stamps.append(rule.stamp)
                 windows = found[window_keys[column.group]]
+                if isinstance(windows, Unreachable):
+                    values.append(None)
+                    statuses.append(STALE)
+                    continue
                 assert isinstance(windows, dict)
                 window = windows[column.group]
                 if window is not None:
@@ -300,6 +313,9 @@ class Lookup:
         except RedisUnavailableError as error:
             raise StoreUnavailableError(f"online store (Redis) unavailable: {error}") from error
         for (key, read), raw in zip(missing, replies, strict=True):
+            if isinstance(raw, Unreachable):
+                found[key] = raw  # never cached
+                continue
             kind = read[3]
             decoded: object
             assert isinstance(raw, list)

@@ -80,7 +80,8 @@ class FeatureRow(_Wire):
     statuses: list[Status] = Field(
         description="present: correct and fresh (may be null); stale: the view's stream is not progressing "
         "within its freshness SLA, or the online store does not vouch for the value (flushed, restarted, "
-        "evicted, not re-seeded yet), value as last known or null; partial: the window starts before the events "
+        "evicted, not re-seeded yet) or the cluster master holding it does not answer, value as last known or null; "
+        "partial: the window starts before the events "
         "the stream holds, value over what it holds; expired: older than the view's TTL, withheld; "
         "not_found: no value for this entity. See docs/semantics.md."
     )

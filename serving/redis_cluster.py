@@ -1,15 +1,15 @@
 """Serving's client of a Redis Cluster: a :class:`~streamguard.serving.redisio.RedisPool` per master, a request's
 reads grouped by node and sent as one pipelined round trip per node, all nodes at once.
 
-- **Routing.** A key's slot is CRC16 (XMODEM, ``binascii.crc_hqx``) of its hash tag (the text between the first
-  ``{`` and the next ``}``, when not empty) or of the whole key, modulo 16384: Redis' rule. The slot table comes
-  from ``CLUSTER SLOTS``, asked of the URL's node first, then of any master known.
+- **Routing.** A key goes to the master of its slot (:func:`streamguard.onlinestore.slots.key_slot`). The slot
+  table comes from ``CLUSTER SLOTS``, asked of the URL's node first, then of any master known.
 - **Redirections.** ``MOVED`` sends the read to the named node and refreshes the table in the background;
   ``ASK`` (a slot being migrated) sends ``ASKING`` and the read to the named node, once. At most
   :data:`MAX_REDIRECTIONS` rounds, then the request fails.
-- **Failures.** A node that does not answer fails the request (:class:`RedisUnavailableError`: serving answers
-  503, never a guess) and triggers a refresh, so requests reach the promoted replica as soon as the cluster
-  has failed over. The health tick refreshes the table too, failure or not.
+- **Failures.** The reads of a node that does not answer come back :class:`Unreachable` (serving answers those
+  rows' values ``stale``, null, never a guess), the other nodes' replies stand; when no read was answered the
+  request fails (:class:`RedisUnavailableError`: 503). Either way the slot table is refreshed, so requests
+  reach the promoted replica as soon as the cluster has failed over. The health tick refreshes it too.
 - **Identity.** Each master's pool reads its server's identity on every new connection and on each health tick;
   the cluster's is :func:`~streamguard.onlinestore.generation.combine_identities` of the masters that serve the
   slots now, ``None`` while one of them is unknown. A failover brings a master with another ``run_id``, so the
@@ -18,32 +18,31 @@ reads grouped by node and sent as one pipelined round trip per node, all nodes a
 """
 
 import asyncio
-import binascii
 from collections.abc import Sequence
 from typing import cast
-from urllib.parse import urlparse
 
 import hiredis
 
 from streamguard.onlinestore.generation import StoreIdentity, combine_identities
-from streamguard.serving.redisio import IDENTITY, HMGet, RedisPool, RedisUnavailableError, pack, pack_hmgets
+from streamguard.onlinestore.slots import SLOTS, key_slot
+from streamguard.serving.redisio import (
+    IDENTITY,
+    HMGet,
+    RedisPool,
+    RedisUnavailableError,
+    Unreachable,
+    pack,
+    pack_hmgets,
+)
 
-SLOTS = 16384
 MAX_REDIRECTIONS = 3
+_DOWN = ("CLUSTERDOWN", "TRYAGAIN")
+"""Error replies meaning the key's slot is not served now: no master (failing over; with Redis' default
+``cluster-require-full-coverage yes`` every node says so while any slot has none), or a slot mid-migration."""
 _ASKING = pack(b"ASKING")
 _CLUSTER_SLOTS = pack(b"CLUSTER", b"SLOTS")
 
 Address = tuple[str, int]
-
-
-def key_slot(key: bytes) -> int:
-    """The cluster slot of ``key`` (Redis' ``CLUSTER KEYSLOT``)."""
-    start = key.find(b"{")
-    if start >= 0:
-        end = key.find(b"}", start + 1)
-        if end > start + 1:
-            key = key[start + 1 : end]
-    return binascii.crc_hqx(key, 0) % SLOTS
 
 
 def _redirection(reply: object, fallback_host: str) -> tuple[str, Address] | None:
@@ -59,7 +58,8 @@ def _redirection(reply: object, fallback_host: str) -> tuple[str, Address] | Non
 
 
 class ClusterPool:
-    """Reads of a Redis Cluster reached through ``url`` (any node; its credentials and TLS apply to every node)."""
+    """Reads of a Redis Cluster reached through ``url`` (any node, without the cluster parameter of
+    ``streamguard.onlinestore.client.store_url``; its credentials and TLS apply to every node)."""
 
     def __init__(
         self,
@@ -69,9 +69,6 @@ class ClusterPool:
         socket_timeout: float = 0.25,
         pool_timeout: float = 0.5,
     ) -> None:
-        parsed = urlparse(url)
-        if parsed.path.strip("/") not in ("", "0"):
-            raise ValueError(f"Redis URL {url!r}: a Redis Cluster has only database 0")
         self._url = url
         self._options = (max_connections, connect_timeout, socket_timeout, pool_timeout)
         self._seed = RedisPool(url, *self._options)
@@ -144,25 +141,37 @@ class ClusterPool:
         targets: dict[int, Address] = {index: slots[key_slot(read[0])] for index, read in enumerate(reads)}
         asking: set[int] = set()
         replies: list[object] = [None] * len(reads)
+        unreachable = 0
         for _ in range(MAX_REDIRECTIONS + 1):
             groups: dict[Address, list[int]] = {}
             for index, address in targets.items():
                 groups.setdefault(address, []).append(index)
+            sends = [self._send(address, [reads[i] for i in indices], [i in asking for i in indices])
+                     for address, indices in groups.items()]
+            answers: list[list[object] | BaseException]
             try:
-                sends = [self._send(address, [reads[i] for i in indices], [i in asking for i in indices])
-                         for address, indices in groups.items()]
-                answers = [await sends[0]] if len(sends) == 1 else await asyncio.gather(*sends)
-            except RedisUnavailableError:
-                self._start_refresh()
-                raise
+                answers = [await sends[0]] if len(sends) == 1 else await asyncio.gather(*sends, return_exceptions=True)
+            except RedisUnavailableError as error:
+                answers = [error]
             redirected: dict[int, Address] = {}
             asking = set()
             for indices, answer in zip(groups.values(), answers, strict=True):
+                if isinstance(answer, RedisUnavailableError):
+                    self._start_refresh()
+                    unreachable += len(indices)
+                    for index in indices:
+                        replies[index] = Unreachable(str(answer))
+                    continue
+                if isinstance(answer, BaseException):
+                    raise answer
                 for index, reply in zip(indices, answer, strict=True):
                     redirection = _redirection(reply, self._seed.host)
                     if redirection is None:
                         if isinstance(reply, hiredis.ReplyError):
-                            raise RedisUnavailableError(f"Redis answered with an error: {reply}")
+                            if not str(reply).startswith(_DOWN):
+                                raise RedisUnavailableError(f"Redis answered with an error: {reply}")
+                            unreachable += 1
+                            reply = Unreachable(str(reply))
                         replies[index] = reply
                         continue
                     kind, address = redirection
@@ -172,6 +181,9 @@ class ClusterPool:
                     else:
                         self._start_refresh()
             if not redirected:
+                if unreachable == len(reads):
+                    raise RedisUnavailableError(f"no node of the Redis Cluster holding the reads answered: "
+                                                f"{cast(Unreachable, replies[0]).reason}")
                 return replies
             targets = redirected
         raise RedisUnavailableError(f"Redis Cluster still redirecting after {MAX_REDIRECTIONS} redirections")
@@ -204,7 +216,11 @@ class ClusterPool:
         identity = self.identity
         if identity is None:
             raise RedisUnavailableError("the Redis Cluster's masters changed while they were asked who they are")
-        return identity, await self.hmget_many(reads)
+        replies = await self.hmget_many(reads)
+        lost = next((reply for reply in replies if isinstance(reply, Unreachable)), None)
+        if lost is not None:
+            raise RedisUnavailableError(f"a Redis Cluster master did not answer: {lost.reason}")
+        return identity, replies
 
     async def close(self) -> None:
         if self._refreshing is not None:

@@ -118,6 +118,16 @@ def pack_hmgets(reads: Sequence[HMGet]) -> bytes:
     )
 
 
+class Unreachable:
+    """In place of a reply: the node holding the key did not answer (a master of a Redis Cluster failing over);
+    the other nodes' replies of the same request stand."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
 class StorePool(Protocol):
     """What lookups and the health tick need of the online store, one server or a cluster."""
 
@@ -126,7 +136,8 @@ class StorePool(Protocol):
         """The store's identity as last seen; ``None`` before it is known (or while a master's is not)."""
 
     async def hmget_many(self, reads: Sequence[HMGet]) -> list[object]:
-        """The replies of ``reads``, in order; raises :class:`RedisUnavailableError`."""
+        """The replies of ``reads``, in order, an :class:`Unreachable` for a read whose node did not answer while
+        others did; raises :class:`RedisUnavailableError` when no read was answered."""
 
     async def observe_and_hmget(self, reads: Sequence[HMGet]) -> tuple[StoreIdentity, list[object]]:
         """Read the store's identity afresh (and a cluster's topology) and ``reads``."""

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
+from streamguard.onlinestore.client import store_url
 from streamguard.serving.budget import ClientBudget, ClientRate
 from streamguard.serving.cache import TTLCache
 from streamguard.serving.catalog import Catalog
@@ -67,8 +68,9 @@ def _invalid(error: ValidationError | _RowsInvalidError) -> tuple[int, bytes]:
 def connect(settings: Settings) -> StorePool:
     """The bounded pool with short timeouts (connections open lazily: Redis may be down at start), of one server
     or of every master of a Redis Cluster."""
-    return (ClusterPool if settings.redis_cluster else RedisPool)(
-        settings.redis_url,
+    url, cluster = store_url(settings.redis_url)
+    return (ClusterPool if cluster else RedisPool)(
+        url,
         max_connections=settings.max_connections,
         connect_timeout=settings.connect_timeout,
         socket_timeout=settings.socket_timeout,

@@ -5,6 +5,8 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from streamguard.onlinestore.client import store_url
+
 SETTINGS_ENV = "STREAMGUARD_SERVING_SETTINGS"
 REQUIRED_VIEWS_ENV = "STREAMGUARD_SERVING_REQUIRED_VIEWS"
 ADVISORY_VIEWS_ENV = "STREAMGUARD_SERVING_ADVISORY_VIEWS"
@@ -18,9 +20,10 @@ def parse_view_list(text: str) -> tuple[str, ...]:
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    redis_cluster: bool = Field(
-        default=False, description="redis_url names a node of a Redis Cluster; serving learns the others from it."
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="The online store (streamguard.onlinestore.client.store_url): ?cluster=true names a node of a "
+                    "Redis Cluster, serving learns the others from it.",
     )
     config_file: str | None = Field(default=None, description="YAML list of FeatureView/StreamingWindow manifests.")
     namespace: str | None = Field(default=None, description="Watch FeatureViews and StreamingWindows here.")
@@ -104,6 +107,12 @@ class Settings(BaseModel):
                 "give exactly one of a bearer token file (--auth-token-file) or --insecure-no-auth (development)"
             )
         return self
+
+    @field_validator("redis_url")
+    @classmethod
+    def _store_url(cls, url: str) -> str:
+        store_url(url)
+        return url
 
     @field_validator("required_views", "advisory_views", mode="before")
     @classmethod

@@ -14,7 +14,9 @@ The headline is like for like: ``feast`` against ``streamguard-feast-layout`` (t
 with ``--workers-per-core`` worker processes per core (Feast: ``feast serve --workers N --no-access-log
 --max-requests 0``, its best configuration; ours: ``streamguard serve --workers N``), driven by the same
 client with the same connection limit. ``streamguard`` (the window layout) is reported beside it, not
-compared. Servers run one at a time (never competing for the cores), each warmed up, then driven by the
+compared; ``streamguard-cluster`` (not in the default ``--servers``) is ``streamguard`` reading the same data
+from a Redis Cluster of 3 masters on loopback (``private_redis_cluster``), for the cluster path's cost against
+the single-node one. Servers run one at a time (never competing for the cores), each warmed up, then driven by the
 open-loop generator (``loadgen.py``, its own process) at every rate. Percentiles are over every request
 sent: errors and requests unanswered after ``--timeout`` seconds rank as +inf (``"miss"``). Before timing,
 one vector from each server is compared value by value.
@@ -50,9 +52,10 @@ import yaml
 from streamguard.api.featureview import FeatureView
 from streamguard.api.streamingwindow import StreamingWindow
 from streamguard.devstack.machine import machine_facts
-from streamguard.devstack.private_redis import private_redis
+from streamguard.devstack.private_redis import private_redis, private_redis_cluster
 from streamguard.devstack.supervisor import free_port
 from streamguard.finserve.resources import load_manifests
+from streamguard.onlinestore.client import Store
 from streamguard.onlinestore.feast_layout import feature_field, redis_key, serialize_entity_key, timestamp_field
 from streamguard.onlinestore.generation import BATCH, EVERYTHING_MS, STREAM
 from streamguard.onlinestore.pane_layout import PaneShape, encode_pane, pane_field, pane_key
@@ -122,14 +125,15 @@ class Data:
             )
         return docs
 
-    def write(self) -> int:
+    def write(self, other: Store | None = None) -> int:
         """Every view in Feast's layout for the sampled entities, plus account-realtime's windows, in a store
-        generation every view covers (as the writers leave it after seeding)."""
+        generation every view covers (as the writers leave it after seeding); into ``other`` when given."""
+        client = other or self.client
         now = time.time()
         now_ms = int(now * 1000)
-        generation, _ = ensure_generation(self.client, self.keys, now_ms)
+        generation, _ = ensure_generation(client, self.keys, now_ms)
         stamp = encode_timestamp(datetime.fromtimestamp(now - 60, UTC))
-        pipe = self.client.pipeline(transaction=False)
+        pipe = client.pipeline(transaction=False)
         writes = 0
         for name, view in self.views.items():
             join_key = view.spec.entities[0].join_key
@@ -159,7 +163,7 @@ class Data:
         pipe.execute()
         for name in self.views:
             for part in (BATCH, STREAM) if name == STREAM_VIEW else (BATCH,):
-                if commit_coverage(self.client, self.keys, name, part, generation, EVERYTHING_MS) is None:
+                if commit_coverage(client, self.keys, name, part, generation, EVERYTHING_MS) is None:
                     raise RuntimeError(f"the store's generation {generation} ended while the benchmark wrote its data")
         return writes
 
@@ -367,6 +371,12 @@ def main() -> None:
         started = time.perf_counter()
         writes = data.write()
         print(f"wrote {writes} hashes under project {data.project} in {time.perf_counter() - started:.1f}s")
+        cluster_url = None
+        if "streamguard-cluster" in servers:
+            cluster = stack.enter_context(private_redis_cluster(workdir / "redis-cluster", masters=3, replicas=0))
+            cluster_url = cluster.url
+            data.write(cluster.client())
+            print(f"and the same into a Redis Cluster of 3 masters ({cluster_url})")
         ours_bodies, feast_bodies = data.bodies(2000)
         (workdir / "ours.jsonl").write_text("\n".join(ours_bodies) + "\n")
         (workdir / "feast.jsonl").write_text("\n".join(feast_bodies) + "\n")
@@ -399,7 +409,10 @@ def main() -> None:
                     workdir / "feast.jsonl",
                 )
             else:
-                command = serve_command(workdir / f"{name}.yaml", redis_url, port, workers,
+                config = workdir / f"{'streamguard' if name == 'streamguard-cluster' else name}.yaml"
+                store_url = cluster_url if name == "streamguard-cluster" else redis_url
+                assert store_url is not None
+                command = serve_command(config, store_url, port, workers,
                                         "--cache-staleness", "0",
                                         # the benchmark measures lookups, not auth, and its one load generator is
                                         # one client: no per-client rate

@@ -15,8 +15,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from streamguard.devstack.supervisor import free_port
-
-CLUSTER_SLOTS = 16384
+from streamguard.onlinestore.slots import SLOTS
 
 
 def _binary(name: str) -> str:
@@ -84,6 +83,11 @@ class PrivateCluster:
     def ports(self) -> list[int]:
         return sorted(self.processes)
 
+    @property
+    def url(self) -> str:
+        """The online store URL of the cluster, through a live node (``streamguard.onlinestore.client.store_url``)."""
+        return f"redis://127.0.0.1:{self.live()[0]}/0?cluster=true"
+
     def client(self) -> RedisCluster:
         """A cluster client that learns the topology from a live node (and again after MOVED or a failover)."""
         return RedisCluster(host="127.0.0.1", port=self.live()[0])
@@ -145,15 +149,17 @@ class PrivateCluster:
     def wait_until_healthy(self, timeout: float = 30.0) -> None:
         """Until every live node reports ``cluster_state:ok`` with every slot served by a live master."""
         live = self.live()
-        _until(lambda: all(self._state(port, live) == ("ok", CLUSTER_SLOTS, True) for port in live), timeout,
+        _until(lambda: all(self._state(port, live) == ("ok", SLOTS, True) for port in live), timeout,
                lambda: f"Redis Cluster on ports {live} not healthy: {[self._state(port, live) for port in live]}")
 
 
 @contextmanager
-def private_redis_cluster(workdir: Path, masters: int = 3, replicas: int = 1,
-                          node_timeout_ms: int = 2000) -> Iterator[PrivateCluster]:
+def private_redis_cluster(workdir: Path, masters: int = 3, replicas: int = 1, node_timeout_ms: int = 2000,
+                          full_coverage: bool = True) -> Iterator[PrivateCluster]:
     """A Redis Cluster of our own (``redis-cli --cluster create``), healthy when yielded, stopped afterwards.
-    ``node_timeout_ms`` is how long a master may be unreachable before its replica takes over."""
+    ``node_timeout_ms`` is how long a master may be unreachable before its replica takes over; without
+    ``full_coverage`` (``cluster-require-full-coverage no``) the other masters keep answering while a slot has
+    no master."""
     cluster = PrivateCluster()
     with ExitStack() as stack:
         for _ in range(masters * (1 + replicas)):
@@ -161,7 +167,8 @@ def private_redis_cluster(workdir: Path, masters: int = 3, replicas: int = 1,
             process = _start(workdir / str(port), port,
                              ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                               "--cluster-port", str(free_port()),  # not port + 10000: that may be taken or > 65535
-                              "--cluster-node-timeout", str(node_timeout_ms)))
+                              "--cluster-node-timeout", str(node_timeout_ms),
+                              "--cluster-require-full-coverage", "yes" if full_coverage else "no"))
             stack.callback(_stop, process)
             cluster.processes[port] = process
             with cluster.node(port) as node:

@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from streamguard import objectstore
+from streamguard.onlinestore.client import store_url, without_password
 
 MANAGED_TAG = "streamguard.dev/managed-by"
 """Tag on every Feast view StreamGuard generated (stale ones are pruned on apply)."""
@@ -16,20 +17,28 @@ REDIS_PASSWORD_ENV = "STREAMGUARD_REDIS_PASSWORD"
 """A Redis password never lands in the file: Feast expands ``${...}`` from the environment."""
 
 
-def redis_connection_string(redis_url: str) -> str:
-    """Feast's ``host:port,db=N[,password=...][,ssl=true]`` form of a ``redis://`` / ``rediss://`` URL."""
-    url = urlparse(redis_url)
-    if url.scheme not in ("redis", "rediss") or not url.hostname:
-        raise ValueError(f"Redis URL {redis_url!r} is not redis://host:port/db")
+def render_online_store(redis_url: str) -> dict[str, Any]:
+    """Feast's ``online_store`` setting for the store at ``redis_url`` (``streamguard.onlinestore.client.store_url``):
+    ``redis_type: redis_cluster`` for a cluster, and the connection string ``host:port[,db=N][,username=...]
+    [,password=...][,ssl=true]`` (a cluster has no ``db``)."""
+    plain, cluster = store_url(redis_url)
+    url = urlparse(plain)
+    if not url.hostname:
+        raise ValueError(f"Redis URL {without_password(redis_url)!r} is not redis://host:port/db")
     db = unquote(url.path.lstrip("/")) or "0"
     if not db.isdigit():
-        raise ValueError(f"Redis URL {redis_url!r}: database {db!r} is not a number")
-    parts = [f"{url.hostname}:{url.port or 6379}", f"db={db}"]
+        raise ValueError(f"Redis URL {without_password(redis_url)!r}: database {db!r} is not a number")
+    parts = [f"{url.hostname}:{url.port or 6379}"]
+    if not cluster:
+        parts.append(f"db={db}")
+    if url.username:
+        parts.append(f"username={unquote(url.username)}")
     if url.password:
         parts.append(f"password=${{{REDIS_PASSWORD_ENV}}}")
     if url.scheme == "rediss":
         parts.append("ssl=true")
-    return ",".join(parts)
+    config = {"type": "redis", "connection_string": ",".join(parts)}
+    return {**config, "redis_type": "redis_cluster"} if cluster else config
 
 
 def render_registry_config(location: str | Path) -> dict[str, Any]:
@@ -46,7 +55,7 @@ def render_feature_store_config(project: str, redis_url: str, registry_path: str
         "project": project,
         "provider": "local",
         "registry": render_registry_config(registry_path),
-        "online_store": {"type": "redis", "connection_string": redis_connection_string(redis_url)},
+        "online_store": render_online_store(redis_url),
         "offline_store": {"type": "file"},
         "entity_key_serialization_version": 3,
     }

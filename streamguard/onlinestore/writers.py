@@ -8,9 +8,9 @@ A writer calls :func:`ensure_generation` before it writes; when the id differs f
 
 from typing import Any, cast
 
-import redis
 from redis.cluster import RedisCluster
 
+from streamguard.onlinestore.client import Store
 from streamguard.onlinestore.generation import (
     COMMIT_COVERAGE,
     COVERAGE_FIELD_PREFIX,
@@ -27,9 +27,6 @@ from streamguard.onlinestore.generation import (
     new_generation_id,
     parse_ensure_reply,
 )
-
-Store = redis.Redis | RedisCluster
-"""A client of the online store: one server or a cluster."""
 
 
 def store_identity(client: Store) -> StoreIdentity:

@@ -18,6 +18,7 @@ import redis
 import yaml
 
 from streamguard.devstack.supervisor import free_port
+from streamguard.onlinestore.client import Store
 from streamguard.onlinestore.feast_layout import (
     EntityValue,
     feature_field,
@@ -31,7 +32,7 @@ from streamguard.onlinestore.pane_layout import encode_pane, pane_field, pane_ke
 from streamguard.onlinestore.tenancy import DEFAULT_NAMESPACE, store_project
 from streamguard.onlinestore.valueproto import Scalar, encode_timestamp, encode_value
 from streamguard.onlinestore.window_layout import StreamProgress, StreamState, heartbeat_key
-from streamguard.onlinestore.writers import Store, commit_coverage, ensure_generation
+from streamguard.onlinestore.writers import commit_coverage, ensure_generation
 from streamguard.serving.catalog import build_catalog
 from streamguard.serving.sources import resources_from_documents
 

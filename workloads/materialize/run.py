@@ -28,6 +28,7 @@ import redis
 
 from streamguard.api.durations import parse_duration
 from streamguard.api.featureview import FeatureViewSpec
+from streamguard.onlinestore.client import Store
 from streamguard.onlinestore.feast_layout import feature_field, timestamp_field
 from streamguard.onlinestore.freshness import NEWEST_EVENT, FreshnessRecord, freshness_key
 from streamguard.onlinestore.generation import BATCH, EVERYTHING_MS, Coverage, coverage_verdict
@@ -122,7 +123,7 @@ def plan_run(
 
 
 def write_interval(
-    client: redis.Redis,
+    client: Store,
     store: str,
     view: str,
     spec: FeatureViewSpec,
@@ -140,7 +141,7 @@ def write_interval(
     return writer.write(keys, nanos, encode_timestamps(micros), columns, progress)
 
 
-def record_freshness(client: redis.Redis, store: str, view: str, interval: Interval, rows: int, now: datetime) -> None:
+def record_freshness(client: Store, store: str, view: str, interval: Interval, rows: int, now: datetime) -> None:
     """The serving-side freshness record (``streamguard.onlinestore.freshness``); newest never moves back."""
     key = freshness_key(store, view)
     previous = cast(bytes | None, client.hget(key, NEWEST_EVENT))  # type: ignore[arg-type]
@@ -171,7 +172,7 @@ def _freshness(spec: FeatureViewSpec, newest_micros: int | None, now: datetime) 
 
 
 def materialize_incremental(
-    client: redis.Redis,
+    client: Store,
     view: str,
     spec: FeatureViewSpec,
     watermarks: Watermarks,

@@ -12,11 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-import redis
-
 from streamguard.api.common import GROUP, VERSION
 from streamguard.api.kinds import FEATURE_VIEW
 from streamguard.kubeclient import apply_status
+from streamguard.onlinestore.client import Store
 from streamguard.onlinestore.freshness import watermark_key
 from streamguard.workloads.materialize.status import FIELD_MANAGER, RunReport, render_status
 
@@ -119,7 +118,7 @@ class _JsonWatermark:
 class RedisWatermark(_JsonWatermark):
     """A JSON string at :func:`~streamguard.onlinestore.freshness.watermark_key` (``project``: the store project)."""
 
-    def __init__(self, client: redis.Redis, project: str, view: str) -> None:
+    def __init__(self, client: Store, project: str, view: str) -> None:
         super().__init__()
         self.client = client
         self.key = watermark_key(project, view)

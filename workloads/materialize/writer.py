@@ -3,7 +3,8 @@
 Per chunk of rows: one pipelined round trip of ``HMGET key _ts:<view>`` (the stored event times), then
 one of ``HSET key _ts:<view> <ts> <field> <value> ...`` for every row newer than what Redis holds; a
 row whose event time is not newer is skipped exactly as Feast skips it. Commands are packed into RESP
-by hand and sent on one connection: no per-row protobuf objects, no per-command client overhead.
+by hand and sent on one connection per server (each master of a Redis Cluster): no per-row protobuf objects, no
+per-command client overhead.
 """
 
 from collections.abc import Callable, Sequence
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 import redis
 
+from streamguard.onlinestore.client import Send, Store, per_server
 from streamguard.onlinestore.valueproto import decode_timestamp_nanos
 
 CHUNK_ROWS = 4000
@@ -22,8 +24,8 @@ class WriteStats:
     skipped: int = 0
 
 
-def _pipeline(client: redis.Redis, commands: list[bytes]) -> list[object]:
-    """Send pre-packed commands on one connection, read every reply; raise the first error reply."""
+def _pipeline(client: redis.Redis, commands: Sequence[bytes]) -> list[object]:
+    """Send pre-packed commands to one server on one connection, read every reply; raise the first error reply."""
     pool = client.connection_pool
     connection = pool.get_connection()
     try:
@@ -43,10 +45,15 @@ def _pipeline(client: redis.Redis, commands: list[bytes]) -> list[object]:
     return replies
 
 
+def _sender(commands: Sequence[bytes]) -> Send:
+    """Sends the items' pre-packed commands to a server (:func:`streamguard.onlinestore.client.per_server`)."""
+    return lambda server, items: _pipeline(server, [commands[i] for i in items])
+
+
 class FeastRedisWriter:
     """Writes one view's rows; ``fields`` are the mmh3 field names, in the order of ``columns``."""
 
-    def __init__(self, client: redis.Redis, ts_field: bytes, fields: Sequence[bytes]) -> None:
+    def __init__(self, client: Store, ts_field: bytes, fields: Sequence[bytes]) -> None:
         self.client = client
         self.ts_field = ts_field
         self.fields = list(fields)
@@ -68,8 +75,10 @@ class FeastRedisWriter:
         for begin in range(0, len(keys), chunk_rows):
             end = min(begin + chunk_rows, len(keys))
             key_args = [b"$%d\r\n%s\r\n" % (len(k), k) for k in keys[begin:end]]
-            previous = _pipeline(self.client, [b"*3\r\n" + hmget + k + ts_arg for k in key_args])
-            commands = []
+            chunk = keys[begin:end]
+            reads = [b"*3\r\n" + hmget + k + ts_arg for k in key_args]
+            previous = per_server(self.client, chunk, _sender(reads))
+            commands, written = [], []
             for offset, reply in enumerate(previous):
                 row = begin + offset
                 stored = reply[0] if isinstance(reply, list) else None
@@ -83,8 +92,9 @@ class FeastRedisWriter:
                     parts.append(head)
                     parts.append(b"$%d\r\n%s\r\n" % (len(value), value))
                 commands.append(b"".join(parts))
+                written.append(chunk[offset])
             if commands:
-                _pipeline(self.client, commands)
+                per_server(self.client, written, _sender(commands))
             stats.written += len(commands)
             if progress:
                 progress(end - begin)

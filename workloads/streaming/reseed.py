@@ -26,8 +26,7 @@ start, so coverage starts at ``complete_from``.
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import redis
-
+from streamguard.onlinestore.client import Store
 from streamguard.onlinestore.generation import STREAM
 from streamguard.onlinestore.writers import commit_coverage, ensure_generation, read_coverage
 from streamguard.workloads.streaming.panes import NEVER, PANE
@@ -65,7 +64,7 @@ def starting_from(columns: Mapping[str, Sequence[Any]], since_ms: int) -> dict[s
 class WindowSeeder:
     """Which generation the job's windows are whole in; one ``ENSURE_GENERATION`` per batch."""
 
-    def __init__(self, client: redis.Redis, plan: StreamPlan) -> None:
+    def __init__(self, client: Store, plan: StreamPlan) -> None:
         self.client = client
         self.plan = plan
         self.seeded: str | None = None

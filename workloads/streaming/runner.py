@@ -36,7 +36,6 @@ import time
 from dataclasses import dataclass, field
 from types import FrameType
 
-import redis
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
@@ -47,7 +46,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from streamguard.clientsecurity import KafkaEndpoint, RegistrySecurity
 from streamguard.contracts.registry import RegistryError, SchemaRegistry
 from streamguard.jobspec import spark_on_kubernetes
-from streamguard.onlinestore.client import connect
+from streamguard.onlinestore.client import ERRORS, UNREACHABLE, connect
 from streamguard.workloads.streaming import checkpoint, driver, job, reseed
 from streamguard.workloads.streaming.checkpoint import CheckpointUnavailableError
 from streamguard.workloads.streaming.decode import WriterSchemas, unknown_ids
@@ -281,7 +280,7 @@ class StreamRunner:
         record = self.tracker.record(now)
         try:
             self.sink.publish(record)
-        except redis.RedisError as error:
+        except ERRORS as error:
             log.warning("could not write the progress record: %s", error)
         if record.lag is not None:
             self.metrics.lag.set(record.lag)
@@ -369,7 +368,7 @@ class StreamRunner:
                                                  f"{error} (retrying)")
             except KafkaException as error:
                 self._fail(KAFKA_UNAVAILABLE, f"Kafka unavailable: {error} (retrying)")
-            except (redis.ConnectionError, redis.TimeoutError) as error:
+            except UNREACHABLE as error:
                 self._fail(STORE_UNAVAILABLE, f"Redis unreachable ({error}): waiting for it before starting the "
                                               "queries, no progress")
             except CheckpointUnavailableError as error:
@@ -568,7 +567,7 @@ class StreamRunner:
         log.info("metrics on :%d/metrics", self.plan.metrics_port)
         try:
             previous = self.sink.previous()
-        except redis.RedisError as error:
+        except ERRORS as error:
             log.warning("could not read the previous progress record: %s", error)
             previous = None
         self.tracker = ProgressTracker(previous, None, self.tracker.dead_letters)

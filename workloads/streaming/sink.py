@@ -7,17 +7,19 @@ adding them twice.
 The streaming job writes from Spark's executors (:func:`write_batches`, a ``mapInArrow`` function): each
 partition's Arrow batches go to Redis from the Python worker that holds them, over one connection pool per
 worker process (``streamguard.onlinestore.client.shared``), a bounded number of entities per script call, all calls
-pipelined, and only a count returns to the driver.
+pipelined (one pipeline per master of a Redis Cluster), and only a count returns to the driver.
 """
 
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import redis
+from redis.cluster import RedisCluster
 
-from streamguard.onlinestore.client import shared
+from streamguard.onlinestore.client import ERRORS, UNREACHABLE, Store, per_server, shared
+from streamguard.onlinestore.slots import key_slot
 from streamguard.onlinestore.window_layout import StreamProgress, heartbeat_key
 from streamguard.workloads.streaming import panes
 from streamguard.workloads.streaming.plan import StreamPlan
@@ -32,37 +34,44 @@ _MARKS = {FULL: "streamguard-store-full: ", AWAY: "streamguard-store-away: "}
 
 
 class RedisSink:
-    """Applies the job's writes: ``entities`` entities' panes per script call (a call blocks Redis while it runs)."""
+    """Applies the job's writes: up to ``entities`` entities' panes per script call (a call blocks Redis while it
+    runs; on a cluster, a call's entities share a slot)."""
 
-    def __init__(self, client: redis.Redis, plan: StreamPlan, entities: int = 100) -> None:
+    def __init__(self, client: Store, plan: StreamPlan, entities: int = 100) -> None:
         self.client = client
         self.plan = plan
         self.entities = entities
-        self._panes = client.register_script(panes.WRITE_PANES)
+        self._panes = client.register_script(panes.WRITE_PANES)  # type: ignore[misc]  # redis-py's own: both have it
         self._header = panes.script_header(plan)
 
     def write_panes(self, columns: Mapping[str, Sequence[Any]], watermark_ms: int, floor_ms: int) -> tuple[int, int]:
         """Store the changed panes of ``columns`` (``panes.WRITE_PANES``); how many (entity, window) pairs containing
         one changed (ending after ``watermark_ms``, starting at or after ``floor_ms``), and how many closed at
         ``watermark_ms`` the panes' new events missed."""
-        pipe = self.client.pipeline(transaction=False)
-        keys: list[bytes] = []
-        args: list[bytes | int] = []
-
-        def flush() -> None:
-            self._panes(keys=keys, args=[watermark_ms, floor_ms, *self._header, *args], client=pipe)
-
+        slot_of = key_slot if isinstance(self.client, RedisCluster) else (lambda _: 0)
+        by_slot: dict[int, list[panes.EntityPanes]] = {}
         for entity in panes.render(self.plan, columns):
-            keys.append(entity.key)
-            args.append(len(entity.panes))
-            for field, value in entity.panes:
-                args += [field, value]
-            if len(keys) >= self.entities:
-                flush()
-                keys, args = [], []
-        if keys:
-            flush()
-        replies = pipe.execute() if len(pipe) else []
+            by_slot.setdefault(slot_of(entity.key), []).append(entity)
+        calls: list[tuple[list[bytes], list[bytes | int]]] = []
+        for entities in by_slot.values():
+            for at in range(0, len(entities), self.entities):
+                keys: list[bytes] = []
+                args: list[bytes | int] = [watermark_ms, floor_ms, *self._header]
+                for entity in entities[at : at + self.entities]:
+                    keys.append(entity.key)
+                    args.append(len(entity.panes))
+                    for field, value in entity.panes:
+                        args += [field, value]
+                calls.append((keys, args))
+
+        def send(server: redis.Redis, items: list[int]) -> list[object]:
+            pipe = server.pipeline(transaction=False)
+            for item in items:
+                keys, args = calls[item]
+                self._panes(keys=keys, args=args, client=pipe)
+            return cast(list[object], pipe.execute(raise_on_error=False))
+
+        replies = cast(list[list[int]], per_server(self.client, [keys[0] for keys, _ in calls], send))
         return sum(int(r[0]) for r in replies), sum(int(r[1]) for r in replies)
 
     def publish(self, progress: StreamProgress) -> None:
@@ -97,7 +106,7 @@ def write_batches(plan: StreamPlan, redis_url: str, watermark_ms: int, floor_ms:
                                              watermark_ms, floor_ms)
             written += windows
             missed += late
-        except redis.RedisError as error:
+        except ERRORS as error:
             failure = store_failure(error)
             if failure is None:
                 raise
@@ -110,7 +119,7 @@ def store_failure(error: BaseException) -> tuple[str, str] | None:
     on the driver or (in its text) by :func:`write_batches` in an executor; ``None`` for anything else."""
     if isinstance(error, redis.OutOfMemoryError):
         return FULL, str(error)
-    if isinstance(error, redis.ConnectionError | redis.TimeoutError):
+    if isinstance(error, UNREACHABLE):
         return AWAY, str(error)
     text = str(error)
     for kind, mark in _MARKS.items():

@@ -8,12 +8,12 @@ from typing import Any, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import redis
 
 from streamguard.api.featureview import FeatureViewSpec
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.feastrepo.repo import apply_repo, write_repo
 from streamguard.objectstore import Credentials, s3_filesystem
+from streamguard.onlinestore.client import Store
 from streamguard.onlinestore.freshness import freshness_key, watermark_key
 from streamguard.onlinestore.generation import coverage_key
 from streamguard.onlinestore.tenancy import DEFAULT_NAMESPACE, store_project
@@ -27,7 +27,7 @@ def keys_of(project: str, namespace: str = DEFAULT_NAMESPACE) -> str:
     return store_project(namespace, project)
 
 
-def dump(client: redis.Redis, project: str, namespace: str = DEFAULT_NAMESPACE) -> dict[bytes, dict[bytes, bytes]]:
+def dump(client: Store, project: str, namespace: str = DEFAULT_NAMESPACE) -> dict[bytes, dict[bytes, bytes]]:
     """Every Feast-layout hash of ``project`` in ``namespace`` (keys end with the store project), without it."""
     suffix = keys_of(project, namespace).encode()
     out = {}
@@ -37,7 +37,7 @@ def dump(client: redis.Redis, project: str, namespace: str = DEFAULT_NAMESPACE) 
     return out
 
 
-def delete_project(client: redis.Redis, project: str, namespace: str = DEFAULT_NAMESPACE) -> None:
+def delete_project(client: Store, project: str, namespace: str = DEFAULT_NAMESPACE) -> None:
     store = keys_of(project, namespace)
     keys = list(client.scan_iter(match=b"*" + store.encode(), count=5000))
     keys += list(client.scan_iter(match=watermark_key(store, "*")))

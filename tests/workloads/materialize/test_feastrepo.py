@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from streamguard.api.featureview import FeatureViewSpec
-from streamguard.feastrepo.config import redis_connection_string
+from streamguard.feastrepo.config import render_online_store
 from streamguard.feastrepo.repo import CONFIG_FILE, MODULE_FILE, SPECS_FILE, read_specs, render_repo, write_repo
 from streamguard.finserve.resources import EXAMPLES_DIR, load_manifests
 
@@ -17,13 +17,23 @@ def _views() -> dict[str, FeatureViewSpec]:
     return {name: fv.spec for name, fv in load_manifests(EXAMPLES_DIR).feature_views.items()}
 
 
-def test_connection_strings() -> None:
-    assert redis_connection_string("redis://127.0.0.1:6379/3") == "127.0.0.1:6379,db=3"
-    assert redis_connection_string("redis://h") == "h:6379,db=0"
-    secret = redis_connection_string("rediss://:s3cret@h:1/0")
+def _connection(url: str) -> str:
+    return str(render_online_store(url)["connection_string"])
+
+
+def test_online_store_settings() -> None:
+    assert _connection("redis://127.0.0.1:6379/3") == "127.0.0.1:6379,db=3"
+    assert _connection("redis://h") == "h:6379,db=0"
+    secret = _connection("rediss://:s3cret@h:1/0")
     assert "s3cret" not in secret and secret == "h:1,db=0,password=${STREAMGUARD_REDIS_PASSWORD},ssl=true"
+    assert _connection("redis://sg-ns:s3cret@h:1/0") == "h:1,db=0,username=sg-ns,password=${STREAMGUARD_REDIS_PASSWORD}"
+    assert render_online_store("rediss://:s3cret@redis-cluster:6379?cluster=true") == {
+        "type": "redis", "redis_type": "redis_cluster",
+        "connection_string": "redis-cluster:6379,password=${STREAMGUARD_REDIS_PASSWORD},ssl=true"}
     with pytest.raises(ValueError, match="redis://"):
-        redis_connection_string("http://h:1/0")
+        render_online_store("http://h:1/0")
+    with pytest.raises(ValueError, match="only database 0"):
+        render_online_store("redis://h:1/2?cluster=true")
 
 
 def test_render_is_pure_and_round_trips(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
 """Incremental materialization into the real Redis: equal to a full run, resumable, readable by Feast,
-byte-identical to Feast's own ``materialize``."""
+byte-identical to Feast's own ``materialize``; into a Redis Cluster as into one server."""
 
 from datetime import UTC, datetime
 from pathlib import Path
@@ -8,6 +8,8 @@ import pandas as pd
 import redis
 
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.private_redis import private_redis_cluster
+from streamguard.onlinestore.client import connect
 from streamguard.workloads.materialize.run import materialize_incremental
 from streamguard.workloads.materialize.watermark import FileWatermark, RedisWatermark
 from tests.workloads.materialize.conftest import OfflineData
@@ -92,3 +94,36 @@ def test_redis_content_is_byte_identical_to_feast_materialize(
     finally:
         delete_project(redis_client, project)
         delete_project(feast_client, project)
+
+
+def test_a_redis_cluster_gets_what_one_server_gets_and_feast_reads_it_with_its_cluster_settings(
+    offline: OfflineData, redis_client: redis.Redis, project: str, tmp_path: Path
+) -> None:
+    views = with_project({n: offline.manifests.feature_views[n].spec for n in PROFILES}, project)
+    table = pd.read_parquet(views["customer-profile"].source.path)  # type: ignore[union-attr]
+    latest = table.sort_values("event_timestamp").groupby("customer_id").tail(1).set_index("customer_id")
+    customers = sorted(latest.index)[:25]
+    features = [f"customer-profile:{f.name}" for f in views["customer-profile"].features]
+    try:
+        with private_redis_cluster(tmp_path / "redis", masters=3, replicas=0) as cluster:
+            client = connect(cluster.url)
+            for name, spec in views.items():
+                for store, at in ((client, "cluster"), (redis_client, "server")):
+                    watermark = FileWatermark(tmp_path / f"{at}-{name}.json")
+                    for end in (MID, END):
+                        materialize_incremental(store, name, spec, watermark, end=end)
+            on_cluster = dump(client, project)
+            assert len(on_cluster) > 200 and on_cluster == dump(redis_client, project)
+            for port in cluster.ports:  # every master holds a share
+                with cluster.node(port) as node:
+                    assert int(node.dbsize()) > 50
+            store = feast_store(tmp_path / "repo", project, views, cluster.url)
+            assert store.config.online_store.redis_type == "redis_cluster"
+            online = store.get_online_features(features, [{"customer_id": c} for c in customers]).to_df()
+            online = online.set_index("customer_id")
+            for feature in views["customer-profile"].features:
+                pd.testing.assert_series_equal(online.loc[customers, feature.name],
+                                               latest.loc[customers, feature.name], check_names=False,
+                                               check_dtype=False)
+    finally:
+        delete_project(redis_client, project)

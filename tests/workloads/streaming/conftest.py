@@ -1,13 +1,18 @@
 """Private services for streaming tests that stop or kill one: their own run directory, so the shared stack
-is never disturbed. Each is started on a port of its own and stopped at the end of the test."""
+is never disturbed. Each is started on a port of its own and stopped at the end of the test. And the online
+store a test runs against: the stack's Redis, or a 3-master Redis Cluster of the test's own."""
 
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+import redis
 
+from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.private_redis import private_redis_cluster
 from streamguard.devstack.stack import Stack
+from streamguard.onlinestore.client import Store
 from tests.workloads.streaming.outages import start_object_store
 
 
@@ -55,3 +60,15 @@ def private_object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
         yield stack, start_object_store(stack)
     finally:
         stack.down()
+
+
+@pytest.fixture(params=["server", "cluster"])
+def online_store(request: pytest.FixtureRequest, stack: Endpoints, redis_client: redis.Redis,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Store]]:
+    """``(URL, client)`` of the online store: the stack's Redis, then a Redis Cluster of 3 masters (on loopback,
+    ``private_redis_cluster``)."""
+    if request.param == "server":
+        yield stack.redis_url, redis_client
+        return
+    with private_redis_cluster(tmp_path_factory.mktemp("redis-cluster"), masters=3, replicas=0) as cluster:
+        yield cluster.url, cluster.client()

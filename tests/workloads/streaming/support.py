@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-import redis
 import yaml
 from hypothesis import strategies as st
 from kubernetes import client
@@ -34,6 +33,7 @@ from streamguard.contracts.registry import SchemaRegistry
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.supervisor import free_port
 from streamguard.jobspec import StreamJob
+from streamguard.onlinestore.client import ERRORS, Store
 from streamguard.onlinestore.feast_layout import serialize_entity_key
 from streamguard.onlinestore.pane_layout import combine, pane_field, pane_key, window_fields
 from streamguard.onlinestore.window_layout import StreamProgress, heartbeat_key
@@ -202,7 +202,7 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, job: JobProces
     while time.monotonic() < deadline:
         try:
             last = check()
-        except (OSError, redis.RedisError) as error:
+        except (OSError, *ERRORS) as error:
             last = error
         if last and not isinstance(last, Exception):
             return last
@@ -287,7 +287,7 @@ def open_after(events: Iterable[dict[str, Any]], spec: StreamingWindowSpec) -> i
     return newest - int(parse_duration(spec.watermark).total_seconds() * 1000)
 
 
-def read_windows(client: "redis.Redis", project: str, spec: StreamingWindowSpec,
+def read_windows(client: Store, project: str, spec: StreamingWindowSpec,
                  keys: Iterable[Key]) -> dict[Key, dict[str, float | int | None]]:
     """The windows ``keys`` as serving reads them: combined from the job's panes (a window none of whose panes is
     stored is left out). Exact for a window still open (:func:`current_windows`)."""
@@ -324,7 +324,7 @@ def expected_panes(events: Iterable[dict[str, Any]], spec: StreamingWindowSpec) 
                   for a in spec.aggregations} for key, group in rows.items()}
 
 
-def read_panes(client: "redis.Redis", project: str, spec: StreamingWindowSpec,
+def read_panes(client: Store, project: str, spec: StreamingWindowSpec,
                keys: Iterable[PaneKey]) -> dict[PaneKey, dict[str, Any]]:
     """The stored panes ``keys``, each finished as a window of that one pane would be (absent ones left out)."""
     prefix, shape = panes_of(spec.feature_view, view_spec(spec, "entities_only"), spec, project)
@@ -338,7 +338,7 @@ def read_panes(client: "redis.Redis", project: str, spec: StreamingWindowSpec,
             for key, raw in zip(wanted, pipe.execute(), strict=True) if raw is not None}
 
 
-def stored_windows(client: "redis.Redis", project: str, spec: StreamingWindowSpec, accounts: Iterable[str],
+def stored_windows(client: Store, project: str, spec: StreamingWindowSpec, accounts: Iterable[str],
                    after_ms: int) -> set[Key]:
     """Every window ending after ``after_ms`` that a stored pane of ``accounts`` is in; no other entity has a pane
     hash of the view (what "nothing that should not be there" asks of the store)."""
@@ -380,7 +380,7 @@ def mismatches(expected: Mapping[Any, dict[str, Any]], online: Mapping[Any, dict
     return out
 
 
-def online_mismatches(client: "redis.Redis", project: str, spec: StreamingWindowSpec,
+def online_mismatches(client: Store, project: str, spec: StreamingWindowSpec,
                       events: Iterable[dict[str, Any]], names: Sequence[str]) -> list[str]:
     """Differences between the oracle over ``events`` and the windows Redis holds for ``spec``'s view (the windows
     still open: :func:`current_windows`)."""
@@ -407,7 +407,7 @@ def stream_running(kubectl: "Kubectl", namespace: str, name: str) -> dict[str, A
     return found
 
 
-def progress(client: "redis.Redis", project: str, view: str) -> StreamProgress | None:
+def progress(client: Store, project: str, view: str) -> StreamProgress | None:
     """The view's progress record as the job last wrote it."""
     return StreamProgress.parse(client.hgetall(heartbeat_key(project, view)))  # type: ignore[arg-type]
 

@@ -1,4 +1,5 @@
-"""The pane script (``panes.WRITE_PANES``) on a real redis-server, against the per-window oracle of the streaming tests.
+"""The pane script (``panes.WRITE_PANES``) on a real redis-server and a real Redis Cluster, against the per-window
+oracle of the streaming tests.
 
 Random events processed in random batches as Spark processes them (``job.paned``): a batch's late rows are
 filtered per pane with the previous batch's watermark, each changed pane is handed over whole from the state, and
@@ -12,13 +13,13 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-import redis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from streamguard.api.streamingwindow import Window
-from streamguard.devstack.private_redis import private_redis
+from streamguard.devstack.private_redis import private_redis, private_redis_cluster
 from streamguard.jobspec import StreamJob, load
+from streamguard.onlinestore.client import Store
 from streamguard.windows import aggregate
 from streamguard.workloads.streaming.panes import KEY, NEVER, PANE, SLIDE, pane_key, partial_columns
 from streamguard.workloads.streaming.plan import StreamPlan, build
@@ -42,10 +43,15 @@ SPEC.windows = [Window(name="w0", length="4s", slide="1s"), Window(name="w1", le
 NAMES = [a.name for a in ONE_OF_EACH]
 
 
-@pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
-    with private_redis(tmp_path_factory.mktemp("redis")) as client:
-        yield client
+@pytest.fixture(scope="module", params=["server", "cluster"])
+def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """A redis-server of the module's own, then a Redis Cluster of 3 masters."""
+    if request.param == "server":
+        with private_redis(tmp_path_factory.mktemp("redis")) as server:
+            yield server
+        return
+    with private_redis_cluster(tmp_path_factory.mktemp("redis-cluster"), masters=3, replicas=0) as cluster:
+        yield cluster.client()
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +79,7 @@ def _partial(function: str, part: str, values: list[float | None]) -> float | in
     events=[("a", 10 * SECOND, 1.0), ("a", 2 * SECOND, 5.0), ("a", 2 * SECOND, 7.0)], cuts=[1, 1, 1], delay=SECOND)
 @example(  # the last write's watermark is exactly the end of the 1 s pane at 0's longest window (4 s): pruned
     events=[("a", 0, 1.0), ("a", 4 * SECOND, 1.0), ("a", 5 * SECOND, 1.0)], cuts=[1], delay=0)
-def test_windows_written_from_panes_equal_the_oracle(client: redis.Redis, plan: StreamPlan,
+def test_windows_written_from_panes_equal_the_oracle(client: Store, plan: StreamPlan,
                                                       events: list[tuple[str, int, float | None]], cuts: list[int],
                                                       delay: int) -> None:
     client.flushall()
@@ -126,7 +132,7 @@ def test_windows_written_from_panes_equal_the_oracle(client: redis.Redis, plan: 
             assert start + plan.longest(plan.slides[index - 1]) > watermark, (key, field)
 
 
-def test_windows_starting_before_the_floor_are_not_counted_as_written(client: redis.Redis, plan: StreamPlan) -> None:
+def test_windows_starting_before_the_floor_are_not_counted_as_written(client: Store, plan: StreamPlan) -> None:
     client.flushall()
     frame: dict[str, list[Any]] = {KEY: ["a"], SLIDE: [0], PANE: [10 * SECOND]}
     for name, agg, part in partial_columns(plan):
@@ -137,10 +143,24 @@ def test_windows_starting_before_the_floor_are_not_counted_as_written(client: re
     assert client.hgetall(pane_key(plan, plan.entity_key("a"))) == {b"1:10000": b"1,2.5,2.5,1,2.5,2.5"}  # type: ignore[arg-type]
 
 
-def test_windows_closed_when_a_pane_changes_are_counted_as_missed(client: redis.Redis, plan: StreamPlan) -> None:
+def test_windows_closed_when_a_pane_changes_are_counted_as_missed(client: Store, plan: StreamPlan) -> None:
     client.flushall()
     frame: dict[str, list[Any]] = {KEY: ["a", "b"], SLIDE: [0, 0], PANE: [10 * SECOND, 10 * SECOND]}
     for name, agg, part in partial_columns(plan):
         frame[name] = [_partial(agg.function, part, [1.0])] * 2
     written, missed = RedisSink(client, plan).write_panes(frame, 12 * SECOND, NEVER)
     assert (written, missed) == (2 * 2, 2 * 4), "per entity: w0 ends 13, 14 s written; w0 and w3 ending 11, 12 s closed"
+
+
+def test_a_batch_of_many_entities_is_written_whole_a_call_per_slot_on_a_cluster(client: Store,
+                                                                                 plan: StreamPlan) -> None:
+    client.flushall()
+    entities = [f"e{i}" for i in range(250)]
+    frame: dict[str, list[Any]] = {KEY: entities, SLIDE: [0] * len(entities), PANE: [10 * SECOND] * len(entities)}
+    for name, agg, part in partial_columns(plan):
+        frame[name] = [_partial(agg.function, part, [float(i)]) for i in range(len(entities))]
+    written, missed = RedisSink(client, plan).write_panes(frame, NEVER, NEVER)
+    assert (written, missed) == (len(entities) * (4 + 2), 0), "per entity: w0 ending 11-14 s, w3 ending 11, 12 s"
+    for i, entity in enumerate(entities):
+        stored = client.hgetall(pane_key(plan, plan.entity_key(entity)))  # type: ignore[arg-type]
+        assert stored == {b"1:10000": f"1,{i}.0,{i}.0,1,{i}.0,{i}.0".encode()}, entity

@@ -1,4 +1,5 @@
-"""Stream-batch parity with late and out-of-order events, read at instants during the stream.
+"""Stream-batch parity with late and out-of-order events, read at instants during the stream, with the online
+store on one Redis server and on a 3-master Redis Cluster.
 
 A virtual clock runs through four instants ``t1..t4``. Each phase sends the events that arrive between
 two instants, in arrival order: on-time events, out-of-order events (up to 2.5 s late, inside the 3 s
@@ -40,12 +41,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import redis
 from pyspark.sql import DataFrame, SparkSession
 
 from streamguard.api.streamingwindow import StreamingWindowSpec, Window
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.supervisor import free_port
+from streamguard.onlinestore.client import Store
 from streamguard.onlinestore.tenancy import store_project
 from streamguard.windows import WindowShape, aggregate, empty_value
 from streamguard.workloads.batch.session import local_session
@@ -197,8 +198,9 @@ def topic(stack: Endpoints) -> Iterator[str]:
         yield name
 
 
-def test_late_and_out_of_order_parity_at_serving_instants(stack: Endpoints, redis_client: "redis.Redis",
+def test_late_and_out_of_order_parity_at_serving_instants(stack: Endpoints, online_store: tuple[str, Store],
                                                           tmp_path: Path, topic: str) -> None:
+    redis_url, redis_client = online_store
     project = topic.replace("-", "")
     key_project = store_project("parity", project)
     spec = spec_for(topic)
@@ -216,7 +218,8 @@ def test_late_and_out_of_order_parity_at_serving_instants(stack: Endpoints, redi
 
     ensure_topic(stack.kafka_bootstrap, topic)
     sender = TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V1)
-    job = JobProcess.for_config(config, stack, tmp_path / "job.log", port)
+    job = JobProcess.for_config(config, stack, tmp_path / "job.log", port,
+                                extra_env={"STREAMGUARD_REDIS_URL": redis_url})
     served: list[dict[Key, Values]] = []
     stored: dict[Key, Values | None] = {}
     sent: list[dict[str, Any]] = []

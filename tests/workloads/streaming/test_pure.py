@@ -9,6 +9,7 @@ import pytest
 import redis
 from pyspark.sql.pandas.types import from_arrow_schema
 from pyspark.sql.types import LongType, StructField, StructType
+from redis.exceptions import ClusterDownError, MovedError, RedisClusterException
 
 from streamguard.api.streamingwindow import RECORDS_PER_TRIGGER_SECOND, Aggregation, StreamingWindowSpec
 from streamguard.jobspec import StreamJob, load
@@ -112,6 +113,9 @@ def test_a_store_failure_is_known_on_the_driver_and_from_an_executors_error_text
     oom = "OOM command not allowed when used memory > 'maxmemory'"
     assert sink.store_failure(redis.OutOfMemoryError(oom)) == (sink.FULL, oom)
     assert sink.store_failure(redis.TimeoutError("Timeout reading")) == (sink.AWAY, "Timeout reading")
+    for cluster_down in (ClusterDownError("The cluster is down"), RedisClusterException("no node answered"),  # type: ignore[no-untyped-call]
+                         MovedError("3999 127.0.0.1:7002")):  # a Redis Cluster still failing over after the retries
+        assert sink.store_failure(cluster_down) == (sink.AWAY, str(cluster_down))
     assert sink.store_failure(RuntimeError("java.lang.OutOfMemoryError: Java heap space")) is None
     batch = pa.RecordBatch.from_pydict({KEY: ["A1"], SLIDE: [0], PANE: [60_000], "txn_count__n": [1],
                                         "amount_sum__s": [1.0], "amount_max__m": [1.0]})

@@ -7,11 +7,17 @@ and a Redis of the test's own (the stack's settings: AOF ``everysec``, ``noevict
   before the loss are whole the moment coverage is committed; afterwards every (entity, window) equals the
   reference, as stored and as served, the view's stream coverage is in the new generation, the job is
   ``StreamRunning=True`` again and nothing was dead-lettered.
+* a Redis Cluster (3 masters, a replica each) loses a master mid-stream, under load: while its slots have no
+  master, serving marks the rows it cannot read ``stale`` (or refuses, 503, once every node answers
+  ``CLUSTERDOWN``) and reads nothing as ``not_found`` or a lost value as ``present``; the replica takes over,
+  the generation of the whole cluster ends, serving reads every window ``stale`` until the job has re-seeded,
+  and then every (entity, window) equals the reference, as stored and as served.
 * a full store: batches fail loudly (``StreamRunning=False StoreFull``), no window value changes, progress
   does not advance; with ``allkeys-lru`` set by hand the generation ends, serving never answers an evicted
   window as present, and the job re-seeds once memory is freed.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -19,7 +25,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import pytest
 import redis
@@ -29,18 +35,23 @@ from kubernetes import client
 from streamguard.api.featureview import FeatureView, FeatureViewSpec
 from streamguard.api.streamingwindow import StreamingWindow, StreamingWindowSpec
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.private_redis import PrivateCluster, private_redis_cluster
 from streamguard.devstack.stack import Stack
+from streamguard.onlinestore.client import ERRORS
+from streamguard.onlinestore.client import Store as StoreClient
+from streamguard.onlinestore.feast_layout import serialize_entity_key
 from streamguard.onlinestore.generation import (
-    CURRENT_GENERATION,
     STALE,
     STREAM,
     Coverage,
-    generation_key,
     reading,
 )
+from streamguard.onlinestore.pane_layout import pane_key
+from streamguard.onlinestore.slots import key_slot
 from streamguard.onlinestore.tenancy import store_project
-from streamguard.onlinestore.writers import read_coverage
+from streamguard.onlinestore.writers import current_marker, read_coverage
 from streamguard.serving.app import create_app
+from streamguard.serving.catalog import panes_of
 from streamguard.serving.settings import Settings
 from streamguard.windows import WindowShape
 from streamguard.workloads.producer.kafka import TransactionSender, ensure_topic
@@ -78,6 +89,16 @@ LATENESS_MS = 25_000
 this long before a moment has all its events in Kafka by then."""
 
 
+class Online(Protocol):
+    """The online store a test's job writes to: its URL and a client of it."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def client(self) -> StoreClient: ...
+
+
 class Store:
     """A redis-server of this test alone, started like the stack's (``components.redis``)."""
 
@@ -113,7 +134,7 @@ def topic(stack: Endpoints) -> Iterator[str]:
         yield name
 
 
-def _job_in_cluster(stack: Endpoints, store: Store, kube_api: client.ApiClient, kubectl: Kubectl, tmp_path: Path,
+def _job_in_cluster(stack: Endpoints, store: Online, kube_api: client.ApiClient, kubectl: Kubectl, tmp_path: Path,
                     topic: str) -> tuple[str, StreamingWindowSpec, FeatureViewSpec, JobProcess]:
     """A StreamingWindow ``activity`` on ``topic`` (from ``latest``) and its FeatureView applied in a namespace of
     their own, and its job (not started) writing to the test's Redis and reporting ``StreamRunning`` on it:
@@ -128,12 +149,24 @@ def _job_in_cluster(stack: Endpoints, store: Store, kube_api: client.ApiClient, 
     return namespace, spec, features, job
 
 
-def _current(store: Store, project: str) -> str | None:
-    found = store.client.eval(CURRENT_GENERATION, 1, generation_key(project))
-    return cast(bytes, found).decode() if found else None
+def _tear_down(load: Load, job: JobProcess, kube_api: client.ApiClient, namespace: str) -> None:
+    if load.started:
+        load.stop()
+    job.stop()
+    client.CoreV1Api(kube_api).delete_namespace(namespace)
 
 
-def _covered(store: Store, project: str, view: str, not_in: set[str | None]) -> Coverage | None:
+def _running_again(kubectl: Kubectl, namespace: str, job: JobProcess) -> None:
+    wait_for(lambda: (c := stream_running(kubectl, namespace, "activity")) and c["status"] == "True", 120,
+             "StreamRunning=True again", job)
+
+
+def _current(store: Online, project: str) -> str | None:
+    marker = current_marker(store.client, project)  # of the whole cluster (CURRENT_GENERATION sees one node)
+    return None if marker is None else marker.id
+
+
+def _covered(store: Online, project: str, view: str, not_in: set[str | None]) -> Coverage | None:
     """The stream coverage, once it is committed in the current generation and that is none of ``not_in``."""
     current = _current(store, project)
     coverage = read_coverage(store.client, project, view, STREAM)
@@ -147,7 +180,7 @@ def _start_ms(spec: StreamingWindowSpec, key: Key) -> int:
     return key[2] - WindowShape.parse(window.length, window.slide).length_ms
 
 
-def _serving(store: Store, namespace: str, spec: StreamingWindowSpec, features: FeatureViewSpec,
+def _serving(store: Online, namespace: str, spec: StreamingWindowSpec, features: FeatureViewSpec,
              tmp_path: Path) -> Settings:
     """The serving app's settings for the job's view on the test's Redis (no cache, a health tick every 0.25 s)."""
     manifests = [FeatureView(metadata={"name": spec.feature_view, "namespace": namespace}, spec=features).wire(),
@@ -300,14 +333,10 @@ def test_wipe_and_redis_kill_mid_stream_reseed_every_window_and_read_stale_until
         metrics = job.metrics()
         assert metrics["streamguard_stream_reseed_duration_seconds_count"] >= 2, "both recoveries re-seeded"
         assert metrics["streamguard_stream_query_restarts_total"] >= 1, "Redis down: the batch failed and retried"
-        wait_for(lambda: (c := stream_running(kubectl, namespace, "activity")) and c["status"] == "True", 120,
-                 "StreamRunning=True again", job)
+        _running_again(kubectl, namespace, job)
         assert read_dead_letters(stack.kafka_bootstrap, topic + ".dlq") == [], "nothing dead-lettered"
     finally:
-        if load.started:
-            load.stop()
-        job.stop()
-        client.CoreV1Api(kube_api).delete_namespace(namespace)
+        _tear_down(load, job, kube_api, namespace)
 
 
 def _used(store: Store) -> int:
@@ -394,11 +423,81 @@ def test_a_full_store_fails_batches_loudly_and_an_evicting_one_is_reseeded(
         wait_for(lambda: exact(events), 300, "every window exact after the re-seed", job, every=3)
         assert _covered(store, project, view, {None, first.generation}) is not None
         assert reseeded.since_ms <= min(_start_ms(spec, key) for key in expected_windows(events, spec))
-        wait_for(lambda: (c := stream_running(kubectl, namespace, "activity")) and c["status"] == "True", 120,
-                 "StreamRunning=True again", job)
+        _running_again(kubectl, namespace, job)
     finally:
-        if load.started:
-            load.stop()
-        job.stop()
-        client.CoreV1Api(kube_api).delete_namespace(namespace)
+        _tear_down(load, job, kube_api, namespace)
 
+
+
+class ClusterStore:
+    """A Redis Cluster of this test alone: 3 masters with a replica each, a replica taking over 2 s after its
+    master stops answering."""
+
+    def __init__(self, cluster: PrivateCluster) -> None:
+        self.cluster = cluster
+        self.url = cluster.url
+        self.seed = int(self.url.split(":")[2].split("/")[0])
+        """The node the URL names: every client of the test learns the cluster from it, so it is never killed."""
+        self.client = cluster.client()
+
+
+def _serving_statuses(app: TestClient, spec: StreamingWindowSpec, accounts: list[str]) -> set[str] | None:
+    """The statuses serving answers for every window of ``accounts`` now; ``None`` when it refused (503)."""
+    refs = [f"{spec.feature_view}:{name}_{w.suffix}" for w in spec.windows for name in NAMES]
+    response = app.post("/features", json={"features": refs, "entities": [{"account_id": a} for a in accounts]})
+    if response.status_code == 503:
+        return None
+    assert response.status_code == 200, response.text
+    return {status for row in response.json()["results"] for status in row["statuses"]}
+
+
+def test_a_cluster_master_killed_mid_stream_fails_over_and_every_window_is_exact_again(
+        stack: Endpoints, kube_api: client.ApiClient, kubectl: Kubectl, crds: None, tmp_path: Path,
+        topic: str) -> None:
+    with private_redis_cluster(tmp_path / "redis", masters=3, replicas=1) as cluster:
+        store = ClusterStore(cluster)
+        namespace, spec, features, job = _job_in_cluster(stack, store, kube_api, kubectl, tmp_path, topic)
+        project, view = store_project(namespace, features.project), spec.feature_view
+        load = Load(TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V1), seed=12)
+        settings = _serving(store, namespace, spec, features, tmp_path)
+        try:
+            job.start()
+            wait_for(lambda: (p := progress(store.client, project, view)) and p.state == "running", 420,
+                     "the job running on the empty topic", job)
+            load.start()
+            first = wait_for(lambda: _covered(store, project, view, {None}), 120, "stream coverage on first start",
+                             job)
+            wait_for(lambda: (p := progress(store.client, project, view)) and (p.batch_id or 0) >= 5
+                     and len(load.sent) > 600, 300, "batches under load", job)
+            accounts = sorted({e["account_id"] for e in load.sent})
+            prefix, _ = panes_of(spec.feature_view, view_spec(spec, "entities_only"), spec, project)
+            ranges = cluster.masters_by_slot_range(store.seed)
+            holders = {master for a in accounts
+                       for (low, high), master in ranges.items()
+                       if low <= key_slot(pane_key(prefix, serialize_entity_key({"account_id": a}))) <= high}
+            victim = next(port for port in sorted(holders) if port != store.seed)
+            with TestClient(create_app(settings)) as app:
+                assert _serving_statuses(app, spec, accounts) == {"present"}
+                cluster.kill(victim)
+                killed = time.monotonic()
+                seen: list[set[str] | None] = []
+                renewed = None
+                while renewed is None:
+                    assert time.monotonic() - killed < 420, f"no re-seed after the failover; serving saw {seen}"
+                    seen.append(_serving_statuses(app, spec, accounts))
+                    with contextlib.suppress(*ERRORS):  # the generation's slot may have no master yet
+                        renewed = _covered(store, project, view, {None, first.generation})
+                    time.sleep(0.2)
+                # refused (every node answers CLUSTERDOWN while a slot has no master: Redis' default), or rows marked
+                assert all(statuses is None or statuses <= {"present", "stale"} for statuses in seen), seen
+                assert any(statuses == {"stale"} for statuses in seen), "stale between the failover and the re-seed"
+                events = load.stop()
+                wait_for(lambda: not online_mismatches(store.client, project, spec, events, NAMES), 300,
+                         "every window exact after the failover", job, every=3)
+                assert not _exact_as_served(app, spec, events), "serving answers the reference, present"
+            assert victim not in cluster.live() and len(cluster.masters_by_slot_range(store.seed)) >= 3
+            assert max(e["event_time"] for e in events) > int(time.time() * 1000) - 600_000 and job.alive()
+            assert job.metrics()["streamguard_stream_reseed_duration_seconds_count"] >= 1, "re-seeded"
+            _running_again(kubectl, namespace, job)
+        finally:
+            _tear_down(load, job, kube_api, namespace)
