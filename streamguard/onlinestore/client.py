@@ -143,7 +143,7 @@ def per_server(client: Store, keys: Sequence[bytes], send: Send) -> list[object]
         if attempt == ATTEMPTS:
             raise failure
         time.sleep(0.2 * 2 ** (attempt - 1))
-        with contextlib.suppress(redis.RedisError):  # no node answered yet: the next attempt fails as this one did
+        with contextlib.suppress(*ERRORS):  # no node answered yet: the next attempt fails as this one did
             client.nodes_manager.initialize()
         pending = sorted(retry)
 
