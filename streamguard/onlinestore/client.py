@@ -88,11 +88,9 @@ def shared(url: str) -> Store:
     return connect(url)
 
 
-def by_server(client: Store, keys: Sequence[bytes]) -> list[tuple[redis.Redis, list[int]]]:
-    """The indexes of ``keys`` grouped by the server that holds them, each with a client of that server: the one
-    server, or each key's master in the slot table the cluster client holds."""
-    if not isinstance(client, RedisCluster):
-        return [(client, list(range(len(keys))))]
+def by_server(client: RedisCluster, keys: Sequence[bytes]) -> list[tuple[redis.Redis, list[int]]]:
+    """The indexes of ``keys`` grouped by the master that holds them (in the slot table the client holds), each
+    with a client of that master."""
     shares: dict[str, tuple[redis.Redis, list[int]]] = {}
     nodes = client.nodes_manager
     for index, key in enumerate(keys):
@@ -112,7 +110,13 @@ def per_server(client: Store, keys: Sequence[bytes], send: Send) -> list[object]
     """The replies of items routed by ``keys`` (an item's key decides its server, :func:`by_server`), sent as one
     ``send`` per server, in item order. An error reply raises, except on a cluster: items a node redirected or
     could not take are sent again after the slot table is read afresh, up to :data:`ATTEMPTS` times."""
-    replies: list[object] = [None] * len(keys)
+    if not isinstance(client, RedisCluster):
+        replies = list(send(client, list(range(len(keys)))))
+        error = next((reply for reply in replies if isinstance(reply, Exception)), None)
+        if error is not None:
+            raise error
+        return replies
+    replies = [None] * len(keys)
     pending = list(range(len(keys)))
     attempt = 0
     while True:
@@ -123,14 +127,14 @@ def per_server(client: Store, keys: Sequence[bytes], send: Send) -> list[object]
             try:
                 answers: Sequence[object] = send(server, items)
             except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as error:
-                if not _rerouted(client, error):
+                if not isinstance(error, _REROUTED):
                     raise
                 retry += items
                 failure = error
                 continue
             for item, answer in zip(items, answers, strict=True):
                 if isinstance(answer, Exception):
-                    if not _rerouted(client, answer):
+                    if not isinstance(answer, _REROUTED):
                         raise answer
                     retry.append(item)
                     failure = answer
@@ -138,7 +142,7 @@ def per_server(client: Store, keys: Sequence[bytes], send: Send) -> list[object]
                     replies[item] = answer
         if not retry:
             return replies
-        assert isinstance(client, RedisCluster) and failure is not None
+        assert failure is not None
         attempt += 1
         if attempt == ATTEMPTS:
             raise failure
@@ -148,5 +152,3 @@ def per_server(client: Store, keys: Sequence[bytes], send: Send) -> list[object]
         pending = sorted(retry)
 
 
-def _rerouted(client: Store, error: Exception) -> bool:
-    return isinstance(client, RedisCluster) and isinstance(error, _REROUTED)
