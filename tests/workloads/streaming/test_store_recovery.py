@@ -215,7 +215,8 @@ def _until_reseeded(store: Store, app: TestClient, project: str, spec: Streaming
                     events: list[dict[str, Any]], old: str | None, lost_ms: int,
                     timeout: float, some_whole: bool) -> tuple[set[str], list[str]]:
     """Read every account's windows through serving until the job has committed stream coverage in a
-    generation other than ``old``. Returns the statuses serving answered before that, and the mismatches at
+    generation other than ``old``. Returns the statuses serving answered before that (a read counts once a check
+    made after it still finds no such coverage: the job may commit it while serving answers), and the mismatches at
     that moment of the panes the coverage spans that were complete when the store lost its keys (at
     ``lost_ms``) and that a window still open contains: the re-seed must have restored them whole. ``some_whole``:
     there must be such panes (after a Redis kill there may be none: its outage and re-seed can outlast every open
@@ -228,6 +229,7 @@ def _until_reseeded(store: Store, app: TestClient, project: str, spec: Streaming
         longest[shape.slide_ms] = max(longest[shape.slide_ms], shape.length_ms)
     accounts = sorted({key[0] for key in panes})
     seen: set[str] = set()
+    last: set[str] = set()  # the statuses of the last read, counted once a check made after it finds no coverage
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -245,7 +247,8 @@ def _until_reseeded(store: Store, app: TestClient, project: str, spec: Streaming
                                                "entities": [{"account_id": accounts[0]}]}).status_code == 503
             time.sleep(0.2)
             continue
-        seen |= {status for status, _ in _served(app, spec, accounts).values()}
+        seen |= last
+        last = {status for status, _ in _served(app, spec, accounts).values()}
         time.sleep(0.2)
     raise AssertionError(f"no stream coverage in a new generation within {timeout}s")
 
