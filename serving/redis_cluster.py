@@ -30,6 +30,7 @@ from streamguard.serving.redisio import (
     HMGet,
     RedisPool,
     RedisUnavailableError,
+    Sent,
     Unreachable,
     pack,
     pack_hmgets,
@@ -55,6 +56,58 @@ def _redirection(reply: object, fallback_host: str) -> tuple[str, Address] | Non
         return None
     host, _, port = rest.partition(" ")[2].rpartition(":")
     return kind, (host or fallback_host, int(port))
+
+
+def _payload(reads: Sequence[HMGet], asking: Sequence[bool]) -> tuple[bytes, int]:
+    """The round trip of ``reads`` to one node and how many replies it has: ``ASKING`` before the reads marked so."""
+    if not any(asking):
+        return pack_hmgets(reads), len(reads)
+    payload = b"".join((_ASKING if ask else b"") + pack_hmgets([read]) for read, ask in zip(reads, asking, strict=True))
+    return payload, len(reads) + sum(asking)
+
+
+def _without_asking(answer: list[object], asking: Sequence[bool]) -> list[object]:
+    """The replies to the reads of a :func:`_payload`, without those to its ``ASKING``s."""
+    if not any(asking):
+        return answer
+    replies, position = [], 0
+    for ask in asking:
+        position += ask
+        replies.append(answer[position])
+        position += 1
+    return replies
+
+
+async def _round_trips(trips: Sequence[tuple[RedisPool, bytes, int]]) -> list[list[object] | RedisUnavailableError]:
+    """Each ``(node, payload, count)`` round trip's replies, or the node's failure. Every payload is sent before
+    any reply is read: the nodes answer in parallel without a task per node (which would cost more CPU than
+    the round trip itself)."""
+    sent: list[tuple[RedisPool, Sent | RedisUnavailableError]] = []
+    try:
+        for pool, payload, count in trips:
+            try:
+                sent.append((pool, await pool.send(payload, count)))
+            except RedisUnavailableError as error:
+                sent.append((pool, error))
+    except BaseException:
+        _abandon(sent)
+        raise
+    answers: list[list[object] | RedisUnavailableError] = []
+    for position, (pool, trip) in enumerate(sent):
+        try:
+            answers.append(trip if isinstance(trip, RedisUnavailableError) else await pool.receive(trip))
+        except RedisUnavailableError as error:
+            answers.append(error)
+        except BaseException:
+            _abandon(sent[position + 1 :])
+            raise
+    return answers
+
+
+def _abandon(sent: Sequence[tuple[RedisPool, Sent | RedisUnavailableError]]) -> None:
+    for pool, trip in sent:
+        if not isinstance(trip, RedisUnavailableError):
+            pool.abandon(trip)
 
 
 class ClusterPool:
@@ -146,25 +199,19 @@ class ClusterPool:
             groups: dict[Address, list[int]] = {}
             for index, address in targets.items():
                 groups.setdefault(address, []).append(index)
-            sends = [self._send(address, [reads[i] for i in indices], [i in asking for i in indices])
-                     for address, indices in groups.items()]
-            answers: list[list[object] | BaseException]
-            try:
-                answers = [await sends[0]] if len(sends) == 1 else await asyncio.gather(*sends, return_exceptions=True)
-            except RedisUnavailableError as error:
-                answers = [error]
+            asks = [[i in asking for i in indices] for indices in groups.values()]
+            answers = await _round_trips([(self._node(address), *_payload([reads[i] for i in indices], ask))
+                                          for (address, indices), ask in zip(groups.items(), asks, strict=True)])
             redirected: dict[int, Address] = {}
             asking = set()
-            for indices, answer in zip(groups.values(), answers, strict=True):
+            for indices, ask, answer in zip(groups.values(), asks, answers, strict=True):
                 if isinstance(answer, RedisUnavailableError):
                     self._start_refresh()
                     unreachable += len(indices)
                     for index in indices:
                         replies[index] = Unreachable(str(answer))
                     continue
-                if isinstance(answer, BaseException):
-                    raise answer
-                for index, reply in zip(indices, answer, strict=True):
+                for index, reply in zip(indices, _without_asking(answer, ask), strict=True):
                     redirection = _redirection(reply, self._seed.host)
                     if redirection is None:
                         if isinstance(reply, hiredis.ReplyError):
@@ -187,21 +234,6 @@ class ClusterPool:
                 return replies
             targets = redirected
         raise RedisUnavailableError(f"Redis Cluster still redirecting after {MAX_REDIRECTIONS} redirections")
-
-    async def _send(self, address: Address, reads: Sequence[HMGet], asking: Sequence[bool]) -> list[object]:
-        """The node's replies to ``reads`` (errors in place); ``ASKING`` before the reads marked so."""
-        if not any(asking):
-            return await self._node(address).execute(pack_hmgets(reads), len(reads), errors=False)
-        payload = b"".join(
-            (_ASKING if ask else b"") + pack_hmgets([read]) for read, ask in zip(reads, asking, strict=True)
-        )
-        answer = await self._node(address).execute(payload, len(reads) + sum(asking), errors=False)
-        replies, position = [], 0
-        for ask in asking:
-            position += ask
-            replies.append(answer[position])
-            position += 1
-        return replies
 
     async def observe_and_hmget(self, reads: Sequence[HMGet]) -> tuple[StoreIdentity, list[object]]:
         """The topology and every master's identity afresh, then ``reads``."""

@@ -25,7 +25,7 @@ import contextlib
 import ssl
 from collections import deque
 from collections.abc import Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 from urllib.parse import unquote, urlparse
 
 import hiredis
@@ -58,6 +58,7 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[list[object]] | None = None
         self.expected = 0
         self.replies: list[object] = []
+        self.timer: asyncio.TimerHandle | None = None
         self.lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -85,22 +86,30 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    async def round_trip(self, payload: bytes, count: int, deadline_s: float) -> list[object]:
-        """Send ``payload`` (``count`` packed commands); return their replies, in order, or raise after
-        ``deadline_s`` seconds (one timer for the whole round trip, cheaper than ``asyncio.timeout``)."""
+    def send(self, payload: bytes, count: int, deadline_s: float) -> None:
+        """Send ``payload`` (``count`` packed commands), their replies due within ``deadline_s`` seconds (one
+        timer for the whole round trip, cheaper than ``asyncio.timeout``); :meth:`receive` reads them."""
         assert self.transport is not None
         loop = asyncio.get_running_loop()
         self.waiter = waiter = loop.create_future()
         self.expected = count
         self.replies = []
         self.transport.write(payload)
-        timer = loop.call_later(deadline_s, self._expire, waiter, deadline_s)
+        self.timer = loop.call_later(deadline_s, self._expire, waiter, deadline_s)
+
+    async def receive(self) -> list[object]:
+        """The replies to what :meth:`send` sent, in order; raises when the deadline passed first."""
+        assert self.waiter is not None and self.timer is not None
         try:
-            replies: list[object] = await waiter
+            replies: list[object] = await self.waiter
             return replies
         finally:
-            timer.cancel()
-            self.waiter = None
+            self.timer.cancel()
+            self.waiter = self.timer = None
+
+    async def round_trip(self, payload: bytes, count: int, deadline_s: float) -> list[object]:
+        self.send(payload, count, deadline_s)
+        return await self.receive()
 
     def _expire(self, waiter: "asyncio.Future[list[object]]", timeout: float) -> None:
         if not waiter.done():
@@ -116,6 +125,15 @@ def pack_hmgets(reads: Sequence[HMGet]) -> bytes:
     return b"".join(
         b"*%d\r\n$5\r\nHMGET\r\n$%d\r\n%s\r\n%s" % (count + 2, len(key), key, fields) for key, fields, count in reads
     )
+
+
+class Sent(NamedTuple):
+    """A round trip sent on a pool's connection whose replies are not read yet (:meth:`RedisPool.send`)."""
+
+    connection: _Connection
+    reused: bool
+    payload: bytes
+    commands: int
 
 
 class Unreachable:
@@ -279,26 +297,43 @@ class RedisPool:
     async def execute(self, payload: bytes, count: int, errors: bool = True) -> list[object]:
         """One round trip of ``count`` pre-packed commands; an error reply raises (with ``errors=False`` it is
         returned in its place, a ``hiredis.ReplyError``)."""
-        for attempt in (1, 2):
-            connection, reused = await self._acquire()
-            try:
-                replies = await connection.round_trip(payload, count, self.socket_timeout)
-            except RedisUnavailableError:
-                connection.close()
-                self._release(connection)
-                if reused and attempt == 1:
-                    continue
+        replies = await self.receive(await self.send(payload, count))
+        for reply in replies if errors else ():
+            if isinstance(reply, hiredis.ReplyError):
+                raise RedisUnavailableError(f"Redis answered with an error: {reply}")
+        return replies
+
+    async def send(self, payload: bytes, count: int) -> Sent:
+        """Send a round trip of ``count`` pre-packed commands on a connection of the pool (waiting only for the
+        connection); :meth:`receive` reads the replies, :meth:`abandon` gives up on them."""
+        connection, reused = await self._acquire()
+        try:
+            connection.send(payload, count, self.socket_timeout)
+        except BaseException:
+            self.abandon(Sent(connection, reused, payload, count))
+            raise
+        return Sent(connection, reused, payload, count)
+
+    async def receive(self, sent: Sent) -> list[object]:
+        """The replies of ``sent`` (error replies in place). A round trip that failed on a reused connection
+        is sent again, once, on another."""
+        try:
+            replies = await sent.connection.receive()
+        except RedisUnavailableError:
+            self.abandon(sent)
+            if not sent.reused:
                 raise
-            except BaseException:
-                connection.close()
-                self._release(connection)
-                raise
-            self._release(connection)
-            for reply in replies if errors else ():
-                if isinstance(reply, hiredis.ReplyError):
-                    raise RedisUnavailableError(f"Redis answered with an error: {reply}")
-            return replies
-        raise AssertionError("unreachable")
+            return await self.receive((await self.send(sent.payload, sent.commands))._replace(reused=False))
+        except BaseException:
+            self.abandon(sent)
+            raise
+        self._release(sent.connection)
+        return replies
+
+    def abandon(self, sent: Sent) -> None:
+        """Give up on the replies of ``sent``: its connection is closed (a half-read pipeline cannot be reused)."""
+        sent.connection.close()
+        self._release(sent.connection)
 
     async def hmget_many(self, reads: Sequence[HMGet]) -> list[object]:
         """``HMGET key <fields>`` for each read, in one round trip."""

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 import redis
 from fastapi.testclient import TestClient
 from redis.cluster import RedisCluster
@@ -26,7 +27,7 @@ from streamguard.onlinestore.slots import key_slot
 from streamguard.onlinestore.writers import current_marker, store_identity
 from streamguard.serving.app import create_app
 from streamguard.serving.redis_cluster import ClusterPool
-from streamguard.serving.redisio import pack_tail
+from streamguard.serving.redisio import Unreachable, pack_tail
 from streamguard.serving.settings import Settings
 from tests.serving.support import (
     BATCH_VIEWS,
@@ -161,6 +162,44 @@ def test_the_pool_follows_ask_during_a_slot_migration_and_moved_after_it(tmp_pat
             # the slot moved: the source answers MOVED, the pool follows it and learns the new table
             assert await pool.hmget_many(both) == [[b"1"], [b"2"]]
             assert await pool.hmget_many(both) == [[b"1"], [b"2"]]
+            await pool.close()
+
+        asyncio.run(run())
+        client.close()
+
+
+def test_a_paused_master_marks_only_its_reads_and_a_request_given_up_on_keeps_no_connection(tmp_path: Path) -> None:
+    """Every master's round trip is sent before any reply is read: a master that does not answer in time costs
+    only its own reads, and a request cancelled while waiting (a client that went away) gives back every
+    connection it took (one per master here: a kept one would leave the next request none)."""
+    with private_redis_cluster(tmp_path, masters=3, replicas=0) as cluster:
+        client = cluster.client()
+        keys = [f"{{k{i}}}".encode() for i in range(30)]
+        for key in keys:
+            client.hset(key, "f", key)  # type: ignore[arg-type]
+        reads = [(key, pack_tail(b"f"), 1) for key in keys]
+        slow = cluster.master_of(keys[0].decode())
+        on_slow = [cluster.master_of(key.decode()) == slow for key in keys]
+        assert 0 < sum(on_slow) < len(keys)
+
+        async def run() -> None:
+            pool = ClusterPool(store_url(cluster.url)[0], max_connections=1, socket_timeout=0.25, pool_timeout=0.25)
+            assert await pool.hmget_many(reads) == [[key] for key in keys]
+            with cluster.node(slow) as node:
+                node.execute_command("CLIENT", "PAUSE", 600, "ALL")
+            replies = await pool.hmget_many(reads)
+            assert [isinstance(reply, Unreachable) for reply in replies] == on_slow
+            assert [reply for reply, lost in zip(replies, on_slow, strict=True) if not lost] \
+                == [[key] for key, lost in zip(keys, on_slow, strict=True) if not lost]
+            await asyncio.sleep(0.7)
+            assert await pool.hmget_many(reads) == [[key] for key in keys]  # a connection to every master again
+            with cluster.node(slow) as node:
+                node.execute_command("CLIENT", "PAUSE", 600, "ALL")
+            with pytest.raises(TimeoutError):  # waiting for the slow master's replies, read first (keys[0] is its)
+                async with asyncio.timeout(0.05):
+                    await pool.hmget_many(reads)
+            await asyncio.sleep(0.7)
+            assert await pool.hmget_many(reads) == [[key] for key in keys]
             await pool.close()
 
         asyncio.run(run())
