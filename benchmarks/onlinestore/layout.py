@@ -25,7 +25,13 @@ an account's keys. A serving lookup (one account's 9 values as of ``now``) is me
 trips, commands, RESP bytes returned, Redis time per lookup (``commandstats``) and the Python CPU time to
 turn the reply into the 9 values; every sampled reply is checked against the reference values.
 
+With ``--cluster-masters N`` the job's layout (``e-job-panes``) is also written, through the job's own sink, into
+a Redis Cluster of N masters on loopback: bytes per active account summed over the masters, keys per master, and
+every sampled lookup checked (issue 21's sizing on a cluster).
+
     nice -n 5 .venv/bin/python benchmarks/onlinestore/layout.py --accounts 20000
+    nice -n 5 .venv/bin/python benchmarks/onlinestore/layout.py --layouts e-job-panes --cluster-masters 3 \
+        --out benchmarks/results/onlinestore-layout-cluster.json
 """
 
 import argparse
@@ -45,6 +51,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import redis
+from redis.cluster import RedisCluster
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -52,7 +59,8 @@ sys.path.insert(0, str(REPO))
 from benchmarks.onlinestore.panes import EMPTY, Partial, add, as_of, combine, fold, pane_start  # noqa: E402
 from benchmarks.onlinestore.run import mean_usage, used_memory, window_plan  # noqa: E402
 from streamguard.devstack.machine import machine_facts  # noqa: E402
-from streamguard.devstack.private_redis import private_redis  # noqa: E402
+from streamguard.devstack.private_redis import private_redis, private_redis_cluster  # noqa: E402
+from streamguard.onlinestore.client import Store  # noqa: E402
 from streamguard.onlinestore.feast_layout import serialize_entity_key  # noqa: E402
 from streamguard.onlinestore.pane_layout import combine as combine_panes  # noqa: E402
 from streamguard.onlinestore.pane_layout import window_fields  # noqa: E402
@@ -520,7 +528,7 @@ class JobPanes(Layout):
     description = ("what the streaming job writes since issue 21: one hash per (entity, view), field <slide>:<pane "
                    "start>, ASCII partials, through the job's own script (pruned at the watermark); serving's combine")
 
-    def write(self, client: redis.Redis, accounts: Sequence[Account], now_ms: int) -> dict[bytes, list[bytes]]:
+    def write(self, client: Store, accounts: Sequence[Account], now_ms: int) -> dict[bytes, list[bytes]]:
         sink = RedisSink(client, self.plan)
         watermark = now_ms - self.plan.watermark_ms
         columns = job_panes.partial_columns(self.plan)
@@ -654,6 +662,49 @@ def measure(
     }
 
 
+def measure_cluster(
+    client: RedisCluster, masters: Sequence[redis.Redis], layout: JobPanes, accounts: Sequence[Account], now_ms: int,
+    sample: int,
+) -> dict[str, Any]:
+    """The job's pane layout written through its own sink into a Redis Cluster: ``used_memory`` growth summed over
+    the masters, keys per master, ``MEMORY USAGE`` of sampled accounts' keys, and every sampled lookup (a cluster
+    pipeline) checked against the reference."""
+    for master in masters:
+        master.flushall()
+    before = sum(used_memory(master) for master in masters)
+    began = time.perf_counter()
+    keys = layout.write(client, accounts, now_ms)
+    write_s = time.perf_counter() - began
+    used = sum(used_memory(master) for master in masters) - before
+    active = [a for a in accounts if a.last_ms > now_ms - 3_600_000]
+    picked = random.Random(1).sample(active, min(sample, len(active)))
+    usage = [sum(cast(int, client.memory_usage(key, samples=0)) for key in keys[a.entity])
+             for a in picked[:1000] if keys.get(a.entity)]
+    wrong = []
+    for account in picked:
+        pipe = client.pipeline(transaction=False)  # type: ignore[no-untyped-call]
+        layout.request(pipe, account, now_ms)
+        if not _same(layout.decode(pipe.execute(), now_ms), reference(layout.windows, account, now_ms)):
+            wrong.append(account.entity)
+    if wrong:
+        raise AssertionError(f"{layout.name} on a cluster: {len(wrong)} lookups differ from the reference, "
+                             f"e.g. {wrong[0]!r}")
+    per_master = [cast(int, master.dbsize()) for master in masters]
+    return {
+        "layout": layout.name,
+        "masters": len(masters),
+        "accounts_with_events": len(accounts),
+        "active_accounts": len(active),
+        "keys": sum(per_master),
+        "keys_per_master": per_master,
+        "used_memory_bytes": used,
+        "bytes_per_active_account": round(used / len(active), 1),
+        "memory_usage_per_account": round(sum(usage) / len(usage), 1),
+        "write_seconds": round(write_s, 2),
+        "lookups_checked": len(picked),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--accounts", type=int, default=20_000, help="accounts of the finserve profile")
@@ -665,6 +716,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--layouts", default=",".join(kind.name for kind in LAYOUTS),
                         help="comma-separated layouts to measure")
+    parser.add_argument("--cluster-masters", type=int, default=0,
+                        help="also write e-job-panes into a Redis Cluster of this many masters (0: not)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "onlinestore-layout.json")
     args = parser.parse_args()
     machine = machine_facts()
@@ -689,6 +742,22 @@ def main() -> None:
                           f"{row['encoding']:<9}{row['lookup_commands']:>3} cmd{row['lookup_reply_bytes']:>7.0f} B"
                           f"{row['lookup_redis_usec']:>7.1f} us redis{row['lookup_decode_usec']:>7.1f} us decode",
                           flush=True)
+        on_cluster: dict[str, dict[str, Any]] = {}
+        if args.cluster_masters:
+            with private_redis_cluster(Path(tmp) / "cluster", masters=args.cluster_masters, replicas=0) as cluster:
+                cluster_client = cluster.client()
+                masters = [cluster.node(port) for port in cluster.ports]
+                for profile, count in (("finserve", args.accounts), ("busy", args.busy_accounts)):
+                    accounts = activity(profile, count, now_ms, history_ms, args.seed)
+                    row = measure_cluster(cluster_client, masters, JobPanes(plan, windows), accounts, now_ms,
+                                          args.sample)
+                    on_cluster[profile] = row
+                    print(f"{profile:<9}{row['layout'] + ' cluster':<23}{row['bytes_per_active_account']:>9.0f} B/used"
+                          f"{row['memory_usage_per_account']:>8.0f} B/MEMORY{row['keys']:>9} keys "
+                          f"{row['keys_per_master']} per master", flush=True)
+                for master in masters:
+                    master.close()
+                cluster_client.close()
     report = {
         "benchmark": "onlinestore-layout",
         "measured_at": datetime.now(UTC).isoformat(),
@@ -710,6 +779,7 @@ def main() -> None:
                 "(the best and the median of --repeat passes over the sampled replies: the machine is shared); every "
                 "sampled lookup equals the reference",
         "results": results,
+        "cluster": on_cluster,
         "load_average_at_end": os.getloadavg(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
