@@ -5,7 +5,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,15 +155,16 @@ class PrivateCluster:
 
 @contextmanager
 def private_redis_cluster(workdir: Path, masters: int = 3, replicas: int = 1, node_timeout_ms: int = 2000,
-                          full_coverage: bool = True) -> Iterator[PrivateCluster]:
+                          full_coverage: bool = True, ports: Sequence[int] = ()) -> Iterator[PrivateCluster]:
     """A Redis Cluster of our own (``redis-cli --cluster create``), healthy when yielded, stopped afterwards.
     ``node_timeout_ms`` is how long a master may be unreachable before its replica takes over; without
     ``full_coverage`` (``cluster-require-full-coverage no``) the other masters keep answering while a slot has
-    no master."""
+    no master. ``ports``: the first nodes' ports (chosen before, for clients made while the cluster is away),
+    free ones for the others."""
     cluster = PrivateCluster()
     with ExitStack() as stack:
-        for _ in range(masters * (1 + replicas)):
-            port = free_port()
+        for index in range(masters * (1 + replicas)):
+            port = ports[index] if index < len(ports) else free_port()
             process = _start(workdir / str(port), port,
                              ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                               "--cluster-port", str(free_port()),  # not port + 10000: that may be taken or > 65535

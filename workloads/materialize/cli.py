@@ -2,6 +2,7 @@
 
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -77,10 +78,10 @@ def command(
     Resumes from the view's status.materializedUntil; re-running an interval is harmless. Endpoints
     come from STREAMGUARD_REDIS_URL (and KUBECONFIG or the in-cluster service account for the status).
     Exits non-zero when the run failed; the FeatureView's Materialized condition says why."""
-    from streamguard.onlinestore.client import connect
+    from streamguard.onlinestore.client import ERRORS, connect
     from streamguard.workloads.materialize.errors import MaterializeError
     from streamguard.workloads.materialize.metrics import Metrics
-    from streamguard.workloads.materialize.run import materialize_incremental
+    from streamguard.workloads.materialize.run import materialize_incremental, record_failure
     from streamguard.workloads.materialize.watermark import (
         FileWatermark,
         KubeStatus,
@@ -101,13 +102,20 @@ def command(
         start = parse_time(start_text) if start_text else None
     except ValueError as error:
         raise click.BadParameter(str(error)) from error
-    client = connect(redis_url)
-    watermarks: Watermarks
-    if no_status:
-        store = store_project(job.namespace, job.view.project)
-        watermarks = FileWatermark(state_file) if state_file else RedisWatermark(client, store, job.name)
-    else:
+    watermarks: Watermarks | None = None  # the store's own: once connected
+    if not no_status:
         watermarks = KubeStatus(api_client(), job.namespace, job.name, job.generation)
+    elif state_file:
+        watermarks = FileWatermark(state_file)
+    try:
+        client = connect(redis_url)  # a Redis Cluster's client reads the slot table now
+    except ERRORS as error:
+        if watermarks is None:
+            raise click.ClickException(f"FeatureView {job.name}: online store unreachable: {error}") from error
+        now = datetime.now(UTC).replace(microsecond=0)
+        raise click.ClickException(str(record_failure(watermarks, job.name, error, now))) from error
+    if watermarks is None:
+        watermarks = RedisWatermark(client, store_project(job.namespace, job.view.project), job.name)
     show = sys.stderr.isatty() if progress is None else progress
     metrics = Metrics()
     try:

@@ -171,6 +171,45 @@ def _freshness(spec: FeatureViewSpec, newest_micros: int | None, now: datetime) 
     )
 
 
+def record_failure(
+    watermarks: Watermarks, view: str, error: Exception, now: datetime, metrics: Metrics | None = None
+) -> MaterializeError:
+    """Record a failed run in ``watermarks`` (the watermark does not move; the FeatureView's conditions say why)
+    and count it; the error to raise (``error`` itself when it is a :class:`MaterializeError`)."""
+    if isinstance(error, redis.exceptions.OutOfMemoryError):
+        error = MaterializeError(
+            view,
+            "online store",
+            f"Redis refused a write for lack of memory (OOM {error}); the watermark did not move. Raise "
+            "maxmemory or free memory (see docs/online-store.md for sizing)",
+            "StoreFull",
+        )
+    reason = error.reason if isinstance(error, MaterializeError) else type(error).__name__
+    message = str(error) if isinstance(error, MaterializeError) else f"FeatureView {view}: {error}"
+    failure = RunReport(
+        False,
+        reason,
+        message,
+        now,
+        fresh=False,
+        fresh_reason="StoreFull" if reason == "StoreFull" else "MaterializationFailed",
+        fresh_message=(
+            "the online store refused writes for lack of memory; it holds older values"
+            if reason == "StoreFull"
+            else "the last materialization failed; the online store may be stale"
+        ),
+    )
+    try:
+        watermarks.record(failure)
+    except Exception as record_error:
+        return MaterializeError(view, "status", f"{message}; recording the failure failed too: {record_error}", reason)
+    if metrics:
+        metrics.failed(view)
+    if isinstance(error, MaterializeError):
+        return error
+    return MaterializeError(view, "online store", str(error), reason)
+
+
 def materialize_incremental(
     client: Store,
     view: str,
@@ -237,40 +276,10 @@ def materialize_incremental(
             )
         record_freshness(client, store, view, interval, stats.written, now)
     except Exception as error:
-        if isinstance(error, redis.exceptions.OutOfMemoryError):
-            error = MaterializeError(
-                view,
-                "online store",
-                f"Redis refused a write for lack of memory (OOM {error}); the watermark did not move. Raise "
-                "maxmemory or free memory (see docs/online-store.md for sizing)",
-                "StoreFull",
-            )
-        reason = error.reason if isinstance(error, MaterializeError) else type(error).__name__
-        message = str(error) if isinstance(error, MaterializeError) else f"FeatureView {view}: {error}"
-        failure = RunReport(
-            False,
-            reason,
-            message,
-            now,
-            fresh=False,
-            fresh_reason="StoreFull" if reason == "StoreFull" else "MaterializationFailed",
-            fresh_message=(
-                "the online store refused writes for lack of memory; it holds older values"
-                if reason == "StoreFull"
-                else "the last materialization failed; the online store may be stale"
-            ),
-        )
-        try:
-            watermarks.record(failure)
-        except Exception as record_error:
-            raise MaterializeError(
-                view, "status", f"{message}; recording the failure failed too: {record_error}", reason
-            ) from error
-        if metrics:
-            metrics.failed(view)
-        if isinstance(error, MaterializeError):
-            raise error
-        raise MaterializeError(view, "online store", str(error), reason) from error
+        failure = record_failure(watermarks, view, error, now, metrics)
+        if failure is error:
+            raise
+        raise failure from error
     age, fresh, fresh_reason, fresh_message = _freshness(spec, interval.newest_micros, now)
     if interval.rows.num_rows:
         message = (

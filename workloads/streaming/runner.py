@@ -46,7 +46,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from streamguard.clientsecurity import KafkaEndpoint, RegistrySecurity
 from streamguard.contracts.registry import RegistryError, SchemaRegistry
 from streamguard.jobspec import spark_on_kubernetes
-from streamguard.onlinestore.client import ERRORS, UNREACHABLE, connect
+from streamguard.onlinestore.client import ERRORS, UNREACHABLE, connect, store_url
 from streamguard.workloads.streaming import checkpoint, driver, job, reseed
 from streamguard.workloads.streaming.checkpoint import CheckpointUnavailableError
 from streamguard.workloads.streaming.decode import WriterSchemas, unknown_ids
@@ -156,8 +156,9 @@ class StreamRunner:
         self.endpoints = endpoints
         self.metrics = StreamMetrics(plan.namespace, plan.name, plan.view)
         self.reporter = ConditionReporter(plan.namespace, plan.name, plan.generation)
-        self.sink = RedisSink(connect(endpoints.redis_url), plan)
-        self.seeder = WindowSeeder(self.sink.client, plan)
+        store_url(endpoints.redis_url)  # a bad URL fails the start; its server may be away (``sink``)
+        self._sink: RedisSink | None = None
+        self._seeder: WindowSeeder | None = None
         self._store_failure: tuple[str, str] | None = None
         """Why the last windows batch failed on the store: ``(reason, message)`` for the condition."""
         self.checkpoint = checkpoint.at(plan.checkpoint_dir)
@@ -186,6 +187,21 @@ class StreamRunner:
         """Set when the queries start: the warm-up runs no further step."""
         self._windows_written: dict[int, int] = {}
         """Partition -> end offset of the last windows batch written to the store."""
+
+    @property
+    def sink(self) -> RedisSink:
+        """The online store's writer, its client made on first use: a Redis Cluster's client reads the slot table
+        when it is made, so while no node answers this raises (one of ``UNREACHABLE``) and the next use tries
+        again, the job reporting ``StoreUnavailable`` meanwhile as for one server."""
+        if self._sink is None:
+            self._sink = RedisSink(connect(self.endpoints.redis_url), self.plan)
+        return self._sink
+
+    @property
+    def seeder(self) -> WindowSeeder:
+        if self._seeder is None:
+            self._seeder = WindowSeeder(self.sink.client, self.plan)
+        return self._seeder
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("signal %d: stopping after the current batch", signum)

@@ -96,12 +96,13 @@ def write_batches(plan: StreamPlan, redis_url: str, watermark_ms: int, floor_ms:
     """``mapInArrow`` function: write one partition's changed panes (:meth:`RedisSink.write_panes`), yield how
     many windows that rewrote and how many closed ones the panes' new events missed. A store failure is raised
     as a ``RuntimeError`` whose text :func:`store_failure` recognises on the driver."""
-    sink = RedisSink(shared(redis_url), plan)
+    sink: RedisSink | None = None
     written = missed = 0
     for batch in batches:
         if not batch.num_rows:
             continue
         try:
+            sink = sink or RedisSink(shared(redis_url), plan)  # a cluster's client reads the slot table when made
             windows, late = sink.write_panes({name: batch.column(name).to_pylist() for name in batch.schema.names},
                                              watermark_ms, floor_ms)
             written += windows

@@ -49,14 +49,15 @@ def project(project: str, redis_client: redis.Redis) -> Iterator[str]:
     delete_project(redis_client, project)
 
 
-def _run(tmp_path: Path, stack: Endpoints, spec: FeatureViewSpec, *args: str) -> tuple[int, str, dict[str, object]]:
+def _run(tmp_path: Path, stack: Endpoints, spec: FeatureViewSpec, *args: str,
+         redis_url: str | None = None) -> tuple[int, str, dict[str, object]]:
     config = tmp_path / "job.json"
     config.write_text(MaterializeJob(namespace="default", name="bad-view", view=spec).model_dump_json())
     state = tmp_path / "state.json"
     result = CliRunner().invoke(
         command,
         ["--config", str(config), "--no-status", "--state-file", str(state), "--no-progress", *args],
-        env={"STREAMGUARD_REDIS_URL": stack.redis_url},
+        env={"STREAMGUARD_REDIS_URL": redis_url or stack.redis_url},
     )
     recorded = json.loads(state.read_text()) if state.exists() else {}
     return result.exit_code, result.output, recorded
@@ -90,6 +91,21 @@ def test_bad_source_fails_clearly_and_writes_nothing(
     assert recorded["ok"] is False and recorded["reason"] == reason
     assert recorded["materializedUntil"] is None
     assert dump(redis_client, project) == {}
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:1/0", "redis://127.0.0.1:1/0?cluster=true"])
+def test_an_online_store_that_does_not_answer_fails_the_run_clearly_and_it_is_recorded(
+    tmp_path: Path, stack: Endpoints, project: str, url: str
+) -> None:
+    """One server's client connects on first use, a Redis Cluster's reads the slot table when it is made: either
+    way a recorded failure naming the store, not a traceback."""
+    path = tmp_path / "source.parquet"
+    pq.write_table(pa.table(ROWS), path)
+    code, output, recorded = _run(tmp_path, stack, _spec(project, path), "--end", "2026-10-05T00:00:00Z",
+                                  redis_url=url)
+    assert code == 1 and "Traceback" not in output, output
+    assert "FeatureView bad-view" in output and "127.0.0.1:1" in output, output
+    assert recorded["ok"] is False and recorded["materializedUntil"] is None, recorded
 
 
 def test_unreadable_source_and_backwards_range(

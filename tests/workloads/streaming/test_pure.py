@@ -119,11 +119,15 @@ def test_a_store_failure_is_known_on_the_driver_and_from_an_executors_error_text
     assert sink.store_failure(RuntimeError("java.lang.OutOfMemoryError: Java heap space")) is None
     batch = pa.RecordBatch.from_pydict({KEY: ["A1"], SLIDE: [0], PANE: [60_000], "txn_count__n": [1],
                                         "amount_sum__s": [1.0], "amount_max__m": [1.0]})
-    with pytest.raises(RuntimeError) as raised:  # a refused connection, as a Python worker would meet it
-        list(sink.write_batches(build(_job(tmp_path)), "redis://127.0.0.1:1", 0, NEVER, iter([batch])))
-    seen_by_driver = RuntimeError(f"An exception was thrown from the Python worker.\nTraceback ...\n{raised.value}\n")
-    failure = sink.store_failure(seen_by_driver)
-    assert failure is not None and failure[0] == sink.AWAY and "127.0.0.1:1" in failure[1]
+    # a refused connection, as a Python worker would meet it: one server's client connects on first use, a
+    # cluster's reads the slot table when it is made (a worker started while no node answers)
+    for url in ("redis://127.0.0.1:1", "redis://127.0.0.1:1/0?cluster=true"):
+        with pytest.raises(RuntimeError) as raised:
+            list(sink.write_batches(build(_job(tmp_path)), url, 0, NEVER, iter([batch])))
+        seen_by_driver = RuntimeError(f"An exception was thrown from the Python worker.\nTraceback ...\n"
+                                      f"{raised.value}\n")
+        failure = sink.store_failure(seen_by_driver)
+        assert failure is not None and failure[0] == sink.AWAY and "127.0.0.1:1" in failure[1], (url, failure)
 
 
 def test_an_empty_partition_counts_zero_in_the_written_schema_without_a_round_trip(tmp_path: Path) -> None:

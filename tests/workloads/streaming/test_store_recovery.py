@@ -37,6 +37,7 @@ from streamguard.api.streamingwindow import StreamingWindow, StreamingWindowSpec
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.private_redis import PrivateCluster, private_redis_cluster
 from streamguard.devstack.stack import Stack
+from streamguard.devstack.supervisor import free_port
 from streamguard.onlinestore.client import ERRORS
 from streamguard.onlinestore.client import Store as StoreClient
 from streamguard.onlinestore.feast_layout import serialize_entity_key
@@ -134,18 +135,18 @@ def topic(stack: Endpoints) -> Iterator[str]:
         yield name
 
 
-def _job_in_cluster(stack: Endpoints, store: Online, kube_api: client.ApiClient, kubectl: Kubectl, tmp_path: Path,
+def _job_in_cluster(stack: Endpoints, store_url: str, kube_api: client.ApiClient, kubectl: Kubectl, tmp_path: Path,
                     topic: str) -> tuple[str, StreamingWindowSpec, FeatureViewSpec, JobProcess]:
     """A StreamingWindow ``activity`` on ``topic`` (from ``latest``) and its FeatureView applied in a namespace of
-    their own, and its job (not started) writing to the test's Redis and reporting ``StreamRunning`` on it:
-    ``(namespace, spec, features, job)``."""
+    their own, and its job (not started) writing to the test's Redis at ``store_url`` and reporting
+    ``StreamRunning`` on it: ``(namespace, spec, features, job)``."""
     namespace = f"store-{uuid.uuid4().hex[:8]}"
     spec = window_spec(topic, V1, AGGREGATIONS, watermark="1m", trigger="1s")
     spec.source.starting_offsets = "latest"
     features = view_spec(spec, topic.replace("-", ""))
     apply_window(kube_api, kubectl, namespace, spec, features)
     job = job_in(tmp_path, stack, namespace, "activity", spec, features,
-                 extra_env={"STREAMGUARD_REDIS_URL": store.url, "KUBECONFIG": stack.kubeconfig})
+                 extra_env={"STREAMGUARD_REDIS_URL": store_url, "KUBECONFIG": stack.kubeconfig})
     return namespace, spec, features, job
 
 
@@ -269,7 +270,7 @@ def _exact_as_served(app: TestClient, spec: StreamingWindowSpec, events: list[di
 def test_wipe_and_redis_kill_mid_stream_reseed_every_window_and_read_stale_until_then(
         stack: Endpoints, store: Store, kube_api: client.ApiClient, kubectl: Kubectl, crds: None, tmp_path: Path,
         topic: str) -> None:
-    namespace, spec, features, job = _job_in_cluster(stack, store, kube_api, kubectl, tmp_path, topic)
+    namespace, spec, features, job = _job_in_cluster(stack, store.url, kube_api, kubectl, tmp_path, topic)
     project, view = store_project(namespace, features.project), spec.feature_view
     load = Load(TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V1), seed=11)
     settings = _serving(store, namespace, spec, features, tmp_path)
@@ -368,7 +369,7 @@ def _window_values(store: Store, project: str, view: str) -> dict[bytes, dict[by
 def test_a_full_store_fails_batches_loudly_and_an_evicting_one_is_reseeded(
         stack: Endpoints, store: Store, kube_api: client.ApiClient, kubectl: Kubectl, crds: None,
         tmp_path: Path, topic: str) -> None:
-    namespace, spec, features, job = _job_in_cluster(stack, store, kube_api, kubectl, tmp_path, topic)
+    namespace, spec, features, job = _job_in_cluster(stack, store.url, kube_api, kubectl, tmp_path, topic)
     project, view = store_project(namespace, features.project), spec.feature_view
     load = Load(TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V1), seed=13)
 
@@ -459,7 +460,7 @@ def test_a_cluster_master_killed_mid_stream_fails_over_and_every_window_is_exact
         topic: str) -> None:
     with private_redis_cluster(tmp_path / "redis", masters=3, replicas=1) as cluster:
         store = ClusterStore(cluster)
-        namespace, spec, features, job = _job_in_cluster(stack, store, kube_api, kubectl, tmp_path, topic)
+        namespace, spec, features, job = _job_in_cluster(stack, store.url, kube_api, kubectl, tmp_path, topic)
         project, view = store_project(namespace, features.project), spec.feature_view
         load = Load(TransactionSender(stack.kafka_bootstrap, stack.registry_url, topic, V1), seed=12)
         settings = _serving(store, namespace, spec, features, tmp_path)
@@ -504,3 +505,31 @@ def test_a_cluster_master_killed_mid_stream_fails_over_and_every_window_is_exact
             _running_again(kubectl, namespace, job)
         finally:
             _tear_down(load, job, kube_api, namespace)
+
+
+def test_a_job_started_while_no_cluster_node_answers_reports_store_unavailable_and_runs_once_one_does(
+        stack: Endpoints, kube_api: client.ApiClient, kubectl: Kubectl, crds: None, tmp_path: Path,
+        topic: str) -> None:
+    """redis-py's cluster client reads the slot table when it is made: the job makes it when it first needs the
+    store, so it waits, saying why, instead of exiting."""
+    ports = [free_port() for _ in range(3)]
+    namespace, spec, features, job = _job_in_cluster(stack, f"redis://127.0.0.1:{ports[0]}/0?cluster=true",
+                                                     kube_api, kubectl, tmp_path, topic)
+    try:
+        job.start()
+        away = wait_for(lambda: (c := stream_running(kubectl, namespace, "activity")) and c["status"] == "False"
+                        and c["reason"] == "StoreUnavailable" and c, 300,
+                        "StreamRunning=False StoreUnavailable while no node of the cluster answers", job)
+        assert f"127.0.0.1:{ports[0]}" in away["message"], away
+        time.sleep(5)
+        assert job.alive(), "the job waits for the store instead of exiting"
+        with private_redis_cluster(tmp_path / "redis", masters=3, replicas=0, ports=ports) as cluster:
+            store = ClusterStore(cluster)
+            project = store_project(namespace, features.project)
+            wait_for(lambda: (p := progress(store.client, project, spec.feature_view)) and p.state == "running", 300,
+                     "the job running once the cluster answers", job)
+            _running_again(kubectl, namespace, job)
+            store.client.close()
+    finally:
+        job.stop()
+        client.CoreV1Api(kube_api).delete_namespace(namespace)
