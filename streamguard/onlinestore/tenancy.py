@@ -75,11 +75,12 @@ def acl_key_patterns(namespace: str, projects: Iterable[str]) -> list[str]:
 
 
 ACL_COMMANDS = ("-@all", "+@read", "+@write", "+@connection", "-@dangerous", "+info", "+eval", "+evalsha",
-                "+script|load", "+script|exists")
+                "+script|load", "+script|exists", "+cluster|slots", "+asking")
 """What StreamGuard's writers and readers need: reads and writes of their keys, the generation and window
-scripts (``EVAL``, ``EVALSHA`` and loading them; the scripts call ``INFO``) and ``INFO`` itself; nothing
-``@dangerous`` (``FLUSHALL``, ``KEYS``, ``CONFIG``, ``DEBUG`` ...) and no functions or ``SCRIPT FLUSH``, which
-reach beyond the user's keys."""
+scripts (``EVAL``, ``EVALSHA`` and loading them; the scripts call ``INFO``) and ``INFO`` itself, and on a Redis
+Cluster the slot table (``CLUSTER SLOTS``) and ``ASKING`` during a slot's migration; nothing ``@dangerous``
+(``FLUSHALL``, ``KEYS``, ``CONFIG``, ``DEBUG`` ...) and no functions or ``SCRIPT FLUSH``, which reach beyond the
+user's keys. On a cluster the user is set on every node (ACLs are per node)."""
 
 
 def acl_setuser(user: str, password: str, namespace: str, projects: Iterable[str]) -> list[str]:

@@ -27,7 +27,9 @@ from fastapi.testclient import TestClient
 from streamguard.api.featureview import BatchSource, Entity, Feature, FeatureView, FeatureViewSpec
 from streamguard.api.streamingwindow import Aggregation, StreamingWindow
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.devstack.private_redis import private_redis_cluster
 from streamguard.jobspec import StreamJob, load
+from streamguard.onlinestore.client import Store, connect
 from streamguard.onlinestore.feast_layout import redis_key
 from streamguard.onlinestore.freshness import FreshnessRecord, freshness_key
 from streamguard.onlinestore.generation import STREAM, coverage_key, generation_key
@@ -92,7 +94,7 @@ def _tenant(tmp_path: Path, namespace: str, factor: int, now: datetime) -> Tenan
     return Tenant(namespace, factor, profile, plan, manifests)
 
 
-def _stream(client: redis.Redis, tenant: Tenant, now_ms: int) -> None:
+def _stream(client: Store, tenant: Tenant, now_ms: int) -> None:
     """What the streaming job does for a batch: generation, the windows that contain now, coverage, progress."""
     generation, _ = ensure_generation(client, tenant.plan.project, now_ms)
     ends = {w.suffix: WindowShape(w.length_ms, w.slide_ms).end_as_of(now_ms) for w in tenant.plan.windows}
@@ -107,7 +109,7 @@ def _stream(client: redis.Redis, tenant: Tenant, now_ms: int) -> None:
                                 lag=0, batch_id=tenant.factor, complete_from_ms=0))
 
 
-def _materialize(client: redis.Redis, tenant: Tenant, tmp_path: Path, end: datetime) -> int:
+def _materialize(client: Store, tenant: Tenant, tmp_path: Path, end: datetime) -> int:
     watermark = FileWatermark(tmp_path / tenant.namespace / "watermark.json")
     result = materialize_incremental(client, BATCH_VIEW, tenant.profile, watermark, end=end,
                                      namespace=tenant.namespace)
@@ -134,7 +136,7 @@ def _expected(tenant: Tenant) -> list[list[Any]]:
             for i, risk in enumerate((0.5, 1.5))]
 
 
-def _served_values(app: TestClient, client: redis.Redis, tenant: Tenant) -> list[dict[str, Any]]:
+def _served_values(app: TestClient, client: Store, tenant: Tenant) -> list[dict[str, Any]]:
     """Write the tenant's windows and read them back within one slide of the 1m window (retried when a slide
     boundary passes in between, as the window serving reads then is the next one)."""
     shape = WindowShape.parse("1m", "15s")
@@ -215,17 +217,41 @@ def test_feast_reads_each_namespace_from_its_own_project(
 def test_an_acl_user_per_namespace_runs_its_writers_and_serving_and_is_refused_the_other(
     stack: Endpoints, redis_client: redis.Redis, tenants: tuple[Tenant, Tenant], tmp_path: Path
 ) -> None:
+    where = urlparse(stack.redis_url)
+    _confined_to_a(tenants, tmp_path, redis_client, [redis_client], f"{where.hostname}:{where.port}{where.path}")
+
+
+def test_on_a_redis_cluster_the_namespace_acl_user_is_set_on_every_node_and_confines_the_same(
+    stack: Endpoints, tenants: tuple[Tenant, Tenant], tmp_path: Path
+) -> None:
+    """The same user on every node of a Redis Cluster (ACLs are per node): its clients also learn the slot table
+    (``CLUSTER SLOTS``) and follow redirections."""
+    with private_redis_cluster(tmp_path / "redis", masters=3, replicas=0) as cluster:
+        nodes = [cluster.node(port) for port in cluster.ports]
+        admin = cluster.client()
+        try:
+            _confined_to_a(tenants, tmp_path, admin, nodes, f"127.0.0.1:{cluster.ports[0]}/0?cluster=true")
+        finally:
+            admin.close()
+            for node in nodes:
+                node.close()
+
+
+def _confined_to_a(tenants: tuple[Tenant, Tenant], tmp_path: Path, admin: Store, nodes: list[redis.Redis],
+                   address: str) -> None:
+    """B's writers run as the admin; a user with ``acl_setuser``'s rules for A (set on each of ``nodes``) runs A's
+    materializer, stream writes and serving through ``redis://<user>:<password>@<address>`` and is refused
+    every key of B, a script touching B's marker, and ``FLUSHALL``."""
     a, b = tenants
     end = datetime.now(UTC).replace(microsecond=0)
-    _materialize(redis_client, b, tmp_path, end)
-    _stream(redis_client, b, int(time.time() * 1000))
+    _materialize(admin, b, tmp_path, end)
+    _stream(admin, b, int(time.time() * 1000))
     user, password = f"sg-test-{uuid.uuid4().hex[:8]}", secrets.token_hex(16)
-    redis_client.execute_command(  # type: ignore[no-untyped-call]
-        "ACL", "SETUSER", *acl_setuser(user, password, a.namespace, [PROJECT]))
+    for node in nodes:
+        node.execute_command("ACL", "SETUSER", *acl_setuser(user, password, a.namespace, [PROJECT]))  # type: ignore[no-untyped-call]
     try:
-        where = urlparse(stack.redis_url)
-        url = f"redis://{user}:{password}@{where.hostname}:{where.port}{where.path}"
-        confined = redis.Redis.from_url(url)
+        url = f"redis://{user}:{password}@{address}"
+        confined = connect(url)
         assert _materialize(confined, a, tmp_path, end) == 2
         with _serving(tmp_path, a, url) as app:
             results = _served_values(app, confined, a)
@@ -241,7 +267,7 @@ def test_an_acl_user_per_namespace_runs_its_writers_and_serving_and_is_refused_t
             generation_key(b.store),
             coverage_key(b.store, b.plan.view),
         ]
-        assert redis_client.exists(*theirs) == len(theirs)
+        assert admin.exists(*theirs) == len(theirs)
         for key in theirs:
             with pytest.raises(redis.exceptions.NoPermissionError):
                 confined.hgetall(key)  # type: ignore[arg-type]
@@ -251,9 +277,11 @@ def test_an_acl_user_per_namespace_runs_its_writers_and_serving_and_is_refused_t
             ensure_generation(confined, b.store, now_ms)  # a script touching B's marker is refused too
         with pytest.raises(redis.exceptions.NoPermissionError):
             confined.flushall()
-        assert redis_client.exists(*theirs) == len(theirs), "nothing of B was changed"
+        assert admin.exists(*theirs) == len(theirs), "nothing of B was changed"
+        confined.close()
     finally:
-        redis_client.execute_command("ACL", "DELUSER", user)  # type: ignore[no-untyped-call]
+        for node in nodes:
+            node.execute_command("ACL", "DELUSER", user)  # type: ignore[no-untyped-call]
 
 
 def test_keys_written_before_the_namespace_read_stale_until_the_writers_reseed(
