@@ -14,6 +14,7 @@ from typing import Any, cast
 import redis
 from redis.cluster import RedisCluster
 
+from streamguard.devstack.certs import ensure_pki, ensure_service_cert
 from streamguard.devstack.supervisor import free_port
 from streamguard.onlinestore.slots import SLOTS
 
@@ -25,10 +26,45 @@ def _binary(name: str) -> str:
     return found
 
 
-def _start(workdir: Path, port: int, options: tuple[str, ...]) -> subprocess.Popen[bytes]:
+@dataclass(frozen=True)
+class RedisTls:
+    """A private server's TLS: its certificate (for 127.0.0.1 and localhost), the client certificate a node presents
+    to the others (cluster bus, replication: mutual TLS) and the CA that issued both. Clients must trust the CA
+    (``SSL_CERT_FILE`` for code that takes only a URL) and present no certificate."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    node_cert: Path
+    node_key: Path
+
+    @classmethod
+    def issued_in(cls, directory: Path) -> "RedisTls":
+        """A CA of its own in ``directory`` (created once) and the servers' certificates from it."""
+        pki = ensure_pki(directory)
+        cert, key = ensure_service_cert(pki, "redis", ("127.0.0.1", "localhost"))
+        node_cert, node_key = ensure_service_cert(pki, "redis-node", client=True)
+        return cls(pki.ca_cert, cert, key, node_cert, node_key)
+
+    def server_options(self, port: int) -> tuple[str, ...]:
+        """``port`` for TLS only (no plain TCP port), the cluster bus and replication too."""
+        return ("--port", "0", "--tls-port", str(port), "--tls-cert-file", str(self.cert), "--tls-key-file",
+                str(self.key), "--tls-client-cert-file", str(self.node_cert), "--tls-client-key-file",
+                str(self.node_key), "--tls-ca-cert-file", str(self.ca), "--tls-auth-clients", "optional",
+                "--tls-cluster", "yes", "--tls-replication", "yes")
+
+
+def _start(workdir: Path, port: int, options: tuple[str, ...], tls: RedisTls | None = None) -> subprocess.Popen[bytes]:
     workdir.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([_binary("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+    listen = tls.server_options(port) if tls else ("--port", str(port))
+    return subprocess.Popen([_binary("redis-server"), *listen, "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no", "--dir", str(workdir), *options], stdout=subprocess.DEVNULL)
+
+
+def _client(port: int, tls: RedisTls | None) -> redis.Redis:
+    if tls is None:
+        return redis.Redis(port=port)
+    return redis.Redis(port=port, ssl=True, ssl_ca_certs=str(tls.ca))
 
 
 def _wait_for_ping(client: redis.Redis, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
@@ -50,12 +86,13 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def private_redis(workdir: Path, *options: str, port: int | None = None) -> Iterator[redis.Redis]:
+def private_redis(workdir: Path, *options: str, port: int | None = None,
+                  tls: RedisTls | None = None) -> Iterator[redis.Redis]:
     """A client of a redis-server of our own on ``port`` (default: a free one; give the same port to restart
-    a server where its clients look for it), no persistence unless ``options`` ask."""
+    a server where its clients look for it), no persistence unless ``options`` ask; over TLS only with ``tls``."""
     port = port or free_port()
-    process = _start(workdir, port, options)
-    client = redis.Redis(port=port)
+    process = _start(workdir, port, options, tls)
+    client = _client(port, tls)
     try:
         _wait_for_ping(client, process)
         yield client
@@ -78,6 +115,7 @@ class PrivateCluster:
     """A Redis Cluster on loopback: its servers by port, every slot served by a master."""
 
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    tls: RedisTls | None = None
 
     @property
     def ports(self) -> list[int]:
@@ -86,14 +124,16 @@ class PrivateCluster:
     @property
     def url(self) -> str:
         """The online store URL of the cluster, through a live node (``streamguard.onlinestore.client.store_url``)."""
-        return f"redis://127.0.0.1:{self.live()[0]}/0?cluster=true"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.live()[0]}/0?cluster=true"
 
     def client(self) -> RedisCluster:
         """A cluster client that learns the topology from a live node (and again after MOVED or a failover)."""
-        return RedisCluster(host="127.0.0.1", port=self.live()[0])
+        if self.tls is None:
+            return RedisCluster(host="127.0.0.1", port=self.live()[0])
+        return RedisCluster(host="127.0.0.1", port=self.live()[0], ssl=True, ssl_ca_certs=str(self.tls.ca))
 
     def node(self, port: int) -> redis.Redis:
-        return redis.Redis(port=port)
+        return _client(port, self.tls)
 
     def live(self) -> list[int]:
         """The ports of the servers still running."""
@@ -155,13 +195,14 @@ class PrivateCluster:
 
 @contextmanager
 def private_redis_cluster(workdir: Path, masters: int = 3, replicas: int = 1, node_timeout_ms: int = 2000,
-                          full_coverage: bool = True, ports: Sequence[int] = ()) -> Iterator[PrivateCluster]:
+                          full_coverage: bool = True, ports: Sequence[int] = (),
+                          tls: RedisTls | None = None) -> Iterator[PrivateCluster]:
     """A Redis Cluster of our own (``redis-cli --cluster create``), healthy when yielded, stopped afterwards.
     ``node_timeout_ms`` is how long a master may be unreachable before its replica takes over; without
     ``full_coverage`` (``cluster-require-full-coverage no``) the other masters keep answering while a slot has
     no master. ``ports``: the first nodes' ports (chosen before, for clients made while the cluster is away),
-    free ones for the others."""
-    cluster = PrivateCluster()
+    free ones for the others. ``tls``: every node over TLS only, the cluster bus too."""
+    cluster = PrivateCluster(tls=tls)
     with ExitStack() as stack:
         for index in range(masters * (1 + replicas)):
             port = ports[index] if index < len(ports) else free_port()
@@ -169,14 +210,15 @@ def private_redis_cluster(workdir: Path, masters: int = 3, replicas: int = 1, no
                              ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                               "--cluster-port", str(free_port()),  # not port + 10000: that may be taken or > 65535
                               "--cluster-node-timeout", str(node_timeout_ms),
-                              "--cluster-require-full-coverage", "yes" if full_coverage else "no"))
+                              "--cluster-require-full-coverage", "yes" if full_coverage else "no"), tls)
             stack.callback(_stop, process)
             cluster.processes[port] = process
             with cluster.node(port) as node:
                 _wait_for_ping(node, process)
         created = subprocess.run([_binary("redis-cli"), "--cluster", "create",
                                   *(f"127.0.0.1:{port}" for port in cluster.ports),
-                                  "--cluster-replicas", str(replicas), "--cluster-yes"],
+                                  "--cluster-replicas", str(replicas), "--cluster-yes",
+                                  *(("--tls", "--cacert", str(tls.ca)) if tls else ())],
                                  capture_output=True, text=True, check=False)
         if created.returncode != 0:
             raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout[-2000:]}{created.stderr}")

@@ -12,6 +12,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,9 +28,10 @@ from fastapi.testclient import TestClient
 from streamguard.api.featureview import BatchSource, Entity, Feature, FeatureView, FeatureViewSpec
 from streamguard.api.streamingwindow import Aggregation, StreamingWindow
 from streamguard.devstack.endpoints import Endpoints
-from streamguard.devstack.private_redis import private_redis_cluster
+from streamguard.devstack.private_redis import RedisTls, private_redis, private_redis_cluster
+from streamguard.devstack.supervisor import free_port
 from streamguard.jobspec import StreamJob, load
-from streamguard.onlinestore.client import Store, connect
+from streamguard.onlinestore.client import ERRORS, Store, connect
 from streamguard.onlinestore.feast_layout import redis_key
 from streamguard.onlinestore.freshness import FreshnessRecord, freshness_key
 from streamguard.onlinestore.generation import STREAM, coverage_key, generation_key
@@ -237,10 +239,39 @@ def test_on_a_redis_cluster_the_namespace_acl_user_is_set_on_every_node_and_conf
                 node.close()
 
 
+@pytest.mark.parametrize("on_cluster", [False, True], ids=["server", "cluster"])
+def test_over_tls_the_namespace_acl_user_confines_the_same(
+    stack: Endpoints, tenants: tuple[Tenant, Tenant], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    on_cluster: bool
+) -> None:
+    """``rediss://`` end to end, one server and a cluster (TLS on every node and on the cluster bus), with the
+    namespace's ACL user: the writers, serving and their refusals as over plain TCP. A private CA is trusted
+    through ``SSL_CERT_FILE`` (what a pod sets with the CA mounted); a client that does not trust it is refused."""
+    tls = RedisTls.issued_in(tmp_path / "pki")
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca))
+    with ExitStack() as stack_of:
+        if on_cluster:
+            cluster = stack_of.enter_context(private_redis_cluster(tmp_path / "redis", masters=3, replicas=0,
+                                                                   tls=tls))
+            port, nodes = cluster.ports[0], [stack_of.enter_context(cluster.node(p)) for p in cluster.ports]
+            admin: Store = stack_of.enter_context(cluster.client())
+            address = f"127.0.0.1:{port}/0?cluster=true"
+        else:
+            port = free_port()
+            admin = stack_of.enter_context(private_redis(tmp_path / "redis", port=port, tls=tls))
+            nodes, address = [admin], f"127.0.0.1:{port}/0"
+        _confined_to_a(tenants, tmp_path, admin, nodes, address, scheme="rediss")
+        with pytest.raises(redis.ConnectionError), redis.Redis(port=port) as plain:
+            plain.ping()
+        monkeypatch.delenv("SSL_CERT_FILE")
+        with pytest.raises(ERRORS):
+            connect(f"rediss://{address}").ping()
+
+
 def _confined_to_a(tenants: tuple[Tenant, Tenant], tmp_path: Path, admin: Store, nodes: list[redis.Redis],
-                   address: str) -> None:
+                   address: str, scheme: str = "redis") -> None:
     """B's writers run as the admin; a user with ``acl_setuser``'s rules for A (set on each of ``nodes``) runs A's
-    materializer, stream writes and serving through ``redis://<user>:<password>@<address>`` and is refused
+    materializer, stream writes and serving through ``<scheme>://<user>:<password>@<address>`` and is refused
     every key of B, a script touching B's marker, and ``FLUSHALL``."""
     a, b = tenants
     end = datetime.now(UTC).replace(microsecond=0)
@@ -250,7 +281,7 @@ def _confined_to_a(tenants: tuple[Tenant, Tenant], tmp_path: Path, admin: Store,
     for node in nodes:
         node.execute_command("ACL", "SETUSER", *acl_setuser(user, password, a.namespace, [PROJECT]))  # type: ignore[no-untyped-call]
     try:
-        url = f"redis://{user}:{password}@{address}"
+        url = f"{scheme}://{user}:{password}@{address}"
         confined = connect(url)
         assert _materialize(confined, a, tmp_path, end) == 2
         with _serving(tmp_path, a, url) as app:
