@@ -82,7 +82,13 @@ class _Connection(asyncio.Protocol):
             waiter.set_exception(RedisUnavailableError(f"connection to Redis lost ({exc or 'closed by server'})"))
 
     def close(self) -> None:
+        """Close the connection; a round trip sent on it and not received is given up (its waiter cancelled, so
+        no reply or error is left unread)."""
         self.lost = True
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.cancel()
         if self.transport is not None:
             self.transport.close()
 
