@@ -54,7 +54,7 @@ test: venv lint
 # The stack's components and the images build (standard library only) while the virtualenv installs.
 demo:
 	@$(MAKE) --no-print-directory -j2 venv prepare
-	$(BIN)/streamguard demo up
+	$(BIN)/streamguard demo up $(if $(STORE),--store $(STORE))
 
 prepare:
 	$(PYTHON) -m streamguard.devstack.prepare

@@ -4,8 +4,11 @@ import json
 import subprocess
 import time
 from pathlib import Path
+from typing import cast
 
 import click
+
+from streamguard.demo.stores import STORES, Store
 
 
 @click.group("demo")
@@ -20,14 +23,17 @@ def command() -> None:
 @click.option("--burst-every", default=60.0, show_default=True, help="Seconds between the producer's fraud bursts.")
 @click.option("--timeout", default=300.0, show_default=True,
               help="Seconds to wait for features to be live; then it stops and names what blocks.")
-def up(namespace: str, burst_every: float, timeout: float) -> None:
+@click.option("--store", type=click.Choice(STORES), default="server", show_default=True,
+              help="The online store: the stack's Redis, or its 3-master Redis Cluster.")
+def up(namespace: str, burst_every: float, timeout: float, store: str) -> None:
     """Bring everything up and wait until features are live (harmless when already up)."""
     from streamguard.demo.run import Demo
     from streamguard.devstack.provision import ProvisionError
     from streamguard.devstack.supervisor import StartError
 
     try:
-        Demo(namespace=namespace, burst_every=burst_every, timeout=timeout, echo=click.echo).up()
+        Demo(namespace=namespace, burst_every=burst_every, timeout=timeout, echo=click.echo,
+             store=cast("Store", store)).up()
     except (ProvisionError, StartError, RuntimeError, TimeoutError) as error:
         raise click.ClickException(f"{error}\n(`streamguard demo status` shows what runs; "
                                    "`streamguard demo down` stops it)") from error

@@ -39,6 +39,7 @@ from streamguard.demo.manifests import (
     subject,
     topics,
 )
+from streamguard.demo.stores import Store, store_urls
 from streamguard.devstack import image, node
 from streamguard.devstack.chart import ServingDeployment
 from streamguard.devstack.endpoints import Endpoints
@@ -97,6 +98,8 @@ class DemoState:
     subject: str = ""
     """The registry subject the producer writes under: the StreamingWindow's."""
     demo_dir: str = ""
+    store: Store = "server"
+    """:data:`streamguard.demo.stores.STORES`."""
     timings: dict[str, float] = field(default_factory=dict)
 
     def save(self, demo_dir: Path) -> None:
@@ -151,6 +154,8 @@ class Demo:
     """"Live" includes serving's /readyz (the e2e test checks readiness on its own, to report it apart)."""
     workdir: Path | None = None
     """Working directory of the pods (relative source paths resolve here); default ``<demo dir>/work``."""
+    store: Store = "server"
+    """:data:`streamguard.demo.stores.STORES`."""
 
     def __post_init__(self) -> None:
         self.supervisor = Supervisor(self.demo_dir)
@@ -173,13 +178,18 @@ class Demo:
         kube = Kube.from_kubeconfig(endpoints.kubeconfig)
         docs = self._resources(endpoints.s3_bucket)
         previous = self._previous_state()
+        if (previous is not None and previous.namespace == self.namespace and previous.store != self.store
+                and kube.get(f"/api/v1/namespaces/{self.namespace}") is not None):
+            raise RuntimeError(f"the demo in namespace {self.namespace} runs on the online store "
+                               f"{previous.store!r}, its workloads hold that URL: `streamguard demo down --purge` "
+                               f"first, then `streamguard demo up --store {self.store}`")
         self._say_what_is_reused(progress, kube, previous)
         state = DemoState(namespace=self.namespace, stack_dir=str(self.stack_dir),
                           owns_stack=owns_stack(running, previous, self.stack_dir),
                           serving_port=self._serving_port(previous), node_name=self.node_name,
                           topic=topics(docs)[0] if topics(docs) else "", suffix=self.suffix,
                           subject=subject(docs, self.namespace),
-                          demo_dir=str(self.demo_dir))
+                          demo_dir=str(self.demo_dir), store=self.store)
         state.save(self.demo_dir)
         env = {**os.environ, **endpoints.env()}
         with progress.step("images", "project images onto the node"):
@@ -192,8 +202,10 @@ class Demo:
                           str(self.repo / "crds"))
         with progress.step("data", "FinServe sample data and offline tables on the object store"):
             tables_written = self._data(env, progress, endpoints, docs)
-        with progress.step("platform", f"namespace {self.namespace}: Redis and object-store Secrets, serving"):
-            self._apply(endpoints, platform(self.namespace, endpoints.pod_redis_url, images.main.name, endpoints))
+        with progress.step("platform", f"namespace {self.namespace}: Redis ({self.store}) and object-store Secrets, "
+                                       "serving"):
+            self._apply(endpoints, platform(self.namespace, store_urls(endpoints, self.store)[1], images.main.name,
+                                            endpoints))
         with progress.step("operator", "operator Deployment (the chart's, a container on the node)"):
             self._deploy_operator(endpoints, kube, images, progress)
         with progress.step("apply", "kubectl apply -f examples/finserve/"):
@@ -392,7 +404,7 @@ class Demo:
         the latest of them); ``None`` when a project has none: the store was restarted, flushed or evicted
         since, so what an earlier Job wrote may be gone (``streamguard.onlinestore.generation``)."""
         views = live.resources(kube, self.namespace)[FEATURE_VIEW.plural]
-        client = connect(endpoints.redis_url)
+        client = connect(store_urls(endpoints, self.store)[0])
         try:
             markers = [current_marker(client, project) for project in sorted({v["spec"]["project"] for v in views})]
         finally:

@@ -21,7 +21,8 @@ _run_dir = click.option("--run-dir", type=click.Path(file_okay=False, path_type=
 def command() -> None:
     """Provision and run the local stack: etcd + kube-apiserver (RBAC) + kube-controller-manager +
     kube-scheduler, a node (kubelet + containerd + runc, CNI bridge), Kafka (KRaft), Apicurio Registry
-    (Confluent API, BACKWARD default) and Redis (AOF), each on a free loopback port. Downloads and
+    (Confluent API, BACKWARD default), Redis (AOF) and a 3-master Redis Cluster (reached at the pod bridge's
+    address, from the host and from pods), the rest each on a free loopback port. Downloads and
     builds are cached per version under $STREAMGUARD_CACHE (default ~/.cache/streamguard)."""
 
 

@@ -29,6 +29,9 @@ class Endpoints:
     ``kubernetes`` Service and their ServiceAccount token."""
     pod_registry_url: str = ""
     pod_redis_url: str = ""
+    redis_cluster_url: str = ""
+    """The stack's 3-master Redis Cluster (:mod:`streamguard.devstack.redis_cluster`), the same URL from the host
+    and from pods."""
     s3_endpoint: str = ""
     """The object store's S3 API (SeaweedFS), ``http://127.0.0.1:PORT``; ``pod_s3_endpoint`` as pods reach it."""
     pod_s3_endpoint: str = ""
@@ -58,6 +61,7 @@ class Endpoints:
             "STREAMGUARD_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "STREAMGUARD_REGISTRY_URL": self.registry_url,
             "STREAMGUARD_REDIS_URL": self.redis_url,
+            "STREAMGUARD_REDIS_CLUSTER_URL": self.redis_cluster_url,
             "STREAMGUARD_SPARK_JARS": ",".join(self.spark_jars),
             "STREAMGUARD_RUN_DIR": self.run_dir,
             "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",

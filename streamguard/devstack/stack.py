@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from streamguard.contracts.registry import API_PATH
-from streamguard.devstack import components, node, objectstore, podgateway, secured, versions
+from streamguard.devstack import components, node, objectstore, podgateway, redis_cluster, secured, versions
 from streamguard.devstack.certs import ensure_kubelet_client, ensure_pki, kubeconfig
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.provision import K8S_COMMANDS, Artifact, artifacts, ensure, stack_artifacts
@@ -19,11 +19,12 @@ from streamguard.devstack.supervisor import Service, Supervisor, free_port
 
 RESTARTABLE = ("kafka", "apicurio-registry", "redis", "seaweedfs")
 SERVICES = ("etcd", "kube-apiserver", "kube-controller-manager", *node.NODE_SERVICES, "kafka", "apicurio-registry",
-            "redis", "seaweedfs")
+            "redis", *redis_cluster.SERVICES, "seaweedfs")
 _PORT_NAMES = ("etcd", "etcd-peer", "apiserver", "kafka", "kafka-controller", "kafka-pods", "registry",
                "registry-management", "redis", "scheduler", "kubelet", "kubelet-healthz", "kube-proxy-healthz",
                "kube-proxy-metrics", "s3", "seaweedfs-master", "seaweedfs-master-grpc", "seaweedfs-volume",
-               "seaweedfs-volume-grpc", "seaweedfs-filer", "seaweedfs-filer-grpc", "seaweedfs-s3-grpc")
+               "seaweedfs-volume-grpc", "seaweedfs-filer", "seaweedfs-filer-grpc", "seaweedfs-s3-grpc",
+               *redis_cluster.PORT_NAMES)
 
 
 BINARIES: dict[str, tuple[str, ...]] = {
@@ -123,6 +124,11 @@ class Stack:
             self._start(self._data_service("seaweedfs", built, ports))
             objectstore.ensure_bucket(identity, s3_endpoint)
 
+        def store_cluster() -> None:
+            for service in redis_cluster.nodes(self.run_dir / "redis-cluster", pod_address, ports):
+                self._start(service)
+            redis_cluster.ensure_formed(pod_address, [ports[name] for name in redis_cluster.SERVICES])
+
         def registry() -> None:
             self._start(self._data_service("apicurio-registry", built, ports))
             components.set_registry_default_compatibility(registry_url)
@@ -132,6 +138,7 @@ class Stack:
             lambda: self._start(self._data_service("kafka", built, ports)),
             registry,
             lambda: self._start(self._data_service("redis", built, ports)),
+            store_cluster,
             object_store,
         ]
         with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
@@ -152,6 +159,7 @@ class Stack:
             pod_kafka_bootstrap=f"{pod_address}:{ports['kafka-pods']}",
             pod_registry_url=_registry_url(ports, pod_address),
             pod_redis_url=f"redis://{pod_address}:{ports['redis']}/0",
+            redis_cluster_url=redis_cluster.url(pod_address, ports),
             s3_endpoint=s3_endpoint,
             pod_s3_endpoint=pod_s3_endpoint,
             s3_bucket=objectstore.BUCKET,

@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from streamguard.demo import live
 from streamguard.demo.burst import send_burst
 from streamguard.demo.manifests import feast_registry, load_examples, operator_release
 from streamguard.demo.run import CLUSTER_WIDE, Demo, DemoState
+from streamguard.demo.stores import Store
 from streamguard.devstack import node
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.image import REPOSITORY, SPARK_REPOSITORY
@@ -44,10 +46,17 @@ BURST_RESULTS = REPO / "benchmarks" / "results" / "demo-burst.json"
 
 @pytest.fixture(scope="module")
 def demo(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Demo, DemoState]]:
+    with demo_on(stack, tmp_path_factory.mktemp("demo"), "server") as running:
+        yield running
+
+
+@contextmanager
+def demo_on(stack: Endpoints, demo_dir: Path, store: Store) -> Iterator[tuple[Demo, DemoState]]:
+    """``streamguard demo up --store <store>`` in a namespace of its own; everything purged afterwards."""
     suffix = uuid.uuid4().hex[:6]
-    runner = Demo(repo=REPO, demo_dir=tmp_path_factory.mktemp("demo"), stack_dir=Path(stack.run_dir),
-                  namespace=f"e2e-{suffix}", suffix=suffix, timeout=1200, echo=print,
-                  workdir=REPO / ".run" / "e2e-work", require_serving_ready=False)
+    runner = Demo(repo=REPO, demo_dir=demo_dir, stack_dir=Path(stack.run_dir), namespace=f"e2e-{suffix}",
+                  suffix=suffix, timeout=1200, echo=print, workdir=REPO / ".run" / "e2e-work",
+                  require_serving_ready=False, store=store)
     try:
         yield runner, runner.up()
     finally:

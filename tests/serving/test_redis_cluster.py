@@ -245,6 +245,9 @@ def test_a_killed_master_marks_its_rows_stale_never_silently_present_and_heals(t
                 for i, kind in enumerate(kinds):
                     assert kind in ("present", "stale"), read
                     assert values[i] == EXPECTED[i] or (kind == "stale" and values[i] == [None] * len(REFS)), read
+                # not ready at any point: a master away (its slots unserved), then a generation without a marker
+                not_ready = app.get("/readyz")
+                assert not_ready.status_code == 503, not_ready.text
                 return cluster.master_of(first) != victim and set(kinds) == {"stale"}
 
             _until(failed_over, 60)

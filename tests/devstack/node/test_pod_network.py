@@ -1,15 +1,19 @@
 """What a pod on the stack's node reaches: the apiserver through the `kubernetes` Service with its
-ServiceAccount token, and Kafka, the registry and Redis at the host's bridge address; nothing else of the
-host's loopback (streamguard.devstack.podgateway)."""
+ServiceAccount token, and Kafka, the registry, Redis and every master of the Redis Cluster at the host's bridge
+address; nothing else of the host's loopback (streamguard.devstack.podgateway, streamguard.devstack.redis_cluster)."""
 
 import json
 import textwrap
+import uuid
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
+from redis.cluster import RedisCluster
 
 from streamguard.devstack import image, node
 from streamguard.devstack.endpoints import Endpoints
+from streamguard.onlinestore.client import connect
 from tests.conftest import Kubectl
 from tests.devstack.node.test_node import _pod, _running
 from tests.polling import wait_for
@@ -21,8 +25,16 @@ PROBE = textwrap.dedent("""
     import redis
     from confluent_kafka.admin import AdminClient
     from kubernetes import client, config
+    from streamguard.onlinestore.client import connect
 
-    kafka, registry, redis_url, closed_host, closed_port = sys.argv[1:6]
+    kafka, registry, redis_url, closed_host, closed_port, cluster_url, prefix = sys.argv[1:8]
+    store = connect(cluster_url)
+    written = {}
+    for index in range(24):
+        key = f"{prefix}{index}"
+        store.set(key, index)
+        node = store.get_node_from_key(key)
+        written[key] = f"{node.host}:{node.port}"
     config.load_incluster_config()
     api = client.ApiClient()
     review = client.AuthenticationV1Api(api).create_self_subject_review({})
@@ -41,6 +53,7 @@ PROBE = textwrap.dedent("""
         "subjects": isinstance(subjects, list),
         "redis": redis.Redis.from_url(redis_url, socket_timeout=5).ping(),
         "closed": closed,
+        "written": written,
     }))
 """)
 
@@ -56,8 +69,10 @@ def test_a_pod_reaches_the_stacks_services_and_only_them(kubectl: Kubectl, names
     assert any(m["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount" for m in mounts), mounts
     address = stack.pod_kafka_bootstrap.rsplit(":", 1)[0]
     etcd_port = json.loads((Path(stack.run_dir) / "ports.json").read_text())["etcd"]
+    prefix = f"pod-network-{uuid.uuid4().hex[:8]}-"
     out = kubectl("exec", "-n", namespace, name, "--", "python", "-c", PROBE, stack.pod_kafka_bootstrap,
-                  stack.pod_registry_url, stack.pod_redis_url, address, str(etcd_port)).stdout
+                  stack.pod_registry_url, stack.pod_redis_url, address, str(etcd_port), stack.redis_cluster_url,
+                  prefix).stdout
     seen = json.loads(out.strip().splitlines()[-1])
     assert seen["host"] == f"https://{node.KUBERNETES_SERVICE_IP}:443"
     assert seen["user"] == f"system:serviceaccount:{namespace}:default"
@@ -66,3 +81,17 @@ def test_a_pod_reaches_the_stacks_services_and_only_them(kubectl: Kubectl, names
     # etcd listens on the host's loopback too, but is not forwarded: refused at the bridge address.
     assert seen["closed"] == "ConnectionRefusedError", seen
     assert address != "127.0.0.1" and not stack.pod_redis_url.startswith("redis://127.")
+    # The pod wrote through every master of the stack's cluster, each at the bridge address (the slot table
+    # announces it), and the host reads the same values at the same URL.
+    host = connect(stack.redis_cluster_url)
+    assert isinstance(host, RedisCluster)
+    try:
+        known = cast(dict[str, dict[str, Any]], host.cluster_nodes())
+        masters = {name for name, entry in known.items() if "master" in entry["flags"]}
+        assert len(masters) == 3 and all(m.startswith(f"{address}:") for m in masters), masters
+        assert set(seen["written"].values()) == masters, seen["written"]
+        assert [host.get(key) for key in seen["written"]] == [str(i).encode() for i in range(len(seen["written"]))]
+    finally:
+        for key in seen["written"]:  # one key per call: a multi-key DELETE must stay within one slot
+            host.delete(key)
+        host.close()
