@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,14 +46,16 @@ from streamguard.api.featureview import FeatureViewSpec  # noqa: E402
 from streamguard.contracts.registry import API_PATH  # noqa: E402
 from streamguard.demo.finserve_data import FinServeConfig  # noqa: E402
 from streamguard.devstack.machine import machine_facts  # noqa: E402
-from streamguard.devstack.private_redis import private_redis  # noqa: E402
+from streamguard.devstack.private_redis import private_redis, private_redis_cluster  # noqa: E402
 from streamguard.devstack.provision import artifacts  # noqa: E402
 from streamguard.devstack.stack import Stack  # noqa: E402
 from streamguard.devstack.supervisor import free_port  # noqa: E402
-from streamguard.finserve.resources import EXAMPLES_DIR, load_manifests  # noqa: E402
+from streamguard.finserve.resources import EXAMPLES_DIR, Manifests, load_manifests  # noqa: E402
 from streamguard.jobspec import StreamJob  # noqa: E402
+from streamguard.onlinestore.client import Store  # noqa: E402
 from streamguard.onlinestore.feast_layout import redis_key  # noqa: E402
 from streamguard.onlinestore.generation import CURRENT_GENERATION, STREAM, generation_key  # noqa: E402
+from streamguard.onlinestore.tenancy import DEFAULT_NAMESPACE, store_project  # noqa: E402
 from streamguard.onlinestore.window_layout import StreamProgress, heartbeat_key  # noqa: E402
 from streamguard.onlinestore.writers import ensure_generation, read_coverage  # noqa: E402
 from streamguard.workloads.materialize.run import materialize_incremental  # noqa: E402
@@ -77,13 +80,15 @@ def used_memory(client: redis.Redis) -> int:
     return int(cast(dict[str, Any], client.info("memory"))["used_memory"])
 
 
-def mean_usage(client: redis.Redis, keys: list[bytes]) -> float:
-    """Mean ``MEMORY USAGE`` (all fields counted: ``SAMPLES 0``) over ``keys``."""
-    pipe = client.pipeline(transaction=False)
-    for key in keys:
-        pipe.execute_command("MEMORY", "USAGE", key, "SAMPLES", "0")  # type: ignore[no-untyped-call]
-    sizes = [int(size) for size in pipe.execute() if size is not None]
+def mean_usage(client: Store, keys: list[bytes]) -> float:
+    """Mean ``MEMORY USAGE`` (all fields counted: ``SAMPLES 0``) over ``keys``, each asked of its server."""
+    sizes = [int(cast(int, size)) for key in keys if (size := client.memory_usage(key, samples=0)) is not None]
     return sum(sizes) / len(sizes)
+
+
+def flush(masters: Sequence[redis.Redis]) -> None:
+    for master in masters:
+        master.flushall()
 
 
 def source_table(spec: FeatureViewSpec, prefix: str, count: int, rng: np.random.Generator) -> pa.Table:
@@ -106,8 +111,11 @@ def source_table(spec: FeatureViewSpec, prefix: str, count: int, rng: np.random.
 
 
 def measure_view(
-    client: redis.Redis, name: str, spec: FeatureViewSpec, prefix: str, count: int, work: Path, seed: int
+    client: Store, masters: Sequence[redis.Redis], name: str, spec: FeatureViewSpec, prefix: str, count: int,
+    work: Path, seed: int,
 ) -> dict[str, Any]:
+    """``client`` one server (``masters`` = ``[client]``) or a cluster of those masters: ``used_memory`` growth is
+    summed over them; ``MEMORY USAGE`` goes to each sampled key's master."""
     path = work / f"{name}.parquet"
     pq.write_table(source_table(spec, prefix, count, np.random.default_rng(seed)), path)
     assert spec.source is not None
@@ -116,14 +124,15 @@ def measure_view(
         view_spec = view_spec.model_copy(
             update={"project": project, "source": view_spec.source.model_copy(update={"path": str(path)})}  # type: ignore[union-attr]
         )
-        before = used_memory(client)
+        before = sum(used_memory(master) for master in masters)
         result = materialize_incremental(client, name, view_spec, FileWatermark(state), end=RUN_END)
         assert result.stats.written == count, f"{name}: wrote {result.stats.written} of {count} entities"
         keys = [
-            redis_key(project, {spec.entities[0].join_key: f"{prefix}{i:06d}"})
+            redis_key(store_project(DEFAULT_NAMESPACE, project), {spec.entities[0].join_key: f"{prefix}{i:06d}"})
             for i in random.Random(seed).sample(range(count), min(SAMPLE, count))
         ]
-        return mean_usage(client, keys), (used_memory(client) - before) / count, result.seconds
+        used = sum(used_memory(master) for master in masters) - before
+        return mean_usage(client, keys), used / count, result.seconds
 
     project = f"size{uuid.uuid4().hex[:8]}"
     full, full_used, first_seconds = materialize(project, spec, work / f"{name}.json")
@@ -131,7 +140,7 @@ def measure_view(
     single, _, _ = materialize(f"one{uuid.uuid4().hex[:8]}", one, work / f"{name}-one.json")
     per_feature = (full - single) / (len(spec.features) - 1)
 
-    client.flushall()
+    flush(masters)
     began = time.perf_counter()
     refill = materialize_incremental(
         client,
@@ -142,7 +151,7 @@ def measure_view(
     )
     wipe_to_served = time.perf_counter() - began
     assert refill.stats.written == count, f"{name}: the backfill wrote {refill.stats.written} of {count}"
-    client.flushall()
+    flush(masters)
     return {
         "view": name,
         "entities": count,
@@ -358,12 +367,80 @@ def measure_window_recovery(client: redis.Redis, work: Path, seed: int) -> dict[
         services.down()
 
 
+def measure_batch(client: Store, masters: Sequence[redis.Redis], manifests: Manifests, config: FinServeConfig,
+                  work: Path, seed: int) -> list[dict[str, Any]]:
+    return [measure_view(client, masters, name, manifests.feature_views[name].spec, prefix, getattr(config, attr),
+                         work, seed) for name, (prefix, attr) in BATCH_VIEWS.items()]
+
+
+def print_batch(batch: list[dict[str, Any]], where: str = "") -> None:
+    print(
+        f"{'batch view' + where:<26}{'entities':>9}{'features':>9}{'B/entity':>10}{'B/used':>9}{'B/feature':>10}"
+        f"{'refill s':>10}"
+    )
+    for row in batch:
+        print(
+            f"{row['view']:<26}{row['entities']:>9,}{row['features']:>9}{row['bytes_per_entity']:>10.0f}"
+            f"{row['bytes_per_entity_used_memory']:>9.0f}"
+            f"{row['bytes_per_feature']:>10.0f}{row['wipe_to_served_seconds']:>10.2f}"
+        )
+
+
+def batch_on_a_cluster(args: argparse.Namespace) -> None:
+    """The batch views' hashes on one server and on a cluster of ``--cluster-masters`` masters, in the same run."""
+    config = FinServeConfig(scale=args.scale)
+    manifests = load_manifests(EXAMPLES_DIR)
+    with tempfile.TemporaryDirectory(prefix="sg-onlinestore-") as tmp:
+        work = Path(tmp)
+        with private_redis(work / "server", "--maxmemory-policy", "noeviction") as client:
+            version = cast(dict[str, Any], client.info("server"))["redis_version"]
+            server = measure_batch(client, [client], manifests, config, work, args.seed)
+        with private_redis_cluster(work / "cluster", masters=args.cluster_masters, replicas=0) as cluster:
+            cluster_client = cluster.client()
+            masters = [cluster.node(port) for port in cluster.ports]
+            try:
+                on_cluster = measure_batch(cluster_client, masters, manifests, config, work, args.seed)
+            finally:
+                cluster_client.close()
+                for master in masters:
+                    master.close()
+    print(f"Redis {version}, FinServe scale {args.scale:g}")
+    print_batch(server, " (one server)")
+    print_batch(on_cluster, f" ({args.cluster_masters} masters)")
+    report = {
+        "benchmark": "onlinestore-batch-cluster",
+        "measured_at": datetime.now(UTC).isoformat(),
+        "machine": machine_facts(),
+        "redis_version": version,
+        "scale": args.scale,
+        "masters": args.cluster_masters,
+        "note": "the batch views' entity hashes written by the real materializer into one server and into a Redis "
+        "Cluster (no replicas) in the same run; bytes_per_entity: MEMORY USAGE (SAMPLES 0) mean over up to 1000 "
+        "keys, each asked of its master; *_used_memory: used_memory growth summed over the masters per entity",
+        "server": server,
+        "cluster": on_cluster,
+        "load_average_at_end": os.getloadavg(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", type=float, default=1.0, help="FinServe scale (1 = 5k customers, 6k accounts)")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "onlinestore.json")
+    parser.add_argument("--cluster-masters", type=int, default=0,
+                        help="measure only the batch views, on one server and on a Redis Cluster of this many masters")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default benchmarks/results/onlinestore.json (onlinestore-batch-cluster.json with "
+                        "--cluster-masters)")
     args = parser.parse_args()
+    if args.cluster_masters:
+        args.out = args.out or REPO / "benchmarks" / "results" / "onlinestore-batch-cluster.json"
+        batch_on_a_cluster(args)
+        return
+    args.out = args.out or REPO / "benchmarks" / "results" / "onlinestore.json"
     config = FinServeConfig(scale=args.scale)
     machine = machine_facts()
     manifests = load_manifests(EXAMPLES_DIR)
@@ -371,26 +448,12 @@ def main() -> None:
         work = Path(tmp)
         with private_redis(work, "--maxmemory-policy", "noeviction") as client:
             version = cast(dict[str, Any], client.info("server"))["redis_version"]
-            batch = [
-                measure_view(
-                    client, name, manifests.feature_views[name].spec, prefix, getattr(config, attr), work, args.seed
-                )
-                for name, (prefix, attr) in BATCH_VIEWS.items()
-            ]
+            batch = measure_batch(client, [client], manifests, config, work, args.seed)
             windows = measure_windows(client, config.accounts, work, args.seed)
             check = measure_generation_check(client)
             recovery = measure_window_recovery(client, work, args.seed)
     print(f"Redis {version}, FinServe scale {args.scale:g}")
-    print(
-        f"{'batch view':<18}{'entities':>9}{'features':>9}{'B/entity':>10}{'B/used':>9}{'B/feature':>10}"
-        f"{'refill s':>10}"
-    )
-    for row in batch:
-        print(
-            f"{row['view']:<18}{row['entities']:>9,}{row['features']:>9}{row['bytes_per_entity']:>10.0f}"
-            f"{row['bytes_per_entity_used_memory']:>9.0f}"
-            f"{row['bytes_per_feature']:>10.0f}{row['wipe_to_served_seconds']:>10.2f}"
-        )
+    print_batch(batch)
     print(f"{'windows':<18}{'panes':>9}{'B/hash':>9}{'B/active entity':>17}")
     for row in windows:
         print(f"{row['view']:<18}{row['panes_per_account']:>9}{row['bytes_per_pane_hash']:>9.0f}"
