@@ -41,6 +41,7 @@ def replay_dead_letters(config_path: Path, allow_late: bool, skip_unknown: bool,
     from confluent_kafka import KafkaException
 
     from streamguard.contracts.registry import RegistryError
+    from streamguard.onlinestore.client import ERRORS, without_password
     from streamguard.workloads.streaming.offsets import TopicMissingError
     from streamguard.workloads.streaming.plan import StreamSpecError, build
     from streamguard.workloads.streaming.replay import ReplayRefusedError, replay
@@ -63,5 +64,8 @@ def replay_dead_letters(config_path: Path, allow_late: bool, skip_unknown: bool,
         raise click.ClickException(f"StreamingWindow {plan.ref}: replay refused, nothing sent: {error}") from error
     except (KafkaException, RegistryError, TopicMissingError) as error:
         raise click.ClickException(f"StreamingWindow {plan.ref}: {error}") from error
+    except ERRORS as error:  # the job's watermark is read before anything is sent
+        raise click.ClickException(f"StreamingWindow {plan.ref}: the online store {without_password(env.redis_url)} "
+                                   f"did not answer, nothing sent: {error}") from error
     for line in report.lines():
         click.echo(line)

@@ -68,9 +68,13 @@ def test_dead_letters_of_an_id_known_later_are_replayed_once_in_order(
     def exact(events: list[dict[str, object]]) -> bool:
         return not online_mismatches(redis_client, key_project, spec, events, NAMES)
 
+    def run_replay(store_url: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(Path(sys.executable).parent / "streamguard"), "stream", "replay-dead-letters",
+                               "--config", str(config)], env={**env, "STREAMGUARD_REDIS_URL": store_url},
+                              capture_output=True, text=True, timeout=300)
+
     def replay() -> str:
-        result = subprocess.run([str(Path(sys.executable).parent / "streamguard"), "stream", "replay-dead-letters",
-                                 "--config", str(config)], env=env, capture_output=True, text=True, timeout=300)
+        result = run_replay(stack.redis_url)
         assert result.returncode == 0, result.stderr
         return result.stdout
 
@@ -96,6 +100,11 @@ def test_dead_letters_of_an_id_known_later_are_replayed_once_in_order(
 
         with SchemaRegistry(registry_url) as registry:
             assert registry.register(subject, V2).id == v2
+        for away in (f"redis://:secret@127.0.0.1:{free_port()}/0", f"redis://127.0.0.1:{free_port()}/0?cluster=true"):
+            refused = run_replay(away)  # a store that does not answer: a clear error, nothing sent or committed
+            assert refused.returncode == 1 and "the online store" in refused.stderr, refused.stderr
+            assert "nothing sent" in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+            assert "secret" not in refused.stderr
         out = replay()
         assert "replayed 30 dead letters" in out and "not-confluent-wire-format: 1" in out, out
         wait_for(lambda: exact(part_a + part_b), 240, "every window after the replay", job, every=2)
