@@ -84,6 +84,10 @@ class OperatorSettings(BaseModel):
     )
     redis_secret_name: str = Field(default="streamguard-redis", description="Secret holding the Redis URL.")
     redis_secret_key: str = "url"
+    redis_ca_key: str = Field(
+        default="ca.crt", min_length=1, description="Key of the Redis Secret holding a private CA (PEM), mounted, "
+        "when the Secret has it, in every pod that talks to Redis (render.common.REDIS_CA_FILE)."
+    )
     object_store_secret_name: str = Field(
         default="streamguard-object-store",
         description="Secret with the object store's endpoint, region, accessKeyId and secretAccessKey, read by "

@@ -28,6 +28,7 @@ from streamguard.onlinestore.slots import SLOTS, key_slot
 from streamguard.serving.redisio import (
     IDENTITY,
     HMGet,
+    OneAtATime,
     RedisPool,
     RedisUnavailableError,
     Sent,
@@ -128,7 +129,7 @@ class ClusterPool:
         self._nodes: dict[Address, RedisPool] = {(self._seed.host, self._seed.port): self._seed}
         self._slots: list[Address] | None = None
         self._masters: tuple[Address, ...] = ()
-        self._refreshing: asyncio.Task[None] | None = None
+        self._refreshing = OneAtATime(self._refresh)
         self._identity_of: tuple[StoreIdentity | None, ...] = ()
         self._identity: StoreIdentity | None = None
 
@@ -149,14 +150,7 @@ class ClusterPool:
 
     async def refresh(self) -> None:
         """Learn the slot table again (one refresh at a time; callers meanwhile wait for it)."""
-        await asyncio.shield(self._start_refresh())
-
-    def _start_refresh(self) -> "asyncio.Task[None]":
-        """The refresh in flight, or a new one; its failure is read here so that no one has to await it."""
-        if self._refreshing is None or self._refreshing.done():
-            self._refreshing = asyncio.ensure_future(self._refresh())
-            self._refreshing.add_done_callback(lambda task: task.cancelled() or task.exception())
-        return self._refreshing
+        await self._refreshing.run()
 
     async def _refresh(self) -> None:
         candidates = [self._seed, *(self._nodes[address] for address in self._masters)]
@@ -206,7 +200,7 @@ class ClusterPool:
             asking = set()
             for indices, ask, answer in zip(groups.values(), asks, answers, strict=True):
                 if isinstance(answer, RedisUnavailableError):
-                    self._start_refresh()
+                    self._refreshing.start()
                     unreachable += len(indices)
                     for index in indices:
                         replies[index] = Unreachable(str(answer))
@@ -226,7 +220,7 @@ class ClusterPool:
                     if kind == "ASK":
                         asking.add(index)
                     else:
-                        self._start_refresh()
+                        self._refreshing.start()
             if not redirected:
                 if unreachable == len(reads):
                     raise RedisUnavailableError(f"no node of the Redis Cluster holding the reads answered: "
@@ -255,7 +249,6 @@ class ClusterPool:
         return identity, replies
 
     async def close(self) -> None:
-        if self._refreshing is not None:
-            self._refreshing.cancel()
+        self._refreshing.cancel()
         for pool in self._nodes.values():
             await pool.close()

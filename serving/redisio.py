@@ -24,12 +24,13 @@ import asyncio
 import contextlib
 import ssl
 from collections import deque
-from collections.abc import Sequence
-from typing import NamedTuple, Protocol
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import unquote, urlparse
 
 import hiredis
 
+from streamguard.onlinestore.client import ca_file, without_password
 from streamguard.onlinestore.generation import StoreIdentity, parse_identity
 
 
@@ -123,6 +124,64 @@ class _Connection(asyncio.Protocol):
             self.close()
 
 
+def tls_context(url: str) -> ssl.SSLContext:
+    """TLS trusting the system's CAs and the CA file ``url`` names, if any
+    (:data:`~streamguard.onlinestore.client.CA_PARAMETER`); a ``ValueError`` when that file cannot be read."""
+    context = ssl.create_default_context()
+    cafile = ca_file(url)
+    if cafile:
+        try:
+            context.load_verify_locations(cafile=cafile)
+        except OSError as error:  # ssl.SSLError too: not PEM
+            raise ValueError(f"Redis URL {without_password(url)!r}: CA file {cafile!r} unreadable: {error}") from error
+    return context
+
+
+async def _open(host: str, port: int, connect_timeout: float, context: ssl.SSLContext | None = None,
+                what: str = "Redis") -> _Connection:
+    try:
+        async with asyncio.timeout(connect_timeout):
+            _, connection = await asyncio.get_running_loop().create_connection(_Connection, host, port, ssl=context)
+    except (OSError, TimeoutError) as error:
+        raise RedisUnavailableError(f"cannot connect to {what} at {host}:{port}: {error or 'timed out'}") from error
+    return connection
+
+
+async def ask_once(host: str, port: int, command: bytes, connect_timeout: float, socket_timeout: float,
+                   what: str) -> object:
+    """The reply to one packed ``command`` on a plain connection of its own, closed afterwards (a question to a
+    server that is not a store, such as a sentinel, which :class:`RedisPool`'s setup does not fit)."""
+    connection = await _open(host, port, connect_timeout, what=what)
+    try:
+        (reply,) = await connection.round_trip(command, 1, socket_timeout)
+    finally:
+        connection.close()
+    return reply
+
+
+class OneAtATime:
+    """One run of ``job`` at a time: :meth:`start` gives the run in flight or a new one, :meth:`run` waits for it
+    (a caller that gives up does not cancel it for the others). A failure no one awaits is read, not logged as
+    never retrieved."""
+
+    def __init__(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._job = job
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> "asyncio.Task[None]":
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._job())
+            self._task.add_done_callback(lambda task: task.cancelled() or task.exception())
+        return self._task
+
+    async def run(self) -> None:
+        await asyncio.shield(self.start())
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
 HMGet = tuple[bytes, bytes, int]
 """One ``HMGET``: the key, its fields packed (:func:`pack_tail`) and how many."""
 
@@ -186,7 +245,7 @@ class RedisPool:
         if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
             raise ValueError(f"Redis URL {url!r} is not redis://[user:password@]host:port/db")
         self.host, self.port = address or (parsed.hostname, parsed.port or 6379)
-        self.ssl = ssl.create_default_context() if parsed.scheme == "rediss" else None
+        self.ssl = tls_context(url) if parsed.scheme == "rediss" else None
         db = unquote(parsed.path.lstrip("/")) or "0"
         if not db.isdigit():
             raise ValueError(f"Redis URL {url!r}: database {db!r} is not a number")
@@ -210,14 +269,7 @@ class RedisPool:
         self._waiters: deque[asyncio.Future[_Connection | None]] = deque()
 
     async def _connect(self) -> _Connection:
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(self.connect_timeout):
-                _, connection = await loop.create_connection(_Connection, self.host, self.port, ssl=self.ssl)
-        except (OSError, TimeoutError) as error:
-            raise RedisUnavailableError(
-                f"cannot connect to Redis at {self.host}:{self.port}: {error or 'timed out'}"
-            ) from error
+        connection = await _open(self.host, self.port, self.connect_timeout, self.ssl)
         try:
             replies = await connection.round_trip(b"".join(self._setup), len(self._setup), self.socket_timeout)
         except BaseException:

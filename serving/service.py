@@ -23,6 +23,7 @@ from streamguard.serving.lookup import Lookup
 from streamguard.serving.metrics import ServingMetrics
 from streamguard.serving.models import EntityRow, LookupRequest
 from streamguard.serving.redis_cluster import ClusterPool
+from streamguard.serving.redis_sentinel import SentinelPool
 from streamguard.serving.redisio import RedisPool, StorePool
 from streamguard.serving.selection import Selection, feature_set_refs, resolve
 from streamguard.serving.settings import Settings
@@ -66,16 +67,13 @@ def _invalid(error: ValidationError | _RowsInvalidError) -> tuple[int, bytes]:
 
 
 def connect(settings: Settings) -> StorePool:
-    """The bounded pool with short timeouts (connections open lazily: Redis may be down at start), of one server
-    or of every master of a Redis Cluster."""
-    url, cluster = store_url(settings.redis_url)
-    return (ClusterPool if cluster else RedisPool)(
-        url,
-        max_connections=settings.max_connections,
-        connect_timeout=settings.connect_timeout,
-        socket_timeout=settings.socket_timeout,
-        pool_timeout=settings.pool_timeout,
-    )
+    """The bounded pool with short timeouts (connections open lazily: Redis may be down at start), of one server,
+    of every master of a Redis Cluster, or of the master Redis Sentinels name."""
+    url, cluster, sentinels = store_url(settings.redis_url)
+    options = (settings.max_connections, settings.connect_timeout, settings.socket_timeout, settings.pool_timeout)
+    if sentinels:
+        return SentinelPool(url, sentinels, *options)
+    return (ClusterPool if cluster else RedisPool)(url, *options)
 
 
 class FeatureService:

@@ -23,7 +23,8 @@ class Settings(BaseModel):
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
         description="The online store (streamguard.onlinestore.client.store_url): ?cluster=true names a node of a "
-                    "Redis Cluster, serving learns the others from it.",
+                    "Redis Cluster, serving learns the others from it; ?sentinel=<master name> names a sentinel "
+                    "(more in &sentinels=host:port,...), serving reads the master it names.",
     )
     config_file: str | None = Field(default=None, description="YAML list of FeatureView/StreamingWindow manifests.")
     namespace: str | None = Field(default=None, description="Watch FeatureViews and StreamingWindows here.")

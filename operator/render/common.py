@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,12 +174,38 @@ def redis_env(settings: OperatorSettings) -> Manifest:
 
 
 CLIENT_SECRETS_DIR = "/etc/streamguard/secrets"
-"""Where the Kafka and registry certificates are mounted (read-only, one directory per Secret)."""
+"""Where the Kafka, registry and Redis certificates are mounted (read-only, one directory per Secret)."""
+REDIS_CA_VOLUME, REDIS_CA_NAME = "redis-ca", "ca.crt"
+REDIS_CA_FILE = f"{CLIENT_SECRETS_DIR}/{REDIS_CA_VOLUME}/{REDIS_CA_NAME}"
+"""Where every pod talking to Redis finds the private CA of the Redis Secret, when it has one
+(:func:`redis_ca`): a ``rediss://`` URL names it, ``?ssl_ca_certs=/etc/streamguard/secrets/redis-ca/ca.crt``."""
+
+
+def secret_volume(volume: str, secret: str, items: Mapping[str, str] | None = None,
+                  optional: bool = False) -> tuple[Manifest, Manifest]:
+    """``(volume, mount)``: Secret ``secret`` read-only at ``CLIENT_SECRETS_DIR/<volume>`` (group-readable through
+    the pod's ``fsGroup``); only its keys in ``items`` (key -> file name) when given. ``optional``: the pod starts
+    without the Secret or those keys, the files then missing."""
+    source: Manifest = {"secretName": secret, "defaultMode": 0o440}
+    if items:
+        source["items"] = [{"key": key, "path": path} for key, path in items.items()]
+    if optional:
+        source["optional"] = True
+    mount = {"name": volume, "mountPath": f"{CLIENT_SECRETS_DIR}/{volume}", "readOnly": True}
+    return {"name": volume, "secret": source}, mount
+
+
+def redis_ca(settings: OperatorSettings) -> tuple[Manifest, Manifest]:
+    """``(volume, mount)``: the Redis Secret's CA key as :data:`REDIS_CA_FILE`, optional (a Secret without it
+    mounts nothing)."""
+    return secret_volume(REDIS_CA_VOLUME, settings.redis_secret_name, {settings.redis_ca_key: REDIS_CA_NAME},
+                         optional=True)
 
 
 @dataclass(frozen=True)
 class ClientSecurity:
-    """What a container needs to authenticate to Kafka and the registry, all by reference to Secrets."""
+    """What a container needs to authenticate to Kafka and the registry, and to trust Redis's private CA, all by
+    reference to Secrets."""
 
     env: list[Manifest]
     mounts: list[Manifest]
@@ -188,7 +215,7 @@ class ClientSecurity:
 def client_security(settings: OperatorSettings) -> ClientSecurity:
     """The :mod:`streamguard.clientsecurity` environment: the protocol and mechanism as values, user names and
     passwords as ``secretKeyRef``s, certificates and keys as files of read-only Secret volumes (group-readable
-    through the pod's ``fsGroup``)."""
+    through the pod's ``fsGroup``), and the Redis Secret's CA (:func:`redis_ca`)."""
     env: list[Manifest] = []
     mounts: list[Manifest] = []
     volumes_: list[Manifest] = []
@@ -196,11 +223,13 @@ def client_security(settings: OperatorSettings) -> ClientSecurity:
     def secret_env(variable: str, secret: str, key: str) -> None:
         env.append({"name": variable, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
 
+    def add(volume: Manifest, mount: Manifest) -> None:
+        volumes_.append(volume)
+        mounts.append(mount)
+
     def secret_files(volume: str, secret: str, files: dict[str, str]) -> None:
-        directory = f"{CLIENT_SECRETS_DIR}/{volume}"
-        volumes_.append({"name": volume, "secret": {"secretName": secret, "defaultMode": 0o440}})
-        mounts.append({"name": volume, "mountPath": directory, "readOnly": True})
-        env.extend(env_value(variable, f"{directory}/{key}") for variable, key in files.items())
+        add(*secret_volume(volume, secret))
+        env.extend(env_value(variable, f"{CLIENT_SECRETS_DIR}/{volume}/{key}") for variable, key in files.items())
 
     if settings.kafka_security_protocol != "PLAINTEXT":
         env.append(env_value(clientsecurity.KAFKA_PROTOCOL_ENV, settings.kafka_security_protocol))
@@ -221,6 +250,7 @@ def client_security(settings: OperatorSettings) -> ClientSecurity:
     if settings.registry_credentials_secret:
         secret_env(clientsecurity.REGISTRY_USERNAME_ENV, settings.registry_credentials_secret, "username")
         secret_env(clientsecurity.REGISTRY_PASSWORD_ENV, settings.registry_credentials_secret, "password")
+    add(*redis_ca(settings))
     return ClientSecurity(env, mounts, volumes_)
 
 

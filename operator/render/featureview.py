@@ -14,6 +14,7 @@ from streamguard.operator.render.common import (
     metadata,
     object_store_env,
     pod_security_context,
+    redis_ca,
     redis_env,
     volumes,
     workload_identity,
@@ -39,6 +40,7 @@ def render(owner: Owner, spec: FeatureViewSpec, settings: OperatorSettings) -> l
     name = child_name(owner)
     job_json = job(owner, spec).model_dump_json(by_alias=True, exclude_none=True, indent=2)
     pod_labels = labels(owner, COMPONENT)
+    ca_volume, ca_mount = redis_ca(settings)
     pod = {
         "metadata": {"labels": pod_labels, "annotations": {CONFIG_HASH_ANNOTATION: digest(job_json)}},
         "spec": {
@@ -52,9 +54,10 @@ def render(owner: Owner, spec: FeatureViewSpec, settings: OperatorSettings) -> l
                     "materialize",
                     [redis_env(settings), *object_store_env(settings, spec.source.secret_ref, [spec.source.path])],
                     settings.materialize_resources,
+                    extra_mounts=[ca_mount],
                 )
             ],
-            "volumes": volumes(name),
+            "volumes": volumes(name, [ca_volume]),
         },
     }
     cron_job: Manifest = {

@@ -1,5 +1,6 @@
 """Private redis-servers for tests and benchmarks that flush, fill, restart or fail over Redis (never the stack's):
-one server, or a Redis Cluster of masters with replicas, all on loopback, from Debian's redis-server."""
+one server, a Redis Cluster of masters with replicas, or a master with replicas and Redis Sentinels, all on loopback,
+from Debian's redis-server."""
 
 import shutil
 import signal
@@ -30,7 +31,7 @@ def _binary(name: str) -> str:
 class RedisTls:
     """A private server's TLS: its certificate (for 127.0.0.1 and localhost), the client certificate a node presents
     to the others (cluster bus, replication: mutual TLS) and the CA that issued both. Clients must trust the CA
-    (``SSL_CERT_FILE`` for code that takes only a URL) and present no certificate."""
+    (code that takes only a URL: its ``ssl_ca_certs=<ca>``) and present no certificate."""
 
     ca: Path
     cert: Path
@@ -225,3 +226,122 @@ def private_redis_cluster(workdir: Path, masters: int = 3, replicas: int = 1, no
         cluster.wait_until_healthy()
         cluster.wait_until_replicas_known(masters * replicas)
         yield cluster
+
+
+@dataclass
+class PrivateSentinel:
+    """A master, its replicas and the Redis Sentinels that monitor them as ``master``, all on loopback."""
+
+    master: str
+    servers: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    sentinels: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        """The online store URL through every sentinel (``streamguard.onlinestore.client.store_url``)."""
+        first, *others = sorted(self.sentinels)
+        extra = f"&sentinels={','.join(f'127.0.0.1:{port}' for port in others)}" if others else ""
+        return f"redis://127.0.0.1:{first}/0?sentinel={self.master}{extra}"
+
+    def sentinel(self, port: int) -> redis.Redis:
+        return redis.Redis(port=port, decode_responses=True)
+
+    def master_port(self) -> int:
+        """The master's port as the first live sentinel names it now."""
+        port = next(port for port, process in sorted(self.sentinels.items()) if process.poll() is None)
+        with self.sentinel(port) as sentinel:
+            _, master_port = cast(list[str], sentinel.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME",
+                                                                       self.master))
+        return int(master_port)
+
+    def client(self) -> redis.Redis:
+        """A client of the master now (no failover followed)."""
+        return redis.Redis(port=self.master_port())
+
+    def kill(self, port: int) -> None:
+        """SIGKILL a server, as a crash would."""
+        process = self.servers[port]
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def _known(self, port: int) -> tuple[int, int]:
+        """``(healthy replicas, other sentinels)`` the sentinel on ``port`` knows of for the master."""
+        with self.sentinel(port) as sentinel:
+            replicas = cast(list[dict[str, Any]], sentinel.sentinel_slaves(self.master))
+            state = cast(dict[str, Any], sentinel.sentinel_master(self.master))
+        healthy = [replica for replica in replicas
+                   if replica["flags"] == "slave" and replica["master-link-status"] == "ok"]
+        return len(healthy), int(state["num-other-sentinels"])
+
+    def wait_until_known(self, replicas: int, timeout: float = 30.0) -> None:
+        """Until every sentinel knows the master's ``replicas`` healthy replicas and every other sentinel (so that
+        they can agree on a failover)."""
+        wanted = (replicas, len(self.sentinels) - 1)
+        _until(lambda: all(self._known(port) == wanted for port in self.sentinels), timeout,
+               lambda: f"sentinels know {[self._known(port) for port in self.sentinels]}, not {wanted}")
+
+    def _master_record(self, port: int) -> tuple[int, str]:
+        """``(port, flags)`` of the master as the sentinel on ``port`` records it (``SENTINEL MASTER``)."""
+        with self.sentinel(port) as sentinel:
+            state = cast(dict[str, Any], sentinel.sentinel_master(self.master))
+        return int(state["port"]), state["flags"]
+
+    def wait_until_failed_over(self, old: int, timeout: float = 30.0) -> int:
+        """Until a master other than ``old`` answers as one and every live sentinel records it, the failover over; its
+        port. (``GET-MASTER-ADDR-BY-NAME`` names the promoted replica earlier, while the failover is in progress;
+        redis-py's ``Sentinel`` reads ``SENTINEL MASTERS``, so meanwhile it finds no master.)"""
+        live = [port for port, process in sorted(self.sentinels.items()) if process.poll() is None]
+
+        def failed_over() -> bool:
+            records = {self._master_record(port) for port in live}
+            if len(records) != 1:
+                return False
+            ((port, flags),) = records
+            with _client(port, None) as node:
+                return port != old and flags == "master" and node.info("replication")["role"] == "master"
+        _until(failed_over, timeout, lambda: f"sentinels record {[self._master_record(port) for port in live]}, not "
+                                             f"a replica of {old} promoted")
+        return self.master_port()
+
+
+def _sentinel_config(workdir: Path, port: int, master: str, master_port: int, quorum: int, down_after_ms: int,
+                     failover_timeout_ms: int) -> Path:
+    """A sentinel's configuration file (a sentinel rewrites it with what it learns, so one per sentinel)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "sentinel.conf"
+    config.write_text(f"port {port}\nbind 127.0.0.1\ndir {workdir}\n"
+                      f"sentinel monitor {master} 127.0.0.1 {master_port} {quorum}\n"
+                      f"sentinel down-after-milliseconds {master} {down_after_ms}\n"
+                      f"sentinel failover-timeout {master} {failover_timeout_ms}\n")
+    return config
+
+
+@contextmanager
+def private_redis_sentinel(workdir: Path, master: str = "store", replicas: int = 1, sentinels: int = 3,
+                           down_after_ms: int = 1000, failover_timeout_ms: int = 3000) -> Iterator[PrivateSentinel]:
+    """A master with ``replicas`` replicas and ``sentinels`` Redis Sentinels (``redis-server --sentinel``) monitoring
+    it as ``master`` (quorum: a majority), every replica in sync and every sentinel aware of the others when
+    yielded, all stopped afterwards. A master unreachable for ``down_after_ms`` is failed over to a replica."""
+    store = PrivateSentinel(master)
+    with ExitStack() as stack:
+        master_port = 0
+        for index in range(1 + replicas):
+            port = free_port()
+            options = ("--replicaof", "127.0.0.1", str(master_port)) if index else ()
+            process = _start(workdir / str(port), port, options)
+            stack.callback(_stop, process)
+            store.servers[port] = process
+            master_port = master_port or port
+            with _client(port, None) as node:
+                _wait_for_ping(node, process)
+        for _ in range(sentinels):
+            port = free_port()
+            config = _sentinel_config(workdir / f"sentinel-{port}", port, master, master_port, sentinels // 2 + 1,
+                                      down_after_ms, failover_timeout_ms)
+            process = subprocess.Popen([_binary("redis-server"), str(config), "--sentinel"], stdout=subprocess.DEVNULL)
+            stack.callback(_stop, process)
+            store.sentinels[port] = process
+            with store.sentinel(port) as sentinel:
+                _wait_for_ping(sentinel, process)
+        store.wait_until_known(replicas)
+        yield store

@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from streamguard import objectstore
-from streamguard.onlinestore.client import store_url, without_password
+from streamguard.onlinestore.client import CA_PARAMETER, ca_file, store_url, without_password
 
 MANAGED_TAG = "streamguard.dev/managed-by"
 """Tag on every Feast view StreamGuard generated (stale ones are pruned on apply)."""
@@ -19,16 +19,20 @@ REDIS_PASSWORD_ENV = "STREAMGUARD_REDIS_PASSWORD"
 
 def render_online_store(redis_url: str) -> dict[str, Any]:
     """Feast's ``online_store`` setting for the store at ``redis_url`` (``streamguard.onlinestore.client.store_url``):
-    ``redis_type: redis_cluster`` for a cluster, and the connection string ``host:port[,db=N][,username=...]
-    [,password=...][,ssl=true]`` (a cluster has no ``db``)."""
-    plain, cluster = store_url(redis_url)
+    ``redis_type: redis_cluster`` for a cluster, ``redis_type: redis_sentinel`` and ``sentinel_master`` for a
+    Sentinel-managed master (``host:port`` then every sentinel's: Feast asks them as redis-py's ``Sentinel``, over
+    plain TCP without credentials), and the connection string ``host:port[,db=N][,username=...]
+    [,password=...][,ssl=true][,ssl_ca_certs=<CA file>]`` (a cluster has no ``db``; Feast hands the CA file to
+    redis-py, which trusts it besides the system's CAs)."""
+    plain, cluster, sentinels = store_url(redis_url)
     url = urlparse(plain)
     if not url.hostname:
         raise ValueError(f"Redis URL {without_password(redis_url)!r} is not redis://host:port/db")
     db = unquote(url.path.lstrip("/")) or "0"
     if not db.isdigit():
         raise ValueError(f"Redis URL {without_password(redis_url)!r}: database {db!r} is not a number")
-    parts = [f"{url.hostname}:{url.port or 6379}"]
+    servers = sentinels.addresses if sentinels else [(url.hostname, url.port or 6379)]
+    parts = [f"{host}:{port}" for host, port in servers]
     if not cluster:
         parts.append(f"db={db}")
     if url.username:
@@ -37,7 +41,15 @@ def render_online_store(redis_url: str) -> dict[str, Any]:
         parts.append(f"password=${{{REDIS_PASSWORD_ENV}}}")
     if url.scheme == "rediss":
         parts.append("ssl=true")
+    cafile = ca_file(plain)
+    if cafile:
+        if "," in cafile:
+            raise ValueError(f"Redis URL {without_password(redis_url)!r}: {CA_PARAMETER} {cafile!r} has a ',', "
+                             "which Feast's connection string cannot hold")
+        parts.append(f"{CA_PARAMETER}={cafile}")
     config = {"type": "redis", "connection_string": ",".join(parts)}
+    if sentinels:
+        return {**config, "redis_type": "redis_sentinel", "sentinel_master": sentinels.master}
     return {**config, "redis_type": "redis_cluster"} if cluster else config
 
 

@@ -3,7 +3,10 @@ and the dead-letter replay. Serving talks to Redis through its own asynchronous 
 (``streamguard.serving.redisio``).
 
 The store's URL says what it is: ``redis://`` or ``rediss://`` (TLS) for one server, and the same with the query
-``cluster=true`` for a node of a Redis Cluster, from which the clients learn the other nodes (:func:`store_url`).
+``cluster=true`` for a node of a Redis Cluster, from which the clients learn the other nodes (:func:`store_url`),
+and with ``sentinel=<master name>`` for a master that Redis Sentinels monitor and fail over, the URL's host one of
+the sentinels (:class:`Sentinels`).
+Over TLS, ``ssl_ca_certs=<PEM file>`` adds a private CA to the system's (:data:`CA_PARAMETER`).
 Writers send their commands to each key's server with :func:`per_server`.
 """
 
@@ -11,11 +14,15 @@ import contextlib
 import functools
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 from redis.cluster import RedisCluster
+from redis.connection import parse_url
 from redis.exceptions import AskError, ClusterDownError, ClusterError, RedisClusterException, TryAgainError
+from redis.sentinel import Sentinel
 
 from streamguard.onlinestore.slots import key_slot
 
@@ -23,6 +30,15 @@ SCHEMES = ("redis", "rediss")
 """The URL schemes of the store: plain TCP or TLS."""
 CLUSTER_PARAMETER = "cluster"
 """The URL query parameter (``true`` or ``false``) that says the URL names a node of a Redis Cluster."""
+SENTINEL_PARAMETER = "sentinel"
+"""The URL query parameter naming the master, as Redis Sentinel monitors it, of which the URL's host is a sentinel."""
+SENTINELS_PARAMETER = "sentinels"
+"""The URL query parameter listing more sentinels of that master: ``host[:port],host[:port]``."""
+SENTINEL_PORT = 26379
+"""A sentinel's port where its address names none."""
+CA_PARAMETER = "ssl_ca_certs"
+"""The URL query parameter (``rediss://`` only) naming a PEM file of CAs the clients trust besides the system's:
+a private CA that signed the server's certificate (redis-py passes it to its TLS connections)."""
 ATTEMPTS = 5
 """How many times :func:`per_server` sends a share a cluster redirected or could not take, the slot table read
 afresh in between (about 3 s in all: a failover's promotion, a slot's migration)."""
@@ -31,8 +47,9 @@ ERRORS = (redis.RedisError, RedisClusterException)
 ``RedisError``)."""
 UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, ClusterError, RedisClusterException, AskError,
                TryAgainError)
-"""The store cannot be reached: the server, or a cluster (no node answers, or a slot still moving or without a
-master after the clients' retries)."""
+"""The store cannot be reached: the server, a cluster (no node answers, or a slot still moving or without a
+master after the clients' retries), or a Sentinel-managed master (redis-py's ``MasterNotFoundError`` when no
+sentinel names a master that answers, and a master turned replica, are ``ConnectionError`` s)."""
 _REROUTED = (redis.ConnectionError, redis.TimeoutError, AskError, TryAgainError, ClusterDownError)
 """What a cluster node's failure or reply means "not here, or not now": the key's slot moved (``MOVED`` is an
 ``AskError``) or is moving, or its master is down or being replaced."""
@@ -51,34 +68,133 @@ def without_password(url: str) -> str:
     return f"{scheme}{slashes}{user}{':***' if colon else ''}@{host}"
 
 
-def store_url(url: str) -> tuple[str, bool]:
-    """``(url without the cluster parameter, names a cluster)``; a ``ValueError`` naming the URL (without its
-    password) unless it is ``redis://`` or ``rediss://``, its ``cluster`` is ``true`` or ``false``, and a cluster's
-    database is 0 (a Redis Cluster has no other)."""
+Address = tuple[str, int]
+"""A server's host and port."""
+
+
+class Sentinels(NamedTuple):
+    """The Redis Sentinels that monitor the store's master."""
+
+    master: str
+    """The master's name, as the sentinels monitor it (``sentinel monitor <name> ...``)."""
+    addresses: tuple[Address, ...]
+    """The sentinels: the URL's host first, then those of its :data:`SENTINELS_PARAMETER`."""
+
+
+class StoreUrl(NamedTuple):
+    """What a store URL names (:func:`store_url`)."""
+
+    url: str
+    """The URL without its :data:`CLUSTER_PARAMETER`, :data:`SENTINEL_PARAMETER` and :data:`SENTINELS_PARAMETER`."""
+    cluster: bool
+    """The URL names a node of a Redis Cluster."""
+    sentinels: Sentinels | None
+    """The URL names a sentinel of the store's master; its credentials, database and TLS are the master's."""
+
+
+def store_url(url: str) -> StoreUrl:
+    """What ``url`` names; a ``ValueError`` naming the URL (without its password) unless it is ``redis://`` or
+    ``rediss://``, its ``cluster`` is ``true`` or ``false``, a cluster's database is 0 (a Redis Cluster has no
+    other), a CA file (:data:`CA_PARAMETER`) comes with ``rediss://``, and ``sentinel`` (a master's name) and
+    ``sentinels`` are given once each, not empty, ``sentinels`` only with ``sentinel``, neither for a cluster."""
     parts = urlsplit(url)
     shown = without_password(url)
     if parts.scheme not in SCHEMES:
         raise ValueError(f"online store URL {shown!r} is not redis:// or rediss://")
     query = parse_qsl(parts.query, keep_blank_values=True)
-    flags = [value for name, value in query if name == CLUSTER_PARAMETER]
-    if not flags:
-        return url, False
-    if len(flags) > 1 or flags[0] not in ("true", "false"):
-        raise ValueError(f"online store URL {shown!r}: {CLUSTER_PARAMETER} must be given once, true or false")
-    cluster = flags[0] == "true"
+    _check_ca_file(parts.scheme, query, shown)
+    cluster = _cluster_flag(query, shown)
     if cluster and parts.path.strip("/") not in ("", "0"):
         raise ValueError(f"online store URL {shown!r}: a Redis Cluster has only database 0")
-    rest = urlencode([(name, value) for name, value in query if name != CLUSTER_PARAMETER])
-    return urlunsplit(parts._replace(query=rest)), cluster
+    sentinels = _sentinels(query, parts.netloc.rpartition("@")[2], shown)
+    if cluster and sentinels:
+        raise ValueError(f"online store URL {shown!r}: a Redis Cluster has no Redis Sentinel")
+    topology = (CLUSTER_PARAMETER, SENTINEL_PARAMETER, SENTINELS_PARAMETER)
+    if not any(name in topology for name, _ in query):
+        return StoreUrl(url, cluster, sentinels)
+    rest = urlencode([(name, value) for name, value in query if name not in topology])
+    return StoreUrl(urlunsplit(parts._replace(query=rest)), cluster, sentinels)
+
+
+def _cluster_flag(query: list[tuple[str, str]], shown: str) -> bool:
+    """:data:`CLUSTER_PARAMETER`: absent, ``true`` or ``false``."""
+    flags = [value for name, value in query if name == CLUSTER_PARAMETER]
+    if len(flags) > 1 or flags[0:1] not in ([], ["true"], ["false"]):
+        raise ValueError(f"online store URL {shown!r}: {CLUSTER_PARAMETER} must be given once, true or false")
+    return flags == ["true"]
+
+
+def _given_once(query: list[tuple[str, str]], name: str, shown: str) -> str | None:
+    """The value of the query parameter ``name``, if given: once, not empty."""
+    values = [value for key, value in query if key == name]
+    if len(values) > 1 or values[0:1] == [""]:
+        raise ValueError(f"online store URL {shown!r}: {name} must be given once, not empty")
+    return values[0] if values else None
+
+
+def _sentinels(query: list[tuple[str, str]], host: str, shown: str) -> Sentinels | None:
+    """The sentinels the URL names, if any: its ``host[:port]`` and those of :data:`SENTINELS_PARAMETER`."""
+    master = _given_once(query, SENTINEL_PARAMETER, shown)
+    more = _given_once(query, SENTINELS_PARAMETER, shown)
+    if master is None:
+        if more is not None:
+            raise ValueError(f"online store URL {shown!r}: {SENTINELS_PARAMETER} without {SENTINEL_PARAMETER}")
+        return None
+    addresses = [_address(item, shown) for item in [host, *(more.split(",") if more else [])]]
+    return Sentinels(master, tuple(dict.fromkeys(addresses)))
+
+
+def _address(text: str, shown: str) -> Address:
+    """``host[:port]`` (an IPv6 host in brackets), the port :data:`SENTINEL_PORT` where none is given."""
+    try:
+        parsed = urlsplit(f"//{text.strip()}")
+        host, port = parsed.hostname, parsed.port
+    except ValueError:  # a port that is not a number, or out of range
+        host = port = None
+    if not host or parsed.username is not None or parsed.path:
+        raise ValueError(f"online store URL {shown!r}: {text!r} is not a sentinel's host[:port]")
+    return host, port or SENTINEL_PORT
+
+
+def _check_ca_file(scheme: str, query: list[tuple[str, str]], shown: str) -> None:
+    """A ``ValueError`` unless :data:`CA_PARAMETER` is absent, or given once, not empty, with ``rediss://``."""
+    if _given_once(query, CA_PARAMETER, shown) is not None and scheme != "rediss":
+        raise ValueError(f"online store URL {shown!r}: {CA_PARAMETER} (a CA file) needs rediss:// (TLS)")
+
+
+def ca_file(url: str) -> str | None:
+    """The CA file a ``rediss://`` URL names (:data:`CA_PARAMETER`, checked by :func:`store_url`), if any."""
+    return dict(parse_qsl(urlsplit(url).query)).get(CA_PARAMETER)
 
 
 def connect(url: str) -> Store:
-    """A new client of the store at ``url`` (:func:`store_url`): one server's connects on first use, a
-    cluster's reads the slot table from the node now."""
-    plain, cluster = store_url(url)
+    """A new client of the store at ``url`` (:func:`store_url`; a ``ConnectionError`` while the CA file it names
+    is missing, as until the Secret's key is mounted): one server's connects on first use, a
+    cluster's reads the slot table from the node now, a Sentinel-managed master's asks the sentinels for the
+    master on each new connection (so its writes follow a failover)."""
+    plain, cluster, sentinels = store_url(url)
+    cafile = ca_file(plain)
+    if cafile and not Path(cafile).is_file():  # redis-py would say only "No such file or directory"
+        raise redis.ConnectionError(f"online store URL {without_password(url)!r}: its CA file {cafile!r} is missing")
     if cluster:
         return RedisCluster.from_url(plain)
+    if sentinels:
+        return _master_of(plain, sentinels)
     return redis.Redis.from_url(plain)
+
+
+def _master_of(url: str, sentinels: Sentinels) -> redis.Redis:
+    """A client of the master ``sentinels`` name (redis-py's ``Sentinel.master_for``) with the credentials,
+    database, TLS and options of ``url``. The sentinels are asked over plain TCP without credentials, as Feast's
+    ``redis_sentinel`` asks them, with the URL's socket timeouts."""
+    options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+    del options["host"]
+    options.pop("port", None)
+    if options.pop("connection_class", None) is redis.SSLConnection:
+        options["ssl"] = True
+    timeouts = {name: value for name, value in options.items() if name.startswith("socket_")}
+    sentinel = Sentinel(list(sentinels.addresses), sentinel_kwargs=timeouts)  # type: ignore[no-untyped-call]
+    return cast(redis.Redis, sentinel.master_for(sentinels.master, **options))  # type: ignore[no-untyped-call]
 
 
 @functools.cache

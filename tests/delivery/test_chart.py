@@ -14,6 +14,7 @@ import yaml
 from streamguard import objectstore
 from streamguard.api.crdgen import render_all
 from streamguard.operator.rbac import rules as operator_rules
+from streamguard.operator.render.common import redis_ca
 from streamguard.operator.settings import OperatorSettings, Resources
 from streamguard.serving.cli import command as serve
 from tests.delivery.conftest import CHART, REPO, VALUES_FILES, Helm
@@ -176,6 +177,30 @@ def test_kafka_and_registry_credentials_reach_the_operator_by_reference(helm: He
 
 
 @pytest.mark.stack
+@pytest.mark.parametrize(("values", "extra", "key"), [
+    ("values.yaml", (), "ca.crt"),
+    ("values.yaml", ("--set", "connections.redis.caKey=redis-ca.pem"), "redis-ca.pem"),
+    ("values-dev.yaml", (), "ca.crt"),
+])
+def test_serving_and_the_operator_mount_the_redis_secrets_ca_as_the_workloads_do(
+    helm: Helm, values: str, extra: tuple[str, ...], key: str
+) -> None:
+    """The Redis Secret's CA key, optional (a Secret without it mounts nothing), at the one path a
+    ``rediss://...?ssl_ca_certs=`` URL names: the very volume and mount the operator renders for its workloads."""
+    docs = rendered(helm, values, "streamguard", "sg", *extra)
+    operator = find(docs, "Deployment", "-operator")
+    env = {e["name"]: e for e in container(operator)["env"]}
+    settings = OperatorSettings.from_env({name: e["value"] for name, e in env.items() if "value" in e})
+    assert settings.redis_ca_key == key
+    assert settings.redis_secret_name == env["STREAMGUARD_REDIS_URL"]["valueFrom"]["secretKeyRef"]["name"]
+    volume, mount = redis_ca(settings)
+    for deployment in (operator, find(docs, "Deployment", "-serving")):
+        pod = deployment["spec"]["template"]["spec"]
+        assert [v for v in pod["volumes"] if v["name"] == "redis-ca"] == [volume]
+        assert [m for m in container(deployment)["volumeMounts"] if m["name"] == "redis-ca"] == [mount]
+
+
+@pytest.mark.stack
 def test_the_operator_watches_its_own_namespace_unless_told_otherwise(helm: Helm) -> None:
     docs = rendered(helm, "values.yaml", "features")
     args = container(find(docs, "Deployment", "-operator"))["args"]
@@ -224,6 +249,7 @@ def test_watching_namespaces_binds_per_namespace(helm: Helm) -> None:
     ("workloads.resources.spark.requests.cpu=1", "spark"),
     ("connections.kafka.securityProtocol=SASL_SSL", "credentialsSecret"),
     ("connections.kafka.securityProtocol=TLS", "securityProtocol"),
+    ("connections.redis.caKey=", "caKey"),
 ])
 def test_values_schema_refuses_bad_values(helm: Helm, setting: str, field: str) -> None:
     result = helm("template", "sg", str(CHART), "--set", setting, check=False)

@@ -13,7 +13,7 @@ from streamguard.contracts.registry import normalized
 from streamguard.jobspec import JOB_CONFIG_PATH, DriftJob, MaterializeJob, StreamJob
 from streamguard.onlinestore.tenancy import store_project
 from streamguard.operator.render import driftmonitor, featureview, streamingwindow
-from streamguard.operator.render.common import CONFIG_HASH_ANNOTATION, IDENTITY_KINDS, Owner
+from streamguard.operator.render.common import CONFIG_HASH_ANNOTATION, IDENTITY_KINDS, REDIS_CA_FILE, Owner
 from streamguard.operator.settings import OperatorSettings
 from tests.operator import manifests
 
@@ -373,6 +373,40 @@ def test_plaintext_settings_render_no_security_environment() -> None:
                 clientsecurity.REGISTRY_KEY_FILE_ENV, clientsecurity.REGISTRY_USERNAME_ENV,
                 clientsecurity.REGISTRY_PASSWORD_ENV}
     assert not names & security
+
+
+def _redis_ca_pods(settings: OperatorSettings) -> dict[str, dict[str, Any]]:
+    """The pod specs of every workload, by name: those writing to Redis and the drift exporter (which does not)."""
+    spec = sw_spec()
+    scaled = spec.model_copy(update={"executors": spec.executors.model_copy(update={"count": 2})})
+    stream = by_kind(streamingwindow.render(owner("StreamingWindow", "w"), scaled, fv_spec(), settings))
+    drift = by_kind(driftmonitor.render(owner("DriftMonitor", "d"), dm_spec(), fv_spec(), settings,
+                                        prometheus_rules=False))
+    materializer = by_kind(featureview.render(owner("FeatureView", "v"), fv_spec(), settings))
+    return {
+        "materializer": pod_spec(materializer["CronJob"]),
+        "stream": pod_spec(stream["Deployment"]),
+        "executor": json.loads(stream["ConfigMap"]["data"]["executor-pod.yaml"])["spec"],
+        "drift": pod_spec(drift["Deployment"]),
+    }
+
+
+@pytest.mark.parametrize("key", ["ca.crt", "redis-ca.pem"])
+def test_every_pod_writing_to_redis_mounts_the_redis_secrets_ca_if_it_has_one(key: str) -> None:
+    """The Redis Secret's CA key, optional (a Secret without it starts the pod as before), always at
+    :data:`REDIS_CA_FILE`, the one path a ``rediss://...?ssl_ca_certs=`` URL names; nothing else of the Secret (its
+    URL) lands on disk."""
+    settings = SETTINGS.model_copy(update={"redis_ca_key": key})
+    directory, _, name = REDIS_CA_FILE.rpartition("/")
+    pods = _redis_ca_pods(settings)
+    for workload in ("materializer", "stream", "executor"):
+        pod = pods[workload]
+        volumes = [v for v in pod["volumes"] if v.get("secret", {}).get("secretName") == "streamguard-redis"]
+        assert volumes == [{"name": "redis-ca", "secret": {
+            "secretName": "streamguard-redis", "defaultMode": 0o440, "optional": True,
+            "items": [{"key": key, "path": name}]}}], workload
+        assert {"name": "redis-ca", "mountPath": directory, "readOnly": True} in pod["containers"][0]["volumeMounts"]
+    assert "redis-ca" not in json.dumps(pods["drift"]), "the drift exporter does not talk to Redis"
 
 
 def test_sasl_without_a_credentials_secret_is_refused() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import redis
 import yaml
+from fastapi.testclient import TestClient
 
 from streamguard.devstack.supervisor import free_port
 from streamguard.onlinestore.client import Store
@@ -33,7 +34,9 @@ from streamguard.onlinestore.tenancy import DEFAULT_NAMESPACE, store_project
 from streamguard.onlinestore.valueproto import Scalar, encode_timestamp, encode_value
 from streamguard.onlinestore.window_layout import StreamProgress, StreamState, heartbeat_key
 from streamguard.onlinestore.writers import commit_coverage, ensure_generation
+from streamguard.serving.app import create_app
 from streamguard.serving.catalog import build_catalog
+from streamguard.serving.settings import Settings
 from streamguard.serving.sources import resources_from_documents
 
 API = "streamguard.dev/v1alpha1"
@@ -355,3 +358,13 @@ def early_in_slide(slide_ms: int, margin_ms: int = 10_000) -> int:
         time.sleep(left / 1000 + 0.05)
         now_ms = int(time.time() * 1000)
     return now_ms
+
+
+@contextmanager
+def serving_of(url: str, config: Path) -> Iterator[TestClient]:
+    """Serving in-process on the store at ``url`` (a cluster's, a Sentinel's), no cache, the health tick every
+    0.25 s, no token needed."""
+    settings = Settings(redis_url=url, config_file=str(config), cache_staleness=0.0, freshness_interval=0.25,
+                        insecure_no_auth=True)
+    with TestClient(create_app(settings)) as client:
+        yield client

@@ -10,8 +10,6 @@ import asyncio
 import gc
 import random
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -20,16 +18,14 @@ import redis
 from fastapi.testclient import TestClient
 from redis.cluster import RedisCluster
 
-from streamguard.devstack.private_redis import PrivateCluster, private_redis_cluster
+from streamguard.devstack.private_redis import private_redis_cluster
 from streamguard.onlinestore.client import store_url
 from streamguard.onlinestore.feast_layout import redis_key
 from streamguard.onlinestore.generation import combine_identities, generation_key
 from streamguard.onlinestore.slots import key_slot
 from streamguard.onlinestore.writers import current_marker, store_identity
-from streamguard.serving.app import create_app
 from streamguard.serving.redis_cluster import ClusterPool
 from streamguard.serving.redisio import Unreachable, pack_tail
-from streamguard.serving.settings import Settings
 from tests.serving.support import (
     BATCH_VIEWS,
     cover,
@@ -37,6 +33,7 @@ from tests.serving.support import (
     finserve_manifests,
     keys_of,
     sample_value,
+    serving_of,
     unique_project,
     write_batch_freshness,
     write_config,
@@ -56,14 +53,6 @@ EXPECTED = [[sample_value(dtype, i, name) for name, dtype in BATCH_VIEWS["custom
 def _customer_key(project: str, index: int) -> str:
     """The Redis key of customer ``index``'s batch row (as ``CLUSTER KEYSLOT`` takes it)."""
     return redis_key(keys_of(project), {"customer_id": entity_id("customer_id", index)}).decode("latin-1")
-
-
-@contextmanager
-def _serve(cluster: PrivateCluster, config: Path) -> Iterator[TestClient]:
-    settings = Settings(redis_url=cluster.url, config_file=str(config), cache_staleness=0.0,
-                        freshness_interval=0.25, insecure_no_auth=True)
-    with TestClient(create_app(settings)) as client:
-        yield client
 
 
 def _seed(client: RedisCluster, project: str) -> None:
@@ -120,7 +109,7 @@ def test_serving_reads_every_master_and_a_generation_of_the_whole_cluster(tmp_pa
         assert len(masters) == 3  # the rows of one request come from every master
         marker = current_marker(client, keys_of(project))
         assert marker is not None and len(marker.run_id.split(",")) == 3
-        with _serve(cluster, config) as app:
+        with serving_of(cluster.url, config) as app:
             assert _served_exactly(app)
             ready = app.get("/readyz")
             assert ready.status_code == 200, ready.text
@@ -224,7 +213,7 @@ def test_a_killed_master_marks_its_rows_stale_never_silently_present_and_heals(t
             with cluster.node(port) as node:
                 if node.info("replication")["role"] == "master":
                     assert node.execute_command("WAIT", 1, 5000) == 1
-        with _serve(cluster, config) as app:
+        with serving_of(cluster.url, config) as app:
             assert _served_exactly(app)
             first = _customer_key(project, 0)
             victim = cluster.master_of(first)

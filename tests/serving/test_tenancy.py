@@ -7,7 +7,9 @@ with :func:`~streamguard.onlinestore.tenancy.acl_setuser`'s patterns runs one na
 serving and is refused every key of the other.
 """
 
+import asyncio
 import json
+import re
 import secrets
 import time
 import uuid
@@ -30,6 +32,7 @@ from streamguard.api.streamingwindow import Aggregation, StreamingWindow
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.private_redis import RedisTls, private_redis, private_redis_cluster
 from streamguard.devstack.supervisor import free_port
+from streamguard.feastrepo.config import render_online_store
 from streamguard.jobspec import StreamJob, load
 from streamguard.onlinestore.client import ERRORS, Store, connect
 from streamguard.onlinestore.feast_layout import redis_key
@@ -39,6 +42,8 @@ from streamguard.onlinestore.tenancy import acl_setuser, split_store_project, st
 from streamguard.onlinestore.window_layout import StreamProgress, heartbeat_key
 from streamguard.onlinestore.writers import commit_coverage, ensure_generation
 from streamguard.serving.app import create_app
+from streamguard.serving.redisio import RedisUnavailableError, pack_tail
+from streamguard.serving.service import connect as serving_pool
 from streamguard.serving.settings import Settings
 from streamguard.windows import WindowShape
 from streamguard.workloads.materialize.run import materialize_incremental
@@ -240,15 +245,17 @@ def test_on_a_redis_cluster_the_namespace_acl_user_is_set_on_every_node_and_conf
 
 
 @pytest.mark.parametrize("on_cluster", [False, True], ids=["server", "cluster"])
-def test_over_tls_the_namespace_acl_user_confines_the_same(
+def test_over_tls_trusting_a_private_ca_named_in_the_url_the_namespace_acl_user_confines_the_same(
     stack: Endpoints, tenants: tuple[Tenant, Tenant], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     on_cluster: bool
 ) -> None:
     """``rediss://`` end to end, one server and a cluster (TLS on every node and on the cluster bus), with the
-    namespace's ACL user: the writers, serving and their refusals as over plain TCP. A private CA is trusted
-    through ``SSL_CERT_FILE`` (what a pod sets with the CA mounted); a client that does not trust it is refused."""
+    namespace's ACL user: the writers, serving and their refusals as over plain TCP. The private CA is trusted
+    only through the URL's ``ssl_ca_certs`` (what a pod names with the Redis Secret's ``ca.crt`` mounted), never
+    ``SSL_CERT_FILE``: by the writers, serving and Feast's client of the generated repository. A URL without it,
+    and a plain connection, are refused; a CA file that is not there is named."""
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     tls = RedisTls.issued_in(tmp_path / "pki")
-    monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca))
     with ExitStack() as stack_of:
         if on_cluster:
             cluster = stack_of.enter_context(private_redis_cluster(tmp_path / "redis", masters=3, replicas=0,
@@ -259,13 +266,48 @@ def test_over_tls_the_namespace_acl_user_confines_the_same(
         else:
             port = free_port()
             admin = stack_of.enter_context(private_redis(tmp_path / "redis", port=port, tls=tls))
-            nodes, address = [admin], f"127.0.0.1:{port}/0"
-        _confined_to_a(tenants, tmp_path, admin, nodes, address, scheme="rediss")
+            nodes, address = [admin], f"127.0.0.1:{port}/0?cluster=false"
+        trusting = f"{address}&ssl_ca_certs={tls.ca}"
+        _confined_to_a(tenants, tmp_path, admin, nodes, trusting, scheme="rediss")
+        a = tenants[0]
+        feast = feast_store(tmp_path / a.namespace / "repo", PROJECT, {BATCH_VIEW: a.profile}, f"rediss://{trusting}",
+                            namespace=a.namespace)
+        online = feast.get_online_features([f"{BATCH_VIEW}:risk"], [{"account_id": x} for x in ACCOUNTS]).to_dict()
+        assert online["risk"] == [a.factor * 0.5, a.factor * 1.5]
+
         with pytest.raises(redis.ConnectionError), redis.Redis(port=port) as plain:
             plain.ping()
-        monkeypatch.delenv("SSL_CERT_FILE")
-        with pytest.raises(ERRORS):
-            connect(f"rediss://{address}").ping()
+        for refusal in _untrusting_clients(f"rediss://{address}"):
+            assert "certificate verify failed" in refusal, refusal
+        with pytest.raises(ValueError, match=re.escape(f"CA file '{tmp_path}/none.crt' unreadable")):
+            serving_pool(Settings(redis_url=f"rediss://{address}&ssl_ca_certs={tmp_path}/none.crt",
+                                  namespace=a.namespace, insecure_no_auth=True))
+
+
+def _untrusting_clients(url: str) -> list[str]:
+    """What the writers' client, serving's and Feast's say when they reach ``url`` without trusting its CA."""
+    from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig
+
+    errors: list[str] = []
+    with pytest.raises(ERRORS) as writer:
+        connect(url).ping()
+    errors.append(str(writer.value))
+    pool = serving_pool(Settings(redis_url=url, namespace="none", insecure_no_auth=True))
+
+    async def read() -> None:
+        try:
+            await pool.hmget_many([(b"key", pack_tail(b"field"), 1)])
+        finally:
+            await pool.close()
+
+    with pytest.raises(RedisUnavailableError) as serving:
+        asyncio.run(read())
+    errors.append(str(serving.value))
+    config = RedisOnlineStoreConfig(**render_online_store(url))
+    with pytest.raises(ERRORS) as feast:
+        RedisOnlineStore()._get_client(config).ping()
+    errors.append(str(feast.value))
+    return errors
 
 
 def _confined_to_a(tenants: tuple[Tenant, Tenant], tmp_path: Path, admin: Store, nodes: list[redis.Redis],

@@ -84,6 +84,27 @@ app.kubernetes.io/component: {{ .component }}
 {{- if .Values.devRedis.enabled }}url{{ else }}{{ .Values.connections.redis.secretKey }}{{ end }}
 {{- end }}
 
+{{/* The Redis Secret's private CA (key connections.redis.caKey), optional, as the read-only file
+/etc/streamguard/secrets/redis-ca/ca.crt (streamguard.operator.render.common.REDIS_CA_FILE) of a pod talking to
+Redis; only that key lands on disk. Pass (list . "mounts") or (list . "volumes"). */}}
+{{- define "streamguard.redisCaFiles" -}}
+{{- $root := index . 0 }}
+{{- if eq (index . 1) "mounts" }}
+- name: redis-ca
+  mountPath: /etc/streamguard/secrets/redis-ca
+  readOnly: true
+{{- else }}
+- name: redis-ca
+  secret:
+    secretName: {{ include "streamguard.redisSecretName" $root | quote }}
+    defaultMode: 0440
+    optional: true
+    items:
+      - key: {{ $root.Values.connections.redis.caKey | quote }}
+        path: ca.crt
+{{- end }}
+{{- end }}
+
 {{/* Peering is on for more than one replica or when asked for. */}}
 {{- define "streamguard.peering" -}}
 {{- if or .Values.operator.peering.enabled (gt (int .Values.operator.replicas) 1) }}true{{ end }}

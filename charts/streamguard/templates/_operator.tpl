@@ -38,6 +38,8 @@
   value: {{ include "streamguard.redisSecretName" . | quote }}
 - name: STREAMGUARD_OPERATOR_REDIS_SECRET_KEY
   value: {{ include "streamguard.redisSecretKey" . | quote }}
+- name: STREAMGUARD_OPERATOR_REDIS_CA_KEY
+  value: {{ .Values.connections.redis.caKey | quote }}
 - name: STREAMGUARD_OPERATOR_CHECKPOINT_STORAGE
   value: {{ .Values.workloads.checkpointStorage | quote }}
 - name: STREAMGUARD_OPERATOR_CHECKPOINT_STORAGE_CLASS

@@ -98,3 +98,35 @@ def test_feast_plan_reads_the_generated_repository(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     for name in ("customer-profile", "account-profile", "merchant-profile", "account-realtime"):
         assert f"Created feature view {name}" in done.stdout
+
+
+def test_a_private_ca_file_reaches_feasts_redis_clients() -> None:
+    """``ssl_ca_certs`` of the URL is a parameter of Feast's connection string, which Feast's own parser hands to
+    redis-py's ``Redis``/``RedisCluster`` as the CA file; a path Feast would split (a comma) is refused."""
+    from feast.infra.online_stores.redis import RedisOnlineStore
+
+    ca = "/etc/streamguard/secrets/redis-ca/ca.crt"
+    for url, cluster in ((f"rediss://:s3cret@h:1/0?ssl_ca_certs={ca}", False),
+                         (f"rediss://:s3cret@h:1/0?cluster=true&ssl_ca_certs={ca}", True)):
+        connection = _connection(url)
+        assert connection.endswith(f",ssl=true,ssl_ca_certs={ca}") and ("db=0" in connection) != cluster
+        nodes, options = RedisOnlineStore._parse_connection_string(connection)
+        assert nodes == [{"host": "h", "port": "1"}] and options["ssl"] is True and options["ssl_ca_certs"] == ca
+    with pytest.raises(ValueError, match="has a ',', which Feast's connection string cannot hold") as raised:
+        render_online_store("rediss://:s3cret@h:1/0?ssl_ca_certs=/a,b/ca.crt")
+    assert "s3cret" not in str(raised.value)
+
+
+def test_a_sentinel_managed_store_is_feasts_redis_sentinel_through_every_sentinel() -> None:
+    """Feast's own parser reads every sentinel and the master's options from the generated connection string."""
+    from feast.infra.online_stores.redis import RedisOnlineStore
+
+    config = render_online_store("rediss://app:s3cret@s1/2?sentinel=store&sentinels=s2:26380,s3")
+    assert config == {"type": "redis", "redis_type": "redis_sentinel", "sentinel_master": "store",
+                      "connection_string": "s1:26379,s2:26380,s3:26379,db=2,username=app,"
+                                           "password=${STREAMGUARD_REDIS_PASSWORD},ssl=true"}
+    nodes, options = RedisOnlineStore._parse_connection_string(config["connection_string"])
+    assert nodes == [{"host": "s1", "port": "26379"}, {"host": "s2", "port": "26380"}, {"host": "s3", "port": "26379"}]
+    assert options == {"db": 2, "username": "app", "password": "${STREAMGUARD_REDIS_PASSWORD}", "ssl": True}
+    with pytest.raises(ValueError, match="a Redis Cluster has no Redis Sentinel"):
+        render_online_store("redis://s1?sentinel=store&cluster=true")

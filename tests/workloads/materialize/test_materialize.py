@@ -1,16 +1,21 @@
 """Incremental materialization into the real Redis: equal to a full run, resumable, readable by Feast,
-byte-identical to Feast's own ``materialize``; into a Redis Cluster as into one server."""
+byte-identical to Feast's own ``materialize``; into a Redis Cluster and a Sentinel-managed master as into one
+server."""
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 import redis
 
 from streamguard.devstack.endpoints import Endpoints
-from streamguard.devstack.private_redis import private_redis_cluster
-from streamguard.onlinestore.client import connect
-from streamguard.workloads.materialize.run import materialize_incremental
+from streamguard.devstack.private_redis import private_redis_cluster, private_redis_sentinel
+from streamguard.onlinestore.client import UNREACHABLE, connect
+from streamguard.workloads.materialize.errors import MaterializeError
+from streamguard.workloads.materialize.run import RunResult, materialize_incremental
 from streamguard.workloads.materialize.watermark import FileWatermark, RedisWatermark
 from tests.workloads.materialize.conftest import OfflineData
 from tests.workloads.materialize.support import delete_project, dump, feast_store, url_with_db, with_project
@@ -127,3 +132,49 @@ def test_a_redis_cluster_gets_what_one_server_gets_and_feast_reads_it_with_its_c
                                                check_dtype=False)
     finally:
         delete_project(redis_client, project)
+
+
+def test_a_sentinel_managed_store_is_backfilled_after_a_failover_and_feast_reads_it_with_its_sentinel_settings(
+    offline: OfflineData, project: str, tmp_path: Path
+) -> None:
+    """The materializer's client follows the sentinels to the promoted replica, whose other identity ends the
+    generation: the next run backfills; Feast then reads the master through the sentinels as the config says."""
+    views = with_project({n: offline.manifests.feature_views[n].spec for n in PROFILES}, project)
+    table = pd.read_parquet(views["customer-profile"].source.path)  # type: ignore[union-attr]
+    latest = table.sort_values("event_timestamp").groupby("customer_id").tail(1).set_index("customer_id")
+    customers = sorted(latest.index)[:25]
+    features = [f"customer-profile:{f.name}" for f in views["customer-profile"].features]
+    with private_redis_sentinel(tmp_path / "redis") as store:
+        client = connect(store.url)
+        watermarks = {name: FileWatermark(tmp_path / f"{name}.json") for name in views}
+        for name, spec in views.items():
+            assert materialize_incremental(client, name, spec, watermarks[name], end=MID).backfill is None
+        old = store.master_port()
+        store.kill(old)
+        store.wait_until_failed_over(old)
+        for name, spec in views.items():
+            result = _once_reachable(partial(materialize_incremental, client, name, spec, watermarks[name], end=END))
+            assert result.backfill is not None, result
+        with store.client() as master:
+            assert int(master.info("server")["tcp_port"]) != old and int(master.dbsize()) > 200
+        feast = feast_store(tmp_path / "repo", project, views, store.url)
+        assert feast.config.online_store.redis_type == "redis_sentinel"
+        online = feast.get_online_features(features, [{"customer_id": c} for c in customers]).to_df()
+        online = online.set_index("customer_id")
+        for feature in views["customer-profile"].features:
+            pd.testing.assert_series_equal(online.loc[customers, feature.name], latest.loc[customers, feature.name],
+                                           check_names=False, check_dtype=False)
+        client.close()
+
+
+def _once_reachable(run: Callable[[], RunResult], seconds: float = 30) -> RunResult:
+    """``run``'s result once the store answers (a run that failed on an unreachable store, recorded, is retried, as
+    the operator would)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return run()
+        except MaterializeError as failed:
+            if not isinstance(failed.__cause__, UNREACHABLE) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from streamguard.api.streamingwindow import Window
-from streamguard.devstack.private_redis import private_redis, private_redis_cluster
+from streamguard.devstack.private_redis import private_redis, private_redis_cluster, private_redis_sentinel
 from streamguard.jobspec import StreamJob, load
-from streamguard.onlinestore.client import Store
+from streamguard.onlinestore.client import Store, connect
 from streamguard.windows import aggregate
 from streamguard.workloads.streaming.panes import KEY, NEVER, PANE, SLIDE, pane_key, partial_columns
 from streamguard.workloads.streaming.plan import StreamPlan, build
@@ -43,15 +43,21 @@ SPEC.windows = [Window(name="w0", length="4s", slide="1s"), Window(name="w1", le
 NAMES = [a.name for a in ONE_OF_EACH]
 
 
-@pytest.fixture(scope="module", params=["server", "cluster"])
+@pytest.fixture(scope="module", params=["server", "cluster", "sentinel"])
 def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    """A redis-server of the module's own, then a Redis Cluster of 3 masters."""
+    """A redis-server of the module's own, a Redis Cluster of 3 masters, then a master the writers' client finds
+    through Redis Sentinels (``connect``)."""
     if request.param == "server":
         with private_redis(tmp_path_factory.mktemp("redis")) as server:
             yield server
-        return
-    with private_redis_cluster(tmp_path_factory.mktemp("redis-cluster"), masters=3, replicas=0) as cluster:
-        yield cluster.client()
+    elif request.param == "cluster":
+        with private_redis_cluster(tmp_path_factory.mktemp("redis-cluster"), masters=3, replicas=0) as cluster:
+            yield cluster.client()
+    else:
+        with private_redis_sentinel(tmp_path_factory.mktemp("redis-sentinel"), replicas=0) as sentinels:
+            store = connect(sentinels.url)
+            yield store
+            store.close()
 
 
 @pytest.fixture(scope="module")
