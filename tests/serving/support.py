@@ -368,3 +368,32 @@ def serving_of(url: str, config: Path) -> Iterator[TestClient]:
                         insecure_no_auth=True)
     with TestClient(create_app(settings)) as client:
         yield client
+
+
+ENTITIES = 30
+"""The customers of the failover tests' request (cluster, Sentinel): their customer-profile rows."""
+CUSTOMER_FEATURES = [name for name, _ in BATCH_VIEWS["customer-profile"][1]]
+REFS = [f"customer-profile:{name}" for name in CUSTOMER_FEATURES]
+REQUEST: dict[str, Any] = {"features": REFS, "entities": [{"customer_id": entity_id("customer_id", i)}
+                                                          for i in range(ENTITIES)]}
+EXPECTED = [[sample_value(dtype, i, name) for name, dtype in BATCH_VIEWS["customer-profile"][1]]
+            for i in range(ENTITIES)]
+
+
+def statuses_and_values(app: TestClient) -> tuple[list[list[str]], list[list[Any]]] | None:
+    """The rows' statuses and values, or ``None`` when serving refused (503)."""
+    response = app.post("/features", json=REQUEST)
+    if response.status_code == 503:
+        return None
+    assert response.status_code == 200, response.text
+    rows = response.json()["results"]
+    return [row["statuses"] for row in rows], [row["values"] for row in rows]
+
+
+def served_exactly(app: TestClient) -> bool:
+    """Every row of :data:`REQUEST` ``present`` and equal to :data:`EXPECTED`."""
+    read = statuses_and_values(app)
+    if read is None or any(set(row) != {"present"} for row in read[0]):
+        return False
+    assert read[1] == EXPECTED
+    return True

@@ -15,7 +15,6 @@ from typing import Any, cast
 
 import pytest
 import redis
-from fastapi.testclient import TestClient
 from redis.cluster import RedisCluster
 
 from streamguard.devstack.private_redis import private_redis_cluster
@@ -26,28 +25,24 @@ from streamguard.onlinestore.slots import key_slot
 from streamguard.onlinestore.writers import current_marker, store_identity
 from streamguard.serving.redis_cluster import ClusterPool
 from streamguard.serving.redisio import Unreachable, pack_tail
+from tests.polling import wait_for
 from tests.serving.support import (
-    BATCH_VIEWS,
+    ENTITIES,
+    EXPECTED,
+    REFS,
     cover,
     entity_id,
     finserve_manifests,
     keys_of,
-    sample_value,
+    served_exactly,
     serving_of,
+    statuses_and_values,
     unique_project,
     write_batch_freshness,
     write_config,
     write_finserve_rows,
     write_progress,
 )
-
-ENTITIES = 30
-CUSTOMER_FEATURES = [name for name, _ in BATCH_VIEWS["customer-profile"][1]]
-REFS = [f"customer-profile:{name}" for name in CUSTOMER_FEATURES]
-REQUEST: dict[str, Any] = {"features": REFS, "entities": [{"customer_id": entity_id("customer_id", i)}
-                                                          for i in range(ENTITIES)]}
-EXPECTED = [[sample_value(dtype, i, name) for name, dtype in BATCH_VIEWS["customer-profile"][1]]
-            for i in range(ENTITIES)]
 
 
 def _customer_key(project: str, index: int) -> str:
@@ -62,31 +57,6 @@ def _seed(client: RedisCluster, project: str) -> None:
     write_finserve_rows(client, project, ENTITIES, time.time() - 60)
     write_batch_freshness(client, project, time.time() - 30)
     write_progress(client, project, time.time())
-
-
-def _statuses_and_values(app: TestClient) -> tuple[list[list[str]], list[list[Any]]] | None:
-    """The rows' statuses and values, or ``None`` when serving refused (503)."""
-    response = app.post("/features", json=REQUEST)
-    if response.status_code == 503:
-        return None
-    assert response.status_code == 200, response.text
-    rows = response.json()["results"]
-    return [row["statuses"] for row in rows], [row["values"] for row in rows]
-
-
-def _served_exactly(app: TestClient) -> bool:
-    read = _statuses_and_values(app)
-    if read is None or any(set(row) != {"present"} for row in read[0]):
-        return False
-    assert read[1] == EXPECTED
-    return True
-
-
-def _until(check: Any, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"not within {seconds}s"
-        time.sleep(0.1)
 
 
 def test_key_slots_are_redis_own(tmp_path: Path) -> None:
@@ -110,7 +80,7 @@ def test_serving_reads_every_master_and_a_generation_of_the_whole_cluster(tmp_pa
         marker = current_marker(client, keys_of(project))
         assert marker is not None and len(marker.run_id.split(",")) == 3
         with serving_of(cluster.url, config) as app:
-            assert _served_exactly(app)
+            assert served_exactly(app)
             ready = app.get("/readyz")
             assert ready.status_code == 200, ready.text
         identities = [store_identity(cluster.node(port)) for port in cluster.ports]
@@ -214,7 +184,7 @@ def test_a_killed_master_marks_its_rows_stale_never_silently_present_and_heals(t
                 if node.info("replication")["role"] == "master":
                     assert node.execute_command("WAIT", 1, 5000) == 1
         with serving_of(cluster.url, config) as app:
-            assert _served_exactly(app)
+            assert served_exactly(app)
             first = _customer_key(project, 0)
             victim = cluster.master_of(first)
             marker_on_victim = cluster.master_of(generation_key(keys_of(project)).decode()) == victim
@@ -226,7 +196,7 @@ def test_a_killed_master_marks_its_rows_stale_never_silently_present_and_heals(t
                 """Until the replica took over and serving reads every row `stale`: a `present` row is exact, a
                 `stale` one null or as stored, none `not_found`; the victim's rows are `stale` and null while its
                 slots have no master."""
-                read = _statuses_and_values(app)
+                read = statuses_and_values(app)
                 assert read is not None, "a master down: its rows marked, the request not refused"
                 statuses, values = read
                 kinds = [",".join(sorted(set(row))) for row in statuses]
@@ -239,7 +209,7 @@ def test_a_killed_master_marks_its_rows_stale_never_silently_present_and_heals(t
                 assert not_ready.status_code == 503, not_ready.text
                 return cluster.master_of(first) != victim and set(kinds) == {"stale"}
 
-            _until(failed_over, 60)
+            wait_for("the replica to take over, every row stale", failed_over, 60, interval=0.1)
             if not marker_on_victim:  # while the victim's slots had no master, only its rows were marked
                 assert "present;stale" in seen, seen
             not_ready = app.get("/readyz")
@@ -250,6 +220,6 @@ def test_a_killed_master_marks_its_rows_stale_never_silently_present_and_heals(t
             client = cluster.client()
             assert current_marker(client, keys_of(project)) is None
             _seed(client, project)
-            _until(lambda: _served_exactly(app), 10)
+            wait_for("every row exact after the re-seed", lambda: served_exactly(app), 10, interval=0.1)
             assert app.get("/readyz").status_code == 200
         client.close()

@@ -21,19 +21,24 @@ from streamguard.onlinestore.feast_layout import redis_key
 from streamguard.onlinestore.writers import current_marker, store_identity
 from streamguard.serving.redis_sentinel import SentinelPool
 from streamguard.serving.redisio import RedisUnavailableError, pack_tail
+from tests.polling import wait_for
 from tests.serving.support import (
+    ENTITIES,
+    EXPECTED,
+    REFS,
     cover,
     entity_id,
     finserve_manifests,
     keys_of,
+    served_exactly,
     serving_of,
+    statuses_and_values,
     unique_project,
     write_batch_freshness,
     write_config,
     write_finserve_rows,
     write_progress,
 )
-from tests.serving.test_redis_cluster import ENTITIES, EXPECTED, REFS, _served_exactly, _statuses_and_values, _until
 
 LOST = range(5)
 """The customers whose rows the replica loses before it is promoted (the promoted master lacks them)."""
@@ -71,7 +76,7 @@ def test_a_failover_is_followed_never_reading_present_what_the_new_master_lacks_
             lagging.config_set("replica-read-only", "no")
             assert lagging.delete(*(_customer_key(project, i) for i in LOST)) == len(LOST)
         with serving_of(store.url, config) as app:
-            assert _served_exactly(app)
+            assert served_exactly(app)
             assert app.get("/readyz").status_code == 200
             store.kill(old)
             refused = 0
@@ -82,7 +87,7 @@ def test_a_failover_is_followed_never_reading_present_what_the_new_master_lacks_
                 a `present` row is exact, none is `not_found`, the lost rows are null."""
                 nonlocal refused
                 readiness.append(app.get("/readyz").status_code)
-                read = _statuses_and_values(app)
+                read = statuses_and_values(app)
                 if read is None:
                     refused += 1
                     return False
@@ -94,7 +99,7 @@ def test_a_failover_is_followed_never_reading_present_what_the_new_master_lacks_
                         assert set(row) == {"stale"} and values[i] == [None] * len(REFS), read
                 return store.master_port() != old and all(set(row) == {"stale"} for row in statuses)
 
-            _until(failed_over, 60)
+            wait_for("the promoted replica, every row stale", failed_over, 60, interval=0.1)
             assert refused, "the dead master's requests were refused while the sentinels still named it"
             unready_from = readiness.index(503)  # within a health tick of the kill, and from then on
             assert set(readiness[unready_from:]) == {503} and unready_from <= 3, readiness
@@ -102,11 +107,12 @@ def test_a_failover_is_followed_never_reading_present_what_the_new_master_lacks_
             not_ready = app.get("/readyz")
             assert not_ready.status_code == 503 and "StoreGenerationMissing" in not_ready.text
             # the writers' client finds the new master through the sentinels, sees its identity, re-seeds
-            _until(lambda: _generation_ended(writer, project), 30)
+            wait_for("the writers to see the generation ended", lambda: _generation_ended(writer, project), 30,
+                     interval=0.1)
             with redis.Redis(port=new) as promoted:
                 assert store_identity(writer) == store_identity(promoted)
-            _until(lambda: _seed(writer, project), 30)
-            _until(lambda: _served_exactly(app), 10)
+            wait_for("the writers to re-seed the promoted replica", lambda: _seed(writer, project), 30, interval=0.1)
+            wait_for("every row exact after the re-seed", lambda: served_exactly(app), 10, interval=0.1)
             assert app.get("/readyz").status_code == 200
         writer.close()
 
