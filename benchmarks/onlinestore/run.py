@@ -407,23 +407,24 @@ def batch_on_a_cluster(args: argparse.Namespace) -> None:
     print(f"Redis {version}, FinServe scale {args.scale:g}")
     print_batch(server, " (one server)")
     print_batch(on_cluster, f" ({args.cluster_masters} masters)")
-    report = {
-        "benchmark": "onlinestore-batch-cluster",
-        "measured_at": datetime.now(UTC).isoformat(),
-        "machine": machine_facts(),
-        "redis_version": version,
-        "scale": args.scale,
+    write_report(args.out, "onlinestore-batch-cluster", machine_facts(), version, args.scale, {
         "masters": args.cluster_masters,
         "note": "the batch views' entity hashes written by the real materializer into one server and into a Redis "
         "Cluster (no replicas) in the same run; bytes_per_entity: MEMORY USAGE (SAMPLES 0) mean over up to 1000 "
         "keys, each asked of its master; *_used_memory: used_memory growth summed over the masters per entity",
         "server": server,
         "cluster": on_cluster,
-        "load_average_at_end": os.getloadavg(),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    })
+
+
+def write_report(out: Path, benchmark: str, machine: dict[str, Any], version: str, scale: float,
+                 parts: dict[str, Any]) -> None:
+    """The results JSON: what was measured where, then ``parts``, then the load average at the end."""
+    report = {"benchmark": benchmark, "measured_at": datetime.now(UTC).isoformat(), "machine": machine,
+              "redis_version": version, "scale": scale, **parts, "load_average_at_end": os.getloadavg()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
 
 
 def main() -> None:
@@ -468,12 +469,7 @@ def main() -> None:
         f"re-seed replayed {recovery['reseed_replayed_records']:,} records into "
         f"{recovery['reseed_written_windows']:,} windows in {recovery['reseed_seconds']:.1f}s"
     )
-    report = {
-        "benchmark": "onlinestore",
-        "measured_at": datetime.now(UTC).isoformat(),
-        "machine": machine,
-        "redis_version": version,
-        "scale": args.scale,
+    write_report(args.out, "onlinestore", machine, version, args.scale, {
         "note": "MEMORY USAGE (SAMPLES 0) mean over up to 1000 keys per view or window; *_used_memory: growth of "
         "used_memory per key written (adds the keyspace and expiry dict entries: what maxmemory counts; "
         "bytes_per_active_entity uses it); bytes_per_feature is the "
@@ -487,11 +483,7 @@ def main() -> None:
         "windows": windows,
         "generation_check": check,
         "window_recovery": recovery,
-        "load_average_at_end": os.getloadavg(),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    })
 
 
 if __name__ == "__main__":
