@@ -2,7 +2,6 @@
 one server, a Redis Cluster of masters with replicas, or a master with replicas and Redis Sentinels, all on loopback,
 from Debian's redis-server."""
 
-import shutil
 import signal
 import subprocess
 import time
@@ -16,15 +15,9 @@ import redis
 from redis.cluster import RedisCluster
 
 from streamguard.devstack.certs import ensure_pki, ensure_service_cert
+from streamguard.devstack.redis_cluster import create, redis_binary
 from streamguard.devstack.supervisor import free_port
 from streamguard.onlinestore.slots import SLOTS
-
-
-def _binary(name: str) -> str:
-    found = shutil.which(name)
-    if not found:
-        raise RuntimeError(f"{name} is not installed (`streamguard dev provision` installs redis-server)")
-    return found
 
 
 @dataclass(frozen=True)
@@ -58,7 +51,7 @@ class RedisTls:
 def _start(workdir: Path, port: int, options: tuple[str, ...], tls: RedisTls | None = None) -> subprocess.Popen[bytes]:
     workdir.mkdir(parents=True, exist_ok=True)
     listen = tls.server_options(port) if tls else ("--port", str(port))
-    return subprocess.Popen([_binary("redis-server"), *listen, "--bind", "127.0.0.1", "--save", "",
+    return subprocess.Popen([redis_binary("redis-server"), *listen, "--bind", "127.0.0.1", "--save", "",
                              "--appendonly", "no", "--dir", str(workdir), *options], stdout=subprocess.DEVNULL)
 
 
@@ -216,13 +209,8 @@ def private_redis_cluster(workdir: Path, masters: int = 3, replicas: int = 1, no
             cluster.processes[port] = process
             with cluster.node(port) as node:
                 _wait_for_ping(node, process)
-        created = subprocess.run([_binary("redis-cli"), "--cluster", "create",
-                                  *(f"127.0.0.1:{port}" for port in cluster.ports),
-                                  "--cluster-replicas", str(replicas), "--cluster-yes",
-                                  *(("--tls", "--cacert", str(tls.ca)) if tls else ())],
-                                 capture_output=True, text=True, check=False)
-        if created.returncode != 0:
-            raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout[-2000:]}{created.stderr}")
+        create([f"127.0.0.1:{port}" for port in cluster.ports], replicas,
+               ("--tls", "--cacert", str(tls.ca)) if tls else ())
         cluster.wait_until_healthy()
         cluster.wait_until_replicas_known(masters * replicas)
         yield cluster
@@ -338,7 +326,8 @@ def private_redis_sentinel(workdir: Path, master: str = "store", replicas: int =
             port = free_port()
             config = _sentinel_config(workdir / f"sentinel-{port}", port, master, master_port, sentinels // 2 + 1,
                                       down_after_ms, failover_timeout_ms)
-            process = subprocess.Popen([_binary("redis-server"), str(config), "--sentinel"], stdout=subprocess.DEVNULL)
+            process = subprocess.Popen([redis_binary("redis-server"), str(config), "--sentinel"],
+                                       stdout=subprocess.DEVNULL)
             stack.callback(_stop, process)
             store.sentinels[port] = process
             with store.sentinel(port) as sentinel:

@@ -28,8 +28,21 @@ def url(address: str, ports: Mapping[str, int]) -> str:
     return f"redis://{address}:{ports[SERVICES[0]]}/0?cluster=true"
 
 
-def _server(name: str) -> str:
-    return shutil.which(name) or name
+def redis_binary(name: str) -> str:
+    """The path of ``redis-server`` or ``redis-cli`` (Debian's, installed by ``streamguard dev provision``)."""
+    found = shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} is not installed (`streamguard dev provision` installs redis-server)")
+    return found
+
+
+def create(addresses: Sequence[str], replicas: int, options: Sequence[str] = ()) -> None:
+    """``redis-cli --cluster create`` of the nodes at ``addresses`` (``host:port``), ``replicas`` per master;
+    ``options``: redis-cli's own (TLS)."""
+    created = subprocess.run([redis_binary("redis-cli"), "--cluster", "create", *addresses, "--cluster-replicas",
+                              str(replicas), "--cluster-yes", *options], capture_output=True, text=True, check=False)
+    if created.returncode != 0:
+        raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout[-2000:]}{created.stderr}")
 
 
 def node(work: Path, name: str, address: str, port: int, bus_port: int) -> Service:
@@ -42,7 +55,7 @@ def node(work: Path, name: str, address: str, port: int, bus_port: int) -> Servi
 
     return Service(
         name,
-        [_server("redis-server"), "--bind", "127.0.0.1", address, "--port", str(port), "--dir", str(work),
+        [redis_binary("redis-server"), "--bind", "127.0.0.1", address, "--port", str(port), "--dir", str(work),
          "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", str(bus_port),
          "--cluster-announce-ip", address, "--cluster-node-timeout", "5000",
          "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--maxmemory", "1gb",
@@ -65,11 +78,7 @@ def ensure_formed(address: str, ports: Sequence[int], timeout: float = 60.0) -> 
     until every node serves every slot with all the others known (after a restart, from ``nodes.conf``)."""
     infos = [_info(address, port) for port in ports]
     if all(info["cluster_known_nodes"] == "1" and info["cluster_slots_assigned"] == "0" for info in infos):
-        created = subprocess.run([_server("redis-cli"), "--cluster", "create",
-                                  *(f"{address}:{port}" for port in ports), "--cluster-replicas", "0",
-                                  "--cluster-yes"], capture_output=True, text=True, check=False)
-        if created.returncode != 0:
-            raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout[-2000:]}{created.stderr}")
+        create([f"{address}:{port}" for port in ports], replicas=0)
     deadline = time.monotonic() + timeout
     while True:
         infos = [_info(address, port) for port in ports]
