@@ -8,7 +8,7 @@ from typing import cast
 
 import click
 
-from streamguard.demo.stores import STORES, Store
+from streamguard.demo.stores import STORES, StoreChoice
 
 
 @click.group("demo")
@@ -33,7 +33,7 @@ def up(namespace: str, burst_every: float, timeout: float, store: str) -> None:
 
     try:
         Demo(namespace=namespace, burst_every=burst_every, timeout=timeout, echo=click.echo,
-             store=cast("Store", store)).up()
+             store=cast("StoreChoice", store)).up()
     except (ProvisionError, StartError, RuntimeError, TimeoutError) as error:
         raise click.ClickException(f"{error}\n(`streamguard demo status` shows what runs; "
                                    "`streamguard demo down` stops it)") from error

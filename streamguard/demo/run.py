@@ -39,7 +39,7 @@ from streamguard.demo.manifests import (
     subject,
     topics,
 )
-from streamguard.demo.stores import Store, store_urls
+from streamguard.demo.stores import StoreChoice, store_urls
 from streamguard.devstack import image, node
 from streamguard.devstack.chart import ServingDeployment
 from streamguard.devstack.endpoints import Endpoints
@@ -98,7 +98,7 @@ class DemoState:
     subject: str = ""
     """The registry subject the producer writes under: the StreamingWindow's."""
     demo_dir: str = ""
-    store: Store = "server"
+    store: StoreChoice = "server"
     """:data:`streamguard.demo.stores.STORES`."""
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -154,7 +154,7 @@ class Demo:
     """"Live" includes serving's /readyz (the e2e test checks readiness on its own, to report it apart)."""
     workdir: Path | None = None
     """Working directory of the pods (relative source paths resolve here); default ``<demo dir>/work``."""
-    store: Store = "server"
+    store: StoreChoice = "server"
     """:data:`streamguard.demo.stores.STORES`."""
 
     def __post_init__(self) -> None:

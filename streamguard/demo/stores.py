@@ -4,11 +4,11 @@ from typing import Literal
 
 from streamguard.devstack.endpoints import Endpoints
 
-Store = Literal["server", "cluster"]
-STORES: tuple[Store, ...] = ("server", "cluster")
+StoreChoice = Literal["server", "cluster"]
+STORES: tuple[StoreChoice, ...] = ("server", "cluster")
 
 
-def store_urls(endpoints: Endpoints, store: Store) -> tuple[str, str]:
+def store_urls(endpoints: Endpoints, store: StoreChoice) -> tuple[str, str]:
     """``(from the host, from pods)``: the URLs of the demo's online store."""
     if store == "cluster":
         return endpoints.redis_cluster_url, endpoints.redis_cluster_url

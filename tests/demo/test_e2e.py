@@ -27,7 +27,7 @@ from streamguard.demo import live
 from streamguard.demo.burst import send_burst
 from streamguard.demo.manifests import feast_registry, load_examples, operator_release
 from streamguard.demo.run import CLUSTER_WIDE, Demo, DemoState
-from streamguard.demo.stores import Store
+from streamguard.demo.stores import StoreChoice
 from streamguard.devstack import node
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.image import REPOSITORY, SPARK_REPOSITORY
@@ -51,7 +51,7 @@ def demo(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 @contextmanager
-def demo_on(stack: Endpoints, demo_dir: Path, store: Store) -> Iterator[tuple[Demo, DemoState]]:
+def demo_on(stack: Endpoints, demo_dir: Path, store: StoreChoice) -> Iterator[tuple[Demo, DemoState]]:
     """``streamguard demo up --store <store>`` in a namespace of its own; everything purged afterwards."""
     suffix = uuid.uuid4().hex[:6]
     runner = Demo(repo=REPO, demo_dir=demo_dir, stack_dir=Path(stack.run_dir), namespace=f"e2e-{suffix}",
