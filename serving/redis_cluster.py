@@ -26,9 +26,11 @@ import hiredis
 from streamguard.onlinestore.generation import StoreIdentity, combine_identities
 from streamguard.onlinestore.slots import SLOTS, key_slot
 from streamguard.serving.redisio import (
+    DEFAULT_POOL_OPTIONS,
     IDENTITY,
     HMGet,
     OneAtATime,
+    PoolOptions,
     RedisPool,
     RedisUnavailableError,
     Sent,
@@ -115,17 +117,10 @@ class ClusterPool:
     """Reads of a Redis Cluster reached through ``url`` (any node, without the cluster parameter of
     ``streamguard.onlinestore.client.store_url``; its credentials and TLS apply to every node)."""
 
-    def __init__(
-        self,
-        url: str,
-        max_connections: int = 50,
-        connect_timeout: float = 0.25,
-        socket_timeout: float = 0.25,
-        pool_timeout: float = 0.5,
-    ) -> None:
+    def __init__(self, url: str, options: PoolOptions = DEFAULT_POOL_OPTIONS) -> None:
         self._url = url
-        self._options = (max_connections, connect_timeout, socket_timeout, pool_timeout)
-        self._seed = RedisPool(url, *self._options)
+        self._options = options
+        self._seed = RedisPool(url, options)
         self._nodes: dict[Address, RedisPool] = {(self._seed.host, self._seed.port): self._seed}
         self._slots: list[Address] | None = None
         self._masters: tuple[Address, ...] = ()
@@ -136,7 +131,7 @@ class ClusterPool:
     def _node(self, address: Address) -> RedisPool:
         pool = self._nodes.get(address)
         if pool is None:
-            pool = self._nodes[address] = RedisPool(self._url, *self._options, address=address)
+            pool = self._nodes[address] = RedisPool(self._url, self._options, address=address)
         return pool
 
     @property

@@ -21,7 +21,16 @@ from typing import TypeVar
 
 from streamguard.onlinestore.client import Address, Sentinels
 from streamguard.onlinestore.generation import StoreIdentity
-from streamguard.serving.redisio import HMGet, OneAtATime, RedisPool, RedisUnavailableError, ask_once, pack
+from streamguard.serving.redisio import (
+    DEFAULT_POOL_OPTIONS,
+    HMGet,
+    OneAtATime,
+    PoolOptions,
+    RedisPool,
+    RedisUnavailableError,
+    ask_once,
+    pack,
+)
 
 T = TypeVar("T")
 
@@ -30,18 +39,10 @@ class SentinelPool:
     """Reads of the master ``sentinels`` monitor; ``url`` (without its sentinel parameters, from
     ``streamguard.onlinestore.client.store_url``) gives the master's credentials, TLS and database."""
 
-    def __init__(
-        self,
-        url: str,
-        sentinels: Sentinels,
-        max_connections: int = 50,
-        connect_timeout: float = 0.25,
-        socket_timeout: float = 0.25,
-        pool_timeout: float = 0.5,
-    ) -> None:
+    def __init__(self, url: str, sentinels: Sentinels, options: PoolOptions = DEFAULT_POOL_OPTIONS) -> None:
         self._url = url
         self._sentinels = sentinels
-        self._options = (max_connections, connect_timeout, socket_timeout, pool_timeout)
+        self._options = options
         self._question = pack(b"SENTINEL", b"GET-MASTER-ADDR-BY-NAME", sentinels.master.encode())
         self._masters: dict[Address, RedisPool] = {}
         self._master: RedisPool | None = None
@@ -63,9 +64,9 @@ class SentinelPool:
     async def _resolve(self) -> None:
         """Use the master most sentinels name, the first named on a tie (a sentinel cut off from the others may still
         name a master they replaced)."""
-        connect_timeout, socket_timeout = self._options[1:3]
-        replies = await asyncio.gather(*(ask_once(host, port, self._question, connect_timeout, socket_timeout,
-                                                  "the sentinel") for host, port in self._sentinels.addresses),
+        replies = await asyncio.gather(*(ask_once(host, port, self._question, self._options.connect_timeout,
+                                                  self._options.socket_timeout, "the sentinel")
+                                         for host, port in self._sentinels.addresses),
                                        return_exceptions=True)
         named: list[Address] = []
         errors = []
@@ -86,7 +87,7 @@ class SentinelPool:
     def _use(self, address: Address) -> None:
         pool = self._masters.get(address)
         if pool is None:
-            pool = self._masters[address] = RedisPool(self._url, *self._options, address=address)
+            pool = self._masters[address] = RedisPool(self._url, self._options, address=address)
         self._master = pool
 
     async def _on_master(self, call: Callable[[RedisPool], Awaitable[T]]) -> T:

@@ -25,6 +25,7 @@ import contextlib
 import ssl
 from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import unquote, urlparse
 
@@ -228,18 +229,26 @@ class StorePool(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class PoolOptions:
+    """The bounds of every :class:`RedisPool` (one per server; a cluster's or a Sentinel master's pools share them)."""
+
+    max_connections: int = 50
+    connect_timeout: float = 0.25
+    socket_timeout: float = 0.25
+    pool_timeout: float = 0.5
+    """How long a caller waits for a free connection when all ``max_connections`` are busy."""
+
+
+DEFAULT_POOL_OPTIONS = PoolOptions()
+
+
 class RedisPool:
-    """At most ``max_connections`` connections; a caller waits up to ``pool_timeout`` for a free one.
-    ``address`` (host, port) overrides the URL's, which then gives only credentials, TLS and database."""
+    """At most ``options.max_connections`` connections to one server. ``address`` (host, port) overrides the
+    URL's, which then gives only credentials, TLS and database."""
 
     def __init__(
-        self,
-        url: str,
-        max_connections: int = 50,
-        connect_timeout: float = 0.25,
-        socket_timeout: float = 0.25,
-        pool_timeout: float = 0.5,
-        address: tuple[str, int] | None = None,
+        self, url: str, options: PoolOptions = DEFAULT_POOL_OPTIONS, address: tuple[str, int] | None = None
     ) -> None:
         parsed = urlparse(url)
         if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
@@ -260,18 +269,15 @@ class RedisPool:
         self._setup = setup
         self.identity: StoreIdentity | None = None
         """The server's identity as last seen (on a new connection or a health tick); ``None`` before."""
-        self.max_connections = max_connections
-        self.connect_timeout = connect_timeout
-        self.socket_timeout = socket_timeout
-        self.pool_timeout = pool_timeout
+        self.options = options
         self._idle: list[_Connection] = []
         self._count = 0
         self._waiters: deque[asyncio.Future[_Connection | None]] = deque()
 
     async def _connect(self) -> _Connection:
-        connection = await _open(self.host, self.port, self.connect_timeout, self.ssl)
+        connection = await _open(self.host, self.port, self.options.connect_timeout, self.ssl)
         try:
-            replies = await connection.round_trip(b"".join(self._setup), len(self._setup), self.socket_timeout)
+            replies = await connection.round_trip(b"".join(self._setup), len(self._setup), self.options.socket_timeout)
         except BaseException:
             connection.close()
             raise
@@ -300,11 +306,11 @@ class RedisPool:
             if not connection.lost:
                 return connection, True
             self._count -= 1
-        if self._count >= self.max_connections:
+        if self._count >= self.options.max_connections:
             waiter: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
-                async with asyncio.timeout(self.pool_timeout):
+                async with asyncio.timeout(self.options.pool_timeout):
                     handed = await waiter
             except BaseException as error:
                 self._remove_waiter(waiter)
@@ -312,7 +318,7 @@ class RedisPool:
                     self._pass_on(waiter.result())
                 if isinstance(error, TimeoutError):
                     raise RedisUnavailableError(
-                        f"all {self.max_connections} Redis connections busy for {self.pool_timeout:g}s"
+                        f"all {self.options.max_connections} Redis connections busy for {self.options.pool_timeout:g}s"
                     ) from error
                 raise
             if handed is not None:
@@ -366,7 +372,7 @@ class RedisPool:
         connection); :meth:`receive` reads the replies, :meth:`abandon` gives up on them."""
         connection, reused = await self._acquire()
         try:
-            connection.send(payload, count, self.socket_timeout)
+            connection.send(payload, count, self.options.socket_timeout)
         except BaseException:
             self.abandon(Sent(connection, reused, payload, count))
             raise

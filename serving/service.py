@@ -24,7 +24,7 @@ from streamguard.serving.metrics import ServingMetrics
 from streamguard.serving.models import EntityRow, LookupRequest
 from streamguard.serving.redis_cluster import ClusterPool
 from streamguard.serving.redis_sentinel import SentinelPool
-from streamguard.serving.redisio import RedisPool, StorePool
+from streamguard.serving.redisio import PoolOptions, RedisPool, StorePool
 from streamguard.serving.selection import Selection, feature_set_refs, resolve
 from streamguard.serving.settings import Settings
 from streamguard.serving.sources import CatalogSource
@@ -70,10 +70,11 @@ def connect(settings: Settings) -> StorePool:
     """The bounded pool with short timeouts (connections open lazily: Redis may be down at start), of one server,
     of every master of a Redis Cluster, or of the master Redis Sentinels name."""
     url, cluster, sentinels = store_url(settings.redis_url)
-    options = (settings.max_connections, settings.connect_timeout, settings.socket_timeout, settings.pool_timeout)
+    options = PoolOptions(settings.max_connections, settings.connect_timeout, settings.socket_timeout,
+                          settings.pool_timeout)
     if sentinels:
-        return SentinelPool(url, sentinels, *options)
-    return (ClusterPool if cluster else RedisPool)(url, *options)
+        return SentinelPool(url, sentinels, options)
+    return (ClusterPool if cluster else RedisPool)(url, options)
 
 
 class FeatureService:

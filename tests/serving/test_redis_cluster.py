@@ -24,7 +24,7 @@ from streamguard.onlinestore.generation import combine_identities, generation_ke
 from streamguard.onlinestore.slots import key_slot
 from streamguard.onlinestore.writers import current_marker, store_identity
 from streamguard.serving.redis_cluster import ClusterPool
-from streamguard.serving.redisio import Unreachable, pack_tail
+from streamguard.serving.redisio import PoolOptions, Unreachable, pack_tail
 from tests.polling import wait_for
 from tests.serving.support import (
     ENTITIES,
@@ -145,7 +145,7 @@ def test_a_paused_master_marks_only_its_reads_and_a_request_given_up_on_keeps_no
         async def run() -> None:
             unhandled: list[dict[str, Any]] = []
             asyncio.get_running_loop().set_exception_handler(lambda _, context: unhandled.append(context))
-            pool = ClusterPool(store_url(cluster.url)[0], max_connections=1, socket_timeout=0.25, pool_timeout=0.25)
+            pool = ClusterPool(store_url(cluster.url)[0], PoolOptions(max_connections=1, pool_timeout=0.25))
             assert await pool.hmget_many(reads) == [[key] for key in keys]
             with cluster.node(slow) as node:
                 node.execute_command("CLIENT", "PAUSE", 600, "ALL")
