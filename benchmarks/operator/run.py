@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -32,15 +31,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.machine import machine_facts
-from streamguard.devstack.supervisor import free_port
 from streamguard.kubeclient import load_configuration
 from streamguard.operator.kube import Kube
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from tests.operator.process import OperatorProcess, operator_env  # noqa: E402
+
 RESULTS = REPO / "benchmarks" / "results" / "operator-reconcile.json"
 FEAST_RESULTS = REPO / "benchmarks" / "results" / "operator-reconcile-feast-registry.json"
 
@@ -67,73 +67,6 @@ def feature_view(name: str, namespace: str) -> dict[str, Any]:
     }
 
 
-class Operator:
-    def __init__(self, namespace: str, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        command = [
-            str(Path(sys.executable).parent / "streamguard"),
-            "operator",
-            "run",
-            "-n",
-            namespace,
-            "--standalone",
-            "--metrics-port",
-            str(self.port),
-        ]
-        with log.open("ab") as out:
-            self.process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                self.metrics()
-                return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError(f"operator did not start, see {log}")
-
-    def metrics(self) -> dict[str, float]:
-        text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
-        return {
-            name: float(value)
-            for name, _, value in (line.rpartition(" ") for line in text.splitlines())
-            if name.startswith("streamguard_operator_")
-        }
-
-    def calls(self) -> dict[str, int]:
-        totals: dict[str, int] = {}
-        for name, value in self.metrics().items():
-            if name.startswith("streamguard_operator_api_requests_total"):
-                verb = name.split('verb="')[1].split('"')[0]
-                totals[verb] = totals.get(verb, 0) + int(value)
-        return totals
-
-    def wait_idle(self, settle: float = 2.0, timeout: float = 600) -> None:
-        deadline, last, since = time.monotonic() + timeout, None, time.monotonic()
-        while time.monotonic() < deadline:
-            current = self.metrics()
-            if current != last:
-                last, since = current, time.monotonic()
-            elif current.get("streamguard_operator_idle") == 1.0 and time.monotonic() - since >= settle:
-                return
-            time.sleep(0.25)
-        raise RuntimeError("operator did not settle")
-
-    def peak_rss_mib(self) -> float:
-        """The process's peak resident set so far (Linux ``VmHWM``)."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-        raise RuntimeError("no VmHWM in /proc/<pid>/status")
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 def ready(item: dict[str, Any]) -> bool:
     status = item.get("status") or {}
     if status.get("observedGeneration") != item["metadata"]["generation"]:
@@ -152,10 +85,9 @@ async def versions(kube: Kube, namespace: str) -> dict[str, str]:
 async def measure(count: int, stack: Endpoints, kube: Kube, log_dir: Path, feast_registry: bool) -> dict[str, Any]:
     namespace = f"bench-op-{uuid.uuid4().hex[:8]}"
     await asyncio.to_thread(kubectl, stack, "create", "namespace", namespace)
-    env = {**os.environ, **stack.env()}
-    if feast_registry:
-        env["STREAMGUARD_OPERATOR_FEAST_REGISTRY"] = f"s3://{stack.s3_bucket}/{namespace}/registry.db"
-    operator = Operator(namespace, env, log_dir / f"operator-{count}.log")
+    settings = {"feast_registry": f"s3://{stack.s3_bucket}/{namespace}/registry.db"} if feast_registry else {}
+    env = operator_env(stack, **settings)
+    operator = OperatorProcess(namespace, env, log_dir / f"operator-{count}.log", verbose=False).start()
     try:
         names = [f"view-{i:03d}" for i in range(count)]
         started = time.perf_counter()
@@ -176,15 +108,15 @@ async def measure(count: int, stack: Endpoints, kube: Kube, log_dir: Path, feast
             await asyncio.sleep(0.1)
         batch = max(done_at.values()) - started
         latencies = sorted(done_at[n] - applied_at[n] for n in names)
-        operator.wait_idle()
+        operator.wait_idle(settle=2.0, timeout=600)
         converge_calls = operator.calls()
         peak_rss_mib = operator.peak_rss_mib()
         operator.stop()
 
         before = await versions(kube, namespace)
         resync_started = time.perf_counter()
-        operator = Operator(namespace, env, log_dir / f"operator-{count}-resync.log")
-        operator.wait_idle()
+        operator = OperatorProcess(namespace, env, log_dir / f"operator-{count}-resync.log", verbose=False).start()
+        operator.wait_idle(settle=2.0, timeout=600)
         resync_seconds = time.perf_counter() - resync_started
         resync_calls = operator.calls()
         after = await versions(kube, namespace)

@@ -7,7 +7,8 @@ from collections.abc import Callable
 import pytest
 
 from tests.operator import manifests
-from tests.operator.conftest import Cluster, OperatorProcess
+from tests.operator.conftest import Cluster
+from tests.operator.process import OperatorProcess
 from tests.operator.test_bad_references import stalled_message
 
 pytestmark = pytest.mark.stack

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from tests.operator import manifests
-from tests.operator.conftest import Cluster, OperatorProcess
+from tests.operator.conftest import Cluster
+from tests.operator.process import OperatorProcess
 
 pytestmark = pytest.mark.stack
 

@@ -48,7 +48,8 @@ from streamguard.devstack.supervisor import Supervisor, free_port
 from streamguard.windows import WindowShape, aggregate
 from streamguard.workloads.producer.kafka import TransactionSender
 from tests.operator import manifests
-from tests.operator.conftest import Cluster, OperatorProcess, delete_behind_the_operators_back
+from tests.operator.conftest import Cluster, delete_behind_the_operators_back
+from tests.operator.process import OperatorProcess
 from tests.workloads.streaming.support import V1, V2, delete_topics
 
 pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1200)]

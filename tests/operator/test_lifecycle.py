@@ -9,7 +9,8 @@ import pytest
 
 from streamguard.jobspec import StreamJob
 from tests.operator import manifests
-from tests.operator.conftest import Cluster, OperatorProcess
+from tests.operator.conftest import Cluster
+from tests.operator.process import OperatorProcess
 
 pytestmark = pytest.mark.stack
 

@@ -6,7 +6,8 @@ import pytest
 
 from streamguard.operator.peering import manifests_yaml
 from tests.operator import manifests
-from tests.operator.conftest import Cluster, OperatorProcess
+from tests.operator.conftest import Cluster
+from tests.operator.process import OperatorProcess
 
 pytestmark = pytest.mark.stack
 

@@ -11,7 +11,8 @@ import yaml
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.operator.rbac import cluster_role
 from tests.operator import manifests
-from tests.operator.conftest import Cluster, OperatorProcess
+from tests.operator.conftest import Cluster
+from tests.operator.process import OperatorProcess
 
 pytestmark = pytest.mark.stack
 

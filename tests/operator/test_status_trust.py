@@ -20,7 +20,8 @@ from streamguard.devstack.supervisor import free_port
 from streamguard.operator import record
 from streamguard.operator.render.streamingwindow import fingerprint
 from tests.operator import manifests
-from tests.operator.conftest import Cluster, OperatorProcess
+from tests.operator.conftest import Cluster
+from tests.operator.process import OperatorProcess
 
 pytestmark = pytest.mark.stack
 

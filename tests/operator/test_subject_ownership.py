@@ -17,7 +17,8 @@ from kubernetes import client
 
 from streamguard.devstack.endpoints import Endpoints
 from tests.operator import manifests
-from tests.operator.conftest import Cluster, Kubectl, OperatorProcess, operator_env
+from tests.operator.conftest import Cluster, Kubectl
+from tests.operator.process import OperatorProcess, operator_env
 from tests.workloads.streaming.support import delete_topics
 
 pytestmark = pytest.mark.stack

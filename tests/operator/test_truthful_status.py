@@ -19,7 +19,8 @@ from confluent_kafka.cimpl import NewTopic
 
 from streamguard.workloads.streaming.status import FIELD_MANAGER, render_condition
 from tests.operator import manifests
-from tests.operator.conftest import Cluster, OperatorProcess, delete_behind_the_operators_back
+from tests.operator.conftest import Cluster, delete_behind_the_operators_back
+from tests.operator.process import OperatorProcess
 
 pytestmark = pytest.mark.stack
 

@@ -14,7 +14,7 @@ from kubernetes import client
 from streamguard.api.common import GROUP, VERSION
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.finserve.resources import EXAMPLES_DIR
-from tests.operator.conftest import OperatorProcess, operator_env
+from tests.operator.process import OperatorProcess, operator_env
 from tests.polling import wait_for
 from tests.workloads.materialize.cronjob_on_host import END, pod_env, run_cronjob, store_secret
 from tests.workloads.materialize.support import delete_project, dump

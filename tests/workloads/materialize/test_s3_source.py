@@ -23,7 +23,7 @@ from streamguard.finserve.resources import EXAMPLES_DIR
 from streamguard.objectstore import Credentials, s3_filesystem
 from streamguard.workloads.materialize.run import materialize_incremental
 from streamguard.workloads.materialize.watermark import FileWatermark
-from tests.operator.conftest import OperatorProcess, operator_env
+from tests.operator.process import OperatorProcess, operator_env
 from tests.polling import wait_for
 from tests.workloads.materialize.conftest import OfflineData
 from tests.workloads.materialize.cronjob_on_host import run_cronjob, store_secret
