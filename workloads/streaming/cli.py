@@ -4,10 +4,14 @@ import dataclasses
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from streamguard.jobspec import JOB_CONFIG_PATH, StreamJob, connections_from_env, load, metrics_port
+from streamguard.jobspec import JOB_CONFIG_PATH, Connections, StreamJob, connections_from_env, load, metrics_port
+
+if TYPE_CHECKING:
+    from streamguard.workloads.streaming.plan import StreamPlan
 
 
 @click.command(name="stream")
@@ -26,6 +30,18 @@ def command(config_path: Path) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    plan, env = load_job(config_path)
+    from streamguard.workloads.streaming.runner import Endpoints, StreamRunner
+
+    assert env.kafka_bootstrap and env.registry_url and env.redis_url
+    plan = dataclasses.replace(plan, metrics_port=metrics_port(plan.metrics_port))
+    runner = StreamRunner(plan, Endpoints(env.kafka(), env.registry_url, env.redis_url, env.registry_security))
+    sys.exit(runner.run())
+
+
+def load_job(config_path: Path) -> "tuple[StreamPlan, Connections]":
+    """The job file's plan and the environment's endpoints, Kafka's, the registry's and the online store's all
+    set; else a clear error naming the StreamingWindow (once its file is read) and what is missing."""
     from streamguard.workloads.streaming.plan import StreamSpecError, build
 
     try:
@@ -41,9 +57,4 @@ def command(config_path: Path) -> None:
                                         ("STREAMGUARD_REDIS_URL", env.redis_url)) if not value]
     if missing:
         raise click.ClickException(f"StreamingWindow {plan.ref}: missing environment {', '.join(missing)}")
-    from streamguard.workloads.streaming.runner import Endpoints, StreamRunner
-
-    assert env.kafka_bootstrap and env.registry_url and env.redis_url
-    plan = dataclasses.replace(plan, metrics_port=metrics_port(plan.metrics_port))
-    runner = StreamRunner(plan, Endpoints(env.kafka(), env.registry_url, env.redis_url, env.registry_security))
-    sys.exit(runner.run())
+    return plan, env

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import click
 
-from streamguard.jobspec import JOB_CONFIG_PATH, StreamJob, connections_from_env, load
+from streamguard.jobspec import JOB_CONFIG_PATH
+from streamguard.workloads.streaming.cli import load_job
 
 
 @click.group(name="stream")
@@ -43,20 +44,10 @@ def replay_dead_letters(config_path: Path, allow_late: bool, skip_unknown: bool,
     from streamguard.contracts.registry import RegistryError
     from streamguard.onlinestore.client import ERRORS, without_password
     from streamguard.workloads.streaming.offsets import TopicMissingError
-    from streamguard.workloads.streaming.plan import StreamSpecError, build
     from streamguard.workloads.streaming.replay import ReplayRefusedError, replay
 
-    try:
-        plan = build(load(StreamJob, config_path))
-    except (FileNotFoundError, ValueError, StreamSpecError) as error:
-        raise click.ClickException(str(error)) from error
-    try:
-        env = connections_from_env()
-    except ValueError as error:
-        raise click.ClickException(str(error)) from error
-    if not (env.kafka_bootstrap and env.registry_url and env.redis_url):
-        raise click.ClickException("set STREAMGUARD_KAFKA_BOOTSTRAP, STREAMGUARD_REGISTRY_URL and "
-                                   "STREAMGUARD_REDIS_URL")
+    plan, env = load_job(config_path)
+    assert env.kafka_bootstrap and env.registry_url and env.redis_url
     try:
         report = replay(plan, env.kafka(), env.registry_url, env.redis_url, registry_security=env.registry_security,
                         allow_late=allow_late, skip_unknown=skip_unknown, margin_ms=margin_s * 1000, dry_run=dry_run)

@@ -198,6 +198,26 @@ def test_stream_command_reports_bad_config_without_starting_spark(tmp_path: Path
     assert "StreamingWindow ns/sw: spec.aggregations[0].field: 'amount_usd' is not a field" in refused.output
 
 
+def test_both_commands_of_a_job_file_name_the_environment_they_miss(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job's command and the dead-letter replay read the job file and the endpoints alike."""
+    from click.testing import CliRunner
+
+    from streamguard.workloads.streaming.cli import command as stream
+    from streamguard.workloads.streaming.stream_cli import command as operate
+
+    spec = window_spec("t", V1, [Aggregation(name="n", function="count")])
+    config = write_job(tmp_path / "job.json", "ns", "sw", spec, view_spec(spec, "proj"), tmp_path / "ck", 9999)
+    monkeypatch.setenv("STREAMGUARD_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+    monkeypatch.delenv("STREAMGUARD_REGISTRY_URL", raising=False)
+    monkeypatch.delenv("STREAMGUARD_REDIS_URL", raising=False)
+    for command, args in ((stream, []), (operate, ["replay-dead-letters"])):
+        refused = CliRunner().invoke(command, [*args, "--config", str(config)])
+        assert refused.exit_code == 1, refused.output
+        assert ("StreamingWindow ns/sw: missing environment STREAMGUARD_REGISTRY_URL, STREAMGUARD_REDIS_URL"
+                in refused.output)
+
+
 def test_without_an_apiserver_the_condition_is_logged_once_per_change(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     from streamguard.workloads.streaming.status import ConditionReporter
