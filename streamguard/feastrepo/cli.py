@@ -8,6 +8,7 @@ import click
 
 from streamguard.api.featureview import FeatureViewSpec
 from streamguard.finserve.resources import EXAMPLES_DIR, load_manifests
+from streamguard.onlinestore.client import CA_PARAMETER, ca_file
 from streamguard.onlinestore.tenancy import DEFAULT_NAMESPACE, store_project
 
 _MANIFESTS = click.option(
@@ -33,9 +34,15 @@ def _views(manifests: Path, project: str | None) -> tuple[str, dict[str, Feature
 
 
 def _redis_url(value: str | None) -> str:
+    """The store's URL; a CA file it names must be on this machine, where Feast will read it (a URL copied from a
+    pod's Secret names the pod's path)."""
     url = value or os.environ.get("STREAMGUARD_REDIS_URL")
     if not url:
         raise click.UsageError("give --redis-url or set STREAMGUARD_REDIS_URL")
+    cafile = ca_file(url)
+    if cafile and not Path(cafile).is_file():
+        raise click.UsageError(f"the Redis URL's {CA_PARAMETER} {cafile!r} is not a file on this machine (a path "
+                               f"in a pod?): copy the CA here and name its path in {CA_PARAMETER}")
     return url
 
 

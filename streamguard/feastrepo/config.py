@@ -32,6 +32,10 @@ def render_online_store(redis_url: str) -> dict[str, Any]:
     if not db.isdigit():
         raise ValueError(f"Redis URL {without_password(redis_url)!r}: database {db!r} is not a number")
     servers = sentinels.addresses if sentinels else [(url.hostname, url.port or 6379)]
+    ipv6 = [host for host, _ in servers if ":" in host]
+    if ipv6:
+        raise ValueError(f"Redis URL {without_password(redis_url)!r}: Feast's connection string cannot hold the IPv6 "
+                         f"address {ipv6[0]} (it splits host:port at every ':'); name the host by a DNS name")
     parts = [f"{host}:{port}" for host, port in servers]
     if not cluster:
         parts.append(f"db={db}")

@@ -130,3 +130,26 @@ def test_a_sentinel_managed_store_is_feasts_redis_sentinel_through_every_sentine
     assert options == {"db": 2, "username": "app", "password": "${STREAMGUARD_REDIS_PASSWORD}", "ssl": True}
     with pytest.raises(ValueError, match="a Redis Cluster has no Redis Sentinel"):
         render_online_store("redis://s1?sentinel=store&cluster=true")
+    for url in ("redis://:s3cret@s1/2?sentinel=store&sentinels=[fd00::2]:26380", "redis://:s3cret@[fd00::1]:6379/0"):
+        with pytest.raises(ValueError, match="cannot hold the IPv6 address fd00::") as raised:
+            render_online_store(url)
+        assert "s3cret" not in str(raised.value)
+
+
+def test_writing_a_repository_here_refuses_a_ca_file_that_is_not_here(tmp_path: Path) -> None:
+    """A URL copied from a pod names the pod's CA path: refused with what to do, not Feast's later "No such file";
+    with the CA copied here and named, the repository names it."""
+    from click.testing import CliRunner
+
+    from streamguard.feastrepo.cli import command
+
+    pods = "/etc/streamguard/secrets/redis-ca/ca.crt"
+    args = ["render", "--repo", str(tmp_path / "repo"), "--redis-url"]
+    refused = CliRunner().invoke(command, [*args, f"rediss://:s3cret@redis:6380/0?ssl_ca_certs={pods}"])
+    assert refused.exit_code == 2 and not (tmp_path / "repo").exists()
+    assert f"ssl_ca_certs {pods!r} is not a file on this machine" in refused.output and "s3cret" not in refused.output
+    here = tmp_path / "ca.crt"
+    here.write_text("-----BEGIN CERTIFICATE-----\n")
+    written = CliRunner().invoke(command, [*args, f"rediss://:s3cret@redis:6380/0?ssl_ca_certs={here}"])
+    assert written.exit_code == 0, written.output
+    assert f"ssl_ca_certs={here}" in (tmp_path / "repo" / CONFIG_FILE).read_text()
