@@ -13,9 +13,7 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +22,8 @@ import pyarrow.dataset as ds
 import pytest
 
 from streamguard.demo import live
-from streamguard.demo.burst import send_burst
-from streamguard.demo.manifests import feast_registry, load_examples, operator_release
-from streamguard.demo.run import CLUSTER_WIDE, Demo, DemoState
-from streamguard.demo.stores import StoreChoice
+from streamguard.demo.manifests import feast_registry, operator_release
+from streamguard.demo.run import Demo, DemoState
 from streamguard.devstack import node
 from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.image import REPOSITORY, SPARK_REPOSITORY
@@ -35,12 +31,12 @@ from streamguard.devstack.kube import Kube
 from streamguard.devstack.machine import machine_facts
 from streamguard.objectstore import Credentials, is_remote, s3_filesystem
 from tests.conftest import Kubectl
+from tests.demo.checks import REPO, demo_on, every_resource_is_ready, served_burst_seconds, serving_becomes_ready
 from tests.incontainer import assert_a_container, inside
 from tests.polling import wait_for
 
 pytestmark = [pytest.mark.stack, pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1800)]
 
-REPO = Path(__file__).resolve().parents[2]
 BURST_RESULTS = REPO / "benchmarks" / "results" / "demo-burst.json"
 
 
@@ -50,39 +46,13 @@ def demo(stack: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield running
 
 
-@contextmanager
-def demo_on(stack: Endpoints, demo_dir: Path, store: StoreChoice) -> Iterator[tuple[Demo, DemoState]]:
-    """``streamguard demo up --store <store>`` in a namespace of its own; everything purged afterwards."""
-    suffix = uuid.uuid4().hex[:6]
-    runner = Demo(repo=REPO, demo_dir=demo_dir, stack_dir=Path(stack.run_dir), namespace=f"e2e-{suffix}",
-                  suffix=suffix, timeout=1200, echo=print, workdir=REPO / ".run" / "e2e-work",
-                  require_serving_ready=False, store=store)
-    try:
-        yield runner, runner.up()
-    finally:
-        stopped = runner.down(purge=True)
-        assert set(stopped) >= {"serving-forward", "producer"}
-        assert not any(runner.processes().values())
-        kube = Kube.from_kubeconfig(stack.kubeconfig)
-        assert kube.get(f"/api/v1/namespaces/{runner.namespace}") is None
-        # The operator's cluster-wide RBAC and record policy go with the namespace.
-        release = {"labelSelector": f"app.kubernetes.io/instance={operator_release(runner.namespace)}"}
-        for group, plural in CLUSTER_WIDE:
-            assert kube.request("GET", f"/apis/{group}/{plural}", query=release)["items"] == [], plural
-
-
 @pytest.fixture(scope="module")
 def kube(stack: Endpoints) -> Kube:
     return Kube.from_kubeconfig(stack.kubeconfig)
 
 
 def test_every_resource_is_ready(demo: tuple[Demo, DemoState], kube: Kube) -> None:
-    runner, _ = demo
-    found = live.resources(kube, runner.namespace)
-    expected = {doc["kind"].lower() + "s" for doc in load_examples(REPO / "examples" / "finserve")}
-    for plural in expected:
-        assert found[plural], f"no {plural} in {runner.namespace}"
-    assert live.not_ready(kube, runner.namespace) == []
+    every_resource_is_ready(demo[0], kube)
 
 
 def test_every_workload_is_a_container_of_the_project_images_on_the_node(demo: tuple[Demo, DemoState],
@@ -127,37 +97,12 @@ def test_the_operator_is_the_charts_deployment_in_a_container(demo: tuple[Demo, 
 
 
 def test_serving_is_ready_because_every_view_is_fresh(demo: tuple[Demo, DemoState]) -> None:
-    _, state = demo
-    deadline = time.monotonic() + 120
-    ready, body = live.readyz(state.serving_url)
-    while not ready and time.monotonic() < deadline:
-        time.sleep(2)
-        ready, body = live.readyz(state.serving_url)
-    assert ready, body
-    assert body["ready"] is True
-    assert all(view["fresh"] for view in body["views"])
+    serving_becomes_ready(demo[1])
 
 
 def test_a_fraud_burst_shows_in_served_window_features_within_seconds(demo: tuple[Demo, DemoState],
                                                                        stack: Endpoints) -> None:
-    _, state = demo
-    account = f"A9{uuid.uuid4().int % 10**5:05d}"
-    before = live.served_vector(state.serving_url, account)
-    assert before is not None
-    assert not before["txn_count_1m"]
-    burst = send_burst(stack, state.topic, state.subject, account, 20)
-    sent = time.monotonic()
-    after = before
-    while time.monotonic() - sent < 90:
-        after = live.served_vector(state.serving_url, account) or before
-        if (after["txn_count_1m"] or 0) >= 20:
-            break
-        time.sleep(0.2)
-    served_after = time.monotonic() - sent
-    assert after["txn_count_1m"] == 20, after
-    assert after["amount_sum_1m"] == pytest.approx(sum(event["amount"] for event in burst))
-    assert after["amount_max_1m"] == pytest.approx(max(event["amount"] for event in burst))
-    record_burst_latency(served_after)
+    record_burst_latency(served_burst_seconds(demo[1], stack))
 
 
 def record_burst_latency(seconds: float) -> None:
