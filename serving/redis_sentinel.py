@@ -2,7 +2,8 @@
 master the sentinels name, found again when it fails.
 
 - **Finding the master.** ``SENTINEL GET-MASTER-ADDR-BY-NAME`` asked of every sentinel of the URL at once, over
-  plain TCP without credentials (as redis-py and Feast ask them), on a short-lived connection each; the master most
+  plain TCP (after ``AUTH`` with the URL's password when the sentinels require it: ``sentinel_auth=true``, as the
+  writers and Feast ask them), on a short-lived connection each; the master most
   of those that answer name wins (the first named on a tie). Asked on first use, after any failure of the master
   (no connection, no answer in time, an error reply such as ``READONLY`` from a master turned replica) and on every
   health tick.
@@ -18,6 +19,9 @@ master the sentinels name, found again when it fails.
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
+from urllib.parse import unquote, urlparse
+
+import hiredis
 
 from streamguard.onlinestore.client import Address, Sentinels
 from streamguard.onlinestore.generation import StoreIdentity
@@ -43,7 +47,12 @@ class SentinelPool:
         self._url = url
         self._sentinels = sentinels
         self._options = options
-        self._question = pack(b"SENTINEL", b"GET-MASTER-ADDR-BY-NAME", sentinels.master.encode())
+        password = urlparse(url).password
+        self._question = [
+            *([pack(b"AUTH", unquote(password).encode())] if sentinels.auth and password else []),
+            pack(b"SENTINEL", b"GET-MASTER-ADDR-BY-NAME", sentinels.master.encode()),
+        ]
+        """With :attr:`Sentinels.auth`, ``AUTH`` with the URL's password first (the default user's)."""
         self._masters: dict[Address, RedisPool] = {}
         self._master: RedisPool | None = None
         self._resolving = OneAtATime(self._resolve)
@@ -75,6 +84,8 @@ class SentinelPool:
                 named.append((reply[0].decode(), int(reply[1])))
             elif isinstance(reply, RedisUnavailableError):
                 errors.append(str(reply))
+            elif isinstance(reply, hiredis.ReplyError):  # an error reply (NOAUTH: sentinel_auth is missing)
+                errors.append(f"the sentinel at {host}:{port} answered {reply}")
             elif isinstance(reply, BaseException):
                 raise reply
             else:

@@ -148,15 +148,19 @@ async def _open(host: str, port: int, connect_timeout: float, context: ssl.SSLCo
     return connection
 
 
-async def ask_once(host: str, port: int, command: bytes, connect_timeout: float, socket_timeout: float,
+async def ask_once(host: str, port: int, commands: Sequence[bytes], connect_timeout: float, socket_timeout: float,
                    what: str) -> object:
-    """The reply to one packed ``command`` on a plain connection of its own, closed afterwards (a question to a
-    server that is not a store, such as a sentinel, which :class:`RedisPool`'s setup does not fit)."""
+    """The reply to the last of the packed ``commands``, sent in one round trip on a plain connection of its own,
+    closed afterwards (a question to a server that is not a store, such as a sentinel, which :class:`RedisPool`'s
+    setup does not fit); an error reply to one before it (an ``AUTH``) is :class:`RedisUnavailableError`."""
     connection = await _open(host, port, connect_timeout, what=what)
     try:
-        (reply,) = await connection.round_trip(command, 1, socket_timeout)
+        *before, reply = await connection.round_trip(b"".join(commands), len(commands), socket_timeout)
     finally:
         connection.close()
+    for refused in before:
+        if isinstance(refused, hiredis.ReplyError):
+            raise RedisUnavailableError(f"{what} at {host}:{port} refused the connection setup: {refused}")
     return reply
 
 

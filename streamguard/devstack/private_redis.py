@@ -55,10 +55,10 @@ def _start(workdir: Path, port: int, options: tuple[str, ...], tls: RedisTls | N
                              "--appendonly", "no", "--dir", str(workdir), *options], stdout=subprocess.DEVNULL)
 
 
-def _client(port: int, tls: RedisTls | None) -> redis.Redis:
+def _client(port: int, tls: RedisTls | None, password: str | None = None) -> redis.Redis:
     if tls is None:
-        return redis.Redis(port=port)
-    return redis.Redis(port=port, ssl=True, ssl_ca_certs=str(tls.ca))
+        return redis.Redis(port=port, password=password)
+    return redis.Redis(port=port, password=password, ssl=True, ssl_ca_certs=str(tls.ca))
 
 
 def _wait_for_ping(client: redis.Redis, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
@@ -218,9 +218,11 @@ def private_redis_cluster(workdir: Path, masters: int = 3, replicas: int = 1, no
 
 @dataclass
 class PrivateSentinel:
-    """A master, its replicas and the Redis Sentinels that monitor them as ``master``, all on loopback."""
+    """A master, its replicas and the Redis Sentinels that monitor them as ``master``, all on loopback; with
+    ``password``, every server and every sentinel requires it."""
 
     master: str
+    password: str | None = None
     servers: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     sentinels: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -229,10 +231,12 @@ class PrivateSentinel:
         """The online store URL through every sentinel (``streamguard.onlinestore.client.store_url``)."""
         first, *others = sorted(self.sentinels)
         extra = f"&sentinels={','.join(f'127.0.0.1:{port}' for port in others)}" if others else ""
+        if self.password:
+            return f"redis://:{self.password}@127.0.0.1:{first}/0?sentinel={self.master}{extra}&sentinel_auth=true"
         return f"redis://127.0.0.1:{first}/0?sentinel={self.master}{extra}"
 
     def sentinel(self, port: int) -> redis.Redis:
-        return redis.Redis(port=port, decode_responses=True)
+        return redis.Redis(port=port, password=self.password, decode_responses=True)
 
     def master_port(self) -> int:
         """The master's port as the first live sentinel names it now."""
@@ -244,7 +248,7 @@ class PrivateSentinel:
 
     def client(self) -> redis.Redis:
         """A client of the master now (no failover followed)."""
-        return redis.Redis(port=self.master_port())
+        return redis.Redis(port=self.master_port(), password=self.password)
 
     def kill(self, port: int) -> None:
         """SIGKILL a server, as a crash would."""
@@ -285,7 +289,7 @@ class PrivateSentinel:
             if len(records) != 1:
                 return False
             ((port, flags),) = records
-            with _client(port, None) as node:
+            with _client(port, None, self.password) as node:
                 return port != old and flags == "master" and node.info("replication")["role"] == "master"
         _until(failed_over, timeout, lambda: f"sentinels record {[self._master_record(port) for port in live]}, not "
                                              f"a replica of {old} promoted")
@@ -293,39 +297,44 @@ class PrivateSentinel:
 
 
 def _sentinel_config(workdir: Path, port: int, master: str, master_port: int, quorum: int, down_after_ms: int,
-                     failover_timeout_ms: int) -> Path:
-    """A sentinel's configuration file (a sentinel rewrites it with what it learns, so one per sentinel)."""
+                     failover_timeout_ms: int, password: str | None) -> Path:
+    """A sentinel's configuration file (a sentinel rewrites it with what it learns, so one per sentinel); with
+    ``password``, the sentinel requires it (and gives it to the other sentinels) and gives it to the servers."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "sentinel.conf"
+    auth = f"requirepass {password}\nsentinel auth-pass {master} {password}\n" if password else ""
     config.write_text(f"port {port}\nbind 127.0.0.1\ndir {workdir}\n"
                       f"sentinel monitor {master} 127.0.0.1 {master_port} {quorum}\n"
                       f"sentinel down-after-milliseconds {master} {down_after_ms}\n"
-                      f"sentinel failover-timeout {master} {failover_timeout_ms}\n")
+                      f"sentinel failover-timeout {master} {failover_timeout_ms}\n{auth}")
     return config
 
 
 @contextmanager
 def private_redis_sentinel(workdir: Path, master: str = "store", replicas: int = 1, sentinels: int = 3,
-                           down_after_ms: int = 1000, failover_timeout_ms: int = 3000) -> Iterator[PrivateSentinel]:
+                           down_after_ms: int = 1000, failover_timeout_ms: int = 3000,
+                           password: str | None = None) -> Iterator[PrivateSentinel]:
     """A master with ``replicas`` replicas and ``sentinels`` Redis Sentinels (``redis-server --sentinel``) monitoring
     it as ``master`` (quorum: a majority), every replica in sync and every sentinel aware of the others when
-    yielded, all stopped afterwards. A master unreachable for ``down_after_ms`` is failed over to a replica."""
-    store = PrivateSentinel(master)
+    yielded, all stopped afterwards. A master unreachable for ``down_after_ms`` is failed over to a replica. With
+    ``password`` every server and sentinel requires it, as the Bitnami chart's ``auth.sentinel`` sets them up."""
+    store = PrivateSentinel(master, password)
+    auth = ("--requirepass", password, "--masterauth", password) if password else ()
     with ExitStack() as stack:
         master_port = 0
         for index in range(1 + replicas):
             port = free_port()
             options = ("--replicaof", "127.0.0.1", str(master_port)) if index else ()
-            process = _start(workdir / str(port), port, options)
+            process = _start(workdir / str(port), port, (*options, *auth))
             stack.callback(_stop, process)
             store.servers[port] = process
             master_port = master_port or port
-            with _client(port, None) as node:
+            with _client(port, None, password) as node:
                 _wait_for_ping(node, process)
         for _ in range(sentinels):
             port = free_port()
             config = _sentinel_config(workdir / f"sentinel-{port}", port, master, master_port, sentinels // 2 + 1,
-                                      down_after_ms, failover_timeout_ms)
+                                      down_after_ms, failover_timeout_ms, password)
             process = subprocess.Popen([redis_binary("redis-server"), str(config), "--sentinel"],
                                        stdout=subprocess.DEVNULL)
             stack.callback(_stop, process)

@@ -21,9 +21,9 @@ def render_online_store(redis_url: str) -> dict[str, Any]:
     """Feast's ``online_store`` setting for the store at ``redis_url`` (``streamguard.onlinestore.client.store_url``):
     ``redis_type: redis_cluster`` for a cluster, ``redis_type: redis_sentinel`` and ``sentinel_master`` for a
     Sentinel-managed master (``host:port`` then every sentinel's: Feast asks them as redis-py's ``Sentinel``, over
-    plain TCP without credentials), and the connection string ``host:port[,db=N][,username=...]
-    [,password=...][,ssl=true][,ssl_ca_certs=<CA file>]`` (a cluster has no ``db``; Feast hands the CA file to
-    redis-py, which trusts it besides the system's CAs)."""
+    plain TCP, with ``sentinel_kwargs={"password":...}`` when they require the password), and the connection string
+    ``host:port[,db=N][,username=...][,password=...][,ssl=true][,ssl_ca_certs=<CA file>]`` (a cluster has no
+    ``db``; Feast hands the CA file to redis-py, which trusts it besides the system's CAs)."""
     plain, cluster, sentinels = store_url(redis_url)
     url = urlparse(plain)
     if not url.hostname:
@@ -51,6 +51,10 @@ def render_online_store(redis_url: str) -> dict[str, Any]:
             raise ValueError(f"Redis URL {without_password(redis_url)!r}: {CA_PARAMETER} {cafile!r} has a ',', "
                              "which Feast's connection string cannot hold")
         parts.append(f"{CA_PARAMETER}={cafile}")
+    if sentinels and sentinels.auth:
+        # Feast parses each option's value as JSON, and passes them all to redis-py's Sentinel: this one is how it
+        # asks the sentinels (one key: the connection string splits at every ',').
+        parts.append(f'sentinel_kwargs={{"password":"${{{REDIS_PASSWORD_ENV}}}"}}')
     config = {"type": "redis", "connection_string": ",".join(parts)}
     if sentinels:
         return {**config, "redis_type": "redis_sentinel", "sentinel_master": sentinels.master}

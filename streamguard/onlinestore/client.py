@@ -34,6 +34,10 @@ SENTINEL_PARAMETER = "sentinel"
 """The URL query parameter naming the master, as Redis Sentinel monitors it, of which the URL's host is a sentinel."""
 SENTINELS_PARAMETER = "sentinels"
 """The URL query parameter listing more sentinels of that master: ``host[:port],host[:port]``."""
+SENTINEL_AUTH_PARAMETER = "sentinel_auth"
+"""The URL query parameter (``true`` or ``false``) that says the sentinels require the URL's password too (Redis
+Sentinel's ``requirepass``, as the Bitnami chart's ``auth.sentinel`` sets it: the master's password). They are
+asked with the password alone, as the default user: the URL's user, if any, is the master's."""
 SENTINEL_PORT = 26379
 """A sentinel's port where its address names none."""
 CA_PARAMETER = "ssl_ca_certs"
@@ -79,13 +83,16 @@ class Sentinels(NamedTuple):
     """The master's name, as the sentinels monitor it (``sentinel monitor <name> ...``)."""
     addresses: tuple[Address, ...]
     """The sentinels: the URL's host first, then those of its :data:`SENTINELS_PARAMETER`."""
+    auth: bool = False
+    """The sentinels require the URL's password (:data:`SENTINEL_AUTH_PARAMETER`)."""
 
 
 class StoreUrl(NamedTuple):
     """What a store URL names (:func:`store_url`)."""
 
     url: str
-    """The URL without its :data:`CLUSTER_PARAMETER`, :data:`SENTINEL_PARAMETER` and :data:`SENTINELS_PARAMETER`."""
+    """The URL without its :data:`CLUSTER_PARAMETER`, :data:`SENTINEL_PARAMETER`, :data:`SENTINELS_PARAMETER` and
+    :data:`SENTINEL_AUTH_PARAMETER`."""
     cluster: bool
     """The URL names a node of a Redis Cluster."""
     sentinels: Sentinels | None
@@ -96,31 +103,34 @@ def store_url(url: str) -> StoreUrl:
     """What ``url`` names; a ``ValueError`` naming the URL (without its password) unless it is ``redis://`` or
     ``rediss://``, its ``cluster`` is ``true`` or ``false``, a cluster's database is 0 (a Redis Cluster has no
     other), a CA file (:data:`CA_PARAMETER`) comes with ``rediss://``, and ``sentinel`` (a master's name) and
-    ``sentinels`` are given once each, not empty, ``sentinels`` only with ``sentinel``, neither for a cluster."""
+    ``sentinels`` are given once each, not empty, ``sentinels`` and ``sentinel_auth`` (with a password) only with
+    ``sentinel``, neither for a cluster."""
     parts = urlsplit(url)
     shown = without_password(url)
     if parts.scheme not in SCHEMES:
         raise ValueError(f"online store URL {shown!r} is not redis:// or rediss://")
     query = parse_qsl(parts.query, keep_blank_values=True)
     _check_ca_file(parts.scheme, query, shown)
-    cluster = _cluster_flag(query, shown)
+    cluster = _flag(query, CLUSTER_PARAMETER, shown)
     if cluster and parts.path.strip("/") not in ("", "0"):
         raise ValueError(f"online store URL {shown!r}: a Redis Cluster has only database 0")
     sentinels = _sentinels(query, parts.netloc.rpartition("@")[2], shown)
+    if sentinels and sentinels.auth and not parts.password:
+        raise ValueError(f"online store URL {shown!r}: {SENTINEL_AUTH_PARAMETER} needs the URL's password")
     if cluster and sentinels:
         raise ValueError(f"online store URL {shown!r}: a Redis Cluster has no Redis Sentinel")
-    topology = (CLUSTER_PARAMETER, SENTINEL_PARAMETER, SENTINELS_PARAMETER)
+    topology = (CLUSTER_PARAMETER, SENTINEL_PARAMETER, SENTINELS_PARAMETER, SENTINEL_AUTH_PARAMETER)
     if not any(name in topology for name, _ in query):
         return StoreUrl(url, cluster, sentinels)
     rest = urlencode([(name, value) for name, value in query if name not in topology])
     return StoreUrl(urlunsplit(parts._replace(query=rest)), cluster, sentinels)
 
 
-def _cluster_flag(query: list[tuple[str, str]], shown: str) -> bool:
-    """:data:`CLUSTER_PARAMETER`: absent, ``true`` or ``false``."""
-    flags = [value for name, value in query if name == CLUSTER_PARAMETER]
+def _flag(query: list[tuple[str, str]], name: str, shown: str) -> bool:
+    """The query parameter ``name``: absent, ``true`` or ``false``."""
+    flags = [value for key, value in query if key == name]
     if len(flags) > 1 or flags[0:1] not in ([], ["true"], ["false"]):
-        raise ValueError(f"online store URL {shown!r}: {CLUSTER_PARAMETER} must be given once, true or false")
+        raise ValueError(f"online store URL {shown!r}: {name} must be given once, true or false")
     return flags == ["true"]
 
 
@@ -136,12 +146,14 @@ def _sentinels(query: list[tuple[str, str]], host: str, shown: str) -> Sentinels
     """The sentinels the URL names, if any: its ``host[:port]`` and those of :data:`SENTINELS_PARAMETER`."""
     master = _given_once(query, SENTINEL_PARAMETER, shown)
     more = _given_once(query, SENTINELS_PARAMETER, shown)
+    auth = _flag(query, SENTINEL_AUTH_PARAMETER, shown)
     if master is None:
-        if more is not None:
-            raise ValueError(f"online store URL {shown!r}: {SENTINELS_PARAMETER} without {SENTINEL_PARAMETER}")
+        for name, given in ((SENTINELS_PARAMETER, more is not None), (SENTINEL_AUTH_PARAMETER, auth)):
+            if given:
+                raise ValueError(f"online store URL {shown!r}: {name} without {SENTINEL_PARAMETER}")
         return None
     addresses = [_address(item, shown) for item in [host, *(more.split(",") if more else [])]]
-    return Sentinels(master, tuple(dict.fromkeys(addresses)))
+    return Sentinels(master, tuple(dict.fromkeys(addresses)), auth)
 
 
 def _address(text: str, shown: str) -> Address:
@@ -185,15 +197,17 @@ def connect(url: str) -> Store:
 
 def _master_of(url: str, sentinels: Sentinels) -> redis.Redis:
     """A client of the master ``sentinels`` name (redis-py's ``Sentinel.master_for``) with the credentials,
-    database, TLS and options of ``url``. The sentinels are asked over plain TCP without credentials, as Feast's
-    ``redis_sentinel`` asks them, with the URL's socket timeouts."""
+    database, TLS and options of ``url``. The sentinels are asked over plain TCP with the URL's socket timeouts, and
+    its password when they require it (:attr:`Sentinels.auth`)."""
     options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
     del options["host"]
     options.pop("port", None)
     if options.pop("connection_class", None) is redis.SSLConnection:
         options["ssl"] = True
-    timeouts = {name: value for name, value in options.items() if name.startswith("socket_")}
-    sentinel = Sentinel(list(sentinels.addresses), sentinel_kwargs=timeouts)  # type: ignore[no-untyped-call]
+    asking = {name: value for name, value in options.items() if name.startswith("socket_")}
+    if sentinels.auth:
+        asking["password"] = options["password"]
+    sentinel = Sentinel(list(sentinels.addresses), sentinel_kwargs=asking)  # type: ignore[no-untyped-call]
     return cast(redis.Redis, sentinel.master_for(sentinels.master, **options))  # type: ignore[no-untyped-call]
 
 

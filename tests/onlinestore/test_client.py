@@ -103,6 +103,10 @@ def test_store_url_refuses_a_ca_file_without_tls_or_not_given_once(url: str, mes
     ("rediss://app:pw@sentinel-a/2?sentinel=store&sentinels=sentinel-b:1,[::1]:2,sentinel-c,sentinel-a&socket_timeout=2",
      "rediss://app:pw@sentinel-a/2?socket_timeout=2",
      Sentinels("store", (("sentinel-a", 26379), ("sentinel-b", 1), ("::1", 2), ("sentinel-c", 26379)))),
+    ("redis://:pw@sentinel-a/0?sentinel=store&sentinel_auth=true", "redis://:pw@sentinel-a/0",
+     Sentinels("store", (("sentinel-a", 26379),), auth=True)),
+    ("redis://sentinel-a/0?sentinel_auth=false&sentinel=store", "redis://sentinel-a/0",
+     Sentinels("store", (("sentinel-a", 26379),))),
 ])
 def test_store_url_names_the_sentinels_of_a_master_and_takes_their_parameters_out(url: str, plain: str,
                                                                                   sentinels: Sentinels) -> None:
@@ -121,6 +125,9 @@ def test_store_url_names_the_sentinels_of_a_master_and_takes_their_parameters_ou
     ("redis://:s3cret@h?sentinel=m&sentinels=u@a:1", "'u@a:1' is not a sentinel's host[:port]"),
     ("redis://:s3cret@h?sentinel=m&sentinels=a/0", "'a/0' is not a sentinel's host[:port]"),
     ("redis://:s3cret@:1/0?sentinel=m", "':1' is not a sentinel's host[:port]"),
+    ("redis://:s3cret@h?sentinel_auth=true", "sentinel_auth without sentinel"),
+    ("redis://:s3cret@h?sentinel=m&sentinel_auth=yes", "sentinel_auth must be given once, true or false"),
+    ("redis://app@h?sentinel=m&sentinel_auth=true", "sentinel_auth needs the URL's password"),
 ])
 def test_store_url_refuses_sentinels_it_cannot_mean_naming_the_url_without_its_password(url: str,
                                                                                        message: str) -> None:
@@ -143,3 +150,17 @@ def test_connect_to_sentinels_makes_a_client_of_the_master_they_name_with_the_ur
         == [("127.0.0.1", 1, None, 2.0), ("127.0.0.1", 2, None, 2.0)]
     assert all(sentinel.connection_pool.connection_class is redis.Connection for sentinel in sentinels)
     assert issubclass(MasterNotFoundError, UNREACHABLE)  # what the client raises while no sentinel names a master
+
+
+def test_sentinels_that_require_the_password_are_asked_with_it_alone() -> None:
+    """``sentinel_auth=true``: the sentinels get the URL's password (their ``requirepass``), not its user, which is
+    the master's."""
+    client = connect("redis://app:pw@127.0.0.1:1/0?sentinel=store&sentinel_auth=true&socket_timeout=2")
+    assert isinstance(client, redis.Redis)
+    pool = client.connection_pool
+    assert isinstance(pool, SentinelConnectionPool)
+    assert {key: pool.connection_kwargs[key] for key in ("username", "password")} == {"username": "app",
+                                                                                       "password": "pw"}
+    (sentinel,) = pool.sentinel_manager.sentinels
+    asked = sentinel.connection_pool.connection_kwargs
+    assert (asked["password"], asked.get("username"), asked["socket_timeout"]) == ("pw", None, 2.0)

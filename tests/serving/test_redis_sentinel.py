@@ -8,15 +8,20 @@ the streaming job would.
 """
 
 import asyncio
+import os
+import secrets
 import time
 from pathlib import Path
 
 import pytest
 import redis
+import yaml
+from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig
 
 from streamguard.devstack.private_redis import private_redis_sentinel
 from streamguard.devstack.supervisor import free_port
-from streamguard.onlinestore.client import UNREACHABLE, Store, connect, store_url
+from streamguard.feastrepo.config import REDIS_PASSWORD_ENV, render_online_store
+from streamguard.onlinestore.client import UNREACHABLE, Sentinels, Store, connect, store_url
 from streamguard.onlinestore.feast_layout import redis_key
 from streamguard.onlinestore.writers import current_marker, store_identity
 from streamguard.serving.redis_sentinel import SentinelPool
@@ -198,3 +203,39 @@ def test_the_pool_uses_the_master_most_sentinels_name(tmp_path: Path) -> None:
             await pool.close()
 
         asyncio.run(run())
+
+
+def test_sentinels_that_require_the_password_are_asked_with_it_by_the_writers_serving_and_feast(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every server and sentinel requires the password, as the Bitnami chart's ``auth.sentinel`` (its default) sets
+    them up: with ``sentinel_auth=true`` the writers, serving and Feast's generated settings find the master and read
+    what the writers wrote; without it each is refused, and says so."""
+    password = secrets.token_hex(8)
+    with private_redis_sentinel(tmp_path, sentinels=2, password=password) as store:
+        url = store.url
+        with connect(url) as writer:
+            writer.hset(b"k", b"f", b"v")
+        plain, _, sentinels = store_url(url)
+        assert sentinels is not None and sentinels.auth
+
+        async def read(asking: Sentinels, with_url: str = plain) -> list[object]:
+            pool = SentinelPool(with_url, asking)
+            try:
+                return await pool.hmget_many([(b"k", pack_tail(b"f"), 1)])
+            finally:
+                await pool.close()
+
+        assert asyncio.run(read(sentinels)) == [[b"v"]]
+        monkeypatch.setenv(REDIS_PASSWORD_ENV, password)
+        settings = yaml.safe_load(os.path.expandvars(yaml.safe_dump(render_online_store(url))))  # as Feast reads it
+        with RedisOnlineStore()._get_client(RedisOnlineStoreConfig(**settings)) as feast:
+            assert feast.hget(b"k", b"f") == b"v"
+
+        without = url.replace("&sentinel_auth=true", "")
+        with pytest.raises(UNREACHABLE, match="AuthenticationError"), connect(without) as refused:
+            refused.hget(b"k", b"f")
+        with pytest.raises(RedisUnavailableError, match="NOAUTH"):
+            asyncio.run(read(sentinels._replace(auth=False)))
+        with pytest.raises(RedisUnavailableError, match="refused the connection setup: WRONGPASS") as wrong:
+            asyncio.run(read(sentinels, plain.replace(password, "wrong")))
+        assert password not in str(wrong.value)

@@ -130,6 +130,10 @@ def test_a_sentinel_managed_store_is_feasts_redis_sentinel_through_every_sentine
     assert options == {"db": 2, "username": "app", "password": "${STREAMGUARD_REDIS_PASSWORD}", "ssl": True}
     with pytest.raises(ValueError, match="a Redis Cluster has no Redis Sentinel"):
         render_online_store("redis://s1?sentinel=store&cluster=true")
+    asked = render_online_store("redis://:s3cret@s1/0?sentinel=store&sentinel_auth=true")["connection_string"]
+    assert RedisOnlineStore._parse_connection_string(asked)[1] == {
+        "db": 0, "password": "${STREAMGUARD_REDIS_PASSWORD}",
+        "sentinel_kwargs": {"password": "${STREAMGUARD_REDIS_PASSWORD}"}}
     for url in ("redis://:s3cret@s1/2?sentinel=store&sentinels=[fd00::2]:26380", "redis://:s3cret@[fd00::1]:6379/0"):
         with pytest.raises(ValueError, match="cannot hold the IPv6 address fd00::") as raised:
             render_online_store(url)
