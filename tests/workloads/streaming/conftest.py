@@ -10,9 +10,9 @@ import pytest
 import redis
 
 from streamguard.devstack.endpoints import Endpoints
-from streamguard.devstack.private_redis import private_redis_cluster
+from streamguard.devstack.private_redis import private_redis_cluster, private_redis_sentinel
 from streamguard.devstack.stack import Stack
-from streamguard.onlinestore.client import Store
+from streamguard.onlinestore.client import Store, connect
 from tests.workloads.streaming.outages import start_object_store
 
 
@@ -62,13 +62,18 @@ def private_object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
         stack.down()
 
 
-@pytest.fixture(params=["server", "cluster"])
+@pytest.fixture(params=["server", "cluster", "sentinel"])
 def online_store(request: pytest.FixtureRequest, stack: Endpoints, redis_client: redis.Redis,
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Store]]:
-    """``(URL, client)`` of the online store: the stack's Redis, then a Redis Cluster of 3 masters (on loopback,
-    ``private_redis_cluster``)."""
+    """``(URL, client)`` of the online store: the stack's Redis, a Redis Cluster of 3 masters, then a master and a
+    replica that 3 Redis Sentinels monitor, the job finding the master through them (all on loopback,
+    ``private_redis``)."""
     if request.param == "server":
         yield stack.redis_url, redis_client
-        return
-    with private_redis_cluster(tmp_path_factory.mktemp("redis-cluster"), masters=3, replicas=0) as cluster:
-        yield cluster.url, cluster.client()
+    elif request.param == "cluster":
+        with private_redis_cluster(tmp_path_factory.mktemp("redis-cluster"), masters=3, replicas=0) as cluster:
+            yield cluster.url, cluster.client()
+    else:
+        with private_redis_sentinel(tmp_path_factory.mktemp("redis-sentinel")) as sentinels, \
+                connect(sentinels.url) as store:
+            yield sentinels.url, store
