@@ -21,7 +21,9 @@ open-loop generator (``loadgen.py``, its own process) at every rate. Percentiles
 sent: errors and requests unanswered after ``--timeout`` seconds rank as +inf (``"miss"``). Before timing,
 one vector from each server is compared value by value.
 
-    .venv/bin/python benchmarks/serving/run.py [--rates 200,1000,3000] [--duration 15]
+    .venv/bin/python benchmarks/serving/run.py [--rates 200,1000,3000] [--duration 15] [--pin]
+
+``--pin`` runs the servers on core 0 and Redis and the load generator on the other cores.
 
 Prints a table and writes ``benchmarks/results/serving.json`` (with the machine it ran on).
 """
@@ -354,10 +356,20 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=256, help="The client's connection limit.")
     parser.add_argument("--servers", default="feast,streamguard-feast-layout,streamguard")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--pin", action="store_true",
+                        help="Servers on core 0, everything else (Redis, the load generator, this script) on the "
+                             "other cores: a server's CPU then excludes what sharing a core with Redis costs it, "
+                             "as on a machine of its own. Workers per core count the servers' one core.")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     servers = args.servers.split(",")
-    workers = args.workers_per_core * (os.cpu_count() or 1)
+    cores = os.cpu_count() or 1
+    if args.pin:
+        if cores < 2:
+            parser.error("--pin needs 2 cores or more")
+        os.sched_setaffinity(0, set(range(1, cores)))  # inherited by every process started from here
+    workers = args.workers_per_core * (1 if args.pin else cores)
+    pinned = ["taskset", "--cpu-list", "0"] if args.pin else []
     horizon = int(len(servers) * (len(rates) * (args.duration + 10) + args.warmup + 150))
     info = machine()
     measured_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -422,7 +434,7 @@ def main() -> None:
                     f"http://127.0.0.1:{port}/livez",
                     workdir / "ours.jsonl",
                 )
-            with server(command, health, workdir / f"{name}.log") as pgid:
+            with server([*pinned, *command], health, workdir / f"{name}.log") as pgid:
                 got = vector(url, (feast_bodies if name == "feast" else ours_bodies)[0], name == "feast")
                 if reference is None:
                     reference = got
@@ -458,6 +470,7 @@ def main() -> None:
         "request": "one FinServe vector: 22 features, 3 entities (customer, account, merchant), 4 views",
         "duration_s_per_rate": args.duration,
         "workers_per_server": workers,
+        "pinned": "servers on core 0, Redis and the load generator on the others" if args.pin else None,
         "client": {"generator": "loadgen.py (open loop)", "connections": args.connections, "timeout_s": args.timeout},
         "feast_config": f"feast serve --workers {workers} --no-access-log --max-requests 0",
         "our_config": f"streamguard serve --workers {workers} --cache-staleness 0 --insecure-no-auth "
