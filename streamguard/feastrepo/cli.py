@@ -3,10 +3,12 @@
 import os
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
 from streamguard.api.featureview import FeatureViewSpec
+from streamguard.feastrepo.config import REDIS_PASSWORD_ENV
 from streamguard.finserve.resources import EXAMPLES_DIR, load_manifests
 from streamguard.onlinestore.client import CA_PARAMETER, ca_file
 from streamguard.onlinestore.tenancy import DEFAULT_NAMESPACE, store_project
@@ -79,7 +81,14 @@ def _write(
     from streamguard.feastrepo.repo import write_repo
 
     name, views = _views(manifests, project)
-    write_repo(repo, name, views, _redis_url(redis_url), namespace=namespace)
+    url = _redis_url(redis_url)
+    try:
+        write_repo(repo, name, views, url, namespace=namespace)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    if urlsplit(url).password:
+        click.echo(f"feature_store.yaml reads the Redis password from ${REDIS_PASSWORD_ENV}: set it wherever Feast "
+                   "opens this repository")
     return store_project(namespace, name), len(views)
 
 

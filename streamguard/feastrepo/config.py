@@ -5,6 +5,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+import yaml
+
 from streamguard import objectstore
 from streamguard.onlinestore.client import CA_PARAMETER, ca_file, store_url, without_password
 
@@ -56,9 +58,32 @@ def render_online_store(redis_url: str) -> dict[str, Any]:
         # asks the sentinels (one key: the connection string splits at every ',').
         parts.append(f'sentinel_kwargs={{"password":"${{{REDIS_PASSWORD_ENV}}}"}}')
     config = {"type": "redis", "connection_string": ",".join(parts)}
+    if url.password:
+        _check_feast_reads(config["connection_string"], unquote(url.password), without_password(redis_url))
     if sentinels:
         return {**config, "redis_type": "redis_sentinel", "sentinel_master": sentinels.master}
     return {**config, "redis_type": "redis_cluster"} if cluster else config
+
+
+def _check_feast_reads(connection_string: str, password: str, shown: str) -> None:
+    """A ``ValueError`` unless Feast reads ``password`` back where the connection string names it: Feast expands the
+    variable into its YAML file's text, splits the string at every ``,`` and parses each value as JSON, so a
+    password with a ``,`` (or, for the sentinels, a ``"``), one that YAML reads otherwise, or one JSON reads as a
+    number or ``true`` would reach Redis changed, and fail there with no word of why."""
+    from feast.infra.online_stores.redis import RedisOnlineStore
+
+    text = yaml.safe_dump({"connection_string": connection_string}).replace(f"${{{REDIS_PASSWORD_ENV}}}", password)
+    try:
+        read = yaml.safe_load(text)["connection_string"]
+        options = RedisOnlineStore._parse_connection_string(read)[1]
+        given = [options.get("password"), *([options["sentinel_kwargs"].get("password")]
+                                            if "sentinel_kwargs" in options else [])]
+    except (yaml.YAMLError, TypeError, AttributeError, KeyError):
+        given = []
+    if not given or any(not isinstance(value, str | int) or str(value) != password for value in given):
+        raise ValueError(f"Redis URL {shown!r}: Feast cannot read its password back from feature_store.yaml (it "
+                         "splits the connection string at every ',' and reads each value as JSON); choose a password "
+                         "of letters, digits and symbols other than , \" # and spaces")
 
 
 def render_registry_config(location: str | Path) -> dict[str, Any]:

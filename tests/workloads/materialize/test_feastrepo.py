@@ -3,6 +3,7 @@
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -157,3 +158,29 @@ def test_writing_a_repository_here_refuses_a_ca_file_that_is_not_here(tmp_path: 
     written = CliRunner().invoke(command, [*args, f"rediss://:s3cret@redis:6380/0?ssl_ca_certs={here}"])
     assert written.exit_code == 0, written.output
     assert f"ssl_ca_certs={here}" in (tmp_path / "repo" / CONFIG_FILE).read_text()
+    assert "reads the Redis password from $STREAMGUARD_REDIS_PASSWORD" in written.output
+    bad = CliRunner().invoke(command, [*args, "redis://:a,b@redis:6379/0"])
+    assert bad.exit_code == 1 and "Feast cannot read its password back" in bad.output and "a,b" not in bad.output
+
+
+@pytest.mark.parametrize(("password", "sentinel_auth", "read_back"), [
+    ("s3cret", True, True), ("12345", True, True), ("p@ss/wo:rd x'y", True, True), ('a"b', False, True),
+    ("a,b", False, False), ('a"b', True, False), ("true", False, False), ("a #b", False, False),
+    ("a: b", False, False),
+])
+def test_a_password_feast_would_read_back_changed_is_refused(password: str, sentinel_auth: bool,
+                                                             read_back: bool) -> None:
+    """Feast expands the password into its file's text, splits the connection string at ',' and reads each value
+    as JSON: a password that would reach Redis changed is refused up front, without showing it."""
+    from feast.infra.online_stores.redis import RedisOnlineStore
+
+    url = f"redis://:{quote(password, safe='')}@h:1/0{'?sentinel=m&sentinel_auth=true' if sentinel_auth else ''}"
+    if not read_back:
+        with pytest.raises(ValueError, match="Feast cannot read its password back") as raised:
+            render_online_store(url)
+        assert password not in str(raised.value)
+        return
+    text = yaml.safe_dump(render_online_store(url)).replace("${STREAMGUARD_REDIS_PASSWORD}", password)
+    options = RedisOnlineStore._parse_connection_string(yaml.safe_load(text)["connection_string"])[1]
+    assert str(options["password"]) == password
+    assert not sentinel_auth or options["sentinel_kwargs"] == {"password": password}
