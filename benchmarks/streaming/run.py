@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -533,6 +534,7 @@ def measure(args: argparse.Namespace, stack: Endpoints, checkout: Path | None = 
             job.wait(60)
         except subprocess.TimeoutExpired:
             job.kill()
+    shutil.rmtree(work, ignore_errors=True)  # its job log and checkpoint stay only when the run failed
     sustained = [p for p in phases if p.sustained]
     best = max(sustained, key=lambda p: p.produced_rate) if sustained else None
     low = next((p for p in phases if p.target_rate <= 10), None)
