@@ -19,7 +19,6 @@ master the sentinels name, found again when it fails.
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
-from urllib.parse import unquote, urlparse
 
 import hiredis
 
@@ -33,6 +32,7 @@ from streamguard.serving.redisio import (
     RedisPool,
     RedisUnavailableError,
     ask_once,
+    auth_command,
     pack,
 )
 
@@ -47,11 +47,9 @@ class SentinelPool:
         self._url = url
         self._sentinels = sentinels
         self._options = options
-        password = urlparse(url).password
-        self._question = [
-            *([pack(b"AUTH", unquote(password).encode())] if sentinels.auth and password else []),
-            pack(b"SENTINEL", b"GET-MASTER-ADDR-BY-NAME", sentinels.master.encode()),
-        ]
+        auth = auth_command(url, with_user=False) if sentinels.auth else None
+        self._question = [*([auth] if auth else []),
+                          pack(b"SENTINEL", b"GET-MASTER-ADDR-BY-NAME", sentinels.master.encode())]
         """With :attr:`Sentinels.auth`, ``AUTH`` with the URL's password first (the default user's)."""
         self._masters: dict[Address, RedisPool] = {}
         self._master: RedisPool | None = None

@@ -233,6 +233,18 @@ class StorePool(Protocol):
     async def close(self) -> None: ...
 
 
+def auth_command(url: str, with_user: bool = True) -> bytes | None:
+    """``AUTH`` with the URL's password (and its user, unless ``with_user`` is false: a sentinel's ``requirepass``
+    is the default user's), packed; ``None`` when the URL has no password."""
+    parsed = urlparse(url)
+    if not parsed.password:
+        return None
+    password = unquote(parsed.password).encode()
+    if with_user and parsed.username:
+        return pack(b"AUTH", unquote(parsed.username).encode(), password)
+    return pack(b"AUTH", password)
+
+
 @dataclass(frozen=True)
 class PoolOptions:
     """The bounds of every :class:`RedisPool` (one per server; a cluster's or a Sentinel master's pools share them)."""
@@ -262,11 +274,8 @@ class RedisPool:
         db = unquote(parsed.path.lstrip("/")) or "0"
         if not db.isdigit():
             raise ValueError(f"Redis URL {url!r}: database {db!r} is not a number")
-        setup = []
-        if parsed.password:
-            user = unquote(parsed.username) if parsed.username else None
-            password = unquote(parsed.password)
-            setup.append(pack(b"AUTH", user.encode(), password.encode()) if user else pack(b"AUTH", password.encode()))
+        auth = auth_command(url)
+        setup = [auth] if auth else []
         if db != "0":
             setup.append(pack(b"SELECT", db.encode()))
         setup.append(IDENTITY)
