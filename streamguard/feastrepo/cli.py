@@ -3,14 +3,11 @@
 import os
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import click
 
 from streamguard.api.featureview import FeatureViewSpec
-from streamguard.feastrepo.config import REDIS_PASSWORD_ENV
 from streamguard.finserve.resources import EXAMPLES_DIR, load_manifests
-from streamguard.onlinestore.client import CA_PARAMETER, ca_file
 from streamguard.onlinestore.tenancy import DEFAULT_NAMESPACE, store_project
 
 _MANIFESTS = click.option(
@@ -38,6 +35,8 @@ def _views(manifests: Path, project: str | None) -> tuple[str, dict[str, Feature
 def _redis_url(value: str | None) -> str:
     """The store's URL; a CA file it names must be on this machine, where Feast will read it (a URL copied from a
     pod's Secret names the pod's path)."""
+    from streamguard.onlinestore.client import CA_PARAMETER, ca_file
+
     url = value or os.environ.get("STREAMGUARD_REDIS_URL")
     if not url:
         raise click.UsageError("give --redis-url or set STREAMGUARD_REDIS_URL")
@@ -78,6 +77,9 @@ def _write(
     manifests: Path, repo: Path, project: str | None, redis_url: str | None, namespace: str
 ) -> tuple[str, int]:
     """Write the repository; returns its Feast project and how many feature views it holds."""
+    from urllib.parse import urlsplit
+
+    from streamguard.feastrepo.config import REDIS_PASSWORD_ENV
     from streamguard.feastrepo.repo import write_repo
 
     name, views = _views(manifests, project)
