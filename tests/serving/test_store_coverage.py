@@ -55,6 +55,9 @@ class Store:
     url: str
     project: str
     config: Path
+    window_end_ms: int
+    """The end of the 1m window the test's windows are written to, fixed when the store is made: a re-seed writes
+    the same pane again, as the job's does, even after the test crossed a slide boundary."""
 
     def serve(self, **overrides: object) -> AbstractContextManager[TestClient]:
         return _serve(self, **overrides)
@@ -78,7 +81,8 @@ def _store(client: redis.Redis, tmp_path: Path) -> Store:
     project = unique_project()
     port = client.connection_pool.connection_kwargs["port"]
     config = write_config(tmp_path / "features.yaml", finserve_manifests(project))
-    return Store(client, f"redis://127.0.0.1:{port}/0", project, config)
+    end = WindowShape.parse("1m", "15s").end_as_of(int(time.time() * 1000))
+    return Store(client, f"redis://127.0.0.1:{port}/0", project, config, end)
 
 
 @pytest.fixture
@@ -87,10 +91,10 @@ def store(tmp_path: Path) -> Iterator[Store]:
         yield _store(client, tmp_path)
 
 
-def _window(client: redis.Redis, project: str, customer: str, values: list[Any]) -> None:
-    """The 1m windows of ``customer`` for the next 45 s (a test may cross a slide boundary)."""
-    end = WindowShape.parse("1m", "15s").end_as_of(int(time.time() * 1000))
-    write_window(client, project, "1m", end, customer, dict(zip(AGGREGATES, values, strict=True)))
+def _window(store: Store, customer: str, values: list[Any]) -> None:
+    """The 1m windows of ``customer`` for 45 s from the store's making (a test may cross a slide boundary)."""
+    write_window(store.client, store.project, "1m", store.window_end_ms, customer,
+                 dict(zip(AGGREGATES, values, strict=True)))
 
 
 def _stream_and_materializer_running(client: redis.Redis, project: str) -> None:
@@ -103,7 +107,7 @@ def _seed(store: Store) -> None:
     """The writers after (re-)seeding: generation and coverage, a batch row and windows of ``SEEDED``."""
     cover(store.client, store.project)
     write_finserve_rows(store.client, store.project, 1, time.time() - 60)
-    _window(store.client, store.project, SEEDED, LAST)
+    _window(store, SEEDED, LAST)
     _stream_and_materializer_running(store.client, store.project)
 
 
@@ -150,7 +154,7 @@ def test_flushall_reads_stale_until_the_writers_reseed(store: Store) -> None:
         # the stream and the materializer's records come back at once; the job writes the windows of the
         # events since the flush only (1 transaction instead of 3): never to be served as present
         _stream_and_materializer_running(store.client, store.project)
-        _window(store.client, store.project, SEEDED, [1, 5.0, 5.0])
+        _window(store, SEEDED, [1, 5.0, 5.0])
         seeded, new = _read(app)
         assert seeded == (["stale"] * 5, [None, None, 1, 5.0, 5.0])
         assert new == (["stale"] * 5, [None] * 5)
