@@ -124,7 +124,9 @@ def create_app(settings: Settings, source: CatalogSource | None = None) -> FastA
         service = FeatureService(settings, catalog_source, pool)
         app.state.service = service
         catalog_source.start()
-        refresher = asyncio.create_task(service.refresh_forever())
+        tasks = [asyncio.create_task(service.refresh_forever())]
+        if service.cache.enabled:
+            tasks.append(asyncio.create_task(service.watch_written_forever()))
         # What exists now (modules, schemas, the app) lives as long as the process: keep it out of the
         # collector's full passes, which otherwise stop the event loop for tens of ms under load (garbage
         # collected first, so none of it is kept for good).
@@ -133,9 +135,10 @@ def create_app(settings: Settings, source: CatalogSource | None = None) -> FastA
         try:
             yield
         finally:
-            refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await refresher
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             catalog_source.stop()
             await pool.close()
 

@@ -20,10 +20,12 @@ Statuses (docs/semantics.md explains them for users) come from :mod:`streamguard
 ``_ts`` as event timestamp, window values the progress record's ``progress_at``.
 
 Reads may come from the in-process cache (:mod:`streamguard.serving.cache`), each at most
-``cache_staleness`` seconds old; the progress record is judged at the request's time, so a view turns
-``stale`` at the latest ``cache_staleness`` seconds after its record says so. The generation marker is
-read again whenever a request goes to Redis (values read now are never judged by an older marker); only
-a request answered entirely from the cache uses the cached marker, as old as its values.
+``cache_staleness`` seconds old. A view's window reads and progress record are cached under its job's batch
+counter (:mod:`streamguard.serving.written`), so they are read again once the job has written a batch. The
+progress record is judged at the request's time, so a view turns ``stale`` at the latest ``cache_staleness``
+seconds after its record says so. The generation marker is read again whenever a request goes to Redis (values
+read now are never judged by an older marker); only a request answered entirely from the cache uses the cached
+marker, as old as its values.
 """
 
 import asyncio
@@ -57,6 +59,7 @@ from streamguard.serving.progress import (
 )
 from streamguard.serving.redisio import RedisUnavailableError, StorePool, Unreachable, pack_tail
 from streamguard.serving.selection import Selection
+from streamguard.serving.written import WrittenBatches
 
 _UNVOUCHED = WindowRule(STALE, STALE, False, False, None)
 """The windows of a view whose progress record's node did not answer: nothing says they are fresh."""
@@ -120,9 +123,10 @@ def _decode_batch(raw: list[bytes | None]) -> BatchRow | None:
 class Lookup:
     """Reads feature vectors for a resolved :class:`Selection`."""
 
-    def __init__(self, pool: StorePool, cache: TTLCache) -> None:
+    def __init__(self, pool: StorePool, cache: TTLCache, written: WrittenBatches | None = None) -> None:
         self.pool = pool
         self.cache = cache
+        self.written = WrittenBatches() if written is None else written
 
     def _stores(self, views: Sequence[ServedView], found: Mapping[Hashable, object]) -> list[StoreView]:
         """Per selected view what the store says: its project's current generation and its coverage."""
@@ -177,6 +181,8 @@ class Lookup:
         # progress record, coverage and generation marker are read once per view or project).
         wanted: dict[Hashable, Read] = {}
         markers: set[Hashable] = set()
+        counters = [self.written.of(view.heartbeat_key) for view in views]
+        progress_keys = [(view.heartbeat_key, counter) for view, counter in zip(views, counters, strict=True)]
         for view in views:
             markers.add(view.generation_key)
             wanted[view.generation_key] = (view.generation_key, *_MARKER_READ)
@@ -186,8 +192,8 @@ class Lookup:
         for position, row in enumerate(rows, first):
             memo: dict[tuple[str, ...], bytes] = {}
             row_plan = []
-            for view, needs_batch, groups, reads in zip(
-                views, selection.needs_batch, selection.groups, pane_reads, strict=True
+            for view, needs_batch, groups, reads, counter, progress_key in zip(
+                views, selection.needs_batch, selection.groups, pane_reads, counters, progress_keys, strict=True
             ):
                 entity = _entity_key(view, row, position, memo)
                 batch_key: Hashable = None
@@ -199,11 +205,11 @@ class Lookup:
                 if groups:
                     for read in reads:
                         redis_key = pane_key(read.prefix, entity)
-                        read_key = (redis_key, read.ends)
+                        read_key = (redis_key, read.ends, counter)
                         wanted[read_key] = (redis_key, read.packed_fields, read.count, read)
                         for group, _, _ in read.groups:
                             window_keys[group.suffix] = read_key
-                    wanted[view.heartbeat_key] = (
+                    wanted[progress_key] = (
                         view.heartbeat_key,
                         _PROGRESS_FIELDS,
                         len(PROGRESS_FIELDS),
@@ -222,7 +228,7 @@ class Lookup:
             if needs_batch:
                 batch_rules[position] = batch_rule(view, stores[position], now)
             if groups:
-                progress = found[view.heartbeat_key]
+                progress = found[progress_keys[position]]
                 for suffix in groups:
                     if isinstance(progress, Unreachable):
                         rules[position, suffix] = _UNVOUCHED

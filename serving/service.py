@@ -28,6 +28,7 @@ from streamguard.serving.redisio import PoolOptions, RedisPool, StorePool
 from streamguard.serving.selection import Selection, feature_set_refs, resolve
 from streamguard.serving.settings import Settings
 from streamguard.serving.sources import CatalogSource
+from streamguard.serving.written import WrittenBatches
 
 log = logging.getLogger(__name__)
 _REQUEST = TypeAdapter(LookupRequest)
@@ -83,7 +84,8 @@ class FeatureService:
         self.source = source
         self.pool = pool
         self.cache = TTLCache(settings.cache_staleness, settings.cache_max_entries, settings.cache_max_bytes)
-        self.lookup = Lookup(pool, self.cache)
+        self.written = WrittenBatches()
+        self.lookup = Lookup(pool, self.cache, self.written)
         self.newest_seen: dict[str, float] = {}
         self.policy = ReadinessPolicy(settings.required_views, settings.advisory_views)
         self.health: Health | None = None
@@ -258,6 +260,15 @@ class FeatureService:
             except Exception:  # a failed refresh must not end the loop
                 log.exception("freshness refresh failed")
             await asyncio.sleep(self.settings.freshness_interval)
+
+    async def watch_written_forever(self) -> None:
+        """Keep the batch counters of the catalog's views with windows current (only while the cache is on)."""
+
+        def keys() -> list[bytes]:
+            catalog = self.catalog()
+            return [] if catalog is None else [v.heartbeat_key for v in catalog.views.values() if v.has_stream]
+
+        await self.written.watch_forever(self.pool, keys)
 
     def catalog_body(self) -> dict[str, Any]:
         catalog = self.catalog()

@@ -31,6 +31,10 @@ REASON = b"reason"
 COMPLETE_FROM = b"complete_from_ms"
 """Event time (ms) from which the job has seen every record of its topic: a window starting before it is
 ``partial`` (the job started later than the window, and the topic's retention did not reach back)."""
+WRITTEN_BATCHES = b"written_batches"
+"""A counter the job increments after every batch that wrote windows: serving's cached window reads of the view
+are read again when it changes (:mod:`streamguard.serving.written`), not only once they are as old as the cache
+allows. Not part of the progress (an increment, never written with the record)."""
 PROGRESS_FIELDS = (PROCESSED_AT, PROGRESS_AT, NEWEST_EVENT, LAG, WATERMARK, BATCH, STATE, REASON, COMPLETE_FROM)
 
 HEARTBEAT_PROCESSED_AT = PROCESSED_AT

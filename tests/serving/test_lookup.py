@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
+from streamguard.onlinestore.window_layout import WRITTEN_BATCHES, heartbeat_key
 from streamguard.windows import WindowShape
 from tests.serving.conftest import ClientFactory
 from tests.serving.support import (
@@ -14,6 +15,7 @@ from tests.serving.support import (
     early_in_slide,
     entity_id,
     fraud_refs,
+    keys_of,
     sample_value,
     write_batch_row,
     write_finserve_rows,
@@ -161,6 +163,30 @@ def test_cache_serves_within_its_staleness_bound(
     # each request reads the row, the store's generation marker and the view's coverage
     assert "streamguard_serving_cache_hits_total 3.0" in metrics
     assert "streamguard_serving_cache_misses_total 6.0" in metrics
+
+
+def test_a_batch_the_job_wrote_is_read_again_before_the_cache_staleness(
+    redis_client: redis.Redis, project: str, serving_client: ClientFactory
+) -> None:
+    shape = WindowShape.parse("5m", "1m")
+    now = early_in_slide(shape.slide_ms, margin_ms=30_000) / 1000
+    write_progress(redis_client, project, now)
+    write_window(redis_client, project, "5m", shape.end_as_of(int(now * 1000)), "C1", {"txn_count": 1})
+    request = {"features": [f"{WINDOW_VIEW}:txn_count_5m"], "entities": [{"customer_id": "C1"}]}
+
+    def served() -> object:
+        return client.post("/features", json=request).json()["results"][0]["values"][0]
+
+    with serving_client(cache_staleness=600.0) as client:
+        assert served() == 1
+        write_window(redis_client, project, "5m", shape.end_as_of(int(now * 1000)), "C1", {"txn_count": 2})
+        time.sleep(0.5)  # the counters were read meanwhile: unchanged, so the cached window is served
+        assert served() == 1
+        redis_client.hincrby(heartbeat_key(keys_of(project), WINDOW_VIEW), WRITTEN_BATCHES, 1)  # type: ignore[arg-type]  # as the job does
+        deadline = time.monotonic() + 5
+        while served() != 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert served() == 2
 
 
 def test_mixed_batch_and_window_features_of_many_rows(

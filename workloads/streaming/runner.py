@@ -222,6 +222,8 @@ class StreamRunner:
                 since = self.seeder.commit(*reseeded, replayed=batch_id > 0)
                 log.info("batch %d: windows of %s whole in the store's generation %s since event time %d",
                          batch_id, self.plan.view, reseeded[0], since)
+            if written or reseeded is not None:
+                self.sink.count_written()
         except reseed.GenerationEndedError as error:
             self._store_failure = (STORE_CHANGED, str(error))
             raise

@@ -20,7 +20,7 @@ from redis.cluster import RedisCluster
 
 from streamguard.onlinestore.client import ERRORS, UNREACHABLE, Store, per_server, shared
 from streamguard.onlinestore.slots import key_slot
-from streamguard.onlinestore.window_layout import StreamProgress, heartbeat_key
+from streamguard.onlinestore.window_layout import WRITTEN_BATCHES, StreamProgress, heartbeat_key
 from streamguard.workloads.streaming import panes
 from streamguard.workloads.streaming.plan import StreamPlan
 
@@ -77,6 +77,10 @@ class RedisSink:
     def publish(self, progress: StreamProgress) -> None:
         """Write the view's progress record (``None`` fields keep what the hash holds)."""
         self.client.hset(heartbeat_key(self.plan.project, self.plan.view), mapping=progress.mapping())  # type: ignore[arg-type]
+
+    def count_written(self) -> None:
+        """Count a batch whose windows are all in the store (:data:`WRITTEN_BATCHES`)."""
+        self.client.hincrby(heartbeat_key(self.plan.project, self.plan.view), WRITTEN_BATCHES, 1)  # type: ignore[arg-type]
 
     def heartbeat(self, batch_id: int | None, watermark_ms: int | None) -> None:
         """Record a completed batch that caught up with the topic, now (the record a healthy job writes

@@ -31,6 +31,7 @@ from streamguard.devstack.endpoints import Endpoints
 from streamguard.devstack.supervisor import free_port
 from streamguard.jobspec import JOB_CONFIG_DIR, JOB_CONFIG_KEY
 from streamguard.onlinestore.tenancy import store_project
+from streamguard.onlinestore.window_layout import WRITTEN_BATCHES, heartbeat_key
 from streamguard.operator.render.common import Owner
 from streamguard.operator.render.streamingwindow import render
 from streamguard.operator.settings import OperatorSettings
@@ -186,6 +187,9 @@ def test_job_runs_from_the_rendered_deployment_and_reports_stream_running(deploy
                     and p.watermark_ms == T0 + 480_000 and p.state == "running" and p,
                     120, "the watermark at T0+480s in the progress record", deployed.job)
     assert beat.processed_at_ms > 0 and beat.progress_at_ms is not None and beat.lag == 0
+    key = heartbeat_key(deployed.project, deployed.spec.feature_view)
+    written = deployed.redis.hget(key, WRITTEN_BATCHES)  # type: ignore[arg-type]
+    assert written is not None and int(written) >= 1  # type: ignore[arg-type]  # serving's cached reads follow it
 
 
 def test_late_events_counted_while_open_and_dropped_once_closed(deployed: Deployed) -> None:
