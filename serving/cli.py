@@ -42,7 +42,8 @@ def _at_least(flag: str, default: float, minimum: float, help_text: str) -> Deco
 @_at_least("--max-connections", 50, 1, "Redis pool size.")
 @_at_least("--cache-staleness", 1.0, 0,
            "Seconds a cached Redis read (values and stream progress) may be served, so a stream that stops "
-           "progressing shows as stale at most this much later; 0 turns the cache off.")
+           "progressing shows as stale at most this much later (window values are read again as soon as their job "
+           "writes a batch); 0 turns the cache off.")
 @_at_least("--max-batch", 1000, 1, "Entity rows per request.")
 @_at_least("--redis-timeout", 0.25, 0.001, "Seconds to connect to Redis or wait for its answer; then 503.")
 @_at_least("--freshness-interval", 5.0, 0.1,
