@@ -122,10 +122,10 @@ def spark_session(app_name: str, hadoop: Mapping[str, str] | None = None) -> Spa
 
 FETCH_MAX_WAIT_MS = 10
 """How long the broker may hold a fetch of the job's consumers for data to arrive (Kafka's default: 500 ms).
-After a task has read its offset range, its consumer's next fetch is already waiting at the broker; on a
-partition with no new data it held the next batch's first read of that partition for up to the default, once
-per partition task and wave: a batch of 10 events took 1.2 s instead of 0.35 s (docs/benchmarks.md). Spark
-reads fixed offset ranges, so a short wait only costs an empty fetch answer."""
+With the default, a batch of 10 events took 1.2 s instead of 0.35 s (docs/benchmarks.md), most likely because a
+consumer's next fetch, sent once it has read its offset range, waits at the broker while the partition has no
+new data and holds the next batch's read of that partition. Spark reads fixed offset ranges, so a short wait
+only costs an empty fetch answer."""
 
 
 def topic_options(plan: StreamPlan, kafka: KafkaEndpoint) -> dict[str, str]:
