@@ -167,6 +167,25 @@ class PrivateCluster:
         _until(lambda: set(seen().values()) == {replicas}, timeout,
                lambda: f"Redis Cluster replicas known by each server {seen()}, not {replicas}")
 
+    def _online_replicas(self) -> dict[int, int]:
+        """Per live master, its replicas whose first sync is done (``INFO replication``: ``state=online``)."""
+        online = {}
+        for port in self.live():
+            with self.node(port) as node:
+                info = node.info("replication")
+            if info["role"] == "master":
+                online[port] = sum(1 for name, value in info.items()
+                                   if name.startswith("slave") and isinstance(value, dict)
+                                   and value.get("state") == "online")
+        return online
+
+    def wait_until_replicas_online(self, replicas: int, timeout: float = 60.0) -> None:
+        """Until every master has ``replicas`` replicas past their first sync, so that a write can be waited for
+        (``WAIT``) at once: a replica the cluster knows of may still be waiting for its master's full sync."""
+        _until(lambda: set(self._online_replicas().values()) == {replicas}, timeout,
+               lambda: f"Redis Cluster replicas past their first sync per master {self._online_replicas()}, "
+                       f"not {replicas}")
+
     def kill(self, port: int) -> None:
         """SIGKILL one server, as a crash would: no shutdown, no failover handed over."""
         process = self.processes[port]
@@ -204,7 +223,8 @@ def private_redis_cluster(workdir: Path, masters: int = 3, replicas: int = 1, no
                              ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                               "--cluster-port", str(free_port()),  # not port + 10000: that may be taken or > 65535
                               "--cluster-node-timeout", str(node_timeout_ms),
-                              "--cluster-require-full-coverage", "yes" if full_coverage else "no"), tls)
+                              "--cluster-require-full-coverage", "yes" if full_coverage else "no",
+                              "--repl-diskless-sync-delay", "0"), tls)  # a replica's first sync starts at once
             stack.callback(_stop, process)
             cluster.processes[port] = process
             with cluster.node(port) as node:
@@ -213,6 +233,8 @@ def private_redis_cluster(workdir: Path, masters: int = 3, replicas: int = 1, no
                ("--tls", "--cacert", str(tls.ca)) if tls else ())
         cluster.wait_until_healthy()
         cluster.wait_until_replicas_known(masters * replicas)
+        if replicas:
+            cluster.wait_until_replicas_online(replicas)
         yield cluster
 
 
