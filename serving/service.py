@@ -22,6 +22,7 @@ from streamguard.serving.health import Health, ReadinessPolicy, ViewFreshness, c
 from streamguard.serving.lookup import Lookup
 from streamguard.serving.metrics import ServingMetrics
 from streamguard.serving.models import EntityRow, LookupRequest
+from streamguard.serving.periodic import forever
 from streamguard.serving.redis_cluster import ClusterPool
 from streamguard.serving.redis_sentinel import SentinelPool
 from streamguard.serving.redisio import PoolOptions, RedisPool, StorePool
@@ -254,12 +255,7 @@ class FeatureService:
 
     async def refresh_forever(self) -> None:
         """Keep the freshness gauges current between readiness probes."""
-        while True:
-            try:
-                await self.check_health()
-            except Exception:  # a failed refresh must not end the loop
-                log.exception("freshness refresh failed")
-            await asyncio.sleep(self.settings.freshness_interval)
+        await forever(self.check_health, self.settings.freshness_interval, "freshness refresh")
 
     async def watch_written_forever(self) -> None:
         """Keep the batch counters of the catalog's views with windows current (only while the cache is on)."""

@@ -4,14 +4,11 @@ under its counter, so they are read from Redis again as soon as its job has writ
 are as old as the cache allows: with the cache on, a new window value is served at most about one interval after
 it is written. A failed read keeps the counters it had (the cache's own staleness bound still holds)."""
 
-import asyncio
-import logging
 from collections.abc import Callable, Sequence
 
 from streamguard.onlinestore.window_layout import WRITTEN_BATCHES
+from streamguard.serving.periodic import forever
 from streamguard.serving.redisio import RedisUnavailableError, StorePool, pack_tail
-
-log = logging.getLogger(__name__)
 
 WATCH_INTERVAL_S = 0.1
 """Seconds between two reads of the counters: one pipelined ``HMGET`` per view with windows."""
@@ -39,11 +36,5 @@ class WrittenBatches:
         self._counters = counters
 
     async def watch_forever(self, pool: StorePool, heartbeat_keys: Callable[[], Sequence[bytes]]) -> None:
-        while True:
-            try:
-                await self.read(pool, heartbeat_keys())
-            except RedisUnavailableError as error:
-                log.debug("batch counters not read: %s", error)
-            except Exception:  # a failed read must not end the loop
-                log.exception("batch counters not read")
-            await asyncio.sleep(WATCH_INTERVAL_S)
+        await forever(lambda: self.read(pool, heartbeat_keys()), WATCH_INTERVAL_S, "reading the batch counters",
+                      expected=(RedisUnavailableError,))
