@@ -181,8 +181,7 @@ class Lookup:
         # progress record, coverage and generation marker are read once per view or project).
         wanted: dict[Hashable, Read] = {}
         markers: set[Hashable] = set()
-        counters = [self.written.of(view.heartbeat_key) for view in views]
-        progress_keys = [(view.heartbeat_key, counter) for view, counter in zip(views, counters, strict=True)]
+        progress_keys = [(view.heartbeat_key, self.written.of(view.heartbeat_key)) for view in views]
         for view in views:
             markers.add(view.generation_key)
             wanted[view.generation_key] = (view.generation_key, *_MARKER_READ)
@@ -192,8 +191,8 @@ class Lookup:
         for position, row in enumerate(rows, first):
             memo: dict[tuple[str, ...], bytes] = {}
             row_plan = []
-            for view, needs_batch, groups, reads, counter, progress_key in zip(
-                views, selection.needs_batch, selection.groups, pane_reads, counters, progress_keys, strict=True
+            for view, needs_batch, groups, reads, progress_key in zip(
+                views, selection.needs_batch, selection.groups, pane_reads, progress_keys, strict=True
             ):
                 entity = _entity_key(view, row, position, memo)
                 batch_key: Hashable = None
@@ -205,7 +204,7 @@ class Lookup:
                 if groups:
                     for read in reads:
                         redis_key = pane_key(read.prefix, entity)
-                        read_key = (redis_key, read.ends, counter)
+                        read_key = (redis_key, read.ends, progress_key[1])  # under the view's batch counter
                         wanted[read_key] = (redis_key, read.packed_fields, read.count, read)
                         for group, _, _ in read.groups:
                             window_keys[group.suffix] = read_key
