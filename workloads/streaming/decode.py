@@ -36,6 +36,10 @@ class WriterSchemas:
     def known(self) -> list[int]:
         return sorted(set(self.readable) | self.unknown | self.unreadable)
 
+    def copy(self) -> "WriterSchemas":
+        """What the job knows now, kept apart from later resolutions (a query's plan is built from it)."""
+        return WriterSchemas(dict(self.readable), set(self.unknown), set(self.unreadable), self.segments)
+
 
 def unknown_ids(error_text: str) -> set[int]:
     """Schema ids named by the marker in a failed query's error text."""

@@ -5,7 +5,8 @@
 combined from them (``panes``; idempotent overwrites).
 
 ``dead-letters``: the same records, keeping only those that cannot be decoded -> ``<topic>.dlq`` with
-headers saying why and where they came from.
+headers saying why and where they came from. The windows query counts the records it finds bad per batch
+(``clean_ranges``): the dead-letter query reads and decodes again only what no clean windows batch covered.
 
 All panes are computed by one stateful aggregation: each event is expanded into the pane of each distinct slide
 containing it, and the pane struct carries Spark's event-time watermark metadata, exactly as Spark's own
@@ -31,6 +32,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from streamguard.clientsecurity import KafkaEndpoint
 from streamguard.jobspec import SPARK_CONF_ENV, spark_master
 from streamguard.workloads.streaming import checkpoint
+from streamguard.workloads.streaming.clean_ranges import CHECKED
 from streamguard.workloads.streaming.dead_letters import (
     ERROR_HEADER,
     ORIGIN_HEADER,
@@ -47,7 +49,7 @@ from streamguard.workloads.streaming.sink import WRITTEN, write_batches
 from streamguard.workloads.streaming.verdicts import Segment
 
 DEAD_LETTER_TRIGGER_MS = 15_000
-"""Dead letters are rare: their query runs less often so it takes little CPU from the windows."""
+"""Dead letters are rare: their query runs less often, and reads only what the windows query did not prove clean."""
 KAFKA_COLUMNS = ("key binary, value binary, topic string, partition int, offset long, timestamp timestamp, "
                  "timestampType int, headers array<struct<key: string, value: binary>>")
 """The rows of Spark's Kafka source (with ``includeHeaders``)."""
@@ -129,8 +131,9 @@ only costs an empty fetch answer."""
 
 
 def topic_options(plan: StreamPlan, kafka: KafkaEndpoint) -> dict[str, str]:
-    """What every read of the job's topic sets, stream or batch (``checked`` reads the headers)."""
-    return {**kafka.spark(), "subscribe": plan.topic, "failOnDataLoss": "true",
+    """What every read of the job's topic sets, stream or batch (``checked`` reads the headers), but which
+    partitions."""
+    return {**kafka.spark(), "failOnDataLoss": "true",
             "includeHeaders": "true", "kafka.fetch.max.wait.ms": str(FETCH_MAX_WAIT_MS)}
 
 
@@ -143,6 +146,7 @@ def kafka_source(spark: SparkSession, plan: StreamPlan, kafka: KafkaEndpoint, st
     reader = (
         spark.readStream.format("kafka")
         .options(**topic_options(plan, kafka))
+        .option("subscribe", plan.topic)
         .option("startingOffsets", plan.starting_offsets)
     )
     if starting_timestamp_ms is not None:
@@ -154,7 +158,8 @@ def kafka_source(spark: SparkSession, plan: StreamPlan, kafka: KafkaEndpoint, st
 
 def kafka_range(spark: SparkSession, plan: StreamPlan, kafka: KafkaEndpoint,
                 ranges: Mapping[int, tuple[int, int]]) -> DataFrame:
-    """The topic's records in ``[start, end)`` per partition, read as a batch (the re-seed's replay)."""
+    """The topic's records in ``[start, end)`` of the partitions of ``ranges`` (assigned: the topic may have more),
+    read as a batch (the re-seed's replay, the dead-letter query's reads)."""
 
     def offsets(index: int) -> str:
         return json.dumps({plan.topic: {str(p): r[index] for p, r in ranges.items()}})
@@ -162,6 +167,7 @@ def kafka_range(spark: SparkSession, plan: StreamPlan, kafka: KafkaEndpoint,
     return (
         spark.read.format("kafka")
         .options(**topic_options(plan, kafka))
+        .option("assign", json.dumps({plan.topic: sorted(ranges)}))
         .option("startingOffsets", offsets(0))
         .option("endingOffsets", offsets(1))
         .load()
@@ -302,26 +308,35 @@ def _start(frame: DataFrame, plan: StreamPlan, query: str, mode: str, trigger_ms
 
 def start_windows(spark: SparkSession, plan: StreamPlan, kafka: KafkaEndpoint, schemas: WriterSchemas,
                   handle: BatchHandler, starting_timestamp_ms: int | None) -> StreamingQuery:
+    """The windows query; each batch's progress report carries the records it read and the bad ones among
+    them (``observedMetrics.checked``)."""
     source = kafka_source(spark, plan, kafka, starting_timestamp_ms, plan.trigger_ms)
-    return _start(paned(checked(source, schemas, plan), plan), plan, WINDOWS, "update", plan.trigger_ms, handle)
+    counted = checked(source, schemas, plan).observe(CHECKED, F.count(F.lit(1)).alias("records"),
+                                                     F.count(F.col("error")).alias("bad"))
+    return _start(paned(counted, plan), plan, WINDOWS, "update", plan.trigger_ms, handle)
 
 
-def start_dead_letters(spark: SparkSession, plan: StreamPlan, kafka: KafkaEndpoint, schemas: WriterSchemas,
-                       handle: BatchHandler, starting_timestamp_ms: int | None) -> StreamingQuery:
+def start_dead_letters(spark: SparkSession, plan: StreamPlan, kafka: KafkaEndpoint, handle: BatchHandler,
+                       starting_timestamp_ms: int | None) -> StreamingQuery:
+    """The dead-letter query: its handler gets the Kafka source's rows undecoded, which Spark reads from Kafka
+    only if the handler uses them."""
     trigger_ms = max(plan.trigger_ms, DEAD_LETTER_TRIGGER_MS)
     source = kafka_source(spark, plan, kafka, starting_timestamp_ms, trigger_ms)
-    return _start(dead_letters(checked(source, schemas, plan)), plan, DEAD_LETTERS, "append", trigger_ms, handle)
+    return _start(source, plan, DEAD_LETTERS, "append", trigger_ms, handle)
 
 
-def write_dead_letters(frame: DataFrame, kafka: KafkaEndpoint, topic: str) -> tuple[int, dict[str, int]]:
-    """Send the bad rows of one batch to ``topic``; returns the rows read and the dead letters per reason."""
+def write_dead_letters(source: DataFrame, schemas: WriterSchemas, plan: StreamPlan,
+                       kafka: KafkaEndpoint) -> tuple[int, dict[str, int]]:
+    """Decode the Kafka source's rows ``source`` and send the bad ones to the dead-letter topic; returns the rows
+    read and the dead letters per reason."""
+    frame = dead_letters(checked(source, schemas, plan))
     frame.persist()
     try:
         counts = {row["error"]: int(row["count"]) for row in frame.groupBy("error").count().collect()}
         reasons = {str(error): n for error, n in counts.items() if error is not None}
         if reasons:
             (frame.where(F.col("error").isNotNull()).drop("error").write.format("kafka")
-             .options(**kafka.spark()).option("topic", topic).save())
+             .options(**kafka.spark()).option("topic", plan.dead_letter_topic).save())
         return sum(counts.values()), reasons
     finally:
         frame.unpersist()

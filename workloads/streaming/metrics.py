@@ -49,6 +49,14 @@ class StreamMetrics:
         self.dead_letters = family.counter("streamguard_stream_dead_letter_events",
                                            "Records that could not be decoded, sent to the dead-letter topic."
                                            ).labels(*labels)
+        self.dead_letter_checked = family.counter(
+            "streamguard_stream_dead_letter_checked_records",
+            "Records the dead-letter query's batches covered (offsets; the first batch of a checkpoint: records)."
+        ).labels(*labels)
+        self.dead_letter_reread = family.counter(
+            "streamguard_stream_dead_letter_reread_records",
+            "Records the dead-letter query read from Kafka and decoded a second time: those no windows batch free of "
+            "dead letters covered (usually none).").labels(*labels)
         self.lag = family.gauge("streamguard_stream_lag_records",
                                 "Records between the windows query's committed offsets and the topic's end offsets "
                                 "at the last check, summed over partitions.").labels(*labels)

@@ -24,11 +24,13 @@ writes the progress record (``window_layout.StreamProgress``) and the ``StreamRu
   checkpoint: the failed batch is replayed and its writes are idempotent.
 * The values wait for the windows query, so it goes first: the dead-letter query starts after the windows
   query's first batch, and each dead-letter batch waits (at most ``DEAD_LETTERS_HOLD_S``) until the windows
-  query has written the records it reads and every batch it planned.
+  query has written the records it reads and every batch it planned. It then reads and decodes only the records
+  no clean windows batch covered (``clean_ranges``), usually none.
 * While running, every poll reads the topic's end offsets (lag) and dead letters above the threshold are
   ``DeadLettering``. SIGTERM stops the queries cleanly.
 """
 
+import json
 import logging
 import signal
 import threading
@@ -49,6 +51,7 @@ from streamguard.jobspec import spark_on_kubernetes
 from streamguard.onlinestore.client import ERRORS, UNREACHABLE, connect, store_url
 from streamguard.workloads.streaming import checkpoint, driver, job, reseed
 from streamguard.workloads.streaming.checkpoint import CheckpointUnavailableError
+from streamguard.workloads.streaming.clean_ranges import CleanRanges, Ranges, proof_of
 from streamguard.workloads.streaming.decode import WriterSchemas, unknown_ids
 from streamguard.workloads.streaming.metrics import StreamMetrics
 from streamguard.workloads.streaming.offsets import (
@@ -105,7 +108,9 @@ DEAD_LETTERS_HOLD_S = 60.0
 """A dead-letter batch waits at most this long for the windows query to have written the records it reads."""
 WAITING_LOG_S = 30.0
 """While the job waits for a dependency, the same reason is logged again at most this often."""
-"""The job's two queries."""
+PROOF_WAIT_S = 2.0
+"""A dead-letter batch waits at most this long for the windows query's reports of the records it reads (a report
+follows its batch's commit by milliseconds)."""
 DEPENDENCY_AWAY = frozenset({KAFKA_UNAVAILABLE, STORE_UNAVAILABLE, TOPIC_MISSING, CHECKPOINT_UNAVAILABLE})
 """Query failures caused by an away dependency: the queries restart as soon as ``_prepare`` finds it back."""
 WARM_UP_GROUP = "streamguard-warm-up"
@@ -187,6 +192,9 @@ class StreamRunner:
         """Set when the queries start: the warm-up runs no further step."""
         self._windows_written: dict[int, int] = {}
         """Partition -> end offset of the last windows batch written to the store."""
+        self.clean = CleanRanges()
+        self._dead_letter_schemas = WriterSchemas()
+        """The schemas the dead-letter query started with (the windows query's: both start on a change)."""
 
     @property
     def sink(self) -> RedisSink:
@@ -262,14 +270,56 @@ class StreamRunner:
         return since
 
     def _write_dead_letters(self, frame: DataFrame, batch_id: int) -> None:
+        """One dead-letter batch: the records no clean windows batch covered are read again as one range per
+        partition and decoded; the first batch of a checkpoint (its start is not in the offset log) is read whole."""
         self._hold_dead_letters(batch_id)
-        records, reasons = job.write_dead_letters(frame, self.endpoints.kafka, self.plan.dead_letter_topic)
+        span = self._dead_letter_span(batch_id)
+        source: DataFrame | None = frame
+        if span is not None:
+            self._learn_clean(span)
+            unproven = self.clean.unproven(span)
+            kafka = self.endpoints.kafka
+            source = job.kafka_range(frame.sparkSession, self.plan, kafka, unproven) if unproven else None
+        read, reasons = (0, {}) if source is None else job.write_dead_letters(
+            source, self._dead_letter_schemas, self.plan, self.endpoints.kafka)
+        records = read if span is None else sum(end - start for start, end in span.values())
+        if span is not None:
+            self.clean.forget_below({p: end for p, (_, end) in span.items()})
+        self.metrics.dead_letter_checked.inc(records)
+        self.metrics.dead_letter_reread.inc(read)
         sent = sum(reasons.values())
         if sent:
             log.warning("batch %d: %d of %d records sent to %s (%s)", batch_id, sent, records,
                         self.plan.dead_letter_topic, ", ".join(f"{r}: {n}" for r, n in sorted(reasons.items())))
             self.metrics.dead_letters.inc(sent)
         self.tracker.dead_letters.add(now_ms(), records, reasons)
+
+    def _dead_letter_span(self, batch_id: int) -> Ranges | None:
+        """Partition -> ``[start, end)`` of dead-letter batch ``batch_id`` from the offset log; ``None`` for the
+        first batch of a checkpoint, or a partition new since the previous batch."""
+        end = batch_end_offsets(self.plan.checkpoint_dir, batch_id, self.plan.topic, DEAD_LETTERS)
+        try:
+            start = batch_end_offsets(self.plan.checkpoint_dir, batch_id - 1, self.plan.topic, DEAD_LETTERS)
+        except FileNotFoundError:
+            return None
+        if not set(end) <= set(start):
+            return None
+        return {partition: (start[partition], offset) for partition, offset in end.items()}
+
+    def _learn_clean(self, span: Ranges) -> None:
+        """Take in the windows query's progress reports, waiting at most ``PROOF_WAIT_S`` for those that reach
+        the end of ``span``."""
+        ends = {partition: end for partition, (_, end) in span.items()}
+        deadline = time.monotonic() + PROOF_WAIT_S
+        while True:
+            query = self._queries.get(WINDOWS)
+            for report in query.recentProgress if query is not None else []:
+                proof = proof_of(json.loads(report.json), self.plan.topic)
+                if proof is not None:
+                    self.clean.add(*proof)
+            if query is None or self._stopping or reached(self.clean.seen, ends) or time.monotonic() >= deadline:
+                return
+            time.sleep(0.05)
 
     def _hold_dead_letters(self, batch_id: int) -> None:
         """Hold dead-letter batch ``batch_id`` (before it computes anything) while the windows query has not
@@ -338,8 +388,7 @@ class StreamRunner:
         progress record. ``_start`` cancels what is left of it."""
         if self._warm_up is not None or self._windows_start is not None:
             return
-        schemas = WriterSchemas(dict(self.schemas.readable), set(self.schemas.unknown), set(self.schemas.unreadable),
-                                self.schemas.segments)
+        schemas = self.schemas.copy()
 
         def run() -> None:
             began = time.monotonic()
@@ -470,9 +519,9 @@ class StreamRunner:
         from the windows query's start position (Spark ignores it once there is a checkpoint)."""
         if DEAD_LETTERS in self._queries or not windows_reports or self._windows_start is None:
             return
+        self._dead_letter_schemas = self.schemas.copy()
         self._queries[DEAD_LETTERS] = job.start_dead_letters(
-            spark, self.plan, self.endpoints.kafka, self.schemas, self._write_dead_letters,
-            self._windows_start.starting_timestamp_ms)
+            spark, self.plan, self.endpoints.kafka, self._write_dead_letters, self._windows_start.starting_timestamp_ms)
 
     def _stop(self, name: str | None = None) -> None:
         """Stop the query ``name``, or both (all leave ``_queries`` first: a held dead-letter batch lets go)."""

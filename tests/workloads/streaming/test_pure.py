@@ -18,6 +18,7 @@ from streamguard.onlinestore.tenancy import store_project
 from streamguard.windows import WindowShape
 from streamguard.workloads.producer.events import TrafficProfile, events, generate
 from streamguard.workloads.streaming import panes, sink
+from streamguard.workloads.streaming.clean_ranges import CHECKED, CleanRanges, proof_of
 from streamguard.workloads.streaming.decode import unknown_ids
 from streamguard.workloads.streaming.metrics import StreamMetrics
 from streamguard.workloads.streaming.offsets import reached
@@ -240,3 +241,29 @@ def test_a_dead_letter_batch_goes_once_the_windows_query_wrote_what_it_reads_and
     assert not reached(written, {0: 10}, {1: 6})  # the windows query planned a batch it has not written
     assert not reached(written, {2: 1})  # a partition the windows query has not written at all
     assert reached({}, {})
+
+
+def _report(start: dict[str, int] | None, end: dict[str, int], bad: int | None) -> dict[str, object]:
+    source = {"startOffset": None if start is None else {"t": start}, "endOffset": {"t": end}}
+    return {"sources": [source], **({} if bad is None else {"observedMetrics": {CHECKED: {"records": 9, "bad": bad}}})}
+
+
+def test_the_dead_letter_query_reads_only_what_no_clean_windows_batch_covered() -> None:
+    clean = CleanRanges()
+    for report in (_report({"0": 0, "1": 0}, {"0": 10, "1": 4}, 0), _report({"0": 10, "1": 4}, {"0": 20, "1": 9}, 2),
+                   _report({"0": 20, "1": 9}, {"0": 30, "1": 12}, 0)):
+        proof = proof_of(report, "t")
+        assert proof is not None
+        clean.add(*proof)
+    assert clean.seen == {0: 30, 1: 12}
+    assert clean.unproven({0: (0, 10), 1: (0, 4)}) == {}  # proven whole: nothing is read
+    assert clean.unproven({0: (5, 30), 1: (2, 12)}) == {0: (10, 20), 1: (4, 9)}  # the batch with bad records
+    assert clean.unproven({0: (25, 40)}) == {0: (30, 40)}  # past every report: read
+    assert proof_of(_report(None, {"0": 10}, 0), "t") is None  # a checkpoint's first batch has no start
+    assert proof_of(_report({"0": 0}, {"0": 10}, None), "t") is None  # no counts, no proof
+    assert proof_of(_report({"0": 0}, {"0": 10}, 1), "t") == ({0: 0}, {0: 10}, False)
+    clean.add({0: 30}, {0: 35, 2: 3}, True)  # a partition new to the windows query: seen, not proven
+    assert clean.unproven({2: (0, 3)}) == {2: (0, 3)} and clean.seen[2] == 3
+    clean.forget_below({0: 25, 1: 12})
+    assert clean.unproven({0: (25, 35), 1: (12, 13)}) == {1: (12, 13)}
+    assert clean.unproven({0: (0, 35)}) == {0: (0, 25)}  # below what was handled: forgotten
