@@ -48,8 +48,8 @@ lint: venv
 # The whole suite against the real stack; the stack is stopped afterwards whatever the outcome.
 test: venv lint
 	@$(BIN)/streamguard dev provision
-	@$(BIN)/streamguard dev up
-	@status=0; $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; $(BIN)/streamguard dev down; exit $$status
+	@status=0; { $(BIN)/streamguard dev up && $(BIN)/pytest $(PYTEST_ARGS); } || status=$$?; \
+		$(BIN)/streamguard dev down; exit $$status
 
 # The stack's components and the images build (standard library only) while the virtualenv installs.
 demo:

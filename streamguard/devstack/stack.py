@@ -42,7 +42,7 @@ def _say(message: str) -> None:
 
 
 class Stack:
-    """One stack rooted at ``run_dir``; ports are chosen once and kept in ``ports.json``."""
+    """One stack rooted at ``run_dir``; ports are chosen once, no two alike, and kept in ``ports.json``."""
 
     def __init__(self, run_dir: Path, secured: bool = False) -> None:
         """``secured``: Kafka also serves a SASL_SSL listener and the registry serves HTTPS only, with HTTP
@@ -56,9 +56,11 @@ class Stack:
 
     def _ports(self) -> dict[str, int]:
         path = self.run_dir / "ports.json"
-        ports: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
+        kept: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
+        ports: dict[str, int] = {}
         for name in _PORT_NAMES + (secured.SECURED_PORTS if self.secured else ()):
-            ports.setdefault(name, free_port())
+            port = kept.get(name)
+            ports[name] = port if port is not None and port not in ports.values() else free_port(ports.values())
         path.write_text(json.dumps(ports, indent=2))
         return ports
 

@@ -13,7 +13,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,12 +39,15 @@ PICKED_PORTS = range(20000, 30000)
 connection takes a local port, and below the Kubernetes NodePort range (30000-32767)."""
 
 
-def free_port() -> int:
-    """A loopback port free now, for a process started next to listen on. Picked outside the ephemeral range: a port
-    from there can be taken by any outgoing connection between this pick and the listener's bind (a CI run saw a
-    streaming job's metrics port taken so)."""
+def free_port(taken: Collection[int] = ()) -> int:
+    """A loopback port free now, for a process started next to listen on, and not one of ``taken`` (ports picked
+    for processes not listening yet: a CI run saw the stack give kube-proxy's metrics and SeaweedFS's filer one
+    port). Picked outside the ephemeral range: a port from there can be taken by any outgoing connection between
+    this pick and the listener's bind (a CI run saw a streaming job's metrics port taken so)."""
     tries = random.sample(PICKED_PORTS, min(200, len(PICKED_PORTS)))
     for port in tries:
+        if port in taken:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
