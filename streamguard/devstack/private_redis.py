@@ -218,10 +218,11 @@ def private_redis_cluster(workdir: Path, masters: int = 3, replicas: int = 1, no
     cluster = PrivateCluster(tls=tls)
     with ExitStack() as stack:
         for index in range(masters * (1 + replicas)):
-            port = ports[index] if index < len(ports) else free_port()
+            port = ports[index] if index < len(ports) else free_port(ports)
+            bus = free_port((*ports, port))  # not port + 10000: that may be taken or > 65535
             process = _start(workdir / str(port), port,
                              ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                              "--cluster-port", str(free_port((port,))),  # not port + 10000: may be taken or > 65535
+                              "--cluster-port", str(bus),
                               "--cluster-node-timeout", str(node_timeout_ms),
                               "--cluster-require-full-coverage", "yes" if full_coverage else "no",
                               "--repl-diskless-sync-delay", "0"), tls)  # a replica's first sync starts at once

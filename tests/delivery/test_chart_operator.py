@@ -23,10 +23,11 @@ FINSERVE = REPO / "examples" / "finserve"
 
 
 def operator_container(helm: Helm, stack: Endpoints, namespace: str) -> dict[str, Any]:
+    health = free_port()
     manifest = helm(
         "template", "sg", str(CHART), "--namespace", namespace, "-f", str(CHART / "values-dev.yaml"),
         "--set", "operator.watchNamespaces={" + namespace + "}",
-        "--set", f"operator.healthPort={free_port()}", "--set", f"operator.metricsPort={free_port()}",
+        "--set", f"operator.healthPort={health}", "--set", f"operator.metricsPort={free_port((health,))}",
         "--set", f"connections.kafka.bootstrapServers={stack.kafka_bootstrap}",
         "--set", f"connections.schemaRegistry.url={stack.registry_url}",
     ).stdout

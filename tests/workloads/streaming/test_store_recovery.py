@@ -512,7 +512,9 @@ def test_a_job_started_while_no_cluster_node_answers_reports_store_unavailable_a
         topic: str) -> None:
     """redis-py's cluster client reads the slot table when it is made: the job makes it when it first needs the
     store, so it waits, saying why, instead of exiting."""
-    ports = [free_port() for _ in range(3)]
+    ports: list[int] = []
+    for _ in range(3):
+        ports.append(free_port(ports))
     namespace, spec, features, job = _job_in_cluster(stack, f"redis://127.0.0.1:{ports[0]}/0?cluster=true",
                                                      kube_api, kubectl, tmp_path, topic)
     try:
