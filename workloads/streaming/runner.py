@@ -193,6 +193,8 @@ class StreamRunner:
         self._windows_written: dict[int, int] = {}
         """Partition -> end offset of the last windows batch written to the store."""
         self.clean = CleanRanges()
+        self._proofs_through: tuple[str, int] = ("", -1)
+        """``(run id, batch id)`` of the newest windows report taken into :attr:`clean`."""
         self._dead_letter_schemas = WriterSchemas()
         """The schemas the dead-letter query started with (the windows query's: both start on a change)."""
 
@@ -278,8 +280,8 @@ class StreamRunner:
         if span is not None:
             self._learn_clean(span)
             unproven = self.clean.unproven(span)
-            kafka = self.endpoints.kafka
-            source = job.kafka_range(frame.sparkSession, self.plan, kafka, unproven) if unproven else None
+            source = (job.kafka_range(frame.sparkSession, self.plan, self.endpoints.kafka, unproven)
+                      if unproven else None)
         read, reasons = (0, {}) if source is None else job.write_dead_letters(
             source, self._dead_letter_schemas, self.plan, self.endpoints.kafka)
         records = read if span is None else sum(end - start for start, end in span.values())
@@ -314,6 +316,10 @@ class StreamRunner:
         while True:
             query = self._queries.get(WINDOWS)
             for report in query.recentProgress if query is not None else []:
+                mark = (str(report.runId), report.batchId)
+                if mark[0] == self._proofs_through[0] and mark[1] <= self._proofs_through[1]:
+                    continue
+                self._proofs_through = mark
                 proof = proof_of(json.loads(report.json), self.plan.topic)
                 if proof is not None:
                     self.clean.add(*proof)
