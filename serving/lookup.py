@@ -204,7 +204,7 @@ class Lookup:
                 if groups:
                     for read in reads:
                         redis_key = pane_key(read.prefix, entity)
-                        read_key = (redis_key, read.ends, progress_key[1])  # under the view's batch counter
+                        read_key = (redis_key, read.ends_key, progress_key[1])  # under the view's batch counter
                         wanted[read_key] = (redis_key, read.packed_fields, read.count, read)
                         for group, _, _ in read.groups:
                             window_keys[group.suffix] = read_key

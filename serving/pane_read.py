@@ -9,7 +9,7 @@ builds its reads once per set of ends (:class:`PaneReads`), not once per request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from streamguard.onlinestore.pane_layout import combine, window_fields
+from streamguard.onlinestore.pane_layout import finish, partials, window_fields
 from streamguard.onlinestore.valueproto import Scalar
 from streamguard.serving.catalog import WindowGroup
 from streamguard.serving.redisio import pack_tail
@@ -27,8 +27,12 @@ class PaneRead:
     ends: tuple[tuple[str, int], ...]
     """Per group, its suffix and its window's end: with :attr:`prefix` and the entity, what the read depends on
     (two windows of one StreamingWindow may end at the same moment)."""
+    ends_key: bytes
+    """:attr:`ends` as bytes, for cache keys: bytes keep their hash, a tuple of tuples hashes anew at every use."""
     packed_fields: bytes
     count: int
+    width: int
+    """How many partials a pane's value holds (one StreamingWindow's panes: the same for every group)."""
     groups: tuple[tuple[WindowGroup, int, int], ...]
     """``(group, first field, field count)``."""
 
@@ -42,16 +46,21 @@ class PaneRead:
             parts.append((group, len(fields), len(own)))
             ends.append((group.suffix, end))
             fields += own
-        return cls(prefix, tuple(ends), pack_tail(*fields), len(fields), tuple(parts))
+        ends_key = repr(ends).encode()
+        return cls(prefix, tuple(ends), ends_key, pack_tail(*fields), len(fields), groups[0].width, tuple(parts))
 
     def decode(self, raw: list[bytes | None]) -> dict[str, tuple[Scalar, ...] | None]:
-        """Per group (suffix) the window's values, ``None`` when none of its panes is stored."""
+        """Per group (suffix) the window's values, ``None`` when none of its panes is stored. Every pane read is
+        parsed at once: one parse per hash, not per window."""
         out: dict[str, tuple[Scalar, ...] | None] = {}
+        width = self.width
+        parts = partials(raw, width)
         for group, first, count in self.groups:
-            panes = [item for item in raw[first : first + count] if item is not None]
-            out[group.suffix] = tuple(
-                cast(value) for cast, value in zip(group.casts, combine(group.offsets, group.width, panes), strict=True)
-            ) if panes else None
+            if raw[first : first + count].count(None) == count:
+                out[group.suffix] = None
+                continue
+            values = finish(group.offsets, width, parts[first * width : (first + count) * width])
+            out[group.suffix] = tuple([cast(value) for cast, value in zip(group.casts, values, strict=True)])
         return out
 
 

@@ -106,10 +106,7 @@ def judge(progress: StreamProgress | None, sla_seconds: float, now: float) -> St
 def parse_progress(raw: list[bytes | None]) -> StreamProgress | None:
     """The record from an ``HMGET`` of :data:`PROGRESS_FIELDS`; an unreadable record counts as none
     (the view is then not fresh)."""
-    try:
-        return StreamProgress.parse(dict(zip(PROGRESS_FIELDS, raw, strict=True)))
-    except ValueError:
-        return None
+    return _progress(tuple(raw))
 
 
 def parse_marker(raw: list[bytes | None]) -> Generation | None:
@@ -122,7 +119,16 @@ def parse_coverage(raw: list[bytes | None]) -> tuple[Coverage | None, Coverage |
     return _coverage(tuple(raw))
 
 
-# Every lookup reads the same few markers and coverage hashes: parse each distinct reply once.
+# Every lookup reads the same few markers, coverage hashes and progress records (a record changes once per batch of
+# its job): parse each distinct reply once.
+@lru_cache(maxsize=4096)
+def _progress(raw: tuple[bytes | None, ...]) -> StreamProgress | None:
+    try:
+        return StreamProgress.parse(dict(zip(PROGRESS_FIELDS, raw, strict=True)))
+    except ValueError:
+        return None
+
+
 @lru_cache(maxsize=4096)
 def _marker(raw: tuple[bytes | None, ...]) -> Generation | None:
     return Generation.parse(dict(zip(MARKER_FIELDS, raw, strict=True)))
@@ -136,6 +142,13 @@ def _coverage(raw: tuple[bytes | None, ...]) -> tuple[Coverage | None, Coverage 
 
 def iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+@lru_cache(maxsize=256)
+def _stamp(progress_at_ms: int | None) -> str | None:
+    """:func:`iso` of a progress record's ``progress_at_ms``: the event timestamp of every window value it vouches
+    for, the same for every window and request until the job's next batch."""
+    return iso(None if progress_at_ms is None else progress_at_ms / 1000.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +205,7 @@ def window_rule(
     if progress is None:
         return WindowRule(STALE, NOT_FOUND if absent_is_empty else STALE, False, False, None)
     progress_at = None if progress.progress_at_ms is None else progress.progress_at_ms / 1000.0
-    stamp = iso(progress_at)
+    stamp = _stamp(progress.progress_at_ms)
     if progress_at is not None and view.ttl_seconds and now - progress_at > view.ttl_seconds:
         return WindowRule(EXPIRED, EXPIRED, False, True, stamp)
     if not covered or not judge(progress, view.sla_seconds, now).fresh:

@@ -126,11 +126,17 @@ def window_fields(number: int, length_ms: int, slide_ms: int, end_ms: int) -> li
     return [pane_field(number, start) for start in range(end_ms - length_ms, end_ms, slide_ms)]
 
 
-def partials(panes: Sequence[bytes], width: int) -> list[Number]:
-    """Every partial of ``panes`` (stored values of ``width`` partials each), pane after pane: ints, floats, ``None``
-    for a null. Parsed as one JSON array (the encoding is JSON's numbers with nulls left empty); a value JSON has
-    no number for (``inf``, ``nan``) takes the slower path of one ``int`` or ``float`` per partial."""
-    text = b"[" + b",".join(panes) + b"]"
+def partials(panes: Sequence[bytes | None], width: int) -> list[Number]:
+    """Every partial of ``panes`` (stored values of ``width`` partials each; ``None``, a pane not stored, reads as
+    ``width`` nulls), pane after pane: ints, floats, ``None`` for a null. Parsed as one JSON array (the encoding is
+    JSON's numbers with nulls left empty); a value JSON has no number for (``inf``, ``nan``) takes the slower path
+    of one ``int`` or ``float`` per partial."""
+    if None in panes:
+        blank = b"," * (width - 1)
+        joined = b",".join([blank if pane is None else pane for pane in panes])
+    else:
+        joined = b",".join(cast(Sequence[bytes], panes))
+    text = b"[" + joined + b"]"
     if b",," in text:
         text = text.replace(b",,", b",null,").replace(b",,", b",null,")
     text = text.replace(b"[,", b"[null,").replace(b",]", b",null]")
@@ -140,7 +146,7 @@ def partials(panes: Sequence[bytes], width: int) -> list[Number]:
         out = []
     if len(out) == width * len(panes):
         return out
-    return [decode_number(part or None) for part in b",".join(panes).split(b",")]
+    return [decode_number(part or None) for part in joined.split(b",")]
 
 
 def _present(column: list[Number]) -> list[int | float]:
@@ -150,16 +156,14 @@ def _present(column: list[Number]) -> list[int | float]:
     return cast(list[int | float], column)
 
 
-def combine(offsets: Sequence[tuple[str, int]], width: int, panes: Sequence[bytes]) -> tuple[Number, ...]:
-    """The window's aggregates from the stored values of its panes (at least one; each ``width`` partials): count
-    and sum are 0 when no pane holds a value, avg, min and max null. Sums are added in pane order, as the job's
-    script did; ints stay ints (the sum, min or max of an integral field), for the caller to cast to the feature's
-    type."""
-    parts = partials(panes, width)
+def finish(offsets: Sequence[tuple[str, int]], width: int, parts: list[Number]) -> list[Number]:
+    """The window's aggregates from the :func:`partials` of its panes: count and sum are 0 when no pane holds a
+    value, avg, min and max null. Sums are added in pane order, as the job's script did; ints stay ints (the sum,
+    min or max of an integral field), for the caller to cast to the feature's type."""
     out: list[Number] = []
     for function, at in offsets:
         values = _present(parts[at::width])
-        if function in ("count", "sum"):
+        if function == "count" or function == "sum":
             out.append(sum(values))
         elif function == "avg":
             count = sum(_present(parts[at + 1 :: width]))
@@ -168,4 +172,9 @@ def combine(offsets: Sequence[tuple[str, int]], width: int, panes: Sequence[byte
             out.append(min(values) if values else None)
         else:
             out.append(max(values) if values else None)
-    return tuple(out)
+    return out
+
+
+def combine(offsets: Sequence[tuple[str, int]], width: int, panes: Sequence[bytes]) -> tuple[Number, ...]:
+    """The window's aggregates (:func:`finish`) from the stored values of its panes (at least one)."""
+    return tuple(finish(offsets, width, partials(panes, width)))

@@ -9,9 +9,10 @@ import pytest
 
 from streamguard.onlinestore.feast_layout import feature_field, timestamp_field
 from streamguard.onlinestore.freshness import FreshnessRecord
+from streamguard.onlinestore.pane_layout import combine
 from streamguard.onlinestore.window_layout import StreamProgress
 from streamguard.serving.cache import TTLCache
-from streamguard.serving.catalog import ViewResource, build_catalog
+from streamguard.serving.catalog import ViewResource, WindowGroup, build_catalog
 from streamguard.serving.errors import UnknownFeatureError
 from streamguard.serving.health import Health, assess
 from streamguard.serving.pane_read import PaneRead
@@ -118,6 +119,24 @@ def test_a_selection_builds_its_pane_reads_once_per_set_of_window_ends() -> None
     assert read.count == 5 + 4
     later = selection.pane_reads.at(at + 14_000)[1][0]  # the 1m window's next end: a new read
     assert later is not read and later.ends == (("5m", at - 1_000 + 60_000), ("1m", at - 1_000 + 30_000))
+
+
+def test_a_pane_read_parses_its_panes_once_and_combines_each_window_from_its_own() -> None:
+    catalog = _catalog(finserve_manifests("p"))
+    selection = resolve(catalog, [f"{WINDOW_VIEW}:txn_count_5m", f"{WINDOW_VIEW}:amount_sum_1m"])
+    ((read,),) = selection.pane_reads.at(1_800_000_000_000 + 1_000)
+    five, one = read.groups[0][0], read.groups[1][0]
+    one_panes: list[bytes | None] = [b"2,10.5,7.25", None, b"0,,", b"1,3,3"]
+    nothing: list[bytes | None] = [None] * 5
+
+    def expected(group: WindowGroup, panes: list[bytes | None]) -> tuple[object, ...]:
+        combined = combine(group.offsets, group.width, [pane for pane in panes if pane is not None])
+        return tuple(cast(value) for cast, value in zip(group.casts, combined, strict=True))
+
+    assert read.decode(nothing + one_panes) == {"5m": None, "1m": expected(one, one_panes)}
+    five_panes: list[bytes | None] = [b"1,,", None, None, b"4,2.5,", None]
+    assert read.decode(five_panes + nothing[:4]) == {"5m": expected(five, five_panes), "1m": None}
+    assert read.decode(five_panes + one_panes) == {"5m": expected(five, five_panes), "1m": expected(one, one_panes)}
 
 
 def test_freshness_takes_the_newest_source_and_the_stalest_part() -> None:
