@@ -35,6 +35,7 @@ from streamguard.serving.redisio import (
     RedisUnavailableError,
     Sent,
     Unreachable,
+    one_deadline,
     pack,
     pack_hmgets,
 )
@@ -49,11 +50,9 @@ _CLUSTER_SLOTS = pack(b"CLUSTER", b"SLOTS")
 Address = tuple[str, int]
 
 
-def _redirection(reply: object, fallback_host: str) -> tuple[str, Address] | None:
+def _redirection(reply: hiredis.ReplyError, fallback_host: str) -> tuple[str, Address] | None:
     """``("MOVED" | "ASK", address)`` of a redirection reply, else ``None`` (a node that does not know its own
     address names none: it is ``fallback_host``, the host it was reached at)."""
-    if not isinstance(reply, hiredis.ReplyError):
-        return None
     kind, _, rest = str(reply).partition(" ")
     if kind not in ("MOVED", "ASK"):
         return None
@@ -62,7 +61,8 @@ def _redirection(reply: object, fallback_host: str) -> tuple[str, Address] | Non
 
 
 def _payload(reads: Sequence[HMGet], asking: Sequence[bool]) -> tuple[bytes, int]:
-    """The round trip of ``reads`` to one node and how many replies it has: ``ASKING`` before the reads marked so."""
+    """The round trip of ``reads`` to one node and how many replies it has: ``ASKING`` before the reads marked so
+    (``asking`` empty: none)."""
     if not any(asking):
         return pack_hmgets(reads), len(reads)
     payload = b"".join((_ASKING if ask else b"") + pack_hmgets([read]) for read, ask in zip(reads, asking, strict=True))
@@ -83,27 +83,33 @@ def _without_asking(answer: list[object], asking: Sequence[bool]) -> list[object
 
 async def _round_trips(trips: Sequence[tuple[RedisPool, bytes, int]]) -> list[list[object] | RedisUnavailableError]:
     """Each ``(node, payload, count)`` round trip's replies, or the node's failure. Every payload is sent before
-    any reply is read: the nodes answer in parallel without a task per node (which would cost more CPU than
-    the round trip itself)."""
+    any reply is read, under one deadline for all of them: the nodes answer in parallel without a task or a
+    timer per node (which would cost more CPU than the round trip itself)."""
     sent: list[tuple[RedisPool, Sent | RedisUnavailableError]] = []
     try:
         for pool, payload, count in trips:
             try:
-                sent.append((pool, await pool.send(payload, count)))
+                sent.append((pool, pool.send_idle(payload, count, timed=False)
+                             or await pool.send(payload, count, timed=False)))
             except RedisUnavailableError as error:
                 sent.append((pool, error))
     except BaseException:
         _abandon(sent)
         raise
+    timer = one_deadline([trip for _, trip in sent if isinstance(trip, Sent)],
+                         trips[0][0].options.socket_timeout if trips else 0.0)
     answers: list[list[object] | RedisUnavailableError] = []
-    for position, (pool, trip) in enumerate(sent):
-        try:
-            answers.append(trip if isinstance(trip, RedisUnavailableError) else await pool.receive(trip))
-        except RedisUnavailableError as error:
-            answers.append(error)
-        except BaseException:
-            _abandon(sent[position + 1 :])
-            raise
+    try:
+        for position, (pool, trip) in enumerate(sent):
+            try:
+                answers.append(trip if isinstance(trip, RedisUnavailableError) else await pool.receive(trip))
+            except RedisUnavailableError as error:
+                answers.append(error)
+            except BaseException:
+                _abandon(sent[position + 1 :])
+                raise
+    finally:
+        timer.cancel()
     return answers
 
 
@@ -188,7 +194,7 @@ class ClusterPool:
             groups: dict[Address, list[int]] = {}
             for index, address in targets.items():
                 groups.setdefault(address, []).append(index)
-            asks = [[i in asking for i in indices] for indices in groups.values()]
+            asks = [[i in asking for i in indices] if asking else () for indices in groups.values()]
             answers = await _round_trips([(self._node(address), *_payload([reads[i] for i in indices], ask))
                                           for (address, indices), ask in zip(groups.items(), asks, strict=True)])
             redirected: dict[int, Address] = {}
@@ -201,14 +207,15 @@ class ClusterPool:
                         replies[index] = Unreachable(str(answer))
                     continue
                 for index, reply in zip(indices, _without_asking(answer, ask), strict=True):
+                    if not isinstance(reply, hiredis.ReplyError):
+                        replies[index] = reply
+                        continue
                     redirection = _redirection(reply, self._seed.host)
                     if redirection is None:
-                        if isinstance(reply, hiredis.ReplyError):
-                            if not str(reply).startswith(_DOWN):
-                                raise RedisUnavailableError(f"Redis answered with an error: {reply}")
-                            unreachable += 1
-                            reply = Unreachable(str(reply))
-                        replies[index] = reply
+                        if not str(reply).startswith(_DOWN):
+                            raise RedisUnavailableError(f"Redis answered with an error: {reply}")
+                        unreachable += 1
+                        replies[index] = Unreachable(str(reply))
                         continue
                     kind, address = redirection
                     redirected[index] = address

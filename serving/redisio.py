@@ -94,32 +94,37 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def send(self, payload: bytes, count: int, deadline_s: float) -> None:
+    def send(self, payload: bytes, count: int, deadline_s: float | None) -> None:
         """Send ``payload`` (``count`` packed commands), their replies due within ``deadline_s`` seconds (one
-        timer for the whole round trip, cheaper than ``asyncio.timeout``); :meth:`receive` reads them."""
+        timer for the whole round trip, cheaper than ``asyncio.timeout``; ``None``: the caller's timer calls
+        :meth:`expire`); :meth:`receive` reads them."""
         assert self.transport is not None
         loop = asyncio.get_running_loop()
         self.waiter = waiter = loop.create_future()
         self.expected = count
         self.replies = []
         self.transport.write(payload)
-        self.timer = loop.call_later(deadline_s, self._expire, waiter, deadline_s)
+        if deadline_s is not None:
+            self.timer = loop.call_later(deadline_s, self.expire, waiter, deadline_s)
 
     async def receive(self) -> list[object]:
         """The replies to what :meth:`send` sent, in order; raises when the deadline passed first."""
-        assert self.waiter is not None and self.timer is not None
+        assert self.waiter is not None
         try:
             replies: list[object] = await self.waiter
             return replies
         finally:
-            self.timer.cancel()
+            if self.timer is not None:
+                self.timer.cancel()
             self.waiter = self.timer = None
 
     async def round_trip(self, payload: bytes, count: int, deadline_s: float) -> list[object]:
         self.send(payload, count, deadline_s)
         return await self.receive()
 
-    def _expire(self, waiter: "asyncio.Future[list[object]]", timeout: float) -> None:
+    def expire(self, waiter: "asyncio.Future[list[object]]", timeout: float) -> None:
+        """The deadline of the round trip awaited by ``waiter`` has passed: unless its replies are in, it fails and
+        the connection closes."""
         if not waiter.done():
             waiter.set_exception(RedisUnavailableError(f"Redis did not answer within {timeout:g}s"))
             self.close()
@@ -204,6 +209,19 @@ class Sent(NamedTuple):
     reused: bool
     payload: bytes
     commands: int
+
+
+def one_deadline(sent: Sequence[Sent], timeout: float) -> asyncio.TimerHandle:
+    """One timer for several round trips sent untimed (:meth:`RedisPool.send` with ``timed`` false): when it fires,
+    each whose replies are not all in fails and its connection closes. Cancel it once they are read."""
+    waiting = [(trip.connection, trip.connection.waiter) for trip in sent]
+    return asyncio.get_running_loop().call_later(timeout, _expire_all, waiting, timeout)
+
+
+def _expire_all(waiting: Sequence[tuple[_Connection, "asyncio.Future[list[object]] | None"]], timeout: float) -> None:
+    for connection, waiter in waiting:
+        if waiter is not None:
+            connection.expire(waiter, timeout)
 
 
 class Unreachable:
@@ -312,13 +330,19 @@ class RedisPool:
         self.identity = parse_identity(info)
         return self.identity
 
-    async def _acquire(self) -> tuple[_Connection, bool]:
-        """A connection and whether it was reused from the pool."""
+    def _take_idle(self) -> _Connection | None:
         while self._idle:
             connection = self._idle.pop()
             if not connection.lost:
-                return connection, True
+                return connection
             self._count -= 1
+        return None
+
+    async def _acquire(self) -> tuple[_Connection, bool]:
+        """A connection and whether it was reused from the pool."""
+        idle = self._take_idle()
+        if idle is not None:
+            return idle, True
         if self._count >= self.options.max_connections:
             waiter: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
@@ -380,12 +404,24 @@ class RedisPool:
                 raise RedisUnavailableError(f"Redis answered with an error: {reply}")
         return replies
 
-    async def send(self, payload: bytes, count: int) -> Sent:
+    async def send(self, payload: bytes, count: int, timed: bool = True) -> Sent:
         """Send a round trip of ``count`` pre-packed commands on a connection of the pool (waiting only for the
-        connection); :meth:`receive` reads the replies, :meth:`abandon` gives up on them."""
+        connection); :meth:`receive` reads the replies, :meth:`abandon` gives up on them. Untimed (``timed``
+        false), the caller bounds the wait for the replies (:meth:`_Connection.expire`)."""
+        sent = self.send_idle(payload, count, timed)
+        if sent is not None:
+            return sent
         connection, reused = await self._acquire()
+        return self._send_on(connection, reused, payload, count, timed)
+
+    def send_idle(self, payload: bytes, count: int, timed: bool = True) -> Sent | None:
+        """:meth:`send` on an idle connection, without waiting; ``None`` when none is idle."""
+        connection = self._take_idle()
+        return None if connection is None else self._send_on(connection, True, payload, count, timed)
+
+    def _send_on(self, connection: _Connection, reused: bool, payload: bytes, count: int, timed: bool) -> Sent:
         try:
-            connection.send(payload, count, self.options.socket_timeout)
+            connection.send(payload, count, self.options.socket_timeout if timed else None)
         except BaseException:
             self.abandon(Sent(connection, reused, payload, count))
             raise
