@@ -14,8 +14,8 @@ request more than a reconnect.
 One server is :class:`RedisPool`; a Redis Cluster is :class:`streamguard.serving.redis_cluster.ClusterPool`, a
 :class:`RedisPool` per master. Lookups and the health tick use either through :class:`StorePool`.
 
-Server identity: every new connection asks ``INFO server stats memory`` in its setup round trip and keeps
-the answer in :attr:`RedisPool.identity` (``run_id``, ``evicted_keys``, eviction policy; see
+Server identity: every new connection asks ``INFO server stats memory commandstats`` in its setup round trip and keeps
+the answer in :attr:`RedisPool.identity` (``run_id``, ``evicted_keys``, eviction policy, flushes; see
 :mod:`streamguard.onlinestore.generation`). A restart or a failover drops every connection, so the first
 request after it already sees the new server; the health tick refreshes it too (:meth:`RedisPool.observe`).
 """
@@ -49,7 +49,7 @@ def pack_tail(*parts: bytes) -> bytes:
     return b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
 
 
-IDENTITY = pack(b"INFO", b"server", b"stats", b"memory")
+IDENTITY = pack(b"INFO", b"server", b"stats", b"memory", b"commandstats")
 """The command whose reply :func:`~streamguard.onlinestore.generation.parse_identity` reads."""
 
 

@@ -15,8 +15,10 @@ use only these keys, scripts and functions.
 - ``evicted_keys``: the server's ``evicted_keys`` counter (``INFO stats``) when it began.
 
 On a Redis Cluster the server is every master together (:func:`combine_identities`): ``run_id`` is their
-``run_id`` s sorted and joined with ``,`` and ``evicted_keys`` their sum. A failover, a master's restart, an
-added master or an eviction on any shard then ends the generation, as a restart of a single server does. A
+``run_id`` s sorted and joined with ``,`` and ``evicted_keys`` the sum of their ``evicted_keys`` and of the
+``FLUSHALL`` and ``FLUSHDB`` calls each has served (``INFO commandstats``). A failover, a master's restart, an
+added master, an eviction or a flush on any shard then ends the generation, as a restart of a single server does
+(a flush of one master empties only that master: the marker, on another, survives it). A
 script sees only its own node's ``INFO``, so on a cluster the writer reads every master's and passes the
 identity in ``ARGV`` (a failover between that read and the script only ends the generation early, the safe
 way to be wrong). The marker and the coverage keys carry the store project as their hash tag (``{...}``),
@@ -59,12 +61,12 @@ fresh (:func:`coverage_verdict`).
 
 **How often readers check.** Per lookup, the marker (``HMGET`` of its fields in the values' round trip,
 as cheap as any field read; a flush shows at once) and the coverage (cacheable for as long as values
-are). The server's identity (:func:`parse_identity` of ``INFO server stats memory``: ``run_id``, ``evicted_keys``,
-``maxmemory_policy``) on every new connection (a restart or failover drops connections, so it shows at
-once) and at least on every health tick (an eviction or a policy change shows within one tick; under an
-evicting policy absent keys already read ``stale``). ``INFO`` costs tens of microseconds of Redis time,
-too much for every lookup; :data:`CURRENT_GENERATION` (the same check as one script) is for occasional
-use, not the request path.
+are). The server's identity (:func:`parse_identity` of ``INFO server stats memory commandstats``: ``run_id``,
+``evicted_keys``, ``maxmemory_policy``, the flushes) on every new connection (a restart or failover drops
+connections, so it shows at once) and at least on every health tick (an eviction, a policy change or a flush of
+one cluster master shows within one tick; under an evicting policy absent keys already read ``stale``). ``INFO``
+costs tens of microseconds of Redis time, too much for every lookup; :data:`CURRENT_GENERATION` (the same check as
+one script) is for occasional use, not the request path.
 
 Scripts keep every key they touch in ``KEYS`` and are valid for ``EVAL`` and ``EVALSHA``. On a single server
 they call ``INFO`` themselves so the comparison and the write are one atomic step; two trailing ``ARGV``
@@ -123,10 +125,28 @@ class StoreIdentity:
     run_id: str
     evicted_keys: int
     evicting: bool = False
+    flushes: int = 0
+    """``FLUSHALL`` and ``FLUSHDB`` calls the server has served (``INFO commandstats``; 0 when not asked). One
+    server's flush removes the marker itself; :func:`combine_identities` counts them for a cluster's masters."""
+
+
+FLUSH_COMMANDS = ("cmdstat_flushall", "cmdstat_flushdb")
+
+
+def _calls(stat: object) -> int:
+    """The ``calls`` of one ``INFO commandstats`` line's value: ``calls=3,usec=...`` as text, or as redis-py parses
+    it (a dict)."""
+    if isinstance(stat, Mapping):
+        return int(stat.get("calls", 0))
+    for part in str(stat).split(","):
+        name, _, value = part.partition("=")
+        if name.strip() == "calls":
+            return int(value)
+    return 0
 
 
 def parse_identity(info: bytes | str) -> StoreIdentity:
-    """The identity from the text of ``INFO server stats memory``."""
+    """The identity from the text of ``INFO server stats memory commandstats``."""
     text = info.decode() if isinstance(info, bytes) else info
     return identity_from_fields(
         dict(line.split(":", 1) for line in text.splitlines() if ":" in line and not line.startswith("#"))
@@ -134,10 +154,12 @@ def parse_identity(info: bytes | str) -> StoreIdentity:
 
 
 def identity_from_fields(fields: Mapping[str, object]) -> StoreIdentity:
-    """The identity from ``INFO server stats memory``'s fields (as text, or as redis-py parses them)."""
+    """The identity from ``INFO server stats memory commandstats``' fields (as text, or as redis-py parses them)."""
     try:
         policy = str(fields["maxmemory_policy"]).strip()
-        return StoreIdentity(str(fields["run_id"]).strip(), int(str(fields["evicted_keys"])), policy != "noeviction")
+        flushes = sum(_calls(fields[name]) for name in FLUSH_COMMANDS if name in fields)
+        return StoreIdentity(str(fields["run_id"]).strip(), int(str(fields["evicted_keys"])), policy != "noeviction",
+                             flushes)
     except KeyError as missing:
         raise ValueError(f"INFO reply lacks {missing.args[0]} (need the server, stats and memory sections)") from None
 
@@ -149,7 +171,7 @@ def combine_identities(identities: Iterable[StoreIdentity]) -> StoreIdentity:
         raise ValueError("a store identity needs at least one server")
     return StoreIdentity(
         ",".join(sorted(identity.run_id for identity in masters)),
-        sum(identity.evicted_keys for identity in masters),
+        sum(identity.evicted_keys + identity.flushes for identity in masters),
         any(identity.evicting for identity in masters),
     )
 

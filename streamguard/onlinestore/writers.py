@@ -32,7 +32,8 @@ from streamguard.onlinestore.generation import (
 def store_identity(client: Store) -> StoreIdentity:
     """The store's identity now: the server's, or every master's of a cluster combined."""
     if isinstance(client, RedisCluster):
-        replies = cast(dict[str, dict[str, Any]], client.info(target_nodes=RedisCluster.PRIMARIES))
+        replies = cast(dict[str, dict[str, Any]], client.info("server", "stats", "memory", "commandstats",
+                                                               target_nodes=RedisCluster.PRIMARIES))
         return combine_identities(identity_from_fields(info) for info in replies.values())
     return identity_from_fields(cast(dict[str, Any], client.info()))
 

@@ -223,3 +223,35 @@ def test_a_killed_master_marks_its_rows_stale_never_silently_present_and_heals(t
             wait_for("every row exact after the re-seed", lambda: served_exactly(app), 10, interval=0.1)
             assert app.get("/readyz").status_code == 200
         client.close()
+
+
+def test_a_flush_of_a_master_without_the_marker_ends_the_generation_and_heals(tmp_path: Path) -> None:
+    """``FLUSHALL`` on one master empties only that master: the marker, held by another, survives, so the flush
+    must show in the cluster's identity, for serving (its health tick) and for the writers (their next write)."""
+    project = unique_project()
+    config = write_config(tmp_path / "features.yaml", finserve_manifests(project))
+    with private_redis_cluster(tmp_path / "redis", masters=3, replicas=0) as cluster:
+        client = cluster.client()
+        _seed(client, project)
+        holder = cluster.master_of(generation_key(keys_of(project)).decode())
+        victim = next(port for port in cluster.ports if port != holder
+                      and any(cluster.master_of(_customer_key(project, i)) == port for i in range(ENTITIES)))
+        with serving_of(cluster.url, config) as app:
+            assert served_exactly(app)
+            with cluster.node(victim) as node:
+                node.flushall()
+                assert node.dbsize() == 0
+            assert current_marker(client, keys_of(project)) is None  # the writers start a new generation
+
+            def every_row_stale() -> bool:
+                read = statuses_and_values(app)
+                assert read is not None
+                return {status for row in read[0] for status in row} == {"stale"}
+
+            wait_for("serving's health tick to see the flush: every row stale", every_row_stale, 10, interval=0.05)
+            not_ready = app.get("/readyz")
+            assert not_ready.status_code == 503 and "StoreGenerationMissing" in not_ready.text
+            _seed(client, project)  # the re-seed in a new generation
+            wait_for("every row exact after the re-seed", lambda: served_exactly(app), 10, interval=0.1)
+            assert app.get("/readyz").status_code == 200
+        client.close()

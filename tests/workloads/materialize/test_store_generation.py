@@ -18,11 +18,13 @@ from streamguard.onlinestore.generation import (
     Coverage,
     Generation,
     StoreIdentity,
+    combine_identities,
     coverage_key,
     coverage_verdict,
     covers,
     current_generation,
     generation_key,
+    identity_from_fields,
     parse_identity,
     reading,
 )
@@ -79,6 +81,17 @@ def test_parse_identity_and_coverage_fields() -> None:
     fields = {b"batch:generation": b"g1", b"batch:since_ms": b"7"}
     assert Coverage.parse(fields, BATCH) == Coverage("g1", 7)
     assert Coverage.parse(fields, STREAM) is None
+
+
+def test_a_cluster_identity_counts_every_master_s_flushes_with_its_evictions() -> None:
+    stats = "cmdstat_flushall:calls=2,usec=9,usec_per_call=4.50\r\ncmdstat_flushdb:calls=1,usec=3\r\n"
+    info = f"run_id:aa\r\nmaxmemory_policy:noeviction\r\nevicted_keys:5\r\n# Commandstats\r\n{stats}"
+    assert parse_identity(info) == StoreIdentity("aa", 5, False, flushes=3)
+    as_redis_py_parses_it = {"run_id": "bb", "maxmemory_policy": "noeviction", "evicted_keys": 1,
+                             "cmdstat_flushall": {"calls": 4, "usec": 7}, "cmdstat_get": {"calls": 100}}
+    assert identity_from_fields(as_redis_py_parses_it).flushes == 4
+    combined = combine_identities([parse_identity(info), identity_from_fields(as_redis_py_parses_it)])
+    assert combined == StoreIdentity("aa,bb", 5 + 3 + 1 + 4, False)
 
 
 def _identity(client: redis.Redis) -> StoreIdentity:
