@@ -16,10 +16,19 @@ pytestmark = pytest.mark.stack
 KINDS = "featureview,streamingwindow,driftmonitor,configmap,cronjob,deployment,service,pvc,prometheusrule"
 
 
+CONTROLLER_STATUS = ("CronJob", "Deployment")
+"""Kinds whose status Kubernetes' own controllers write (a CronJob's last schedule time at each tick of its
+schedule, a Deployment's replica counts): their ``generation`` (bumped only by a spec change) is compared, not their
+``resourceVersion``; that the operator called no write at all is checked on its own (``writes()``)."""
+
+
 def versions(cluster: Cluster) -> dict[str, str]:
-    """kind/name -> resourceVersion of every object the operator owns or reconciles."""
+    """kind/name -> resourceVersion (generation for :data:`CONTROLLER_STATUS` kinds) of every object the operator
+    owns or reconciles."""
     return {
-        f"{item['kind']}/{item['metadata']['name']}": item["metadata"]["resourceVersion"]
+        f"{item['kind']}/{item['metadata']['name']}": str(
+            item["metadata"]["generation"] if item["kind"] in CONTROLLER_STATUS else item["metadata"]["resourceVersion"]
+        )
         for item in cluster.items(KINDS)
         if item["metadata"]["name"] != "kube-root-ca.crt"
     }
