@@ -408,9 +408,6 @@ class RedisPool:
         """Send a round trip of ``count`` pre-packed commands on a connection of the pool (waiting only for the
         connection); :meth:`receive` reads the replies, :meth:`abandon` gives up on them. Untimed (``timed``
         false), the caller bounds the wait for the replies (:meth:`_Connection.expire`)."""
-        sent = self.send_idle(payload, count, timed)
-        if sent is not None:
-            return sent
         connection, reused = await self._acquire()
         return self._send_on(connection, reused, payload, count, timed)
 
