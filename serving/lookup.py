@@ -9,9 +9,9 @@ Reads per entity row and selected view:
 - the selected windows (suffixes) of one StreamingWindow: one ``HMGET`` of its pane hash for the entity, the
   fields of the panes of each window ending at ``floor(now / slide) * slide + slide``, combined here
   (:mod:`streamguard.serving.pane_read`);
-- once per view with windows: the streaming job's progress record (``sgw-hb:<store project>:<view>``);
-- once per store project: the store's generation marker (``sg-gen:<store project>``), and once per view its coverage
-  (``sg-cov:<store project>:<view>``), compared with the server identity the pool keeps
+- once per view with windows: the streaming job's progress record (``sgw-hb:{<store project>}:<view>``);
+- once per store project: the store's generation marker (``sg-gen:{<store project>}``), and once per view its
+  coverage (``sg-cov:{<store project>}:<view>``), compared with the server identity the pool keeps
   (:mod:`streamguard.onlinestore.generation`).
 
 Statuses (docs/semantics.md explains them for users) come from :mod:`streamguard.serving.progress`:

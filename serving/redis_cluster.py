@@ -19,6 +19,7 @@ reads grouped by node and sent as one pipelined round trip per node, all nodes a
 
 import asyncio
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import cast
 
 import hiredis
@@ -46,6 +47,10 @@ _DOWN = ("CLUSTERDOWN", "TRYAGAIN")
 ``cluster-require-full-coverage yes`` every node says so while any slot has none), or a slot mid-migration."""
 _ASKING = pack(b"ASKING")
 _CLUSTER_SLOTS = pack(b"CLUSTER", b"SLOTS")
+_ERROR = hiredis.ReplyError
+"""The type of an error reply (hiredis' reader makes no subclass of it)."""
+_slot = lru_cache(maxsize=1 << 16)(key_slot)
+"""A key's slot, remembered: a request's metadata keys are the same for every request, an entity's for each of its."""
 
 Address = tuple[str, int]
 
@@ -101,13 +106,20 @@ async def _round_trips(trips: Sequence[tuple[RedisPool, bytes, int]]) -> list[li
     answers: list[list[object] | RedisUnavailableError] = []
     try:
         for position, (pool, trip) in enumerate(sent):
-            try:
-                answers.append(trip if isinstance(trip, RedisUnavailableError) else await pool.receive(trip))
-            except RedisUnavailableError as error:
-                answers.append(error)
-            except BaseException:
-                _abandon(sent[position + 1 :])
-                raise
+            if isinstance(trip, RedisUnavailableError):
+                answers.append(trip)
+                continue
+            replies = pool.received(trip)  # no coroutine when the node answered while another was awaited
+            if replies is None:
+                try:
+                    replies = await pool.receive(trip)
+                except RedisUnavailableError as error:
+                    answers.append(error)
+                    continue
+                except BaseException:
+                    _abandon(sent[position + 1 :])
+                    raise
+            answers.append(replies)
     finally:
         timer.cancel()
     return answers
@@ -186,18 +198,22 @@ class ClusterPool:
             await self.refresh()
         assert self._slots is not None
         slots = self._slots
-        targets: dict[int, Address] = {index: slots[key_slot(read[0])] for index, read in enumerate(reads)}
+        groups: dict[Address, list[int]] = {}
+        for index, read in enumerate(reads):
+            address = slots[_slot(read[0])]
+            group = groups.get(address)
+            if group is None:
+                groups[address] = [index]
+            else:
+                group.append(index)
         asking: set[int] = set()
         replies: list[object] = [None] * len(reads)
         unreachable = 0
         for _ in range(MAX_REDIRECTIONS + 1):
-            groups: dict[Address, list[int]] = {}
-            for index, address in targets.items():
-                groups.setdefault(address, []).append(index)
             asks = [[i in asking for i in indices] if asking else () for indices in groups.values()]
             answers = await _round_trips([(self._node(address), *_payload([reads[i] for i in indices], ask))
                                           for (address, indices), ask in zip(groups.items(), asks, strict=True)])
-            redirected: dict[int, Address] = {}
+            redirected: dict[Address, list[int]] = {}
             asking = set()
             for indices, ask, answer in zip(groups.values(), asks, answers, strict=True):
                 if isinstance(answer, RedisUnavailableError):
@@ -206,7 +222,12 @@ class ClusterPool:
                     for index in indices:
                         replies[index] = Unreachable(str(answer))
                     continue
-                for index, reply in zip(indices, _without_asking(answer, ask), strict=True):
+                answer = _without_asking(answer, ask)
+                if _ERROR not in map(type, answer):  # the usual case, checked without a Python loop
+                    for index, reply in zip(indices, answer, strict=True):
+                        replies[index] = reply
+                    continue
+                for index, reply in zip(indices, answer, strict=True):
                     if not isinstance(reply, hiredis.ReplyError):
                         replies[index] = reply
                         continue
@@ -218,7 +239,7 @@ class ClusterPool:
                         replies[index] = Unreachable(str(reply))
                         continue
                     kind, address = redirection
-                    redirected[index] = address
+                    redirected.setdefault(address, []).append(index)
                     if kind == "ASK":
                         asking.add(index)
                     else:
@@ -228,7 +249,7 @@ class ClusterPool:
                     raise RedisUnavailableError(f"no node of the Redis Cluster holding the reads answered: "
                                                 f"{cast(Unreachable, replies[0]).reason}")
                 return replies
-            targets = redirected
+            groups = redirected
         raise RedisUnavailableError(f"Redis Cluster still redirecting after {MAX_REDIRECTIONS} redirections")
 
     async def observe_and_hmget(self, reads: Sequence[HMGet]) -> tuple[StoreIdentity, list[object]]:

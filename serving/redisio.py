@@ -114,9 +114,22 @@ class _Connection(asyncio.Protocol):
             replies: list[object] = await self.waiter
             return replies
         finally:
-            if self.timer is not None:
-                self.timer.cancel()
-            self.waiter = self.timer = None
+            self._over()
+
+    def received(self) -> list[object] | None:
+        """:meth:`receive` without waiting: the replies when all are in; ``None`` while they are not, or when the
+        round trip failed (then :meth:`receive` raises why)."""
+        waiter = self.waiter
+        if waiter is None or not waiter.done() or waiter.cancelled() or waiter.exception() is not None:
+            return None
+        self._over()
+        replies: list[object] = waiter.result()
+        return replies
+
+    def _over(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.waiter = self.timer = None
 
     async def round_trip(self, payload: bytes, count: int, deadline_s: float) -> list[object]:
         self.send(payload, count, deadline_s)
@@ -423,6 +436,14 @@ class RedisPool:
             self.abandon(Sent(connection, reused, payload, count))
             raise
         return Sent(connection, reused, payload, count)
+
+    def received(self, sent: Sent) -> list[object] | None:
+        """The replies of ``sent`` when all are in (its connection back in the pool), without waiting; ``None`` while
+        they are not, or when the round trip failed: :meth:`receive` then waits, or retries."""
+        replies = sent.connection.received()
+        if replies is not None:
+            self._release(sent.connection)
+        return replies
 
     async def receive(self, sent: Sent) -> list[object]:
         """The replies of ``sent`` (error replies in place). A round trip that failed on a reused connection

@@ -100,11 +100,12 @@ def coverage_key(project: str, view: str) -> bytes:
     return f"sg-cov:{{{project}}}:{view}".encode()
 
 
-COVERAGE_FIELD_PREFIX: dict[Part, str] = {BATCH: "batch", STREAM: "stream.panes2"}
+COVERAGE_FIELD_PREFIX: dict[Part, str] = {BATCH: "batch", STREAM: "stream.panes3"}
 """The coverage fields of each part. The stream's name its layout (``pane_layout.STATE_LAYOUT``): a job before
-pane aggregation (``stream:``) kept no panes in the store, and one of ``panes/1`` (``stream.panes:``) kept them
-under other keys, so after an upgrade their coverage does not count (serving reads the view ``stale``, never an
-empty pane hash as zeros) and the job re-seeds the panes its windows are combined from."""
+pane aggregation (``stream:``) kept no panes in the store, and one of ``panes/1`` (``stream.panes:``) or
+``panes/2`` (``stream.panes2:``) kept them under other keys, so after an upgrade their coverage does not count
+(serving reads the view ``stale``, never an empty pane hash as zeros) and the job re-seeds the panes its windows
+are combined from."""
 
 
 def coverage_fields(part: Part) -> tuple[bytes, bytes]:

@@ -1,11 +1,14 @@
 """StreamGuard's Redis layout for the panes (tiles) of sliding-window features: the streaming job writes
 them, serving combines the windows it reads from them.
 
-One hash per (view, pane shape, entity): key ``sgp:<store project>:<view>:<state id>:<Feast entity key>:``,
+One hash per (view, pane shape, entity): key ``sgp:<store project>:<view>:<state id>:{<tag>}<Feast entity key>:``,
 the state id (:meth:`PaneShape.state_id`) a digest of what the stored panes mean, so panes of one shape never
-mix with another's. Field ``<slide number>:<pane start ms>`` (the slide number is 1 + the index of the pane's
-slide among the shape's distinct slides, ascending); value the pane's partial aggregates (:data:`PARTS`, in
-:meth:`PaneShape.partials` order) as ASCII decimals separated by ``,``, empty for a null.
+mix with another's; ``{<tag>}`` the hash tag of the entity's Feast hash (``<Feast entity key><store project>``,
+:func:`streamguard.onlinestore.slots.hash_tag_of`), so on a Redis Cluster an entity's panes and batch features
+share a slot and a lookup reaches one master per entity. Field ``<slide number>:<pane start ms>`` (the slide
+number is 1 + the index of the pane's slide among the shape's distinct slides, ascending); value the pane's
+partial aggregates (:data:`PARTS`, in :meth:`PaneShape.partials` order) as ASCII decimals separated by ``,``, empty
+for a null.
 
 A pane of slide ``S`` covers ``[start, start + S)``, ``start`` a multiple of ``S``; the window of length ``W``
 and slide ``S`` ending at ``end`` is exactly the panes starting at ``end - W``, ``end - W + S`` ... ``end - S``
@@ -20,15 +23,17 @@ from typing import Any, cast
 
 import orjson
 
+from streamguard.onlinestore.feast_layout import redis_key_of
+from streamguard.onlinestore.slots import hash_tag_of
 from streamguard.onlinestore.window_layout import decode_number, encode_number
 
 PANE_PREFIX = b"sgp:"
 PANE_KEY_END = b":"
 """Ends every pane key. A key ending in the entity's bytes would match the ACL pattern another tenant has for
 Feast's hashes (``*_<namespace tag>``, :mod:`streamguard.onlinestore.tenancy`) whenever the entity ends so."""
-STATE_LAYOUT = "panes/2"
-"""``panes/1`` keys had no :data:`PANE_KEY_END`: a job begun with them starts its windows query anew, so the hash
-under the new key is filled from the topic, whole (``offsets.replace_stale_state``)."""
+STATE_LAYOUT = "panes/3"
+"""``panes/1`` keys had no :data:`PANE_KEY_END`, ``panes/2`` keys no hash tag: a job begun with them starts its
+windows query anew, so the hash under the new key is filled from the topic, whole (``offsets.replace_stale_state``)."""
 PARTS = {"count": ("n",), "sum": ("s",), "avg": ("s", "n"), "min": ("m",), "max": ("m",)}
 """The partial aggregates of each aggregation: ``n`` a count (of rows, or of non-null values for avg), ``s`` a sum
 of non-null values (null when none), ``m`` a min or max (null when none)."""
@@ -108,8 +113,10 @@ def pane_prefix(project: str, view: str, state_id: str) -> bytes:
 
 
 def pane_key(prefix: bytes, entity: bytes) -> bytes:
-    """The pane hash of the serialized Feast entity key ``entity`` under :func:`pane_prefix` ``prefix``."""
-    return prefix + entity + PANE_KEY_END
+    """The pane hash of the serialized Feast entity key ``entity`` under :func:`pane_prefix` ``prefix``, in the slot
+    of the entity's Feast hash (the store project is the prefix's text up to its second ``:``)."""
+    project = prefix[len(PANE_PREFIX) : prefix.index(b":", len(PANE_PREFIX))]
+    return prefix + hash_tag_of(redis_key_of(entity, project)) + entity + PANE_KEY_END
 
 
 def pane_field(number: int, start_ms: int) -> bytes:

@@ -1,6 +1,10 @@
 """Redis Cluster's key slots: which of the 16384 slots (and so which master) holds a key."""
 
 import binascii
+import functools
+import itertools
+import string
+from typing import cast
 
 SLOTS = 16384
 
@@ -14,3 +18,30 @@ def key_slot(key: bytes) -> int:
         if end > start + 1:
             key = key[start + 1 : end]
     return binascii.crc_hqx(key, 0) % SLOTS
+
+
+_TAG_ALPHABET = (string.digits + string.ascii_letters).encode()
+
+
+@functools.cache
+def _slot_tags() -> tuple[bytes, ...]:
+    """For each slot, the first text over ``[0-9A-Za-z]`` (shortest first, then in alphabet order) whose CRC16
+    falls in it: three characters cover every slot (built once, in milliseconds)."""
+    tags: list[bytes | None] = [None] * SLOTS
+    left = SLOTS
+    for length in itertools.count(1):
+        for letters in itertools.product(_TAG_ALPHABET, repeat=length):
+            tag = bytes(letters)
+            slot = binascii.crc_hqx(tag, 0) % SLOTS
+            if tags[slot] is None:
+                tags[slot] = tag
+                left -= 1
+                if not left:
+                    return tuple(cast(list[bytes], tags))
+    raise AssertionError("unreachable: itertools.count never ends")
+
+
+def hash_tag_of(key: bytes) -> bytes:
+    """A hash tag (``{...}``, at most 5 bytes) that puts a key holding it, before any other ``{``, in the slot of
+    ``key``: how a key StreamGuard names joins a Feast key of the same entity, whose name it cannot choose."""
+    return b"{%s}" % _slot_tags()[key_slot(key)]

@@ -1,8 +1,8 @@
 """Whose keys these are: the **store project**, the one name every online-store key carries.
 
 Feast's key is ``<serialized entity key><project>``, so the namespace can only enter a Feast-compatible
-key through the project name. Every key (Feast's hashes, ``sgp:``, ``sgw-hb:``, ``sg-fresh:``, ``sg-gen:{``,
-``sg-cov:{``, the materializer's ``--no-status`` watermark) is built from
+key through the project name. Every key (Feast's hashes, ``sgp:``, ``sg-fresh:``, ``sg-gen:{``, ``sg-cov:{``,
+``sgw-hb:{``, the materializer's ``--no-status`` watermark) is built from
 ``store_project(namespace, spec.project)``, and the Feast repository and registry entries of a namespace's
 views use it as their Feast project, so Feast's own ``materialize_incremental`` and online read use the
 same keys.
@@ -19,8 +19,9 @@ patterns (:func:`acl_key_patterns`) tell tenants apart:
 - ``*_<tag>``: Feast's hashes (the store project is the key's end).
   No other namespace's key ends that way: its Feast keys end with ``_<its tag>``, and every other key ends
   with ``}``, with ``:`` and a view name, which holds no ``_``, or with ``:`` alone (the pane hash).
-- ``sg-gen:{<store project>}`` (the marker) and ``sg-cov:{<store project>}:*`` per project (the store project is
-  their hash tag, :mod:`streamguard.onlinestore.generation`).
+- ``sg-gen:{<store project>}`` (the marker), ``sg-cov:{<store project>}:*`` and ``sgw-hb:{<store project>}:*``
+  per project (the store project is their hash tag, :mod:`streamguard.onlinestore.generation`,
+  :mod:`streamguard.onlinestore.window_layout`).
 - ``<prefix>:<store project>:*`` per project for the other keys. The pane key puts the store project
   right after ``sgp:`` (the entity comes later) because a pattern with ``*`` in the middle would also match
   another tenant's key whose entity value happens to contain the text.
@@ -31,13 +32,14 @@ from collections.abc import Iterable
 
 from streamguard.api.common import NAME_PATTERN, PROJECT_PATTERN
 from streamguard.onlinestore.generation import coverage_key, generation_key
+from streamguard.onlinestore.window_layout import heartbeat_key
 
 DEFAULT_NAMESPACE = "default"
 """Kubernetes' namespace of a manifest without ``metadata.namespace`` (manifest files, library calls)."""
 _NAMESPACE = re.compile(NAME_PATTERN)
 _PROJECT = re.compile(PROJECT_PATTERN)
 _DASH = "D"
-_PREFIXED = (b"sgp:", b"sgw-hb:", b"sg-fresh:", b"streamguard:materialize:")
+_PREFIXED = (b"sgp:", b"sg-fresh:", b"streamguard:materialize:")
 """Keys that start with ``<prefix><store project>:`` (see the layout modules)."""
 
 
@@ -70,7 +72,8 @@ def acl_key_patterns(namespace: str, projects: Iterable[str]) -> list[str]:
     for project in sorted(set(projects)):
         store = store_project(namespace, project).encode()
         patterns += [(prefix + store + b":*").decode() for prefix in _PREFIXED]
-        patterns += [generation_key(store.decode()).decode(), coverage_key(store.decode(), "*").decode()]
+        patterns += [key(store.decode(), "*").decode() for key in (coverage_key, heartbeat_key)]
+        patterns.append(generation_key(store.decode()).decode())
     return patterns
 
 

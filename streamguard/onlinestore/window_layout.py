@@ -1,7 +1,7 @@
 """The streaming job's progress record and the encoding of its aggregates (the panes the windows are combined
 from are in :mod:`streamguard.onlinestore.pane_layout`).
 
-One progress record per view, the hash ``sgw-hb:<store project>:<view>`` (:class:`StreamProgress`, fields
+One progress record per view, the hash ``sgw-hb:{<store project>}:<view>`` (:class:`StreamProgress`, fields
 below): ``processed_at_ms`` says only that the job is alive; ``progress_at_ms`` is the newest wall-clock
 moment at which the job was caught up with its topic and healthy, the one serving judges freshness by.
 
@@ -102,7 +102,9 @@ class StreamProgress:
 
 
 def heartbeat_key(project: str, view: str) -> bytes:
-    return f"sgw-hb:{project}:{view}".encode()
+    """The store project is the hash tag, as of the generation marker and the coverage: a lookup reads the three
+    from one master of a Redis Cluster."""
+    return f"sgw-hb:{{{project}}}:{view}".encode()
 
 
 def encode_number(value: float | int | None) -> bytes | None:

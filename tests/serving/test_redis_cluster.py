@@ -19,8 +19,9 @@ from redis.cluster import RedisCluster
 
 from streamguard.devstack.private_redis import private_redis_cluster
 from streamguard.onlinestore.client import store_url
-from streamguard.onlinestore.feast_layout import redis_key
+from streamguard.onlinestore.feast_layout import redis_key, redis_key_of
 from streamguard.onlinestore.generation import combine_identities, generation_key
+from streamguard.onlinestore.pane_layout import pane_key, pane_prefix
 from streamguard.onlinestore.slots import key_slot
 from streamguard.onlinestore.writers import current_marker, store_identity
 from streamguard.serving.redis_cluster import ClusterPool
@@ -67,6 +68,11 @@ def test_key_slots_are_redis_own(tmp_path: Path) -> None:
     keys += [b"pre{" + bytes(rng.choice(b"ab}{") for _ in range(6)) + b"}post" for _ in range(300)]
     with private_redis_cluster(tmp_path, masters=3, replicas=0) as cluster, cluster.node(cluster.ports[0]) as node:
         assert [key_slot(key) for key in keys] == [int(cast(int, node.cluster("KEYSLOT", key))) for key in keys]
+        prefix = pane_prefix("p_default", "account-realtime", "0123456789ab")
+        panes = [pane_key(prefix, key) for key in keys]
+        feast = [redis_key_of(key, b"p_default") for key in keys]
+        assert ([node.cluster("KEYSLOT", key) for key in panes]  # the pane hash joins the entity's Feast hash
+                == [node.cluster("KEYSLOT", key) for key in feast])
 
 
 def test_serving_reads_every_master_and_a_generation_of_the_whole_cluster(tmp_path: Path) -> None:

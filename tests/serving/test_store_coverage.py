@@ -267,15 +267,17 @@ def test_a_redis_restart_reads_stale_until_reseeded_even_with_every_key_kept(tmp
 
 
 def test_coverage_of_an_older_pane_layout_does_not_count(store: Store) -> None:
-    """Right after an upgrade from pane keys without the final ``:`` (``panes/1``): the job's coverage names that
-    layout (``stream.panes:``) and the hashes under the new keys are empty until the job re-seeds them. Serving
-    reads the window view ``stale``, never the empty hashes as zeros."""
+    """Right after an upgrade from pane keys without the final ``:`` (``panes/1``) or without the hash tag
+    (``panes/2``): the job's coverage names that layout (``stream.panes:``, ``stream.panes2:``) and the hashes under
+    the new keys are empty until the job re-seeds them. Serving reads the window view ``stale``, never the empty
+    hashes as zeros."""
     _seed(store)
     coverage = coverage_key(keys_of(store.project), WINDOW_VIEW)
     fields = cast(dict[bytes, bytes], store.client.hgetall(coverage))  # type: ignore[arg-type]
-    assert fields and all(field.startswith(b"stream.panes2:") for field in fields)
+    assert fields and all(field.startswith(b"stream.panes3:") for field in fields)
     store.client.delete(coverage)
-    store.client.hset(coverage, mapping={b"stream.panes:" + f.split(b":", 1)[1]: v for f, v in fields.items()})  # type: ignore[arg-type]
+    store.client.hset(coverage, mapping={older + f.split(b":", 1)[1]: v  # type: ignore[arg-type]
+                                         for f, v in fields.items() for older in (b"stream.panes:", b"stream.panes2:")})
     for key in store.client.scan_iter(match=b"sgp:*"):
         store.client.delete(key)
     with store.serve() as app:

@@ -13,7 +13,8 @@ from redis.exceptions import ClusterDownError, MovedError, RedisClusterException
 
 from streamguard.api.streamingwindow import RECORDS_PER_TRIGGER_SECOND, Aggregation, StreamingWindowSpec
 from streamguard.jobspec import StreamJob, load
-from streamguard.onlinestore.feast_layout import serialize_entity_key
+from streamguard.onlinestore.feast_layout import redis_key_of, serialize_entity_key
+from streamguard.onlinestore.slots import hash_tag_of, key_slot
 from streamguard.onlinestore.tenancy import store_project
 from streamguard.windows import WindowShape
 from streamguard.workloads.producer.events import TrafficProfile, events, generate
@@ -147,8 +148,12 @@ def test_panes_render_one_hash_per_entity_with_the_partials_of_each_changed_pane
         "txn_count__n": [2, 1, 3], "amount_sum__s": [5.5, None, 7.0], "amount_max__m": [3.25, None, 4.0],
     }))
     assert [e.key for e in entities] == [
-        f"sgp:proj_ns:account-realtime:{plan.pane_shape.state_id()}:".encode() + serialize_entity_key({"account_id": a})
-        + b":" for a in ("A1", "A2")]
+        f"sgp:proj_ns:account-realtime:{plan.pane_shape.state_id()}:".encode()
+        + hash_tag_of(redis_key_of(serialize_entity_key({"account_id": a}), b"proj_ns"))
+        + serialize_entity_key({"account_id": a}) + b":" for a in ("A1", "A2")]
+    assert [key_slot(e.key) for e in entities] == [
+        key_slot(redis_key_of(serialize_entity_key({"account_id": a}), b"proj_ns")) for a in ("A1", "A2")
+    ], "an entity's panes share the slot of its Feast hash"
     assert entities[0].panes == ((b"1:60000", b"2,5.5,3.25"), (b"3:0", b"3,7.0,4.0"))
     assert entities[1].panes == ((b"1:60000", b"1,,"),), "a null partial is empty"
 
