@@ -19,7 +19,6 @@ reads grouped by node and sent as one pipelined round trip per node, all nodes a
 
 import asyncio
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import cast
 
 import hiredis
@@ -47,10 +46,6 @@ _DOWN = ("CLUSTERDOWN", "TRYAGAIN")
 ``cluster-require-full-coverage yes`` every node says so while any slot has none), or a slot mid-migration."""
 _ASKING = pack(b"ASKING")
 _CLUSTER_SLOTS = pack(b"CLUSTER", b"SLOTS")
-_ERROR = hiredis.ReplyError
-"""The type of an error reply (hiredis' reader makes no subclass of it)."""
-_slot = lru_cache(maxsize=1 << 16)(key_slot)
-"""A key's slot, remembered: a request's metadata keys are the same for every request, an entity's for each of its."""
 
 Address = tuple[str, int]
 
@@ -200,12 +195,7 @@ class ClusterPool:
         slots = self._slots
         groups: dict[Address, list[int]] = {}
         for index, read in enumerate(reads):
-            address = slots[_slot(read[0])]
-            group = groups.get(address)
-            if group is None:
-                groups[address] = [index]
-            else:
-                group.append(index)
+            groups.setdefault(slots[key_slot(read[0])], []).append(index)
         asking: set[int] = set()
         replies: list[object] = [None] * len(reads)
         unreachable = 0
@@ -222,12 +212,7 @@ class ClusterPool:
                     for index in indices:
                         replies[index] = Unreachable(str(answer))
                     continue
-                answer = _without_asking(answer, ask)
-                if _ERROR not in map(type, answer):  # the usual case, checked without a Python loop
-                    for index, reply in zip(indices, answer, strict=True):
-                        replies[index] = reply
-                    continue
-                for index, reply in zip(indices, answer, strict=True):
+                for index, reply in zip(indices, _without_asking(answer, ask), strict=True):
                     if not isinstance(reply, hiredis.ReplyError):
                         replies[index] = reply
                         continue

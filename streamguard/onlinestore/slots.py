@@ -4,7 +4,6 @@ import binascii
 import functools
 import itertools
 import string
-from typing import cast
 
 SLOTS = 16384
 
@@ -27,18 +26,13 @@ _TAG_ALPHABET = (string.digits + string.ascii_letters).encode()
 def _slot_tags() -> tuple[bytes, ...]:
     """For each slot, the first text over ``[0-9A-Za-z]`` (shortest first, then in alphabet order) whose CRC16
     falls in it: three characters cover every slot (built once, in milliseconds)."""
-    tags: list[bytes | None] = [None] * SLOTS
-    left = SLOTS
-    for length in itertools.count(1):
-        for letters in itertools.product(_TAG_ALPHABET, repeat=length):
-            tag = bytes(letters)
-            slot = binascii.crc_hqx(tag, 0) % SLOTS
-            if tags[slot] is None:
-                tags[slot] = tag
-                left -= 1
-                if not left:
-                    return tuple(cast(list[bytes], tags))
-    raise AssertionError("unreachable: itertools.count never ends")
+    candidates = (bytes(letters) for length in itertools.count(1)
+                  for letters in itertools.product(_TAG_ALPHABET, repeat=length))
+    tags: dict[int, bytes] = {}
+    while len(tags) < SLOTS:
+        tag = next(candidates)
+        tags.setdefault(binascii.crc_hqx(tag, 0) % SLOTS, tag)
+    return tuple(tags[slot] for slot in range(SLOTS))
 
 
 def hash_tag_of(key: bytes) -> bytes:
